@@ -1,0 +1,22 @@
+"""The ``habitreward`` command line. Commands live in sibling modules by topic; plugins add
+theirs through the ``habitreward_register_commands`` hook."""
+
+from __future__ import annotations
+
+import sys
+
+from habitreward.cli.app import cli, run
+
+# Importing a module registers its commands on ``cli``.
+from habitreward.cli import admin, db, plugins, tracking  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from habitreward.cli.app import register_plugin_commands
+
+    register_plugin_commands()
+    sys.exit(run(argv))
+
+
+__all__ = ["cli", "main"]

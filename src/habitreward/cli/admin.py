@@ -1,0 +1,286 @@
+"""``habitreward users|habits|rewards``: what an operator scripts."""
+
+from __future__ import annotations
+
+import click
+
+from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.output import emit, emit_table, json_option
+
+
+def _user_dict(user) -> dict:  # noqa: ANN001
+    return {
+        "telegram_id": user.telegram_id,
+        "name": user.name,
+        "active": user.active,
+        "admin": user.is_admin,
+        "language": user.language,
+        "timezone": user.timezone,
+        "created_at": user.created_at.isoformat(" ", "seconds"),
+    }
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """List, add, approve and remove users."""
+
+
+@users.command("list")
+@json_option
+@pass_app
+def users_list(app: AppContext, as_json: bool) -> None:
+    """Every user, oldest first."""
+    rows = [_user_dict(u) for u in app.engine().list_users()]
+    emit(as_json, rows, lambda: emit_table(
+        ["telegram_id", "name", "active", "admin", "language", "timezone"],
+        [(r["telegram_id"], r["name"], "yes" if r["active"] else "no", "yes" if r["admin"] else "no",
+          r["language"], r["timezone"]) for r in rows],
+        empty="No users yet.",
+    ))
+
+
+@users.command("add")
+@click.argument("telegram_id", type=int)
+@click.option("--name", required=True, help="Display name.")
+@click.option("--active", is_flag=True, help="Approve at once (default: waits for approval).")
+@click.option("--admin", is_flag=True, help="Make an admin (implies --active).")
+@click.option("--timezone", "timezone", metavar="TZ", help="IANA name (Asia/Almaty) or offset (UTC+5).")
+@click.option("--language", metavar="xx", help="en, ru or kk.")
+@pass_app
+def users_add(app: AppContext, telegram_id: int, name: str, active: bool, admin: bool,
+              timezone: str | None, language: str | None) -> None:
+    """Add the user with Telegram id TELEGRAM_ID."""
+    user = app.engine().add_user(telegram_id, name, active=active, admin=admin, timezone=timezone, language=language)
+    state = "admin" if user.is_admin else ("active" if user.active else "waiting for approval")
+    click.echo(f"Added {user.name} ({user.telegram_id}), {state}.")
+
+
+@users.command("activate")
+@click.argument("telegram_id", type=int)
+@pass_app
+def users_activate(app: AppContext, telegram_id: int) -> None:
+    """Approve a user: they can use the bot."""
+    user = app.engine().activate_user(telegram_id)
+    click.echo(f"{user.name} ({user.telegram_id}) is active.")
+
+
+@users.command("deactivate")
+@click.argument("telegram_id", type=int)
+@pass_app
+def users_deactivate(app: AppContext, telegram_id: int) -> None:
+    """Block a user; their data stays."""
+    user = app.engine().deactivate_user(telegram_id)
+    click.echo(f"{user.name} ({user.telegram_id}) is inactive.")
+
+
+@users.command("promote")
+@click.argument("telegram_id", type=int)
+@click.option("--revoke", is_flag=True, help="Take admin rights away instead.")
+@pass_app
+def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
+    """Make a user an admin (approves them too)."""
+    user = app.engine().promote_user(telegram_id, admin=not revoke)
+    click.echo(f"{user.name} ({user.telegram_id}) is {'an admin' if user.is_admin else 'no longer an admin'}.")
+
+
+@users.command("delete")
+@click.argument("telegram_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def users_delete(app: AppContext, telegram_id: int, yes: bool) -> None:
+    """Delete a user and everything that is theirs (logs, progress, personal habits and rewards)."""
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    if not yes:
+        click.confirm(f"Delete {user.name} ({telegram_id}) and all their data?", abort=True)
+    counts = engine.delete_user(telegram_id)
+    detail = ", ".join(f"{n} {table}" for table, n in counts.items() if table != "users")
+    click.echo(f"Deleted {user.name} ({telegram_id})" + (f" with {detail}." if detail else "."))
+
+
+# --- habits ------------------------------------------------------------------------------
+
+
+def _owner(app: AppContext, telegram_id: int | None):  # noqa: ANN202
+    return app.engine().get_user(telegram_id) if telegram_id is not None else None
+
+
+def _habit_dict(habit) -> dict:  # noqa: ANN001
+    return {
+        "id": habit.id,
+        "name": habit.name,
+        "weight": habit.weight,
+        "category": habit.category,
+        "skip_days": habit.allowed_skip_days,
+        "owner": habit.owner.telegram_id if habit.owner_id else None,
+        "active": habit.active,
+    }
+
+
+@cli.group()
+def habits() -> None:
+    """List, add, edit and remove habits (shared, or personal with --user)."""
+
+
+@habits.command("list")
+@click.option("--user", "telegram_id", type=int, help="Only what this user sees.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed habits.")
+@json_option
+@pass_app
+def habits_list(app: AppContext, telegram_id: int | None, include_inactive: bool, as_json: bool) -> None:
+    """Habits, shared ones first."""
+    engine = app.engine()
+    if telegram_id is not None:
+        items = engine.habits_for(engine.get_user(telegram_id))
+    else:
+        items = engine.all_habits(include_inactive=include_inactive)
+    rows = [_habit_dict(h) for h in items]
+    emit(as_json, rows, lambda: emit_table(
+        ["id", "name", "weight", "category", "skip_days", "owner", "active"],
+        [(r["id"], r["name"], r["weight"], r["category"] or "", r["skip_days"], r["owner"] or "shared",
+          "yes" if r["active"] else "no") for r in rows],
+        empty="No habits yet.",
+    ))
+
+
+@habits.command("add")
+@click.argument("name")
+@click.option("--weight", type=int, default=10, show_default=True, help="1-100; heavier habits raise reward odds.")
+@click.option("--category", help="Free-form group such as health.")
+@click.option("--skip-days", type=int, default=0, show_default=True, help="Missed days that keep a streak.")
+@click.option("--user", "telegram_id", type=int, help="Personal habit of this user (default: shared).")
+@pass_app
+def habits_add(app: AppContext, name: str, weight: int, category: str | None, skip_days: int,
+               telegram_id: int | None) -> None:
+    """Add a habit called NAME."""
+    habit = app.engine().add_habit(name, weight=weight, category=category, allowed_skip_days=skip_days,
+                                   owner=_owner(app, telegram_id))
+    click.echo(f"Added {'personal' if habit.owner_id else 'shared'} habit {habit.name!r} (id {habit.id}).")
+
+
+@habits.command("edit")
+@click.argument("name")
+@click.option("--name", "new_name", help="New name.")
+@click.option("--weight", type=int, help="1-100.")
+@click.option("--category", help="New category ('' clears it).")
+@click.option("--skip-days", type=int, help="Missed days that keep a streak.")
+@click.option("--user", "telegram_id", type=int, help="Look the habit up among this user's habits.")
+@pass_app
+def habits_edit(app: AppContext, name: str, new_name: str | None, weight: int | None, category: str | None,
+                skip_days: int | None, telegram_id: int | None) -> None:
+    """Change the habit called NAME."""
+    engine = app.engine()
+    habit = engine.find_habit(_owner(app, telegram_id), name)
+    kwargs = {} if category is None else {"category": category}
+    habit = engine.edit_habit(habit, name=new_name, weight=weight, allowed_skip_days=skip_days, **kwargs)
+    click.echo(f"Updated habit {habit.name!r}.")
+
+
+@habits.command("remove")
+@click.argument("name")
+@click.option("--user", "telegram_id", type=int, help="Look the habit up among this user's habits.")
+@pass_app
+def habits_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
+    """Remove the habit called NAME (its history stays)."""
+    engine = app.engine()
+    habit = engine.remove_habit(engine.find_habit(_owner(app, telegram_id), name))
+    click.echo(f"Removed habit {habit.name!r}.")
+
+
+# --- rewards -----------------------------------------------------------------------------
+
+
+def _reward_dict(reward) -> dict:  # noqa: ANN001
+    return {
+        "id": reward.id,
+        "name": reward.name,
+        "weight": reward.weight,
+        "type": reward.type,
+        "pieces": reward.pieces_required,
+        "value": str(reward.piece_value) if reward.piece_value is not None else None,
+        "max_per_day": reward.max_per_day,
+        "owner": reward.owner.telegram_id if reward.owner_id else None,
+        "active": reward.active,
+    }
+
+
+@cli.group()
+def rewards() -> None:
+    """List, add, edit and remove rewards (shared, or personal with --user)."""
+
+
+@rewards.command("list")
+@click.option("--user", "telegram_id", type=int, help="Only what this user sees.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed rewards.")
+@json_option
+@pass_app
+def rewards_list(app: AppContext, telegram_id: int | None, include_inactive: bool, as_json: bool) -> None:
+    """Rewards, shared ones first."""
+    engine = app.engine()
+    if telegram_id is not None:
+        items = engine.rewards_for(engine.get_user(telegram_id))
+    else:
+        items = engine.all_rewards(include_inactive=include_inactive)
+    rows = [_reward_dict(r) for r in items]
+    emit(as_json, rows, lambda: emit_table(
+        ["id", "name", "weight", "type", "pieces", "value", "max/day", "owner", "active"],
+        [(r["id"], r["name"], f"{r['weight']:g}", r["type"], r["pieces"], r["value"] or "",
+          r["max_per_day"] or "no limit", r["owner"] or "shared", "yes" if r["active"] else "no") for r in rows],
+        empty="No rewards yet.",
+    ))
+
+
+_TYPES = click.Choice(["virtual", "real", "none"], case_sensitive=False)
+
+
+@rewards.command("add")
+@click.argument("name")
+@click.option("--weight", type=float, default=1.0, show_default=True, help="Above 0; relative chance in the draw.")
+@click.option("--type", "kind", type=_TYPES, default="virtual", show_default=True,
+              help="'none' is a 'no reward this time' entry.")
+@click.option("--pieces", type=int, default=1, show_default=True, help="Pieces needed before it can be claimed.")
+@click.option("--value", help="Value of one piece, e.g. 2.50.")
+@click.option("--max-per-day", type=int, default=1, show_default=True, help="Draws per user and day; 0 = no limit.")
+@click.option("--user", "telegram_id", type=int, help="Personal reward of this user (default: shared).")
+@pass_app
+def rewards_add(app: AppContext, name: str, weight: float, kind: str, pieces: int, value: str | None,
+                max_per_day: int, telegram_id: int | None) -> None:
+    """Add a reward called NAME."""
+    reward = app.engine().add_reward(name, weight=weight, type=kind, pieces_required=pieces, piece_value=value,
+                                     max_per_day=max_per_day, owner=_owner(app, telegram_id))
+    click.echo(f"Added {'personal' if reward.owner_id else 'shared'} reward {reward.name!r} (id {reward.id}).")
+
+
+@rewards.command("edit")
+@click.argument("name")
+@click.option("--name", "new_name", help="New name.")
+@click.option("--weight", type=float, help="Above 0.")
+@click.option("--type", "kind", type=_TYPES)
+@click.option("--pieces", type=int, help="Pieces needed.")
+@click.option("--value", help="Value of one piece ('' clears it).")
+@click.option("--max-per-day", type=int, help="0 = no limit.")
+@click.option("--user", "telegram_id", type=int, help="Look the reward up among this user's rewards.")
+@pass_app
+def rewards_edit(app: AppContext, name: str, new_name: str | None, weight: float | None, kind: str | None,
+                 pieces: int | None, value: str | None, max_per_day: int | None, telegram_id: int | None) -> None:
+    """Change the reward called NAME."""
+    engine = app.engine()
+    reward = engine.find_reward(_owner(app, telegram_id), name)
+    kwargs = {} if value is None else {"piece_value": value}
+    reward = engine.edit_reward(reward, name=new_name, weight=weight, type=kind, pieces_required=pieces,
+                                max_per_day=max_per_day, **kwargs)
+    click.echo(f"Updated reward {reward.name!r}.")
+
+
+@rewards.command("remove")
+@click.argument("name")
+@click.option("--user", "telegram_id", type=int, help="Look the reward up among this user's rewards.")
+@pass_app
+def rewards_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
+    """Remove the reward called NAME from the draw (earned pieces stay claimable)."""
+    engine = app.engine()
+    reward = engine.remove_reward(engine.find_reward(_owner(app, telegram_id), name))
+    click.echo(f"Removed reward {reward.name!r}.")

@@ -1,0 +1,145 @@
+"""The root click group, its shared options, and how errors reach the user."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import peewee
+
+from habitreward import __version__
+from habitreward.errors import ConfigError, HabitRewardError
+
+
+@dataclass
+class AppContext:
+    """Lazily built settings and engine, shared by every command of one invocation."""
+
+    overrides: dict[str, Any]
+    env_file: str | None
+    _settings: Any = None
+    _engine: Any = None
+    _plugin_manager: Any = field(default=None)
+
+    @property
+    def settings(self):  # noqa: ANN201
+        if self._settings is None:
+            from habitreward.settings import Settings
+
+            self._settings = Settings.load(env_file=self.env_file, **self.overrides)
+        return self._settings
+
+    @property
+    def plugin_manager(self):  # noqa: ANN201
+        if self._plugin_manager is None:
+            from habitreward.plugins import make_plugin_manager
+
+            self._plugin_manager = make_plugin_manager()
+        return self._plugin_manager
+
+    def engine(self, *, upgrade_sqlite: bool = True):  # noqa: ANN201
+        """The engine, with the schema checked: a fresh SQLite file is set up on the spot,
+        anything else with pending migrations asks for ``habitreward db upgrade``."""
+        if self._engine is None:
+            from habitreward.db import is_sqlite
+            from habitreward.engine import Engine
+
+            engine = Engine(self.settings, plugin_manager=self.plugin_manager)
+            pending = engine.pending_migrations()
+            if pending:
+                if upgrade_sqlite and is_sqlite(engine.db):
+                    engine.upgrade_schema()
+                else:
+                    raise ConfigError(
+                        f"The database needs {len(pending)} migration(s): run `habitreward db upgrade` first."
+                    )
+            self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+class HabitRewardGroup(click.Group):
+    """Turns domain and database errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HabitRewardError as exc:
+            raise click.ClickException(str(exc)) from None
+        except peewee.OperationalError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(f"Database error: {message}") from None
+
+
+@click.group(cls=HabitRewardGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="habitreward")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Where the data lives [env: DATABASE_URL; default: sqlite:///habitreward.db].",
+)
+@click.option(
+    "--env-file",
+    default=".env",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="File of settings (KEY=value) read before the environment.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, env_file: str, verbose: int) -> None:
+    """habitreward: a gamified habit tracker for Telegram, with plugins.
+
+    Log habits, keep streaks, win rewards piece by piece. Settings come from
+    the environment and .env (see docs/configuration.md); every command here
+    works on the database named by DATABASE_URL.
+
+    \b
+    First steps:
+      habitreward chat                 talk to the bot in this terminal
+      habitreward users add 42 --name Ann --active
+      habitreward habits add Running --weight 20
+      habitreward done 42 Running
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = AppContext(overrides={"database_url": database_url}, env_file=env_file)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+_plugins_registered = False
+
+
+def register_plugin_commands() -> None:
+    """Let plugins add commands (once per process)."""
+    global _plugins_registered
+    if _plugins_registered:
+        return
+    _plugins_registered = True
+    from habitreward.hooks import Hooks
+    from habitreward.plugins import make_plugin_manager
+
+    Hooks(make_plugin_manager()).register_commands(cli)
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="habitreward", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0

@@ -1,0 +1,149 @@
+"""``habitreward done|undo|claim|streaks|history|odds|progress``: a user's day, from a script."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.output import emit, emit_json, emit_table, json_option
+from habitreward.errors import ValidationError
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"--date must look like 2026-01-31, got {value!r}.") from None
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@click.argument("habit")
+@click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Backdate to one of the user's last 7 days.")
+@json_option
+@pass_app
+def done(app: AppContext, telegram_id: int, habit: str, date_text: str | None, as_json: bool) -> None:
+    """Log HABIT as done by user TELEGRAM_ID (today in their time zone, or --date)."""
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    result = engine.complete(user, engine.find_habit(user, habit), day=_parse_date(date_text), source="cli")
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    if result.already_done:
+        click.echo(f"{result.habit.name} was already done on {result.day.isoformat()} (streak {result.streak}).")
+        return
+    click.echo(f"{result.habit.name} done on {result.day.isoformat()}: streak {result.streak}.")
+    if result.reward is not None:
+        progress = result.progress
+        click.echo(f"Reward: {result.reward.name} ({progress.pieces_earned}/{result.reward.pieces_required})"
+                   + (" - achieved, ready to claim!" if result.status and result.status.value == "achieved" else ""))
+    else:
+        click.echo("No reward this time.")
+    for award in result.awards:
+        click.echo(f"Bonus: {award.message or award.kind}")
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@click.argument("habit")
+@json_option
+@pass_app
+def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
+    """Revert the last completion of HABIT by user TELEGRAM_ID (and its unclaimed piece)."""
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    result = engine.undo(user, engine.find_habit(user, habit))
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo(f"Undid {result.habit.name} on {result.day.isoformat()}; streak now {result.streak}.")
+    if result.piece_taken_back:
+        click.echo(f"A piece of {result.reward.name} was taken back.")
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@click.argument("reward")
+@json_option
+@pass_app
+def claim(app: AppContext, telegram_id: int, reward: str, as_json: bool) -> None:
+    """Claim the achieved REWARD for user TELEGRAM_ID."""
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    item = engine.find_reward(user, reward)
+    progress = engine.claim(user, item)
+    if as_json:
+        emit_json({"reward": item.name, "status": "claimed", "times_claimed": progress.times_claimed})
+        return
+    click.echo(f"Claimed {item.name} (claimed {progress.times_claimed} time(s) so far).")
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@json_option
+@pass_app
+def streaks(app: AppContext, telegram_id: int, as_json: bool) -> None:
+    """Current streak of each habit of user TELEGRAM_ID (0 once broken)."""
+    engine = app.engine()
+    infos = engine.streaks(engine.get_user(telegram_id))
+    emit(as_json, [i.as_dict() for i in infos], lambda: emit_table(
+        ["habit", "streak", "last done", "today"],
+        [(i.habit.name, i.streak, i.last_day.isoformat() if i.last_day else "never", "done" if i.done_today else "")
+         for i in infos],
+        empty="No habits yet.",
+    ))
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@click.option("--limit", type=click.IntRange(1, 10_000), help="How many (default: RECENT_LOGS_LIMIT).")
+@json_option
+@pass_app
+def history(app: AppContext, telegram_id: int, limit: int | None, as_json: bool) -> None:
+    """Latest completions of user TELEGRAM_ID, newest first."""
+    engine = app.engine()
+    entries = engine.history(engine.get_user(telegram_id), limit)
+    emit(as_json, [e.as_dict() for e in entries], lambda: emit_table(
+        ["date", "habit", "streak", "reward"],
+        [(e.log.completed_on.isoformat(), e.habit_name, e.log.streak_count, e.reward_name or "-") for e in entries],
+        empty="No completions yet.",
+    ))
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@click.argument("habit")
+@json_option
+@pass_app
+def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
+    """Chance of each reward if user TELEGRAM_ID completed HABIT now."""
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    result = engine.odds(user, engine.find_habit(user, habit))
+    rows = [r.as_dict() for r in result.rows]
+
+    def table() -> None:
+        click.echo(f"{result.habit.name}: streak {result.streak}, multiplier x{result.multiplier:.2f}")
+        emit_table(["reward", "chance"], [(r["reward"] or "(no reward)", f"{r['probability']:.1%}") for r in rows])
+
+    emit(as_json, rows, table)
+
+
+@cli.command()
+@click.argument("telegram_id", type=int)
+@json_option
+@pass_app
+def progress(app: AppContext, telegram_id: int, as_json: bool) -> None:
+    """Reward pieces of user TELEGRAM_ID and what can be claimed."""
+    engine = app.engine()
+    entries = engine.progress(engine.get_user(telegram_id))
+    emit(as_json, [e.as_dict() for e in entries], lambda: emit_table(
+        ["reward", "pieces", "status", "claimed"],
+        [(e.reward.name, f"{e.pieces_earned}/{e.pieces_required}", e.status.value, e.times_claimed) for e in entries],
+        empty="No reward pieces yet.",
+    ))

@@ -1,0 +1,109 @@
+"""What every part of the engine shares: settings, database, plugins, clock and randomness."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import peewee
+import pluggy
+
+from habitreward.db import is_postgres, open_database
+from habitreward.engine.validation import zone_of
+from habitreward.hooks import Hooks
+from habitreward.models import User
+from habitreward.plugins import make_plugin_manager
+from habitreward.settings import Settings
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def to_utc_naive(moment: dt.datetime) -> dt.datetime:
+    """The naive UTC form the tables store (a naive input is taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+class EngineBase:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database: peewee.Database | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ):
+        self.settings = settings or Settings.load()
+        self.db = database or open_database(self.settings.database_url)
+        self.pm = plugin_manager or make_plugin_manager()
+        self.hooks = Hooks(self.pm)
+        self.rng = rng or random.Random()
+        self._clock = clock or system_clock
+        # A pooled PostgreSQL connection goes back to the pool after each operation;
+        # a SQLite connection is cheap to keep for the thread's lifetime.
+        self._release_connections = is_postgres(self.db)
+
+    # --- time ------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The current moment, timezone-aware (injectable for tests and simulations)."""
+        moment = self._clock()
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+    def utcnow(self) -> dt.datetime:
+        """The current moment as the naive UTC datetime the tables store."""
+        return to_utc_naive(self.now())
+
+    def user_zone(self, user: User) -> dt.tzinfo:
+        return zone_of(user.timezone)
+
+    def local_date(self, user: User, moment: dt.datetime | None = None) -> dt.date:
+        """The user's calendar date at ``moment`` (default: now)."""
+        moment = moment or self.now()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        return moment.astimezone(self.user_zone(user)).date()
+
+    def today(self, user: User) -> dt.date:
+        return self.local_date(user)
+
+    # --- database sessions ---------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """A connection for the duration of an operation (reentrant)."""
+        opened = self.db.is_closed()
+        if opened:
+            self.db.connect()
+        try:
+            yield
+        finally:
+            if opened and self._release_connections and not self.db.in_transaction():
+                self.db.close()
+
+    @contextmanager
+    def transaction(self, lock_user: User | None = None) -> Iterator[None]:
+        """One atomic unit of work. ``lock_user`` serialises work on that user's data.
+
+        SQLite transactions take the write lock at BEGIN (see db.py); on
+        PostgreSQL the user's row is locked, so two completions by one person
+        never interleave, while different people never wait on each other.
+        """
+        with self.session(), self.db.atomic():
+            if lock_user is not None and is_postgres(self.db) and self.db.transaction_depth() == 1:
+                self.db.execute_sql("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (lock_user.id,))
+            yield
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+        if hasattr(self.db, "close_all"):
+            self.db.close_all()

@@ -1,0 +1,239 @@
+"""Habits and rewards: shared (no owner, admins edit) or personal (one owner).
+
+Names are unique, case-insensitively, among what one user sees: a personal
+name may not repeat a shared one, and a shared name may not repeat anybody's
+personal one.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import peewee
+
+from habitreward.engine import validation
+from habitreward.engine.base import EngineBase
+from habitreward.errors import Conflict, NotFound, PermissionDenied
+from habitreward.models import Habit, Reward, User
+
+ItemT = TypeVar("ItemT", Habit, Reward)
+
+_UNSET: Any = object()
+
+
+def _visible_to(model: type[ItemT], user: User | None) -> peewee.Expression:
+    if user is None:
+        return model.owner.is_null()
+    return model.owner.is_null() | (model.owner == user.id)
+
+
+class CatalogMixin(EngineBase):
+    # --- shared helpers ------------------------------------------------------------
+
+    def _check_unique(self, model: type[ItemT], name: str, owner: User | None, exclude_id: int | None = None) -> None:
+        query = model.select(model.id).where(model.active & (peewee.fn.LOWER(model.name) == name.lower()))
+        if owner is not None:
+            query = query.where(_visible_to(model, owner))
+        if exclude_id is not None:
+            query = query.where(model.id != exclude_id)
+        if query.exists():
+            what = "habit" if model is Habit else "reward"
+            raise Conflict(f"There is already a {what} called {name!r}.")
+
+    def _check_may_edit(self, item: Habit | Reward, actor: User | None) -> None:
+        if actor is None:  # the operator at the command line
+            return
+        if item.owner_id is None and not actor.is_admin:
+            raise PermissionDenied("Only an admin can change a shared one.")
+        if item.owner_id is not None and item.owner_id != actor.id and not actor.is_admin:
+            raise PermissionDenied("That belongs to someone else.")
+
+    def _get_visible(self, model: type[ItemT], user: User | None, item_id: int) -> ItemT:
+        with self.session():
+            query = model.select().where((model.id == int(item_id)) & model.active)
+            if user is not None:
+                query = query.where(_visible_to(model, user))
+            item = query.first()
+        if item is None:
+            raise NotFound("That habit no longer exists." if model is Habit else "That reward no longer exists.")
+        return item
+
+    def _find_by_name(self, model: type[ItemT], user: User | None, name: str) -> ItemT:
+        wanted = " ".join((name or "").split()).lower()
+        with self.session():
+            query = model.select().where(model.active & (peewee.fn.LOWER(model.name) == wanted))
+            query = query.where(_visible_to(model, user)) if user is not None else query
+            # A personal item shadows nothing (names are unique) but prefer it if data is odd.
+            item = query.order_by(model.owner.is_null(), model.id).first()
+        if item is None:
+            what = "habit" if model is Habit else "reward"
+            raise NotFound(f"No {what} called {name!r}.")
+        return item
+
+    # --- habits ----------------------------------------------------------------------
+
+    def habits_for(self, user: User | None) -> list[Habit]:
+        """Active habits ``user`` sees (all shared ones when ``user`` is None), by name."""
+        with self.session():
+            query = Habit.select().where(Habit.active & _visible_to(Habit, user))
+            return list(query.order_by(peewee.fn.LOWER(Habit.name), Habit.id))
+
+    def all_habits(self, include_inactive: bool = False) -> list[Habit]:
+        with self.session():
+            query = Habit.select(Habit, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Habit.owner == User.id))
+            if not include_inactive:
+                query = query.where(Habit.active)
+            return list(query.order_by(Habit.owner.is_null(desc=True), peewee.fn.LOWER(Habit.name)))
+
+    def get_habit(self, user: User | None, habit_id: int) -> Habit:
+        """A habit ``user`` may see; NotFound for another user's, a removed or a made-up id."""
+        return self._get_visible(Habit, user, habit_id)
+
+    def find_habit(self, user: User | None, name: str) -> Habit:
+        return self._find_by_name(Habit, user, name)
+
+    def add_habit(
+        self,
+        name: str,
+        *,
+        weight: int = 10,
+        category: str | None = None,
+        allowed_skip_days: int = 0,
+        owner: User | None = None,
+        actor: User | None = None,
+    ) -> Habit:
+        name = validation.clean_name(name, "habit name")
+        weight = validation.habit_weight(weight)
+        skip = validation.skip_days(allowed_skip_days)
+        category = validation.clean_name(category, "category") if category else None
+        if actor is not None and owner is None and not actor.is_admin:
+            raise PermissionDenied("Only an admin can add a shared habit.")
+        with self.transaction():
+            self._check_unique(Habit, name, owner)
+            return Habit.create(
+                name=name,
+                weight=weight,
+                category=category,
+                allowed_skip_days=skip,
+                owner=owner,
+                created_at=self.utcnow(),
+            )
+
+    def edit_habit(
+        self,
+        habit: Habit,
+        *,
+        name: str | None = None,
+        weight: int | None = None,
+        category: str | None = _UNSET,
+        allowed_skip_days: int | None = None,
+        actor: User | None = None,
+    ) -> Habit:
+        self._check_may_edit(habit, actor)
+        with self.transaction():
+            habit = Habit.get_by_id(habit.id)
+            if name is not None:
+                habit.name = validation.clean_name(name, "habit name")
+                self._check_unique(Habit, habit.name, habit.owner, exclude_id=habit.id)
+            if weight is not None:
+                habit.weight = validation.habit_weight(weight)
+            if category is not _UNSET:
+                habit.category = validation.clean_name(category, "category") if category else None
+            if allowed_skip_days is not None:
+                habit.allowed_skip_days = validation.skip_days(allowed_skip_days)
+            habit.save()
+        return habit
+
+    def remove_habit(self, habit: Habit, *, actor: User | None = None) -> Habit:
+        """Soft delete: the habit disappears from menus, its history stays."""
+        self._check_may_edit(habit, actor)
+        with self.transaction():
+            Habit.update(active=False, updated_at=self.utcnow()).where(Habit.id == habit.id).execute()
+        habit.active = False
+        return habit
+
+    # --- rewards ----------------------------------------------------------------------
+
+    def rewards_for(self, user: User | None) -> list[Reward]:
+        with self.session():
+            query = Reward.select().where(Reward.active & _visible_to(Reward, user))
+            return list(query.order_by(peewee.fn.LOWER(Reward.name), Reward.id))
+
+    def all_rewards(self, include_inactive: bool = False) -> list[Reward]:
+        with self.session():
+            query = Reward.select(Reward, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Reward.owner == User.id))
+            if not include_inactive:
+                query = query.where(Reward.active)
+            return list(query.order_by(Reward.owner.is_null(desc=True), peewee.fn.LOWER(Reward.name)))
+
+    def get_reward(self, user: User | None, reward_id: int) -> Reward:
+        return self._get_visible(Reward, user, reward_id)
+
+    def find_reward(self, user: User | None, name: str) -> Reward:
+        return self._find_by_name(Reward, user, name)
+
+    def add_reward(
+        self,
+        name: str,
+        *,
+        weight: float = 1.0,
+        type: str = "virtual",
+        pieces_required: int = 1,
+        piece_value: Decimal | float | str | None = None,
+        max_per_day: int = 1,
+        owner: User | None = None,
+        actor: User | None = None,
+    ) -> Reward:
+        name = validation.clean_name(name, "reward name")
+        fields = {
+            "weight": validation.reward_weight(weight),
+            "type": validation.reward_type(type),
+            "pieces_required": validation.pieces_required(pieces_required),
+            "piece_value": validation.piece_value(piece_value),
+            "max_per_day": validation.max_per_day(max_per_day),
+        }
+        if actor is not None and owner is None and not actor.is_admin:
+            raise PermissionDenied("Only an admin can add a shared reward.")
+        with self.transaction():
+            self._check_unique(Reward, name, owner)
+            return Reward.create(name=name, owner=owner, created_at=self.utcnow(), **fields)
+
+    def edit_reward(
+        self,
+        reward: Reward,
+        *,
+        name: str | None = None,
+        weight: float | None = None,
+        type: str | None = None,
+        pieces_required: int | None = None,
+        piece_value: Decimal | float | str | None = _UNSET,
+        max_per_day: int | None = None,
+        actor: User | None = None,
+    ) -> Reward:
+        self._check_may_edit(reward, actor)
+        with self.transaction():
+            reward = Reward.get_by_id(reward.id)
+            if name is not None:
+                reward.name = validation.clean_name(name, "reward name")
+                self._check_unique(Reward, reward.name, reward.owner, exclude_id=reward.id)
+            if weight is not None:
+                reward.weight = validation.reward_weight(weight)
+            if type is not None:
+                reward.type = validation.reward_type(type)
+            if pieces_required is not None:
+                reward.pieces_required = validation.pieces_required(pieces_required)
+            if piece_value is not _UNSET:
+                reward.piece_value = validation.piece_value(piece_value)
+            if max_per_day is not None:
+                reward.max_per_day = validation.max_per_day(max_per_day)
+            reward.save()
+        return reward
+
+    def remove_reward(self, reward: Reward, *, actor: User | None = None) -> Reward:
+        """Soft delete: no longer drawn; earned progress stays visible and claimable."""
+        self._check_may_edit(reward, actor)
+        with self.transaction():
+            Reward.update(active=False, updated_at=self.utcnow()).where(Reward.id == reward.id).execute()
+        reward.active = False
+        return reward

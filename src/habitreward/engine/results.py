@@ -1,0 +1,145 @@
+"""What engine operations return: plain data for the CLI, the bot and plugins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from habitreward.events import Award
+from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    habit: Habit
+    day: dt.date
+    streak: int
+    already_done: bool
+    log: HabitLog
+    reward: Reward | None = None  # a real reward whose piece was added; None for "no reward"
+    progress: RewardProgress | None = None
+    multiplier: float = 1.0
+    backdated: bool = False
+    awards: tuple[Award, ...] = ()
+
+    @property
+    def status(self) -> ProgressStatus | None:
+        if self.reward is None or self.progress is None:
+            return None
+        return self.progress.status_for(self.reward.pieces_required)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "habit": self.habit.name,
+            "date": self.day.isoformat(),
+            "streak": self.streak,
+            "already_done": self.already_done,
+            "backdated": self.backdated,
+            "reward": self.reward.name if self.reward else None,
+            "pieces_earned": self.progress.pieces_earned if self.progress else None,
+            "pieces_required": self.reward.pieces_required if self.reward else None,
+            "status": self.status.value if self.status else None,
+            "multiplier": round(self.multiplier, 6),
+            "awards": [{"kind": a.kind, "reward": a.reward.name if a.reward else None, "message": a.message}
+                       for a in self.awards],
+        }
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    habit: Habit
+    day: dt.date
+    reward: Reward | None
+    piece_taken_back: bool
+    streak: int  # the habit's current streak after the undo
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "habit": self.habit.name,
+            "date": self.day.isoformat(),
+            "reward": self.reward.name if self.reward else None,
+            "piece_taken_back": self.piece_taken_back,
+            "streak": self.streak,
+        }
+
+
+@dataclass(frozen=True)
+class StreakInfo:
+    habit: Habit
+    streak: int  # 0 once broken
+    last_day: dt.date | None
+    done_today: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "habit": self.habit.name,
+            "streak": self.streak,
+            "last_completed": self.last_day.isoformat() if self.last_day else None,
+            "done_today": self.done_today,
+        }
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    log: HabitLog
+    habit_name: str
+    reward_name: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.log.id,
+            "habit": self.habit_name,
+            "completed_on": self.log.completed_on.isoformat(),
+            "streak_count": self.log.streak_count,
+            "reward": self.reward_name,
+            "multiplier": round(self.log.total_weight_applied, 6),
+            "timestamp": self.log.timestamp.isoformat() + "Z",
+        }
+
+
+@dataclass(frozen=True)
+class OddsRow:
+    reward: Reward | None  # None: "no reward"
+    probability: float
+    weight: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reward": self.reward.name if self.reward else None,
+            "probability": round(self.probability, 6),
+            "weight": round(self.weight, 6),
+        }
+
+
+@dataclass(frozen=True)
+class Odds:
+    habit: Habit
+    streak: int
+    multiplier: float
+    rows: tuple[OddsRow, ...] = field(default_factory=tuple)
+    excluded: tuple[tuple[Reward, str], ...] = ()  # (reward, why) left out of the draw
+
+
+@dataclass(frozen=True)
+class ProgressEntry:
+    reward: Reward
+    pieces_earned: int
+    status: ProgressStatus
+    times_claimed: int
+
+    @property
+    def pieces_required(self) -> int:
+        return self.reward.pieces_required
+
+    def as_dict(self) -> dict[str, Any]:
+        value: Decimal | None = self.reward.piece_value
+        return {
+            "reward": self.reward.name,
+            "pieces_earned": self.pieces_earned,
+            "pieces_required": self.reward.pieces_required,
+            "status": self.status.value,
+            "times_claimed": self.times_claimed,
+            "piece_value": str(value) if value is not None else None,
+        }

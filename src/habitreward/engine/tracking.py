@@ -1,0 +1,281 @@
+"""Completions, undo, pieces and claims: the rules of PRODUCT.md §3, each one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee
+
+from habitreward.engine import validation
+from habitreward.engine.base import EngineBase, to_utc_naive
+from habitreward.draw import Candidate
+from habitreward.engine.results import CompletionResult, UndoResult
+from habitreward.errors import NotClaimable, NothingToUndo, NotFound, ValidationError
+from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
+from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User
+
+_LOG_FIELDS = (HabitLog.id, HabitLog.completed_on, HabitLog.streak_count)
+
+
+class TrackingMixin(EngineBase):
+    # --- completion -------------------------------------------------------------------
+
+    def complete(
+        self,
+        user: User,
+        habit: Habit,
+        *,
+        at: dt.datetime | None = None,
+        day: dt.date | None = None,
+        source: str = "",
+    ) -> CompletionResult:
+        """Log ``habit`` as done by ``user`` and draw a reward.
+
+        ``at`` is when the user acted (a message's date; default now) and fixes
+        the local day; ``day`` backdates to one of the last 7 local days. A second
+        completion of the same habit on the same day returns ``already_done``
+        and draws nothing.
+        """
+        now = self.now()
+        moment = at or now
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = min(moment, now)  # clock skew must not move a completion into the future
+        today = self.local_date(user, now)
+        day = day or self.local_date(user, moment)
+        self._check_day(user, habit, day, today)
+        if day != self.local_date(user, moment):
+            moment = now  # a backdated entry is recorded when it was reported
+
+        try:
+            with self.transaction(lock_user=user):
+                return self._complete_locked(user, habit, day, today, moment, source)
+        except peewee.IntegrityError:
+            # The unique (user, habit, day) index caught a race the lock did not
+            # (only possible when callers bypass the lock); report, never double-log.
+            with self.session():
+                log = HabitLog.get((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day))
+            return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
+                                    multiplier=log.total_weight_applied)
+
+    def _check_day(self, user: User, habit: Habit, day: dt.date, today: dt.date) -> None:
+        if not habit.active:
+            raise NotFound(f"The habit {habit.name!r} was removed.")
+        if habit.owner_id is not None and habit.owner_id != user.id:
+            raise NotFound("That habit no longer exists.")
+        if day > today:
+            raise ValidationError(f"{day.isoformat()} is in the future for this user (today is {today.isoformat()}).")
+        if (today - day).days > validation.BACKDATE_DAYS:
+            raise ValidationError(
+                f"{day.isoformat()} is more than {validation.BACKDATE_DAYS} days ago: only the last"
+                f" {validation.BACKDATE_DAYS} days can be logged."
+            )
+        created = self.local_date(user, habit.created_at.replace(tzinfo=dt.timezone.utc))
+        if day < created:
+            raise ValidationError(
+                f"{day.isoformat()} is before the habit {habit.name!r} existed (added {created.isoformat()})."
+            )
+
+    def _complete_locked(
+        self, user: User, habit: Habit, day: dt.date, today: dt.date, moment: dt.datetime, source: str
+    ) -> CompletionResult:
+        latest = (
+            HabitLog.select(*_LOG_FIELDS)
+            .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on <= day))
+            .order_by(HabitLog.completed_on.desc())
+            .first()
+        )
+        if latest is not None and latest.completed_on == day:
+            return CompletionResult(
+                habit=habit, day=day, streak=latest.streak_count, already_done=True,
+                log=HabitLog.get_by_id(latest.id),
+            )
+        previous_day = latest.completed_on if latest else None
+        previous_streak = latest.streak_count if latest else 0
+        streak = self.hooks.compute_streak(habit, day, previous_day, previous_streak)
+        multiplier = self.hooks.odds_multiplier(habit, streak, self.settings)
+
+        candidates = self._candidates(user, day)
+        weighted = self.hooks.weigh_rewards(candidates, multiplier)
+        chosen = self.hooks.draw_reward(weighted, self.rng)
+        reward = chosen.reward if chosen is not None and not chosen.reward.is_nothing else None
+
+        progress = self._add_piece(user, reward) if reward is not None else None
+        log = HabitLog.create(
+            user=user.id,
+            habit=habit.id,
+            reward=reward.id if reward else None,
+            got_reward=reward is not None,
+            streak_count=streak,
+            habit_weight=habit.weight,
+            total_weight_applied=multiplier,
+            completed_on=day,
+            timestamp=to_utc_naive(moment),
+            created_at=self.utcnow(),
+            reward_cycle=progress.times_claimed if progress else None,
+            source=source[:16],
+        )
+        backdated = day < today
+        if backdated:
+            self._restreak(user, habit, day, day, streak)
+
+        if previous_day is not None and streak == 1 and previous_streak > 0:
+            self.hooks.streak_broken(
+                self, StreakBroken(user=user, habit=habit, previous_streak=previous_streak,
+                                   last_day=previous_day, day=day)
+            )
+        awards = self.hooks.habit_completed(
+            self,
+            HabitCompleted(user=user, habit=habit, log=log, streak=streak, multiplier=multiplier,
+                           reward=reward, progress=progress, day=day, backdated=backdated),
+        )
+        return CompletionResult(
+            habit=habit, day=day, streak=streak, already_done=False, log=log, reward=reward,
+            progress=progress, multiplier=multiplier, backdated=backdated, awards=awards,
+        )
+
+    def _candidates(self, user: User, day: dt.date) -> list[Candidate]:
+        """Rewards that may still come out of a draw for ``user`` on ``day``, by id.
+
+        Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
+        lost) and ones that reached ``max_per_day`` on that day. One query.
+        """
+        drawn_today = (
+            HabitLog.select(peewee.fn.COUNT(HabitLog.id))
+            .where((HabitLog.user == user.id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
+        )
+        query = (
+            Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
+            .join(
+                RewardProgress,
+                peewee.JOIN.LEFT_OUTER,
+                on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user.id)),
+            )
+            .where(Reward.active & (Reward.owner.is_null() | (Reward.owner == user.id)))
+            .order_by(Reward.id)
+        )
+        candidates = []
+        for reward in query:
+            progress = getattr(reward, "rewardprogress", None)
+            if progress is not None and progress.id is not None:
+                if progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
+                    continue
+            if reward.max_per_day and not reward.is_nothing and (reward.drawn_today or 0) >= reward.max_per_day:
+                continue
+            candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
+        return candidates
+
+    def _add_piece(self, user: User, reward: Reward) -> RewardProgress:
+        """One more piece of ``reward``; a claimed reward starts its next cycle at 1."""
+        progress, _ = RewardProgress.get_or_create(user=user.id, reward=reward.id)
+        if progress.claimed:
+            progress.claimed = False
+            progress.pieces_earned = 1
+        else:
+            progress.pieces_earned += 1
+        progress.save()
+        progress.reward = reward
+        return progress
+
+    def grant_piece(self, user: User, reward: Reward) -> RewardProgress | None:
+        """Give ``user`` a piece of ``reward`` outside the draw (for plugins: bonuses).
+
+        Returns ``None`` when the reward is ACHIEVED and unclaimed: the piece
+        would be lost, so it is not granted. Joins the caller's transaction.
+        """
+        with self.transaction(lock_user=user):
+            existing = RewardProgress.get_or_none(
+                (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
+            )
+            if existing is not None and existing.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
+                return None
+            return self._add_piece(user, reward)
+
+    def _restreak(
+        self, user: User, habit: Habit, after: dt.date, previous_day: dt.date | None, previous_streak: int
+    ) -> None:
+        """Recompute the stored streaks of ``habit`` completions after the day ``after``."""
+        later = (
+            HabitLog.select(*_LOG_FIELDS)
+            .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on > after))
+            .order_by(HabitLog.completed_on)
+        )
+        for log in later:
+            new_streak = self.hooks.compute_streak(habit, log.completed_on, previous_day, previous_streak)
+            if new_streak != log.streak_count:
+                HabitLog.update(streak_count=new_streak).where(HabitLog.id == log.id).execute()
+            previous_day, previous_streak = log.completed_on, new_streak
+
+    # --- undo --------------------------------------------------------------------------
+
+    def undo(self, user: User, habit: Habit, *, log_id: int | None = None) -> UndoResult:
+        """Revert the last recorded completion of ``habit`` (or the given one of its logs).
+
+        Its piece is taken back unless it was already claimed, and later streaks are
+        recomputed.
+        """
+        with self.transaction(lock_user=user):
+            query = HabitLog.select().where((HabitLog.user == user.id) & (HabitLog.habit == habit.id))
+            if log_id is not None:
+                query = query.where(HabitLog.id == int(log_id))
+            log = query.order_by(HabitLog.id.desc()).first()
+            if log is None:
+                raise NothingToUndo(f"There is no completion of {habit.name!r} to undo.")
+            reward = Reward.get_by_id(log.reward_id) if log.reward_id else None
+            taken_back = False
+            if reward is not None:
+                progress = RewardProgress.get_or_none(
+                    (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
+                )
+                if (
+                    progress is not None
+                    and not progress.claimed
+                    and progress.times_claimed == log.reward_cycle
+                    and progress.pieces_earned > 0
+                ):
+                    RewardProgress.update(
+                        pieces_earned=RewardProgress.pieces_earned - 1, updated_at=self.utcnow()
+                    ).where(RewardProgress.id == progress.id).execute()
+                    taken_back = True
+            log.delete_instance()
+            before = (
+                HabitLog.select(*_LOG_FIELDS)
+                .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id)
+                       & (HabitLog.completed_on < log.completed_on))
+                .order_by(HabitLog.completed_on.desc())
+                .first()
+            )
+            self._restreak(
+                user, habit, log.completed_on,
+                before.completed_on if before else None, before.streak_count if before else 0,
+            )
+            self.hooks.completion_undone(
+                self, CompletionUndone(user=user, habit=habit, day=log.completed_on, reward=reward,
+                                       piece_taken_back=taken_back)
+            )
+        current = self.current_streak(user, habit)
+        return UndoResult(habit=habit, day=log.completed_on, reward=reward, piece_taken_back=taken_back,
+                          streak=current)
+
+    # --- claim ---------------------------------------------------------------------------
+
+    def claim(self, user: User, reward: Reward) -> RewardProgress:
+        """Claim an ACHIEVED reward: it becomes CLAIMED and the next piece starts a new cycle."""
+        with self.transaction(lock_user=user):
+            progress = RewardProgress.get_or_none(
+                (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
+            )
+            status = progress.status_for(reward.pieces_required) if progress else ProgressStatus.PENDING
+            if progress is None or status is not ProgressStatus.ACHIEVED:
+                earned = progress.pieces_earned if progress and not progress.claimed else 0
+                if status is ProgressStatus.CLAIMED:
+                    raise NotClaimable(f"{reward.name!r} is already claimed; earn it again first.")
+                raise NotClaimable(
+                    f"{reward.name!r} is not achieved yet: {earned} of {reward.pieces_required} pieces."
+                )
+            progress.claimed = True
+            progress.times_claimed += 1
+            progress.save()
+            progress.reward = reward
+            self.hooks.reward_claimed(self, RewardClaimed(user=user, reward=reward, progress=progress))
+        return progress

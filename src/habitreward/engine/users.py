@@ -1,0 +1,145 @@
+"""Users: registration, approval, roles, preferences, deletion."""
+
+from __future__ import annotations
+
+import peewee
+
+from habitreward.engine import validation
+from habitreward.engine.base import EngineBase
+from habitreward.errors import Conflict, NotFound
+from habitreward.models import User
+
+
+class UsersMixin(EngineBase):
+    def get_user(self, telegram_id: int) -> User:
+        with self.session():
+            user = User.get_or_none(User.telegram_id == int(telegram_id))
+        if user is None:
+            raise NotFound(f"No user with Telegram id {telegram_id}.")
+        return user
+
+    def find_user(self, telegram_id: int) -> User | None:
+        with self.session():
+            return User.get_or_none(User.telegram_id == int(telegram_id))
+
+    def list_users(self) -> list[User]:
+        with self.session():
+            return list(User.select().order_by(User.id))
+
+    def admins(self) -> list[User]:
+        with self.session():
+            return list(User.select().where(User.is_admin & User.active).order_by(User.id))
+
+    def add_user(
+        self,
+        telegram_id: int,
+        name: str,
+        *,
+        active: bool = False,
+        admin: bool = False,
+        timezone: str | None = None,
+        language: str | None = None,
+    ) -> User:
+        """Create a user as an operator would (``habitreward users add``)."""
+        name = validation.clean_name(name, "user name")
+        zone = validation.timezone_name(timezone) if timezone else self.settings.default_timezone
+        lang = validation.language(language) if language else self.settings.default_language
+        with self.transaction():
+            if User.select().where(User.telegram_id == int(telegram_id)).exists():
+                raise Conflict(f"A user with Telegram id {telegram_id} already exists.")
+            return User.create(
+                telegram_id=int(telegram_id),
+                name=name,
+                active=active or admin,
+                is_admin=admin,
+                timezone=zone,
+                language=lang,
+                language_chosen=language is not None,
+            )
+
+    def register(
+        self, telegram_id: int, name: str, *, language_code: str | None = None
+    ) -> tuple[User, bool]:
+        """Record someone who wrote to the bot; returns (user, created).
+
+        ``REGISTRATION`` decides whether a new user is active at once (``open``)
+        or waits for an admin (``approval``, ``closed``). Telegram ids listed in
+        ``ADMIN_TELEGRAM_IDS`` become active admins.
+        """
+        existing = self.find_user(telegram_id)
+        if existing is not None:
+            return existing, False
+        lang = (language_code or "").split("-")[0].lower()
+        if lang not in self.settings.supported_languages:
+            lang = self.settings.default_language
+        is_admin = int(telegram_id) in self.settings.admin_telegram_ids
+        try:
+            with self.transaction():
+                user = User.create(
+                    telegram_id=int(telegram_id),
+                    name=validation.clean_name(name or str(telegram_id), "user name")[:100],
+                    language=lang,
+                    timezone=self.settings.default_timezone,
+                    active=is_admin or self.settings.registration == "open",
+                    is_admin=is_admin,
+                )
+        except peewee.IntegrityError:  # a concurrent first message created the same user
+            existing = self.find_user(telegram_id)
+            if existing is None:
+                raise
+            return existing, False
+        return user, True
+
+    def _update_user(self, telegram_id: int, **fields: object) -> User:
+        with self.transaction():
+            user = self.get_user(telegram_id)
+            for key, value in fields.items():
+                setattr(user, key, value)
+            user.save()
+        return user
+
+    def activate_user(self, telegram_id: int) -> User:
+        return self._update_user(telegram_id, active=True)
+
+    def deactivate_user(self, telegram_id: int) -> User:
+        return self._update_user(telegram_id, active=False)
+
+    def promote_user(self, telegram_id: int, admin: bool = True) -> User:
+        fields: dict[str, object] = {"is_admin": admin}
+        if admin:
+            fields["active"] = True
+        return self._update_user(telegram_id, **fields)
+
+    def set_language(self, user: User, language: str) -> User:
+        """An explicit choice: Telegram's language_code never overrides it afterwards."""
+        code = validation.language(language)
+        return self._update_user(user.telegram_id, language=code, language_chosen=True)
+
+    def set_timezone(self, user: User, timezone: str) -> User:
+        return self._update_user(user.telegram_id, timezone=validation.timezone_name(timezone))
+
+    def rename_user(self, user: User, name: str) -> User:
+        return self._update_user(user.telegram_id, name=validation.clean_name(name, "user name"))
+
+    def delete_user(self, telegram_id: int) -> dict[str, int]:
+        """Remove a user and everything that is theirs, plugins' rows included.
+
+        Returns how many rows went, per table.
+        """
+        counts: dict[str, int] = {}
+        with self.transaction():
+            user = self.get_user(telegram_id)
+            # Children first, in reverse registration order, so foreign keys hold
+            # on databases where ON DELETE CASCADE was not declared.
+            for model in reversed(self.hooks.models()):
+                if model is User:
+                    continue
+                owner_fields = [
+                    f for f in model._meta.refs if getattr(f, "rel_model", None) is User
+                ]
+                for field in owner_fields:
+                    deleted = model.delete().where(field == user.id).execute()
+                    if deleted:
+                        counts[model._meta.table_name] = counts.get(model._meta.table_name, 0) + deleted
+            counts["users"] = User.delete().where(User.id == user.id).execute()
+        return counts

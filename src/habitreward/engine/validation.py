@@ -1,0 +1,138 @@
+"""Input rules shared by every way in (CLI, bot, import). Each failure is a ValidationError
+whose message a user can act on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from habitreward.errors import ValidationError
+from habitreward.models import RewardType
+from habitreward.settings import LANGUAGES
+
+MAX_NAME_LENGTH = 100
+MAX_SKIP_DAYS = 30
+BACKDATE_DAYS = 7
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def clean_name(name: str | None, what: str = "name") -> str:
+    cleaned = " ".join((name or "").split())
+    if not cleaned:
+        raise ValidationError(f"The {what} must not be empty.")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise ValidationError(f"The {what} is too long: at most {MAX_NAME_LENGTH} characters, got {len(cleaned)}.")
+    return cleaned
+
+
+def habit_weight(value: int | str) -> int:
+    try:
+        weight = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"The habit weight must be a whole number from 1 to 100, got {value!r}.") from None
+    if not 1 <= weight <= 100:
+        raise ValidationError(f"The habit weight must be from 1 to 100, got {weight}.")
+    return weight
+
+
+def skip_days(value: int | str) -> int:
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"Allowed skip days must be a whole number, got {value!r}.") from None
+    if not 0 <= days <= MAX_SKIP_DAYS:
+        raise ValidationError(f"Allowed skip days must be from 0 to {MAX_SKIP_DAYS}, got {days}.")
+    return days
+
+
+def reward_weight(value: float | str) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"The reward weight must be a number above 0, got {value!r}.") from None
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValidationError(f"The reward weight must be above 0, got {value}.")
+    return weight
+
+
+def reward_type(value: str) -> str:
+    kind = str(value).strip().lower()
+    if kind not in {t.value for t in RewardType}:
+        raise ValidationError(f"The reward type must be virtual, real or none, got {value!r}.")
+    return kind
+
+
+def pieces_required(value: int | str) -> int:
+    try:
+        pieces = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"Pieces required must be a whole number of at least 1, got {value!r}.") from None
+    if not 1 <= pieces <= 10_000:
+        raise ValidationError(f"Pieces required must be from 1 to 10000, got {pieces}.")
+    return pieces
+
+
+def max_per_day(value: int | str) -> int:
+    try:
+        cap = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"Max per day must be a whole number (0 = no limit), got {value!r}.") from None
+    if cap < 0:
+        raise ValidationError(f"Max per day must be 0 (no limit) or more, got {cap}.")
+    return cap
+
+
+def piece_value(value: Decimal | float | str | None) -> Decimal | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationError(f"The piece value must be a number such as 2.50, got {value!r}.") from None
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
+        raise ValidationError(f"The piece value must be between 0 and 9999999999.99, got {value!r}.")
+    return amount.quantize(Decimal("0.01"))
+
+
+def language(value: str) -> str:
+    code = str(value).strip().lower()
+    if code not in LANGUAGES:
+        raise ValidationError(f"The language must be one of {', '.join(LANGUAGES)}, got {value!r}.")
+    return code
+
+
+def timezone_name(value: str) -> str:
+    """An IANA name (``Asia/Almaty``) or a UTC offset (``+5``, ``UTC-10``, ``+05:30``), normalised."""
+    text = str(value or "").strip()
+    match = _OFFSET.match(text)
+    if match:
+        sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+        if hours > 14 or minutes >= 60 or (hours == 14 and minutes):
+            raise ValidationError(f"A UTC offset must be between -12:00 and +14:00, got {value!r}.")
+        if minutes == 0:
+            # Etc/GMT names have the sign inverted (POSIX style): UTC+5 is Etc/GMT-5.
+            return "UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+        return f"UTC{sign}{hours:02d}:{minutes:02d}"
+    if text.upper() in ("UTC", "GMT", "Z"):
+        return "UTC"
+    try:
+        zone_of(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"Unknown time zone {value!r}: use an IANA name such as Europe/Berlin or an offset such as UTC+5."
+        ) from None
+    return text
+
+
+@lru_cache(maxsize=512)
+def zone_of(name: str) -> dt.tzinfo:
+    """The tzinfo for a stored time zone name (IANA, or ``UTC+05:30`` for odd offsets)."""
+    if name.startswith("UTC") and len(name) > 3:
+        sign = 1 if name[3] == "+" else -1
+        hours, minutes = name[4:].split(":")
+        return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
+    return zoneinfo.ZoneInfo(name)

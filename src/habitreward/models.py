@@ -1,0 +1,193 @@
+"""The data model (PRODUCT.md §3). Times are stored as naive UTC; days as the user's local date.
+
+The tables are created by versioned migrations in :mod:`habitreward.migrations`,
+never by ``create_tables`` at run time, so a schema change is always a
+migration that is recorded in the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import peewee
+
+from habitreward.db import database_proxy
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC datetime the tables store."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class TimestampedModel(BaseModel):
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    def save(self, *args, **kwargs):
+        self.updated_at = utcnow()
+        return super().save(*args, **kwargs)
+
+
+class User(TimestampedModel):
+    telegram_id = peewee.BigIntegerField(unique=True)
+    name = peewee.CharField(max_length=255)
+    language = peewee.CharField(max_length=8, default="en")
+    # True once the user picked a language; Telegram's language_code never overrides it then.
+    language_chosen = peewee.BooleanField(default=False)
+    timezone = peewee.CharField(max_length=64, default="UTC")
+    active = peewee.BooleanField(default=False)
+    is_admin = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "users"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.telegram_id})"
+
+
+class Habit(TimestampedModel):
+    name = peewee.CharField(max_length=100)
+    weight = peewee.IntegerField(default=10)
+    category = peewee.CharField(max_length=100, null=True)
+    allowed_skip_days = peewee.IntegerField(default=0)
+    active = peewee.BooleanField(default=True)
+    # No owner: a shared habit every user sees and only admins edit.
+    owner = peewee.ForeignKeyField(User, null=True, backref="own_habits", on_delete="CASCADE")
+
+    class Meta:
+        table_name = "habits"
+        indexes = ((("owner", "active"), False),)
+
+    @property
+    def is_shared(self) -> bool:
+        return self.owner_id is None
+
+
+class RewardType(str, enum.Enum):
+    VIRTUAL = "virtual"
+    REAL = "real"
+    NONE = "none"
+
+
+class Reward(TimestampedModel):
+    name = peewee.CharField(max_length=100)
+    weight = peewee.FloatField(default=1.0)
+    type = peewee.CharField(max_length=16, default=RewardType.VIRTUAL.value)
+    pieces_required = peewee.IntegerField(default=1)
+    piece_value = peewee.DecimalField(max_digits=12, decimal_places=2, null=True, auto_round=True)
+    max_per_day = peewee.IntegerField(default=1)  # 0 = no limit
+    active = peewee.BooleanField(default=True)
+    owner = peewee.ForeignKeyField(User, null=True, backref="own_rewards", on_delete="CASCADE")
+
+    class Meta:
+        table_name = "rewards"
+        indexes = ((("owner", "active"), False),)
+
+    @property
+    def is_shared(self) -> bool:
+        return self.owner_id is None
+
+    @property
+    def is_nothing(self) -> bool:
+        """A "no reward this time" entry: it takes part in the draw but gives nothing."""
+        return self.type == RewardType.NONE.value
+
+
+class ProgressStatus(str, enum.Enum):
+    PENDING = "pending"
+    ACHIEVED = "achieved"
+    CLAIMED = "claimed"
+
+
+class RewardProgress(TimestampedModel):
+    user = peewee.ForeignKeyField(User, backref="progress", on_delete="CASCADE")
+    reward = peewee.ForeignKeyField(Reward, backref="progress", on_delete="CASCADE")
+    pieces_earned = peewee.IntegerField(default=0)
+    claimed = peewee.BooleanField(default=False)
+    times_claimed = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "reward_progress"
+        indexes = ((("user", "reward"), True),)
+
+    def status_for(self, pieces_required: int) -> ProgressStatus:
+        if self.claimed:
+            return ProgressStatus.CLAIMED
+        if self.pieces_earned >= pieces_required:
+            return ProgressStatus.ACHIEVED
+        return ProgressStatus.PENDING
+
+    @property
+    def status(self) -> ProgressStatus:
+        return self.status_for(self.reward.pieces_required)
+
+
+class HabitLog(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="logs", on_delete="CASCADE")
+    habit = peewee.ForeignKeyField(Habit, backref="logs", on_delete="CASCADE")
+    # The reward drawn; NULL for "no reward" (including a drawn "none"-type entry).
+    reward = peewee.ForeignKeyField(Reward, null=True, backref="logs", on_delete="SET NULL")
+    got_reward = peewee.BooleanField(default=False)
+    streak_count = peewee.IntegerField(default=1)
+    habit_weight = peewee.IntegerField()
+    total_weight_applied = peewee.FloatField()  # the odds multiplier m
+    completed_on = peewee.DateField()  # the user's local date
+    timestamp = peewee.DateTimeField(default=utcnow)  # when the user acted (UTC)
+    created_at = peewee.DateTimeField(default=utcnow)  # when it was recorded (UTC)
+    # For undo: which claim cycle of the reward the piece went to (times_claimed then).
+    reward_cycle = peewee.IntegerField(null=True)
+    source = peewee.CharField(max_length=16, default="")
+
+    class Meta:
+        table_name = "habit_logs"
+        indexes = (
+            # One completion per habit per local day; also the "latest log of a habit" index.
+            (("user", "habit", "completed_on"), True),
+            # A user's logs of one day, and history newest first.
+            (("user", "completed_on"), False),
+        )
+
+
+class ProcessedUpdate(BaseModel):
+    """A Telegram update accepted for processing: the inbox that makes processing exactly-once."""
+
+    update_id = peewee.BigIntegerField(primary_key=True)
+    payload = peewee.TextField()
+    received_at = peewee.DateTimeField(default=utcnow)
+    processed_at = peewee.DateTimeField(null=True, index=True)
+    attempts = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "processed_updates"
+
+
+class KeyValue(BaseModel):
+    """Small JSON documents by (namespace, key): bot conversation state, user data, settings."""
+
+    namespace = peewee.CharField(max_length=64)
+    key = peewee.CharField(max_length=255)
+    value = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "key_values"
+        indexes = ((("namespace", "key"), True),)
+
+
+CORE_MODELS: tuple[type[BaseModel], ...] = (
+    User,
+    Habit,
+    Reward,
+    RewardProgress,
+    HabitLog,
+    ProcessedUpdate,
+    KeyValue,
+)

@@ -1,0 +1,129 @@
+"""Fixtures shared by the whole suite.
+
+Every test that uses ``db_url`` (directly or through ``engine``) runs once per
+backend in ``HABITREWARD_TEST_BACKENDS`` (default ``sqlite,postgres``), each
+time on a fresh database. PostgreSQL tests use a throwaway database created
+for this test session on the server at ``HABITREWARD_TEST_POSTGRES_URL``;
+without a reachable server they are skipped with the reason, except in CI
+(``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+
+from habitreward.testing.engines import FrozenClock, make_engine
+
+POSTGRES_URL = os.environ.get("HABITREWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = [b.strip() for b in os.environ.get("HABITREWARD_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("postgres_only")
+        backends = ["postgres"] if marker else BACKENDS
+        metafunc.parametrize("backend", backends, scope="function")
+
+
+class PostgresServer:
+    """One throwaway database per test session on the configured server."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.database = f"habitreward_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.url: str | None = None
+        self.error: str | None = None
+        self.migrated = False
+
+    def start(self) -> None:
+        try:
+            import psycopg2
+        except ImportError:
+            self.error = "psycopg2 is not installed (pip install 'habitreward[postgres]')"
+            return
+        try:
+            conn = psycopg2.connect(self.admin_url, connect_timeout=3)
+        except psycopg2.OperationalError as exc:
+            self.error = f"PostgreSQL is not reachable at {self.admin_url}: {str(exc).strip().splitlines()[0]}"
+            return
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.database}"')
+        conn.close()
+        parts = urlparse(self.admin_url)
+        self.url = urlunparse(parts._replace(path=f"/{self.database}"))
+
+    def stop(self) -> None:
+        if self.url is None:
+            return
+        import psycopg2
+
+        conn = psycopg2.connect(self.admin_url, connect_timeout=3)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        conn.close()
+
+    def reset(self) -> None:
+        """Empty every table (keeping the schema and its migration history)."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            )
+            tables = [row[0] for row in cur.fetchall()]
+            if tables:
+                cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer(POSTGRES_URL)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty (not yet migrated) database of this test's backend."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'habitreward.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    if server.url is None:
+        if IN_CI:
+            pytest.fail(f"CI needs PostgreSQL: {server.error}")
+        pytest.skip(f"{server.error}; set HABITREWARD_TEST_POSTGRES_URL to run the PostgreSQL tests")
+    if not server.migrated:
+        # The first test migrates; later ones only empty the tables.
+        server.migrated = True
+        make_engine(server.url, load_entry_points=False).close()
+    server.reset()
+    return server.url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def engine(db_url: str, clock: FrozenClock) -> Iterator:
+    """An engine on a fresh database with only the built-in plugins, a frozen clock and seeded randomness."""
+    eng = make_engine(db_url, clock=clock, rng=random.Random(20261125), load_entry_points=False)
+    try:
+        yield eng
+    finally:
+        eng.close()
