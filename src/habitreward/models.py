@@ -44,6 +44,8 @@ class User(TimestampedModel):
     timezone = peewee.CharField(max_length=64, default="UTC")
     active = peewee.BooleanField(default=False)
     is_admin = peewee.BooleanField(default=False)
+    # The Airtable record id this row was imported from (import-airtable re-runs match on it).
+    airtable_id = peewee.CharField(max_length=32, null=True, unique=True)
 
     class Meta:
         table_name = "users"
@@ -60,6 +62,8 @@ class Habit(TimestampedModel):
     active = peewee.BooleanField(default=True)
     # No owner: a shared habit every user sees and only admins edit.
     owner = peewee.ForeignKeyField(User, null=True, backref="own_habits", on_delete="CASCADE")
+    # Airtable record id (see User.airtable_id).
+    airtable_id = peewee.CharField(max_length=32, null=True, unique=True)
 
     class Meta:
         table_name = "habits"
@@ -85,6 +89,8 @@ class Reward(TimestampedModel):
     max_per_day = peewee.IntegerField(default=1)  # 0 = no limit
     active = peewee.BooleanField(default=True)
     owner = peewee.ForeignKeyField(User, null=True, backref="own_rewards", on_delete="CASCADE")
+    # Airtable record id (see User.airtable_id).
+    airtable_id = peewee.CharField(max_length=32, null=True, unique=True)
 
     class Meta:
         table_name = "rewards"
@@ -112,6 +118,8 @@ class RewardProgress(TimestampedModel):
     pieces_earned = peewee.IntegerField(default=0)
     claimed = peewee.BooleanField(default=False)
     times_claimed = peewee.IntegerField(default=0)
+    # Airtable record id (see User.airtable_id).
+    airtable_id = peewee.CharField(max_length=32, null=True, unique=True)
 
     class Meta:
         table_name = "reward_progress"
@@ -144,6 +152,8 @@ class HabitLog(BaseModel):
     # For undo: which claim cycle of the reward the piece went to (times_claimed then).
     reward_cycle = peewee.IntegerField(null=True)
     source = peewee.CharField(max_length=16, default="")
+    # Airtable record id (see User.airtable_id).
+    airtable_id = peewee.CharField(max_length=32, null=True, unique=True)
 
     class Meta:
         table_name = "habit_logs"
