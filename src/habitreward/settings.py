@@ -152,6 +152,13 @@ class Settings:
     admin_telegram_ids: tuple[int, ...] = _setting(
         "ADMIN_TELEGRAM_IDS", _telegram_ids, (), "Telegram ids of the admins who approve new users."
     )
+    airtable_api_key: str | None = _setting(
+        "AIRTABLE_API_KEY", _text, None, "Airtable personal access token, for import-airtable."
+    )
+    airtable_base_id: str | None = _setting("AIRTABLE_BASE_ID", _text, None, "Airtable base (appXXXX) to import.")
+    airtable_endpoint_url: str | None = _setting(
+        "AIRTABLE_ENDPOINT_URL", _text, None, "Airtable API URL, for a proxy; unset = https://api.airtable.com."
+    )
 
     @classmethod
     def load(
@@ -170,7 +177,13 @@ class Settings:
             raw = values.get(spec.metadata["env"])
             if raw is not None and raw.strip() != "":
                 kwargs[spec.name] = spec.metadata["parse"](spec.metadata["env"], raw)
-        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        specs = {spec.name: spec for spec in dataclasses.fields(cls)}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            spec = specs[name]
+            # Strings (CLI options) go through the same parser as the environment.
+            kwargs[name] = spec.metadata["parse"](spec.metadata["env"], value) if isinstance(value, str) else value
         settings = cls(**kwargs)
         if settings.default_language not in settings.supported_languages:
             raise ConfigError(

@@ -84,7 +84,7 @@ class CatalogMixin(EngineBase):
             query = Habit.select(Habit, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Habit.owner == User.id))
             if not include_inactive:
                 query = query.where(Habit.active)
-            return list(query.order_by(Habit.owner.is_null(desc=True), peewee.fn.LOWER(Habit.name)))
+            return list(query.order_by(Habit.owner.is_null().desc(), peewee.fn.LOWER(Habit.name)))
 
     def get_habit(self, user: User | None, habit_id: int) -> Habit:
         """A habit ``user`` may see; NotFound for another user's, a removed or a made-up id."""
@@ -165,7 +165,7 @@ class CatalogMixin(EngineBase):
             query = Reward.select(Reward, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Reward.owner == User.id))
             if not include_inactive:
                 query = query.where(Reward.active)
-            return list(query.order_by(Reward.owner.is_null(desc=True), peewee.fn.LOWER(Reward.name)))
+            return list(query.order_by(Reward.owner.is_null().desc(), peewee.fn.LOWER(Reward.name)))
 
     def get_reward(self, user: User | None, reward_id: int) -> Reward:
         return self._get_visible(Reward, user, reward_id)

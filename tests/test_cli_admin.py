@@ -1,0 +1,148 @@
+"""The admin command line: happy paths, --json shapes, and bad input (issue 2, Must show)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.models import CORE_MODELS
+
+
+@pytest.fixture
+def run(db_url, engine, monkeypatch):
+    """Invoke the CLI against the test database, returning the click Result."""
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+
+    return invoke
+
+
+def snapshot(engine) -> dict:
+    with engine.session():
+        return {m._meta.table_name: sorted(tuple(r.values()) for r in m.select().dicts()) for m in CORE_MODELS}
+
+
+def test_admin_commands_and_json(run, clock):
+    assert run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC").exit_code == 0
+    assert run("users", "add", "7", "--name", "Boss", "--admin").exit_code == 0
+    assert run("habits", "add", "Running", "--weight", "20", "--skip-days", "1").exit_code == 0
+    assert run("habits", "add", "Diary", "--user", "42").exit_code == 0
+    assert run("rewards", "add", "Coffee", "--weight", "1000", "--pieces", "2", "--value", "2.50",
+               "--max-per-day", "0").exit_code == 0
+    assert run("rewards", "add", "Nothing", "--type", "none", "--weight", "0.001").exit_code == 0
+
+    done = run("done", "42", "running", "--json")
+    assert done.exit_code == 0, done.output
+    payload = json.loads(done.output)
+    assert payload["habit"] == "Running" and payload["streak"] == 1 and payload["already_done"] is False
+    assert payload["reward"] == "Coffee"
+    again = json.loads(run("done", "42", "Running", "--json").output)
+    assert again["already_done"] is True and again["reward"] is None
+
+    streaks = json.loads(run("streaks", "42", "--json").output)
+    assert {s["habit"]: s["streak"] for s in streaks} == {"Diary": 0, "Running": 1}
+    history = json.loads(run("history", "42", "--json").output)
+    assert [(h["habit"], h["streak_count"], h["reward"]) for h in history] == [("Running", 1, "Coffee")]
+    assert history[0]["completed_on"]
+    odds = json.loads(run("odds", "42", "Running", "--json").output)
+    assert {o["reward"] for o in odds} == {"Coffee", None}
+    assert sum(o["probability"] for o in odds) == pytest.approx(1.0, abs=1e-5)
+
+    users = json.loads(run("users", "list", "--json").output)
+    assert [(u["telegram_id"], u["active"], u["admin"]) for u in users] == [(42, True, False), (7, True, True)]
+    habits = json.loads(run("habits", "list", "--json").output)
+    assert [(h["name"], h["owner"]) for h in habits] == [("Running", None), ("Diary", 42)]
+
+    assert run("undo", "42", "Running").exit_code == 0
+    assert json.loads(run("history", "42", "--json").output) == []
+    assert json.loads(run("progress", "42", "--json").output)[0]["pieces_earned"] == 0
+
+
+def test_claim_cycle_through_cli(run):
+    run("users", "add", "42", "--name", "Ann", "--active")
+    run("habits", "add", "A")
+    run("rewards", "add", "Coffee", "--weight", "5", "--pieces", "1")
+    result = run("claim", "42", "Coffee")
+    assert result.exit_code == 1 and "not achieved yet: 0 of 1" in result.output
+    assert json.loads(run("done", "42", "A", "--json").output)["status"] == "achieved"
+    claimed = run("claim", "42", "Coffee", "--json")
+    assert json.loads(claimed.output) == {"reward": "Coffee", "status": "claimed", "times_claimed": 1}
+    assert "already claimed" in run("claim", "42", "Coffee").output
+
+
+BAD_INPUT = [
+    (["habits", "add", "X", "--weight", "0"], "weight must be from 1 to 100"),
+    (["habits", "add", "X", "--weight", "101"], "weight must be from 1 to 100"),
+    (["habits", "add", ""], "must not be empty"),
+    (["habits", "add", "   "], "must not be empty"),
+    (["habits", "add", "x" * 101], "at most 100 characters"),
+    (["habits", "add", "running"], "already a habit called"),
+    (["habits", "add", "Journal", "--user", "42"], "already a habit called"),
+    (["habits", "add", "Y", "--user", "999"], "No user with Telegram id 999"),
+    (["habits", "edit", "Nope", "--weight", "5"], "No habit called"),
+    (["habits", "add", "Z", "--skip-days", "-1"], "skip days must be from 0"),
+    (["rewards", "add", "R", "--pieces", "0"], "Pieces required must be from 1"),
+    (["rewards", "add", "R", "--weight", "0"], "weight must be above 0"),
+    (["rewards", "add", "R", "--weight", "-3"], "weight must be above 0"),
+    (["rewards", "add", "R", "--value", "abc"], "piece value must be a number"),
+    (["rewards", "add", "R", "--max-per-day", "-1"], "Max per day must be 0"),
+    (["rewards", "add", "coffee"], "already a reward called"),
+    (["users", "add", "42", "--name", "Again"], "already exists"),
+    (["users", "add", "43", "--name", "Tz", "--timezone", "Mars/Olympus"], "Unknown time zone"),
+    (["users", "add", "43", "--name", "Lang", "--language", "de"], "language must be one of"),
+    (["users", "add", "43", "--name", ""], "must not be empty"),
+    (["users", "activate", "999"], "No user with Telegram id 999"),
+    (["done", "999", "Running"], "No user with Telegram id 999"),
+    (["done", "42", "Swimming"], "No habit called 'Swimming'"),
+    (["done", "42", "Running", "--date", "2099-01-01"], "in the future"),
+    (["done", "42", "Running", "--date", "2026-01-01"], "more than 7 days ago"),
+    (["done", "42", "Running", "--date", "yesterday"], "--date must look like"),
+    (["undo", "42", "Running"], "no completion of 'Running' to undo"),
+    (["claim", "42", "Nope"], "No reward called"),
+    (["odds", "42", "Nope"], "No habit called"),
+    (["history", "999"], "No user with Telegram id 999"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_changes_nothing(run, engine, args, message):
+    # The clock fixture says 2026-01-05, so 2026-01-01 is 4 days ago for the engine; the CLI
+    # uses the real clock, where it is long ago.
+    run("users", "add", "42", "--name", "Ann", "--active")
+    run("habits", "add", "Running")
+    run("habits", "add", "Journal")
+    run("rewards", "add", "Coffee")
+    before = snapshot(engine)
+    result = run(*args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("Error: "), result.output
+    assert message in lines[0]
+    assert snapshot(engine) == before
+
+
+def test_bad_database_url_is_a_clear_error():
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "mysql://x", "users", "list"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: DATABASE_URL")
+    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "nonsense", "users", "list"])
+    assert result.exit_code == 1 and "DATABASE_URL must be a URL" in result.output
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    from habitreward import __version__
+
+    assert runner.invoke(cli, ["--version"]).output.strip() == f"habitreward, version {__version__}"
+    out = runner.invoke(cli, ["--help"]).output
+    for command in ("db", "users", "habits", "rewards", "done", "undo", "claim", "streaks", "history", "odds",
+                    "plugins"):
+        assert f"  {command} " in out or f"  {command}\n" in out, command

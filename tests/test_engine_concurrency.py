@@ -1,0 +1,122 @@
+"""Simultaneous completions (issue 2, Must show): one log and at most one piece, with threads
+on every backend and with two processes on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from habitreward.models import HabitLog, RewardProgress
+
+
+def test_eight_threads_complete_the_same_habit_once(engine):
+    user = engine.add_user(1, "Ann", active=True)
+    habit = engine.add_habit("Run")
+    engine.add_reward("Coffee", weight=1000, pieces_required=50, max_per_day=0)
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(engine.complete(user, habit))
+        except Exception as exc:  # surfaced below; a thread must not swallow it
+            errors.append(exc)
+        finally:
+            engine.db.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(r.already_done for r in results) == [False] + [True] * 7
+    with engine.session():
+        assert HabitLog.select().count() == 1
+        assert RewardProgress.get().pieces_earned == 1
+
+
+def test_threads_completing_different_habits_respect_max_per_day(engine):
+    user = engine.add_user(1, "Ann", active=True)
+    habits = [engine.add_habit(f"Habit {i}") for i in range(8)]
+    engine.add_reward("Coffee", weight=1000, pieces_required=50, max_per_day=1)
+    engine.add_reward("Nothing", weight=1, type="none")
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def worker(habit) -> None:  # noqa: ANN001
+        try:
+            barrier.wait()
+            results.append(engine.complete(user, habit))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            engine.db.close()
+
+    threads = [threading.Thread(target=worker, args=(h,)) for h in habits]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(results) == 8 and not any(r.already_done for r in results)
+    assert sum(1 for r in results if r.reward is not None) == 1
+    with engine.session():
+        assert RewardProgress.get().pieces_earned == 1
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    from habitreward.testing.engines import make_engine
+    url, start_at = sys.argv[1], float(sys.argv[2])
+    engine = make_engine(url, load_entry_points=False, upgrade=False)
+    user = engine.get_user(1)
+    habits = engine.habits_for(user)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    out = []
+    for habit in habits:
+        r = engine.complete(user, habit)
+        out.append({"habit": habit.name, "already": r.already_done,
+                    "reward": r.reward.name if r.reward else None})
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.postgres_only
+def test_two_processes_on_postgres(engine, db_url):
+    import time
+
+    user = engine.add_user(1, "Ann", active=True)
+    for i in range(30):
+        engine.add_habit(f"Habit {i}")
+    engine.add_reward("Coffee", weight=1000, pieces_required=100, max_per_day=1)
+    engine.add_reward("Tea", weight=1, pieces_required=100, max_per_day=0)
+    engine.close()
+    start_at = time.time() + 2.0  # both processes start completing at the same moment
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, db_url, str(start_at)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outputs.append(json.loads(out))
+    fresh = [row for output in outputs for row in output if not row["already"]]
+    assert sorted(row["habit"] for row in fresh) == sorted(f"Habit {i}" for i in range(30))
+    assert sum(1 for row in fresh if row["reward"] == "Coffee") == 1
+    with engine.session():
+        assert HabitLog.select().where(HabitLog.user == user.id).count() == 30
+        pieces = {p.reward.name: p.pieces_earned for p in RewardProgress.select()}
+    assert pieces.get("Coffee") == 1
+    assert pieces.get("Coffee", 0) + pieces.get("Tea", 0) == len(fresh)
