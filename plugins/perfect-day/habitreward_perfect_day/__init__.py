@@ -1,0 +1,103 @@
+"""habitreward plugin: a bonus piece when every active habit of the day is done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import peewee
+
+from habitreward import hookimpl
+from habitreward.errors import NotFound
+from habitreward.events import Award, CompletionUndone, HabitCompleted
+from habitreward.models import BaseModel, HabitLog, Reward, RewardProgress, User
+
+REWARD_ENV = "PERFECT_DAY_REWARD"
+DEFAULT_REWARD_NAME = "Perfect day"
+
+
+class PerfectDay(BaseModel):
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    day = peewee.DateField()
+    reward = peewee.ForeignKeyField(Reward, null=True, on_delete="SET NULL")
+
+    class Meta:
+        table_name = "perfect_days"
+        indexes = ((("user", "day"), True),)
+
+
+def bonus_reward_name() -> str:
+    return os.environ.get(REWARD_ENV, DEFAULT_REWARD_NAME)
+
+
+@hookimpl
+def habitreward_register_models(register):
+    register(PerfectDay)
+
+
+@hookimpl
+def habitreward_register_migrations(register):
+    register("perfect_day", str(Path(__file__).parent / "migrations"))
+
+
+@hookimpl
+def habitreward_habit_completed(engine, event: HabitCompleted):
+    habit_ids = {h.id for h in engine.habits_for(event.user)}
+    done = {
+        row.habit_id
+        for row in HabitLog.select(HabitLog.habit).where(
+            (HabitLog.user == event.user.id) & (HabitLog.completed_on == event.day)
+        )
+    }
+    if not habit_ids or not habit_ids <= done:
+        return None
+    if PerfectDay.select().where((PerfectDay.user == event.user.id) & (PerfectDay.day == event.day)).exists():
+        return None
+    try:
+        reward = engine.find_reward(event.user, bonus_reward_name())
+    except NotFound:
+        return None  # no bonus reward configured: the plugin stays quiet
+    progress = engine.grant_piece(event.user, reward)
+    if progress is None:
+        return None  # achieved and unclaimed: a piece would be lost, so none is given
+    PerfectDay.create(user=event.user.id, day=event.day, reward=reward.id)
+    return Award(
+        kind="perfect_day",
+        reward=reward,
+        message=f"Perfect day: every habit done! A bonus piece of {reward.name}"
+        f" ({progress.pieces_earned}/{reward.pieces_required}).",
+    )
+
+
+@hookimpl
+def habitreward_completion_undone(engine, event: CompletionUndone):
+    bonus = PerfectDay.get_or_none((PerfectDay.user == event.user.id) & (PerfectDay.day == event.day))
+    if bonus is None:
+        return
+    if bonus.reward_id is not None:
+        (
+            RewardProgress.update(pieces_earned=RewardProgress.pieces_earned - 1)
+            .where(
+                (RewardProgress.user == event.user.id)
+                & (RewardProgress.reward == bonus.reward_id)
+                & (RewardProgress.claimed == False)  # noqa: E712 - SQL comparison
+                & (RewardProgress.pieces_earned > 0)
+            )
+            .execute()
+        )
+    bonus.delete_instance()
+
+
+@hookimpl
+def habitreward_register_commands(cli):
+    @cli.command("perfect-days")
+    @click.argument("telegram_id", type=int)
+    @click.pass_obj
+    def perfect_days(app, telegram_id):
+        """Days on which user TELEGRAM_ID did every habit (perfect_day plugin)."""
+        engine = app.engine()
+        user = engine.get_user(telegram_id)
+        with engine.session():
+            days = [row.day for row in PerfectDay.select().where(PerfectDay.user == user.id).order_by(PerfectDay.day)]
+        click.echo("\n".join(d.isoformat() for d in days) or "No perfect day yet.")

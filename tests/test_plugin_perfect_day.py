@@ -1,0 +1,107 @@
+"""The separately packaged plugin in plugins/perfect-day, loaded through its entry point
+(issue 2, Must show): it changes what a completion yields and `habitreward plugins` lists it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import IN_CI
+from habitreward.testing.engines import make_engine
+
+
+def _installed() -> bool:
+    return any(ep.name == "perfect_day" for ep in importlib.metadata.entry_points(group="habitreward"))
+
+
+@pytest.fixture
+def plugin_engine(db_url, clock, monkeypatch):
+    if not _installed():
+        if IN_CI:
+            pytest.fail("plugins/perfect-day is not installed: pip install -e plugins/perfect-day")
+        pytest.skip("plugins/perfect-day is not installed: pip install -e plugins/perfect-day")
+    monkeypatch.delenv("HABITREWARD_LOAD_PLUGINS", raising=False)
+    eng = make_engine(db_url, clock=clock, rng=random.Random(3), load_entry_points=True)
+    yield eng
+    eng.close()
+
+
+def test_perfect_day_bonus_through_the_entry_point(plugin_engine, clock):
+    engine = plugin_engine
+    assert "perfect_day" in {engine.pm.get_name(p) for p in engine.pm.get_plugins()}
+    user = engine.add_user(1, "Ann", active=True)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    engine.add_reward("Perfect day", weight=0.000001, pieces_required=3, max_per_day=0)
+    engine.add_reward("Nothing", weight=1000, type="none")
+
+    first = engine.complete(user, run)
+    assert first.awards == ()
+    second = engine.complete(user, read)
+    assert [a.kind for a in second.awards] == ["perfect_day"]
+    assert "Perfect day" in second.awards[0].message
+    assert {p.reward.name: p.pieces_earned for p in engine.progress(user)} == {"Perfect day": 1}
+
+    # Undoing a completion of that day takes the bonus back.
+    engine.undo(user, read)
+    assert {p.reward.name: p.pieces_earned for p in engine.progress(user)} == {"Perfect day": 0}
+    assert engine.complete(user, read).awards[0].kind == "perfect_day"
+
+    # The same day never pays twice; a new day pays again.
+    clock.advance(days=1)
+    engine.complete(user, run)
+    assert [a.kind for a in engine.complete(user, read).awards] == ["perfect_day"]
+    assert {p.reward.name: p.pieces_earned for p in engine.progress(user)} == {"Perfect day": 2}
+
+
+def test_without_the_plugin_a_completion_yields_no_bonus(engine):
+    user = engine.add_user(1, "Ann", active=True)
+    habit = engine.add_habit("Run")
+    engine.add_reward("Perfect day", weight=0.000001, pieces_required=3)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    assert engine.complete(user, habit).awards == ()
+
+
+def test_plugins_command_lists_it_and_its_command_works(plugin_engine, db_url, monkeypatch):
+    from habitreward.cli import cli
+    from habitreward.cli.app import register_plugin_commands
+
+    register_plugin_commands()
+    runner = CliRunner()
+    args = ["--env-file", "/nonexistent", "--database-url", db_url]
+    listed = json.loads(runner.invoke(cli, [*args, "plugins", "--json"]).output)
+    entry = next(p for p in listed if p["name"] == "perfect_day")
+    assert entry["package"] == "habitreward-perfect-day"
+    assert "habitreward_habit_completed" in entry["hooks"]
+
+    engine = plugin_engine
+    user = engine.add_user(1, "Ann", active=True)
+    engine.add_habit("Run")
+    engine.add_reward("Perfect day", weight=0.000001, pieces_required=3)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    done = runner.invoke(cli, [*args, "done", "1", "Run", "--json"])
+    assert json.loads(done.output)["awards"][0]["kind"] == "perfect_day"
+    result = runner.invoke(cli, [*args, "perfect-days", "1"])
+    # The CLI runs on the real clock (the fixture's frozen one is the engine's only).
+    assert result.exit_code == 0
+    assert result.output.strip() == dt.datetime.now(dt.timezone.utc).date().isoformat()
+    with engine.session():
+        from habitreward_perfect_day import PerfectDay
+
+        assert PerfectDay.select().count() == 1
+
+
+def test_switching_third_party_plugins_off(monkeypatch):
+    from habitreward.plugins import make_plugin_manager
+
+    if not _installed():
+        pytest.skip("plugins/perfect-day is not installed")
+    names = lambda pm: {pm.get_name(p) for p in pm.get_plugins()}  # noqa: E731
+    assert "perfect_day" in names(make_plugin_manager(environ={}))
+    assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": ""}))
+    assert "perfect_day" in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "perfect_day"}))
+    assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "other"}))
