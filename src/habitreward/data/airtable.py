@@ -1,0 +1,554 @@
+"""Migrating the original bot's Airtable base (the seed's five tables) into habitreward.
+
+Reading is pyairtable's job (pages of 100, retries on HTTP 429); this module
+maps each record onto a row, validates it with the engine's own rules and
+writes in batches inside transactions. Every imported row keeps its Airtable
+record id in ``airtable_id``, so running the import again updates what changed
+and creates nothing twice. A record that cannot be imported (no telegram_id, a
+weight out of range, a link to a record that is missing or was skipped) is
+reported with its record id and skipped; the rest goes in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import click
+import peewee
+
+from habitreward.data.progress import Progress
+from habitreward.engine.validation import (
+    clean_name,
+    habit_weight,
+    piece_value,
+    pieces_required,
+    reward_type,
+    reward_weight,
+)
+from habitreward.errors import HabitRewardError, ValidationError
+from habitreward.models import Habit, HabitLog, Reward, RewardProgress, RewardType, User
+from habitreward.settings import LANGUAGES
+
+DEFAULT_ENDPOINT_URL = "https://api.airtable.com"
+#: Airtable asks clients to wait 30 s after a 429; urllib3 sleeps 0, 2, 4, 8, 16 s between these tries.
+RETRIES = 5
+RETRY_BACKOFF = 1.0
+BATCH_SIZE = 500
+SOURCE = "airtable"
+
+Record = dict[str, Any]  # {"id": "rec...", "createdTime": "...", "fields": {...}}
+
+
+class AirtableError(HabitRewardError):
+    """Airtable could not be read (bad key, unknown base or table, unreachable, rate limit exhausted)."""
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The names of the five tables in the Airtable base (the seed's by default)."""
+
+    users: str = "Users"
+    habits: str = "Habits"
+    rewards: str = "Rewards"
+    progress: str = "RewardProgress"
+    logs: str = "HabitLog"
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        for spec in dataclasses.fields(self):
+            yield spec.name, getattr(self, spec.name)
+
+
+@dataclass
+class TableStats:
+    table: str
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str
+    record_id: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    dry_run: bool
+    tables: list[TableStats] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "tables": [dataclasses.asdict(t) for t in self.tables],
+            "problems": [dataclasses.asdict(p) for p in self.problems],
+        }
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def fetch_base(
+    api_key: str,
+    base_id: str,
+    names: TableNames = TableNames(),
+    *,
+    endpoint_url: str | None = None,
+    log: TextIO | None = None,
+) -> dict[str, list[Record]]:
+    """Every record of the five tables, keyed by our table key (users, habits, ...)."""
+    import requests
+    from pyairtable import Api, retry_strategy
+
+    api = Api(
+        api_key,
+        endpoint_url=endpoint_url or DEFAULT_ENDPOINT_URL,
+        timeout=(10, 60),
+        retry_strategy=retry_strategy(total=RETRIES, backoff_factor=RETRY_BACKOFF),
+    )
+    records: dict[str, list[Record]] = {}
+    for key, name in names.items():
+        rows: list[Record] = []
+        try:
+            for page in api.table(base_id, name).iterate(page_size=100):
+                rows.extend(page)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise AirtableError(
+                f"Airtable answered {status} for table {name!r} of base {base_id}: {_airtable_message(exc)}"
+            ) from None
+        except requests.RetryError:
+            raise AirtableError(
+                f"Airtable kept answering 429 (rate limited) for table {name!r} after {RETRIES} retries;"
+                " try again in a minute."
+            ) from None
+        except requests.RequestException as exc:
+            raise AirtableError(f"Cannot reach Airtable at {api.endpoint_url}: {type(exc).__name__}") from None
+        click.echo(f"Read {len(rows)} records from {name}", file=log, err=log is None)
+        records[key] = rows
+    return records
+
+
+def _airtable_message(exc: Any) -> str:
+    try:
+        error = exc.response.json().get("error")
+    except Exception:  # noqa: BLE001 - any unreadable body just gives no detail
+        return "no details"
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or error)
+    return str(error or "no details")
+
+
+# --- mapping helpers -------------------------------------------------------------------------
+
+
+class BadRecord(Exception):
+    """A record that cannot be imported; the message says why (shown with its record id)."""
+
+
+def _columns(records: Iterable[Record]) -> set[str]:
+    """The field names that appear in at least one record (Airtable leaves out empty cells)."""
+    seen: set[str] = set()
+    for record in records:
+        seen.update(record.get("fields", {}))
+    return seen
+
+
+def _checkbox(fields: dict[str, Any], name: str, columns: set[str], default: bool) -> bool:
+    # Airtable omits unchecked checkboxes. If no record has the field at all the base
+    # probably has no such column, so the model's default applies instead of "unchecked".
+    if name in fields:
+        return bool(fields[name])
+    return False if name in columns else default
+
+
+def _first(fields: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if fields.get(name) not in (None, "", []):
+            return fields[name]
+    return None
+
+
+def _link(fields: dict[str, Any], name: str) -> str | None:
+    """The record id of a link field (an array of record ids); ``user`` or ``user_id`` both work."""
+    value = _first(fields, name, f"{name}_id")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return str(value) if value else None
+
+
+def _int(value: Any, what: str, default: int | None = None, minimum: int | None = None) -> int:
+    if value in (None, ""):
+        if default is None:
+            raise BadRecord(f"{what} is missing")
+        return default
+    try:
+        number = float(value) if not isinstance(value, int) else value
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError
+        result = int(number)
+    except (TypeError, ValueError):
+        raise BadRecord(f"{what} must be a whole number, got {value!r}") from None
+    if minimum is not None and result < minimum:
+        raise BadRecord(f"{what} must be at least {minimum}, got {result}")
+    return result
+
+
+def _float(value: Any, what: str, default: float) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadRecord(f"{what} must be a number, got {value!r}") from None
+
+
+def _datetime(value: Any, what: str) -> dt.datetime:
+    """An Airtable timestamp (ISO 8601, usually with ``Z``) as the naive UTC the tables store."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BadRecord(f"{what} is not a date and time: {value!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _date(value: Any, what: str) -> dt.date:
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise BadRecord(f"{what} is not a date: {value!r}") from None
+
+
+def _validated(rule: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return rule(value)
+    except ValidationError as exc:
+        raise BadRecord(str(exc).rstrip(".")) from None
+
+
+# --- the import ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Planned:
+    airtable_id: str
+    values: dict[str, Any]
+    on_create: dict[str, Any]
+
+
+class AirtableImporter:
+    """Maps fetched records onto the database: ``AirtableImporter(engine).run(records)``."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        dry_run: bool = False,
+        batch_size: int = BATCH_SIZE,
+        progress_file: TextIO | None = None,
+        show_progress: bool = True,
+    ):
+        self.engine = engine
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.progress_file = progress_file
+        self.show_progress = show_progress
+        self.report = ImportReport(dry_run=dry_run)
+        self._placeholder = 0
+        self._names = TableNames()
+
+    def run(self, records: dict[str, list[Record]], names: TableNames = TableNames()) -> ImportReport:
+        self._names = names
+        self._now = self.engine.utcnow()
+        with self.engine.session():
+            users = self._import_users(records.get("users", []))
+            habits, habit_weights = self._import_habits(records.get("habits", []))
+            rewards, reward_types = self._import_rewards(records.get("rewards", []))
+            self._import_progress(records.get("progress", []), users, rewards)
+            self._import_logs(records.get("logs", []), users, habits, habit_weights, rewards, reward_types)
+        return self.report
+
+    # --- per table ---------------------------------------------------------------------------
+
+    def _import_users(self, records: list[Record]) -> dict[str, int]:
+        stats = self._stats("users", records)
+        default_language = self.engine.settings.default_language
+        columns = _columns(records)
+        planned, seen = [], {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                tid = _int(_first(fields, "telegram_id"), "telegram_id")
+                if tid in seen:
+                    raise BadRecord(f"telegram_id {tid} is also in record {seen[tid]}")
+                name = " ".join(str(fields.get("name") or "").split())[:255] or str(tid)
+                language = str(fields.get("language") or "").strip().lower()
+                values = {
+                    "telegram_id": tid,
+                    "name": name,
+                    "active": _checkbox(fields, "active", columns, False),
+                    "language": language if language in LANGUAGES else default_language,
+                }
+            except BadRecord as exc:
+                self._skip(stats, record, str(exc))
+                continue
+            seen[tid] = record["id"]
+            planned.append(self._plan(record, values))
+        return self._sync(User, stats, planned, key=lambda v: v["telegram_id"])
+
+    def _import_habits(self, records: list[Record]) -> tuple[dict[str, int], dict[str, int]]:
+        stats = self._stats("habits", records)
+        columns = _columns(records)
+        planned, weights, seen = [], {}, {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                name = _validated(lambda v: clean_name(v, "habit name"), fields.get("name"))
+                if name.lower() in seen:
+                    raise BadRecord(f"the habit name {name!r} is also in record {seen[name.lower()]}")
+                category = fields.get("category")
+                values = {
+                    "name": name,
+                    "weight": _validated(habit_weight, fields.get("weight", 10)),
+                    "category": _validated(lambda v: clean_name(v, "category"), category) if category else None,
+                    "active": _checkbox(fields, "active", columns, True),
+                    "owner": None,  # Airtable's habits were global: shared ones here
+                }
+            except BadRecord as exc:
+                self._skip(stats, record, str(exc))
+                continue
+            seen[name.lower()] = record["id"]
+            weights[record["id"]] = values["weight"]
+            planned.append(self._plan(record, values))
+        ids = self._sync(
+            Habit, stats, planned, key=lambda v: v["name"].lower(), adoptable=Habit.owner.is_null(True)
+        )
+        return ids, weights
+
+    def _import_rewards(self, records: list[Record]) -> tuple[dict[str, int], dict[str, str]]:
+        stats = self._stats("rewards", records)
+        columns = _columns(records)
+        planned, types, seen = [], {}, {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                name = _validated(lambda v: clean_name(v, "reward name"), fields.get("name"))
+                if name.lower() in seen:
+                    raise BadRecord(f"the reward name {name!r} is also in record {seen[name.lower()]}")
+                values = {
+                    "name": name,
+                    "weight": _validated(reward_weight, fields.get("weight", 1.0)),
+                    "type": _validated(reward_type, fields.get("type") or RewardType.VIRTUAL.value),
+                    "pieces_required": _validated(pieces_required, fields.get("pieces_required", 1)),
+                    "piece_value": _validated(piece_value, fields.get("piece_value")),
+                    "active": _checkbox(fields, "active", columns, True),
+                    "owner": None,
+                }
+            except BadRecord as exc:
+                self._skip(stats, record, str(exc))
+                continue
+            seen[name.lower()] = record["id"]
+            types[record["id"]] = values["type"]
+            planned.append(self._plan(record, values))
+        ids = self._sync(
+            Reward, stats, planned, key=lambda v: v["name"].lower(), adoptable=Reward.owner.is_null(True)
+        )
+        return ids, types
+
+    def _import_progress(self, records: list[Record], users: dict[str, int], rewards: dict[str, int]) -> None:
+        stats = self._stats("progress", records)
+        columns = _columns(records)
+        planned, seen = [], {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                user = self._resolve(fields, "user", users, self._names.users)
+                reward = self._resolve(fields, "reward", rewards, self._names.rewards)
+                if (user, reward) in seen:
+                    raise BadRecord(f"the same user and reward are also in record {seen[user, reward]}")
+                claimed = _checkbox(fields, "claimed", columns, False)
+                values = {
+                    "user": user,
+                    "reward": reward,
+                    "pieces_earned": _int(fields.get("pieces_earned"), "pieces_earned", default=0, minimum=0),
+                    "claimed": claimed,
+                }
+            except BadRecord as exc:
+                self._skip(stats, record, str(exc))
+                continue
+            seen[user, reward] = record["id"]
+            # Airtable never counted claims; a claimed row has been claimed at least once.
+            planned.append(self._plan(record, values, times_claimed=1 if claimed else 0))
+        self._sync(RewardProgress, stats, planned, key=lambda v: (v["user"], v["reward"]))
+
+    def _import_logs(
+        self,
+        records: list[Record],
+        users: dict[str, int],
+        habits: dict[str, int],
+        habit_weights: dict[str, int],
+        rewards: dict[str, int],
+        reward_types: dict[str, str],
+    ) -> None:
+        stats = self._stats("logs", records)
+        columns = _columns(records)
+        planned, seen = [], {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                user = self._resolve(fields, "user", users, self._names.users)
+                habit = self._resolve(fields, "habit", habits, self._names.habits)
+                reward_link = _link(fields, "reward")
+                reward = self._resolve(fields, "reward", rewards, self._names.rewards) if reward_link else None
+                got_reward = _checkbox(fields, "got_reward", columns, reward is not None)
+                if reward is not None and reward_types.get(reward_link) == RewardType.NONE.value:
+                    # Here a drawn "none" entry is stored as no reward at all (see models.HabitLog).
+                    reward, got_reward = None, False
+                timestamp = _datetime(fields.get("timestamp") or record.get("createdTime"), "timestamp")
+                day = fields.get("last_completed_date")
+                completed_on = _date(day, "last_completed_date") if day else timestamp.date()
+                if (user, habit, completed_on) in seen:
+                    earlier = seen[user, habit, completed_on]
+                    raise BadRecord(f"the same habit is already logged for {completed_on} in record {earlier}")
+                default_weight = habit_weights.get(_link(fields, "habit") or "", 10)
+                weight = _int(fields.get("habit_weight"), "habit_weight", default=default_weight)
+                values = {
+                    "user": user,
+                    "habit": habit,
+                    "reward": reward,
+                    "got_reward": got_reward,
+                    "streak_count": _int(fields.get("streak_count"), "streak_count", default=1, minimum=0),
+                    "habit_weight": weight,
+                    "total_weight_applied": _float(fields.get("total_weight_applied"), "total_weight_applied", 1.0),
+                    "completed_on": completed_on,
+                    "timestamp": timestamp,
+                }
+            except BadRecord as exc:
+                self._skip(stats, record, str(exc))
+                continue
+            seen[user, habit, completed_on] = record["id"]
+            planned.append(self._plan(record, values, source=SOURCE))
+        self._sync(HabitLog, stats, planned, key=lambda v: (v["user"], v["habit"], v["completed_on"]))
+
+    # --- shared machinery -------------------------------------------------------------------
+
+    def _stats(self, key: str, records: list[Record]) -> TableStats:
+        stats = TableStats(table=getattr(self._names, key), read=len(records))
+        self.report.tables.append(stats)
+        return stats
+
+    def _skip(self, stats: TableStats, record: Record, message: str) -> None:
+        stats.skipped += 1
+        self.report.problems.append(Problem(stats.table, str(record.get("id", "?")), message))
+
+    def _plan(self, record: Record, values: dict[str, Any], **on_create: Any) -> _Planned:
+        created = record.get("createdTime")
+        try:
+            created_at = _datetime(created, "createdTime") if created else self._now
+        except BadRecord:
+            created_at = self._now
+        return _Planned(record["id"], values, {"created_at": created_at, **on_create})
+
+    def _resolve(self, fields: dict[str, Any], name: str, ids: dict[str, int], table: str) -> int:
+        link = _link(fields, name)
+        if link is None:
+            raise BadRecord(f"{name} is missing")
+        if link not in ids:
+            raise BadRecord(f"{name} links to {link}, which is not in {table} or was skipped")
+        return ids[link]
+
+    def _sync(
+        self,
+        model: type[peewee.Model],
+        stats: TableStats,
+        planned: list[_Planned],
+        *,
+        key: Callable[[dict[str, Any]], Hashable],
+        adoptable: peewee.Expression | None = None,
+    ) -> dict[str, int]:
+        """Create, update or leave each planned row; return Airtable record id -> local id.
+
+        A row is found by its ``airtable_id``, else by its natural key (telegram_id,
+        shared name, ...) when that row is not claimed by another record of this run,
+        so data entered before the import is adopted rather than duplicated.
+        """
+        columns = [model._meta.fields[name] for name in (planned[0].values if planned else ())]
+        query = model.select(model.id, model.airtable_id, *columns)
+        existing = list(query.dicts())
+        by_airtable = {row["airtable_id"]: row for row in existing if row["airtable_id"]}
+        incoming = {p.airtable_id for p in planned}
+        adopt_ids = None
+        if adoptable is not None:
+            adopt_ids = {row.id for row in model.select(model.id).where(adoptable)}
+        by_key = {
+            key(row): row
+            for row in existing
+            if (row["airtable_id"] is None or row["airtable_id"] not in incoming)
+            and (adopt_ids is None or row["id"] in adopt_ids)
+        }
+        ids: dict[str, int] = {}
+        creates: list[dict[str, Any]] = []
+        updates: list[tuple[int, dict[str, Any]]] = []
+        for item in planned:
+            row = by_airtable.get(item.airtable_id)
+            if row is None:
+                row = by_key.pop(key(item.values), None)
+            if row is None:
+                creates.append({**item.values, **item.on_create, "airtable_id": item.airtable_id})
+                stats.created += 1
+                continue
+            ids[item.airtable_id] = row["id"]
+            changes = {name: value for name, value in item.values.items() if row[name] != value}
+            if row["airtable_id"] != item.airtable_id:
+                changes["airtable_id"] = item.airtable_id
+            if changes:
+                if "updated_at" in model._meta.fields:
+                    changes["updated_at"] = self._now
+                updates.append((row["id"], changes))
+                stats.updated += 1
+            else:
+                stats.unchanged += 1
+        if self.dry_run:
+            for row in creates:  # placeholders, so links to rows that would be created resolve
+                self._placeholder -= 1
+                ids[row["airtable_id"]] = self._placeholder
+            return ids
+        self._write(model, stats.table, creates, updates)
+        new_ids = [row["airtable_id"] for row in creates]
+        for start in range(0, len(new_ids), self.batch_size):
+            chunk = new_ids[start : start + self.batch_size]
+            for row in model.select(model.id, model.airtable_id).where(model.airtable_id.in_(chunk)).dicts():
+                ids[row["airtable_id"]] = row["id"]
+        return ids
+
+    def _write(
+        self,
+        model: type[peewee.Model],
+        label: str,
+        creates: list[dict[str, Any]],
+        updates: list[tuple[int, dict[str, Any]]],
+    ) -> None:
+        total = len(creates) + len(updates)
+        with Progress(f"Writing {label}", total, file=self.progress_file, enabled=self.show_progress) as bar:
+            for start in range(0, len(creates), self.batch_size):
+                batch = creates[start : start + self.batch_size]
+                with self.engine.db.atomic():
+                    model.insert_many(batch).execute()
+                bar.advance(len(batch))
+            for start in range(0, len(updates), self.batch_size):
+                batch = updates[start : start + self.batch_size]
+                with self.engine.db.atomic():
+                    for row_id, changes in batch:
+                        model.update(**changes).where(model.id == row_id).execute()
+                bar.advance(len(batch))

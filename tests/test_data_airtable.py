@@ -1,0 +1,267 @@
+"""``habitreward import-airtable`` against a local Airtable stand-in (pages, 429s, bad rows, 5,000 logs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pty
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from airtable_standin import AirtableStandIn, record
+from habitreward.cli import cli
+from habitreward.db import open_database
+from habitreward.models import Habit, HabitLog, Reward, RewardProgress, User
+
+LOG_COUNT = 5000
+FIRST_DAY = dt.date(2012, 1, 1)
+
+
+def seed_base(standin: AirtableStandIn) -> None:
+    """The seed's five tables, with a few bad records among good ones."""
+    standin.tables["Users"] = [
+        record("recU1", name="Ann", telegram_id="101", active=True, language="en"),
+        record("recU2", name="Bob", telegram_id=102),  # unchecked "active" is left out by Airtable
+        record("recU3", name="Dana", telegram_id="103", active=True, language="ru"),
+        record("recUbad", name="No Id", active=True),
+    ]
+    standin.tables["Habits"] = [
+        record("recH1", name="Running", weight=20, category="Sport", active=True),
+        record("recH2", name="Reading", weight=10, active=True),
+        record("recH3", name="Old habit", weight=5),  # inactive
+        record("recHbad", name="Too heavy", weight=500, active=True),
+    ]
+    standin.tables["Rewards"] = [
+        record("recR1", name="Coffee", weight=5, type="REAL", pieces_required=3, piece_value=2.5, active=True),
+        record("recR2", name="Nothing", weight=10, type="NONE", active=True),
+        record("recR3", name="Sticker", weight=2.5, type="VIRTUAL", active=True),
+        record("recRbad", name="Broken", weight=0, type="VIRTUAL", active=True),
+    ]
+    standin.tables["RewardProgress"] = [
+        record("recP1", user=["recU1"], reward=["recR1"], pieces_earned=2),
+        record("recP2", user=["recU2"], reward=["recR3"], pieces_earned=1, claimed=True),
+        record("recPbad", user=["recU1"], reward=["recRbad"], pieces_earned=1),
+    ]
+    logs = []
+    pairs = [(u, h) for u in ("recU1", "recU2", "recU3") for h in ("recH1", "recH2")]
+    for n in range(LOG_COUNT):
+        user, habit = pairs[n % len(pairs)]
+        day = FIRST_DAY + dt.timedelta(days=n // len(pairs))
+        reward = ["recR1"] if n % 7 == 0 else (["recR2"] if n % 7 == 1 else None)
+        logs.append(
+            record(
+                f"recL{n:05d}",
+                created=f"{day.isoformat()}T18:00:01.000Z",
+                user=[user],
+                habit=[habit],
+                reward=reward,
+                timestamp=f"{day.isoformat()}T18:00:00.000Z",
+                got_reward=reward is not None,
+                streak_count=n // len(pairs) + 1,
+                habit_weight=20 if habit == "recH1" else 10,
+                total_weight_applied=1.5,
+                last_completed_date=day.isoformat(),
+            )
+        )
+    logs.append(record("recLbad1", user=["recGONE"], habit=["recH1"], timestamp="2024-01-01T10:00:00.000Z"))
+    logs.append(record("recLbad2", user=["recU1"], habit=["recHbad"], timestamp="2024-01-01T10:00:00.000Z"))
+    standin.tables["HabitLog"] = logs
+
+
+@pytest.fixture
+def standin():
+    server = AirtableStandIn().start()
+    seed_base(server)
+    yield server
+    server.stop()
+
+
+def run_import(db_url: str, standin: AirtableStandIn, *extra: str):
+    runner = CliRunner()
+    args = ["--database-url", db_url, "--env-file", os.devnull, "import-airtable"]
+    args += ["--api-key", standin.api_key, "--base-id", standin.base_id, "--endpoint-url", standin.url, *extra]
+    return runner.invoke(cli, args, env={"HABITREWARD_LOAD_PLUGINS": ""}, catch_exceptions=False)
+
+
+def table_lines(output: str) -> dict[str, list[int]]:
+    """The closing table as {table: [read, created, updated, unchanged, skipped]}."""
+    rows = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 6 and parts[1].isdigit():
+            rows[parts[0]] = [int(p) for p in parts[1:]]
+    return rows
+
+
+def snapshot(db_url: str) -> dict[str, list[dict]]:
+    database = open_database(db_url)
+    try:
+        with database.connection_context():
+            return {
+                m._meta.table_name: list(m.select().order_by(m.id).dicts())
+                for m in (User, Habit, Reward, RewardProgress, HabitLog)
+            }
+    finally:
+        database.close()
+
+
+def test_import_maps_everything_skips_bad_rows_and_retries_429(db_url, standin):
+    standin.rate_limit("HabitLog", 1)  # the first page of logs is answered 429 and must be retried
+
+    result = run_import(db_url, standin)
+
+    assert result.exit_code == 0, result.output
+    assert standin.answered(429) == 1
+    assert table_lines(result.stdout) == {
+        "Users": [4, 3, 0, 0, 1],
+        "Habits": [4, 3, 0, 0, 1],
+        "Rewards": [4, 3, 0, 0, 1],
+        "RewardProgress": [3, 2, 0, 0, 1],
+        "HabitLog": [LOG_COUNT + 2, LOG_COUNT, 0, 0, 2],
+    }
+    out = result.stdout
+    assert "skipped Users recUbad: telegram_id is missing" in out
+    assert "skipped Habits recHbad: The habit weight must be from 1 to 100, got 500" in out
+    assert "skipped Rewards recRbad: The reward weight must be above 0" in out
+    assert "skipped RewardProgress recPbad: reward links to recRbad, which is not in Rewards or was skipped" in out
+    assert "skipped HabitLog recLbad1: user links to recGONE" in out
+    assert "skipped HabitLog recLbad2: habit links to recHbad" in out
+    # The progress of writing 5,000 logs is shown on stderr.
+    assert "Writing HabitLog: 500/5000 (10%)" in result.stderr
+    assert "Writing HabitLog: 5000/5000 (100%)" in result.stderr
+
+    database = open_database(db_url)
+    with database.connection_context():
+        ann = User.get(User.telegram_id == 101)
+        bob = User.get(User.telegram_id == 102)
+        dana = User.get(User.telegram_id == 103)
+        assert (ann.name, ann.active, ann.language, ann.airtable_id) == ("Ann", True, "en", "recU1")
+        assert (bob.active, dana.language) == (False, "ru")
+        running = Habit.get(Habit.name == "Running")
+        assert (running.weight, running.category, running.active, running.owner_id) == (20, "Sport", True, None)
+        assert Habit.get(Habit.name == "Old habit").active is False
+        coffee = Reward.get(Reward.name == "Coffee")
+        assert (coffee.type, coffee.pieces_required, coffee.piece_value, coffee.owner_id) == (
+            "real",
+            3,
+            Decimal("2.50"),
+            None,
+        )
+        assert Reward.get(Reward.name == "Nothing").type == "none"
+        progress = RewardProgress.get(RewardProgress.airtable_id == "recP2")
+        assert (progress.user_id, progress.reward.name, progress.claimed, progress.times_claimed) == (
+            bob.id,
+            "Sticker",
+            True,
+            1,
+        )
+        assert HabitLog.select().count() == LOG_COUNT
+        # Links: every log points at the user and habit its Airtable record linked.
+        log = HabitLog.get(HabitLog.airtable_id == "recL00007")  # n=7: Ann, Reading, day 1, Coffee
+        assert (log.user_id, log.habit.name, log.reward_id, log.got_reward) == (ann.id, "Reading", coffee.id, True)
+        assert log.completed_on == FIRST_DAY + dt.timedelta(days=1)
+        assert log.timestamp == dt.datetime.combine(log.completed_on, dt.time(18, 0))
+        assert (log.streak_count, log.habit_weight, log.total_weight_applied, log.source) == (2, 10, 1.5, "airtable")
+        # A drawn "none" entry is stored as no reward.
+        nothing = HabitLog.get(HabitLog.airtable_id == "recL00008")
+        assert (nothing.reward_id, nothing.got_reward) == (None, False)
+        per_user = {u.telegram_id: HabitLog.select().where(HabitLog.user == u).count() for u in (ann, bob, dana)}
+        assert per_user == {101: 1668, 102: 1666, 103: 1666}  # 5000 = 6 x 833 + 2 (both to Ann)
+    database.close()
+
+
+def test_second_run_changes_nothing_and_a_changed_record_is_updated(db_url, standin):
+    assert run_import(db_url, standin, "--no-progress").exit_code == 0
+    before = snapshot(db_url)
+
+    again = run_import(db_url, standin, "--no-progress")
+
+    assert again.exit_code == 0, again.output
+    assert table_lines(again.stdout)["HabitLog"] == [LOG_COUNT + 2, 0, 0, LOG_COUNT, 2]
+    assert all(row[1] == 0 and row[2] == 0 for row in table_lines(again.stdout).values())
+    assert snapshot(db_url) == before
+
+    standin.tables["Habits"][1]["fields"]["weight"] = 15  # Reading gets heavier in Airtable
+    third = run_import(db_url, standin, "--no-progress")
+    assert table_lines(third.stdout)["Habits"] == [4, 0, 1, 2, 1]
+    after = snapshot(db_url)
+    assert [h["weight"] for h in after["habits"] if h["name"] == "Reading"] == [15]
+    assert len(after["habit_logs"]) == LOG_COUNT
+
+
+def test_dry_run_writes_nothing(db_url, standin):
+    result = run_import(db_url, standin, "--dry-run", "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert "Dry run: nothing was written" in result.stdout
+    assert table_lines(result.stdout)["HabitLog"] == [LOG_COUNT + 2, LOG_COUNT, 0, 0, 2]
+    assert all(rows == [] for rows in snapshot(db_url).values())
+
+
+def test_existing_user_and_shared_habit_are_adopted_not_duplicated(engine, db_url, standin):
+    engine.add_user(101, "Ann from Telegram")
+    engine.add_habit("running")
+
+    result = run_import(db_url, standin, "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    lines = table_lines(result.stdout)
+    assert lines["Users"][1:3] == [2, 1]  # two created, Ann adopted and updated
+    assert lines["Habits"][1:3] == [2, 1]
+    with engine.session():
+        assert User.select().where(User.telegram_id == 101).count() == 1
+        assert Habit.select().where(Habit.name ** "running").count() == 1
+
+
+@pytest.mark.no_db
+def test_missing_key_and_bad_key_are_one_line_errors(tmp_path, standin):
+    db_url = f"sqlite:///{tmp_path / 'x.db'}"
+    runner = CliRunner()
+    base = ["--database-url", db_url, "--env-file", os.devnull, "import-airtable"]
+    missing = runner.invoke(cli, [*base, "--base-id", "appTEST"], env={"AIRTABLE_API_KEY": None})
+    assert missing.exit_code == 1
+    assert "AIRTABLE_API_KEY is not set" in missing.output
+
+    bad = runner.invoke(
+        cli, [*base, "--api-key", "wrong", "--base-id", "appTEST", "--endpoint-url", standin.url]
+    )
+    assert bad.exit_code == 1
+    assert "Error: Airtable answered 401 for table 'Users' of base appTEST" in bad.output
+    assert "Traceback" not in bad.output
+
+
+@pytest.mark.no_db
+def test_progress_bar_is_drawn_in_a_terminal(tmp_path, standin):
+    """Run as a user would, with stderr on a terminal: click's bar is drawn while 5,000 logs are written."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "HABITREWARD_LOAD_PLUGINS": "", "COLUMNS": "100"}
+    command = [
+        sys.executable, "-c", "from habitreward.cli import main; main()",
+        "--database-url", f"sqlite:///{tmp_path / 'tty.db'}", "--env-file", os.devnull,
+        "import-airtable", "--api-key", standin.api_key, "--base-id", standin.base_id,
+        "--endpoint-url", standin.url,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, env=env, cwd=tmp_path)
+    os.close(follower)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    stdout, _ = process.communicate(timeout=60)
+    os.close(leader)
+
+    assert process.returncode == 0, terminal.decode(errors="replace")
+    screen = terminal.decode(errors="replace")
+    assert "Writing HabitLog  [" in screen
+    assert "#" * 10 in screen and "5000/5000" in screen and "100%" in screen
+    assert b"HabitLog" in stdout and Path(tmp_path / "tty.db").exists()
