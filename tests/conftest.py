@@ -127,3 +127,13 @@ def engine(db_url: str, clock: FrozenClock) -> Iterator:
         yield eng
     finally:
         eng.close()
+
+
+@pytest.fixture
+def bot(engine, botapi) -> Iterator:
+    """The real bot on this suite's ``engine`` (both backends), talking to the ``botapi`` stand-in
+    (the ``botapi`` fixture comes from habitreward's pytest plugin)."""
+    from habitreward.testing.driver import BotDriver
+
+    with BotDriver(engine, botapi) as driver:
+        yield driver

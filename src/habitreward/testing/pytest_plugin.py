@@ -14,6 +14,9 @@ import pytest
 
 from habitreward.testing.engines import FrozenClock, make_engine
 
+#: The token the ``bot`` fixture uses (the bot id is the part before the colon).
+TEST_BOT_TOKEN = "123456:TEST"
+
 
 @pytest.fixture
 def habitreward_clock() -> FrozenClock:
@@ -34,3 +37,30 @@ def habitreward_engine(tmp_path: Path, habitreward_clock: FrozenClock) -> Iterat
         yield engine
     finally:
         engine.close()
+
+
+@pytest.fixture
+def botapi() -> Iterator:
+    """A started :class:`~habitreward.testing.botapi.BotApiStandIn`: a fake Bot API on 127.0.0.1.
+
+    Read what the bot sent with ``botapi.sent(chat_id)``, ``botapi.last_text(chat_id)``,
+    ``botapi.last_buttons(chat_id)``; make a method fail with ``botapi.fail_next(...)``.
+    """
+    from habitreward.testing.botapi import BotApiStandIn
+
+    with BotApiStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def bot(habitreward_engine, botapi) -> Iterator:
+    """A :class:`~habitreward.testing.driver.BotDriver`: the real bot (with every installed
+    plugin's handlers) on ``habitreward_engine``, talking to ``botapi``::
+
+        def test_ping(bot):
+            assert bot.send(42, "/ping").text == "pong"
+    """
+    from habitreward.testing.driver import BotDriver
+
+    with BotDriver(habitreward_engine, botapi, token=TEST_BOT_TOKEN) as driver:
+        yield driver

@@ -1,0 +1,188 @@
+"""Building the python-telegram-bot Application from the engine, its settings and plugins."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from telegram import Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application, ApplicationBuilder, BaseHandler, ContextTypes, ConversationHandler
+
+from habitreward.bot.context import BotContext
+from habitreward.bot.persistence import DatabasePersistence
+
+if TYPE_CHECKING:
+    from habitreward.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+#: How often a request that Telegram answered with 429 (flood control) is retried,
+#: after waiting the retry_after it named (AIORateLimiter, when aiolimiter is installed).
+RATE_LIMIT_RETRIES = 2
+
+
+class HabitRewardApplication(Application):
+    """PTB's Application plus the engine, with database-fresh state around every update.
+
+    ``context.engine`` reaches :attr:`engine` (see ``BotContext``). With persistence,
+    :meth:`process_update` reloads the update's conversation states before handling it
+    and writes every change right after, so processes sharing a database agree.
+    """
+
+    def __init__(self, *, engine: Engine, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.engine = engine
+
+    async def process_update(self, update: object) -> None:
+        persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
+        if persistent:
+            self._refresh_conversations(update)  # type: ignore[arg-type]
+        try:
+            await super().process_update(update)
+        finally:
+            if persistent:
+                try:
+                    await self.update_persistence()
+                except Exception as exc:  # e.g. user_data that is not JSON
+                    await self.process_error(update=update, error=exc)
+
+    def _refresh_conversations(self, update: Update) -> None:
+        """Load this update's state of every persistent ConversationHandler from the database.
+
+        PTB keeps conversation states in memory after start-up; another process may
+        have moved the conversation on since, so the stored state wins.
+        """
+        wanted: list[tuple[ConversationHandler, tuple]] = []
+        for handler in _persistent_conversations(self.handlers.values()):
+            try:
+                key = handler._get_key(update)  # noqa: SLF001 (PTB has no public way to get it)
+            except RuntimeError:
+                continue  # this update has no chat/user for this conversation's key
+            wanted.append((handler, key))
+        if not wanted:
+            return
+        persistence: DatabasePersistence = self.persistence  # type: ignore[assignment]
+        states = persistence.load_conversation_states((h.name, key) for h, key in wanted)
+        for handler, key in wanted:
+            conversations = handler._conversations  # noqa: SLF001
+            state = states.get((handler.name, key))
+            if state is None:
+                conversations.data.pop(key, None)  # without marking it as a write
+            else:
+                conversations.update_no_track({key: state})
+
+
+def _persistent_conversations(groups: Any) -> list[ConversationHandler]:
+    found: list[ConversationHandler] = []
+    seen: set[int] = set()
+
+    def visit(handler: BaseHandler) -> None:
+        if not isinstance(handler, ConversationHandler) or id(handler) in seen:
+            return
+        seen.add(id(handler))
+        if handler.persistent and handler.name:
+            found.append(handler)
+        for child in handler.entry_points + handler.fallbacks + [h for hs in handler.states.values() for h in hs]:
+            visit(child)
+
+    for handlers in groups:
+        for handler in handlers:
+            visit(handler)
+    return found
+
+
+async def log_error(update: object, context: BotContext) -> None:
+    """Telegram's refusals are facts of life, not crashes: log them and carry on.
+
+    A user who blocked the bot (403), flood control (429, already retried by the
+    rate limiter), a "message is not modified" (400) or a network hiccup must not
+    stop the bot; handlers write to the database before they answer, so nothing
+    the user did is lost. Anything else is a bug and is logged with its traceback.
+    """
+    error = context.error
+    who = ""
+    if isinstance(update, Update) and update.effective_user:
+        who = f" (user {update.effective_user.id})"
+    if isinstance(error, Forbidden):
+        logger.info("Telegram refused to deliver%s: %s", who, error.message)
+    elif isinstance(error, RetryAfter):
+        logger.warning("Telegram flood control%s: retry after %s s", who, error.retry_after)
+    elif isinstance(error, BadRequest) and "not modified" in error.message.lower():
+        logger.debug("Message not modified%s", who)
+    elif isinstance(error, (TimedOut, NetworkError)):
+        logger.warning("Network problem talking to Telegram%s: %s", who, error)
+    else:
+        logger.error("Error while handling an update%s", who, exc_info=error)
+
+
+def _rate_limiter() -> Any:
+    """PTB's AIORateLimiter (waits on 429 and keeps under Telegram's limits), if installed."""
+    try:
+        from telegram.ext import AIORateLimiter
+
+        return AIORateLimiter(max_retries=RATE_LIMIT_RETRIES)
+    except RuntimeError:  # aiolimiter missing: pip install 'python-telegram-bot[rate-limiter]'
+        logger.debug("aiolimiter is not installed: no rate limiting, 429s reach the error handler")
+        return None
+
+
+def _file_url_for(base_url: str) -> str | None:
+    """``http://host/bot`` -> ``http://host/file/bot`` (the layout of Telegram and of telegram-bot-api)."""
+    if base_url.endswith("/bot"):
+        return base_url[: -len("/bot")] + "/file/bot"
+    return None
+
+
+def build_application(
+    engine: Engine,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    base_file_url: str | None = None,
+    updater: bool = True,
+    persistence: bool = True,
+    rate_limiter: bool = True,
+) -> Application:
+    """The bot: a PTB Application with the built-in handlers and those of plugins.
+
+    ``token`` defaults to TELEGRAM_BOT_TOKEN, ``base_url`` to TELEGRAM_API_URL (a Bot
+    API base such as ``http://127.0.0.1:8081/bot``; PTB appends the token).
+    ``updater=False`` for webhooks and tests that feed updates directly;
+    ``persistence=False`` keeps bot state in memory only.
+    """
+    from habitreward.bot import handlers
+
+    settings = engine.settings
+    token = token or settings.require("telegram_bot_token")
+    base_url = base_url or settings.telegram_api_url
+    builder = (
+        ApplicationBuilder()
+        .application_class(HabitRewardApplication, kwargs={"engine": engine})
+        .token(token)
+        .context_types(ContextTypes(context=BotContext))
+        .concurrent_updates(False)
+    )
+    if base_url:
+        builder = builder.base_url(base_url)
+        base_file_url = base_file_url or _file_url_for(base_url)
+    if base_file_url:
+        builder = builder.base_file_url(base_file_url)
+    if not updater:
+        builder = builder.updater(None)
+    if persistence:
+        builder = builder.persistence(DatabasePersistence(engine))
+    if rate_limiter:
+        limiter = _rate_limiter()
+        if limiter is not None:
+            builder = builder.rate_limiter(limiter)
+    application = builder.build()
+    application.add_error_handler(log_error)
+
+    handlers.register(application)
+
+    def register(handler: BaseHandler, group: int = 0) -> None:
+        application.add_handler(handler, group=group)
+
+    engine.hooks.register_handlers(register, settings)
+    return application

@@ -1,0 +1,207 @@
+"""python-telegram-bot persistence in the database (the engine's ``KeyValue`` table, as JSON).
+
+Why not PicklePersistence: a pickle file belongs to one process and one machine,
+and breaks between versions. Here every piece of bot state is a small JSON row
+keyed by (namespace, key), so several processes on one database share it and a
+restart continues where the bot was.
+
+How it stays correct with several processes (see ``bot/app.py``):
+
+* Writes are immediate, not every ``update_interval`` seconds: the Application
+  calls ``update_persistence()`` right after each update, so conversation states
+  and user/chat data are in the database before the next update of that user can
+  reach any process. Unchanged documents are not written again.
+* Reads are fresh: before an update is handled, PTB calls ``refresh_user_data`` /
+  ``refresh_chat_data`` / ``refresh_bot_data``, which reload that user's and chat's
+  rows when another process changed them, and the Application reloads the states
+  of persistent ConversationHandlers for the update's key (PTB has no hook for that).
+
+Limits: values must be JSON (dict keys become strings); two processes handling the
+same user at the same instant resolve as last-writer-wins (Telegram delivers one
+user's updates in order, so this needs a retry storm to happen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from telegram.ext import BasePersistence, PersistenceInput
+
+from habitreward.models import KeyValue, utcnow
+
+if TYPE_CHECKING:
+    from habitreward.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+USER_DATA = "bot.user_data"
+CHAT_DATA = "bot.chat_data"
+BOT_DATA = "bot.bot_data"
+CONVERSATIONS = "bot.conversations"
+CALLBACK_DATA = "bot.callback_data"
+BOT_DATA_KEY = "bot"
+CALLBACK_DATA_KEY = "cache"
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} cannot be stored: it must be JSON-serialisable ({exc})") from None
+
+
+def conversation_row_key(name: str, key: tuple) -> str:
+    """The KeyValue key of one conversation: ``"<name>:[chat_id,user_id]"``."""
+    return f"{name}:{json.dumps(list(key), separators=(',', ':'))}"
+
+
+class DatabasePersistence(BasePersistence[dict, dict, dict]):
+    """Bot state in the ``key_values`` table, through the engine's database."""
+
+    def __init__(self, engine: Engine, *, store_data: PersistenceInput | None = None,
+                 update_interval: float = 60):
+        # update_interval only drives PTB's background flush; the Application also
+        # flushes after every update (see module docstring), so 60 s is a safety net.
+        super().__init__(store_data=store_data or PersistenceInput(), update_interval=update_interval)
+        self.engine = engine
+        # Last JSON read from or written to the database per (namespace, key): lets
+        # refresh skip unchanged rows and update skip writes that change nothing.
+        self._known: dict[tuple[str, str], str | None] = {}
+
+    # --- rows -------------------------------------------------------------------------
+
+    def _load_namespace(self, namespace: str) -> dict[str, str]:
+        with self.engine.session():
+            rows = list(KeyValue.select(KeyValue.key, KeyValue.value).where(KeyValue.namespace == namespace).tuples())
+        for key, value in rows:
+            self._known[(namespace, key)] = value
+        return dict(rows)
+
+    def _load(self, namespace: str, key: str) -> str | None:
+        with self.engine.session():
+            row = (KeyValue.select(KeyValue.value)
+                   .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
+        return row[0] if row else None
+
+    def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
+        text = _dumps(value, what)
+        if self._known.get((namespace, key)) == text:
+            return
+        now = utcnow()
+        with self.engine.session():
+            (KeyValue.insert(namespace=namespace, key=key, value=text, updated_at=now)
+             .on_conflict(conflict_target=[KeyValue.namespace, KeyValue.key],
+                          update={KeyValue.value: text, KeyValue.updated_at: now})
+             .execute())
+        self._known[(namespace, key)] = text
+
+    def _delete(self, namespace: str, key: str) -> None:
+        with self.engine.session():
+            KeyValue.delete().where((KeyValue.namespace == namespace) & (KeyValue.key == key)).execute()
+        self._known[(namespace, key)] = None
+
+    def _refresh_into(self, namespace: str, key: str, target: dict) -> None:
+        """Replace ``target``'s contents with the stored document if another process changed it."""
+        text = self._load(namespace, key)
+        if text == self._known.get((namespace, key)):
+            return
+        self._known[(namespace, key)] = text
+        target.clear()
+        if text is not None:
+            target.update(json.loads(text))
+
+    # --- loading at start-up ------------------------------------------------------------
+
+    async def get_user_data(self) -> dict[int, dict]:
+        return {int(k): json.loads(v) for k, v in self._load_namespace(USER_DATA).items()}
+
+    async def get_chat_data(self) -> dict[int, dict]:
+        return {int(k): json.loads(v) for k, v in self._load_namespace(CHAT_DATA).items()}
+
+    async def get_bot_data(self) -> dict:
+        text = self._load(BOT_DATA, BOT_DATA_KEY)
+        self._known[(BOT_DATA, BOT_DATA_KEY)] = text
+        return json.loads(text) if text else {}
+
+    async def get_callback_data(self) -> Any:
+        text = self._load(CALLBACK_DATA, CALLBACK_DATA_KEY)
+        self._known[(CALLBACK_DATA, CALLBACK_DATA_KEY)] = text
+        if not text:
+            return None
+        entries, mapping = json.loads(text)
+        return [(uuid, stamp, data) for uuid, stamp, data in entries], mapping
+
+    async def get_conversations(self, name: str) -> dict[tuple, object]:
+        prefix = f"{name}:["
+        with self.engine.session():
+            rows = list(KeyValue.select(KeyValue.key, KeyValue.value)
+                        .where((KeyValue.namespace == CONVERSATIONS) & KeyValue.key.startswith(prefix)).tuples())
+        conversations: dict[tuple, object] = {}
+        for key, value in rows:
+            self._known[(CONVERSATIONS, key)] = value
+            conversations[tuple(json.loads(key[len(name) + 1:]))] = json.loads(value)
+        return conversations
+
+    def load_conversation_states(self, wanted: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
+        """Current states of (conversation name, key) pairs, in one query; absent = no conversation."""
+        by_row = {conversation_row_key(name, key): (name, key) for name, key in wanted}
+        if not by_row:
+            return {}
+        with self.engine.session():
+            rows = list(KeyValue.select(KeyValue.key, KeyValue.value)
+                        .where((KeyValue.namespace == CONVERSATIONS) & KeyValue.key.in_(list(by_row))).tuples())
+        found = {}
+        for row_key, value in rows:
+            self._known[(CONVERSATIONS, row_key)] = value
+            found[by_row[row_key]] = json.loads(value)
+        for row_key in by_row.keys() - {k for k, _ in rows}:
+            self._known[(CONVERSATIONS, row_key)] = None
+        return found
+
+    # --- writing ---------------------------------------------------------------------
+
+    async def update_conversation(self, name: str, key: tuple, new_state: object | None) -> None:
+        row_key = conversation_row_key(name, key)
+        if new_state is None:
+            self._delete(CONVERSATIONS, row_key)
+        else:
+            self._write(CONVERSATIONS, row_key, new_state, f"conversation state of {name!r}")
+
+    async def update_user_data(self, user_id: int, data: dict) -> None:
+        self._write(USER_DATA, str(user_id), data, f"user_data of user {user_id}")
+
+    async def update_chat_data(self, chat_id: int, data: dict) -> None:
+        self._write(CHAT_DATA, str(chat_id), data, f"chat_data of chat {chat_id}")
+
+    async def update_bot_data(self, data: dict) -> None:
+        self._write(BOT_DATA, BOT_DATA_KEY, data, "bot_data")
+
+    async def update_callback_data(self, data: Any) -> None:
+        entries, mapping = data
+        self._write(CALLBACK_DATA, CALLBACK_DATA_KEY, [list(entries), mapping], "callback_data")
+
+    async def drop_user_data(self, user_id: int) -> None:
+        self._delete(USER_DATA, str(user_id))
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        self._delete(CHAT_DATA, str(chat_id))
+
+    # --- fresh reads before each update ------------------------------------------------
+
+    async def refresh_user_data(self, user_id: int, user_data: dict) -> None:
+        if self.store_data.user_data:
+            self._refresh_into(USER_DATA, str(user_id), user_data)
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict) -> None:
+        if self.store_data.chat_data:
+            self._refresh_into(CHAT_DATA, str(chat_id), chat_data)
+
+    async def refresh_bot_data(self, bot_data: dict) -> None:
+        if self.store_data.bot_data:
+            self._refresh_into(BOT_DATA, BOT_DATA_KEY, bot_data)
+
+    async def flush(self) -> None:
+        """Nothing is buffered here: every update_* call has already written."""

@@ -1,0 +1,198 @@
+"""The bot platform: build_application, BotContext, the Bot API stand-in and the driver,
+exercised with small handlers a plugin registers (the real flows are tested elsewhere)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup, Update
+from telegram.error import Forbidden
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from habitreward import hookimpl
+from habitreward.bot.app import build_application
+from habitreward.bot.context import BotContext
+from habitreward.errors import ConfigError
+from habitreward.testing.builders import callback_update, message_update
+from habitreward.testing.driver import BotDriver
+
+
+class TinyPlugin:
+    """/ping answers with the number of users the engine knows; /menu shows buttons."""
+
+    @hookimpl
+    def habitreward_register_handlers(self, register, settings):
+        async def ping(update: Update, context: BotContext) -> None:
+            user, _ = context.engine.register(update.effective_user.id, update.effective_user.first_name)
+            await update.message.reply_text(f"pong, {user.name}: {len(context.engine.list_users())} user(s)")
+
+        async def menu(update: Update, context: BotContext) -> None:
+            keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Running", callback_data="pick:run"),
+                                              InlineKeyboardButton("Reading", callback_data="pick:read")]])
+            await update.message.reply_text("Pick <b>one</b>", reply_markup=keyboard, parse_mode="HTML")
+
+        async def picked(update: Update, context: BotContext) -> None:
+            query = update.callback_query
+            await query.answer("Noted")
+            await query.edit_message_text(f"You picked {query.data.split(':')[1]}")
+
+        async def keyboard(update: Update, context: BotContext) -> None:
+            await update.message.reply_text("Choose", reply_markup=ReplyKeyboardMarkup([["Yes", "No"]]))
+
+        async def echo(update: Update, context: BotContext) -> None:
+            await update.message.reply_text(f"You said: {update.message.text}")
+
+        async def boom(update: Update, context: BotContext) -> None:
+            raise ValueError("handler bug")
+
+        register(CommandHandler("ping", ping))
+        register(CommandHandler("menu", menu))
+        register(CommandHandler("keyboard", keyboard))
+        register(CommandHandler("boom", boom))
+        register(CallbackQueryHandler(picked, pattern=r"^pick:"))
+        register(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+
+
+@pytest.fixture
+def engine(engine):
+    engine.pm.register(TinyPlugin(), name="tiny")
+    return engine
+
+
+def test_handlers_reach_the_engine_through_the_context(bot, engine, botapi):
+    reply = bot.send(42, "/ping", first_name="Ann")
+
+    assert reply.texts == ["pong, Ann: 1 user(s)"]
+    assert reply[0]["chat_id"] == 42
+    assert engine.get_user(42).name == "Ann"
+    assert botapi.last_text(42) == "pong, Ann: 1 user(s)"
+
+
+def test_buttons_are_pressed_by_their_text_and_edits_are_seen(bot, botapi):
+    shown = bot.send(7, "/menu")
+    assert shown.buttons == [[("Running", "pick:run"), ("Reading", "pick:read")]]
+    assert shown[0]["parse_mode"] == "HTML"
+
+    edited = bot.press(7, "Reading")
+
+    assert edited.text == "You picked read"
+    assert edited[0]["method"] == "editMessageText"
+    assert edited[0]["message_id"] == shown[0]["message_id"]
+    assert edited.buttons == []  # the edit removed the keyboard
+    assert [a["text"] for a in botapi.answers()] == ["Noted"]
+    with pytest.raises(AssertionError, match="No button 'Running'"):
+        bot.press(7, "Running")  # that keyboard is gone
+
+
+def test_reply_keyboard_buttons_send_their_text(bot):
+    bot.send(7, "/keyboard")
+    assert bot.press(7, "No").text == "You said: No"
+
+
+def test_message_ids_increase_per_chat(bot, botapi):
+    bot.send(1, "hello")
+    bot.send(1, "again")
+    bot.send(2, "hello")
+    ids_1 = [m["message_id"] for m in botapi.sent(1)]
+    assert ids_1 == sorted(ids_1) and len(set(ids_1)) == 2
+    assert [m["text"] for m in botapi.sent(2)] == ["You said: hello"]
+
+
+def test_a_handler_bug_fails_the_test_that_caused_it(bot):
+    with pytest.raises(AssertionError, match="handler bug"):
+        bot.send(5, "/boom")
+    assert bot.send(5, "/ping").text.startswith("pong")  # the bot still works
+
+
+def test_a_user_who_blocked_the_bot_crashes_nothing(bot, botapi, caplog):
+    caplog.set_level(logging.INFO, logger="habitreward.bot.app")
+    botapi.fail_next("sendMessage", 403)
+
+    assert bot.send(9, "/ping") == []  # nothing delivered, no exception
+
+    assert any(isinstance(e, Forbidden) for e in bot.errors)
+    assert "bot was blocked by the user" in caplog.text
+    assert bot.send(9, "/ping").text == "pong, Test: 1 user(s)"
+
+
+def test_flood_control_is_waited_out_and_the_message_delivered(bot, botapi):
+    botapi.fail_next("sendMessage", 429, retry_after=1)
+
+    reply = bot.send(9, "/ping")
+
+    assert reply.texts == ["pong, Test: 1 user(s)"]
+    assert [m for m, _ in botapi.calls].count("sendMessage") == 2  # refused once, then retried
+    assert bot.errors == []
+
+
+def test_the_token_is_required(db_url, clock):
+    from habitreward.testing.engines import make_engine
+
+    engine = make_engine(db_url, clock=clock, load_entry_points=False)
+    try:
+        with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+            build_application(engine)
+    finally:
+        engine.close()
+
+
+@pytest.mark.no_db
+def test_the_api_url_comes_from_the_settings(tmp_path, botapi):
+    from habitreward.testing.engines import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}", load_entry_points=False,
+                         telegram_bot_token="777:SECRET", telegram_api_url=botapi.base_url)
+    try:
+        with BotDriver(engine, botapi, token="777:SECRET", build=lambda e, **kw: build_application(
+                e, updater=False, persistence=False)) as driver:
+            assert driver.application.bot.username == "habitreward_test_bot"
+            assert driver.application.bot.id == 777
+        assert botapi.calls[0][0] == "getMe"
+        assert driver.application is None
+    finally:
+        engine.close()
+
+
+@pytest.mark.no_db
+def test_standin_long_polling_honours_offset(botapi):
+    botapi.queue_update(message_update(1, "a", update_id=10))
+    botapi.queue_update(message_update(1, "b", update_id=11))
+    url = f"{botapi.base_url}1:T/getUpdates"
+
+    first = httpx.post(url, data={"offset": "0", "timeout": "0"}).json()
+    confirmed = httpx.post(url, data={"offset": "11", "timeout": "0"}).json()
+    empty = httpx.post(url, data={"offset": "12", "timeout": "0"}).json()
+
+    assert [u["update_id"] for u in first["result"]] == [10, 11]
+    assert [u["message"]["text"] for u in confirmed["result"]] == ["b"]
+    assert empty == {"ok": True, "result": []}
+
+
+@pytest.mark.no_db
+def test_standin_answers_errors_like_telegram(botapi):
+    botapi.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    url = f"{botapi.base_url}1:T/sendMessage"
+
+    refused = httpx.post(url, data={"chat_id": "5", "text": "hi"})
+    delivered = httpx.post(url, data={"chat_id": "5", "text": "42", "reply_markup": '{"inline_keyboard": []}'})
+
+    assert refused.status_code == 400
+    assert refused.json() == {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+    assert delivered.json()["result"]["text"] == "42"  # a numeric text stays a string
+    assert botapi.calls[-1] == ("sendMessage", {"chat_id": 5, "text": "42", "reply_markup": {"inline_keyboard": []}})
+
+
+@pytest.mark.no_db
+def test_builders_make_updates_ptb_understands():
+    msg = Update.de_json(message_update(3, "/start@habitreward_test_bot hi", language_code="ru"), None)
+    press = Update.de_json(callback_update(3, "x:1", message_id=8), None)
+
+    assert msg.message.text.startswith("/start")
+    assert msg.message.entities[0].type == "bot_command"
+    assert msg.message.entities[0].length == len("/start@habitreward_test_bot")
+    assert msg.effective_user.language_code == "ru"
+    assert press.callback_query.data == "x:1"
+    assert press.callback_query.message.message_id == 8
+    assert press.update_id > msg.update_id
