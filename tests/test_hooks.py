@@ -1,0 +1,120 @@
+"""Each rule hook can be replaced by a plugin, and each event reaches plugins (issue 2)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from habitreward import hookimpl
+from habitreward.draw import NO_REWARD
+from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
+
+
+def test_habitreward_compute_streak_plugin_gets_the_first_word(engine, clock):
+    class EveryOtherDayCounts:
+        @hookimpl
+        def habitreward_compute_streak(self, habit, day, previous_day, previous_streak):
+            # A plugin rule: any gap up to 2 days keeps the streak, whatever the habit says.
+            if previous_day is not None and (day - previous_day).days <= 3:
+                return previous_streak + 1
+            return 1
+
+    engine.pm.register(EveryOtherDayCounts())
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    streaks = []
+    for _ in range(3):
+        streaks.append(engine.complete(user, habit).streak)
+        clock.advance(days=3)
+    assert streaks == [1, 2, 3]
+
+
+def test_habitreward_odds_multiplier_and_weigh_rewards(engine):
+    class Flat:
+        @hookimpl
+        def habitreward_odds_multiplier(self, habit, streak, settings):
+            return 7.0
+
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates, multiplier):
+            return [c.with_weight(1.0) for c in candidates]  # every entry equally likely
+
+    engine.pm.register(Flat())
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    engine.add_reward("Coffee", weight=9)
+    engine.add_reward("Nothing", weight=1, type="none")
+    odds = engine.odds(user, habit)
+    assert odds.multiplier == 7.0
+    assert {(r.reward.name if r.reward else None): r.probability for r in odds.rows} == {"Coffee": 0.5, None: 0.5}
+    assert engine.complete(user, habit).log.total_weight_applied == 7.0
+
+
+def test_habitreward_draw_reward_replaces_the_draw(engine):
+    seen = []
+
+    class AlwaysTheRarest:
+        @hookimpl
+        def habitreward_draw_reward(self, candidates, rng):
+            seen.append([c.reward.name for c in candidates])
+            assert isinstance(rng, random.Random)
+            real = [c for c in candidates if not c.reward.is_nothing]
+            return min(real, key=lambda c: c.weight) if real else NO_REWARD
+
+    engine.pm.register(AlwaysTheRarest())
+    user = engine.add_user(1, "Ann", active=True)
+    engine.add_reward("Common", weight=100, max_per_day=0, pieces_required=9)
+    engine.add_reward("Rare", weight=0.01, max_per_day=0, pieces_required=9)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    assert engine.complete(user, engine.add_habit("Run")).reward.name == "Rare"
+    assert seen == [["Common", "Rare", "Nothing"]]
+
+
+def test_events_reach_plugins_inside_the_transaction(engine, clock):
+    events = []
+
+    class Recorder:
+        @hookimpl
+        def habitreward_habit_completed(self, engine, event):
+            assert engine.db.in_transaction()
+            events.append(event)
+
+        @hookimpl
+        def habitreward_completion_undone(self, engine, event):
+            events.append(event)
+
+        @hookimpl
+        def habitreward_reward_claimed(self, engine, event):
+            events.append(event)
+
+        @hookimpl
+        def habitreward_streak_broken(self, engine, event):
+            events.append(event)
+
+    engine.pm.register(Recorder())
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    coffee = engine.add_reward("Coffee", weight=1, max_per_day=0)
+    engine.complete(user, habit)
+    clock.advance(days=1)
+    engine.complete(user, habit)
+    engine.claim(user, coffee)
+    clock.advance(days=3)
+    engine.complete(user, habit)
+    engine.undo(user, habit)
+    kinds = [type(e) for e in events]
+    assert kinds == [HabitCompleted, HabitCompleted, RewardClaimed, StreakBroken, HabitCompleted, CompletionUndone]
+    broken = events[3]
+    assert (broken.previous_streak, broken.habit.name) == (2, "Run")
+
+
+def test_a_failing_event_hook_rolls_the_completion_back(engine):
+    class Broken:
+        @hookimpl
+        def habitreward_habit_completed(self, engine, event):
+            raise RuntimeError("plugin bug")
+
+    engine.pm.register(Broken())
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    engine.add_reward("Coffee", weight=1, max_per_day=0)
+    with pytest.raises(RuntimeError, match="plugin bug"):
+        engine.complete(user, habit)
+    assert engine.history(user) == [] and engine.progress(user) == []
