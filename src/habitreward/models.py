@@ -192,6 +192,20 @@ class KeyValue(BaseModel):
         indexes = ((("namespace", "key"), True),)
 
 
+class HabitAlias(BaseModel):
+    """Another word for a habit in free text ("jog" for Running); see habitreward.nlp."""
+
+    habit = peewee.ForeignKeyField(Habit, backref="aliases", on_delete="CASCADE")
+    alias = peewee.CharField(max_length=100)
+    # The alias with case, accents and punctuation folded: unique per habit.
+    normalized = peewee.CharField(max_length=100)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "habit_aliases"
+        indexes = ((("habit", "normalized"), True),)
+
+
 CORE_MODELS: tuple[type[BaseModel], ...] = (
     User,
     Habit,

@@ -10,6 +10,7 @@ test) and call its methods from any front end::
 
 from __future__ import annotations
 
+from habitreward.engine.aliases import AliasesMixin
 from habitreward.engine.base import Clock, EngineBase, system_clock
 from habitreward.engine.catalog import CatalogMixin
 from habitreward.engine.queries import QueriesMixin
@@ -17,7 +18,7 @@ from habitreward.engine.tracking import TrackingMixin
 from habitreward.engine.users import UsersMixin
 
 
-class Engine(UsersMixin, CatalogMixin, TrackingMixin, QueriesMixin, EngineBase):
+class Engine(UsersMixin, CatalogMixin, TrackingMixin, QueriesMixin, AliasesMixin, EngineBase):
     """Users, habits, rewards, completions, streaks, odds and claims."""
 
     def upgrade_schema(self) -> list[str]:

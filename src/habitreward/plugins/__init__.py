@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "habitreward.plugins.habits",
     "habitreward.plugins.streaks",
     "habitreward.plugins.rewards",
+    "habitreward.plugins.nlp",
 )
 ENTRY_POINT_GROUP = "habitreward"
 LOAD_PLUGINS_ENV = "HABITREWARD_LOAD_PLUGINS"

@@ -1,0 +1,75 @@
+"""Habit aliases: other words for a habit in free text ("jog" for Running, "пробежка" for Бег).
+
+Aliases follow the habit's edit rights: the owner (or an admin) for a
+personal habit, admins for a shared one, anyone at the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import peewee
+
+from habitreward.engine.base import EngineBase
+from habitreward.errors import Conflict, NotFound, ValidationError
+from habitreward.models import Habit, HabitAlias, User
+
+MAX_ALIAS_LENGTH = 100
+MAX_ALIASES_PER_HABIT = 20
+
+
+class AliasesMixin(EngineBase):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002,ANN003 - passes EngineBase's arguments on
+        super().__init__(*args, **kwargs)
+        # The last free-text matcher needs this engine's settings (LLM) and database (counters).
+        from habitreward.plugins.nlp import bind_engine
+
+        bind_engine(self)
+
+    def add_alias(self, habit: Habit, alias: str, *, actor: User | None = None) -> str:
+        """Add ``alias`` to ``habit``; returns the alias as stored (spacing tidied)."""
+        from habitreward.nlp.store import alias_key
+
+        self._check_may_edit(habit, actor)  # type: ignore[attr-defined] - from CatalogMixin
+        text = " ".join((alias or "").split())
+        key = alias_key(text)
+        if not key:
+            raise ValidationError("An alias needs at least one letter or digit.")
+        if len(text) > MAX_ALIAS_LENGTH:
+            raise ValidationError(f"An alias can have at most {MAX_ALIAS_LENGTH} characters.")
+        if key == alias_key(habit.name):
+            raise Conflict(f"{text!r} is already the habit's name.")
+        with self.transaction():
+            existing = HabitAlias.select().where(HabitAlias.habit == habit.id)
+            if existing.where(HabitAlias.normalized == key).exists():
+                raise Conflict(f"{habit.name!r} already has the alias {text!r}.")
+            if existing.count() >= MAX_ALIASES_PER_HABIT:
+                raise ValidationError(f"A habit can have at most {MAX_ALIASES_PER_HABIT} aliases.")
+            try:
+                with self.db.atomic():
+                    HabitAlias.create(habit=habit.id, alias=text, normalized=key, created_at=self.utcnow())
+            except peewee.IntegrityError:  # added by someone else at the same moment
+                raise Conflict(f"{habit.name!r} already has the alias {text!r}.") from None
+        return text
+
+    def remove_alias(self, habit: Habit, alias: str, *, actor: User | None = None) -> None:
+        from habitreward.nlp.store import alias_key
+
+        self._check_may_edit(habit, actor)  # type: ignore[attr-defined]
+        with self.transaction():
+            deleted = (
+                HabitAlias.delete()
+                .where((HabitAlias.habit == habit.id) & (HabitAlias.normalized == alias_key(alias)))
+                .execute()
+            )
+        if not deleted:
+            raise NotFound(f"{habit.name!r} has no alias {alias!r}.")
+
+    def aliases_for(self, habits: Iterable[Habit]) -> dict[int, list[str]]:
+        """Aliases by habit id, one query; habits without aliases map to an empty list."""
+        from habitreward.nlp.store import load_aliases
+
+        habits = list(habits)
+        with self.session():
+            found = load_aliases(h.id for h in habits)
+        return {h.id: found.get(h.id, []) for h in habits}
