@@ -118,3 +118,80 @@ def test_a_failing_event_hook_rolls_the_completion_back(engine):
     with pytest.raises(RuntimeError, match="plugin bug"):
         engine.complete(user, habit)
     assert engine.history(user) == [] and engine.progress(user) == []
+
+
+def test_habitreward_register_models_and_migrations(engine, tmp_path):
+    """A plugin's table comes from its own migration and goes with its user."""
+    import peewee
+
+    from habitreward.models import BaseModel, User
+
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_badges.py").write_text(
+        "from peewee import *\n"
+        "def up(migrator, db):\n"
+        "    class Badge(Model):\n"
+        "        user_id = IntegerField()\n"
+        "        title = CharField()\n"
+        "        class Meta:\n"
+        "            database = db\n"
+        "            table_name = 'test_badges'\n"
+        "    db.create_tables([Badge])\n"
+    )
+
+    class Badge(BaseModel):
+        user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+        title = peewee.CharField()
+
+        class Meta:
+            table_name = "test_badges"
+
+    class Badges:
+        @hookimpl
+        def habitreward_register_models(self, register):
+            register(Badge)
+
+        @hookimpl
+        def habitreward_register_migrations(self, register):
+            register("badges", str(tmp_path / "migrations"))
+
+    engine.pm.register(Badges())
+    assert engine.pending_migrations() == ["badges:0001_badges"]
+    assert engine.upgrade_schema() == ["badges:0001_badges"]
+    assert engine.upgrade_schema() == []
+    assert Badge in engine.hooks.models()
+    ann, bob = engine.add_user(1, "Ann"), engine.add_user(2, "Bob")
+    with engine.session():
+        Badge.create(user=ann, title="early bird")
+        Badge.create(user=bob, title="night owl")
+    counts = engine.delete_user(1)
+    assert counts["test_badges"] == 1
+    with engine.session():
+        assert [b.title for b in Badge.select()] == ["night owl"]
+        engine.db.execute_sql("DROP TABLE test_badges")
+        engine.db.execute_sql("DELETE FROM schema_migrations WHERE name = 'badges:0001_badges'")
+
+
+def test_habitreward_register_commands():
+    import click
+    from click.testing import CliRunner
+
+    from habitreward.hooks import Hooks
+    from habitreward.plugins import make_plugin_manager
+
+    class Hello:
+        @hookimpl
+        def habitreward_register_commands(self, cli):
+            @cli.command()
+            def hello():
+                """Say hello (from a plugin)."""
+                click.echo("hello from a plugin")
+
+    @click.group()
+    def root():
+        pass
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(Hello())
+    Hooks(pm).register_commands(root)
+    assert CliRunner().invoke(root, ["hello"]).output == "hello from a plugin\n"

@@ -1,0 +1,52 @@
+"""Meta-tests that keep the promises the docs make."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from habitreward import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("habitreward_")]
+
+
+@pytest.mark.no_db
+def test_generated_reference_docs_are_up_to_date():
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_reference.py"), "--check"],
+                            capture_output=True, text=True, env={"HABITREWARD_LOAD_PLUGINS": "", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_and_tested(hook):
+    function = getattr(hookspecs, hook)
+    assert function.__doc__ and len(function.__doc__.strip()) > 30, f"{hook} needs a docstring"
+    assert f"### `{hook}`" in (ROOT / "docs" / "plugins.md").read_text()
+    tests = [p for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py" and hook in p.read_text()]
+    assert tests, f"no test mentions {hook}"
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_examples_run_and_say_how(example):
+    path = ROOT / "examples" / example
+    text = path.read_text()
+    assert text.startswith('"""') and "python examples/" in text, "an example's docstring says how to run it"
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120,
+                            env={"HABITREWARD_LOAD_PLUGINS": "", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+@pytest.mark.no_db
+def test_readme_gives_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "habitreward chat" in readme
+    assert "python -m pytest" in readme
+    assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
