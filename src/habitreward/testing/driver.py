@@ -109,6 +109,7 @@ class BotDriver:
             app, self.application = self.application, None
             self._run(self._stop_application(app))
         if self._loop is not None:
+            self._run(self._cancel_leftovers())
             self._run(self._release_database())
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
@@ -237,6 +238,15 @@ class BotDriver:
         if app.running:
             await app.stop()
         await app.shutdown()
+
+    @staticmethod
+    async def _cancel_leftovers() -> None:
+        """Cancel what crashed (never shut down) Applications left running on the loop."""
+        current = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     async def _release_database(self) -> None:
         # The loop thread's connection would outlive the test otherwise.

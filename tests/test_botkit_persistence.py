@@ -1,0 +1,170 @@
+"""Bot state in the database: a conversation continues after a restart (clean or a crash)
+and across processes sharing the database; user data follows the user."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from telegram import Update
+from telegram.ext import CommandHandler, ConversationHandler, MessageHandler, filters
+
+from habitreward import hookimpl
+from habitreward.bot.context import BotContext
+from habitreward.engine import Engine
+from habitreward.models import KeyValue
+from habitreward.plugins import make_plugin_manager
+from habitreward.testing.driver import BotDriver
+
+NAME, WEIGHT = range(2)
+
+
+class AddHabitConversation:
+    """A two-step "add habit" conversation, kept by the database persistence."""
+
+    @hookimpl
+    def habitreward_register_handlers(self, register, settings):
+        async def start(update: Update, context: BotContext) -> int:
+            await update.message.reply_text("Name of the habit?")
+            return NAME
+
+        async def got_name(update: Update, context: BotContext) -> int:
+            context.user_data["name"] = update.message.text
+            await update.message.reply_text(f"Weight of {update.message.text}?")
+            return WEIGHT
+
+        async def got_weight(update: Update, context: BotContext) -> int:
+            name = context.user_data.pop("name")
+            habit = context.engine.add_habit(name, weight=int(update.message.text))
+            await update.message.reply_text(f"Added {habit.name} ({habit.weight})")
+            return ConversationHandler.END
+
+        async def cancel(update: Update, context: BotContext) -> int:
+            await update.message.reply_text("Cancelled")
+            return ConversationHandler.END
+
+        async def remember(update: Update, context: BotContext) -> None:
+            context.user_data["colour"] = context.args[0]
+            await update.message.reply_text("Remembered")
+
+        async def recall(update: Update, context: BotContext) -> None:
+            await update.message.reply_text(f"Colour: {context.user_data.get('colour', '?')}")
+
+        async def store_junk(update: Update, context: BotContext) -> None:
+            context.user_data["when"] = object()
+            await update.message.reply_text("Stored")
+
+        register(ConversationHandler(
+            entry_points=[CommandHandler("add", start)],
+            states={NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND, got_name)],
+                    WEIGHT: [MessageHandler(filters.Regex(r"^\d+$"), got_weight)]},
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name="add_habit", persistent=True,
+        ))
+        register(CommandHandler("remember", remember))
+        register(CommandHandler("recall", recall))
+        register(CommandHandler("junk", store_junk))
+
+
+def with_plugin(engine):
+    engine.pm.register(AddHabitConversation(), name="add-habit-conversation")
+    return engine
+
+
+def another_engine(engine, clock):
+    """A second Engine and plugin manager for a second Application in this process.
+
+    It shares the first one's Database object: models are bound to one global
+    proxy, so two Database objects in one process would fight over it. Separate
+    processes are tested for real below.
+    """
+    return with_plugin(Engine(engine.settings, database=engine.db, clock=clock, rng=random.Random(2),
+                              plugin_manager=make_plugin_manager(load_entry_points=False)))
+
+
+@pytest.fixture
+def engine(engine):
+    return with_plugin(engine)
+
+
+def conversation_rows() -> list[tuple[str, str]]:
+    return list(KeyValue.select(KeyValue.key, KeyValue.value)
+                .where(KeyValue.namespace == "bot.conversations").tuples())
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["clean-restart", "crash"])
+def test_a_restart_continues_the_conversation(bot, engine, crash):
+    bot.send(42, "/add")
+    assert bot.send(42, "Running").text == "Weight of Running?"
+
+    bot.restart(crash=crash)  # a new Application on the same database
+
+    assert bot.send(42, "25").text == "Added Running (25)"
+    assert [(h.name, h.weight) for h in engine.all_habits()] == [("Running", 25)]
+    assert conversation_rows() == []  # the finished conversation left nothing behind
+
+
+def test_a_restarted_bot_does_not_continue_a_cancelled_conversation(bot):
+    bot.send(42, "/add")
+    bot.send(42, "/cancel")
+    bot.restart(crash=True)
+    assert bot.send(42, "25").texts == []  # no conversation: nobody answers a bare number
+
+
+def test_two_applications_share_one_conversation(engine, clock, botapi):
+    """Two Applications on one database take turns, as two webhook workers behind a balancer."""
+    with BotDriver(engine, botapi) as a, BotDriver(another_engine(engine, clock), botapi) as b:
+        # both started before the conversation began: each holds its own in-memory copy
+        assert a.send(7, "/add").text == "Name of the habit?"
+        assert b.send(7, "Reading").text == "Weight of Reading?"
+        assert a.send(7, "15").text == "Added Reading (15)"
+        # and the end of it is seen by the other one too
+        assert b.send(7, "15").texts == []
+        assert [(h.name, h.weight) for h in engine.all_habits()] == [("Reading", 15)]
+
+
+def test_user_data_survives_a_restart_and_follows_the_user_across_applications(bot, engine, botapi, clock):
+    bot.send(3, "/remember teal")
+    bot.restart(crash=True)
+    assert bot.send(3, "/recall").text == "Colour: teal"
+
+    with BotDriver(another_engine(engine, clock), botapi) as elsewhere:
+        assert elsewhere.send(3, "/recall").text == "Colour: teal"
+        elsewhere.send(3, "/remember plum")
+    assert bot.send(3, "/recall").text == "Colour: plum"  # the first Application sees the change
+    stored = KeyValue.get((KeyValue.namespace == "bot.user_data") & (KeyValue.key == "3"))
+    assert json.loads(stored.value) == {"colour": "plum"}
+
+
+def test_data_that_is_not_json_is_a_clear_error(bot):
+    with pytest.raises(AssertionError, match="user_data of user 5 cannot be stored: it must be JSON"):
+        bot.send(5, "/junk")
+
+
+def test_a_separate_process_continues_the_conversation(bot, engine, db_url, tmp_path):
+    """A real second process (its own interpreter and Application) takes over mid-conversation."""
+    bot.send(11, "/add")
+    bot.send(11, "Swimming")
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_botkit_persistence import with_plugin
+        from habitreward.testing.botapi import BotApiStandIn
+        from habitreward.testing.driver import BotDriver
+        from habitreward.testing.engines import make_engine
+        engine = with_plugin(make_engine({db_url!r}, load_entry_points=False))
+        with BotApiStandIn() as api, BotDriver(engine, api) as bot:
+            print(json.dumps(bot.send(11, "30").texts))
+        engine.close()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Added Swimming (30)"]
+    assert [(h.name, h.weight) for h in engine.all_habits()] == [("Swimming", 30)]
