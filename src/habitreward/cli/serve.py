@@ -1,0 +1,156 @@
+"""``habitreward serve`` and ``habitreward webhook set|info|delete``.
+
+Heavy imports (telegram, waitress) happen inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.output import emit, emit_json, json_option
+
+
+@contextmanager
+def _telegram_errors(app: AppContext) -> Iterator[None]:
+    """Bot API failures become one line (with the token and secret taken out)."""
+    from telegram.error import TelegramError
+
+    try:
+        yield
+    except TelegramError as exc:
+        from habitreward.server.logging_filters import RedactSecrets
+
+        secrets = [app.settings.telegram_bot_token, app.settings.telegram_webhook_secret]
+        raise click.ClickException(f"Telegram: {RedactSecrets(secrets).redact(str(exc))}") from None
+
+
+@cli.command()
+@click.option("--webhook", is_flag=True, help="Serve a webhook under waitress instead of long polling.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="HABITREWARD_HOST", show_envvar=True,
+              help="Address the webhook server listens on (use 0.0.0.0 only without a proxy in front).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), envvar="HABITREWARD_PORT",
+              show_envvar=True, help="Port of the webhook server (0 = any free port, printed at start).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), envvar="HABITREWARD_THREADS",
+              show_envvar=True, help="waitress worker threads answering webhook requests.")
+@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 10000),
+              help="Updates of different users processed at the same time (one user's are always in order).")
+@click.option("--set-webhook", "set_webhook_on_start", is_flag=True,
+              help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) before serving.")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to finish the updates in flight after SIGTERM/SIGINT; the rest run on the next start.")
+@pass_app
+def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
+          set_webhook_on_start: bool, shutdown_timeout: float) -> None:
+    """Run the bot until SIGTERM or Ctrl+C.
+
+    Without --webhook: long polling (getUpdates), nothing to expose; good for a
+    single small install. With --webhook: a WSGI server (waitress) on HOST:PORT
+    that Telegram calls through your HTTPS reverse proxy at TELEGRAM_WEBHOOK_URL;
+    it checks the X-Telegram-Bot-Api-Secret-Token header (TELEGRAM_WEBHOOK_SECRET,
+    or a secret derived from the token) and answers GET /healthz.
+
+    Pending database migrations are applied first. Every update is stored in
+    the database before it is acknowledged and is applied exactly once, also
+    after a crash, a restart or a re-delivery (see docs/deployment.md).
+
+    \b
+    Examples:
+      habitreward serve
+      habitreward serve --webhook --port 8080 --set-webhook
+    """
+    from habitreward.engine import Engine
+    from habitreward.server.service import Service, ServeOptions
+
+    settings = app.settings
+    settings.require("telegram_bot_token")
+    if set_webhook_on_start:
+        if not webhook:
+            raise click.UsageError("--set-webhook needs --webhook")
+        _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
+    engine = Engine(settings, plugin_manager=app.plugin_manager)
+    options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
+                           shutdown_timeout=shutdown_timeout)
+    service = Service(engine, options, announce=lambda line: click.echo(line))
+    if webhook:
+        service.serve_webhook()
+    else:
+        service.serve_polling()
+
+
+@cli.group()
+def webhook() -> None:
+    """Register the webhook with Telegram, check it, or remove it.
+
+    Uses TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_URL (https) and the secret that
+    `habitreward serve --webhook` expects, through TELEGRAM_API_URL when set.
+    """
+
+
+def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, as_json: bool) -> None:
+    from habitreward.server.webhook_admin import set_webhook
+
+    with _telegram_errors(app):
+        result = set_webhook(app.settings, max_connections=max_connections, drop_pending=drop_pending)
+    emit(as_json, result, lambda: click.echo(
+        f"Webhook set: {result['url']} (max {result['max_connections']} connections,"
+        f" updates: {', '.join(result['allowed_updates'])}"
+        f"{', pending updates dropped' if drop_pending else ''})"
+    ))
+
+
+@webhook.command("set")
+@click.option("--max-connections", default=40, show_default=True, type=click.IntRange(1, 100),
+              help="Most simultaneous HTTPS connections Telegram opens to the webhook.")
+@click.option("--drop-pending", is_flag=True, help="Throw away the updates Telegram is still holding.")
+@json_option
+@pass_app
+def webhook_set(app: AppContext, max_connections: int, drop_pending: bool, as_json: bool) -> None:
+    """Point Telegram at TELEGRAM_WEBHOOK_URL, with the secret and the update types the bot handles."""
+    _set_webhook(app, max_connections=max_connections, drop_pending=drop_pending, as_json=as_json)
+
+
+@webhook.command("info")
+@json_option
+@pass_app
+def webhook_info(app: AppContext, as_json: bool) -> None:
+    """Show what Telegram knows about the webhook: URL, pending updates, last error."""
+    from habitreward.server.webhook_admin import webhook_info as get_info
+
+    with _telegram_errors(app):
+        info = get_info(app.settings)
+
+    def table() -> None:
+        rows: list[tuple[str, Callable[[Any], str]]] = [
+            ("url", lambda v: v or "(none: the bot uses polling)"),
+            ("pending_update_count", str),
+            ("max_connections", str),
+            ("allowed_updates", lambda v: ", ".join(v) if v else "(all but some)"),
+            ("last_error_message", str),
+            ("last_error_date", str),
+            ("ip_address", str),
+        ]
+        for key, show in rows:
+            if key in info or key == "url":
+                click.echo(f"{key.replace('_', ' ')}: {show(info.get(key))}")
+
+    emit(as_json, info, table)
+
+
+@webhook.command("delete")
+@click.option("--drop-pending", is_flag=True, help="Also throw away the updates Telegram is still holding.")
+@pass_app
+def webhook_delete(app: AppContext, drop_pending: bool) -> None:
+    """Remove the webhook (needed before polling; `serve` without --webhook does it itself)."""
+    from habitreward.server.webhook_admin import delete_webhook
+
+    with _telegram_errors(app):
+        delete_webhook(app.settings, drop_pending=drop_pending)
+    click.echo("Webhook removed" + (" and pending updates dropped." if drop_pending else "."))
+
+
+__all__ = ["serve", "webhook", "emit_json"]

@@ -1,0 +1,52 @@
+"""Engine writes mark their update processed in the same transaction.
+
+Registered on the engine's plugin manager by ``habitreward serve`` only. While
+an update is processed, :data:`~habitreward.server.inbox.current_update_id` is
+set (it follows ``await`` and ``asyncio.to_thread``); the engine's "inside the
+transaction" events then mark that inbox row processed, so a completion, an
+undo or a claim and the inbox mark commit together. A process killed after that
+commit does not apply the update again on restart (the reply may be lost
+instead, which is the safe side); killed before it, nothing was written and
+the update is applied on restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from habitreward.hookspecs import hookimpl
+from habitreward.models import ProcessedUpdate, utcnow
+from habitreward.server.inbox import current_update_id
+
+PLUGIN_NAME = "habitreward.server.applied"
+
+
+def _mark_current() -> None:
+    update_id = current_update_id.get()
+    if update_id is not None:
+        ProcessedUpdate.update(processed_at=utcnow()).where(
+            (ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null()
+        ).execute()
+
+
+@hookimpl(trylast=True)
+def habitreward_habit_completed(engine: Any, event: Any) -> None:
+    _mark_current()
+
+
+@hookimpl(trylast=True)
+def habitreward_completion_undone(engine: Any, event: Any) -> None:
+    _mark_current()
+
+
+@hookimpl(trylast=True)
+def habitreward_reward_claimed(engine: Any, event: Any) -> None:
+    _mark_current()
+
+
+def register(plugin_manager: Any) -> None:
+    """Add these hooks to ``plugin_manager`` (once)."""
+    import sys
+
+    if not plugin_manager.has_plugin(PLUGIN_NAME):
+        plugin_manager.register(sys.modules[__name__], name=PLUGIN_NAME)

@@ -1,0 +1,63 @@
+"""Keep the bot token and the webhook secret out of every log line.
+
+python-telegram-bot's HTTP client (httpx) logs request URLs, and Bot API URLs
+contain the token (``.../bot<token>/sendMessage``). A filter on every handler
+of the root logger rewrites each record, message, arguments and traceback
+included, before any handler formats it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces each secret with ``[REDACTED]`` in the formatted message and the traceback."""
+
+    def __init__(self, secrets: Iterable[str | None]):
+        super().__init__()
+        # Longest first, so a secret that contains another is replaced whole.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler's own error path
+            return True
+        record.msg, record.args = self.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def install_redaction(secrets: Iterable[str | None], logger: logging.Logger | None = None) -> RedactSecrets:
+    """Attach one :class:`RedactSecrets` to every handler of ``logger`` (default: root).
+
+    Call it after logging is configured. httpx's per-request INFO lines are
+    turned down to WARNING (noise at one line per Bot API call) unless the
+    root logger is at DEBUG (``-vv``), where they show, redacted.
+    """
+    target = logger or logging.getLogger()
+    redactor = RedactSecrets(secrets)
+    if not target.handlers:
+        logging.basicConfig(level=logging.WARNING)
+    for handler in target.handlers:
+        handler.addFilter(redactor)
+    if logging.getLogger("httpx").level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    return redactor

@@ -1,0 +1,94 @@
+"""Long polling into the same inbox as the webhook.
+
+Each batch from getUpdates is stored in the inbox (each row committed) before
+the next getUpdates call confirms it to Telegram with ``offset``. A crash
+mid-batch therefore loses nothing (unconfirmed updates are served again) and
+duplicates nothing (served-again updates are already in the inbox and are
+acknowledged without being applied again). No offset needs to be stored: on
+start, Telegram serves every update not yet confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from habitreward.server.inbox import Inbox
+from habitreward.server.runner import BotRunner, ordering_key
+from habitreward.server.webhook_admin import ALLOWED_UPDATES
+
+logger = logging.getLogger(__name__)
+
+
+class PollingStopped(Exception):
+    """Telegram refused polling for good (wrong token, another poller, a webhook)."""
+
+
+class Poller:
+    """Runs getUpdates on the bot loop of ``runner``."""
+
+    def __init__(self, runner: BotRunner, inbox: Inbox, *, timeout: int = 30, retry_delay: float = 1.0):
+        self.runner = runner
+        self.inbox = inbox
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.error: BaseException | None = None
+        self._task: Any = None
+
+    def start(self) -> Any:
+        """Start polling; returns a concurrent Future that ends when polling ends."""
+        assert self.runner.loop is not None
+        self._task = asyncio.run_coroutine_threadsafe(self._poll_forever(), self.runner.loop)
+        return self._task
+
+    def stop(self) -> None:
+        """Stop asking for updates (an unfinished getUpdates is dropped; its updates come again)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _poll_forever(self) -> None:
+        from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+
+        bot = self.runner.application.bot
+        # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
+        await bot.delete_webhook(drop_pending_updates=False)
+        offset: int | None = None
+        delay = self.retry_delay
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=offset, timeout=self.timeout, allowed_updates=list(ALLOWED_UPDATES)
+                )
+                delay = self.retry_delay
+            except (InvalidToken, Forbidden, Conflict) as exc:
+                self.error = PollingStopped(f"Telegram refused getUpdates: {exc}")
+                logger.error("polling stopped: %s", exc)
+                raise self.error from None
+            except RetryAfter as exc:
+                await asyncio.sleep(float(exc.retry_after if not hasattr(exc.retry_after, "total_seconds")
+                                          else exc.retry_after.total_seconds()))
+                continue
+            except (NetworkError, TimedOut) as exc:
+                logger.warning("getUpdates failed (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            try:
+                for update in updates:
+                    await self._store(update.update_id, update.to_json(), update.to_dict())
+            except Exception:
+                # Not confirmed: the whole batch comes again, and the stored part is skipped then.
+                logger.exception("could not store updates; asking again in %.0f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            if updates:
+                # The next call confirms this batch: only now that every update of it is committed.
+                offset = max(u.update_id for u in updates) + 1
+
+    async def _store(self, update_id: int, payload: str, data: dict[str, Any]) -> None:
+        if await asyncio.to_thread(self.inbox.accept, update_id, payload):
+            self.runner.submit(update_id, ordering_key(data))
+        else:
+            logger.info("update %s: seen before, skipped", update_id)

@@ -1,0 +1,272 @@
+"""python-telegram-bot's asyncio loop on its own thread, fed from the inbox.
+
+PTB is not thread-safe, so nothing outside this thread touches the Application:
+web server threads and the poller hand over an update_id with
+:meth:`BotRunner.submit`, which schedules a coroutine on the loop with
+``asyncio.run_coroutine_threadsafe``. Updates of one user (chat) are processed
+one after the other, in the order they arrived; different users' updates run
+concurrently up to ``concurrency``, which is what lets one process keep many
+Bot API calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from habitreward.models import utcnow
+from habitreward.server.inbox import Inbox, processing
+
+logger = logging.getLogger(__name__)
+
+
+def ordering_key(update: Mapping[str, Any]) -> int | None:
+    """Whose update this is (user or chat id), to keep one person's updates in order."""
+    for name, value in update.items():
+        if name == "update_id" or not isinstance(value, Mapping):
+            continue
+        for path in (("from", "id"), ("chat", "id"), ("user", "id"), ("message", "chat", "id")):
+            node: Any = value
+            for step in path:
+                node = node.get(step) if isinstance(node, Mapping) else None
+            if isinstance(node, int):
+                return node
+    return None
+
+
+class _KeyLocks:
+    """One asyncio.Lock per ordering key, dropped when nobody waits on it (FIFO, so arrival order holds)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, list[Any]] = {}
+
+    def acquire_for(self, key: int | None) -> _KeyLock:
+        return _KeyLock(self, key)
+
+
+class _KeyLock:
+    def __init__(self, owner: _KeyLocks, key: int | None):
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self) -> None:
+        if self.key is None:
+            return
+        entry = self.owner._locks.setdefault(self.key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        await entry[0].acquire()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.key is None:
+            return
+        entry = self.owner._locks[self.key]
+        entry[0].release()
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.owner._locks[self.key]
+
+
+class BotRunner:
+    """Owns the event loop thread and the Application's lifecycle on it."""
+
+    def __init__(
+        self,
+        application: Any,
+        inbox: Inbox,
+        *,
+        concurrency: int = 64,
+        sweep_interval: float = 30.0,
+        sweep_grace: float = 60.0,
+        keep_processed: dt.timedelta = dt.timedelta(days=3),
+    ):
+        self.application = application
+        self.inbox = inbox
+        self.concurrency = concurrency
+        self.sweep_interval = sweep_interval
+        self.sweep_grace = sweep_grace
+        self.keep_processed = keep_processed
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._pending: dict[concurrent.futures.Future, int] = {}
+        self._pending_cond = threading.Condition()
+        self._handler_errors: dict[int, str] = {}
+        self._key_locks = _KeyLocks()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._sweeper: asyncio.Task | None = None
+        self.processed = 0
+
+    # --- lifecycle (called from the main thread) ------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the loop thread and initialize the Application; raise if that fails."""
+        self.application.add_error_handler(self._on_error)
+        self._thread = threading.Thread(target=self._run, name="habitreward-bot-loop", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the bot did not start in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:  # reported to start()
+            self._startup_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(self._shutdown())
+            except Exception:
+                logger.exception("error while stopping the bot")
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _startup(self) -> None:
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        app = self.application
+        await app.initialize()
+        if app.post_init:
+            await app.post_init(app)
+        await app.start()
+        if self.sweep_interval > 0:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="habitreward-inbox-sweep")
+
+    async def _shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        app = self.application
+        if app.running:
+            await app.stop()
+        if app.post_stop:
+            await app.post_stop(app)
+        await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)
+
+    def alive(self, timeout: float = 2.0) -> bool:
+        """True when the loop thread runs and answers within ``timeout``."""
+        if self.loop is None or self._thread is None or not self._thread.is_alive() or not self.loop.is_running():
+            return False
+        try:
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self.loop).result(timeout)
+            return True
+        except Exception:
+            return False
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every submitted update is finished; False on timeout."""
+        with self._pending_cond:
+            return self._pending_cond.wait_for(lambda: not self._pending, timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the updates in flight (up to ``timeout``), then stop the Application and the loop."""
+        if self.loop is None or self._thread is None:
+            return
+        if not self.drain(timeout):
+            logger.warning("%d update(s) still running at shutdown; they are processed on the next start",
+                           len(self._pending))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+    # --- feeding updates (any thread) --------------------------------------------------
+
+    def submit(self, update_id: int, key: int | None = None) -> concurrent.futures.Future:
+        """Process the inbox row ``update_id`` on the loop (returns at once)."""
+        if self.loop is None:
+            raise RuntimeError("the bot loop is not running")
+        with self._pending_cond:
+            future = asyncio.run_coroutine_threadsafe(self._process(update_id, key), self.loop)
+            self._pending[future] = update_id
+        future.add_done_callback(self._done)
+        return future
+
+    def submit_pending(self, *, received_before: dt.datetime | None = None) -> int:
+        """Queue the inbox rows left unprocessed (after a crash); how many were queued."""
+        count = 0
+        while True:
+            rows = self.inbox.unprocessed(received_before=received_before)
+            with self._pending_cond:
+                queued = set(self._pending.values())
+            rows = [r for r in rows if r.update_id not in queued]
+            if not rows:
+                return count
+            for row in rows:
+                try:
+                    key = ordering_key(json.loads(row.payload))
+                except (ValueError, AttributeError):
+                    key = None
+                self.submit(row.update_id, key)
+                count += 1
+            if len(rows) < 500:
+                return count
+
+    def _done(self, future: concurrent.futures.Future) -> None:
+        with self._pending_cond:
+            self._pending.pop(future, None)
+            self._pending_cond.notify_all()
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("update processing failed", exc_info=future.exception())
+
+    # --- on the loop -------------------------------------------------------------------
+
+    async def _process(self, update_id: int, key: int | None) -> None:
+        from telegram import Update
+
+        async with self._key_locks.acquire_for(key):
+            assert self._semaphore is not None
+            async with self._semaphore:
+                payload = await asyncio.to_thread(self.inbox.claim, update_id)
+                if payload is None:
+                    return  # done already, or another worker has it
+                error: str | None = None
+                with processing(update_id):
+                    try:
+                        update = Update.de_json(json.loads(payload), self.application.bot)
+                        await self.application.process_update(update)
+                        error = self._handler_errors.pop(update_id, None)
+                    except Exception as exc:  # a broken payload, or PTB itself failing
+                        logger.exception("update %s: could not be processed", update_id)
+                        error = f"{type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self.inbox.finish, update_id, error)
+                self.processed += 1
+
+    async def _on_error(self, update: object, context: Any) -> None:
+        """PTB's error handler: log with the update id and keep the error for the inbox row."""
+        from telegram import Update
+
+        if isinstance(update, Update):
+            self._handler_errors[update.update_id] = f"{type(context.error).__name__}: {context.error}"
+            logger.error("update %s: a handler failed: %s", update.update_id, context.error, exc_info=context.error)
+        else:
+            logger.error("bot error: %s", context.error, exc_info=context.error)
+
+    async def _sweep_forever(self) -> None:
+        """Pick up rows another (crashed) process left behind, and forget old processed rows."""
+        last_prune = dt.datetime.min
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                cutoff = utcnow() - dt.timedelta(seconds=self.sweep_grace)
+                queued = await asyncio.to_thread(self.submit_pending, received_before=cutoff)
+                if queued:
+                    logger.warning("picked up %d update(s) left unprocessed", queued)
+                if utcnow() - last_prune > dt.timedelta(hours=1):
+                    last_prune = utcnow()
+                    await asyncio.to_thread(self.inbox.prune, processed_before=utcnow() - self.keep_processed)
+            except Exception:
+                logger.exception("inbox sweep failed (retrying later)")

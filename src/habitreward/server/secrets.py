@@ -1,0 +1,45 @@
+"""The webhook secret Telegram sends in ``X-Telegram-Bot-Api-Secret-Token``.
+
+``TELEGRAM_WEBHOOK_SECRET`` when set; otherwise derived from the bot token with
+HMAC-SHA256 under a fixed label, so ``habitreward webhook set`` and
+``habitreward serve --webhook`` agree without any extra configuration, and the
+token itself never travels in the header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from habitreward.errors import ConfigError
+from habitreward.settings import Settings
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: What Telegram accepts as a secret_token: 1-256 characters of A-Z, a-z, 0-9, _ and -.
+_ALLOWED = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LABEL = b"habitreward webhook secret v1"
+
+
+def derive_webhook_secret(token: str) -> str:
+    """A stable secret derived from ``token`` (64 hex characters, within Telegram's charset)."""
+    return hmac.new(token.encode(), _LABEL, hashlib.sha256).hexdigest()
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The secret in force: the configured one (checked) or the one derived from the token."""
+    configured = settings.telegram_webhook_secret
+    if configured:
+        if not _ALLOWED.match(configured):
+            raise ConfigError(
+                "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+            )
+        return configured
+    return derive_webhook_secret(settings.require("telegram_bot_token"))
+
+
+def secret_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison, so response timing tells nothing about the secret."""
+    if given is None:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
