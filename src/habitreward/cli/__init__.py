@@ -8,7 +8,7 @@ import sys
 from habitreward.cli.app import cli, run
 
 # Importing a module registers its commands on ``cli``.
-from habitreward.cli import admin, data, db, plugins, tracking  # noqa: E402,F401
+from habitreward.cli import admin, data, db, nlp, plugins, serve, tracking  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
