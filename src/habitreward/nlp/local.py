@@ -30,7 +30,9 @@ FOUND = 0.85
 #: Below this a partial candidate is not even suggested.
 SUGGEST = 0.3
 
-EXACT, STEM, PREFIX = 1.0, 0.95, 0.9
+EXACT, STEM, PREFIX, ROOT = 1.0, 0.95, 0.9, 0.85
+#: A word with a typo next to other words of the same name that match ("холодный дущ").
+TYPO_IN_CONTEXT = 0.8
 
 # Words that never identify a habit on their own.
 STOPWORDS = frozenset(
@@ -46,10 +48,10 @@ _HEDGE_WORDS = frozenset(
     "not no never didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
     # ru
-    "не нет ни никак завтра хочу хотел хотела буду будем надо нужно потом позже планирую "
+    "не нет ни никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
     "собираюсь собиралась собирался может наверное "
     # kk (folded alphabet)
-    "жок емес ертен керек калаймын кейин мумкин".split()
+    "жок емес ертен керек калаймын келеди кейин мумкин".split()
 )
 _HEDGE_PREFIXES = (
     # en
@@ -57,11 +59,11 @@ _HEDGE_PREFIXES = (
     # ru
     "пропуст", "пропуск", "забыл", "забыв", "игнор", "инструкц", "промпт", "систем", "привычк", "отмет",
     # kk
-    "умыт", "нускау", "елеме", "адет",
+    "умыт", "нускау", "елеме", "адет", "откизип",
 )
 # Kazakh negative verb forms: stem + ма/ме/ба/бе/па/пе + past/participle/person ending
 # (жүгірмедім "I did not run", оқымадым "I did not read"), in the folded alphabet.
-_KAZAKH_NEGATIVE = re.compile(r"..(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
+_KAZAKH_NEGATIVE = re.compile(r".{2,}(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,23 @@ def _content_words(text: str) -> tuple[Word, ...]:
 def compile_terms(habits: Sequence, aliases: Mapping[int, Sequence[str]]) -> list[Term]:
     terms = []
     for habit in habits:
-        terms.append(Term(habit.id, _content_words(habit.name), False))
-        for alias in aliases.get(habit.id, ()):
-            terms.append(Term(habit.id, _content_words(alias), True))
-    return [t for t in terms if t.words]
+        for text, is_alias in [(habit.name, False), *((a, True) for a in aliases.get(habit.id, ()))]:
+            found = _content_words(text)
+            if not found:
+                continue
+            terms.append(Term(habit.id, found, is_alias))
+            if len(found) > 1:  # "Push-ups" is also written "pushups"
+                terms.append(Term(habit.id, (Word.of("".join(w.text for w in found)),), is_alias))
+    return terms
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
@@ -113,6 +128,12 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
                     (len(short) >= 3 and extra <= 3) or (len(short) == 2 and extra <= 1)
                 ):
                     return PREFIX, False
+        # Same root, different derivation (медитировал / медитация): a long shared beginning.
+        for a in term_word.stems:
+            for b in word.stems:
+                shared = _common_prefix(a, b)
+                if shared >= 5 and shared >= 0.7 * min(len(a), len(b)):
+                    return ROOT, False
     length = len(term_word.text)
     if length >= 5 and len(word.text) >= 4:
         allowed = 1 if length < 8 else 2
@@ -147,6 +168,16 @@ def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
     matched = [s for s in scores if s > 0]
     if not matched:
         return None
+    if len(term.words) > 1 and len(matched) < len(scores):
+        # With the rest of the name present, accept a one-letter typo in a short word too.
+        for i, term_word in enumerate(term.words):
+            if scores[i] == 0 and len(term_word.text) >= 3:
+                for pos, word in enumerate(message):
+                    if pos not in covered and OSA.distance(term_word.text, word.text, score_cutoff=1) <= 1:
+                        scores[i], typo = TYPO_IN_CONTEXT, True
+                        covered.add(pos)
+                        break
+        matched = [s for s in scores if s > 0]
     if len(matched) == len(scores):
         score = sum(scores) / len(scores)
     else:  # some words of a multi-word name are missing: only a suggestion

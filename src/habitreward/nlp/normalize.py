@@ -71,12 +71,26 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+# Verbal-noun and gerund endings may leave a two-letter root (оқу, оқып -> оқ; ішу -> іш).
+_SHORT_ROOT_SUFFIXES = frozenset({"у", "ып", "ип"})
+
+# English past forms Snowball cannot know (irregular verbs common in habit reports).
+_ENGLISH_IRREGULAR = {
+    "ran": "run", "swam": "swim", "drank": "drink", "drunk": "drink", "wrote": "write", "written": "write",
+    "ate": "eat", "eaten": "eat", "slept": "sleep", "rode": "ride", "ridden": "ride", "did": "do", "done": "do",
+    "went": "go", "gone": "go", "took": "take", "taken": "take", "studied": "studi", "taught": "teach",
+    "spoke": "speak", "spoken": "speak", "sang": "sing", "sung": "sing", "drew": "draw", "drawn": "draw",
+    "lifted": "lift", "meditated": "medit", "practised": "practic",
+}
+
+
 def _kazakh_stem(word: str) -> str:
     changed = True
     while changed:
         changed = False
         for suffix in _KAZAKH_SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            keep = 2 if suffix in _SHORT_ROOT_SUFFIXES else 3
+            if word.endswith(suffix) and len(word) - len(suffix) >= keep:
                 word = word[: -len(suffix)]
                 changed = True
                 break
@@ -90,7 +104,7 @@ def stems(word: str) -> frozenset[str]:
         return frozenset({word})
     if _CYRILLIC.search(word):
         return frozenset({_russian.stemWord(word), _kazakh_stem(word)})
-    return frozenset({_english.stemWord(word)})
+    return frozenset({_english.stemWord(_ENGLISH_IRREGULAR.get(word, word))})
 
 
 __all__ = ["normalize", "stems", "words"]

@@ -1,0 +1,140 @@
+"""``habitreward habits alias add|remove|list``, ``habitreward match`` and ``habitreward stats``."""
+
+from __future__ import annotations
+
+import click
+
+from habitreward.cli.admin import habits
+from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.output import emit, emit_json, emit_table, json_option
+
+
+def _habit(app: AppContext, name: str, telegram_id: int | None):  # noqa: ANN202
+    engine = app.engine()
+    owner = engine.get_user(telegram_id) if telegram_id is not None else None
+    return engine.find_habit(owner, name)
+
+
+_user_option = click.option(
+    "--user", "telegram_id", type=int, help="Look the habit up among this user's habits (for personal habits)."
+)
+
+
+@habits.group("alias")
+def alias() -> None:
+    """Other words for a habit in free text ("jog" for Running).
+
+    The free-text matcher treats an alias like the habit's name, with case,
+    accents, punctuation and word endings ignored.
+    """
+
+
+@alias.command("add")
+@click.argument("habit")
+@click.argument("aliases", nargs=-1, required=True)
+@_user_option
+@pass_app
+def alias_add(app: AppContext, habit: str, aliases: tuple[str, ...], telegram_id: int | None) -> None:
+    """Add one or more ALIASES to the habit called HABIT."""
+    found = _habit(app, habit, telegram_id)
+    for text in aliases:
+        stored = app.engine().add_alias(found, text)
+        click.echo(f"{found.name!r} now also matches {stored!r}.")
+
+
+@alias.command("remove")
+@click.argument("habit")
+@click.argument("alias_text", metavar="ALIAS")
+@_user_option
+@pass_app
+def alias_remove(app: AppContext, habit: str, alias_text: str, telegram_id: int | None) -> None:
+    """Remove ALIAS from the habit called HABIT."""
+    found = _habit(app, habit, telegram_id)
+    app.engine().remove_alias(found, alias_text)
+    click.echo(f"Removed the alias {alias_text!r} of {found.name!r}.")
+
+
+@alias.command("list")
+@click.argument("habit", required=False)
+@_user_option
+@json_option
+@pass_app
+def alias_list(app: AppContext, habit: str | None, telegram_id: int | None, as_json: bool) -> None:
+    """Aliases of HABIT, or of every habit (that --user sees) when HABIT is left out."""
+    engine = app.engine()
+    if habit is not None:
+        items = [_habit(app, habit, telegram_id)]
+    elif telegram_id is not None:
+        items = engine.habits_for(engine.get_user(telegram_id))
+    else:
+        items = engine.all_habits()
+    aliases = engine.aliases_for(items)
+    rows = [{"habit_id": h.id, "habit": h.name, "aliases": aliases[h.id]} for h in items if aliases[h.id] or habit]
+    emit(as_json, rows, lambda: emit_table(
+        ["id", "habit", "aliases"],
+        [(r["habit_id"], r["habit"], ", ".join(r["aliases"]) or "-") for r in rows],
+        empty="No aliases yet.",
+    ))
+
+
+@cli.command("match")
+@click.argument("telegram_id", type=int)
+@click.argument("text")
+@json_option
+@pass_app
+def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
+    """Show which of TELEGRAM_ID's habits TEXT reports, as the bot would see it (nothing is logged).
+
+    Runs the same matchers as the bot: the local one, then the LLM when
+    LLM_MODEL is set and the local one is unsure.
+    """
+    engine = app.engine()
+    user = engine.get_user(telegram_id)
+    result = engine.hooks.match_habits(user, text, engine.habits_for(user))
+    data = result.as_dict() if result is not None else {"matches": [], "confident": False, "used_llm": False,
+                                                          "reason": "no matcher answered"}
+    if as_json:
+        emit_json(data)
+        return
+    if not data["matches"]:
+        click.echo(f"No habit found ({data['reason'] or 'no match'}); the bot would show the habit keyboard.")
+        return
+    emit_table(
+        ["habit", "confidence", "source"],
+        [(m["habit"], f"{m['confidence']:.2f}", m["source"]) for m in data["matches"]],
+    )
+    verdict = "logged at once" if data["confident"] else f"asked to confirm ({data['reason']})"
+    click.echo(f"The bot would have these {verdict}; LLM called: {'yes' if data['used_llm'] else 'no'}.")
+
+
+@cli.command("stats")
+@json_option
+@pass_app
+def stats_command(app: AppContext, as_json: bool) -> None:
+    """What free-text matching has cost: LLM calls and failures, counted across all bot processes.
+
+    A message the local matcher settles costs no LLM call; at most one call is
+    made per message. Counts live in the database (key_values, namespace "stats").
+    """
+    from habitreward.nlp import stats
+
+    engine = app.engine()
+    with engine.session():
+        counts = stats.persisted_counts(engine.db)
+    settings = app.settings
+    data = {
+        "llm_model": settings.llm_model,
+        "llm_api_base": settings.llm_api_base,
+        "llm_timeout": settings.llm_timeout,
+        **counts,
+    }
+    emit(as_json, data, lambda: emit_table(
+        ["what", "value"],
+        [
+            ("LLM model", settings.llm_model or "not configured (local matching only)"),
+            ("LLM API base", settings.llm_api_base or "-"),
+            ("LLM timeout (s)", settings.llm_timeout),
+            ("LLM calls", counts["llm_calls"]),
+            ("LLM failures (timeout, error, bad reply)", counts["llm_failures"]),
+        ],
+    ))
