@@ -4,6 +4,8 @@ Built-ins are registered directly, so they work from a source checkout and
 when third-party loading is off. Third-party plugins come from the
 ``habitreward`` entry-point group. ``HABITREWARD_LOAD_PLUGINS`` restricts them:
 unset loads all, an empty value loads none, ``a,b`` loads only those.
+``HABITREWARD_EXTRA_PLUGINS=pkg.module,other.module`` also registers plain
+importable modules (no packaging needed: a local plugin, or a test's).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 )
 ENTRY_POINT_GROUP = "habitreward"
 LOAD_PLUGINS_ENV = "HABITREWARD_LOAD_PLUGINS"
+EXTRA_PLUGINS_ENV = "HABITREWARD_EXTRA_PLUGINS"
 
 
 def make_plugin_manager(
@@ -43,6 +46,9 @@ def make_plugin_manager(
         elif allowed.strip():
             for name in (n.strip() for n in allowed.split(",") if n.strip()):
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        for module_name in (n.strip() for n in env.get(EXTRA_PLUGINS_ENV, "").split(",") if n.strip()):
+            if not pm.has_plugin(module_name):
+                pm.register(importlib.import_module(module_name), name=module_name)
     pm.check_pending()
     return pm
 
