@@ -56,6 +56,17 @@ class TinyPlugin:
 
 
 @pytest.fixture
+def bot(engine, botapi):
+    """Only this module's handlers: the platform is under test here, not the bot's flows."""
+    with BotDriver(engine, botapi, build=platform_only) as driver:
+        yield driver
+
+
+def platform_only(engine, **kwargs):
+    return build_application(engine, builtin_handlers=False, **kwargs)
+
+
+@pytest.fixture
 def engine(engine):
     engine.pm.register(TinyPlugin(), name="tiny")
     return engine
@@ -196,3 +207,22 @@ def test_builders_make_updates_ptb_understands():
     assert press.callback_query.data == "x:1"
     assert press.callback_query.message.message_id == 8
     assert press.update_id > msg.update_id
+
+
+def test_the_driver_starts_the_application_as_run_polling_does(engine, botapi):
+    def build(engine, **kwargs):
+        app = platform_only(engine, **kwargs)
+
+        async def post_init(application):
+            await application.bot.set_my_commands([("ping", "Check the bot answers")], language_code="en")
+
+        app.post_init = post_init
+        return app
+
+    with BotDriver(engine, botapi, build=build):
+        assert botapi.commands("en") == [{"command": "ping", "description": "Check the bot answers"}]
+
+
+def test_a_press_reports_the_toast_it_showed(bot):
+    bot.send(7, "/menu")
+    assert bot.press(7, "pick:run").alert == "Noted"

@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.ext import CommandHandler, ConversationHandler, MessageHandler, filters
 
 from habitreward import hookimpl
+from habitreward.bot.app import build_application
 from habitreward.bot.context import BotContext
 from habitreward.engine import Engine
 from habitreward.models import KeyValue
@@ -89,6 +90,17 @@ def another_engine(engine, clock):
 
 
 @pytest.fixture
+def bot(engine, botapi):
+    """Only this module's handlers: the platform is under test here, not the bot's flows."""
+    with BotDriver(engine, botapi, build=platform_only) as driver:
+        yield driver
+
+
+def platform_only(engine, **kwargs):
+    return build_application(engine, builtin_handlers=False, **kwargs)
+
+
+@pytest.fixture
 def engine(engine):
     return with_plugin(engine)
 
@@ -119,7 +131,8 @@ def test_a_restarted_bot_does_not_continue_a_cancelled_conversation(bot):
 
 def test_two_applications_share_one_conversation(engine, clock, botapi):
     """Two Applications on one database take turns, as two webhook workers behind a balancer."""
-    with BotDriver(engine, botapi) as a, BotDriver(another_engine(engine, clock), botapi) as b:
+    with BotDriver(engine, botapi, build=platform_only) as a, \
+            BotDriver(another_engine(engine, clock), botapi, build=platform_only) as b:
         # both started before the conversation began: each holds its own in-memory copy
         assert a.send(7, "/add").text == "Name of the habit?"
         assert b.send(7, "Reading").text == "Weight of Reading?"
@@ -134,7 +147,7 @@ def test_user_data_survives_a_restart_and_follows_the_user_across_applications(b
     bot.restart(crash=True)
     assert bot.send(3, "/recall").text == "Colour: teal"
 
-    with BotDriver(another_engine(engine, clock), botapi) as elsewhere:
+    with BotDriver(another_engine(engine, clock), botapi, build=platform_only) as elsewhere:
         assert elsewhere.send(3, "/recall").text == "Colour: teal"
         elsewhere.send(3, "/remember plum")
     assert bot.send(3, "/recall").text == "Colour: plum"  # the first Application sees the change
@@ -158,8 +171,9 @@ def test_a_separate_process_continues_the_conversation(bot, engine, db_url, tmp_
         from habitreward.testing.botapi import BotApiStandIn
         from habitreward.testing.driver import BotDriver
         from habitreward.testing.engines import make_engine
+        from test_botkit_persistence import platform_only
         engine = with_plugin(make_engine({db_url!r}, load_entry_points=False))
-        with BotApiStandIn() as api, BotDriver(engine, api) as bot:
+        with BotApiStandIn() as api, BotDriver(engine, api, build=platform_only) as bot:
             print(json.dumps(bot.send(11, "30").texts))
         engine.close()
     """)

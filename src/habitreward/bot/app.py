@@ -143,13 +143,16 @@ def build_application(
     updater: bool = True,
     persistence: bool = True,
     rate_limiter: bool = True,
+    builtin_handlers: bool = True,
 ) -> Application:
     """The bot: a PTB Application with the built-in handlers and those of plugins.
 
     ``token`` defaults to TELEGRAM_BOT_TOKEN, ``base_url`` to TELEGRAM_API_URL (a Bot
     API base such as ``http://127.0.0.1:8081/bot``; PTB appends the token).
     ``updater=False`` for webhooks and tests that feed updates directly;
-    ``persistence=False`` keeps bot state in memory only.
+    ``persistence=False`` keeps bot state in memory only. ``builtin_handlers=False``
+    leaves out the bot's own flows (only plugins' handlers), for testing a platform
+    feature or a plugin in isolation.
     """
     from habitreward.bot import handlers
 
@@ -179,7 +182,8 @@ def build_application(
     application = builder.build()
     application.add_error_handler(log_error)
 
-    handlers.register(application)
+    if builtin_handlers:
+        handlers.register(application)
 
     def register(handler: BaseHandler, group: int = 0) -> None:
         application.add_handler(handler, group=group)

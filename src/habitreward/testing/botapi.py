@@ -185,6 +185,14 @@ class BotApiStandIn:
             self._sent.clear()
             self._messages.clear()
 
+    def call_count(self) -> int:
+        with self._lock:
+            return len(self.calls)
+
+    def calls_since(self, index: int) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return copy.deepcopy(self.calls[index:])
+
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(p) for m, p in self.calls if m.lower() == method.lower()]

@@ -34,7 +34,23 @@ TEST_TOKEN = "123456:TEST"
 
 class Reply(list):
     """The messages the bot sent or edited while handling one update (dicts as in
-    ``BotApiStandIn.sent()``), plus shortcuts for the common assertions."""
+    ``BotApiStandIn.sent()``), plus shortcuts for the common assertions.
+
+    ``answers`` holds the answerCallbackQuery calls made meanwhile (the toast or alert
+    a button press showed: ``reply.answers[0]["text"]``).
+    """
+
+    answers: list[dict[str, Any]]
+
+    def __init__(self, messages: Any = (), answers: list[dict[str, Any]] | None = None):
+        super().__init__(messages)
+        self.answers = answers or []
+
+    @property
+    def alert(self) -> str | None:
+        """Text of the last toast/alert shown for a button press, if any."""
+        texts = [a.get("text") for a in self.answers if a.get("text")]
+        return texts[-1] if texts else None
 
     @property
     def texts(self) -> list[str]:
@@ -155,11 +171,12 @@ class BotDriver:
         return self.process(update)
 
     def press(self, user_id: int, button: str, *, chat_id: int | None = None, language_code: str | None = "en",
-              first_name: str = "Test") -> Reply:
+              first_name: str = "Test", message_id: int | None = None) -> Reply:
         """``user_id`` presses ``button`` (its text, or its callback data) on the newest
-        message that shows it. A reply-keyboard button sends its text, as in Telegram."""
+        message that shows it (or on message ``message_id``). A reply-keyboard button
+        sends its text, as in Telegram."""
         chat = user_id if chat_id is None else chat_id
-        message, data = self.find_button(chat, button)
+        message, data = self.find_button(chat, button, message_id=message_id)
         if data is None:
             return self.send(user_id, button, chat_id=chat_id, language_code=language_code, first_name=first_name)
         update = callback_update(
@@ -170,30 +187,46 @@ class BotDriver:
         )
         return self.process(update)
 
-    def find_button(self, chat_id: int, button: str) -> tuple[dict[str, Any], str | None]:
-        """The newest message in the chat with a button whose text or callback data is ``button``."""
-        sent = self.api.sent(chat_id)
+    def find_button(self, chat_id: int, button: str, *, message_id: int | None = None
+                    ) -> tuple[dict[str, Any], str | None]:
+        """The newest message in the chat with a button whose text or callback data is
+        ``button``: (the message as Telegram holds it, callback data or None for a reply keyboard)."""
+        for message, rows in self._shown(chat_id):
+            if message_id is not None and message["message_id"] != message_id:
+                continue
+            for text, data in (b for row in rows for b in row):
+                if button in (text, data):
+                    return message, data
+        available = [t for _, rows in self._shown(chat_id)[:3] for row in rows for t, _ in row]
+        raise AssertionError(f"No button {button!r} in chat {chat_id}; recent buttons: {available}")
+
+    def shown_buttons(self, chat_id: int) -> tuple[dict[str, Any] | None, list[list[tuple[str, str | None]]]]:
+        """The newest message in the chat that still shows buttons, and its rows."""
+        shown = self._shown(chat_id)
+        return shown[0] if shown else (None, [])
+
+    def _shown(self, chat_id: int) -> list[tuple[dict[str, Any], list[list[tuple[str, str | None]]]]]:
+        """Messages still in the chat with their current buttons, newest first."""
         current = {m["message_id"]: m for m in self.api.messages(chat_id)}
         seen: set[int] = set()
-        for entry in reversed(sent):  # newest first; the newest entry of a message is its state
+        shown = []
+        for entry in reversed(self.api.sent(chat_id)):  # the newest entry of a message is its state
             message_id = entry["message_id"]
-            if message_id in seen or message_id not in current:  # older state, or deleted
-                seen.add(message_id)
+            if message_id in seen:
                 continue
             seen.add(message_id)
-            for text, data in (b for row in entry["buttons"] for b in row):
-                if button in (text, data):
-                    return current[message_id], data
-        available = [t for m in reversed(sent[-5:]) for row in m["buttons"] for t, _ in row]
-        raise AssertionError(f"No button {button!r} in chat {chat_id}; recent buttons: {available}")
+            if message_id in current and entry["buttons"]:
+                shown.append((current[message_id], entry["buttons"]))
+        return shown
 
     def process(self, update: dict[str, Any]) -> Reply:
         """Feed one Update (Bot API JSON) to the Application and wait until it is handled."""
         app = self._require_app()
         first_error = len(self.errors)
-        before = self.api.sent_count()
+        before, calls_before = self.api.sent_count(), self.api.call_count()
         self._run(app.process_update(Update.de_json(update, app.bot)))
-        reply = Reply(self.api.sent_since(before))
+        answers = [p for m, p in self.api.calls_since(calls_before) if m.lower() == "answercallbackquery"]
+        reply = Reply(self.api.sent_since(before), answers)
         if self.raise_errors:
             for error in self.errors[first_error:]:
                 if not isinstance(error, TelegramError):
@@ -230,14 +263,21 @@ class BotDriver:
 
     @staticmethod
     async def _start_application(app: Application) -> None:
+        # The order of Application.run_polling: initialize, post_init, start.
         await app.initialize()
+        if app.post_init:
+            await app.post_init(app)
         await app.start()
 
     @staticmethod
     async def _stop_application(app: Application) -> None:
         if app.running:
             await app.stop()
+            if app.post_stop:
+                await app.post_stop(app)
         await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)
 
     @staticmethod
     async def _cancel_leftovers() -> None:
