@@ -1,9 +1,57 @@
-"""All of the bot's own handlers. ``register(application)`` adds them to an Application."""
+"""All of the bot's own handlers. ``register(application)`` adds them to an Application.
+
+Order matters (python-telegram-bot runs the first matching handler of each group):
+
+* group -1: the registration gate (newcomers are recorded; inactive users stop here
+  unless they asked for /start or /help);
+* group 0: the ``dialog`` conversation (steps that wait for typed text), then every
+  command, then every button (routed by callback-data prefix), then free text,
+  which is read as a habit report.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram import Update
+
+from habitreward.bot.handlers import (  # noqa: F401  (importing registers the screens)
+    approval,
+    completion,
+    dialog,
+    habit_admin,
+    menu,
+    reward_admin,
+    rewards,
+    settings,
+    views,
+)
+from habitreward.bot.handlers.menu import set_commands
+from habitreward.bot.handlers.router import COMMANDS, route_callback, route_command
+
+__all__ = ["register", "set_commands"]
 
 
 def register(application: Any) -> None:
-    """Add every built-in handler to ``application`` (placeholder until the flows land)."""
+    """Add every built-in handler to ``application`` and register the command list at start-up."""
+    application.add_handler(TypeHandler(Update, approval.gate), group=-1)
+    with warnings.catch_warnings():
+        # PTB warns that CallbackQueryHandlers in a per_message=False conversation are tracked
+        # per chat, not per message: exactly what we want (one dialog per user).
+        warnings.filterwarnings("ignore", message=".*per_message.*")
+        application.add_handler(dialog.conversation(persistent=application.persistence is not None))
+    application.add_handler(CommandHandler(list(COMMANDS), route_command))
+    application.add_handler(CallbackQueryHandler(route_callback))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, completion.free_text))
+
+    # setMyCommands once the bot is up (run_polling/run_webhook call post_init).
+    previous = application.post_init
+
+    async def post_init(app: Any) -> None:
+        if previous is not None:
+            await previous(app)
+        await set_commands(app.bot, app.engine.settings)
+
+    application.post_init = post_init

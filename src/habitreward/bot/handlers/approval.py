@@ -1,0 +1,120 @@
+"""Who may use the bot: registration on first contact, the inactive-user gate, admin approval.
+
+Someone new is recorded with ``engine.register``. With ``REGISTRATION=approval``
+every admin (``ADMIN_TELEGRAM_IDS`` and admins in the database) gets an
+Approve / Decline message; ``open`` makes new users active at once; ``closed``
+tells them to ask the admin. Until a user is active, only /start and /help
+answer; everything else gets one line saying why.
+
+Callback data: ``ap:telegram_id`` approve, ``dc:telegram_id`` decline (admins only).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop
+
+from habitreward.bot.handlers.common import Screen, engine_of, telegram_call
+from habitreward.bot.handlers.menu import pending_text
+from habitreward.bot.handlers.router import command_of, on_callback
+from habitreward.bot.i18n import Translator
+from habitreward.bot.keyboards import main_menu, markup
+from habitreward.errors import NotFound
+from habitreward.models import User
+
+log = logging.getLogger(__name__)
+
+OPEN_TO_INACTIVE = ("start", "help")
+
+
+def admin_ids(engine: Any) -> list[int]:
+    ids = list(engine.settings.admin_telegram_ids)
+    ids += [admin.telegram_id for admin in engine.admins() if admin.telegram_id not in ids]
+    return ids
+
+
+def is_admin(engine: Any, user: User) -> bool:
+    return bool(user.active and (user.is_admin or user.telegram_id in engine.settings.admin_telegram_ids))
+
+
+async def notify_admins(context: Any, newcomer: User, username: str | None) -> None:
+    engine = engine_of(context)
+    for admin_id in admin_ids(engine):
+        if admin_id == newcomer.telegram_id:
+            continue
+        admin = engine.find_user(admin_id)
+        t = Translator(admin.language if admin else engine.settings.default_language)
+        who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)
+        if username:
+            who += " @" + username
+        text = t._("🆕 {who} wants to use the bot.", who=who)
+        rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
+        await telegram_call(lambda: context.bot.send_message(admin_id, text, parse_mode="HTML",
+                                                             reply_markup=markup(rows)))
+
+
+async def gate(update: Update, context: Any) -> None:
+    """Runs before every handler (group -1): register newcomers and stop inactive users."""
+    tg_user = update.effective_user
+    if tg_user is None:
+        return
+    engine = engine_of(context)
+    user = engine.find_user(tg_user.id)
+    if user is None:
+        user, created = engine.register(tg_user.id, tg_user.full_name or str(tg_user.id),
+                                        language_code=tg_user.language_code)
+        if created and not user.active and engine.settings.registration == "approval":
+            await notify_admins(context, user, tg_user.username)
+    if user.active:
+        return
+    parsed = command_of(update) if update.callback_query is None else None
+    if parsed is not None and parsed[0] in OPEN_TO_INACTIVE:
+        return
+    if update.callback_query is not None and update.callback_query.data == "help":
+        return
+    s = Screen(update, context, user)
+    text = pending_text(s) + "\n" + s.t._("Until then only /start and /help work.")
+    if update.callback_query is not None:
+        await s.answer(s.t._("Your account is not active yet."), alert=True)
+    elif update.effective_message is not None:
+        await s.send(text)
+    raise ApplicationHandlerStop
+
+
+async def _decide(s: Screen, args: list[str], approve: bool) -> None:
+    t = s.t
+    if not is_admin(s.engine, s.user):
+        await s.refuse(t._("Only an admin can do that."))
+        return
+    try:
+        newcomer = s.engine.get_user(int(args[0]))
+    except (IndexError, ValueError, NotFound):
+        await s.refuse()
+        return
+    if approve:
+        newcomer = s.engine.activate_user(newcomer.telegram_id)
+        await s.show(t._("✅ {name} is approved.", name=newcomer.name))
+        nt = Translator(newcomer.language)
+        await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
+                     nt._("What would you like to do?"), main_menu(nt), chat_id=newcomer.telegram_id)
+    else:
+        if newcomer.active:
+            await s.refuse(t._("{name} is already active.", name=newcomer.name))
+            return
+        await s.show(t._("❌ {name} was declined.", name=newcomer.name))
+        nt = Translator(newcomer.language)
+        await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)
+
+
+@on_callback("ap")
+async def approve(s: Screen, args: list[str]) -> None:
+    await _decide(s, args, approve=True)
+
+
+@on_callback("dc")
+async def decline(s: Screen, args: list[str]) -> None:
+    await _decide(s, args, approve=False)
+

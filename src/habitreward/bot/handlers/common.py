@@ -1,0 +1,167 @@
+"""What every handler shares: who is asking, in which language, and how to answer safely.
+
+A handler gets a :class:`Screen`: the engine, the current (active) user, a
+:class:`~habitreward.bot.i18n.Translator` for them, and ``show``/``send``
+methods. ``show`` edits the message whose button was pressed and sends a new
+message for a command, so a screen looks the same either way.
+
+Telegram errors never lose data: the engine call has already been committed
+when a message is sent, "message is not modified" is ignored, a 429 is
+retried after ``retry_after``, and a user who blocked the bot is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter
+
+from habitreward.bot.i18n import Translator, resolve_language
+from habitreward.bot.keyboards import Rows, markup, menu_row
+from habitreward.models import User
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 3
+MAX_TEXT = 4096
+
+
+def engine_of(context: Any) -> Any:
+    return context.engine
+
+
+def translator_for(user: User | None, update: Update | None, settings: Any) -> Translator:
+    tg_user = update.effective_user if update is not None else None
+    return Translator(resolve_language(
+        bool(user and user.language_chosen),
+        user.language if user else None,
+        tg_user.language_code if tg_user else None,
+        settings.supported_languages,
+        settings.default_language,
+    ))
+
+
+async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one Bot API call; retry on 429, ignore "not modified", log a blocked user.
+
+    Returns the call's result, or None when it could not be delivered.
+    """
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            return await make()
+        except RetryAfter as exc:
+            if attempt == MAX_RETRIES:
+                log.warning("Telegram kept rate limiting; giving up on this message")
+                return None
+            delay = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+            await asyncio.sleep(min(float(delay), 30.0))
+        except Forbidden as exc:
+            log.info("Telegram refused delivery (%s); the data is saved anyway", exc.message)
+            return None
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return None
+            raise
+    return None
+
+
+class Screen:
+    """One handler call's view of the world."""
+
+    def __init__(self, update: Update, context: Any, user: User):
+        self.update = update
+        self.context = context
+        self.engine = engine_of(context)
+        self.settings = self.engine.settings
+        self.user = user
+        self.t = translator_for(user, update, self.settings)
+        self._answered = False
+
+    @property
+    def chat_id(self) -> int:
+        chat = self.update.effective_chat
+        return chat.id if chat is not None else self.user.telegram_id
+
+    @property
+    def query(self) -> Any:
+        return self.update.callback_query
+
+    async def answer(self, text: str | None = None, alert: bool = False) -> None:
+        """Acknowledge a button press (Telegram shows a spinner until then)."""
+        if self.query is not None and not self._answered:
+            self._answered = True
+            try:
+                await telegram_call(lambda: self.query.answer(text=text, show_alert=alert))
+            except BadRequest as exc:  # a query older than Telegram's limit: nothing to acknowledge
+                log.debug("answerCallbackQuery failed: %s", exc.message)
+
+    async def send(self, text: str, rows: Rows | None = None, chat_id: int | None = None) -> Any:
+        await self.answer()
+        target = chat_id if chat_id is not None else self.chat_id
+        return await telegram_call(lambda: self.context.bot.send_message(
+            target, text[:MAX_TEXT], parse_mode=ParseMode.HTML, reply_markup=markup(rows),
+            disable_web_page_preview=True,
+        ))
+
+    async def show(self, text: str, rows: Rows | None = None) -> Any:
+        """Show a screen: edit the pressed message, or send a new one for a command."""
+        if self.query is None or self.query.message is None:
+            return await self.send(text, rows)
+        await self.answer()
+        try:
+            return await telegram_call(lambda: self.query.edit_message_text(
+                text[:MAX_TEXT], parse_mode=ParseMode.HTML, reply_markup=markup(rows),
+                disable_web_page_preview=True,
+            ))
+        except BadRequest as exc:  # too old to edit, deleted, ...: a new message will do
+            log.debug("edit failed (%s); sending a new message", exc.message)
+            return await self.send(text, rows)
+
+    async def refuse(self, text: str | None = None) -> None:
+        """A polite no for a button that is not (or no longer) valid for this user; nothing changes."""
+        message = text or self.t._("Sorry, that button is not valid any more.")
+        await self.answer(message)
+        await self.send(message, [menu_row(self.t)])
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def screen(active: bool = True) -> Callable[[Handler], Callable[[Update, Any], Awaitable[Any]]]:
+    """Turn ``async def f(s: Screen, *args)`` into a PTB callback.
+
+    ``active=True`` handlers do nothing for unknown or inactive users (the
+    registration gate has already told them why).
+    """
+
+    def wrap(func: Handler) -> Callable[[Update, Any], Awaitable[Any]]:
+        @functools.wraps(func)
+        async def callback(update: Update, context: Any, *args: Any) -> Any:
+            tg_user = update.effective_user
+            if tg_user is None:
+                return None
+            user = engine_of(context).find_user(tg_user.id)
+            if user is None or (active and not user.active):
+                return None
+            return await func(Screen(update, context, user), *args)
+
+        callback.screen_func = func  # type: ignore[attr-defined]
+        return callback
+
+    return wrap
+
+
+def int_args(args: list[str], count: int) -> list[int] | None:
+    """``count`` integers from callback data arguments, or None for garbage."""
+    if len(args) < count:
+        return None
+    try:
+        return [int(a) for a in args[:count]]
+    except ValueError:
+        return None

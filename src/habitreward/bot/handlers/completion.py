@@ -1,0 +1,254 @@
+"""Logging habits: /habit_done's keyboard, the "earlier day" path, free text, and Undo.
+
+Callback data: ``done[:page[:days_ago]]`` habit keyboard, ``ed`` earlier-day
+picker, ``d:habit[:days_ago]`` log, ``u:habit:log`` undo, ``fn`` "no" to a
+guessed habit. Every id is checked against the user by the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from telegram import Update
+
+from habitreward.bot.handlers.common import Screen, int_args, screen
+from habitreward.bot.handlers.router import on_callback, on_command
+from habitreward.bot.keyboards import Rows, menu_row, picker
+from habitreward.engine.results import CompletionResult
+from habitreward.engine.validation import BACKDATE_DAYS
+from habitreward.errors import NothingToUndo, NotFound, ValidationError
+from habitreward.models import Habit, ProgressStatus
+
+
+def _days_ago(args: list[str], index: int) -> int | None:
+    """A backdating offset from callback data: 0..7, None for garbage."""
+    if len(args) <= index:
+        return 0
+    try:
+        ago = int(args[index])
+    except ValueError:
+        return None
+    return ago if 0 <= ago <= BACKDATE_DAYS else None
+
+
+def no_habits_rows(s: Screen) -> Rows:
+    return [[(s.t._("➕ Add a habit"), "ha")], menu_row(s.t)]
+
+
+async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str | None = None) -> None:
+    t = s.t
+    habits = s.engine.habits_for(s.user)
+    if not habits:
+        await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
+        return
+    done_today: set[int] = set()
+    if ago == 0:
+        done_today = {info.habit.id for info in s.engine.streaks(s.user) if info.done_today}
+    suffix = f":{ago}" if ago else ""
+    rows, page, pages = picker(
+        t, habits, page,
+        pick=lambda h: f"d:{h.id}{suffix}",
+        page_data=lambda p: f"done:{p}{suffix}",
+        label=lambda h: ("✔️ " if h.id in done_today else "") + h.name,
+    )
+    if ago:
+        day = s.engine.today(s.user) - dt.timedelta(days=ago)
+        question = t._("Which habit did you do on {date}?", date=t.date(day, "EEEE, d MMMM"))
+        rows.append([(t._("📅 Another day"), "ed"), (t._("✅ Today"), "done")])
+    else:
+        question = t._("Which habit did you do today?")
+        rows.append([(t._("📅 Earlier day"), "ed")])
+    rows.append(menu_row(t))
+    text = question + "\n" + t._("You can also type what you did.")
+    if intro:
+        text = intro + "\n\n" + text
+    await s.show(text, rows)
+
+
+@on_command("habit_done", "done")
+async def habit_done_command(s: Screen, args: list[str]) -> None:
+    if args:  # "/habit_done went running" reports at once
+        message = s.update.effective_message
+        await report(s, " ".join(args), at=message.date if message else None)
+        return
+    await show_habit_keyboard(s)
+
+
+@on_callback("done")
+async def habit_keyboard(s: Screen, args: list[str]) -> None:
+    page = int_args(args, 1)
+    ago = _days_ago(args, 1)
+    if ago is None:
+        await s.refuse()
+        return
+    await show_habit_keyboard(s, page=page[0] if page else 0, ago=ago)
+
+
+@on_callback("ed")
+async def earlier_day(s: Screen, args: list[str]) -> None:
+    t = s.t
+    today = s.engine.today(s.user)
+    rows: Rows = []
+    days = [(t._("Yesterday") if ago == 1 else t.date(today - dt.timedelta(days=ago), "EEE, d MMM"),
+             f"done:0:{ago}") for ago in range(1, BACKDATE_DAYS + 1)]
+    for start in range(0, len(days), 2):
+        rows.append(days[start:start + 2])
+    rows.append(menu_row(t, back="done"))
+    await s.show(t._("Which day? You can log up to {n} days back.", n=BACKDATE_DAYS), rows)
+
+
+def completion_text(s: Screen, result: CompletionResult) -> str:
+    t = s.t
+    habit = result.habit.name
+    today = s.engine.today(s.user)
+    if result.already_done:
+        if result.day == today:
+            return t._("☑️ You already logged <b>{habit}</b> today. One completion a day counts.", habit=habit)
+        return t._("☑️ <b>{habit}</b> is already logged for {date}.", habit=habit, date=t.date(result.day))
+    lines = [
+        t._("✅ <b>{habit}</b> logged for {date}.", habit=habit, date=t.date(result.day)) if result.backdated
+        else t._("✅ <b>{habit}</b> done!", habit=habit),
+        t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", result.streak),
+    ]
+    if result.reward is None or result.progress is None:
+        lines.append(t._("No reward this time. Keep going!"))
+    else:
+        earned, required = result.progress.pieces_earned, result.reward.pieces_required
+        if result.status is ProgressStatus.ACHIEVED:
+            lines.append(t._("🎉 <b>{reward}</b> {earned}/{required}: achieved! Claim it with /claim_reward.",
+                             reward=result.reward.name, earned=earned, required=required))
+        else:
+            lines.append(t._("🎁 You won a piece: <b>{reward}</b> {earned}/{required}",
+                             reward=result.reward.name, earned=earned, required=required))
+    for award in result.awards:
+        if getattr(award, "message", None):
+            lines.append(t._("⭐ {message}", message=award.message))
+    return "\n".join(lines)
+
+
+def completion_rows(s: Screen, result: CompletionResult) -> Rows:
+    t = s.t
+    rows: Rows = []
+    if not result.already_done:
+        rows.append([(t._("↩️ Undo"), f"u:{result.habit.id}:{result.log.id}")])
+    if result.status is ProgressStatus.ACHIEVED and result.reward is not None:
+        rows.append([(t._("🎁 Claim it"), f"cl:{result.reward.id}")])
+    rows.append([(t._("✅ Log another"), "done"), (t._("🏠 Menu"), "m")])
+    return rows
+
+
+async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, ago: int = 0,
+                    source: str = "button", new_message: bool = False) -> None:
+    day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
+    try:
+        result = s.engine.complete(s.user, habit, at=at, day=day, source=source)
+    except NotFound:
+        await s.refuse()
+        return
+    except ValidationError:
+        await s.show(s.t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit "
+                           "was added count.", habit=habit.name, n=BACKDATE_DAYS), [menu_row(s.t, back="ed")])
+        return
+    text, rows = completion_text(s, result), completion_rows(s, result)
+    if new_message:
+        await s.send(text, rows)
+    else:
+        await s.show(text, rows)
+
+
+@on_callback("d")
+async def pick_habit(s: Screen, args: list[str]) -> None:
+    ids = int_args(args, 1)
+    ago = _days_ago(args, 1)
+    if ids is None or ago is None:
+        await s.refuse()
+        return
+    try:
+        habit = s.engine.get_habit(s.user, ids[0])
+    except NotFound:
+        await s.refuse(s.t._("That habit no longer exists."))
+        return
+    await log_habit(s, habit, ago=ago)
+
+
+@on_callback("u")
+async def undo(s: Screen, args: list[str]) -> None:
+    t = s.t
+    ids = int_args(args, 2)
+    if ids is None:
+        await s.refuse()
+        return
+    try:
+        habit = s.engine.get_habit(s.user, ids[0])
+        result = s.engine.undo(s.user, habit, log_id=ids[1])
+    except (NotFound, NothingToUndo):
+        await s.refuse(t._("There is nothing to undo here."))
+        return
+    lines = [t._("↩️ Undone: <b>{habit}</b> on {date}.", habit=habit.name, date=t.date(result.day))]
+    if result.piece_taken_back and result.reward is not None:
+        lines.append(t._("The piece of <b>{reward}</b> was taken back.", reward=result.reward.name))
+    lines.append(t.ngettext("🔥 Streak now: {n} day", "🔥 Streak now: {n} days", result.streak))
+    await s.show("\n".join(lines), [[(t._("✅ Log a habit"), "done"), (t._("🏠 Menu"), "m")]])
+
+
+@on_callback("fn")
+async def not_this_one(s: Screen, args: list[str]) -> None:
+    await s.show(s.t._("OK, nothing was logged."), [[(s.t._("✅ Log a habit"), "done"), (s.t._("🏠 Menu"), "m")]])
+
+
+def _exact_matches(text: str, habits: list[Habit]) -> list[Habit]:
+    wanted = " ".join(text.split()).casefold()
+    return [h for h in habits if " ".join(h.name.split()).casefold() == wanted]
+
+
+async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
+    """Free text: log what is certain, confirm what is not, offer the keyboard otherwise."""
+    t = s.t
+    habits = s.engine.habits_for(s.user)
+    if not habits:
+        await s.send(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
+        return
+    # A matcher may call an LLM: keep the event loop free meanwhile.
+    result = await asyncio.to_thread(s.engine.hooks.match_habits, s.user, text, habits)
+    if result is None:
+        matches, confident = _exact_matches(text, habits), True
+    else:
+        visible = {h.id: h for h in habits}  # a matcher may only pick the user's own habits
+        matches, seen = [], set()
+        for match in getattr(result, "matches", ()) or ():
+            habit_id = getattr(match.habit, "id", None)
+            if habit_id in visible and habit_id not in seen:
+                seen.add(habit_id)
+                matches.append(visible[habit_id])
+        confident = bool(getattr(result, "confident", False))
+    if matches and confident:
+        for habit in matches:
+            await log_habit(s, habit, at=at, source="text", new_message=True)
+        return
+    if matches:
+        if len(matches) == 1:
+            question = t._("Did you mean <b>{habit}</b>?", habit=matches[0].name)
+            rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}"), (t._("❌ No"), "fn")]]
+        else:
+            question = t._("Which one did you mean?")
+            rows = [[(h.name, f"d:{h.id}")] for h in matches[:8]]
+            rows.append([(t._("❌ None of these"), "fn")])
+        rows.append([(t._("📋 Pick another habit"), "done")])
+        await s.send(question, rows)
+        return
+    await show_habit_keyboard(s, intro=t._("I could not tell which habit that was."))
+
+
+@screen()
+async def _free_text(s: Screen) -> None:
+    message = s.update.effective_message
+    if message is None or not message.text:
+        return
+    await report(s, message.text, at=message.date)
+
+
+async def free_text(update: Update, context: Any) -> None:
+    """Text from an active user outside a conversation is a habit report."""
+    await _free_text(update, context)

@@ -1,0 +1,36 @@
+"""The one persistent conversation: every step that waits for typed text.
+
+Add/edit habit, add/edit reward and typing a time zone are states of a single
+``ConversationHandler`` named ``dialog`` rather than one handler each: with
+``allow_reentry`` any flow's entry point (a button or a command) starts that
+flow even in the middle of another, so a user is never stuck in a state that
+swallows the next thing they type. Its state and the answers so far
+(``user_data["draft"]``) are stored in the database by the bot's persistence,
+so a restart, or another process, continues the dialog.
+"""
+
+from __future__ import annotations
+
+from telegram.ext import ConversationHandler
+
+from habitreward.bot.handlers import habit_admin, reward_admin, settings
+from habitreward.bot.handlers.menu import standard_fallbacks
+
+NAME = "dialog"
+
+
+def conversation(persistent: bool) -> ConversationHandler:
+    states: dict = {}
+    entry_points: list = []
+    for module in (habit_admin, reward_admin, settings):
+        entry_points += module.entry_points()
+        states.update(module.states())
+    return ConversationHandler(
+        entry_points=entry_points,
+        states=states,
+        fallbacks=standard_fallbacks(),
+        name=NAME,
+        persistent=persistent,
+        allow_reentry=True,
+        per_message=False,
+    )

@@ -1,0 +1,126 @@
+"""/start, /help, the main menu, /cancel and the command list registered with Telegram."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+
+from habitreward.bot.handlers.common import Screen, screen, telegram_call
+from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
+from habitreward.bot.i18n import N_, Translator
+from habitreward.bot.keyboards import main_menu, menu_row
+
+#: Every command, in the order of /help and of Telegram's command menu.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", N_("Main menu")),
+    ("habit_done", N_("Log a habit")),
+    ("streaks", N_("Your streaks")),
+    ("history", N_("Your latest completions")),
+    ("my_rewards", N_("Your reward progress")),
+    ("claim_reward", N_("Claim an achieved reward")),
+    ("list_rewards", N_("All rewards")),
+    ("odds", N_("Your chances of a reward")),
+    ("add_habit", N_("Add a habit")),
+    ("edit_habit", N_("Change a habit")),
+    ("remove_habit", N_("Remove a habit")),
+    ("add_reward", N_("Add a reward")),
+    ("edit_reward", N_("Change a reward")),
+    ("remove_reward", N_("Remove a reward")),
+    ("settings", N_("Language and time zone")),
+    ("cancel", N_("Stop what you are doing")),
+    ("help", N_("How this bot works")),
+)
+
+
+def bot_commands(t: Translator) -> list[BotCommand]:
+    return [BotCommand(name, t._(description)) for name, description in COMMANDS]
+
+
+async def set_commands(bot: Any, settings: Any) -> None:
+    """Register the command list with Telegram (setMyCommands), once per supported language.
+
+    The list without a language code (what other languages see) is in DEFAULT_LANGUAGE.
+    """
+    await telegram_call(lambda: bot.set_my_commands(bot_commands(Translator(settings.default_language))))
+    for language in settings.supported_languages:
+        commands = bot_commands(Translator(language))
+        await telegram_call(lambda: bot.set_my_commands(commands, language_code=language))
+
+
+def pending_text(s: Screen) -> str:
+    if s.settings.registration == "closed":
+        return s.t._("Hello! This bot is private. Please ask the admin to give you access.")
+    return s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+
+
+async def show_menu(s: Screen, greeting: bool = False) -> None:
+    text = s.t._("Hi, {name}! What would you like to do?", name=s.user.name) if greeting else \
+        s.t._("What would you like to do?")
+    await s.show(text, main_menu(s.t))
+
+
+@on_command("start", active=False)
+async def start(s: Screen, args: list[str]) -> None:
+    if not s.user.active:
+        await s.show(pending_text(s))
+        return
+    await show_menu(s, greeting=True)
+
+
+@on_command("menu")
+@on_callback("m")
+async def menu(s: Screen, args: list[str]) -> None:
+    await show_menu(s)
+
+
+def help_text(s: Screen) -> str:
+    t = s.t
+    lines = [
+        t._("<b>How it works</b>"),
+        t._("Log a habit every day to grow its streak. Each completion may win a piece of a reward; "
+            "the longer the streak, the better the odds. Collect all pieces, then claim the reward."),
+        t._("You can also just type what you did, for example \"went for a run\"."),
+        "",
+    ]
+    lines += [f"/{name} — {t._(description)}" for name, description in COMMANDS]
+    if not s.user.active:
+        lines += ["", t._("Your account is not active yet, so only /start and /help work for now.")]
+    return "\n".join(lines)
+
+
+@on_command("help", active=False)
+@on_callback("help", active=False)
+async def help_screen(s: Screen, args: list[str]) -> None:
+    await s.show(help_text(s), [menu_row(s.t)] if s.user.active else None)
+
+
+@on_command("cancel")
+async def cancel(s: Screen, args: list[str]) -> None:
+    """Outside a conversation there is nothing to stop; say so and offer the menu."""
+    await s.show(s.t._("There is nothing to cancel."), [menu_row(s.t)])
+
+
+DRAFT_KEY = "draft"  # user_data key holding a conversation's answers so far (JSON-safe values only)
+
+
+@screen()
+async def _cancel_conversation(s: Screen) -> int:
+    s.context.user_data.pop(DRAFT_KEY, None)
+    await s.show(s.t._("Cancelled. Nothing was changed."), main_menu(s.t))
+    return ConversationHandler.END
+
+
+async def cancel_conversation(update: Update, context: Any) -> int:
+    await _cancel_conversation(update, context)
+    return ConversationHandler.END
+
+
+def standard_fallbacks() -> list[Any]:
+    """/cancel ends a conversation; any other command or button ends it and opens that screen."""
+    return [
+        CommandHandler("cancel", cancel_conversation),
+        MessageHandler(filters.COMMAND, leave_conversation),
+        CallbackQueryHandler(leave_conversation),
+    ]

@@ -1,0 +1,102 @@
+"""One table of screens, reachable by command and by button.
+
+Callback data is ``prefix[:arg[:arg]]``; the prefix picks the screen and the
+arguments are validated by the screen against the current user through the
+engine (``engine.get_habit(user, id)`` raises NotFound for anything that is
+not theirs). Unknown or malformed data gets a polite refusal.
+
+Conversations use :func:`leave_conversation` as their fallback, so a
+command or a menu button pressed in the middle of one ends it and opens that
+screen: there is always a way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import ConversationHandler
+
+from habitreward.bot.handlers.common import Screen, engine_of
+
+ScreenFunc = Callable[..., Awaitable[Any]]
+
+CALLBACKS: dict[str, tuple[ScreenFunc, bool]] = {}
+COMMANDS: dict[str, tuple[ScreenFunc, bool]] = {}
+
+
+def on_callback(*prefixes: str, active: bool = True) -> Callable[[ScreenFunc], ScreenFunc]:
+    """Register ``async def f(s, args)`` for callback data starting with ``prefix``."""
+
+    def wrap(func: ScreenFunc) -> ScreenFunc:
+        for prefix in prefixes:
+            CALLBACKS[prefix] = (func, active)
+        return func
+
+    return wrap
+
+
+def on_command(*names: str, active: bool = True) -> Callable[[ScreenFunc], ScreenFunc]:
+    """Register ``async def f(s, args)`` for ``/name`` (args: the words after the command)."""
+
+    def wrap(func: ScreenFunc) -> ScreenFunc:
+        for name in names:
+            COMMANDS[name] = (func, active)
+        return func
+
+    return wrap
+
+
+async def _screen_for(update: Update, context: Any, active: bool) -> Screen | None:
+    tg_user = update.effective_user
+    if tg_user is None:
+        return None
+    user = engine_of(context).find_user(tg_user.id)
+    if user is None or (active and not user.active):
+        return None
+    return Screen(update, context, user)
+
+
+def command_of(update: Update) -> tuple[str, list[str]] | None:
+    message = update.effective_message
+    text = (message.text or "") if message is not None else ""
+    if not text.startswith("/"):
+        return None
+    word, *rest = text.split()
+    return word[1:].split("@", 1)[0].lower(), rest
+
+
+async def route_command(update: Update, context: Any) -> None:
+    parsed = command_of(update)
+    if parsed is None or parsed[0] not in COMMANDS:
+        return
+    func, active = COMMANDS[parsed[0]]
+    s = await _screen_for(update, context, active)
+    if s is not None:
+        await func(s, parsed[1])
+
+
+async def route_callback(update: Update, context: Any) -> None:
+    query = update.callback_query
+    data = (query.data or "") if query is not None else ""
+    prefix, *args = data.split(":")
+    entry = CALLBACKS.get(prefix)
+    s = await _screen_for(update, context, entry[1] if entry else True)
+    if s is None:
+        if query is not None:
+            await query.answer()
+        return
+    if entry is None:
+        await s.refuse()
+        return
+    await entry[0](s, args)
+
+
+async def leave_conversation(update: Update, context: Any) -> int:
+    """Conversation fallback: end it and show what the command or button asked for."""
+    if update.callback_query is not None:
+        await route_callback(update, context)
+    elif command_of(update) is not None:
+        await route_command(update, context)
+    return ConversationHandler.END

@@ -1,0 +1,118 @@
+"""Read-only screens: /streaks, /history and /odds (all paged to stay inside Telegram's limits).
+
+Callback data: ``st[:page]``, ``hi[:page]``, ``od[:page]`` (habit picker), ``o:habit``.
+"""
+
+from __future__ import annotations
+
+from habitreward.bot.handlers.common import Screen, int_args
+from habitreward.bot.handlers.completion import no_habits_rows
+from habitreward.bot.handlers.router import on_callback, on_command
+from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, page_of, picker
+from habitreward.errors import NotFound
+
+MAX_ODDS_LINES = 30
+
+
+def _page(args: list[str]) -> int:
+    page = int_args(args, 1)
+    return page[0] if page else 0
+
+
+def paged(s: Screen, title: str, lines: list[str], page: int, prefix: str, extra: Rows | None = None
+          ) -> tuple[str, Rows]:
+    shown, page, pages = page_of(lines, page, LIST_PAGE_SIZE)
+    rows: Rows = list(extra or [])
+    nav = nav_row(s.t, page, pages, lambda p: f"{prefix}:{p}")
+    if nav:
+        rows.append(nav)
+    rows.append(menu_row(s.t))
+    return "\n".join([title, "", *shown]), rows
+
+
+@on_command("streaks")
+@on_callback("st")
+async def streaks(s: Screen, args: list[str]) -> None:
+    t = s.t
+    infos = s.engine.streaks(s.user)
+    if not infos:
+        await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
+        return
+    lines = []
+    for info in infos:
+        if info.streak:
+            line = t.ngettext("🔥 <b>{habit}</b>: {n} day", "🔥 <b>{habit}</b>: {n} days", info.streak,
+                              habit=info.habit.name)
+        else:
+            line = t._("▫️ <b>{habit}</b>: no streak yet", habit=info.habit.name)
+        if info.done_today:
+            line += " " + t._("(done today)")
+        lines.append(line)
+    text, rows = paged(s, t._("<b>Your streaks</b>"), lines, _page(args), "st",
+                       extra=[[(t._("✅ Log a habit"), "done")]])
+    await s.show(text, rows)
+
+
+@on_command("history")
+@on_callback("hi")
+async def history(s: Screen, args: list[str]) -> None:
+    t = s.t
+    entries = s.engine.history(s.user, s.settings.recent_logs_limit)
+    if not entries:
+        await s.show(t._("Nothing logged yet."), [[(t._("✅ Log a habit"), "done")], menu_row(t)])
+        return
+    lines = []
+    for entry in entries:
+        line = t._("{date} · <b>{habit}</b> · 🔥 {streak}", date=t.date(entry.log.completed_on),
+                   habit=entry.habit_name, streak=entry.log.streak_count)
+        if entry.reward_name:
+            line += " · " + t._("🎁 {reward}", reward=entry.reward_name)
+        lines.append(line)
+    title = t.ngettext("<b>Your last {n} completion</b>", "<b>Your last {n} completions</b>", len(entries))
+    text, rows = paged(s, title, lines, _page(args), "hi")
+    await s.show(text, rows)
+
+
+@on_command("odds")
+@on_callback("od")
+async def odds_picker(s: Screen, args: list[str]) -> None:
+    t = s.t
+    habits = s.engine.habits_for(s.user)
+    if not habits:
+        await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
+        return
+    rows, _, _ = picker(t, habits, _page(args), pick=lambda h: f"o:{h.id}", page_data=lambda p: f"od:{p}")
+    rows.append(menu_row(t))
+    await s.show(t._("Your chances of a reward for the next completion. Which habit?"), rows)
+
+
+@on_callback("o")
+async def odds(s: Screen, args: list[str]) -> None:
+    t = s.t
+    ids = int_args(args, 1)
+    try:
+        habit = s.engine.get_habit(s.user, ids[0]) if ids else None
+    except NotFound:
+        habit = None
+    if habit is None:
+        await s.refuse(t._("That habit no longer exists."))
+        return
+    result = s.engine.odds(s.user, habit)
+    lines = [
+        t._("🎲 <b>Odds for {habit}</b>", habit=habit.name),
+        t.ngettext("Streak: {n} day", "Streak: {n} days", result.streak)
+        + " · " + t._("multiplier ×{value}", value=f"{result.multiplier:.2f}"),
+        "",
+    ]
+    rows_sorted = sorted(result.rows, key=lambda row: (row.reward is not None, -row.probability))
+    for row in rows_sorted[:MAX_ODDS_LINES]:
+        name = row.reward.name if row.reward is not None else None
+        if name is None:
+            lines.append(t._("• No reward — {percent}", percent=t.percent(row.probability)))
+        else:
+            lines.append(t._("• <b>{reward}</b> — {percent}", reward=name, percent=t.percent(row.probability)))
+    hidden = len(rows_sorted) - MAX_ODDS_LINES
+    if hidden > 0:
+        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", hidden))
+    lines += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
+    await s.show("\n".join(lines), [[(t._("🎲 Another habit"), "od")], menu_row(t)])
