@@ -82,7 +82,7 @@ class RewardType(str, enum.Enum):
 
 class Reward(TimestampedModel):
     name = peewee.CharField(max_length=100)
-    weight = peewee.FloatField(default=1.0)
+    weight = peewee.DoubleField(default=1.0)  # 8-byte on PostgreSQL too (migration 0003)
     type = peewee.CharField(max_length=16, default=RewardType.VIRTUAL.value)
     pieces_required = peewee.IntegerField(default=1)
     piece_value = peewee.DecimalField(max_digits=12, decimal_places=2, null=True, auto_round=True)
@@ -145,7 +145,7 @@ class HabitLog(BaseModel):
     got_reward = peewee.BooleanField(default=False)
     streak_count = peewee.IntegerField(default=1)
     habit_weight = peewee.IntegerField()
-    total_weight_applied = peewee.FloatField()  # the odds multiplier m
+    total_weight_applied = peewee.DoubleField()  # the odds multiplier m
     completed_on = peewee.DateField()  # the user's local date
     timestamp = peewee.DateTimeField(default=utcnow)  # when the user acted (UTC)
     created_at = peewee.DateTimeField(default=utcnow)  # when it was recorded (UTC)

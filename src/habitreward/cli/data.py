@@ -98,3 +98,103 @@ class _Null:
         pass
 
 
+
+
+@cli.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="json: one document. csv: a directory (or a PATH ending in .zip) with one CSV per table and a manifest.",
+)
+@click.option("--user", "user_id", type=int, metavar="TELEGRAM_ID", help="Only this person's data (and the shared habits and rewards it uses).")
+@click.option(
+    "-o", "--output", "output", metavar="PATH", help="Where to write; default for json: standard output. Required for csv."
+)
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@pass_app
+def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | None, no_progress: bool) -> None:
+    """Write every table (core and plugins') to JSON or CSV, ids and all.
+
+    The export is lossless: decimals, dates and times are written exactly and
+    rows keep their ids, so `habitreward import` rebuilds the same database.
+    It is read in one consistent snapshot while the bot keeps running. This is
+    also the way from SQLite to PostgreSQL:
+
+    \b
+      habitreward export -o data.json
+      DATABASE_URL=postgresql://... habitreward db upgrade
+      DATABASE_URL=postgresql://... habitreward import data.json
+    """
+    from habitreward.data.exporter import Exporter
+
+    if fmt == "csv" and not output:
+        raise click.UsageError("--format csv needs -o PATH (a new directory, or a file ending in .zip).")
+    exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress)
+    tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
+    if output and output != "-":
+        total = sum(t.count for t in tables)
+        click.echo(f"Exported {total} rows from {len(tables)} tables to {output}", err=True)
+
+
+@cli.command("import")
+@click.argument("path", metavar="PATH")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["fail", "skip", "replace"]),
+    default="fail",
+    show_default=True,
+    help="A row whose id is already taken: fail (change nothing), skip (keep the existing row) or replace it.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@json_option
+@pass_app
+def import_data(app: AppContext, path: str, on_conflict: str, no_progress: bool, as_json: bool) -> None:
+    """Load an export made by `habitreward export` (a JSON file, a CSV directory or .zip; - = stdin).
+
+    Everything goes in one transaction: on any error nothing is changed. Rows
+    keep their ids. Into an empty database nothing can conflict; into one with
+    data, --on-conflict decides. Plugins whose tables are in the export must be
+    installed here too. On PostgreSQL run `habitreward db upgrade` first.
+    """
+    from habitreward.data.importer import Importer, open_export
+
+    importer = Importer(app.engine(), on_conflict=on_conflict, show_progress=not no_progress)
+    with open_export(path) as document:
+        result = importer.run(document)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    emit_table(
+        ["table", "rows", "inserted", "replaced", "skipped"],
+        [(t.table, t.rows, t.inserted, t.replaced, t.skipped) for t in result.tables],
+    )
+
+
+@cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False), metavar="PATH")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@pass_app
+def backup(app: AppContext, path: str, force: bool, no_progress: bool) -> None:
+    """Copy the SQLite database to PATH while the bot keeps running.
+
+    Uses SQLite's online backup API, so the copy is consistent even while
+    completions are being written, then checks it with PRAGMA integrity_check.
+    For PostgreSQL use pg_dump instead.
+    """
+    from habitreward.data.backup import backup_sqlite
+    from habitreward.db import is_postgres, is_sqlite, open_database
+
+    database = open_database(app.settings.database_url, bind=False)
+    if is_postgres(database):
+        raise click.ClickException(
+            "backup copies SQLite databases; for PostgreSQL use pg_dump: pg_dump --format=custom --file=PATH \"$DATABASE_URL\""
+        )
+    if not is_sqlite(database) or database.database in ("", ":memory:"):
+        raise click.ClickException("backup needs a SQLite database file (DATABASE_URL=sqlite:///path.db).")
+    result = backup_sqlite(database.database, path, overwrite=force, show_progress=not no_progress)
+    note = " (the database was busy: copied in one step)" if result.single_step else ""
+    click.echo(f"Backed up {database.database} to {result.path}: {result.bytes} bytes, integrity ok{note}")

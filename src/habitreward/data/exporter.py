@@ -1,0 +1,235 @@
+"""``habitreward export``: every registered table (core and plugins) as one JSON document or CSV files.
+
+Rows keep their primary keys, so foreign keys hold after an import. Tables
+are written parents first (users before habits before logs), which is also the
+order the importer inserts them in. With a user, only what belongs to that
+person is written (their row, every row that points at them, and the shared
+habits and rewards those rows point at), for a personal copy of their data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import peewee
+
+from habitreward import __version__
+from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
+from habitreward.data.progress import Progress
+from habitreward.db import is_postgres, is_sqlite
+from habitreward.models import User
+
+#: Tables with at least this many rows show progress on stderr.
+PROGRESS_FROM_ROWS = 1000
+_FETCH = 2000
+
+
+@dataclass
+class TableExport:
+    model: type[peewee.Model]
+    query: peewee.Select
+    count: int
+
+    @property
+    def table(self) -> str:
+        return self.model._meta.table_name
+
+    @property
+    def fields(self) -> list[peewee.Field]:
+        return list(self.model._meta.sorted_fields)
+
+    def columns(self) -> list[dict[str, str]]:
+        return [{"name": f.column_name, "kind": kind_of(f)} for f in self.fields]
+
+
+def ordered_models(models: list[type[peewee.Model]]) -> list[type[peewee.Model]]:
+    """Parents before children (peewee's dependency sort), so inserts never break a foreign key."""
+    return list(peewee.sort_models(models))
+
+
+class Exporter:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        user_telegram_id: int | None = None,
+        progress_file: TextIO | None = None,
+        show_progress: bool = True,
+    ):
+        self.engine = engine
+        self.user_telegram_id = user_telegram_id
+        self.progress_file = progress_file
+        self.show_progress = show_progress
+
+    # --- what goes out ---------------------------------------------------------------------
+
+    def tables(self) -> list[TableExport]:
+        models = ordered_models(self.engine.hooks.models())
+        if self.user_telegram_id is None:
+            queries = {m: m.select(*m._meta.sorted_fields) for m in models}
+        else:
+            queries = self._user_queries(models, self.engine.get_user(self.user_telegram_id))
+        exports = []
+        for model in models:
+            if model not in queries:
+                continue
+            query = queries[model].order_by(model._meta.primary_key)
+            exports.append(TableExport(model, query, query.count()))
+        return exports
+
+    def _user_queries(self, models: list[type[peewee.Model]], user: User) -> dict[type[peewee.Model], peewee.Select]:
+        """One person's rows: theirs, and the parents those rows point at (shared habits, rewards)."""
+        conditions: dict[type[peewee.Model], list[peewee.Expression]] = {User: [User.id == user.id]}
+        for model in models:
+            owner_fks = [f for f in model._meta.refs if f.rel_model is User]
+            if model is not User and owner_fks:
+                conditions[model] = [fk == user.id for fk in owner_fks]
+        # Parents of included rows, children before parents so each parent sees all its children.
+        for model in reversed(models):
+            for fk in model._meta.refs:
+                parent = fk.rel_model
+                if model not in conditions or parent is User or parent is model:
+                    continue
+                where = _any(conditions[model])
+                referenced = model.select(fk).where(where & fk.is_null(False)).distinct()
+                conditions.setdefault(parent, []).append(parent._meta.primary_key.in_(referenced))
+        return {m: m.select(*m._meta.sorted_fields).where(_any(c)) for m, c in conditions.items()}
+
+    def _rows(self, export: TableExport) -> Iterator[list[Any]]:
+        kinds = [kind_of(f) for f in export.fields]
+        enabled = self.show_progress and export.count >= PROGRESS_FROM_ROWS
+        with Progress(f"Exporting {export.table}", export.count, file=self.progress_file, enabled=enabled) as bar:
+            for n, row in enumerate(export.query.tuples().iterator(), 1):
+                yield [encode(kind, value) for kind, value in zip(kinds, row)]
+                if n % _FETCH == 0:
+                    bar.advance(_FETCH)
+            bar.advance(export.count % _FETCH or (_FETCH if export.count else 0))
+
+    def _meta(self, tables: list[TableExport]) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "habitreward_version": __version__,
+            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": "postgresql" if is_postgres(self.engine.db) else type(self.engine.db).__name__.lower(),
+            "user": self.user_telegram_id,
+        }
+
+    # --- writers -----------------------------------------------------------------------------
+
+    def write_json(self, path: str | Path | None) -> list[TableExport]:
+        """One JSON document to ``path`` (``None`` or ``-`` = stdout), written row by row."""
+        with self.engine.session(), read_snapshot(self.engine.db):
+            tables = self.tables()
+            with _open_text(path) as out:
+                meta = self._meta(tables)
+                out.write("{\n")
+                for key, value in meta.items():
+                    out.write(f"  {json.dumps(key)}: {json.dumps(value)},\n")
+                out.write('  "tables": [')
+                for i, export in enumerate(tables):
+                    head = {"table": export.table, "count": export.count, "columns": export.columns()}
+                    out.write(("," if i else "") + "\n    " + json.dumps(head, ensure_ascii=False)[:-1] + ', "rows": [')
+                    for n, row in enumerate(self._rows(export)):
+                        out.write(("," if n else "") + "\n      " + json.dumps(row, ensure_ascii=False))
+                    out.write("\n    ]}")
+                out.write("\n  ]\n}\n")
+        return tables
+
+    def write_csv(self, path: str | Path) -> list[TableExport]:
+        """A directory (or a ``.zip``) with ``manifest.json`` and one ``<table>.csv`` per table."""
+        target = Path(path)
+        with self.engine.session(), read_snapshot(self.engine.db):
+            tables = self.tables()
+            with _csv_sink(target) as open_member:
+                for export in tables:
+                    kinds = [c["kind"] for c in export.columns()]
+                    with open_member(f"{export.table}.csv") as member:
+                        writer = csv.writer(member, lineterminator="\n")
+                        writer.writerow([c["name"] for c in export.columns()])
+                        for row in self._rows(export):
+                            writer.writerow([to_cell(kind, value) for kind, value in zip(kinds, row)])
+                manifest = {
+                    **self._meta(tables),
+                    "tables": [
+                        {"table": e.table, "file": f"{e.table}.csv", "count": e.count, "columns": e.columns()}
+                        for e in tables
+                    ],
+                }
+                with open_member("manifest.json") as member:
+                    json.dump(manifest, member, ensure_ascii=False, indent=2)
+        return tables
+
+
+@contextlib.contextmanager
+def read_snapshot(database: peewee.Database) -> Iterator[None]:
+    """One consistent view of every table while the bot keeps writing.
+
+    PostgreSQL: a repeatable-read, read-only transaction. SQLite: a deferred
+    transaction, which under WAL reads one snapshot without taking the write lock
+    (the bot's connections use BEGIN IMMEDIATE, see db.py).
+    """
+    if is_postgres(database):
+        with database.atomic():
+            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+    elif is_sqlite(database):
+        with database.atomic(lock_type="DEFERRED"):
+            yield
+    else:
+        with database.atomic():
+            yield
+
+
+def _any(conditions: list[peewee.Expression]) -> peewee.Expression:
+    expression = conditions[0]
+    for condition in conditions[1:]:
+        expression = expression | condition
+    return expression
+
+
+@contextlib.contextmanager
+def _open_text(path: str | Path | None) -> Iterator[TextIO]:
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _csv_sink(target: Path) -> Iterator[Any]:
+    """``open_member(name)`` for a zip file or a directory."""
+    if target.suffix.lower() == ".zip":
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+
+            @contextlib.contextmanager
+            def open_zip_member(name: str) -> Iterator[TextIO]:
+                with archive.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+                    yield text
+
+            yield open_zip_member
+        return
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        from habitreward.errors import Conflict
+
+        raise Conflict(f"{target} exists and is not an empty directory: choose a new path for the CSV export.")
+    target.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def open_file_member(name: str) -> Iterator[TextIO]:
+        with open(target / name, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+
+    yield open_file_member

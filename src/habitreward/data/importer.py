@@ -1,0 +1,281 @@
+"""``habitreward import``: load an export (JSON, a CSV directory or a CSV zip) into this database.
+
+Rows are inserted with their exported primary keys, parents first, in one
+transaction: either everything is in or nothing changed. A row whose primary
+key is already taken is handled by the conflict policy:
+
+* ``fail`` (default): stop and change nothing (the way into an empty database);
+* ``skip``: keep the existing row (also any row that clashes on another unique key);
+* ``replace``: overwrite the existing row with the exported one.
+
+On PostgreSQL the id sequences are moved past the imported ids afterwards,
+so the next row the bot creates does not collide with an imported one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import peewee
+
+from habitreward.data.exporter import ordered_models
+from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
+from habitreward.data.progress import Progress
+from habitreward.db import is_postgres
+from habitreward.errors import Conflict, ValidationError
+
+POLICIES = ("fail", "skip", "replace")
+BATCH_SIZE = 500
+PROGRESS_FROM_ROWS = 1000
+
+
+@dataclass
+class TableData:
+    table: str
+    columns: list[dict[str, str]]
+    count: int
+    rows: Iterable[list[Any]]  # JSON-native values, in column order
+
+
+@dataclass
+class ExportDocument:
+    meta: dict[str, Any]
+    tables: list[TableData]
+
+
+@dataclass
+class TableResult:
+    table: str
+    rows: int = 0
+    inserted: int = 0
+    replaced: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ImportResult:
+    policy: str
+    tables: list[TableResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"on_conflict": self.policy, "tables": [asdict(t) for t in self.tables]}
+
+
+# --- reading an export ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_export(path: str | Path) -> Iterator[ExportDocument]:
+    """The export at ``path``: a JSON file (``-`` = stdin), a CSV directory or a CSV ``.zip``."""
+    if str(path) == "-":
+        yield _json_document(json.load(sys.stdin), "stdin")
+        return
+    source = Path(path)
+    if not source.exists():
+        raise ValidationError(f"{source} does not exist.")
+    if source.is_dir():
+        with _csv_document(lambda name: open(source / name, encoding="utf-8", newline=""), source) as doc:
+            yield doc
+        return
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+
+            def open_member(name: str) -> TextIO:
+                return io.TextIOWrapper(archive.open(name), encoding="utf-8", newline="")
+
+            with _csv_document(open_member, source) as doc:
+                yield doc
+        return
+    try:
+        with open(source, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{source} is not a habitreward export (not JSON, a zip or a directory): {exc}") from None
+    yield _json_document(data, str(source))
+
+
+def _check_meta(meta: Any, where: str) -> dict[str, Any]:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValidationError(f"{where} is not a habitreward export (no \"format\": \"{FORMAT_NAME}\").")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValidationError(
+            f"{where} has export format version {meta.get('version')}; this habitreward reads version {FORMAT_VERSION}."
+        )
+    return meta
+
+
+def _json_document(data: Any, where: str) -> ExportDocument:
+    meta = _check_meta(data, where)
+    tables = [
+        TableData(t["table"], t["columns"], int(t.get("count", len(t["rows"]))), t["rows"])
+        for t in meta.get("tables", [])
+    ]
+    return ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
+
+
+@contextlib.contextmanager
+def _csv_document(open_member: Any, where: Path) -> Iterator[ExportDocument]:
+    try:
+        with open_member("manifest.json") as handle:
+            manifest = json.load(handle)
+    except (FileNotFoundError, KeyError):
+        raise ValidationError(f"{where} has no manifest.json: it is not a habitreward CSV export.") from None
+    meta = _check_meta(manifest, str(where))
+    with contextlib.ExitStack() as stack:
+        tables = []
+        for entry in meta.get("tables", []):
+            handle = stack.enter_context(open_member(entry["file"]))
+            tables.append(TableData(entry["table"], entry["columns"], int(entry["count"]), _csv_rows(handle, entry)))
+        yield ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
+
+
+def _csv_rows(handle: TextIO, entry: dict[str, Any]) -> Iterator[list[Any]]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    names = [c["name"] for c in entry["columns"]]
+    if header != names:
+        raise ValidationError(f"{entry['file']}: the header does not match the manifest's columns.")
+    kinds = [c["kind"] for c in entry["columns"]]
+    for row in reader:
+        yield [from_cell(kind, cell) for kind, cell in zip(kinds, row)]
+
+
+# --- writing into the database ----------------------------------------------------------------
+
+
+class Importer:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        on_conflict: str = "fail",
+        batch_size: int = BATCH_SIZE,
+        progress_file: TextIO | None = None,
+        show_progress: bool = True,
+    ):
+        if on_conflict not in POLICIES:
+            raise ValidationError(f"--on-conflict must be one of {', '.join(POLICIES)}, got {on_conflict!r}.")
+        self.engine = engine
+        self.policy = on_conflict
+        self.batch_size = batch_size
+        self.progress_file = progress_file
+        self.show_progress = show_progress
+
+    def run(self, document: ExportDocument) -> ImportResult:
+        plan = self._plan(document)
+        result = ImportResult(self.policy)
+        with self.engine.session(), self.engine.db.atomic():
+            for model, data, fields in plan:
+                result.tables.append(self._load(model, data, fields))
+            if is_postgres(self.engine.db):
+                for model, _, _ in plan:
+                    reset_sequence(self.engine.db, model)
+        return result
+
+    def _plan(self, document: ExportDocument) -> list[tuple[type[peewee.Model], TableData, list[peewee.Field]]]:
+        """Match every exported table and column to a model here; refuse what would be lost."""
+        models = {m._meta.table_name: m for m in self.engine.hooks.models()}
+        plan = []
+        for data in document.tables:
+            model = models.get(data.table)
+            if model is None:
+                raise ValidationError(
+                    f"The export has a table {data.table!r} that no installed plugin provides here:"
+                    " install that plugin (and run `habitreward db upgrade`) first."
+                )
+            columns = model._meta.columns
+            unknown = [c["name"] for c in data.columns if c["name"] not in columns]
+            if unknown:
+                raise ValidationError(
+                    f"The export's table {data.table!r} has columns this database does not: {', '.join(unknown)}."
+                    " Upgrade habitreward and its plugins, then run `habitreward db upgrade`."
+                )
+            plan.append((model, data, [columns[c["name"]] for c in data.columns]))
+        order = {m: i for i, m in enumerate(ordered_models([m for m, _, _ in plan]))}
+        return sorted(plan, key=lambda item: order[item[0]])
+
+    def _load(self, model: type[peewee.Model], data: TableData, fields: list[peewee.Field]) -> TableResult:
+        result = TableResult(data.table)
+        pk = model._meta.primary_key
+        if pk not in fields:
+            raise ValidationError(f"The export's table {data.table!r} lacks its primary key column {pk.column_name!r}.")
+        pk_index = fields.index(pk)
+        kinds = [c["kind"] for c in data.columns]
+        enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
+        with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
+            for batch in _batches(data.rows, self.batch_size):
+                rows = [tuple(decode(k, v) for k, v in zip(kinds, row)) for row in batch]
+                self._insert(model, fields, pk_index, rows, result)
+                bar.advance(len(rows))
+        return result
+
+    def _insert(
+        self,
+        model: type[peewee.Model],
+        fields: list[peewee.Field],
+        pk_index: int,
+        rows: list[tuple[Any, ...]],
+        result: TableResult,
+    ) -> None:
+        pk = model._meta.primary_key
+        keys = [row[pk_index] for row in rows]
+        taken = {value for (value,) in model.select(pk).where(pk.in_(keys)).tuples()}
+        result.rows += len(rows)
+        if taken and self.policy == "fail":
+            first = sorted(taken)[0]
+            raise Conflict(
+                f"{model._meta.table_name} already has a row with {pk.column_name} {first}:"
+                " import into an empty database, or choose --on-conflict skip or replace."
+            )
+        query = model.insert_many(rows, fields=fields)
+        if self.policy == "skip":
+            query = query.on_conflict_ignore()
+        elif self.policy == "replace":
+            query = query.on_conflict(conflict_target=[pk], preserve=[f for f in fields if f is not pk])
+        try:
+            written = query.as_rowcount().execute()
+        except peewee.IntegrityError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Conflict(
+                f"{model._meta.table_name}: a row clashes with an existing one ({message});"
+                " --on-conflict skip keeps the existing rows."
+            ) from None
+        if self.policy == "skip":
+            result.inserted += written
+            result.skipped += len(rows) - written
+        else:
+            result.replaced += len(taken)
+            result.inserted += len(rows) - len(taken)
+
+
+def reset_sequence(database: peewee.Database, model: type[peewee.Model]) -> None:
+    """Move a PostgreSQL serial past the largest id, after rows were inserted with explicit ids."""
+    pk = model._meta.primary_key
+    if not isinstance(pk, peewee.AutoField):
+        return
+    table, column = model._meta.table_name, pk.column_name
+    database.execute_sql(
+        f"SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(MAX(\"{column}\"), 1), MAX(\"{column}\") IS NOT NULL)"
+        f' FROM "{table}"',
+        (f'"{table}"', column),
+    )
+
+
+def _batches(rows: Iterable[list[Any]], size: int) -> Iterator[list[list[Any]]]:
+    batch: list[list[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

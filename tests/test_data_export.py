@@ -1,0 +1,238 @@
+"""``habitreward export`` / ``import``: a lossless round trip on SQLite and PostgreSQL, and SQLite -> PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import uuid
+from decimal import Decimal
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.models import Habit, HabitLog, KeyValue, ProcessedUpdate, Reward, User
+from habitreward.testing.engines import FrozenClock, make_engine
+
+ENV = {"HABITREWARD_LOAD_PLUGINS": ""}
+
+
+def invoke(db_url: str, *args: str):
+    runner = CliRunner()
+    return runner.invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, *args], env=ENV)
+
+
+def populate(engine, clock: FrozenClock) -> None:
+    """Every kind of row and value: admins, personal and shared items, decimals, odd floats, claims, bot state."""
+    ann = engine.add_user(101, "Ann Ümlaut", active=True, admin=True, timezone="Asia/Almaty", language="kk")
+    bob = engine.add_user(102, 'Bob "\\N" Tables', active=True)
+    engine.add_user(103, "Pending Pat")
+    running = engine.add_habit("Running", weight=17, category="Sport, outdoors", allowed_skip_days=2)
+    reading = engine.add_habit("Reading", weight=10)
+    journal = engine.add_habit("Journal", weight=33, owner=bob)
+    coffee = engine.add_reward("Coffee", weight=3.3, type="real", pieces_required=2, piece_value=Decimal("2.50"))
+    engine.add_reward("Nothing", weight=0.7, type="none")
+    engine.add_reward("Sticker", weight=1 / 3, type="virtual", piece_value=Decimal("9999999999.99"), owner=ann)
+    for _ in range(9):
+        for user, habits in ((ann, (running, reading)), (bob, (running, journal))):
+            for habit in habits:
+                engine.complete(user, habit, source="test")
+        clock.advance(days=1, microseconds=123457)
+    engine.grant_piece(ann, coffee)
+    engine.grant_piece(ann, coffee)
+    engine.claim(ann, coffee)
+    engine.undo(bob, journal)
+    with engine.session():
+        KeyValue.create(namespace="bot.user_data", key="101", value=json.dumps({"lang": "kk", "x": [1, 2.5]}))
+        ProcessedUpdate.create(update_id=987654321, payload='{"update_id": 987654321}', attempts=2, error="boom\nline 2")
+
+
+def snapshot(engine) -> dict[str, list[dict]]:
+    """Every field of every row of every registered table."""
+    with engine.session():
+        return {
+            m._meta.table_name: list(m.select().order_by(m._meta.primary_key).dicts())
+            for m in engine.hooks.models()
+        }
+
+
+@pytest.fixture
+def empty_db_url(backend, tmp_path, request):
+    """A second, empty and migrated database of the same backend (for PostgreSQL: a new database)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'target.db'}"
+        make_engine(url, load_entry_points=False).close()
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server")
+    if server.url is None:
+        pytest.skip(server.error)
+    import psycopg2
+
+    name = f"habitreward_target_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(server.admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = urlunparse(urlparse(server.admin_url)._replace(path=f"/{name}"))
+    make_engine(url, load_entry_points=False).close()
+    yield url
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.mark.parametrize("fmt, target", [("json", "data.json"), ("csv", "data.zip"), ("csv", "data_dir")])
+def test_export_then_import_into_an_empty_database_is_identical(engine, clock, db_url, empty_db_url, tmp_path, fmt, target):
+    populate(engine, clock)
+    before = snapshot(engine)
+    path = str(tmp_path / target)
+
+    exported = invoke(db_url, "export", "--format", fmt, "-o", path)
+    assert exported.exit_code == 0, exported.output
+    imported = invoke(empty_db_url, "import", path)
+    assert imported.exit_code == 0, imported.output
+
+    target_engine = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
+    try:
+        after = snapshot(target_engine)
+        assert after == before
+        assert sum(len(rows) for rows in after.values()) > 40  # 35 logs and every other table
+        # Ids were kept and, on PostgreSQL, the sequences moved past them: new rows just work.
+        habit = target_engine.add_habit("Swimming")
+        assert habit.id == max(row["id"] for row in before["habits"]) + 1
+        bob = target_engine.get_user(102)
+        assert [h.name for h in target_engine.habits_for(bob)].count("Journal") == 1
+    finally:
+        target_engine.close()
+    assert "users" in imported.stdout and "inserted" in imported.stdout
+
+
+@pytest.mark.postgres_only
+def test_sqlite_to_postgresql(backend, db_url, tmp_path):
+    """The documented move: export from SQLite, import into PostgreSQL, same data."""
+    clock = FrozenClock()
+    sqlite_url = f"sqlite:///{tmp_path / 'old.db'}"
+    source = make_engine(sqlite_url, clock=clock, rng=random.Random(7), load_entry_points=False)
+    populate(source, clock)
+    before = snapshot(source)
+    source.close()
+    dump = str(tmp_path / "move.json")
+
+    assert invoke(sqlite_url, "export", "-o", dump).exit_code == 0
+    result = invoke(db_url, "import", dump)
+
+    assert result.exit_code == 0, result.output
+    target = make_engine(db_url, load_entry_points=False, upgrade=False)
+    try:
+        assert snapshot(target) == before
+        weights = [r["weight"] for r in snapshot(target)["rewards"]]
+        assert 1 / 3 in weights  # a float survives to the last bit
+        assert target.add_user(999, "New after move").id == max(r["id"] for r in before["users"]) + 1
+    finally:
+        target.close()
+
+
+def test_import_into_a_database_with_data_follows_the_conflict_policy(engine, clock, db_url, tmp_path):
+    populate(engine, clock)
+    dump = str(tmp_path / "dump.json")
+    assert invoke(db_url, "export", "-o", dump).exit_code == 0
+    before = snapshot(engine)
+
+    failed = invoke(db_url, "import", dump)
+    assert failed.exit_code == 1
+    assert "Error: users already has a row with id 1" in failed.output
+    assert "--on-conflict skip or replace" in failed.output
+    assert snapshot(engine) == before
+
+    skipped = invoke(db_url, "import", dump, "--on-conflict", "skip", "--json")
+    assert skipped.exit_code == 0, skipped.output
+    counts = {t["table"]: t for t in json.loads(skipped.stdout)["tables"]}
+    assert counts["habit_logs"]["inserted"] == 0 and counts["habit_logs"]["skipped"] == len(before["habit_logs"])
+    assert snapshot(engine) == before
+
+    # Change a few rows, then put the exported state back with replace.
+    with engine.session():
+        Habit.update(weight=99).execute()
+        User.update(name="Changed").where(User.telegram_id == 101).execute()
+        HabitLog.delete().where(HabitLog.id == before["habit_logs"][0]["id"]).execute()
+    replaced = invoke(db_url, "import", dump, "--on-conflict", "replace", "--json")
+    assert replaced.exit_code == 0, replaced.output
+    counts = {t["table"]: t for t in json.loads(replaced.stdout)["tables"]}
+    assert counts["habit_logs"]["inserted"] == 1
+    assert counts["habit_logs"]["replaced"] == len(before["habit_logs"]) - 1
+    assert snapshot(engine) == before
+
+
+def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_path):
+    populate(engine, clock)
+    dump = tmp_path / "bob.json"
+
+    result = invoke(db_url, "export", "--user", "102", "-o", str(dump))
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(dump.read_text())
+    tables = {t["table"]: t for t in document["tables"]}
+    assert document["user"] == 102
+    columns = {name: [c["name"] for c in t["columns"]] for name, t in tables.items()}
+    users = [dict(zip(columns["users"], row)) for row in tables["users"]["rows"]]
+    assert [u["telegram_id"] for u in users] == [102]
+    habits = {dict(zip(columns["habits"], r))["name"] for r in tables["habits"]["rows"]}
+    assert habits == {"Running", "Journal"}  # the shared habit Bob logged and his own; not Ann's Reading
+    logs = [dict(zip(columns["habit_logs"], r)) for r in tables["habit_logs"]["rows"]]
+    assert logs and {log["user_id"] for log in logs} == {users[0]["id"]}
+    assert "processed_updates" not in tables and "key_values" not in tables
+    rewards = {dict(zip(columns["rewards"], r))["name"] for r in tables["rewards"]["rows"]}
+    assert "Sticker" not in rewards  # Ann's personal reward
+
+
+def test_big_table_export_shows_progress_on_stderr(engine, db_url, tmp_path):
+    user = engine.add_user(5, "Many", active=True)
+    habit = engine.add_habit("Daily")
+    import datetime as dt
+
+    start = dt.date(2020, 1, 1)
+    rows = [
+        {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
+         "completed_on": start + dt.timedelta(days=n), "timestamp": dt.datetime(2020, 1, 1) + dt.timedelta(days=n)}
+        for n in range(2500)
+    ]  # fmt: skip
+    with engine.session(), engine.db.atomic():
+        for n in range(0, len(rows), 500):
+            HabitLog.insert_many(rows[n : n + 500]).execute()
+
+    result = invoke(db_url, "export", "-o", str(tmp_path / "big.json"))
+
+    assert result.exit_code == 0, result.output
+    assert "Exporting habit_logs: 2500/2500 (100%)" in result.stderr
+    assert "Exporting users" not in result.stderr  # small tables stay quiet
+    assert "Exported 2502 rows from" in result.stderr
+
+
+def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_path):
+    not_json = tmp_path / "notes.txt"
+    not_json.write_text("hello")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something-else"}))
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"format": "habitreward-export", "version": 99, "tables": []}))
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(
+        json.dumps({"format": "habitreward-export", "version": 1, "tables": [{"table": "karma", "columns": [], "rows": []}]})
+    )
+
+    for path, message in (
+        (not_json, "is not a habitreward export (not JSON"),
+        (other, "is not a habitreward export"),
+        (newer, "has export format version 99"),
+        (unknown, "a table 'karma' that no installed plugin provides here"),
+        (tmp_path / "missing.json", "does not exist"),
+    ):
+        result = invoke(db_url, "import", str(path))
+        assert result.exit_code == 1, result.output
+        assert message in result.output
+        assert "Traceback" not in result.output
+    with engine.session():
+        assert Reward.select().count() == 0
