@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from habitreward.cli.app import cli, run
-
 # Importing a module registers its commands on ``cli``.
-from habitreward.cli import admin, data, db, nlp, plugins, serve, tracking  # noqa: E402,F401
+from habitreward.cli import admin, chat, data, db, nlp, plugins, serve, tracking  # noqa: E402,F401
+from habitreward.cli.app import cli, run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,208 @@
+"""``habitreward chat``: talk to the bot in this terminal, with no token and no network."""
+
+from __future__ import annotations
+
+import getpass
+import html
+import re
+from typing import Any
+
+import click
+
+from habitreward.cli.app import AppContext, cli, pass_app
+
+#: A token of the right shape; the stand-in accepts any.
+CHAT_TOKEN = "100000:LOCAL-CHAT"
+
+#: (name, weight) of the demo habits and (name, weight, type, pieces_required) of the demo rewards.
+#: The "none" entry makes "no reward this time" part of the draw, as in real use.
+DEMO_HABITS = (("Running", 20), ("Reading", 10), ("Meditation", 10))
+DEMO_REWARDS = (
+    ("Coffee treat", 40, "real", 1),
+    ("Movie night", 20, "real", 3),
+    ("Gold star", 30, "virtual", 1),
+    ("No reward this time", 30, "none", 1),
+)
+
+
+@cli.command("chat")
+@click.option("--user", "user_id", type=int, default=1, show_default=True, metavar="TELEGRAM_ID",
+              help="The Telegram id you chat as (try another one to see what a newcomer sees).")
+@click.option("--name", help="Your first name as Telegram would send it [default: your login name].")
+@click.option("--language", metavar="CODE",
+              help="Your Telegram app's language (language_code), e.g. en, ru, kk [default: DEFAULT_LANGUAGE].")
+@click.option("--demo/--no-demo", default=None,
+              help="Add demo habits and rewards first [default: when the database has no habits; "
+                   "asks first on a terminal].")
+@pass_app
+def chat(app: AppContext, user_id: int, name: str | None, language: str | None, demo: bool | None) -> None:
+    """Talk to your bot here: the same bot, with a stand-in for Telegram underneath.
+
+    No bot token and no network are needed; everything is stored in the
+    database as usual (SQLite by default), so what you do here is real data.
+    Buttons are shown numbered: type the number to press one. Anything else
+    is sent as a message (commands too, e.g. /help). /quit or Ctrl-D leaves.
+
+    On a fresh database you become an active admin, and a small demo set of
+    habits and rewards (a "no reward this time" entry included) is offered, so
+    the first habit you log already takes part in a reward draw.
+    """
+    from habitreward.testing.botapi import BotApiStandIn
+    from habitreward.testing.driver import BotDriver
+
+    engine = app.engine()
+    settings = engine.settings
+    name = name or _login_name()
+    language = language or settings.default_language
+
+    if not engine.list_users():
+        # The first person to chat owns the bot: make them an admin who can do everything.
+        engine.add_user(user_id, name, admin=True, language=language if language in
+                        settings.supported_languages else None)
+        click.echo(f"New database: you ({name}, id {user_id}) are an active admin.")
+    if demo is None:
+        demo = not engine.all_habits() and _confirm_demo()
+    if demo:
+        _seed_demo(engine)
+
+    click.echo("Chatting with the bot. Numbers press buttons; /quit leaves.\n")
+    with BotApiStandIn() as api, BotDriver(engine, api, token=CHAT_TOKEN, raise_errors=False) as bot:
+        session = ChatSession(bot, user_id, name, language)
+        session.say("/start")
+        session.loop()
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser().capitalize() or "Me"
+    except Exception:  # no login name in some containers
+        return "Me"
+
+
+def _interactive(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _confirm_demo() -> bool:
+    if not _interactive(click.get_text_stream("stdin")):
+        return True  # the documented default, also for scripted input
+    return click.confirm("There are no habits yet. Add a demo set (3 habits, 4 rewards)?", default=True)
+
+
+def _seed_demo(engine: Any) -> None:
+    from habitreward.errors import NotFound
+
+    added = []
+    for habit_name, weight in DEMO_HABITS:
+        try:
+            engine.find_habit(None, habit_name)
+        except NotFound:
+            engine.add_habit(habit_name, weight=weight)
+            added.append(habit_name)
+    for reward_name, weight, kind, pieces in DEMO_REWARDS:
+        try:
+            engine.find_reward(None, reward_name)
+        except NotFound:
+            engine.add_reward(reward_name, weight=weight, type=kind, pieces_required=pieces, max_per_day=0)
+            added.append(reward_name)
+    if added:
+        click.echo(f"Demo set added: {', '.join(added)}.")
+
+
+class ChatSession:
+    """One person chatting: prints what the bot shows, maps numbers to buttons."""
+
+    def __init__(self, bot: Any, user_id: int, name: str, language: str):
+        self.bot = bot
+        self.user_id = user_id
+        self.name = name
+        self.language = language
+        self.numbered: list[tuple[int, str, str | None]] = []  # (message_id, text, callback_data)
+
+    def loop(self) -> None:
+        stream = click.get_text_stream("stdin")
+        while True:
+            click.echo("you> ", nl=False)
+            line = stream.readline()
+            if not line:  # EOF
+                click.echo()
+                break
+            text = line.strip()
+            if not _interactive(stream):
+                click.echo(text)  # a piped or scripted session reads like a transcript
+            if not text:
+                continue
+            if text.lower() in ("/quit", "/exit"):
+                break
+            if text.isdigit() and self.numbered:
+                self.press(int(text))
+            else:
+                self.say(text)
+        click.echo("Bye.")
+
+    def say(self, text: str) -> None:
+        self.show(self.bot.send(self.user_id, text, first_name=self.name, language_code=self.language))
+
+    def press(self, number: int) -> None:
+        if not 1 <= number <= len(self.numbered):
+            click.echo(f"(no button {number}; there are {len(self.numbered)})")
+            return
+        message_id, text, data = self.numbered[number - 1]
+        click.echo(f"(pressed {text})")
+        if data is None:  # a reply-keyboard button sends its text
+            self.say(text)
+            return
+        self.show(self.bot.press(self.user_id, data, message_id=message_id, first_name=self.name,
+                                 language_code=self.language))
+
+    def show(self, reply: Any) -> None:
+        errors = list(self.bot.errors)
+        self.bot.errors.clear()
+        for answer in reply.answers:
+            if answer.get("text"):
+                click.echo(f"  [{'alert' if answer.get('show_alert') else 'note'}] {answer['text']}")
+        for message in reply:
+            if message["chat_id"] != self.user_id:
+                click.echo(f"(to chat {message['chat_id']}: {render(message['text'] or '', message['parse_mode'])})")
+                continue
+            marker = "bot (edited)>" if message["method"].startswith("edit") else "bot>"
+            click.echo(f"{marker} {render(message['text'] or '', message['parse_mode'])}")
+        self.number_buttons()
+        for error in errors:
+            click.echo(f"(the bot ran into an error: {error})", err=True)
+
+    def number_buttons(self) -> None:
+        message, rows = self.bot.shown_buttons(self.user_id)
+        self.numbered = []
+        if message is None:
+            return
+        for row in rows:
+            cells = []
+            for text, data in row:
+                self.numbered.append((message["message_id"], text, data))
+                cells.append(f"[{len(self.numbered)}] {text}")
+            click.echo("  " + "  ".join(cells))
+
+
+_TAG = re.compile(r"<(/?)(\w+)[^>]*>")
+
+
+def render(text: str, parse_mode: str | None) -> str:
+    """Telegram-formatted text for a terminal: HTML tags become bold/italic/underline or go."""
+    mode = (parse_mode or "").lower()
+    if mode == "html":
+        styles = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline"}
+
+        def tag(match: re.Match) -> str:
+            closing, name = match.group(1), match.group(2).lower()
+            if name not in styles:
+                return ""
+            return click.style("", reset=True) if closing else click.style("", reset=False, **{styles[name]: True})
+
+        return html.unescape(_TAG.sub(tag, text))
+    if mode.startswith("markdown"):
+        return re.sub(r"\\(.)", r"\1", text).replace("*", "").replace("__", "")
+    return text
