@@ -209,11 +209,14 @@ def match_local(text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]
         if current is None or candidate.score > current.score:
             best[term.habit_id] = candidate
     candidates = [c for c in best.values() if c.score >= SUGGEST]
-    # A habit whose words are all part of a longer found habit ("Reading" in "reading news") gives way.
+    # A habit whose words are all part of a longer found habit ("Reading" in "reading news") gives way,
+    # and so does a partial one whose words a found habit explains ("run" of "Morning run" in "Running").
     found = [c for c in candidates if c.score >= FOUND]
     candidates = [
         c for c in candidates
-        if not any(o is not c and o.score >= FOUND and c.covered < o.covered for o in found)
+        if not any(
+            o is not c and (c.covered < o.covered or (c.score < FOUND and c.covered <= o.covered)) for o in found
+        )
     ]
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple(HabitMatch(by_id[c.habit_id], round(c.score, 3), c.source) for c in candidates)  # type: ignore[arg-type]
