@@ -236,3 +236,43 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert "Traceback" not in result.output
     with engine.session():
         assert Reward.select().count() == 0
+
+
+def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monkeypatch):
+    """A plugin's registered table (the perfect-day plugin's) is exported and imported with the core ones."""
+    pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "perfect_day")
+    clock = FrozenClock()
+    source = make_engine(db_url, clock=clock, rng=random.Random(1))
+    target = make_engine(empty_db_url)  # migrates the plugin's table there too
+    target.close()
+    try:
+        ann = source.add_user(101, "Ann", active=True)
+        source.add_reward("Perfect day", weight=1, pieces_required=5)
+        for name in ("Run", "Read"):
+            source.add_habit(name)
+        for _ in range(3):
+            for habit in source.habits_for(ann):
+                source.complete(ann, habit)
+            clock.advance(days=1)
+        before = snapshot(source)
+    finally:
+        source.close()
+    assert len(before["perfect_days"]) >= 2  # rows in the plugin table to carry over
+    dump = str(tmp_path / "with-plugin.zip")
+    env = {"HABITREWARD_LOAD_PLUGINS": "perfect_day"}
+    runner = CliRunner()
+    base = ["--env-file", os.devnull]
+
+    assert runner.invoke(cli, ["--database-url", db_url, *base, "export", "--format", "csv", "-o", dump], env=env).exit_code == 0
+    without_plugin = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=ENV)
+    assert without_plugin.exit_code == 1
+    assert "a table 'perfect_days' that no installed plugin provides here" in without_plugin.output
+    result = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=env)
+    assert result.exit_code == 0, result.output
+
+    check = make_engine(empty_db_url, upgrade=False)
+    try:
+        assert snapshot(check) == before
+    finally:
+        check.close()
