@@ -29,6 +29,18 @@ def _telegram_errors(app: AppContext) -> Iterator[None]:
         raise click.ClickException(f"Telegram: {RedactSecrets(secrets).redact(str(exc))}") from None
 
 
+def _protect_logs(app: AppContext) -> None:
+    """No log line (ours, PTB's, httpx's) may show the token or the webhook secret."""
+    from habitreward.server.logging_filters import install_redaction
+    from habitreward.server.secrets import webhook_secret
+
+    settings = app.settings
+    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
+    if settings.telegram_bot_token:
+        secrets.append(webhook_secret(settings))
+    install_redaction(secrets)
+
+
 @cli.command()
 @click.option("--webhook", is_flag=True, help="Serve a webhook under waitress instead of long polling.")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="HABITREWARD_HOST", show_envvar=True,
@@ -64,10 +76,11 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
       habitreward serve --webhook --port 8080 --set-webhook
     """
     from habitreward.engine import Engine
-    from habitreward.server.service import Service, ServeOptions
+    from habitreward.server.service import ServeOptions, Service
 
     settings = app.settings
     settings.require("telegram_bot_token")
+    _protect_logs(app)
     if set_webhook_on_start:
         if not webhook:
             raise click.UsageError("--set-webhook needs --webhook")
@@ -94,6 +107,7 @@ def webhook() -> None:
 def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, as_json: bool) -> None:
     from habitreward.server.webhook_admin import set_webhook
 
+    _protect_logs(app)
     with _telegram_errors(app):
         result = set_webhook(app.settings, max_connections=max_connections, drop_pending=drop_pending)
     emit(as_json, result, lambda: click.echo(
@@ -121,6 +135,7 @@ def webhook_info(app: AppContext, as_json: bool) -> None:
     """Show what Telegram knows about the webhook: URL, pending updates, last error."""
     from habitreward.server.webhook_admin import webhook_info as get_info
 
+    _protect_logs(app)
     with _telegram_errors(app):
         info = get_info(app.settings)
 
@@ -148,6 +163,7 @@ def webhook_delete(app: AppContext, drop_pending: bool) -> None:
     """Remove the webhook (needed before polling; `serve` without --webhook does it itself)."""
     from habitreward.server.webhook_admin import delete_webhook
 
+    _protect_logs(app)
     with _telegram_errors(app):
         delete_webhook(app.settings, drop_pending=drop_pending)
     click.echo("Webhook removed" + (" and pending updates dropped." if drop_pending else "."))

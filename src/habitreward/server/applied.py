@@ -21,7 +21,13 @@ from habitreward.server.inbox import current_update_id
 PLUGIN_NAME = "habitreward.server.applied"
 
 
-def _mark_current() -> None:
+def mark_current_update_applied() -> None:
+    """Mark the update being processed as done, inside the caller's open transaction.
+
+    For plugin handlers with their own writes: call it in the same transaction,
+    and a crash after the commit does not apply the update a second time.
+    Outside ``habitreward serve`` (no update being processed) it does nothing.
+    """
     update_id = current_update_id.get()
     if update_id is not None:
         ProcessedUpdate.update(processed_at=utcnow()).where(
@@ -31,17 +37,17 @@ def _mark_current() -> None:
 
 @hookimpl(trylast=True)
 def habitreward_habit_completed(engine: Any, event: Any) -> None:
-    _mark_current()
+    mark_current_update_applied()
 
 
 @hookimpl(trylast=True)
 def habitreward_completion_undone(engine: Any, event: Any) -> None:
-    _mark_current()
+    mark_current_update_applied()
 
 
 @hookimpl(trylast=True)
 def habitreward_reward_claimed(engine: Any, event: Any) -> None:
-    _mark_current()
+    mark_current_update_applied()
 
 
 def register(plugin_manager: Any) -> None:

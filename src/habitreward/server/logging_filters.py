@@ -22,6 +22,10 @@ class RedactSecrets(logging.Filter):
         # Longest first, so a secret that contains another is replaced whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
+    def add(self, secrets: Iterable[str | None]) -> None:
+        merged = set(self.secrets) | {s for s in secrets if s and len(s) >= 4}
+        self.secrets = sorted(merged, key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
@@ -53,11 +57,17 @@ def install_redaction(secrets: Iterable[str | None], logger: logging.Logger | No
     root logger is at DEBUG (``-vv``), where they show, redacted.
     """
     target = logger or logging.getLogger()
+    secrets = list(secrets)
     redactor = RedactSecrets(secrets)
     if not target.handlers:
         logging.basicConfig(level=logging.WARNING)
     for handler in target.handlers:
-        handler.addFilter(redactor)
+        existing = next((f for f in handler.filters if isinstance(f, RedactSecrets)), None)
+        if existing is not None:  # called again (e.g. serve --set-webhook): one filter, more secrets
+            existing.add(secrets)
+            redactor = existing
+        else:
+            handler.addFilter(redactor)
     if logging.getLogger("httpx").level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     return redactor

@@ -1,0 +1,226 @@
+"""``habitreward serve --webhook`` as a real subprocess, through real HTTP, on both backends.
+
+What is observed: the rows the counting test plugin writes per *application*
+(see test_serve_kit.py), the replies the Bot API stand-in received, and the
+inbox table.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from habitreward.server.secrets import derive_webhook_secret
+from habitreward.testing.builders import message_update
+from test_serve_kit import TOKEN, ServeProcess, applications, counted, inbox, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def serve(db_url, botapi, tmp_path):
+    """Start ``serve --webhook`` processes on ephemeral ports; all are killed at the end."""
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
+        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_secret_and_every_bad_request_are_refused_and_change_nothing(serve, db_url, botapi):
+    server = serve(env={"TELEGRAM_WEBHOOK_URL": "https://bot.example.org/hooks/tg-updates"}, )
+    assert server.address[2] == "/hooks/tg-updates"  # the path of TELEGRAM_WEBHOOK_URL
+    good = message_update(501, "count")
+
+    status, body = server.request("GET", "/healthz")
+    assert status == 200 and json.loads(body)["database"] == "ok" and json.loads(body)["bot"] == "ok"
+
+    assert server.request("GET")[0] == 405
+    assert server.request("PUT", body=b"{}", headers={"Content-Type": "application/json"})[0] == 405
+    assert server.post_update(good, secret=None) == 403
+    assert server.post_update(good, secret="wrong-secret") == 403
+    assert server.post_update(good, secret=derive_webhook_secret(TOKEN) + "x") == 403
+    assert server.post_update(good, content_type="text/plain") == 415
+    assert server.post_update(good, content_type="application/x-www-form-urlencoded") == 415
+    assert server.post_update(b'{"update_id": 1, "message": ') == 400
+    assert server.post_update(b"\xff\xfe not utf-8") == 400
+    assert server.post_update(b"x" * (1024 * 1024 + 1)) == 413
+    assert server.post_update({**good, "padding": "y" * (1024 * 1024)}) == 413
+    for not_an_update in ([1, 2], {"hello": "world"}, {"update_id": "7", "message": {}}, {"update_id": 8},
+                          {"update_id": -1, "message": {}}, {"update_id": 9, "message": {"text": "no date"}}):
+        assert server.post_update(not_an_update) == 400, not_an_update
+    assert server.request("POST", "/elsewhere", b"{}", {"Content-Type": "application/json"})[0] == 404
+
+    time.sleep(0.3)
+    assert inbox(db_url) == {}
+    assert applications(db_url) == {}
+    assert botapi.calls_of("sendMessage") == []
+
+    # The same server accepts the good update with the right secret, and applies it.
+    assert server.post_update(good) == 200
+    wait_until(lambda: applications(db_url) == {good["update_id"]: 1}, what="the good update applied")
+    wait_until(lambda: counted(botapi) == {good["update_id"]: 1}, what="the reply")
+
+    logs = server.logs()
+    assert TOKEN not in logs and derive_webhook_secret(TOKEN) not in logs
+    assert "[REDACTED]" in logs  # httpx's request lines (with the token in the URL) were logged, redacted
+
+
+def test_configured_secret_wins_and_set_webhook_on_start_uses_it(serve, botapi):
+    secret = "my_Configured-secret_123"
+    server = serve("--set-webhook", env={"TELEGRAM_WEBHOOK_SECRET": secret,
+                                         "TELEGRAM_WEBHOOK_URL": "https://bot.example.org/webhook/telegram"})
+    registered = botapi.webhook
+    assert registered["url"] == "https://bot.example.org/webhook/telegram"
+    assert registered["secret_token"] == secret
+    assert registered["allowed_updates"] == ["message", "callback_query"]
+    update = message_update(502, "count")
+    assert server.post_update(update, secret=derive_webhook_secret(TOKEN)) == 403
+    assert server.post_update(update, secret=secret) == 200
+    assert secret not in server.logs()
+
+
+def test_handler_exception_is_logged_with_the_update_id_and_keeps_committed_data(serve, db_url, botapi):
+    server = serve()
+    boom = message_update(503, "count boom")
+    after = message_update(503, "count")
+    assert server.post_update(boom) == 200
+    wait_until(lambda: inbox(db_url).get(boom["update_id"], (False,))[0], what="the failing update finished")
+    assert server.post_update(after) == 200
+    wait_until(lambda: counted(botapi).get(after["update_id"]) == 1, what="the next update answered")
+
+    processed, attempts, error = inbox(db_url)[boom["update_id"]]
+    assert processed and attempts == 1 and "boom" in error
+    assert applications(db_url)[boom["update_id"]] == 1  # its write before the exception stays
+    logs = server.logs()
+    assert f"update {boom['update_id']}: a handler failed" in logs
+    assert server.proc.poll() is None
+    status, body = server.request("GET", "/healthz")
+    assert status == 200
+
+
+def test_one_update_delivered_ten_times_at_once_is_applied_once(serve, db_url, botapi):
+    server = serve()
+    updates = [message_update(600 + i, "count") for i in range(3)]
+    barrier = threading.Barrier(30)
+    statuses: list[int] = []
+
+    def deliver(update: dict) -> None:
+        barrier.wait()
+        statuses.append(server.post_update(update))
+
+    threads = [threading.Thread(target=deliver, args=(u,)) for u in updates for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 30  # every delivery acknowledged
+
+    ids = {u["update_id"] for u in updates}
+    wait_until(lambda: set(counted(botapi)) == ids, what="all three applied")
+    time.sleep(0.5)  # a duplicate application would show up by now
+    assert applications(db_url) == {i: 1 for i in ids}
+    assert counted(botapi) == {i: 1 for i in ids}
+    assert all(processed and attempts == 1 for processed, attempts, _ in inbox(db_url).values())
+
+    # A later re-delivery (Telegram retrying) is acknowledged and not applied again.
+    assert server.post_update(updates[0]) == 200
+    time.sleep(0.3)
+    assert counted(botapi)[updates[0]["update_id"]] == 1
+
+
+def test_sigkill_right_after_the_answer_then_restart_applies_once(serve, db_url, botapi):
+    server = serve(name="first")
+    slow = message_update(701, "count 1.5")  # still being processed when the process dies
+    assert server.post_update(slow) == 200
+    server.kill()
+    assert applications(db_url) == {}  # answered 200, nothing applied yet
+    assert inbox(db_url)[slow["update_id"]][0] is False
+
+    restarted = serve(name="second")
+    wait_until(lambda: counted(botapi) == {slow["update_id"]: 1}, what="applied after restart")
+    assert applications(db_url) == {slow["update_id"]: 1}
+    assert "left unprocessed" in restarted.logs()
+    assert inbox(db_url)[slow["update_id"]][0] is True
+
+
+def test_sigkill_at_any_moment_of_processing_never_applies_twice(serve, db_url, botapi):
+    """Kill while a burst is half processed: whatever stage each update was at, after a
+    restart each is applied exactly once (the write and the inbox mark commit together)."""
+    server = serve(name="first")
+    updates = [message_update(710 + (i % 4), "count 0.05", update_id=90_000 + i) for i in range(24)]
+    for update in updates:
+        assert server.post_update(update) == 200
+    wait_until(lambda: len(applications(db_url)) >= 3, what="part of the burst applied")
+    server.kill()
+    applied_before = len(applications(db_url))
+    assert applied_before < len(updates)  # the kill really happened mid-way
+
+    serve(name="second")
+    wait_until(lambda: len(applications(db_url)) == len(updates), what="the rest applied after restart")
+    time.sleep(0.3)
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert all(count == 1 for count in counted(botapi).values())  # a reply is never sent twice
+
+
+def test_sigterm_finishes_the_updates_in_flight_and_closes(serve, db_url, botapi):
+    server = serve()
+    updates = [message_update(800 + i, "count 1.5") for i in range(5)]  # five users, processed concurrently
+    for update in updates:
+        assert server.post_update(update) == 200
+    server.signal(signal.SIGTERM)
+    assert applications(db_url) == {}  # all five were in flight when the signal came
+
+    time.sleep(0.4)
+    with pytest.raises(OSError):  # no longer listening
+        server.request("GET", "/healthz")
+    assert server.wait(30) == 0
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert counted(botapi) == {u["update_id"]: 1 for u in updates}
+    assert all(processed for processed, _, _ in inbox(db_url).values())
+    assert "database closed" in server.logs()
+
+
+def test_sigint_stops_gracefully_too(serve, db_url, botapi):
+    server = serve()
+    update = message_update(850, "count 0.5")
+    assert server.post_update(update) == 200
+    server.signal(signal.SIGINT)
+    assert server.wait(30) == 0
+    assert applications(db_url) == {update["update_id"]: 1}
+
+
+@pytest.mark.postgres_only
+def test_two_processes_on_postgresql_share_a_stream_with_duplicates(serve, db_url, botapi):
+    first, second = serve(name="first"), serve(name="second")
+    updates = [message_update(900 + i % 7, "count", update_id=95_000 + i) for i in range(40)]
+    deliveries = [(u, (first, second)[(i + k) % 2]) for i, u in enumerate(updates) for k in range(1 + i % 3)]
+    statuses: list[int] = []
+
+    def deliver(batch: list) -> None:
+        for update, server in batch:
+            statuses.append(server.post_update(update))
+
+    threads = [threading.Thread(target=deliver, args=(deliveries[n::6],)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * len(deliveries)
+
+    ids = {u["update_id"] for u in updates}
+    wait_until(lambda: set(counted(botapi)) == ids, what="every update applied")
+    time.sleep(0.5)
+    assert applications(db_url) == {i: 1 for i in ids}
+    assert counted(botapi) == {i: 1 for i in ids}
+    rows = inbox(db_url)
+    assert set(rows) == ids and all(processed for processed, _, _ in rows.values())
