@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy

@@ -20,8 +20,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from habitreward.engine import Engine
     from habitreward.draw import Candidate
+    from habitreward.engine import Engine
     from habitreward.events import Award, CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
     from habitreward.models import Habit, User
     from habitreward.settings import Settings

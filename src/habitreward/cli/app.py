@@ -74,6 +74,9 @@ class HabitRewardGroup(click.Group):
             return super().invoke(ctx)
         except HabitRewardError as exc:
             raise click.ClickException(str(exc)) from None
+        except peewee.ImproperlyConfigured as exc:
+            # e.g. a postgresql:// URL without psycopg2 installed
+            raise click.ClickException(f"{exc} Install it with: pip install 'habitreward[postgres]'") from None
         except peewee.OperationalError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise click.ClickException(f"Database error: {message}") from None

@@ -11,9 +11,10 @@ import peewee
 import pluggy
 
 from habitreward.db import is_postgres, open_database
+from habitreward.draw import Candidate
 from habitreward.engine.validation import zone_of
 from habitreward.hooks import Hooks
-from habitreward.models import User
+from habitreward.models import HabitLog, ProgressStatus, Reward, RewardProgress, User
 from habitreward.plugins import make_plugin_manager
 from habitreward.settings import Settings
 
@@ -107,3 +108,36 @@ class EngineBase:
             self.db.close()
         if hasattr(self.db, "close_all"):
             self.db.close_all()
+
+    # --- the draw's candidates (shared by completions and odds) -------------------------
+
+    def _candidates(self, user: User, day: dt.date) -> list[Candidate]:
+        """Rewards that may still come out of a draw for ``user`` on ``day``, by id.
+
+        Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
+        lost) and ones that reached ``max_per_day`` on that day. One query.
+        """
+        drawn_today = (
+            HabitLog.select(peewee.fn.COUNT(HabitLog.id))
+            .where((HabitLog.user == user.id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
+        )
+        query = (
+            Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
+            .join(
+                RewardProgress,
+                peewee.JOIN.LEFT_OUTER,
+                on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user.id)),
+            )
+            .where(Reward.active & (Reward.owner.is_null() | (Reward.owner == user.id)))
+            .order_by(Reward.id)
+        )
+        candidates = []
+        for reward in query:
+            progress = getattr(reward, "rewardprogress", None)
+            if progress is not None and progress.id is not None:
+                if progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
+                    continue
+            if reward.max_per_day and not reward.is_nothing and (reward.drawn_today or 0) >= reward.max_per_day:
+                continue
+            candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
+        return candidates

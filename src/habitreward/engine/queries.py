@@ -6,8 +6,8 @@ import datetime as dt
 
 import peewee
 
-from habitreward.engine.base import EngineBase
 from habitreward.draw import probabilities
+from habitreward.engine.base import EngineBase
 from habitreward.engine.results import HistoryEntry, Odds, OddsRow, ProgressEntry, StreakInfo
 from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User
 
@@ -109,7 +109,7 @@ class QueriesMixin(EngineBase):
                     habit, today, latest.completed_on if latest else None, latest.streak_count if latest else 0
                 )
             multiplier = self.hooks.odds_multiplier(habit, streak, self.settings)
-            candidates = self._candidates(user, today)  # type: ignore[attr-defined]
+            candidates = self._candidates(user, today)
         weighted = self.hooks.weigh_rewards(candidates, multiplier)
         rows: list[OddsRow] = []
         nothing_probability = 0.0

@@ -8,9 +8,8 @@ import peewee
 
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase, to_utc_naive
-from habitreward.draw import Candidate
 from habitreward.engine.results import CompletionResult, UndoResult
-from habitreward.errors import NotClaimable, NothingToUndo, NotFound, ValidationError
+from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
 from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User
 
@@ -54,7 +53,9 @@ class TrackingMixin(EngineBase):
             # The unique (user, habit, day) index caught a race the lock did not
             # (only possible when callers bypass the lock); report, never double-log.
             with self.session():
-                log = HabitLog.get((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day))
+                log = HabitLog.get(
+                    (HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day)
+                )
             return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
                                     multiplier=log.total_weight_applied)
 
@@ -133,37 +134,6 @@ class TrackingMixin(EngineBase):
             habit=habit, day=day, streak=streak, already_done=False, log=log, reward=reward,
             progress=progress, multiplier=multiplier, backdated=backdated, awards=awards,
         )
-
-    def _candidates(self, user: User, day: dt.date) -> list[Candidate]:
-        """Rewards that may still come out of a draw for ``user`` on ``day``, by id.
-
-        Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
-        lost) and ones that reached ``max_per_day`` on that day. One query.
-        """
-        drawn_today = (
-            HabitLog.select(peewee.fn.COUNT(HabitLog.id))
-            .where((HabitLog.user == user.id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
-        )
-        query = (
-            Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
-            .join(
-                RewardProgress,
-                peewee.JOIN.LEFT_OUTER,
-                on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user.id)),
-            )
-            .where(Reward.active & (Reward.owner.is_null() | (Reward.owner == user.id)))
-            .order_by(Reward.id)
-        )
-        candidates = []
-        for reward in query:
-            progress = getattr(reward, "rewardprogress", None)
-            if progress is not None and progress.id is not None:
-                if progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
-                    continue
-            if reward.max_per_day and not reward.is_nothing and (reward.drawn_today or 0) >= reward.max_per_day:
-                continue
-            candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
-        return candidates
 
     def _add_piece(self, user: User, reward: Reward) -> RewardProgress:
         """One more piece of ``reward``; a claimed reward starts its next cycle at 1."""

@@ -77,7 +77,7 @@ class UsersMixin(EngineBase):
             with self.transaction():
                 user = User.create(
                     telegram_id=int(telegram_id),
-                    name=validation.clean_name(name or str(telegram_id), "user name")[:100],
+                    name=validation.clean_name((name or str(telegram_id))[:100], "user name"),
                     language=lang,
                     timezone=self.settings.default_timezone,
                     active=is_admin or self.settings.registration == "open",
