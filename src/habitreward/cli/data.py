@@ -6,7 +6,6 @@ commands so ``habitreward --help`` stays fast.
 
 from __future__ import annotations
 
-
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
