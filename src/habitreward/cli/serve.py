@@ -55,9 +55,12 @@ def _protect_logs(app: AppContext) -> None:
               help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) before serving.")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to finish the updates in flight after SIGTERM/SIGINT; the rest run on the next start.")
+@click.option("--poll-timeout", default=30, show_default=True, type=click.IntRange(0, 50),
+              envvar="HABITREWARD_POLL_TIMEOUT", show_envvar=True,
+              help="Long-polling wait of one getUpdates call, in seconds (polling mode).")
 @pass_app
 def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
-          set_webhook_on_start: bool, shutdown_timeout: float) -> None:
+          set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int) -> None:
     """Run the bot until SIGTERM or Ctrl+C.
 
     Without --webhook: long polling (getUpdates), nothing to expose; good for a
@@ -87,7 +90,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
         _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
-                           shutdown_timeout=shutdown_timeout)
+                           shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout)
     service = Service(engine, options, announce=lambda line: click.echo(line))
     if webhook:
         service.serve_webhook()

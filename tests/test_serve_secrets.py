@@ -1,0 +1,83 @@
+"""The webhook secret and the log redaction, as units."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+import pytest
+
+from habitreward.errors import ConfigError
+from habitreward.server.logging_filters import RedactSecrets, install_redaction
+from habitreward.server.secrets import derive_webhook_secret, secret_matches, webhook_secret
+from habitreward.server.wsgi import BadRequest, parse_update
+from habitreward.settings import Settings
+
+pytestmark = pytest.mark.no_db
+
+
+def settings(**env: str) -> Settings:
+    return Settings.load(environ=env, env_file=None)
+
+
+def test_derived_secret_is_stable_allowed_by_telegram_and_not_the_token():
+    secret = webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc"))
+    assert secret == derive_webhook_secret("1:abc") == webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc"))
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)
+    assert "abc" not in secret and secret != derive_webhook_secret("1:abd")
+
+
+def test_configured_secret_wins_and_must_be_valid():
+    assert webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET="s_1-X")) == "s_1-X"
+    with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
+        webhook_secret(settings(TELEGRAM_WEBHOOK_SECRET="x" * 257))
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+        webhook_secret(settings())
+
+
+def test_secret_comparison():
+    assert secret_matches("abc", "abc")
+    assert not secret_matches("abc", "abd") and not secret_matches("abc", None) and not secret_matches("abc", "")
+
+
+def test_redaction_covers_message_arguments_and_tracebacks():
+    stream = io.StringIO()
+    logger = logging.getLogger("test_serve_secrets.redaction")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    install_redaction(["123:TOKEN", "the-secret"], logger=logger)
+    try:
+        logger.warning("POST http://api/bot%s/sendMessage with %s", "123:TOKEN", "the-secret")
+        try:
+            raise RuntimeError("failed: http://api/bot123:TOKEN/getMe")
+        except RuntimeError:
+            logger.exception("request failed")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "123:TOKEN" not in output and "the-secret" not in output
+    assert "RuntimeError: failed: http://api/bot[REDACTED]/getMe" in output
+    assert "POST http://api/bot[REDACTED]/sendMessage with [REDACTED]" in output
+
+
+def test_redaction_filter_merges_when_installed_twice():
+    logger = logging.getLogger("test_serve_secrets.twice")
+    handler = logging.StreamHandler(io.StringIO())
+    logger.addHandler(handler)
+    try:
+        install_redaction(["first-secret"], logger=logger)
+        install_redaction(["second-secret"], logger=logger)
+        filters = [f for f in handler.filters if isinstance(f, RedactSecrets)]
+        assert len(filters) == 1 and set(filters[0].secrets) == {"first-secret", "second-secret"}
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("body", [b"", b"null", b"[]", b'{"update_id": true, "message": {}}',
+                                  b'{"update_id": 1}', b'{"update_id": 1.5, "message": {}}'])
+def test_what_is_not_an_update(body):
+    with pytest.raises(BadRequest) as caught:
+        parse_update(body)
+    assert caught.value.status.startswith("400")

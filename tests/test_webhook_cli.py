@@ -1,0 +1,92 @@
+"""``habitreward webhook set|info|delete`` against the Bot API stand-in (no database involved)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.server.secrets import derive_webhook_secret
+from habitreward.testing.builders import message_update
+
+pytestmark = pytest.mark.no_db
+
+TOKEN = "777000:WEBHOOK-CLI-TOKEN-xyz"
+URL = "https://bot.example.org/webhook/telegram"
+
+
+@pytest.fixture
+def run(botapi, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    base_env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": botapi.base_url, "TELEGRAM_WEBHOOK_URL": URL,
+                "TELEGRAM_WEBHOOK_SECRET": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}"}
+
+    def invoke(*args: str, **env: str):
+        return CliRunner().invoke(cli, list(args), env={**base_env, **env}, catch_exceptions=False)
+
+    return invoke
+
+
+def test_set_registers_url_secret_limits_and_update_types(run, botapi):
+    botapi.queue_update(message_update(1, "kept"))
+    result = run("webhook", "set", "--max-connections", "12")
+    assert result.exit_code == 0, result.output
+    assert f"Webhook set: {URL}" in result.output
+    registered = botapi.webhook
+    assert registered["url"] == URL
+    assert registered["secret_token"] == derive_webhook_secret(TOKEN)  # what `serve --webhook` expects
+    assert registered["max_connections"] == 12
+    assert registered["allowed_updates"] == ["message", "callback_query"]
+    assert botapi.pending_updates() == 1  # pending updates are kept unless asked
+    assert TOKEN not in result.output and derive_webhook_secret(TOKEN) not in result.output
+
+
+def test_drop_pending_only_when_asked(run, botapi):
+    botapi.queue_update(message_update(1, "old"))
+    assert run("webhook", "set").exit_code == 0
+    assert botapi.pending_updates() == 1
+    assert run("webhook", "set", "--drop-pending").exit_code == 0
+    assert botapi.pending_updates() == 0
+    assert botapi.calls_of("setWebhook")[-1]["drop_pending_updates"] is True
+
+
+def test_info_and_delete(run, botapi):
+    run("webhook", "set")
+    info = run("webhook", "info")
+    assert info.exit_code == 0 and f"url: {URL}" in info.output and "pending update count: 0" in info.output
+    as_json = json.loads(run("webhook", "info", "--json").output)
+    assert as_json["url"] == URL and as_json["allowed_updates"] == ["message", "callback_query"]
+    deleted = run("webhook", "delete")
+    assert deleted.exit_code == 0 and "Webhook removed." in deleted.output
+    assert botapi.webhook["url"] == ""
+    assert "(none: the bot uses polling)" in run("webhook", "info").output
+
+
+def test_configured_secret_is_used_and_checked(run, botapi):
+    assert run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="Custom_secret-1").exit_code == 0
+    assert botapi.webhook["secret_token"] == "Custom_secret-1"
+    bad = run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="no spaces allowed!")
+    assert bad.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters" in bad.output
+
+
+def test_clear_errors_for_missing_or_wrong_settings(run, botapi):
+    missing = run("webhook", "set", TELEGRAM_WEBHOOK_URL="")
+    assert missing.exit_code == 1 and "Error: TELEGRAM_WEBHOOK_URL is not set" in missing.output
+    plain_http = run("webhook", "set", TELEGRAM_WEBHOOK_URL="http://bot.example.org/hook")
+    assert plain_http.exit_code == 1 and "must be an https:// URL" in plain_http.output
+    no_token = run("webhook", "info", TELEGRAM_BOT_TOKEN="")
+    assert no_token.exit_code == 1 and "TELEGRAM_BOT_TOKEN is not set" in no_token.output
+    botapi.fail_next("setWebhook", error_code=400, description="Bad Request: bad webhook: HTTPS url must be provided")
+    refused = run("webhook", "set")
+    assert refused.exit_code == 1 and "Telegram: " in refused.output and "bad webhook" in refused.output.lower()
+    assert "Traceback" not in refused.output
+    assert botapi.webhook["url"] == ""
+
+
+def test_serve_needs_a_token(run):
+    result = run("serve", TELEGRAM_BOT_TOKEN="")
+    assert result.exit_code == 1 and "TELEGRAM_BOT_TOKEN is not set" in result.output
+    both = run("serve", "--set-webhook")
+    assert both.exit_code == 2 and "--set-webhook needs --webhook" in both.output
