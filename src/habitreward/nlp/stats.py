@@ -14,6 +14,7 @@ from collections import Counter
 import peewee
 
 from habitreward.models import KeyValue, utcnow
+from habitreward.nlp.store import connected
 
 NAMESPACE = "stats"
 #: Persisted counters shown by ``habitreward stats``.
@@ -41,34 +42,33 @@ def reset_process_counts() -> None:
 
 
 def persist(database: peewee.Database, name: str, amount: int = 1) -> None:
-    """Add ``amount`` to the persisted counter ``name`` (atomic, safe from several processes)."""
-    with database.connection_context() if database.is_closed() else _nothing(), database.atomic():
-        KeyValue.insert(namespace=NAMESPACE, key=name, value="0", updated_at=utcnow()).on_conflict_ignore().execute()
+    """Add ``amount`` to the persisted counter ``name`` (atomic, safe from several processes).
+
+    Queries run on ``database`` explicitly, not through the models' proxy, so
+    a counter lands in the engine's own database.
+    """
+    with connected(database), database.atomic():
+        KeyValue.insert(namespace=NAMESPACE, key=name, value="0", updated_at=utcnow()).on_conflict_ignore().execute(
+            database
+        )
         # The value column holds JSON text; an integer's JSON is its decimal form.
         new_value = peewee.Cast(peewee.Cast(KeyValue.value, "INTEGER") + amount, "TEXT")
         KeyValue.update(value=new_value, updated_at=utcnow()).where(
             (KeyValue.namespace == NAMESPACE) & (KeyValue.key == name)
-        ).execute()
+        ).execute(database)
 
 
 def persisted_counts(database: peewee.Database) -> dict[str, int]:
     """The persisted counters (missing ones are 0)."""
     counts = dict.fromkeys(PERSISTED, 0)
-    with database.connection_context() if database.is_closed() else _nothing():
-        for row in KeyValue.select().where(KeyValue.namespace == NAMESPACE):
+    with connected(database):
+        query = KeyValue.select(KeyValue.key, KeyValue.value).where(KeyValue.namespace == NAMESPACE)
+        for key, value in query.tuples().execute(database):
             try:
-                counts[row.key] = int(row.value)
+                counts[key] = int(value)
             except ValueError:
                 continue
     return counts
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 __all__ = ["NAMESPACE", "count", "persist", "persisted_counts", "process_counts", "reset_process_counts"]

@@ -1,0 +1,114 @@
+"""Habit aliases (engine API and CLI), ``habitreward match`` and ``habitreward stats``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from habitreward.models import HabitAlias
+from habitreward.nlp import stats
+
+
+@pytest.fixture
+def run(db_url, engine, monkeypatch):
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    for name in ("LLM_MODEL", "LLM_API_BASE", "LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+
+    return invoke
+
+
+def test_alias_makes_free_text_match(engine):
+    user, _ = engine.register(1, "Ann")
+    running = engine.add_habit("Running")
+    habits = engine.habits_for(user)
+    assert engine.hooks.match_habits(user, "jogged 5k", habits).matches == ()
+    assert engine.add_alias(running, "  Jog ") == "Jog"
+    result = engine.hooks.match_habits(user, "jogged 5k", habits)
+    assert [(m.habit.name, m.source) for m in result.matches] == [("Running", "alias")] and result.confident
+    engine.remove_alias(running, "JOG")
+    assert engine.hooks.match_habits(user, "jogged 5k", habits).matches == ()
+
+
+def test_alias_rules(engine):
+    running = engine.add_habit("Running")
+    reading = engine.add_habit("Reading")
+    engine.add_alias(running, "Jog")
+    with pytest.raises(Conflict):
+        engine.add_alias(running, "jög!")  # same alias once case, accents and punctuation are ignored
+    with pytest.raises(Conflict):
+        engine.add_alias(running, "running")
+    with pytest.raises(ValidationError):
+        engine.add_alias(running, " ?! ")
+    with pytest.raises(ValidationError):
+        engine.add_alias(running, "x" * 101)
+    engine.add_alias(reading, "jog")  # another habit may use the same word: the matcher then asks
+    with pytest.raises(NotFound):
+        engine.remove_alias(running, "sprint")
+    assert engine.aliases_for([running, reading]) == {running.id: ["Jog"], reading.id: ["jog"]}
+
+
+def test_alias_rights_follow_the_habit(engine):
+    owner, _ = engine.register(1, "Ann")
+    other, _ = engine.register(2, "Bob")
+    admin = engine.add_user(3, "Boss", admin=True)
+    personal = engine.add_habit("Diary", owner=owner)
+    shared = engine.add_habit("Running")
+    engine.add_alias(personal, "journal", actor=owner)
+    with pytest.raises(PermissionDenied):
+        engine.add_alias(personal, "notes", actor=other)
+    with pytest.raises(PermissionDenied):
+        engine.add_alias(shared, "jog", actor=owner)
+    engine.add_alias(shared, "jog", actor=admin)
+    with pytest.raises(PermissionDenied):
+        engine.remove_alias(shared, "jog", actor=other)
+
+
+def test_aliases_go_with_their_habit_row(engine):
+    owner, _ = engine.register(1, "Ann")
+    engine.add_alias(engine.add_habit("Diary", owner=owner), "journal")
+    engine.delete_user(1)
+    with engine.session():
+        assert HabitAlias.select().count() == 0
+
+
+def test_cli_alias_match_and_stats(run, engine):
+    assert run("users", "add", "42", "--name", "Ann", "--active").exit_code == 0
+    assert run("habits", "add", "Running").exit_code == 0
+    assert run("habits", "add", "Diary", "--user", "42").exit_code == 0
+    added = run("habits", "alias", "add", "running", "jog", "sprint")
+    assert added.exit_code == 0, added.output
+    assert "'Running' now also matches 'jog'." in added.output
+    assert run("habits", "alias", "add", "Diary", "journal", "--user", "42").exit_code == 0
+    listed = json.loads(run("habits", "alias", "list", "--user", "42", "--json").output)
+    assert {r["habit"]: r["aliases"] for r in listed} == {"Diary": ["journal"], "Running": ["jog", "sprint"]}
+    table = run("habits", "alias", "list", "Running")
+    assert "jog, sprint" in table.output
+
+    duplicate = run("habits", "alias", "add", "Running", "JOG")
+    assert duplicate.exit_code == 1 and duplicate.output.strip() == "Error: 'Running' already has the alias 'JOG'."
+    missing = run("habits", "alias", "remove", "Running", "walk")
+    assert missing.exit_code == 1 and "has no alias 'walk'" in missing.output
+    assert run("habits", "alias", "remove", "Running", "sprint").exit_code == 0
+
+    matched = json.loads(run("match", "42", "jogged and wrote in my journal", "--json").output)
+    assert [(m["habit"], m["source"]) for m in matched["matches"]] == [("Diary", "alias"), ("Running", "alias")]
+    assert matched["confident"] is True and matched["used_llm"] is False
+    unsure = run("match", "42", "didn't jog today")
+    assert "asked to confirm" in unsure.output and "LLM called: no" in unsure.output
+    nothing = run("match", "42", "hello")
+    assert "the bot would show the habit keyboard" in nothing.output
+
+    stats.persist(engine.db, "llm_calls", 3)
+    stats.persist(engine.db, "llm_failures")
+    shown = json.loads(run("stats", "--json").output)
+    assert shown["llm_calls"] == 3 and shown["llm_failures"] == 1 and shown["llm_model"] is None
+    assert "not configured (local matching only)" in run("stats").output
