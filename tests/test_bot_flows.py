@@ -1,0 +1,383 @@
+"""Every screen and button of the bot, driven through the real Application and the Bot API
+stand-in, in each language, checking what the user sees and what the database holds."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from habitreward import hookimpl
+from habitreward.bot.i18n import Translator
+from habitreward.nlp.results import HabitMatch, MatchResult
+from habitreward.testing.builders import callback_update
+from habitreward.testing.driver import BotDriver
+from habitreward.testing.engines import make_engine
+
+LANGS = ("en", "ru", "kk")
+ADMIN, ANN, BOB = 1, 2, 3
+
+
+@pytest.fixture
+def tg(db_url, clock, botapi) -> Iterator:
+    """``tg(**settings)`` -> a started BotDriver on a fresh engine with those settings."""
+    made: list = []
+
+    def start(**settings) -> BotDriver:
+        settings.setdefault("admin_telegram_ids", str(ADMIN))
+        engine = make_engine(db_url, clock=clock, rng=random.Random(7), load_entry_points=False, **settings)
+        driver = BotDriver(engine, botapi).start()
+        made.append(driver)
+        return driver
+
+    yield start
+    for driver in made:
+        driver.stop()
+        driver.engine.close()
+
+
+def user(bot: BotDriver, tid: int = ANN, lang: str = "en", admin: bool = False):
+    return bot.engine.add_user(tid, f"User{tid}", active=True, admin=admin, language=lang)
+
+
+def coffee_setup(bot: BotDriver, owner, pieces: int = 3):
+    """A habit and a reward that every completion wins (no "none" entry, no daily cap)."""
+    habit = bot.engine.add_habit("Running", owner=owner)
+    reward = bot.engine.add_reward("Coffee", pieces_required=pieces, max_per_day=0, owner=owner)
+    return habit, reward
+
+
+def buttons(reply) -> list[str]:
+    return reply.button_texts
+
+
+def forge(bot: BotDriver, tid: int, data: str, lang: str = "en"):
+    """Press a button with any callback data, as a modified client could."""
+    message_id = bot.api.sent(tid)[-1]["message_id"]
+    return bot.process(callback_update(tid, data, message_id=message_id, language_code=lang))
+
+
+# --- the main menu and every screen, per language ------------------------------------------------
+
+SCREENS = [
+    # (menu button label, command, a phrase of the screen)
+    ("✅ Log a habit", "/habit_done", "Which habit did you do today?"),
+    ("🔥 Streaks", "/streaks", "<b>Your streaks</b>"),
+    ("📜 History", "/history", "<b>Your last {n} completion</b>"),
+    ("🏆 My rewards", "/my_rewards", "<b>Your rewards</b>"),
+    ("🎁 Claim a reward", "/claim_reward", "Nothing to claim yet: collect all pieces of a reward first."),
+    ("🎲 Odds", "/odds", "Your chances of a reward for the next completion. Which habit?"),
+    ("📋 All rewards", "/list_rewards", "<b>Rewards you can win</b>"),
+    ("📝 Manage habits", "/manage_habits", "📝 You have {n} habit."),
+    ("🎀 Manage rewards", "/manage_rewards", "🎀 There is {n} reward."),
+    ("⚙️ Settings", "/settings", "⚙️ <b>Settings</b>"),
+    ("❓ Help", "/help", "<b>How it works</b>"),
+]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_menu_screen_by_button_and_by_command(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    coffee_setup(bot, ann)
+    t = Translator(lang)
+    bot.send(ANN, "/habit_done")
+    bot.press(ANN, "Running")  # one completion, so history and progress have something
+    start = bot.send(ANN, "/start")
+    assert start.text == t._("Hi, {name}! What would you like to do?", name="User2")
+    assert buttons(start)[0] == t._("✅ Log a habit") and t._("⚙️ Settings") in buttons(start)
+    for label, command, phrase in SCREENS:
+        by_button = bot.press(ANN, t._(label))
+        if "{n}" in phrase:
+            expected = t.ngettext(phrase, phrase.replace("habit.", "habits.").replace("reward.", "rewards.")
+                                  .replace("completion", "completions").replace("There is", "There are"), 1)
+        else:
+            expected = t._(phrase)
+        assert expected in by_button.text, (label, by_button.text)
+        assert t._("🏠 Menu") in buttons(by_button), f"no way back from {label}"
+        by_command = bot.send(ANN, command)
+        assert by_command.text == by_button.text and by_command.buttons == by_button.buttons
+        back = bot.press(ANN, t._("🏠 Menu"))
+        assert back.text == t._("What would you like to do?")
+
+
+def test_screens_really_are_translated(tg):
+    bot = tg()
+    user(bot, lang="ru")
+    assert bot.send(ANN, "/start").text == "Привет, User2! Что вы хотите сделать?"
+    user(bot, BOB, lang="kk")
+    assert bot.send(BOB, "/streaks").text.startswith("Сізде әлі әдет жоқ")
+
+
+# --- logging, undo, earlier day -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_log_by_button_then_undo(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    habit, reward = coffee_setup(bot, ann)
+    t = Translator(lang)
+    keyboard = bot.send(ANN, "/habit_done")
+    assert ("Running", f"d:{habit.id}") in keyboard.buttons[0]
+    done = bot.press(ANN, "Running")
+    assert t._("✅ <b>{habit}</b> done!", habit="Running") in done.text
+    assert t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", 1) in done.text
+    assert t._("🎁 You won a piece: <b>{reward}</b> {earned}/{required}", reward="Coffee", earned=1, required=3) \
+        in done.text
+    assert t._("↩️ Undo") in buttons(done)
+    assert len(bot.engine.history(ann)) == 1
+    assert bot.engine.progress(ann)[0].pieces_earned == 1
+
+    again = bot.send(ANN, "/habit_done")
+    assert "✔️ Running" in buttons(again)  # marked as done today
+    twice = bot.press(ANN, "✔️ Running")
+    assert t._("☑️ You already logged <b>{habit}</b> today. One completion a day counts.", habit="Running") \
+        == twice.text
+    assert len(bot.engine.history(ann)) == 1
+
+    undone = bot.press(ANN, t._("↩️ Undo"))
+    assert t._("↩️ Undone: <b>{habit}</b> on {date}.", habit="Running", date=t.date(bot.engine.today(ann))) \
+        in undone.text
+    assert t._("The piece of <b>{reward}</b> was taken back.", reward="Coffee") in undone.text
+    assert bot.engine.history(ann) == []
+    assert bot.engine.progress(ann)[0].pieces_earned == 0
+    # The same Undo button again (an old copy of the message): nothing to undo, nothing changes.
+    undo_data = done.buttons[0][0][1]
+    refused = forge(bot, ANN, undo_data, lang)
+    assert refused.text == t._("There is nothing to undo here.")
+    assert bot.engine.history(ann) == [] and bot.engine.progress(ann)[0].pieces_earned == 0
+
+
+def test_streak_grows_over_days_and_achieved_reward_offers_claim(tg, clock):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    for day in range(3):
+        bot.send(ANN, "/habit_done")
+        reply = bot.press(ANN, "Running")
+        clock.advance(days=1)
+    assert "🔥 Streak: 3 days" in reply.text
+    assert "🎉 <b>Coffee</b> 3/3: achieved! Claim it with /claim_reward." in reply.text
+    assert "🎁 Claim it" in buttons(reply)
+    claim = bot.press(ANN, "🎁 Claim it")
+    assert claim.text == "Claim <b>Coffee</b> now?"
+    claimed = bot.press(ANN, "✅ Yes, claim it")
+    assert "🎉 Enjoy your <b>Coffee</b>!" in claimed.text and "Claimed 1 time so far." in claimed.text
+    assert bot.engine.progress(ann)[0].times_claimed == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_earlier_day(tg, clock, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    clock.advance(days=-3)
+    habit, _ = coffee_setup(bot, ann)
+    clock.advance(days=3)
+    t = Translator(lang)
+    bot.send(ANN, "/habit_done")
+    days = bot.press(ANN, t._("📅 Earlier day"))
+    assert days.text == t._("Which day? You can log up to {n} days back.", n=7)
+    assert t._("Yesterday") in buttons(days)
+    keyboard = bot.press(ANN, t._("Yesterday"))
+    yesterday = bot.engine.today(ann).fromordinal(bot.engine.today(ann).toordinal() - 1)
+    assert t._("Which habit did you do on {date}?", date=t.date(yesterday, "EEEE, d MMMM")) in keyboard.text
+    logged = bot.press(ANN, "Running")
+    assert t._("✅ <b>{habit}</b> logged for {date}.", habit="Running", date=t.date(yesterday)) in logged.text
+    assert bot.engine.history(ann)[0].log.completed_on == yesterday
+    # A week ago is before the habit existed: refused with a reason, nothing logged.
+    bot.send(ANN, "/habit_done")
+    bot.press(ANN, t._("📅 Earlier day"))
+    bot.press(ANN, "done:0:7")
+    too_early = bot.press(ANN, "Running")
+    assert t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit was added "
+               "count.", habit="Running", n=7) == too_early.text
+    assert len(bot.engine.history(ann)) == 1
+
+
+def test_escaped_names(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.engine.add_habit("<b>&", owner=ann)
+    keyboard = bot.send(ANN, "/habit_done")
+    assert "<b>&" in buttons(keyboard)  # button labels are plain text
+    done = bot.press(ANN, "<b>&")
+    assert "✅ <b>&lt;b&gt;&amp;</b> done!" in done.text and done[-1]["parse_mode"] == "HTML"
+
+
+# --- free text ------------------------------------------------------------------------------------
+
+
+class Unsure:
+    """A matcher plugin that is never sure: it proposes the first habit."""
+
+    @hookimpl(tryfirst=True)
+    def habitreward_match_habits(self, user, text, habits):
+        if text == "did something":
+            return MatchResult(matches=(HabitMatch(habits[0], 0.5, "fuzzy"),), confident=False)
+        return None
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_free_text_logs_confirms_or_asks(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    coffee_setup(bot, ann)
+    bot.engine.add_habit("Reading", owner=ann)
+    bot.engine.pm.register(Unsure(), name="unsure")
+    t = Translator(lang)
+
+    logged = bot.send(ANN, "reading")  # the exact name: logged at once
+    assert t._("✅ <b>{habit}</b> done!", habit="Reading") in logged.text
+    assert [e.habit_name for e in bot.engine.history(ann)] == ["Reading"]
+
+    unsure = bot.send(ANN, "did something")
+    assert unsure.text == t._("Did you mean <b>{habit}</b>?", habit="Reading")
+    no = bot.press(ANN, t._("❌ No"))
+    assert no.text == t._("OK, nothing was logged.")
+    assert len(bot.engine.history(ann)) == 1
+
+    unknown = bot.send(ANN, "qwertyuiop zxcvb")
+    assert t._("I could not tell which habit that was.") in unknown.text
+    assert "Running" in buttons(unknown)
+    assert len(bot.engine.history(ann)) == 1
+
+    bot.send(ANN, "did something")
+    yes = bot.press(ANN, t._("✅ Yes, log it"))  # already done today: said so, not logged twice
+    assert yes.text == t._("☑️ You already logged <b>{habit}</b> today. One completion a day counts.",
+                           habit="Reading")
+    assert len(bot.engine.history(ann)) == 1
+
+
+def test_habit_done_with_words_reports_them(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    assert "✅ <b>Running</b> done!" in bot.send(ANN, "/habit_done running").text
+    assert len(bot.engine.history(ann)) == 1
+
+
+# --- views -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_streaks_history_odds_rewards(tg, clock, lang):
+    bot = tg(progress_bar_length="6", recent_logs_limit="2")
+    ann = user(bot, lang=lang)
+    habit, reward = coffee_setup(bot, ann)
+    bot.engine.add_reward("Nothing", type="none", weight=3, owner=ann)
+    t = Translator(lang)
+    for _ in range(3):
+        bot.engine.complete(ann, habit)
+        clock.advance(days=1)
+    streaks = bot.send(ANN, "/streaks")
+    assert t.ngettext("🔥 <b>{habit}</b>: {n} day", "🔥 <b>{habit}</b>: {n} days", 3, habit="Running") \
+        in streaks.text
+    history = bot.send(ANN, "/history")
+    assert t.ngettext("<b>Your last {n} completion</b>", "<b>Your last {n} completions</b>", 2) in history.text
+    assert history.text.count("Running") == 2  # RECENT_LOGS_LIMIT
+    bot.send(ANN, "/odds")
+    shown = bot.press(ANN, "Running")
+    assert t._("🎲 <b>Odds for {habit}</b>", habit="Running") in shown.text
+    rows = {(r.reward.name if r.reward else None): r.probability for r in bot.engine.odds(ann, habit).rows}
+    assert t._("• <b>{reward}</b> — {percent}", reward="Coffee", percent=t.percent(rows["Coffee"])) in shown.text
+    assert t._("• No reward — {percent}", percent=t.percent(rows[None])) in shown.text
+    mine = bot.send(ANN, "/my_rewards")
+    earned = bot.engine.progress(ann)[0].pieces_earned
+    bar = "█" * round(6 * min(earned, 3) / 3) + "░" * (6 - round(6 * min(earned, 3) / 3))
+    assert f"{bar} {earned}/3" in mine.text
+    listed = bot.send(ANN, "/list_rewards")
+    assert "<b>Coffee</b>" in listed.text and t._("no reward") in listed.text
+
+
+# --- settings -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_settings_language_and_timezone(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    bot.send(ANN, "/settings")
+    picker = bot.press(ANN, t._("🌐 Language"))
+    assert buttons(picker)[:3] == ["English", "Русский", "Қазақша"]
+    other = "kk" if lang != "kk" else "ru"
+    done = bot.press(ANN, f"lang:{other}")
+    assert done.text == Translator(other)._("Language set to {language}.",
+                                            language={"ru": "Русский", "kk": "Қазақша"}[other])
+    assert bot.engine.get_user(ANN).language == other and bot.engine.get_user(ANN).language_chosen
+    # Telegram's language_code does not override the explicit choice.
+    assert bot.send(ANN, "/start", language_code="en").text == \
+        Translator(other)._("Hi, {name}! What would you like to do?", name=ann.name)
+
+    t = Translator(other)
+    bot.send(ANN, "/settings")
+    zones = bot.press(ANN, t._("🕒 Time zone"))
+    assert "Asia/Almaty" in buttons(zones)
+    picked = bot.press(ANN, "Asia/Almaty")
+    assert t._("Time zone set to {zone}. Your time now: {time}.", zone="Asia/Almaty", time="17:00") == picked.text
+    bot.press(ANN, t._("⚙️ Settings"))
+    bot.press(ANN, t._("🕒 Time zone"))
+    wrong = bot.send(ANN, "Mars/Olympus")
+    assert wrong.text == t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
+                             "or an offset such as UTC+5.", zone="Mars/Olympus")
+    typed = bot.send(ANN, "UTC+3")
+    assert "15:00" in typed.text
+    assert bot.engine.get_user(ANN).timezone == "Etc/GMT-3"
+
+
+def test_language_follows_telegram_until_chosen(tg):
+    bot = tg(registration="open")
+    assert bot.send(BOB, "/start", language_code="ru").text.startswith("Привет")
+    assert bot.send(BOB, "/start", language_code="kk").text.startswith("Сәлем")
+
+
+def test_command_list_is_registered_in_every_language(tg, botapi):
+    tg()
+    assert {c["command"] for c in botapi.commands()} >= {"start", "habit_done", "claim_reward", "settings"}
+    ru = {c["command"]: c["description"] for c in botapi.commands(language_code="ru")}
+    kk = {c["command"]: c["description"] for c in botapi.commands(language_code="kk")}
+    assert ru["habit_done"] == "Отметить привычку" and kk["habit_done"] == "Әдетті белгілеу"
+
+
+# --- approval ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_approval(tg, lang):
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    t = Translator(lang)
+    hello = bot.send(ANN, "/start", language_code=lang, first_name="Ann")
+    assert t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.") in hello.texts
+    request = [m for m in hello if m["chat_id"] == ADMIN][0]
+    assert request["text"] == "🆕 Ann (id 2) wants to use the bot."
+    assert not bot.engine.get_user(ANN).active
+    approved = bot.press(ADMIN, "✅ Approve")
+    assert "✅ Ann is approved." in approved.texts
+    welcome = [m for m in approved if m["chat_id"] == ANN][0]
+    assert welcome["text"].startswith(t._("🎉 You're in! {name}, welcome.", name="Ann"))
+    assert bot.engine.get_user(ANN).active
+
+
+def test_decline_and_other_modes(tg, botapi):
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    bot.send(BOB, "hi", first_name="Bob")
+    declined = bot.press(ADMIN, "❌ Decline")
+    assert "❌ Bob was declined." in declined.texts
+    assert "Sorry, your request to use this bot was declined." in declined.texts
+    assert not bot.engine.get_user(BOB).active
+    bot.stop()
+
+    open_bot = tg(registration="open")
+    assert open_bot.send(7, "/start", first_name="Eve").text == "Hi, Eve! What would you like to do?"
+    assert open_bot.engine.get_user(7).active
+    open_bot.stop()
+
+    closed = tg(registration="closed")
+    before = len(botapi.sent(ADMIN))
+    answer = closed.send(8, "/start")
+    assert answer.text == "Hello! This bot is private. Please ask the admin to give you access."
+    assert len(botapi.sent(ADMIN)) == before  # no approval request in closed mode

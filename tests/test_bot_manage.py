@@ -1,0 +1,134 @@
+"""Adding, editing and removing habits and rewards through the bot's dialogs, in every language."""
+
+from __future__ import annotations
+
+import pytest
+
+from habitreward.bot.i18n import Translator
+from test_bot_flows import ADMIN, ANN, BOB, LANGS, buttons, forge, tg, user  # noqa: F401  (tg is a fixture)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_add_edit_remove_habit(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    bot.send(ANN, "/start")
+    bot.press(ANN, t._("📝 Manage habits"))
+    ask = bot.press(ANN, t._("➕ Add a habit"))
+    assert ask.text == t._("What is the new habit called? Type its name (or /cancel).")
+    weight = bot.send(ANN, "  Morning   run ")
+    assert weight.text == t._("How important is <b>{name}</b>? Pick a weight or type one from 1 to 100 (10 is normal; "
+                              "heavier habits win rewards more often).", name="Morning run")
+    assert buttons(weight)[:4] == ["5", "10", "20", "50"]
+    bad = bot.send(ANN, "500")
+    assert bad.text == t._("Please type a whole number from 1 to 100.")
+    added = bot.send(ANN, "30")
+    assert added.text.startswith(t._("✅ Habit added:"))
+    habit = bot.engine.find_habit(ann, "Morning run")
+    assert (habit.weight, habit.owner_id) == (30, ann.id)
+
+    # A duplicate name is refused and asked again.
+    bot.send(ANN, "/add_habit")
+    dup = bot.send(ANN, "morning RUN")
+    assert dup.text == t._("There is already a habit called <b>{name}</b>. Type another name:", name="morning RUN")
+    assert bot.send(ANN, "/cancel").text == t._("Cancelled. Nothing was changed.")
+    assert len(bot.engine.habits_for(ann)) == 1
+
+    # Edit: pick, field, value.
+    bot.send(ANN, "/edit_habit")
+    fields = bot.press(ANN, "Morning run")
+    assert t._("What do you want to change?") in fields.text
+    bot.press(ANN, t._("Grace days"))
+    assert bot.send(ANN, "99").text == t._("Please type a whole number from 0 to {n}.", n=30)
+    saved = bot.send(ANN, "2")
+    assert saved.text.startswith(t._("✅ Saved."))
+    bot.press(ANN, t._("✏️ Change more"))
+    bot.press(ANN, t._("Name"))
+    bot.send(ANN, "Evening run")
+    assert bot.engine.get_habit(ann, habit.id).name == "Evening run"
+    assert bot.engine.get_habit(ann, habit.id).allowed_skip_days == 2
+
+    # Remove: pick, confirm.
+    bot.send(ANN, "/remove_habit")
+    confirm = bot.press(ANN, "Evening run")
+    assert confirm.text == t._("Remove <b>{habit}</b>? Its history stays.", habit="Evening run")
+    removed = bot.press(ANN, t._("🗑 Yes, remove it"))
+    assert removed.text == t._("🗑 <b>{habit}</b> removed.", habit="Evening run")
+    assert bot.engine.habits_for(ann) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_add_edit_remove_reward(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    bot.send(ANN, "/start")
+    bot.press(ANN, t._("🎀 Manage rewards"))
+    bot.press(ANN, t._("➕ Add a reward"))
+    kind = bot.send(ANN, "Cinema")
+    assert kind.text == t._("What kind of reward is <b>{name}</b>?", name="Cinema")
+    pieces = bot.press(ANN, t._("🎁 Real"))
+    assert pieces.text == t._("How many pieces make <b>{name}</b> complete? Pick or type a number.", name="Cinema")
+    bot.send(ANN, "4")
+    assert bot.send(ANN, "-1").text == t._("Please type a number above 0, such as 1 or 2.5.")
+    added = bot.send(ANN, "2,5")
+    assert added.text.startswith(t._("✅ Reward added:"))
+    reward = bot.engine.find_reward(ann, "Cinema")
+    assert (reward.type, reward.pieces_required, reward.weight, reward.owner_id) == ("real", 4, 2.5, ann.id)
+
+    # A "no reward" entry skips the pieces question.
+    bot.send(ANN, "/add_reward")
+    bot.send(ANN, "Nothing")
+    bot.press(ANN, "rt:none")
+    bot.press(ANN, "5")
+    assert bot.engine.find_reward(ann, "Nothing").type == "none"
+
+    bot.send(ANN, "/edit_reward")
+    bot.press(ANN, "Cinema")
+    bot.press(ANN, t._("Daily limit"))
+    assert bot.send(ANN, "x").text == t._("Please type a whole number: 0 means no limit.")
+    bot.send(ANN, "0")
+    assert bot.engine.get_reward(ann, reward.id).max_per_day == 0
+
+    bot.send(ANN, "/remove_reward")
+    bot.press(ANN, "Cinema")
+    bot.press(ANN, t._("🗑 Yes, remove it"))
+    assert [r.name for r in bot.engine.rewards_for(ann)] == ["Nothing"]
+
+
+def test_admin_adds_shared_items_and_users_cannot_touch_them(tg):
+    bot = tg()
+    admin = user(bot, ADMIN, admin=True)
+    ann = user(bot, ANN)
+    bot.send(ADMIN, "/add_habit")
+    bot.send(ADMIN, "Water")
+    scope = bot.press(ADMIN, "10")
+    assert scope.text == "Who is <b>Water</b> for?"
+    bot.press(ADMIN, "👥 Everyone")
+    water = bot.engine.find_habit(None, "Water")
+    assert water.is_shared and water in bot.engine.habits_for(ann)
+    # Ann sees it, logs it, but cannot edit or remove it, not even with forged buttons.
+    assert "Water" not in buttons(bot.send(ANN, "/edit_habit"))
+    for data in (f"he:{water.id}", f"hf:{water.id}:name", f"hr:{water.id}", f"hrx:{water.id}"):
+        assert forge(bot, ANN, data).text == "You cannot change that habit."
+    assert bot.engine.get_habit(ann, water.id).active
+    del admin
+
+
+def test_a_menu_button_leaves_a_dialog(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.send(ANN, "/add_habit")
+    streaks = bot.press(ANN, "🏠 Menu")
+    assert streaks.text == "What would you like to do?"
+    # The dialog is over: typed text is a habit report again, not a habit name.
+    answer = bot.send(ANN, "Yoga")
+    assert "You have no habits yet" in answer.text
+    assert bot.engine.habits_for(ann) == []
+    # Another flow's entry point in the middle of a dialog starts that flow.
+    bot.send(ANN, "/add_habit")
+    assert bot.send(ANN, "/add_reward").text.startswith("What is the new reward called?")
+    bot.send(ANN, "Tea")
+    assert bot.send(ANN, "/streaks").text.startswith("You have no habits yet")
+    assert bot.engine.rewards_for(ann) == []
