@@ -69,6 +69,10 @@ async def gate(update: Update, context: Any) -> None:
         if created and not user.active and engine.settings.registration == "approval":
             await notify_admins(context, user, tg_user.username)
     if user.active:
+        if update.callback_query is not None and not update.callback_query.data:
+            # PTB lets a press without data match every pattern; it can only be forged.
+            await Screen(update, context, user).refuse()
+            raise ApplicationHandlerStop
         return
     parsed = command_of(update) if update.callback_query is None else None
     if parsed is not None and parsed[0] in OPEN_TO_INACTIVE:

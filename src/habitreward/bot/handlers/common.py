@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,7 +60,10 @@ async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
             if attempt == MAX_RETRIES:
                 log.warning("Telegram kept rate limiting; giving up on this message")
                 return None
-            delay = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+            with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta
+                warnings.simplefilter("ignore")
+                delay = exc.retry_after
+            delay = delay.total_seconds() if hasattr(delay, "total_seconds") else delay
             await asyncio.sleep(min(float(delay), 30.0))
         except Forbidden as exc:
             log.info("Telegram refused delivery (%s); the data is saved anyway", exc.message)

@@ -1,0 +1,188 @@
+"""What must never go wrong: forged buttons, inactive users, long lists, restarts, Telegram errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from habitreward.bot.keyboards import MAX_CALLBACK_DATA
+from habitreward.models import HabitLog, RewardProgress
+from test_bot_flows import ADMIN, ANN, BOB, buttons, coffee_setup, forge, tg, user  # noqa: F401  (tg: fixture)
+
+REFUSAL = "Sorry, that button is not valid any more."
+
+
+def snapshot(engine) -> tuple:
+    """Everything a button could change, to compare before and after."""
+    with engine.session():
+        logs = sorted((log.user_id, log.habit_id, str(log.completed_on)) for log in HabitLog.select())
+        progress = sorted((p.user_id, p.reward_id, p.pieces_earned, p.claimed, p.times_claimed)
+                          for p in RewardProgress.select())
+    users = [(u.telegram_id, u.active, u.language, u.timezone) for u in engine.list_users()]
+    habits = [(h.id, h.name, h.weight, h.active) for h in engine.all_habits(include_inactive=True)]
+    rewards = [(r.id, r.name, r.active) for r in engine.all_rewards(include_inactive=True)]
+    return logs, progress, users, habits, rewards
+
+
+def test_forged_callback_data_is_refused_and_changes_nothing(tg):
+    bot = tg()
+    admin = user(bot, ADMIN, admin=True)
+    ann, bob = user(bot, ANN), user(bot, BOB)
+    water = bot.engine.add_habit("Water", actor=admin)  # shared
+    bobs = bot.engine.add_habit("Bob's secret", owner=bob)
+    gone = bot.engine.add_habit("Gone", owner=ann)
+    coffee = bot.engine.add_reward("Coffee", pieces_required=3, max_per_day=0, owner=ann)
+    bob_log = bot.engine.complete(bob, water).log
+    gone_log = bot.engine.complete(ann, gone).log
+    bot.engine.remove_habit(gone)
+    bot.engine.add_user(9, "Pending")
+    bot.send(ANN, "/start")
+    before = snapshot(bot.engine)
+
+    forged = {
+        f"d:{bobs.id}": "That habit no longer exists.",              # another user's habit
+        f"d:{gone.id}": "That habit no longer exists.",              # a removed habit
+        f"u:{water.id}:{bob_log.id}": "There is nothing to undo here.",  # another user's log
+        f"u:{gone.id}:{gone_log.id}": "There is nothing to undo here.",  # a removed habit's log
+        f"u:{bobs.id}:{bob_log.id}": "There is nothing to undo here.",
+        f"o:{bobs.id}": "That habit no longer exists.",
+        f"cl:{coffee.id}": "That reward is not ready to claim.",      # not achieved
+        f"clx:{coffee.id}": "That reward is not ready to claim.",
+        "clx:999999": "That reward is not ready to claim.",
+        f"he:{bobs.id}": "You cannot change that habit.",
+        f"hrx:{bobs.id}": "You cannot change that habit.",
+        f"hrx:{water.id}": "You cannot change that habit.",            # shared: admins only
+        f"rrx:{coffee.id + 1000}": "You cannot change that reward.",
+        "ap:9": "Only an admin can do that.",                          # Ann is no admin
+        "dc:9": "Only an admin can do that.",
+        "d:abc": REFUSAL, "d:1:99": REFUSAL, "d:": REFUSAL, "u:1": REFUSAL, "u:x:y": REFUSAL,
+        "zzz": REFUSAL, "": REFUSAL, "lang:xx": REFUSAL, "done:0:-3": REFUSAL, "hw:500": REFUSAL,
+    }
+    for data, expected in forged.items():
+        reply = forge(bot, ANN, data)
+        assert reply.text == expected, repr(data)
+        assert snapshot(bot.engine) == before, data
+    # A forged time zone is validated like a typed one.
+    assert forge(bot, ANN, "tz:Mars/Olympus").text.startswith("I don't know the time zone Mars/Olympus.")
+    assert snapshot(bot.engine) == before
+
+
+def test_unknown_and_inactive_users_reach_only_start_and_help(tg, botapi):
+    bot = tg()
+    user(bot, ADMIN, admin=True)
+    pending = "Hello! An admin has been asked to approve you. I will write as soon as you are in."
+    first = bot.send(BOB, "/streaks", first_name="Bob")
+    assert bot.engine.get_user(BOB).active is False  # recorded as pending
+    assert [m["text"] for m in first if m["chat_id"] == BOB] == [pending + "\nUntil then only /start and /help work."]
+    assert bot.send(BOB, "/start").text == pending
+    help_text = bot.send(BOB, "/help").text
+    assert "/habit_done — Log a habit" in help_text and "only /start and /help work for now" in help_text
+    for attempt in ("/habit_done", "/add_habit", "Running", "/settings", "/claim_reward"):
+        assert bot.send(BOB, attempt).text.endswith("Until then only /start and /help work."), attempt
+    pressed = forge(bot, BOB, "st")
+    assert pressed == [] and pressed.alert == "Your account is not active yet."
+    assert forge(bot, BOB, "help").text.startswith("<b>How it works</b>")
+    assert bot.engine.history(bot.engine.get_user(BOB)) == []
+    assert len([m for m in botapi.sent(ADMIN) if "wants to use the bot" in m["text"]]) == 1  # asked once
+
+    # A deactivated user is back to /start and /help only.
+    ann = user(bot, ANN)
+    bot.engine.add_habit("Running", owner=ann)
+    bot.engine.deactivate_user(ANN)
+    assert bot.send(ANN, "Running").text.endswith("Until then only /start and /help work.")
+    assert bot.engine.history(ann) == []
+
+
+def test_two_hundred_habits_are_paginated_within_telegram_limits(tg):
+    bot = tg(recent_logs_limit="100")
+    ann = user(bot)
+    names = [f"Habit {i:03d}" + " x" * (i % 45) for i in range(200)]  # up to 98 characters
+    for name in names:
+        bot.engine.add_habit(name, owner=ann)
+    for name in names[:100]:
+        bot.engine.complete(ann, bot.engine.find_habit(ann, name))
+
+    def check(reply) -> None:
+        message = reply[-1]
+        assert len(message["text"]) <= 4096
+        flat = [b for row in message["buttons"] for b in row]
+        assert len(flat) <= 100 and len(message["buttons"]) <= 20
+        assert all(len(data.encode()) <= MAX_CALLBACK_DATA for _, data in flat)
+
+    seen: list[str] = []
+    page = bot.send(ANN, "/habit_done")
+    while True:
+        check(page)
+        seen += [text.removeprefix("✔️ ") for text, data in (b for row in page.buttons for b in row)
+                 if data.startswith("d:")]
+        if "Next »" not in buttons(page):
+            break
+        page = bot.press(ANN, "Next »")
+    assert sorted(seen) == sorted(names)  # every habit reachable, each once
+    assert page.buttons[-3][-1][0] == "20/20"
+
+    for command, prefix in (("/streaks", "st"), ("/history", "hi")):
+        reply = bot.send(ANN, command)
+        lines = 0
+        while True:
+            check(reply)
+            lines += sum(1 for line in reply.text.splitlines() if "Habit " in line)
+            if "Next »" not in buttons(reply):
+                break
+            reply = bot.press(ANN, "Next »")
+        assert lines == (200 if prefix == "st" else 100), command
+    for command in ("/odds", "/edit_habit", "/remove_habit"):
+        check(bot.send(ANN, command))
+
+
+def test_restart_in_the_middle_of_add_habit(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.send(ANN, "/add_habit")
+    bot.send(ANN, "Reading")
+    bot.restart()  # a new Application on the same database
+    assert bot.press(ANN, "20").text.startswith("✅ Habit added: <b>Reading</b> · weight 20")
+    assert bot.engine.find_habit(ann, "Reading").weight == 20
+
+    bot.send(ANN, "/add_reward")
+    bot.send(ANN, "Tea")
+    bot.restart(crash=True)  # no clean shutdown: only what was already stored survives
+    assert bot.press(ANN, "🎁 Real").text.startswith("How many pieces make <b>Tea</b> complete?")
+    bot.send(ANN, "2")
+    bot.restart()
+    bot.send(ANN, "1")
+    tea = bot.engine.find_reward(ann, "Tea")
+    assert (tea.type, tea.pieces_required, tea.weight) == ("real", 2, 1.0)
+
+
+def test_restart_in_the_middle_of_claim(tg):
+    bot = tg()
+    ann = user(bot)
+    habit, reward = coffee_setup(bot, ann, pieces=1)
+    bot.engine.complete(ann, habit)
+    bot.send(ANN, "/claim_reward")
+    assert bot.press(ANN, "Coffee").text == "Claim <b>Coffee</b> now?"
+    bot.restart()
+    claimed = bot.press(ANN, "✅ Yes, claim it")
+    assert claimed.text.startswith("🎉 Enjoy your <b>Coffee</b>!")
+    assert bot.engine.progress(ann)[0].times_claimed == 1
+    # Pressing the old confirm button again claims nothing more.
+    assert forge(bot, ANN, f"clx:{reward.id}").text == "That reward is not ready to claim."
+    assert bot.engine.progress(ann)[0].times_claimed == 1
+
+
+def test_telegram_errors_lose_nothing(tg, botapi):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    bot.send(ANN, "/streaks")
+    # "message is not modified" (the same screen pressed twice) is ignored.
+    botapi.fail_next("editMessageText", 400, "Bad Request: message is not modified")
+    bot.press(ANN, "🏠 Menu")
+    assert [e for e in bot.errors if "not modified" not in str(e)] == []
+    # Flood control: waited out, then delivered.
+    botapi.fail_next("sendMessage", 429, retry_after=1)
+    assert bot.send(ANN, "/history").text == "Nothing logged yet."
+    # The user blocked the bot: the completion is saved even though the answer cannot be delivered.
+    botapi.fail_next("sendMessage", 403, times=3)
+    bot.send(ANN, "Running")
+    assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
