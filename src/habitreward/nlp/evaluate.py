@@ -1,4 +1,4 @@
-"""Measure the local matcher on a phrase set: ``python -m habitreward.nlp.evaluate tests/data/phrases.json``.
+"""Measure the local matcher: ``python -m habitreward.nlp.evaluate tests/data/phrases.json [more.json ...]``.
 
 A phrase set is JSON: ``users`` (per language: ``habits`` names and
 ``aliases`` by habit name) and ``phrases`` (``lang``, ``text``, ``expect``:
@@ -111,8 +111,9 @@ def evaluate(data: dict[str, Any]) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else Path("tests/data/phrases.json")
-    print(evaluate(json.loads(path.read_text(encoding="utf-8"))).text())
+    for path in [Path(a) for a in args] or [Path("tests/data/phrases.json")]:
+        print(f"== {path}")
+        print(evaluate(json.loads(path.read_text(encoding="utf-8"))).text())
     return 0
 
 

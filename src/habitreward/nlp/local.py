@@ -45,10 +45,10 @@ STOPWORDS = frozenset(
 # about the bot or its instructions (prompt injection). Normalized forms.
 _HEDGE_WORDS = frozenset(
     # en
-    "not no never didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
+    "not no never without didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
     # ru
-    "не нет ни никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
+    "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
     "собираюсь собиралась собирался может наверное "
     # kk (folded alphabet)
     "жок емес ертен керек калаймын келеди кейин мумкин".split()
