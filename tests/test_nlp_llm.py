@@ -149,3 +149,19 @@ def test_without_llm_the_fallback_is_the_local_guess_and_never_confident(engine)
     assert [m.habit.name for m in result.matches] == ["Drink water"]
     assert not result.confident and not result.used_llm
     assert engine.hooks.match_habits(user, "hello there", habits).matches == ()
+
+
+def test_missing_litellm_is_reported_once_when_the_engine_starts(engine, monkeypatch, caplog):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real_find_spec(name, *a))
+    engine.pm.unregister(name=FALLBACK_PLUGIN_NAME)
+    settings = SimpleNamespace(llm_model="openai/some-model", llm_api_base=None, llm_api_key=None, llm_timeout=2)
+    engine.settings, real_settings = settings, engine.settings
+    try:
+        with caplog.at_level(logging.ERROR):
+            bind_engine(engine)
+    finally:
+        engine.settings = real_settings
+    assert [r.getMessage() for r in caplog.records] == [INSTALL_HINT]

@@ -129,10 +129,16 @@ class FallbackMatcher:
     """The last matcher: the LLM when configured, else the local best guess (never confident)."""
 
     def __init__(self, settings: Any, database: Any, **llm_extra: Any):
-        from habitreward.nlp.llm import LLMMatcher
+        from habitreward.errors import ConfigError
+        from habitreward.nlp.llm import LLMMatcher, check_available
 
         self.database = database
         self.llm = LLMMatcher.from_settings(settings, on_call=self._counted, **llm_extra)
+        if self.llm is not None:
+            try:
+                check_available()  # a cheap look-up, not an import: say it once at start-up
+            except ConfigError as exc:
+                log.error("%s", exc)
 
     def _counted(self, ok: bool) -> None:
         stats.count("llm_calls")
