@@ -29,9 +29,17 @@ class TinyPlugin:
             await update.message.reply_text(f"pong, {user.name}: {len(context.engine.list_users())} user(s)")
 
         async def menu(update: Update, context: BotContext) -> None:
-            keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Running", callback_data="pick:run"),
-                                              InlineKeyboardButton("Reading", callback_data="pick:read")]])
-            await update.message.reply_text("Pick <b>one</b>", reply_markup=keyboard, parse_mode="HTML")
+            await update.message.reply_text("Pick <b>one</b>", reply_markup=menu_keyboard(), parse_mode="HTML")
+
+        def menu_keyboard() -> InlineKeyboardMarkup:
+            return InlineKeyboardMarkup([[InlineKeyboardButton("Running", callback_data="pick:run"),
+                                          InlineKeyboardButton("Reading", callback_data="pick:read")],
+                                         [InlineKeyboardButton("Refresh", callback_data="refresh")]])
+
+        async def refresh(update: Update, context: BotContext) -> None:
+            await update.callback_query.answer()
+            await update.callback_query.edit_message_text("Pick <b>one</b>", reply_markup=menu_keyboard(),
+                                                          parse_mode="HTML")
 
         async def picked(update: Update, context: BotContext) -> None:
             query = update.callback_query
@@ -52,6 +60,7 @@ class TinyPlugin:
         register(CommandHandler("keyboard", keyboard))
         register(CommandHandler("boom", boom))
         register(CallbackQueryHandler(picked, pattern=r"^pick:"))
+        register(CallbackQueryHandler(refresh, pattern=r"^refresh$"))
         register(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
 
 
@@ -83,7 +92,7 @@ def test_handlers_reach_the_engine_through_the_context(bot, engine, botapi):
 
 def test_buttons_are_pressed_by_their_text_and_edits_are_seen(bot, botapi):
     shown = bot.send(7, "/menu")
-    assert shown.buttons == [[("Running", "pick:run"), ("Reading", "pick:read")]]
+    assert shown.buttons == [[("Running", "pick:run"), ("Reading", "pick:read")], [("Refresh", "refresh")]]
     assert shown[0]["parse_mode"] == "HTML"
 
     edited = bot.press(7, "Reading")
@@ -226,3 +235,29 @@ def test_the_driver_starts_the_application_as_run_polling_does(engine, botapi):
 def test_a_press_reports_the_toast_it_showed(bot):
     bot.send(7, "/menu")
     assert bot.press(7, "pick:run").alert == "Noted"
+
+
+@pytest.mark.no_db
+def test_standin_refuses_edits_as_telegram_does(botapi):
+    url = f"{botapi.base_url}1:T/"
+    sent = httpx.post(url + "sendMessage", data={"chat_id": "5", "text": "Hi"}).json()["result"]
+    edit = {"chat_id": "5", "message_id": str(sent["message_id"]), "text": "Hi"}
+
+    same = httpx.post(url + "editMessageText", data=edit)
+    changed = httpx.post(url + "editMessageText", data={**edit, "text": "Hello"})
+    missing = httpx.post(url + "editMessageText", data={**edit, "message_id": "999"})
+
+    assert same.status_code == 400 and "message is not modified" in same.json()["description"]
+    assert changed.json()["result"]["text"] == "Hello"
+    assert missing.json()["description"] == "Bad Request: message to edit not found"
+    assert botapi.messages(5)[0]["text"] == "Hello"
+
+
+def test_pressing_a_button_that_changes_nothing_is_harmless(bot):
+    from telegram.error import BadRequest
+
+    bot.send(7, "/menu")
+    assert bot.press(7, "Refresh") == []  # Telegram refuses the identical edit; the bot shrugs
+
+    assert [type(e) for e in bot.errors] == [BadRequest]
+    assert bot.press(7, "Running").text == "You picked run"

@@ -182,3 +182,22 @@ def test_a_separate_process_continues_the_conversation(bot, engine, db_url, tmp_
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Added Swimming (30)"]
     assert [(h.name, h.weight) for h in engine.all_habits()] == [("Swimming", 30)]
+
+
+def test_forgetting_a_user_removes_only_their_bot_state(bot, engine):
+    from habitreward.bot.persistence import forget_user
+
+    bot.send(21, "/remember red")
+    bot.send(21, "/add")
+    bot.send(22, "/remember blue")
+    bot.send(22, "/add")
+
+    assert forget_user(engine, 21) == 2  # user_data and the conversation (empty chat_data is never stored)
+
+    remaining = sorted((kv.namespace, kv.key) for kv in KeyValue.select())
+    assert ("bot.user_data", "21") not in remaining
+    assert ("bot.conversations", "add_habit:[21,21]") not in remaining
+    assert ("bot.user_data", "22") in remaining and ("bot.conversations", "add_habit:[22,22]") in remaining
+    bot.restart()
+    assert bot.send(21, "/recall").text == "Colour: ?"
+    assert bot.send(22, "/recall").text == "Colour: blue"

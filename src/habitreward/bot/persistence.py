@@ -88,8 +88,9 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
 
     def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
         text = _dumps(value, what)
-        if self._known.get((namespace, key)) == text:
-            return
+        known = self._known.get((namespace, key))
+        if known == text or (known is None and text == "{}"):
+            return  # unchanged, or empty and never stored: no row for every passer-by
         now = utcnow()
         with self.engine.session():
             (KeyValue.insert(namespace=namespace, key=key, value=text, updated_at=now)
@@ -205,3 +206,30 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
 
     async def flush(self) -> None:
         """Nothing is buffered here: every update_* call has already written."""
+
+
+def forget_user(engine: Engine, telegram_id: int) -> int:
+    """Delete the bot state kept for one person: their user_data, their private chat's
+    chat_data, and every conversation whose key names them. Returns the rows deleted.
+
+    For ``habitreward users delete`` (a person's right to leave): the engine removes
+    the user's rows, this removes what the bot remembered about them.
+    """
+    ident = int(telegram_id)
+    with engine.transaction():
+        deleted = KeyValue.delete().where(
+            ((KeyValue.namespace == USER_DATA) | (KeyValue.namespace == CHAT_DATA)) & (KeyValue.key == str(ident))
+        ).execute()
+        doomed = []
+        for row_id, key in KeyValue.select(KeyValue.id, KeyValue.key).where(
+                KeyValue.namespace == CONVERSATIONS).tuples():
+            _, _, raw = key.partition(":")
+            try:
+                parts = json.loads(raw)
+            except ValueError:
+                continue
+            if ident in parts:  # (chat_id, user_id), (user_id,) or (chat_id,): a private chat's id is the user's
+                doomed.append(row_id)
+        if doomed:
+            deleted += KeyValue.delete().where(KeyValue.id.in_(doomed)).execute()
+    return deleted

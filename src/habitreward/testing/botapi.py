@@ -68,12 +68,25 @@ def _buttons_of(markup: dict | None) -> list[list[tuple[str, str | None]]]:
     return []
 
 
+class _ApiError(Exception):
+    def __init__(self, error_code: int, description: str):
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+
+
 class BotApiStandIn:
-    """A fake Bot API server. Thread-safe; use as a context manager or ``start()``/``stop()``."""
+    """A fake Bot API server. Thread-safe; use as a context manager or ``start()``/``stop()``.
+
+    Edits behave as Telegram's: editing a message to exactly what it already shows is
+    refused with 400 "message is not modified", and editing an unknown message with
+    400 "message to edit not found" (``lenient_edits=True`` accepts both).
+    """
 
     def __init__(self, *, host: str = "127.0.0.1", bot_username: str = "habitreward_test_bot",
-                 bot_first_name: str = "HabitReward"):
+                 bot_first_name: str = "HabitReward", lenient_edits: bool = False):
         self.host = host
+        self.lenient_edits = lenient_edits
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -324,7 +337,10 @@ class BotApiStandIn:
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._lock:
             handler = getattr(self, f"_api_{key}", None)
-            result = handler(token, params) if handler else True
+            try:
+                result = handler(token, params) if handler else True
+            except _ApiError as exc:
+                return exc.error_code, {"ok": False, "error_code": exc.error_code, "description": exc.description}
             return 200, {"ok": True, "result": result}
 
     def _bot_user(self, token: str) -> dict[str, Any]:
@@ -388,6 +404,8 @@ class BotApiStandIn:
         chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
         current = self._messages.get((chat_id, message_id))
         if current is None:
+            if not self.lenient_edits:
+                raise _ApiError(400, "Bad Request: message to edit not found")
             current = {"message_id": message_id, "from": self._bot_user(token), "chat": self._chat(chat_id),
                        "date": int(time.time())}
         message = {**copy.deepcopy(current), **changes, "edit_date": int(time.time())}
@@ -396,6 +414,12 @@ class BotApiStandIn:
             message["reply_markup"] = markup
         else:
             message.pop("reply_markup", None)  # an edit without reply_markup removes the keyboard
+        if not self.lenient_edits and all(
+            message.get(k) == current.get(k) for k in ("text", "caption", "reply_markup")
+        ):
+            raise _ApiError(400, "Bad Request: message is not modified: specified new message content and "
+                                 "reply markup are exactly the same as a current content and reply markup "
+                                 "of the message")
         return self._store_message(method, message, params)
 
     def _api_editmessagetext(self, token: str, params: dict[str, Any]) -> dict[str, Any] | bool:
