@@ -112,6 +112,9 @@ class BotApiStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without TCP_NODELAY each call
+            # waits for a delayed ACK (~40 ms), which dominates bot tests.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 standin._handle_http(self)
