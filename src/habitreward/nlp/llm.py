@@ -145,6 +145,18 @@ class LLMMatcher:
             **kwargs,
         )
 
+    def _api_key(self) -> str | None:
+        # A local OpenAI-compatible server (vLLM, llama.cpp, LM Studio) usually needs no key, but the
+        # OpenAI client refuses to start without one: send a placeholder unless a real key is set.
+        if (
+            self.api_key is None
+            and self.api_base
+            and self.model.startswith("openai/")
+            and not os.environ.get("OPENAI_API_KEY")
+        ):
+            return "no-key"
+        return self.api_key
+
     def pick(self, text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]] | None = None) -> list[int] | None:
         """The ids of the habits the model says ``text`` reports; ``None`` when the call failed."""
         if not habits or not text.strip():
@@ -161,7 +173,7 @@ class LLMMatcher:
                 model=self.model,
                 messages=build_messages(text, habits, aliases or {}),
                 api_base=self.api_base,
-                api_key=self.api_key,
+                api_key=self._api_key(),
                 timeout=self.timeout,
                 num_retries=0,
                 max_retries=0,
@@ -177,7 +189,8 @@ class LLMMatcher:
             log.warning("LLM reply not usable (%s); falling back to the habit keyboard", exc)
             return None
         except Exception as exc:  # noqa: BLE001 - any provider error means "no match", never a crash
-            log.warning("LLM call failed (%s); falling back to the habit keyboard", type(exc).__name__)
+            detail = " ".join(str(exc).split())[:200]
+            log.warning("LLM call failed (%s: %s); falling back to the habit keyboard", type(exc).__name__, detail)
             return None
         finally:
             # Never log the user's text: only that a call happened, how long it took, and how it went.
