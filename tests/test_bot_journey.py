@@ -64,6 +64,7 @@ def test_the_whole_journey(tg, clock):
     odds = bot.press(ANN, "Бег").text
     # Kофе is achieved and not yet claimed: out of the draw until claimed, so no reward is certain.
     assert "🎲 <b>Шансы: Бег</b>" in odds and "• Без награды — 100%" in odds
+    assert "⏸ <b>Кофе</b> не участвует в розыгрыше, пока вы её не получите." in odds
 
     # Claim it.
     assert "🎉 можно получить" in bot.send(ANN, "/my_rewards").text

@@ -21,7 +21,7 @@ from habitreward.bot.handlers.common import Screen, engine_of, telegram_call
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
-from habitreward.bot.keyboards import main_menu, markup
+from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.errors import NotFound
 from habitreward.models import User
 
@@ -100,7 +100,7 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         return
     if approve:
         newcomer = s.engine.activate_user(newcomer.telegram_id)
-        await s.show(t._("✅ {name} is approved.", name=newcomer.name))
+        await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
                      nt._("What would you like to do?"), main_menu(nt), chat_id=newcomer.telegram_id)
@@ -108,7 +108,7 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         if newcomer.active:
             await s.refuse(t._("{name} is already active.", name=newcomer.name))
             return
-        await s.show(t._("❌ {name} was declined.", name=newcomer.name))
+        await s.show(t._("❌ {name} was declined.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)
 

@@ -114,5 +114,8 @@ async def odds(s: Screen, args: list[str]) -> None:
     hidden = len(rows_sorted) - MAX_ODDS_LINES
     if hidden > 0:
         lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", hidden))
+    for entry in s.engine.claimable(s.user):
+        # An achieved reward is out of the draw until claimed (a piece is never lost): say why.
+        lines.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
     lines += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
     await s.show("\n".join(lines), [[(t._("🎲 Another habit"), "od")], menu_row(t)])
