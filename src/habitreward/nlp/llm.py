@@ -189,7 +189,8 @@ class LLMMatcher:
             log.warning("LLM reply not usable (%s); falling back to the habit keyboard", exc)
             return None
         except Exception as exc:  # noqa: BLE001 - any provider error means "no match", never a crash
-            detail = " ".join(str(exc).split())[:200]
+            # The reason helps the operator ("Missing credentials"); never let it carry the user's text.
+            detail = " ".join(str(exc).replace(text, "<text>").split())[:200]
             log.warning("LLM call failed (%s: %s); falling back to the habit keyboard", type(exc).__name__, detail)
             return None
         finally:
