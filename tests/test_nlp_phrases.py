@@ -40,11 +40,11 @@ def test_local_matcher_quality(capsys):
     with capsys.disabled():
         print("\n" + report.text())
     total = report.total
-    # Measured on 2026-11-25: precision 100%, recall 89.8%, settled 67.1% (see docs/nlp.md).
+    # Measured on 2026-11-25: precision 100%, recall 91.7%, settled 68.8%, guess recall 98.7% (docs/nlp.md).
     assert total.precision >= 0.98, "the local matcher logs wrong habits without asking"
-    assert total.recall >= 0.85
-    assert total.settled_share >= 0.62
-    assert total.guess_recall >= 0.93
+    assert total.recall >= 0.88
+    assert total.settled_share >= 0.65
+    assert total.guess_recall >= 0.95
     for lang, tally in report.by_lang.items():
         assert tally.precision >= 0.97, lang
         assert tally.settled_share >= 0.55, lang

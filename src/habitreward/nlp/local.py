@@ -66,15 +66,28 @@ _HEDGE_PREFIXES = (
 _KAZAKH_NEGATIVE = re.compile(r".{2,}(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
 
 
+# Russian verbs take a prefix the habit's noun lacks: "побегал" (Бег), "прочитал" (alias "читать").
+_RUSSIAN_PREFIXES = ("пере", "про", "при", "по", "вы", "за", "на", "от")
+
+
 @dataclass(frozen=True)
 class Word:
     text: str
     stems: frozenset[str]
     cyrillic: bool
+    # Stems of the word without a Russian verb prefix (empty for other words).
+    unprefixed: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, text: str) -> Word:
-        return cls(text, stems(text), bool(re.search(r"[а-я]", text)))
+        cyrillic = bool(re.search(r"[а-я]", text))
+        unprefixed: frozenset[str] = frozenset()
+        if cyrillic:
+            for prefix in _RUSSIAN_PREFIXES:
+                if text.startswith(prefix) and len(text) - len(prefix) >= 4:
+                    unprefixed = stems(text[len(prefix):])
+                    break
+        return cls(text, stems(text), cyrillic, unprefixed)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,12 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
                     (len(short) >= 3 and extra <= 3) or (len(short) == 2 and extra <= 1)
                 ):
                     return PREFIX, False
+        # The same after a Russian verb prefix (побегал / Бег): as sure as a shared root.
+        for a in term_word.stems:
+            for b in word.unprefixed:
+                short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+                if long_.startswith(short) and len(short) >= 3 and len(long_) - len(short) <= 2:
+                    return ROOT, False
         # Same root, different derivation (медитировал / медитация): a long shared beginning.
         for a in term_word.stems:
             for b in word.stems:
