@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
-from telegram.ext import Application, ApplicationBuilder, BaseHandler, ContextTypes, ConversationHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    BaseRateLimiter,
+    ContextTypes,
+    ConversationHandler,
+)
 
 from habitreward.bot.context import BotContext
 from habitreward.bot.persistence import DatabasePersistence
@@ -37,21 +44,24 @@ class HabitRewardApplication(Application):
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
         if persistent:
-            self._refresh_conversations(update)  # type: ignore[arg-type]
+            self._refresh_state(update)  # type: ignore[arg-type]
         try:
             await super().process_update(update)
         finally:
             if persistent:
+                self.persistence.end_update()  # type: ignore[union-attr]
                 try:
                     await self.update_persistence()
                 except Exception as exc:  # e.g. user_data that is not JSON
                     await self.process_error(update=update, error=exc)
 
-    def _refresh_conversations(self, update: Update) -> None:
+    def _refresh_state(self, update: Update) -> None:
         """Load this update's state of every persistent ConversationHandler from the database.
 
         PTB keeps conversation states in memory after start-up; another process may
-        have moved the conversation on since, so the stored state wins.
+        have moved the conversation on since, so the stored state wins. One update at
+        a time, the user's, chat's and bot's data are read in the same query (PTB asks
+        for them through refresh_* right after).
         """
         wanted: list[tuple[ConversationHandler, tuple]] = []
         for handler in _persistent_conversations(self.handlers.values()):
@@ -60,10 +70,15 @@ class HabitRewardApplication(Application):
             except RuntimeError:
                 continue  # this update has no chat/user for this conversation's key
             wanted.append((handler, key))
-        if not wanted:
-            return
         persistence: DatabasePersistence = self.persistence  # type: ignore[assignment]
-        states = persistence.load_conversation_states((h.name, key) for h, key in wanted)
+        pairs = [(h.name, key) for h, key in wanted]
+        if self.update_processor.max_concurrent_updates == 1:
+            user, chat = update.effective_user, update.effective_chat
+            states = persistence.begin_update(user.id if user else None, chat.id if chat else None, pairs)
+        elif pairs:
+            states = persistence.load_conversation_states(pairs)
+        else:
+            return
         for handler, key in wanted:
             conversations = handler._conversations  # noqa: SLF001
             state = states.get((handler.name, key))
@@ -116,12 +131,18 @@ async def log_error(update: object, context: BotContext) -> None:
         logger.error("Error while handling an update%s", who, exc_info=error)
 
 
-def _rate_limiter() -> Any:
-    """PTB's AIORateLimiter (waits on 429 and keeps under Telegram's limits), if installed."""
+def make_rate_limiter(*, throttle: bool = True) -> Any:
+    """PTB's AIORateLimiter, if installed: retries a request Telegram answered with 429
+    after the retry_after it named, and (``throttle``) keeps under Telegram's limits of
+    30 messages per second overall and 20 per minute per group, so 429s are rare.
+    ``throttle=False`` only retries (tests, where the limits would just slow things down).
+    """
     try:
         from telegram.ext import AIORateLimiter
 
-        return AIORateLimiter(max_retries=RATE_LIMIT_RETRIES)
+        if throttle:
+            return AIORateLimiter(max_retries=RATE_LIMIT_RETRIES)
+        return AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=RATE_LIMIT_RETRIES)
     except RuntimeError:  # aiolimiter missing: pip install 'python-telegram-bot[rate-limiter]'
         logger.debug("aiolimiter is not installed: no rate limiting, 429s reach the error handler")
         return None
@@ -142,7 +163,7 @@ def build_application(
     base_file_url: str | None = None,
     updater: bool = True,
     persistence: bool = True,
-    rate_limiter: bool = True,
+    rate_limiter: bool | BaseRateLimiter = True,
     builtin_handlers: bool = True,
 ) -> Application:
     """The bot: a PTB Application with the built-in handlers and those of plugins.
@@ -150,7 +171,8 @@ def build_application(
     ``token`` defaults to TELEGRAM_BOT_TOKEN, ``base_url`` to TELEGRAM_API_URL (a Bot
     API base such as ``http://127.0.0.1:8081/bot``; PTB appends the token).
     ``updater=False`` for webhooks and tests that feed updates directly;
-    ``persistence=False`` keeps bot state in memory only. ``builtin_handlers=False``
+    ``persistence=False`` keeps bot state in memory only. ``rate_limiter``: True for
+    :func:`make_rate_limiter`, False for none, or a PTB rate limiter. ``builtin_handlers=False``
     leaves out the bot's own flows (only plugins' handlers), for testing a platform
     feature or a plugin in isolation.
     """
@@ -175,10 +197,9 @@ def build_application(
         builder = builder.updater(None)
     if persistence:
         builder = builder.persistence(DatabasePersistence(engine))
-    if rate_limiter:
-        limiter = _rate_limiter()
-        if limiter is not None:
-            builder = builder.rate_limiter(limiter)
+    limiter = make_rate_limiter() if rate_limiter is True else (rate_limiter or None)
+    if limiter is not None:
+        builder = builder.rate_limiter(limiter)
     application = builder.build()
     application.add_error_handler(log_error)
 

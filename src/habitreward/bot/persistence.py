@@ -70,6 +70,8 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # Last JSON read from or written to the database per (namespace, key): lets
         # refresh skip unchanged rows and update skip writes that change nothing.
         self._known: dict[tuple[str, str], str | None] = {}
+        # Rows read in one query at the start of an update (see begin_update).
+        self._prefetched: dict[tuple[str, str], str | None] = {}
 
     # --- rows -------------------------------------------------------------------------
 
@@ -81,6 +83,8 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return dict(rows)
 
     def _load(self, namespace: str, key: str) -> str | None:
+        if (namespace, key) in self._prefetched:
+            return self._prefetched[(namespace, key)]
         with self.engine.session():
             row = (KeyValue.select(KeyValue.value)
                    .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
@@ -145,6 +149,42 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             self._known[(CONVERSATIONS, key)] = value
             conversations[tuple(json.loads(key[len(name) + 1:]))] = json.loads(value)
         return conversations
+
+    def begin_update(self, user_id: int | None, chat_id: int | None,
+                     conversations: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
+        """Read this update's rows (user, chat and bot data, conversation states) in one
+        query, for the refresh_* calls PTB makes next; returns the conversation states.
+
+        Only for one update at a time (``concurrent_updates`` off); ``end_update`` forgets them.
+        """
+        by_row = {conversation_row_key(name, key): (name, key) for name, key in conversations}
+        wanted = [(CONVERSATIONS, row_key) for row_key in by_row]
+        if user_id is not None and self.store_data.user_data:
+            wanted.append((USER_DATA, str(user_id)))
+        if chat_id is not None and self.store_data.chat_data:
+            wanted.append((CHAT_DATA, str(chat_id)))
+        if self.store_data.bot_data:
+            wanted.append((BOT_DATA, BOT_DATA_KEY))
+        if not wanted:
+            return {}
+        condition = None
+        for namespace, key in wanted:
+            term = (KeyValue.namespace == namespace) & (KeyValue.key == key)
+            condition = term if condition is None else condition | term
+        with self.engine.session():
+            rows = KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value).where(condition).tuples()
+            found = {(namespace, key): value for namespace, key, value in rows}
+        self._prefetched = {row: found.get(row) for row in wanted}
+        states = {}
+        for row_key, pair in by_row.items():
+            text = self._prefetched[(CONVERSATIONS, row_key)]
+            self._known[(CONVERSATIONS, row_key)] = text
+            if text is not None:
+                states[pair] = json.loads(text)
+        return states
+
+    def end_update(self) -> None:
+        self._prefetched = {}
 
     def load_conversation_states(self, wanted: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
         """Current states of (conversation name, key) pairs, in one query; absent = no conversation."""

@@ -246,14 +246,13 @@ class BotDriver:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(self.timeout)
 
     def _new_application(self) -> Application:
-        if self._build is not None:
-            app = self._build(self.engine, token=self.token, base_url=self.api.base_url, updater=False,
-                              persistence=self.persistence)
-        else:
-            from habitreward.bot.app import build_application
+        from habitreward.bot.app import build_application, make_rate_limiter
 
-            app = build_application(self.engine, token=self.token, base_url=self.api.base_url,
-                                    updater=False, persistence=self.persistence)
+        # 429s are still waited out and retried; Telegram's 30 messages/s are not
+        # enforced, which would only slow tests down.
+        build = self._build or build_application
+        app = build(self.engine, token=self.token, base_url=self.api.base_url, updater=False,
+                    persistence=self.persistence, rate_limiter=make_rate_limiter(throttle=False))
 
         async def record_error(update: object, context: Any) -> None:
             self.errors.append(context.error)
