@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from habitreward.cli import cli
+from habitreward.db import database_proxy
 from habitreward.models import Habit, HabitLog, KeyValue, ProcessedUpdate, Reward, User
 from habitreward.testing.engines import FrozenClock, make_engine
 
@@ -47,6 +49,11 @@ def populate(engine, clock: FrozenClock) -> None:
     with engine.session():
         KeyValue.create(namespace="bot.user_data", key="101", value=json.dumps({"lang": "kk", "x": [1, 2.5]}))
         ProcessedUpdate.create(update_id=987654321, payload='{"update_id": 987654321}', attempts=2, error="boom\nline 2")
+        # CSV edge cases: NULL vs empty text, a text that is exactly the NULL marker or starts with a backslash.
+        KeyValue.create(namespace="edge", key="\\N", value="")
+        KeyValue.create(namespace="edge", key="\\path\\x", value="\\\\N")
+        ProcessedUpdate.create(update_id=1, payload="", error=None, processed_at=None)
+        ProcessedUpdate.create(update_id=2, payload="{}", error="", processed_at=dt.datetime(2026, 1, 5, 12, 0, 0, 1))
 
 
 def snapshot(engine) -> dict[str, list[dict]]:
@@ -58,12 +65,24 @@ def snapshot(engine) -> dict[str, list[dict]]:
         }
 
 
+def migrate_elsewhere(url: str, **kwargs) -> None:
+    """Create the schema at ``url`` without leaving the models bound to it."""
+    previous = database_proxy.obj
+    make_engine(url, load_entry_points=kwargs.pop("load_entry_points", False), **kwargs).close()
+    if previous is not None:
+        database_proxy.initialize(previous)
+
+
 @pytest.fixture
 def empty_db_url(backend, tmp_path, request):
-    """A second, empty and migrated database of the same backend (for PostgreSQL: a new database)."""
+    """A second, empty and migrated database of the same backend (for PostgreSQL: a new database).
+
+    Models are bound to one global database proxy, which opening an engine re-points; it is put
+    back afterwards, so the test's ``engine`` keeps writing to ``db_url``.
+    """
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'target.db'}"
-        make_engine(url, load_entry_points=False).close()
+        migrate_elsewhere(url)
         yield url
         return
     server = request.getfixturevalue("postgres_server")
@@ -77,7 +96,7 @@ def empty_db_url(backend, tmp_path, request):
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = urlunparse(urlparse(server.admin_url)._replace(path=f"/{name}"))
-    make_engine(url, load_entry_points=False).close()
+    migrate_elsewhere(url)
     yield url
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -107,7 +126,8 @@ def test_export_then_import_into_an_empty_database_is_identical(engine, clock, d
         assert [h.name for h in target_engine.habits_for(bob)].count("Journal") == 1
     finally:
         target_engine.close()
-    assert "users" in imported.stdout and "inserted" in imported.stdout
+    inserted = {line.split()[0]: int(line.split()[2]) for line in imported.stdout.splitlines()[2:]}
+    assert inserted["habit_logs"] == len(before["habit_logs"]) == 35  # really carried over, not already there
 
 
 @pytest.mark.postgres_only
@@ -191,8 +211,6 @@ def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_pat
 def test_big_table_export_shows_progress_on_stderr(engine, db_url, tmp_path):
     user = engine.add_user(5, "Many", active=True)
     habit = engine.add_habit("Daily")
-    import datetime as dt
-
     start = dt.date(2020, 1, 1)
     rows = [
         {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
@@ -243,9 +261,8 @@ def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monke
     pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")
     monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "perfect_day")
     clock = FrozenClock()
+    migrate_elsewhere(empty_db_url, load_entry_points=True)  # the plugin's table there too
     source = make_engine(db_url, clock=clock, rng=random.Random(1))
-    target = make_engine(empty_db_url)  # migrates the plugin's table there too
-    target.close()
     try:
         ann = source.add_user(101, "Ann", active=True)
         source.add_reward("Perfect day", weight=1, pieces_required=5)
