@@ -71,3 +71,24 @@ def test_the_console_script_help_with_import_time_trace(tmp_path):
     assert "Usage: habitreward" in done.stdout
     assert "habitreward.cli.nlp" in done.stderr  # the trace lists every import...
     assert "litellm" not in done.stderr  # ...and litellm is not one of them
+
+
+def test_the_bot_handling_free_text_without_an_llm_does_not_import_litellm(tmp_path):
+    modules = _modules_after(f"""
+        import habitreward.server.service  # what `habitreward serve` runs
+        from habitreward.testing.botapi import BotApiStandIn
+        from habitreward.testing.driver import BotDriver
+        from habitreward.testing.engines import make_engine
+        engine = make_engine("sqlite:///{tmp_path / 'x.db'}", load_entry_points=False)
+        ann = engine.add_user(2, "Ann", active=True)
+        engine.add_habit("Yoga", owner=ann)
+        with BotApiStandIn() as api:
+            bot = BotDriver(engine, api).start()
+            try:
+                assert "Yoga" in bot.send(2, "did yoga").text
+                assert "I could not tell" in bot.send(2, "hello there").text
+            finally:
+                bot.stop()
+    """)
+    assert "habitreward.bot.handlers.completion" in modules
+    assert "litellm" not in modules

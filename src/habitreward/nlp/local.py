@@ -16,6 +16,7 @@ caller confirms with the user or hands to the LLM.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class Word:
     unprefixed: frozenset[str] = frozenset()
 
     @classmethod
+    @functools.lru_cache(maxsize=65536)
     def of(cls, text: str) -> Word:
         cyrillic = bool(re.search(r"[а-я]", text))
         unprefixed: frozenset[str] = frozenset()
@@ -97,6 +99,7 @@ class Term:
     is_alias: bool
 
 
+@functools.lru_cache(maxsize=8192)  # habit names and aliases are compiled once, not per message
 def _content_words(text: str) -> tuple[Word, ...]:
     found = words(normalize(text))
     content = [w for w in found if w not in STOPWORDS and not w.isdigit()]
@@ -125,6 +128,7 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=65536)  # the same name and message words recur message after message
 def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
     """How well a message word matches a term word: (score, by_typo)."""
     if term_word.text == word.text:
