@@ -81,11 +81,11 @@ def standin():
     server.stop()
 
 
-def run_import(db_url: str, standin: AirtableStandIn, *extra: str):
+def run_import(db_url: str, standin: AirtableStandIn, *extra: str, env: dict | None = None):
     runner = CliRunner()
     args = ["--database-url", db_url, "--env-file", os.devnull, "import-airtable"]
     args += ["--api-key", standin.api_key, "--base-id", standin.base_id, "--endpoint-url", standin.url, *extra]
-    return runner.invoke(cli, args, env={"HABITREWARD_LOAD_PLUGINS": ""}, catch_exceptions=False)
+    return runner.invoke(cli, args, env={"HABITREWARD_LOAD_PLUGINS": "", **(env or {})}, catch_exceptions=False)
 
 
 def table_lines(output: str) -> dict[str, list[int]]:
@@ -113,7 +113,7 @@ def snapshot(db_url: str) -> dict[str, list[dict]]:
 def test_import_maps_everything_skips_bad_rows_and_retries_429(db_url, standin):
     standin.rate_limit("HabitLog", 1)  # the first page of logs is answered 429 and must be retried
 
-    result = run_import(db_url, standin)
+    result = run_import(db_url, standin, env={"DEFAULT_TIMEZONE": "Asia/Almaty"})
 
     assert result.exit_code == 0, result.output
     assert standin.answered(429) == 1
@@ -141,7 +141,8 @@ def test_import_maps_everything_skips_bad_rows_and_retries_429(db_url, standin):
         bob = User.get(User.telegram_id == 102)
         dana = User.get(User.telegram_id == 103)
         assert (ann.name, ann.active, ann.language, ann.airtable_id) == ("Ann", True, "en", "recU1")
-        assert (bob.active, dana.language) == (False, "ru")
+        assert (bob.active, dana.language, dana.language_chosen, bob.language_chosen) == (False, "ru", True, False)
+        assert ann.timezone == "Asia/Almaty" and ann.created_at == dt.datetime(2025, 1, 1, 8, 0)
         running = Habit.get(Habit.name == "Running")
         assert (running.weight, running.category, running.active, running.owner_id) == (20, "Sport", True, None)
         assert Habit.get(Habit.name == "Old habit").active is False

@@ -304,7 +304,10 @@ class AirtableImporter:
                 self._skip(stats, record, str(exc))
                 continue
             seen[tid] = record["id"]
-            planned.append(self._plan(record, values))
+            # New users get this bot's default time zone; a language set in Airtable was chosen
+            # by the person, so Telegram's language_code must not override it.
+            on_create = {"timezone": self.engine.settings.default_timezone, "language_chosen": bool(language)}
+            planned.append(self._plan(record, values, **on_create))
         return self._sync(User, stats, planned, key=lambda v: v["telegram_id"])
 
     def _import_habits(self, records: list[Record]) -> tuple[dict[str, int], dict[str, int]]:
