@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from habitreward import hookimpl
 from habitreward.cli import cli
-from habitreward.models import BaseModel, Habit, HabitLog, KeyValue, Reward, RewardProgress, User
+from habitreward.models import BaseModel, Habit, HabitAlias, HabitLog, KeyValue, Reward, RewardProgress, User
 
 
 class Note(BaseModel):
@@ -46,6 +46,8 @@ def build(engine):
         engine.complete(user, habit)
     engine.grant_piece(ann, cake)
     engine.grant_piece(bob, star)
+    engine.add_alias(diary, "dear diary")  # a built-in plugin's row hanging off a personal habit
+    engine.add_alias(running, "jog")
     return ann, bob, running, star
 
 
@@ -57,6 +59,7 @@ def rows_of_everyone_but(engine, user_id: int) -> dict[str, list[dict]]:
             "rewards": list(Reward.select().where(Reward.owner.is_null() | (Reward.owner != user_id)).dicts()),
             "logs": list(HabitLog.select().where(HabitLog.user != user_id).dicts()),
             "progress": list(RewardProgress.select().where(RewardProgress.user != user_id).dicts()),
+            "aliases": list(HabitAlias.select().join(Habit).where(Habit.owner.is_null() | (Habit.owner != user_id)).dicts()),
         }
 
 
@@ -80,6 +83,7 @@ def test_users_delete_removes_everything_of_theirs_and_nothing_else(engine, db_u
         assert Reward.select().where(Reward.owner == ann.id).count() == 0  # Cake is gone
         assert Habit.get_by_id(running.id).name == "Running"  # shared ones stay
         assert Reward.get_by_id(star.id).name == "Star"
+        assert [a.alias for a in HabitAlias.select()] == ["jog"]  # the personal habit's alias went with it
     assert rows_of_everyone_but(engine, ann.id) == others_before
     # Bob carries on as before.
     assert engine.streaks(engine.get_user(102))
