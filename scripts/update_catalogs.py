@@ -13,14 +13,13 @@ while a message is missing or its ``{placeholders}`` differ).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 
-from habitreward.bot.i18n import DOMAIN, KEYWORDS, LOCALE_DIR, catalog_path, read_catalog
 from habitreward import __version__
+from habitreward.bot.i18n import DOMAIN, KEYWORDS, LOCALE_DIR, catalog_path, read_catalog
 from habitreward.settings import LANGUAGES
 
 SOURCE_DIR = LOCALE_DIR.parent / "bot"
@@ -48,11 +47,11 @@ def main() -> int:
         catalog.project, catalog.version = "habitreward", __version__
         if language == "en":
             for message in catalog:
-                if message.id and not message.string or (isinstance(message.string, tuple) and not all(message.string)):
+                if message.id and not (message.string and all(message.string)):
                     message.string = message.id
         with open(path, "wb") as handle:
             write_po(handle, catalog, width=100, ignore_obsolete=True)
-        missing = sum(1 for m in catalog if m.id and (not m.string or (isinstance(m.string, tuple) and not all(m.string))))
+        missing = sum(1 for m in catalog if m.id and not (m.string and all(m.string)))
         print(f"{path.relative_to(LOCALE_DIR.parent.parent)}: {len(catalog)} messages, {missing} untranslated")
     return 0
 

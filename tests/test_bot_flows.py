@@ -3,59 +3,20 @@ stand-in, in each language, checking what the user sees and what the database ho
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
 
+from bot_support import ADMIN, ANN, BOB, LANGS, buttons, coffee_setup, drivers, forge, user
 from habitreward import hookimpl
 from habitreward.bot.i18n import Translator
 from habitreward.nlp.results import HabitMatch, MatchResult
-from habitreward.testing.builders import callback_update
-from habitreward.testing.driver import BotDriver
-from habitreward.testing.engines import make_engine
-
-LANGS = ("en", "ru", "kk")
-ADMIN, ANN, BOB = 1, 2, 3
 
 
 @pytest.fixture
 def tg(db_url, clock, botapi) -> Iterator:
-    """``tg(**settings)`` -> a started BotDriver on a fresh engine with those settings."""
-    made: list = []
-
-    def start(**settings) -> BotDriver:
-        settings.setdefault("admin_telegram_ids", str(ADMIN))
-        engine = make_engine(db_url, clock=clock, rng=random.Random(7), load_entry_points=False, **settings)
-        driver = BotDriver(engine, botapi).start()
-        made.append(driver)
-        return driver
-
-    yield start
-    for driver in made:
-        driver.stop()
-        driver.engine.close()
-
-
-def user(bot: BotDriver, tid: int = ANN, lang: str = "en", admin: bool = False):
-    return bot.engine.add_user(tid, f"User{tid}", active=True, admin=admin, language=lang)
-
-
-def coffee_setup(bot: BotDriver, owner, pieces: int = 3):
-    """A habit and a reward that every completion wins (no "none" entry, no daily cap)."""
-    habit = bot.engine.add_habit("Running", owner=owner)
-    reward = bot.engine.add_reward("Coffee", pieces_required=pieces, max_per_day=0, owner=owner)
-    return habit, reward
-
-
-def buttons(reply) -> list[str]:
-    return reply.button_texts
-
-
-def forge(bot: BotDriver, tid: int, data: str, lang: str = "en"):
-    """Press a button with any callback data, as a modified client could."""
-    message_id = bot.api.sent(tid)[-1]["message_id"]
-    return bot.process(callback_update(tid, data, message_id=message_id, language_code=lang))
+    """``tg(**settings)`` -> a started BotDriver on a fresh engine (see bot_support.drivers)."""
+    yield from drivers(db_url, clock, botapi)
 
 
 # --- the main menu and every screen, per language ------------------------------------------------
@@ -154,7 +115,7 @@ def test_streak_grows_over_days_and_achieved_reward_offers_claim(tg, clock):
     bot = tg()
     ann = user(bot)
     coffee_setup(bot, ann)
-    for day in range(3):
+    for _ in range(3):
         bot.send(ANN, "/habit_done")
         reply = bot.press(ANN, "Running")
         clock.advance(days=1)

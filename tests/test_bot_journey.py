@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from test_bot_flows import ADMIN, ANN, buttons, tg  # noqa: F401  (tg is a fixture)
+from collections.abc import Iterator
+
+import pytest
+
+from bot_support import ADMIN, ANN, buttons, drivers
+
+
+@pytest.fixture
+def tg(db_url, clock, botapi) -> Iterator:
+    """``tg(**settings)`` -> a started BotDriver on a fresh engine (see bot_support.drivers)."""
+    yield from drivers(db_url, clock, botapi)
 
 
 def test_the_whole_journey(tg, clock):

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from bot_support import ADMIN, ANN, LANGS, buttons, drivers, forge, user
 from habitreward.bot.i18n import Translator
-from test_bot_flows import ADMIN, ANN, BOB, LANGS, buttons, forge, tg, user  # noqa: F401  (tg is a fixture)
+
+
+@pytest.fixture
+def tg(db_url, clock, botapi) -> Iterator:
+    """``tg(**settings)`` -> a started BotDriver on a fresh engine (see bot_support.drivers)."""
+    yield from drivers(db_url, clock, botapi)
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from bot_support import ADMIN, ANN, BOB, buttons, coffee_setup, drivers, forge, user
 from habitreward.bot.keyboards import MAX_CALLBACK_DATA
 from habitreward.models import HabitLog, RewardProgress
-from test_bot_flows import ADMIN, ANN, BOB, buttons, coffee_setup, forge, tg, user  # noqa: F401  (tg: fixture)
+
+
+@pytest.fixture
+def tg(db_url, clock, botapi) -> Iterator:
+    """``tg(**settings)`` -> a started BotDriver on a fresh engine (see bot_support.drivers)."""
+    yield from drivers(db_url, clock, botapi)
+
 
 REFUSAL = "Sorry, that button is not valid any more."
 

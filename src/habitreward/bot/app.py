@@ -43,25 +43,24 @@ class HabitRewardApplication(Application):
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
-        if persistent:
-            self._refresh_state(update)  # type: ignore[arg-type]
+        token = self._refresh_state(update) if persistent else []  # type: ignore[arg-type]
         try:
             await super().process_update(update)
         finally:
             if persistent:
-                self.persistence.end_update()  # type: ignore[union-attr]
+                self.persistence.end_update(token)  # type: ignore[union-attr]
                 try:
                     await self.update_persistence()
                 except Exception as exc:  # e.g. user_data that is not JSON
                     await self.process_error(update=update, error=exc)
 
-    def _refresh_state(self, update: Update) -> None:
+    def _refresh_state(self, update: Update) -> list:
         """Load this update's state of every persistent ConversationHandler from the database.
 
         PTB keeps conversation states in memory after start-up; another process may
-        have moved the conversation on since, so the stored state wins. One update at
-        a time, the user's, chat's and bot's data are read in the same query (PTB asks
-        for them through refresh_* right after).
+        have moved the conversation on since, so the stored state wins. The user's,
+        chat's and bot's data are read in the same query (PTB asks for them through
+        refresh_* right after, before anything else runs on the loop).
         """
         wanted: list[tuple[ConversationHandler, tuple]] = []
         for handler in _persistent_conversations(self.handlers.values()):
@@ -71,14 +70,10 @@ class HabitRewardApplication(Application):
                 continue  # this update has no chat/user for this conversation's key
             wanted.append((handler, key))
         persistence: DatabasePersistence = self.persistence  # type: ignore[assignment]
-        pairs = [(h.name, key) for h, key in wanted]
-        if self.update_processor.max_concurrent_updates == 1:
-            user, chat = update.effective_user, update.effective_chat
-            states = persistence.begin_update(user.id if user else None, chat.id if chat else None, pairs)
-        elif pairs:
-            states = persistence.load_conversation_states(pairs)
-        else:
-            return
+        user, chat = update.effective_user, update.effective_chat
+        states, token = persistence.begin_update(
+            user.id if user else None, chat.id if chat else None, [(h.name, key) for h, key in wanted]
+        )
         for handler, key in wanted:
             conversations = handler._conversations  # noqa: SLF001
             state = states.get((handler.name, key))
@@ -86,6 +81,7 @@ class HabitRewardApplication(Application):
                 conversations.data.pop(key, None)  # without marking it as a write
             else:
                 conversations.update_no_track({key: state})
+        return token
 
 
 def _persistent_conversations(groups: Any) -> list[ConversationHandler]:

@@ -24,7 +24,7 @@ import io
 import string
 import threading
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def _to_translations(catalog: Catalog) -> Translations:
     return Translations(buffer, domain=catalog.domain)
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> Translations:
     """The merged translations (ours, then plugins') for ``language``; English ids as fallback."""
     merged: Translations | None = None

@@ -84,7 +84,8 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
 
     def _load(self, namespace: str, key: str) -> str | None:
         if (namespace, key) in self._prefetched:
-            return self._prefetched[(namespace, key)]
+            # Used once: a later refresh (the next update) must read the database again.
+            return self._prefetched.pop((namespace, key))
         with self.engine.session():
             row = (KeyValue.select(KeyValue.value)
                    .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
@@ -151,11 +152,14 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return conversations
 
     def begin_update(self, user_id: int | None, chat_id: int | None,
-                     conversations: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
+                     conversations: Iterable[tuple[str, tuple]]) -> tuple[dict[tuple[str, tuple], object], list]:
         """Read this update's rows (user, chat and bot data, conversation states) in one
-        query, for the refresh_* calls PTB makes next; returns the conversation states.
+        query, for the refresh_* calls PTB makes right after; returns the conversation
+        states and a token for :meth:`end_update`.
 
-        Only for one update at a time (``concurrent_updates`` off); ``end_update`` forgets them.
+        Safe with updates of different users processed concurrently on the loop (as
+        ``habitreward serve`` does): each prefetched row is used once, by the refresh
+        that follows at once, and rows of one user are never in flight twice.
         """
         by_row = {conversation_row_key(name, key): (name, key) for name, key in conversations}
         wanted = [(CONVERSATIONS, row_key) for row_key in by_row]
@@ -166,7 +170,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         if self.store_data.bot_data:
             wanted.append((BOT_DATA, BOT_DATA_KEY))
         if not wanted:
-            return {}
+            return {}, []
         condition = None
         for namespace, key in wanted:
             term = (KeyValue.namespace == namespace) & (KeyValue.key == key)
@@ -174,17 +178,20 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         with self.engine.session():
             rows = KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value).where(condition).tuples()
             found = {(namespace, key): value for namespace, key, value in rows}
-        self._prefetched = {row: found.get(row) for row in wanted}
         states = {}
         for row_key, pair in by_row.items():
-            text = self._prefetched[(CONVERSATIONS, row_key)]
+            text = found.get((CONVERSATIONS, row_key))
             self._known[(CONVERSATIONS, row_key)] = text
             if text is not None:
                 states[pair] = json.loads(text)
-        return states
+        data_rows = [row for row in wanted if row[0] != CONVERSATIONS]
+        self._prefetched.update({row: found.get(row) for row in data_rows})
+        return states, data_rows
 
-    def end_update(self) -> None:
-        self._prefetched = {}
+    def end_update(self, token: list) -> None:
+        """Drop what this update prefetched and did not use (no handler matched it)."""
+        for row in token:
+            self._prefetched.pop(row, None)
 
     def load_conversation_states(self, wanted: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
         """Current states of (conversation name, key) pairs, in one query; absent = no conversation."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
 from habitreward.bot.handlers import (  # noqa: F401  (importing registers the screens)
     approval,

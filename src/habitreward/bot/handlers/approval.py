@@ -52,8 +52,8 @@ async def notify_admins(context: Any, newcomer: User, username: str | None) -> N
             who += " @" + username
         text = t._("🆕 {who} wants to use the bot.", who=who)
         rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
-        await telegram_call(lambda: context.bot.send_message(admin_id, text, parse_mode="HTML",
-                                                             reply_markup=markup(rows)))
+        await telegram_call(lambda chat=admin_id, text=text, rows=rows: context.bot.send_message(
+            chat, text, parse_mode="HTML", reply_markup=markup(rows)))
 
 
 async def gate(update: Update, context: Any) -> None:

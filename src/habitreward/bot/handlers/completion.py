@@ -18,7 +18,7 @@ from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import Rows, menu_row, picker
 from habitreward.engine.results import CompletionResult
 from habitreward.engine.validation import BACKDATE_DAYS
-from habitreward.errors import NothingToUndo, NotFound, ValidationError
+from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, ProgressStatus
 
 

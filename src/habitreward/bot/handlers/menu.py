@@ -46,7 +46,8 @@ async def set_commands(bot: Any, settings: Any) -> None:
     await telegram_call(lambda: bot.set_my_commands(bot_commands(Translator(settings.default_language))))
     for language in settings.supported_languages:
         commands = bot_commands(Translator(language))
-        await telegram_call(lambda: bot.set_my_commands(commands, language_code=language))
+        await telegram_call(lambda commands=commands, language=language: bot.set_my_commands(
+            commands, language_code=language))
 
 
 def pending_text(s: Screen) -> str:
