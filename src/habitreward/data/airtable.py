@@ -542,6 +542,23 @@ class AirtableImporter:
         creates: list[dict[str, Any]],
         updates: list[tuple[int, dict[str, Any]]],
     ) -> None:
+        try:
+            self._write_batches(model, label, creates, updates)
+        except peewee.IntegrityError as exc:
+            # Someone (the running bot) wrote a clashing row between reading and writing. Batches
+            # already written stay; running the import again picks up where this one stopped.
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AirtableError(
+                f"Writing {label} clashed with a row written meanwhile ({first_line}): run the import again."
+            ) from None
+
+    def _write_batches(
+        self,
+        model: type[peewee.Model],
+        label: str,
+        creates: list[dict[str, Any]],
+        updates: list[tuple[int, dict[str, Any]]],
+    ) -> None:
         total = len(creates) + len(updates)
         with Progress(f"Writing {label}", total, file=self.progress_file, enabled=self.show_progress) as bar:
             for start in range(0, len(creates), self.batch_size):
