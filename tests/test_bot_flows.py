@@ -111,22 +111,37 @@ def test_log_by_button_then_undo(tg, lang):
     assert bot.engine.history(ann) == [] and bot.engine.progress(ann)[0].pieces_earned == 0
 
 
-def test_streak_grows_over_days_and_achieved_reward_offers_claim(tg, clock):
+@pytest.mark.parametrize("lang", LANGS)
+def test_streak_grows_over_days_and_achieved_reward_is_claimed(tg, clock, lang):
     bot = tg()
-    ann = user(bot)
+    ann = user(bot, lang=lang)
     coffee_setup(bot, ann)
+    t = Translator(lang)
     for _ in range(3):
         bot.send(ANN, "/habit_done")
         reply = bot.press(ANN, "Running")
         clock.advance(days=1)
-    assert "🔥 Streak: 3 days" in reply.text
-    assert "🎉 <b>Coffee</b> 3/3: achieved! Claim it with /claim_reward." in reply.text
-    assert "🎁 Claim it" in buttons(reply)
-    claim = bot.press(ANN, "🎁 Claim it")
-    assert claim.text == "Claim <b>Coffee</b> now?"
-    claimed = bot.press(ANN, "✅ Yes, claim it")
-    assert "🎉 Enjoy your <b>Coffee</b>!" in claimed.text and "Claimed 1 time so far." in claimed.text
+    assert t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", 3) in reply.text
+    assert t._("🎉 <b>{reward}</b> {earned}/{required}: achieved! Claim it with /claim_reward.",
+               reward="Coffee", earned=3, required=3) in reply.text
+    claim = bot.press(ANN, t._("🎁 Claim it"))
+    assert claim.text == t._("Claim <b>{reward}</b> now?", reward="Coffee")
+    assert bot.press(ANN, t._("⬅️ Back")).text == t._("Which reward do you want to claim?")
+    bot.press(ANN, "Coffee")
+    claimed = bot.press(ANN, t._("✅ Yes, claim it"))
+    assert claimed.text == t._("🎉 Enjoy your <b>{reward}</b>!", reward="Coffee") + "\n" + \
+        t.ngettext("Claimed {n} time so far.", "Claimed {n} times so far.", 1)
     assert bot.engine.progress(ann)[0].times_claimed == 1
+    assert bot.send(ANN, "/claim_reward").text == t._("Nothing to claim yet: collect all pieces of a reward first.")
+
+
+def test_group_chatter_is_not_a_habit_report(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    assert bot.send(ANN, "Running", chat_id=-100) == []
+    assert bot.send(77, "hello all", chat_id=-100) == []  # a pending stranger in the group: no noise
+    assert bot.engine.history(ann) == []
 
 
 @pytest.mark.parametrize("lang", LANGS)

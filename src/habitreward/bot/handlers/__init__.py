@@ -44,7 +44,9 @@ def register(application: Any) -> None:
         application.add_handler(dialog.conversation(persistent=application.persistence is not None))
     application.add_handler(CommandHandler(list(COMMANDS), route_command))
     application.add_handler(CallbackQueryHandler(route_callback))
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, completion.free_text))
+    # Free text is a habit report only in a private chat: in a group, people talk to each other.
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE,
+                                           completion.free_text))
 
     # setMyCommands once the bot is up (run_polling/run_webhook call post_init).
     previous = application.post_init

@@ -62,29 +62,36 @@ async def gate(update: Update, context: Any) -> None:
     if tg_user is None:
         return
     engine = engine_of(context)
+    query = update.callback_query
+    parsed = command_of(update) if query is None else None
+    chat = update.effective_chat
+    # Group chatter (not a command, not a button) is not addressed to the bot.
+    chatter = parsed is None and query is None and chat is not None and chat.type != "private"
     user = engine.find_user(tg_user.id)
     if user is None:
+        if chatter:
+            raise ApplicationHandlerStop  # someone in a group, not (yet) a user: stay out of it
         user, created = engine.register(tg_user.id, tg_user.full_name or str(tg_user.id),
                                         language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
             await notify_admins(context, user, tg_user.username)
     if user.active:
-        if update.callback_query is not None and not update.callback_query.data:
+        if query is not None and not query.data:
             # PTB lets a press without data match every pattern; it can only be forged.
             await Screen(update, context, user).refuse()
             raise ApplicationHandlerStop
         return
-    parsed = command_of(update) if update.callback_query is None else None
     if parsed is not None and parsed[0] in OPEN_TO_INACTIVE:
         return
-    if update.callback_query is not None and update.callback_query.data == "help":
+    if query is not None and query.data == "help":
         return
+    if chatter:
+        raise ApplicationHandlerStop
     s = Screen(update, context, user)
-    text = pending_text(s) + "\n" + s.t._("Until then only /start and /help work.")
-    if update.callback_query is not None:
+    if query is not None:
         await s.answer(s.t._("Your account is not active yet."), alert=True)
     elif update.effective_message is not None:
-        await s.send(text)
+        await s.send(pending_text(s) + "\n" + s.t._("Until then only /start and /help work."))
     raise ApplicationHandlerStop
 
 
