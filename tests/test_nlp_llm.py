@@ -165,3 +165,14 @@ def test_missing_litellm_is_reported_once_when_the_engine_starts(engine, monkeyp
     finally:
         engine.settings = real_settings
     assert [r.getMessage() for r in caplog.records] == [INSTALL_HINT]
+
+
+@pytest.mark.no_db
+def test_seed_style_provider_and_model_make_a_litellm_model_string():
+    settings = SimpleNamespace(llm_model="gpt-3.5-turbo", llm_provider="OpenAI", llm_api_base=None,
+                               llm_api_key=None, llm_timeout=10.0)
+    assert LLMMatcher.from_settings(settings).model == "openai/gpt-3.5-turbo"
+    settings.llm_model = "ollama_chat/llama3.1"
+    assert LLMMatcher.from_settings(settings).model == "ollama_chat/llama3.1"
+    settings.llm_model = None
+    assert LLMMatcher.from_settings(settings) is None

@@ -113,6 +113,15 @@ def parse_reply(content: str | None, allowed_ids: set[int]) -> list[int]:
     return picked
 
 
+def model_name(model: str, provider: str | None = None) -> str:
+    """The litellm model string: the seed bot's ``LLM_PROVIDER=openai`` + ``LLM_MODEL=gpt-3.5-turbo``
+    becomes ``openai/gpt-3.5-turbo``; a model that already names its provider is kept."""
+    model = model.strip()
+    if provider and provider.strip() and "/" not in model:
+        return f"{provider.strip().lower()}/{model}"
+    return model
+
+
 class LLMMatcher:
     """Calls the configured model through litellm. ``extra`` goes to ``litellm.completion`` (tests: mock_response)."""
 
@@ -138,7 +147,7 @@ class LLMMatcher:
         if not settings.llm_model:
             return None
         return cls(
-            settings.llm_model,
+            model_name(settings.llm_model, getattr(settings, "llm_provider", None)),
             api_base=settings.llm_api_base,
             api_key=settings.llm_api_key,
             timeout=settings.llm_timeout,
@@ -203,4 +212,7 @@ class LLMMatcher:
                 self.on_call(ok)
 
 
-__all__ = ["INSTALL_HINT", "LLMMatcher", "MalformedReply", "build_messages", "check_available", "import_litellm", "parse_reply"]
+__all__ = [
+    "INSTALL_HINT", "LLMMatcher", "MalformedReply", "build_messages", "check_available", "import_litellm",
+    "model_name", "parse_reply",
+]
