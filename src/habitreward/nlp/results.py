@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -43,14 +43,10 @@ class MatchResult:
     used_llm: bool = False
     # Why the result is not confident (for logs and tests): "negation", "no match", "llm failed", ...
     reason: str = ""
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def habits(self) -> list[Habit]:
         return [m.habit for m in self.matches]
-
-    def __bool__(self) -> bool:  # "did it find anything"
-        return bool(self.matches)
 
     def as_dict(self) -> dict[str, Any]:
         return {
