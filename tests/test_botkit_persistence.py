@@ -201,3 +201,19 @@ def test_forgetting_a_user_removes_only_their_bot_state(bot, engine):
     bot.restart()
     assert bot.send(21, "/recall").text == "Colour: ?"
     assert bot.send(22, "/recall").text == "Colour: blue"
+
+
+def test_updates_of_different_users_processed_at_once_keep_their_own_state(bot, botapi):
+    """`habitreward serve` runs different users' updates concurrently on one loop."""
+    from habitreward.testing.builders import message_update
+
+    users = [31, 32, 33, 34]
+    bot.process_concurrently([message_update(u, f"/remember c{u}") for u in users])
+    bot.process_concurrently([message_update(u, "/add") for u in users])
+    bot.process_concurrently([message_update(u, f"H{u}") for u in users])
+    bot.process_concurrently([message_update(u, str(u)) for u in users])
+    bot.process_concurrently([message_update(u, "/recall") for u in users])
+
+    for u in users:
+        texts = [m["text"] for m in botapi.sent(u)]
+        assert texts[-2:] == [f"Added H{u} ({u})", f"Colour: c{u}"]

@@ -233,6 +233,21 @@ class BotDriver:
                     raise BotError(f"The bot failed on {update}: {error!r}") from error
         return reply
 
+    def process_concurrently(self, updates: list[dict[str, Any]]) -> None:
+        """Feed several Updates at once, interleaved on the loop as ``habitreward serve``
+        does for different users; returns when all are handled (read ``api.sent()``)."""
+        app = self._require_app()
+        first_error = len(self.errors)
+
+        async def all_of() -> None:
+            await asyncio.gather(*(app.process_update(Update.de_json(u, app.bot)) for u in updates))
+
+        self._run(all_of())
+        if self.raise_errors:
+            for error in self.errors[first_error:]:
+                if not isinstance(error, TelegramError):
+                    raise BotError(f"The bot failed: {error!r}") from error
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _require_app(self) -> Application:
