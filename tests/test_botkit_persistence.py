@@ -217,3 +217,21 @@ def test_updates_of_different_users_processed_at_once_keep_their_own_state(bot, 
     for u in users:
         texts = [m["text"] for m in botapi.sent(u)]
         assert texts[-2:] == [f"Added H{u} ({u})", f"Colour: c{u}"]
+
+
+def test_callback_data_and_bot_data_round_trip_as_json(engine):
+    import asyncio
+
+    from habitreward.bot.persistence import DatabasePersistence
+
+    async def scenario():
+        first = DatabasePersistence(engine)
+        assert await first.get_callback_data() is None
+        await first.update_callback_data(([("uuid-1", 1767614400.5, {"btn": ["habit", 3]})], {"q1": "uuid-1"}))
+        await first.update_bot_data({"announcement": "Привет"})
+        again = DatabasePersistence(engine)  # another process, or after a restart
+        return await again.get_callback_data(), await again.get_bot_data()
+
+    callback_data, bot_data = asyncio.run(scenario())
+    assert callback_data == ([("uuid-1", 1767614400.5, {"btn": ["habit", 3]})], {"q1": "uuid-1"})
+    assert bot_data == {"announcement": "Привет"}
