@@ -8,7 +8,12 @@ import pytest
 
 from habitreward import hookimpl
 from habitreward.draw import NO_REWARD
-from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
+from habitreward.events import (
+    CompletionUndone,
+    HabitCompleted,
+    RewardClaimed,
+    StreakBroken,
+)
 
 
 def test_habitreward_compute_streak_plugin_gets_the_first_word(engine, clock):
@@ -195,3 +200,23 @@ def test_habitreward_register_commands():
     pm.register(Hello())
     Hooks(pm).register_commands(root)
     assert CliRunner().invoke(root, ["hello"]).output == "hello from a plugin\n"
+
+
+def test_habitreward_user_deleted_runs_inside_the_deletion(engine):
+    from habitreward.models import KeyValue
+
+    class Forgetful:
+        @hookimpl
+        def habitreward_user_deleted(self, engine, user):
+            assert engine.db.in_transaction()
+            KeyValue.delete().where((KeyValue.namespace == "test") & (KeyValue.key == str(user.telegram_id))).execute()
+
+    engine.pm.register(Forgetful())
+    engine.add_user(1, "Ann")
+    engine.add_user(2, "Bob")
+    with engine.session():
+        KeyValue.create(namespace="test", key="1", value="{}")
+        KeyValue.create(namespace="test", key="2", value="{}")
+    engine.delete_user(1)
+    with engine.session():
+        assert [kv.key for kv in KeyValue.select()] == ["2"]

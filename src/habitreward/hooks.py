@@ -60,6 +60,9 @@ class Hooks:
     def streak_broken(self, engine: Engine, event: StreakBroken) -> None:
         self.pm.hook.habitreward_streak_broken(engine=engine, event=event)
 
+    def user_deleted(self, engine: Engine, user: User) -> None:
+        self.pm.hook.habitreward_user_deleted(engine=engine, user=user)
+
     def models(self) -> list[type]:
         """Every model registered by a plugin (core first), each once."""
         registered: list[type] = []

@@ -102,6 +102,16 @@ def habitreward_reward_claimed(engine: Engine, event: RewardClaimed) -> None:
 
 
 @hookspec
+def habitreward_user_deleted(engine: Engine, user: User) -> None:
+    """A user is being deleted (``habitreward users delete``), inside the transaction.
+
+    Called before the rows of registered models that point at the user are
+    removed; delete whatever else the plugin keeps about the person (state
+    keyed by their Telegram id, files, caches). Raising aborts the deletion.
+    """
+
+
+@hookspec
 def habitreward_streak_broken(engine: Engine, event: StreakBroken) -> None:
     """When a completion restarts a streak because the previous one lapsed, inside the transaction."""
 

@@ -129,6 +129,7 @@ class UsersMixin(EngineBase):
         counts: dict[str, int] = {}
         with self.transaction():
             user = self.get_user(telegram_id)
+            self.hooks.user_deleted(self, user)
             # Children first, in reverse registration order, so foreign keys hold
             # on databases where ON DELETE CASCADE was not declared.
             for model in reversed(self.hooks.models()):
