@@ -9,6 +9,7 @@ import pytest
 from bot_support import ADMIN, ANN, BOB, buttons, coffee_setup, drivers, forge, user
 from habitreward.bot.keyboards import MAX_CALLBACK_DATA
 from habitreward.models import HabitLog, RewardProgress
+from habitreward.testing.driver import BotDriver
 
 
 @pytest.fixture
@@ -195,3 +196,25 @@ def test_telegram_errors_lose_nothing(tg, botapi):
     botapi.fail_next("sendMessage", 403, times=3)
     bot.send(ANN, "Running")
     assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
+
+
+def test_a_dialog_moves_between_two_applications(tg, botapi):
+    """Two Applications on one database (as two webhook workers): each update may land on either.
+
+    (One engine: peewee models are bound to one database per process; separate processes
+    are the botkit tests' business.)"""
+    one = tg()
+    two = BotDriver(one.engine, botapi).start()
+    try:
+        ann = user(one)
+        one.send(ANN, "/add_reward")
+        two.send(ANN, "Cinema")
+        one.press(ANN, "🎁 Real")
+        two.press(ANN, "5")
+        assert one.press(ANN, "2").text.startswith("✅ Reward added: <b>Cinema</b> · real · 5 pieces · weight 2")
+        cinema = two.engine.find_reward(ann, "Cinema")
+        assert (cinema.pieces_required, cinema.weight) == (5, 2.0)
+        # The dialog is over in both: text is a habit report again.
+        assert "You have no habits yet" in two.send(ANN, "Cinema").text
+    finally:
+        two.stop()
