@@ -117,9 +117,12 @@ def test_no_demo_and_a_wrong_number(chat, db_url):
     assert "echo: 7" in result.output  # no buttons shown: a number is just text
 
 
-def test_a_number_beyond_the_buttons_is_explained(chat):
-    result = chat(input="9\n/quit\n")
-    assert "(no button 9; there are 3)" in result.output
+def test_numbers_that_are_no_button_and_quoted_numbers_are_sent_as_text(chat):
+    result = chat(input="9\n'2\n2\n/quit\n")
+    out = result.output
+    assert "bot> echo: 9" in out  # only 3 buttons: 9 is text
+    assert "bot> echo: 2" in out  # '2 is the text 2
+    assert "(pressed Reading)" in out  # and 2 presses the second button
 
 
 def test_the_real_bot_answers_in_the_terminal(chat, db_url):

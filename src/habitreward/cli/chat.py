@@ -41,7 +41,8 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     No bot token and no network are needed; everything is stored in the
     database as usual (SQLite by default), so what you do here is real data.
     Buttons are shown numbered: type the number to press one. Anything else
-    is sent as a message (commands too, e.g. /help). /quit or Ctrl-D leaves.
+    is sent as a message (commands too, e.g. /help); to send a number that is
+    also a button's, start it with a quote ('3). /quit or Ctrl-D leaves.
 
     On a fresh database you become an active admin, and a small demo set of
     habits and rewards (a "no reward this time" entry included) is offered, so
@@ -65,7 +66,7 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     if demo:
         _seed_demo(engine)
 
-    click.echo("Chatting with the bot. Numbers press buttons; /quit leaves.\n")
+    click.echo("Chatting with the bot. A number presses that button ('3 sends the text 3); /quit leaves.\n")
     with BotApiStandIn() as api, BotDriver(engine, api, token=CHAT_TOKEN, raise_errors=False) as bot:
         session = ChatSession(bot, user_id, name, language)
         session.say("/start")
@@ -137,8 +138,10 @@ class ChatSession:
                 continue
             if text.lower() in ("/quit", "/exit"):
                 break
-            if text.isdigit() and self.numbered:
+            if text.isdigit() and 1 <= int(text) <= len(self.numbered):
                 self.press(int(text))
+            elif text.startswith("'") and len(text) > 1:
+                self.say(text[1:])  # '3 sends "3" even when a button [3] is shown
             else:
                 self.say(text)
         click.echo("Bye.")
@@ -147,9 +150,6 @@ class ChatSession:
         self.show(self.bot.send(self.user_id, text, first_name=self.name, language_code=self.language))
 
     def press(self, number: int) -> None:
-        if not 1 <= number <= len(self.numbered):
-            click.echo(f"(no button {number}; there are {len(self.numbered)})")
-            return
         message_id, text, data = self.numbered[number - 1]
         click.echo(f"(pressed {text})")
         if data is None:  # a reply-keyboard button sends its text
