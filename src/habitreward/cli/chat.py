@@ -125,14 +125,26 @@ class ChatSession:
 
     def loop(self) -> None:
         stream = click.get_text_stream("stdin")
+        interactive = _interactive(stream)
+        if interactive:
+            try:
+                import readline  # noqa: F401  (arrow keys and history for input())
+            except ImportError:
+                pass
         while True:
-            click.echo("you> ", nl=False)
-            line = stream.readline()
+            if interactive:
+                try:
+                    line = input("you> ") + "\n"
+                except EOFError:
+                    line = ""
+            else:
+                click.echo("you> ", nl=False)
+                line = stream.readline()
             if not line:  # EOF
                 click.echo()
                 break
             text = line.strip()
-            if not _interactive(stream):
+            if not interactive:
                 click.echo(text)  # a piped or scripted session reads like a transcript
             if not text:
                 continue
