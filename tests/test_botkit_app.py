@@ -126,7 +126,7 @@ def test_a_handler_bug_fails_the_test_that_caused_it(bot):
     assert bot.send(5, "/ping").text.startswith("pong")  # the bot still works
 
 
-def test_a_user_who_blocked_the_bot_crashes_nothing(bot, botapi, caplog):
+def test_a_user_who_blocked_the_bot_crashes_nothing(bot, botapi, engine, caplog):
     caplog.set_level(logging.INFO, logger="habitreward.bot.app")
     botapi.fail_next("sendMessage", 403)
 
@@ -134,6 +134,7 @@ def test_a_user_who_blocked_the_bot_crashes_nothing(bot, botapi, caplog):
 
     assert any(isinstance(e, Forbidden) for e in bot.errors)
     assert "bot was blocked by the user" in caplog.text
+    assert engine.find_user(9) is not None  # what the handler stored before answering stays
     assert bot.send(9, "/ping").text == "pong, Test: 1 user(s)"
 
 
@@ -261,3 +262,15 @@ def test_pressing_a_button_that_changes_nothing_is_harmless(bot):
 
     assert [type(e) for e in bot.errors] == [BadRequest]
     assert bot.press(7, "Running").text == "You picked run"
+
+
+def test_flood_control_that_does_not_end_is_logged_and_the_bot_goes_on(habitreward_engine, botapi, caplog):
+    from telegram.error import RetryAfter
+
+    habitreward_engine.pm.register(TinyPlugin(), name="tiny")  # SQLite only: this test waits ~3 s
+    botapi.fail_next("sendMessage", 429, retry_after=1, times=3)  # the first try and both retries
+    with BotDriver(habitreward_engine, botapi, build=platform_only) as bot:
+        assert bot.send(9, "/ping") == []
+        assert [type(e) for e in bot.errors] == [RetryAfter]
+        assert "flood control" in caplog.text
+        assert bot.send(9, "/ping").text == "pong, Test: 1 user(s)"
