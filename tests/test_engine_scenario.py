@@ -152,3 +152,16 @@ def test_backdating_limits(world):
     with pytest.raises(ValidationError, match="before the habit"):
         engine.complete(ann, late_habit, day=dt.date(2026, 2, 22))
     assert engine.complete(ann, late_habit, day=dt.date(2026, 2, 23)).streak == 1
+
+
+def test_two_engines_in_one_process_each_use_their_own_database(tmp_path):
+    from habitreward.testing.engines import make_engine
+
+    first = make_engine(f"sqlite:///{tmp_path / 'first.db'}", load_entry_points=False)
+    second = make_engine(f"sqlite:///{tmp_path / 'second.db'}", load_entry_points=False)
+    first.add_user(1, "In the first")
+    second.add_user(2, "In the second")
+    assert [u.name for u in first.list_users()] == ["In the first"]
+    assert [u.name for u in second.list_users()] == ["In the second"]
+    first.close()
+    second.close()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import peewee
 import pluggy
 
-from habitreward.db import is_postgres, open_database
+from habitreward.db import database_proxy, is_postgres, open_database
 from habitreward.draw import Candidate
 from habitreward.engine.validation import zone_of
 from habitreward.hooks import Hooks
@@ -80,7 +80,16 @@ class EngineBase:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """A connection for the duration of an operation (reentrant)."""
+        """A connection for the duration of an operation (reentrant).
+
+        The models reach the database through one process-wide proxy. An engine
+        points it at its own database when an operation starts, so engines used
+        one after the other in a process (export from one database, import into
+        another) each work on theirs. Two engines on different databases used
+        from concurrent threads are not supported.
+        """
+        if database_proxy.obj is not self.db:
+            database_proxy.initialize(self.db)
         opened = self.db.is_closed()
         if opened:
             self.db.connect()
