@@ -117,11 +117,6 @@ def test_deleting_an_unknown_user_is_a_one_line_error(db_url):
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot state in key_values (user_data, conversations) is not removed with the user yet: needs a"
-    " user-deleted hook implemented by the bot's persistence (reported to the lead)",
-)
 def test_bot_state_of_the_user_goes_too(engine):
     build(engine)
     with engine.session():

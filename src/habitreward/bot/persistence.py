@@ -30,6 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 from telegram.ext import BasePersistence, PersistenceInput
 
+from habitreward.bot.state import (  # noqa: F401  (forget_user re-exported)
+    BOT_DATA,
+    BOT_DATA_KEY,
+    CALLBACK_DATA,
+    CALLBACK_DATA_KEY,
+    CHAT_DATA,
+    CONVERSATIONS,
+    USER_DATA,
+    conversation_row_key,
+    forget_user,
+)
 from habitreward.models import KeyValue, utcnow
 
 if TYPE_CHECKING:
@@ -37,25 +48,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-USER_DATA = "bot.user_data"
-CHAT_DATA = "bot.chat_data"
-BOT_DATA = "bot.bot_data"
-CONVERSATIONS = "bot.conversations"
-CALLBACK_DATA = "bot.callback_data"
-BOT_DATA_KEY = "bot"
-CALLBACK_DATA_KEY = "cache"
-
 
 def _dumps(value: Any, what: str) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} cannot be stored: it must be JSON-serialisable ({exc})") from None
-
-
-def conversation_row_key(name: str, key: tuple) -> str:
-    """The KeyValue key of one conversation: ``"<name>:[chat_id,user_id]"``."""
-    return f"{name}:{json.dumps(list(key), separators=(',', ':'))}"
 
 
 class DatabasePersistence(BasePersistence[dict, dict, dict]):
@@ -254,29 +252,3 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
     async def flush(self) -> None:
         """Nothing is buffered here: every update_* call has already written."""
 
-
-def forget_user(engine: Engine, telegram_id: int) -> int:
-    """Delete the bot state kept for one person: their user_data, their private chat's
-    chat_data, and every conversation whose key names them. Returns the rows deleted.
-
-    For ``habitreward users delete`` (a person's right to leave): the engine removes
-    the user's rows, this removes what the bot remembered about them.
-    """
-    ident = int(telegram_id)
-    with engine.transaction():
-        deleted = KeyValue.delete().where(
-            ((KeyValue.namespace == USER_DATA) | (KeyValue.namespace == CHAT_DATA)) & (KeyValue.key == str(ident))
-        ).execute()
-        doomed = []
-        for row_id, key in KeyValue.select(KeyValue.id, KeyValue.key).where(
-                KeyValue.namespace == CONVERSATIONS).tuples():
-            _, _, raw = key.partition(":")
-            try:
-                parts = json.loads(raw)
-            except ValueError:
-                continue
-            if ident in parts:  # (chat_id, user_id), (user_id,) or (chat_id,): a private chat's id is the user's
-                doomed.append(row_id)
-        if doomed:
-            deleted += KeyValue.delete().where(KeyValue.id.in_(doomed)).execute()
-    return deleted

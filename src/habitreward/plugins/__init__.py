@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "habitreward.plugins.streaks",
     "habitreward.plugins.rewards",
     "habitreward.plugins.nlp",
+    "habitreward.bot.state",
 )
 ENTRY_POINT_GROUP = "habitreward"
 LOAD_PLUGINS_ENV = "HABITREWARD_LOAD_PLUGINS"

@@ -1,0 +1,62 @@
+"""Where the bot keeps its state in the database, and forgetting a person's part of it.
+
+Kept free of python-telegram-bot so the engine's ``users delete`` path (through the
+``habitreward_user_deleted`` hook, this module is a built-in plugin) can use it
+without importing the bot. ``bot/persistence.py`` reads and writes these rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from habitreward.hookspecs import hookimpl
+from habitreward.models import KeyValue, User
+
+# KeyValue namespaces of the bot's state (JSON documents).
+USER_DATA = "bot.user_data"  # key: Telegram user id
+CHAT_DATA = "bot.chat_data"  # key: chat id (a private chat's id is the user's)
+BOT_DATA = "bot.bot_data"  # key: BOT_DATA_KEY
+CONVERSATIONS = "bot.conversations"  # key: "<conversation name>:[chat_id,user_id]"
+CALLBACK_DATA = "bot.callback_data"  # key: CALLBACK_DATA_KEY
+BOT_DATA_KEY = "bot"
+CALLBACK_DATA_KEY = "cache"
+
+
+def conversation_row_key(name: str, key: tuple) -> str:
+    """The KeyValue key of one conversation: ``"<name>:[chat_id,user_id]"``."""
+    return f"{name}:{json.dumps(list(key), separators=(',', ':'))}"
+
+
+def delete_user_state(telegram_id: int) -> int:
+    """Delete, in the caller's transaction, the bot state kept for one person: their
+    user_data, their private chat's chat_data, and every conversation whose key names
+    them. Returns the number of rows deleted."""
+    ident = int(telegram_id)
+    deleted = KeyValue.delete().where(
+        KeyValue.namespace.in_([USER_DATA, CHAT_DATA]) & (KeyValue.key == str(ident))
+    ).execute()
+    doomed = []
+    for row_id, key in KeyValue.select(KeyValue.id, KeyValue.key).where(KeyValue.namespace == CONVERSATIONS).tuples():
+        try:
+            parts = json.loads("[" + key.rpartition(":[")[2])
+        except ValueError:
+            continue
+        # (chat_id, user_id), (user_id,) or (chat_id,): in a private chat both are the user's id
+        if ident in parts:
+            doomed.append(row_id)
+    if doomed:
+        deleted += KeyValue.delete().where(KeyValue.id.in_(doomed)).execute()
+    return deleted
+
+
+def forget_user(engine: Any, telegram_id: int) -> int:
+    """:func:`delete_user_state` in a transaction of its own."""
+    with engine.transaction():
+        return delete_user_state(telegram_id)
+
+
+@hookimpl
+def habitreward_user_deleted(engine: Any, user: User) -> None:
+    """``users delete``: what the bot remembered about the person goes with them."""
+    delete_user_state(user.telegram_id)
