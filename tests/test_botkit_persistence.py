@@ -235,3 +235,15 @@ def test_callback_data_and_bot_data_round_trip_as_json(engine):
     callback_data, bot_data = asyncio.run(scenario())
     assert callback_data == ([("uuid-1", 1767614400.5, {"btn": ["habit", 3]})], {"q1": "uuid-1"})
     assert bot_data == {"announcement": "Привет"}
+
+
+def test_deleting_a_user_forgets_what_the_running_bot_remembered(bot, engine):
+    engine.add_user(21, "Ann", active=True)
+    bot.send(21, "/remember red")
+    bot.send(21, "/add")
+
+    engine.delete_user(21)  # `habitreward users delete 21`, while the bot runs
+
+    assert [kv for kv in KeyValue.select() if kv.key in ("21",) or "[21," in kv.key] == []
+    assert bot.send(21, "/recall").text == "Colour: ?"  # the running bot forgot too
+    assert bot.send(21, "25").texts == []  # and the half-done conversation is gone
