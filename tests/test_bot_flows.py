@@ -299,8 +299,10 @@ def test_settings_language_and_timezone(tg, lang):
     assert wrong.text == t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
                              "or an offset such as UTC+5.", zone="Mars/Olympus")
     typed = bot.send(ANN, "UTC+3")
-    assert "15:00" in typed.text
+    assert typed.text == t._("Time zone set to {zone}. Your time now: {time}.", zone="UTC+3", time="15:00")
     assert bot.engine.get_user(ANN).timezone == "Etc/GMT-3"
+    assert t._("Time zone: {zone} (your time now: {time})", zone="UTC+3", time="15:00") in \
+        bot.send(ANN, "/settings").text
 
 
 def test_language_follows_telegram_until_chosen(tg):

@@ -26,6 +26,14 @@ COMMON_ZONES = (
 TYPING_ZONE = "timezone"
 
 
+def zone_label(name: str) -> str:
+    """How a stored zone is shown: ``Etc/GMT-5`` (POSIX signs are inverted) reads as ``UTC+5``."""
+    if name.startswith("Etc/GMT") and len(name) > len("Etc/GMT") + 1:
+        sign, hours = name[len("Etc/GMT")], name[len("Etc/GMT") + 1:]
+        return f"UTC{'+' if sign == '-' else '-'}{hours}"
+    return name
+
+
 @on_command("settings")
 @on_callback("set")
 async def settings_screen(s: Screen, args: list[str]) -> None:
@@ -34,7 +42,8 @@ async def settings_screen(s: Screen, args: list[str]) -> None:
     text = "\n".join([
         t._("⚙️ <b>Settings</b>"),
         t._("Language: {language}", language=LANGUAGE_NAMES.get(t.language, t.language)),
-        t._("Time zone: {zone} (your time now: {time})", zone=s.user.timezone, time=moment.strftime("%H:%M")),
+        t._("Time zone: {zone} (your time now: {time})", zone=zone_label(s.user.timezone),
+             time=moment.strftime("%H:%M")),
     ])
     await s.show(text, [[(t._("🌐 Language"), "lang"), (t._("🕒 Time zone"), "tz")], menu_row(t)])
 
@@ -79,7 +88,7 @@ async def _zone_set(s: Screen, zone: str) -> bool:
                          "or an offset such as UTC+5.", zone=zone), zone_rows(s))
         return False
     moment = s.engine.now().astimezone(zone_of(s.user.timezone))
-    await s.show(t._("Time zone set to {zone}. Your time now: {time}.", zone=s.user.timezone,
+    await s.show(t._("Time zone set to {zone}. Your time now: {time}.", zone=zone_label(s.user.timezone),
                      time=moment.strftime("%H:%M")), [[(t._("⚙️ Settings"), "set")], menu_row(t)])
     return True
 
