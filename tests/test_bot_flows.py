@@ -3,6 +3,7 @@ stand-in, in each language, checking what the user sees and what the database ho
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -224,6 +225,18 @@ def test_free_text_logs_confirms_or_asks(tg, lang):
     assert yes.text == t._("☑️ You already logged <b>{habit}</b> today. One completion a day counts.",
                            habit="Reading")
     assert len(bot.engine.history(ann)) == 1
+
+
+def test_typed_report_counts_for_the_day_it_was_written(tg, clock):
+    """Written at 23:59:50, handled after midnight: it is the previous day's completion."""
+    bot = tg()
+    ann = user(bot)
+    clock.advance(days=-1)
+    coffee_setup(bot, ann)
+    clock.set(dt.datetime(2026, 1, 5, 0, 0, 30, tzinfo=dt.timezone.utc))
+    reply = bot.send(ANN, "Running", date=dt.datetime(2026, 1, 4, 23, 59, 50, tzinfo=dt.timezone.utc))
+    assert "✅ <b>Running</b> logged for Jan 4, 2026." in reply.text
+    assert bot.engine.history(ann)[0].log.completed_on == dt.date(2026, 1, 4)
 
 
 def test_habit_done_with_words_reports_them(tg):
