@@ -16,7 +16,7 @@ import pytest
 
 from habitreward.server.secrets import derive_webhook_secret
 from habitreward.testing.builders import message_update
-from test_serve_kit import TOKEN, ServeProcess, applications, counted, inbox, wait_until
+from test_serve_kit import TOKEN, ServeProcess, applications, counted, inbox, query, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -224,3 +224,34 @@ def test_two_processes_on_postgresql_share_a_stream_with_duplicates(serve, db_ur
     assert counted(botapi) == {i: 1 for i in ids}
     rows = inbox(db_url)
     assert set(rows) == ids and all(processed for processed, _, _ in rows.values())
+
+
+def test_real_habit_completions_each_applied_once(serve, engine, db_url, botapi):
+    """The bot's own flow: typed habit names, each update delivered twice at once. A second
+    application would log nothing (one completion a day) but would answer "already logged"."""
+    users = [1100 + i for i in range(6)]
+    for telegram_id in users:
+        engine.register(telegram_id, f"User {telegram_id}")
+        engine.activate_user(telegram_id)
+    engine.add_habit("Running")
+    engine.add_reward("Coffee", weight=1)
+    server = serve()
+    updates = [message_update(u, "Running") for u in users]
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda u=u: statuses.append(server.post_update(u)))
+               for u in updates for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * len(threads)
+
+    def replies() -> list[str]:
+        return [str(p.get("text")) for p in botapi.calls_of("sendMessage")]
+
+    wait_until(lambda: sum("done!" in t for t in replies()) == len(users), what="every completion answered")
+    time.sleep(0.5)
+    assert not [t for t in replies() if "already logged" in t]
+    logs = query(db_url, "SELECT u.telegram_id, COUNT(*) FROM habit_logs l JOIN users u ON u.id = l.user_id"
+                         " GROUP BY u.telegram_id")
+    assert dict(logs) == {u: 1 for u in users}

@@ -49,7 +49,7 @@ def _protect_logs(app: AppContext) -> None:
               show_envvar=True, help="Port of the webhook server (0 = any free port, printed at start).")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), envvar="HABITREWARD_THREADS",
               show_envvar=True, help="waitress worker threads answering webhook requests.")
-@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 10000),
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 10000),
               help="Updates of different users processed at the same time (one user's are always in order).")
 @click.option("--set-webhook", "set_webhook_on_start", is_flag=True,
               help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) before serving.")
@@ -58,9 +58,13 @@ def _protect_logs(app: AppContext) -> None:
 @click.option("--poll-timeout", default=30, show_default=True, type=click.IntRange(0, 50),
               envvar="HABITREWARD_POLL_TIMEOUT", show_envvar=True,
               help="Long-polling wait of one getUpdates call, in seconds (polling mode).")
+@click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, envvar="HABITREWARD_RATE_LIMIT",
+              show_envvar=True,
+              help="Keep replies under Telegram's flood limits (about 30 messages/s overall) with PTB's "
+                   "AIORateLimiter, when installed. Turn off only for a Bot API without limits (tests, benchmarks).")
 @pass_app
 def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
-          set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int) -> None:
+          set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int, rate_limit: bool) -> None:
     """Run the bot until SIGTERM or Ctrl+C.
 
     Without --webhook: long polling (getUpdates), nothing to expose; good for a
@@ -90,7 +94,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
         _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
-                           shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout)
+                           shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit)
     service = Service(engine, options, announce=lambda line: click.echo(line))
     if webhook:
         service.serve_webhook()

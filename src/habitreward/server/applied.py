@@ -12,6 +12,7 @@ the update is applied on restart.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from habitreward.hookspecs import hookimpl
@@ -19,6 +20,18 @@ from habitreward.models import ProcessedUpdate, utcnow
 from habitreward.server.inbox import current_update_id
 
 PLUGIN_NAME = "habitreward.server.applied"
+
+_marked: set[int] = set()
+_marked_lock = threading.Lock()
+
+
+def consume_mark(update_id: int) -> bool:
+    """True when an engine write marked ``update_id`` (then the runner need not write again)."""
+    with _marked_lock:
+        if update_id in _marked:
+            _marked.discard(update_id)
+            return True
+        return False
 
 
 def mark_current_update_applied() -> None:
@@ -33,6 +46,10 @@ def mark_current_update_applied() -> None:
         ProcessedUpdate.update(processed_at=utcnow()).where(
             (ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null()
         ).execute()
+        # Should the transaction roll back, the operation raised, and the runner records
+        # that error with a write of its own; so the note is only used when nothing failed.
+        with _marked_lock:
+            _marked.add(update_id)
 
 
 @hookimpl(trylast=True)

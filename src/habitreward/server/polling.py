@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from habitreward.server.inbox import Inbox
-from habitreward.server.runner import BotRunner, ordering_key
+from habitreward.server.runner import BotRunner
 from habitreward.server.webhook_admin import ALLOWED_UPDATES
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,5 @@ class Poller:
                 offset = max(u.update_id for u in updates) + 1
 
     async def _store(self, update_id: int, payload: str, data: dict[str, Any]) -> None:
-        if await asyncio.to_thread(self.inbox.accept, update_id, payload):
-            self.runner.submit(update_id, ordering_key(data))
-        else:
+        if not await asyncio.to_thread(self.runner.receive, update_id, payload, data):
             logger.info("update %s: seen before, skipped", update_id)

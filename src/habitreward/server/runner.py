@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from habitreward.models import utcnow
-from habitreward.server.inbox import Inbox, processing
+from habitreward.server import applied
+from habitreward.server.inbox import Accepted, Inbox, processing
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class BotRunner:
         application: Any,
         inbox: Inbox,
         *,
-        concurrency: int = 64,
+        concurrency: int = 16,
         sweep_interval: float = 30.0,
         sweep_grace: float = 60.0,
         keep_processed: dt.timedelta = dt.timedelta(days=3),
@@ -94,7 +95,7 @@ class BotRunner:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
-        self._pending: dict[concurrent.futures.Future, int] = {}
+        self._pending: dict[int, int] = {}  # update_id -> submitted and not finished
         self._pending_cond = threading.Condition()
         self._handler_errors: dict[int, str] = {}
         self._key_locks = _KeyLocks()
@@ -185,14 +186,18 @@ class BotRunner:
 
     # --- feeding updates (any thread) --------------------------------------------------
 
-    def submit(self, update_id: int, key: int | None = None) -> concurrent.futures.Future:
-        """Process the inbox row ``update_id`` on the loop (returns at once)."""
+    def submit(self, update_id: int, key: int | None = None, payload: str | None = None) -> concurrent.futures.Future:
+        """Process the inbox row ``update_id`` on the loop (returns at once).
+
+        ``payload``: the row was claimed when it was stored (:attr:`Accepted.NEW_CLAIMED`);
+        without it, the row is claimed first.
+        """
         if self.loop is None:
             raise RuntimeError("the bot loop is not running")
         with self._pending_cond:
-            future = asyncio.run_coroutine_threadsafe(self._process(update_id, key), self.loop)
-            self._pending[future] = update_id
-        future.add_done_callback(self._done)
+            self._pending[update_id] = self._pending.get(update_id, 0) + 1
+        future = asyncio.run_coroutine_threadsafe(self._process(update_id, key, payload), self.loop)
+        future.add_done_callback(lambda done: self._done(update_id, done))
         return future
 
     def submit_pending(self, *, received_before: dt.datetime | None = None) -> int:
@@ -201,7 +206,7 @@ class BotRunner:
         while True:
             rows = self.inbox.unprocessed(received_before=received_before)
             with self._pending_cond:
-                queued = set(self._pending.values())
+                queued = set(self._pending)
             rows = [r for r in rows if r.update_id not in queued]
             if not rows:
                 return count
@@ -215,24 +220,43 @@ class BotRunner:
             if len(rows) < 500:
                 return count
 
-    def _done(self, future: concurrent.futures.Future) -> None:
+    def _done(self, update_id: int, future: concurrent.futures.Future) -> None:
         with self._pending_cond:
-            self._pending.pop(future, None)
-            self._pending_cond.notify_all()
+            left = self._pending.get(update_id, 1) - 1
+            if left > 0:
+                self._pending[update_id] = left
+            else:
+                self._pending.pop(update_id, None)
+            if not self._pending:
+                self._pending_cond.notify_all()
         if not future.cancelled() and future.exception() is not None:
-            logger.error("update processing failed", exc_info=future.exception())
+            logger.error("update %s: processing failed", update_id, exc_info=future.exception())
+
+    def receive(self, update_id: int, payload: str, update: Mapping[str, Any]) -> bool:
+        """Store an update in the inbox (committed) and hand it to the loop; False = seen before."""
+        accepted = self.inbox.accept(update_id, payload)
+        if accepted is Accepted.DUPLICATE:
+            return False
+        try:
+            self.submit(update_id, ordering_key(update), payload if accepted is Accepted.NEW_CLAIMED else None)
+        except Exception:  # stored: the next start (or a sweep) processes it
+            if accepted is Accepted.NEW_CLAIMED:
+                self.inbox.release(update_id)
+            logger.exception("update %s: could not be handed to the bot", update_id)
+        return True
 
     # --- on the loop -------------------------------------------------------------------
 
-    async def _process(self, update_id: int, key: int | None) -> None:
+    async def _process(self, update_id: int, key: int | None, payload: str | None = None) -> None:
         from telegram import Update
 
         async with self._key_locks.acquire_for(key):
             assert self._semaphore is not None
             async with self._semaphore:
-                payload = await asyncio.to_thread(self.inbox.claim, update_id)
                 if payload is None:
-                    return  # done already, or another worker has it
+                    payload = await asyncio.to_thread(self.inbox.claim, update_id)
+                    if payload is None:
+                        return  # done already, or another worker has it
                 error: str | None = None
                 with processing(update_id):
                     try:
@@ -242,7 +266,11 @@ class BotRunner:
                     except Exception as exc:  # a broken payload, or PTB itself failing
                         logger.exception("update %s: could not be processed", update_id)
                         error = f"{type(exc).__name__}: {exc}"
-                await asyncio.to_thread(self.inbox.finish, update_id, error)
+                marked = applied.consume_mark(update_id)
+                if marked and error is None:
+                    self.inbox.finish(update_id, already_marked=True)  # no I/O: just releases it
+                else:
+                    await asyncio.to_thread(self.inbox.finish, update_id, error)
                 self.processed += 1
 
     async def _on_error(self, update: object, context: Any) -> None:

@@ -22,7 +22,7 @@ from habitreward.errors import ConfigError
 from habitreward.server import applied
 from habitreward.server.inbox import Inbox
 from habitreward.server.logging_filters import install_redaction
-from habitreward.server.runner import BotRunner, ordering_key
+from habitreward.server.runner import BotRunner
 from habitreward.server.secrets import webhook_secret
 from habitreward.server.webhook_admin import webhook_path
 from habitreward.server.wsgi import MAX_BODY_BYTES, WebhookApp
@@ -35,17 +35,18 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     threads: int = 8
-    concurrency: int = 64
+    concurrency: int = 16
     shutdown_timeout: float = 30.0
     sweep_interval: float = 30.0
     poll_timeout: int = 30
+    rate_limit: bool = True
 
 
-def build_bot(engine: Any) -> Any:
+def build_bot(engine: Any, *, rate_limit: bool = True) -> Any:
     """The bot's Application, without PTB's own updater (the server feeds it)."""
     from habitreward.bot.app import build_application
 
-    return build_application(engine, updater=False)
+    return build_application(engine, updater=False, rate_limiter=rate_limit)
 
 
 class _StopSignal:
@@ -112,12 +113,12 @@ class _SqliteServerLock:
 class Service:
     """One ``habitreward serve`` process."""
 
-    def __init__(self, engine: Any, options: ServeOptions, *, application_factory: Callable[[Any], Any] = build_bot,
+    def __init__(self, engine: Any, options: ServeOptions, *, application_factory: Callable[[Any], Any] | None = None,
                  announce: Callable[[str], None] = print):
         self.engine = engine
         self.settings = engine.settings
         self.options = options
-        self.application_factory = application_factory
+        self.application_factory = application_factory or (lambda e: build_bot(e, rate_limit=options.rate_limit))
         self.announce = announce
         self.secret = webhook_secret(self.settings) if self.settings.telegram_webhook_secret or \
             self.settings.telegram_bot_token else None
@@ -162,12 +163,6 @@ class Service:
         assert self.inbox is not None and self.secret is not None
         inbox = self.inbox
 
-        def dispatch(update: dict[str, Any]) -> None:
-            try:
-                runner.submit(update["update_id"], ordering_key(update))
-            except Exception:  # stored already: the next start (or a sweep) processes it
-                logger.exception("update %s: could not be handed to the bot", update["update_id"])
-
         def health() -> tuple[bool, dict[str, Any]]:
             details: dict[str, Any] = {}
             try:
@@ -180,8 +175,8 @@ class Service:
             details["in_flight"] = inbox.in_flight()
             return details["database"] == "ok" and details["bot"] == "ok", details
 
-        return WebhookApp(path=webhook_path(self.settings), secret=self.secret, accept=inbox.accept,
-                          dispatch=dispatch, health=health)
+        return WebhookApp(path=webhook_path(self.settings), secret=self.secret, receive=runner.receive,
+                          health=health)
 
     def serve_webhook(self) -> None:
         from waitress.server import create_server

@@ -52,23 +52,21 @@ def parse_update(body: bytes) -> dict[str, Any]:
 
 
 class WebhookApp:
-    """The WSGI callable. ``accept(update_id, payload) -> bool`` stores an update (True = new),
-    ``dispatch(update)`` hands a new one to the bot, ``health()`` -> (ok, details)."""
+    """The WSGI callable. ``receive(update_id, payload, update) -> bool`` stores an update
+    (committed) and hands it to the bot, False when it was seen before; ``health()`` -> (ok, details)."""
 
     def __init__(
         self,
         *,
         path: str,
         secret: str,
-        accept: Callable[[int, str], bool],
-        dispatch: Callable[[dict[str, Any]], Any],
+        receive: Callable[[int, str, dict[str, Any]], bool],
         health: Callable[[], tuple[bool, dict[str, Any]]],
         max_body: int = MAX_BODY_BYTES,
     ):
         self.path = path
         self.secret = secret
-        self.accept = accept
-        self.dispatch = dispatch
+        self.receive = receive
         self.health = health
         self.max_body = max_body
         self.accepting = True
@@ -101,9 +99,7 @@ class WebhookApp:
         body = self._read_body(environ)
         update = parse_update(body)
         update_id = update["update_id"]
-        if self.accept(update_id, body.decode("utf-8")):
-            self.dispatch(update)
-        else:
+        if not self.receive(update_id, body.decode("utf-8"), update):
             logger.info("update %s: seen before, acknowledged", update_id)
         return _json(start_response, "200 OK", {"ok": True})
 

@@ -1,0 +1,349 @@
+"""End-to-end webhook throughput: ``habitreward serve --webhook`` vs python-telegram-bot's own
+``run_webhook``, same load, same run.
+
+    pip install -e '.[bench]'          # tornado, for PTB's run_webhook
+    python bench/webhook.py                                   # SQLite in a temp dir
+    python bench/webhook.py --postgres postgresql://postgres@127.0.0.1:5432/test
+    python bench/webhook.py --users 300 --clients 24
+
+Both servers run as subprocesses and talk to the same in-process Bot API
+stand-in. The load: USERS x 5 habits text updates ("Running", "Reading", ...)
+POSTed by CLIENTS concurrent keep-alive connections (Telegram opens up to 40),
+with the secret header. An update's latency runs from the start of its POST
+until the stand-in receives the bot's reply (sendMessage) for it.
+
+- habitreward: every update is a real habit completion (free text matched to
+  the habit, streak, weighted reward draw, pieces) through the inbox, answered
+  with the bot's completion message.
+- PTB baseline: ``Application.run_webhook`` (tornado) with one handler that
+  echoes the text back; no database at all.
+
+Reported: updates/s (first POST to last reply), p50/p99 latency, resident
+memory (VmRSS after the run and peak VmHWM) of each server process, and the
+throughput ratio habitreward / PTB (goal >= 1.0). A benchmark, not a test:
+numbers vary by machine and load; compare the two from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+from habitreward.server.secrets import derive_webhook_secret
+from habitreward.testing.botapi import BotApiStandIn
+from habitreward.testing.builders import message_update
+from habitreward.testing.engines import make_engine
+
+TOKEN = "555000:BENCH-TOKEN-abcdefghijklmnopq"
+HABITS = ("Running", "Reading", "Meditation", "Stretching", "Journaling")
+HABITREWARD_BIN = str(Path(sys.executable).parent / "habitreward")
+
+PTB_ECHO_BOT = textwrap.dedent(
+    """
+    import logging, sys
+    from telegram.ext import Application, MessageHandler, filters
+
+    token, base_url, port, secret = sys.argv[1:5]
+    logging.basicConfig(level=logging.WARNING)
+
+    async def echo(update, context):
+        await context.bot.send_message(update.effective_chat.id, update.message.text)
+
+    app = Application.builder().token(token).base_url(base_url).build()
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    app.run_webhook(listen="127.0.0.1", port=int(port), url_path="webhook/telegram", secret_token=secret,
+                    webhook_url="https://bench.invalid/webhook/telegram")
+    """
+)
+
+
+#: The same echo handler inside habitreward (first in line, stops the bot's own handlers), to
+#: compare the server layers alone: inbox, exactly-once bookkeeping, loop hand-over.
+ECHO_PLUGIN = textwrap.dedent(
+    """
+    from habitreward import hookimpl
+
+    async def echo(update, context):
+        from telegram.ext import ApplicationHandlerStop
+
+        await context.bot.send_message(update.effective_chat.id, update.message.text)
+        raise ApplicationHandlerStop
+
+    @hookimpl
+    def habitreward_register_handlers(register, settings):
+        from telegram.ext import MessageHandler, filters
+
+        register(MessageHandler(filters.TEXT, echo), group=-1000)
+    """
+)
+
+
+class TimingStandIn(BotApiStandIn):
+    """Notes when each reply arrives, keyed by (chat id, habit named in the text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: dict[tuple[int, str], float] = {}
+        self.reply_count = 0
+        self._pattern = re.compile("|".join(HABITS))
+
+    def handle_call(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        arrived = time.perf_counter()
+        if method.lower() == "sendmessage":
+            found = self._pattern.search(str(params.get("text", "")))
+            if found:
+                with self._lock:
+                    self.replies.setdefault((int(params["chat_id"]), found.group(0)), arrived)
+                    self.reply_count += 1
+        status, body = super().handle_call(token, method, params)
+        with self._lock:  # keep memory flat over thousands of calls
+            self.calls.clear()
+            self._sent.clear()
+            self._messages.clear()
+        return status, body
+
+    @staticmethod
+    def _reply(request: Any, status: int, body: dict[str, Any]) -> None:
+        # http.server sends headers and body in two writes; without TCP_NODELAY, Nagle's
+        # algorithm and delayed ACKs add ~40 ms to every Bot API call, for both servers.
+        request.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        BotApiStandIn._reply(request, status, body)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process, in KiB (Linux)."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, standin: TimingStandIn,
+          timeout: float = 300.0) -> dict[str, Any]:
+    """POST every update with ``clients`` connections; wait for every reply; the numbers."""
+    sent_at: dict[tuple[int, str], float] = {}
+    work: queue.Queue = queue.Queue()
+    for update in updates:
+        work.put(update)
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
+        while True:
+            try:
+                update = work.get_nowait()
+            except queue.Empty:
+                break
+            body = json.dumps(update).encode()
+            key = (update["message"]["chat"]["id"], update["message"]["text"])
+            sent_at[key] = time.perf_counter()
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    errors.append(f"HTTP {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wanted = {(u["message"]["chat"]["id"], u["message"]["text"]) for u in updates}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with standin._lock:
+            if wanted <= standin.replies.keys():
+                break
+        time.sleep(0.02)
+    with standin._lock:
+        arrived = {k: standin.replies[k] for k in wanted if k in standin.replies}
+    if len(arrived) < len(wanted):
+        errors.append(f"{len(wanted) - len(arrived)} update(s) never answered")
+    latencies = sorted(arrived[k] - sent_at[k] for k in arrived)
+    end = max(arrived.values()) if arrived else time.perf_counter()
+    return {
+        "updates": len(updates),
+        "answered": len(arrived),
+        "seconds": end - start,
+        "updates_per_s": len(arrived) / (end - start),
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+        "errors": errors[:5],
+        "error_count": len(errors),
+    }
+
+
+def make_updates(first_user: int, users: int) -> list[dict]:
+    # Habit-major order: consecutive updates come from different users, as in real traffic.
+    return [message_update(first_user + u, habit) for habit in HABITS for u in range(users)]
+
+
+def seed(database_url: str, users: int) -> None:
+    engine = make_engine(database_url, load_entry_points=False, telegram_bot_token=TOKEN)
+    try:
+        for habit in HABITS:
+            engine.add_habit(habit)
+        engine.add_reward("Coffee", weight=3, pieces_required=3, max_per_day=0)
+        engine.add_reward("Movie night", weight=1, pieces_required=5, max_per_day=0)
+        engine.add_reward("Nothing this time", weight=2, type="none", max_per_day=0)
+        for telegram_id in range(100_000, 100_000 + users):
+            engine.register(telegram_id, f"User {telegram_id}")
+            engine.activate_user(telegram_id)
+    finally:
+        engine.close()
+
+
+def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[dict], load: list[dict],
+                      clients: int, threads: int, workdir: Path, *, echo: bool = False) -> dict[str, Any]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=standin.base_url, DATABASE_URL=database_url,
+               HABITREWARD_LOAD_PLUGINS="", REGISTRATION="open",
+               # The stand-in has no flood limits and PTB's baseline runs without AIORateLimiter.
+               HABITREWARD_RATE_LIMIT="false")
+    if echo:
+        (workdir / "bench_echo_plugin.py").write_text(ECHO_PLUGIN)
+        env.update(HABITREWARD_EXTRA_PLUGINS="bench_echo_plugin", PYTHONPATH=str(workdir))
+    log = open(workdir / f"habitreward-serve{'-echo' if echo else ''}.log", "wb")
+    proc = subprocess.Popen([HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)],
+                            cwd=workdir, env=env, stdout=log, stderr=log)
+    try:
+        wait_for_port(port)
+        secret = derive_webhook_secret(TOKEN)
+        drive(port, "/webhook/telegram", secret, warmup, clients, standin)
+        result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+
+
+def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clients: int,
+              workdir: Path) -> dict[str, Any]:
+    port = free_port()
+    secret = "bench_secret_for_ptb"
+    script = workdir / "ptb_echo_bot.py"
+    script.write_text(PTB_ECHO_BOT)
+    log = open(workdir / "ptb-echo.log", "wb")
+    proc = subprocess.Popen([sys.executable, str(script), TOKEN, standin.base_url, str(port), secret],
+                            cwd=workdir, stdout=log, stderr=log)
+    try:
+        wait_for_port(port)
+        drive(port, "/webhook/telegram", secret, warmup, clients, standin)
+        result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+
+
+def fresh_postgres(admin_url: str) -> tuple[str, Any]:
+    import psycopg2
+
+    name = f"habitreward_bench_{os.getpid()}"
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+    return urlunparse(urlparse(admin_url)._replace(path=f"/{name}")), drop
+
+
+def show(name: str, r: dict[str, Any]) -> None:
+    print(f"{name:<34} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
+          f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
+          f"   {r['answered']}/{r['updates']} answered, {r['error_count']} errors {r['errors'] or ''}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200, help="users in the load (x5 habits = updates)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent connections posting updates")
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
+    parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, TimingStandIn() as standin:
+        workdir = Path(tmp)
+        drop = None
+        if args.postgres:
+            database_url, drop = fresh_postgres(args.postgres)
+        else:
+            database_url = f"sqlite:///{workdir / 'bench.db'}"
+        try:
+            warmup_users = 20
+            seed(database_url, args.users + warmup_users)
+            warmup = make_updates(100_000 + args.users, warmup_users)[:warmup_users * 2]
+            load = make_updates(100_000, args.users)
+            print(f"{len(load)} updates, {args.clients} client connections, habitreward on "
+                  f"{'PostgreSQL' if args.postgres else 'SQLite'}, {os.cpu_count()} CPUs")
+            ptb = bench_ptb(standin, make_updates(300_000, warmup_users)[:warmup_users * 2],
+                            make_updates(200_000, args.users), args.clients, workdir)
+            echo = bench_habitreward(database_url, standin, make_updates(400_000, warmup_users)[:warmup_users * 2],
+                                     make_updates(500_000, args.users), args.clients, args.threads, workdir,
+                                     echo=True)
+            ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir)
+        finally:
+            if drop is not None:
+                drop()
+    show("PTB run_webhook, echo", ptb)
+    show("habitreward serve --webhook, echo", echo)
+    show("habitreward serve --webhook, completions", ours)
+    print(f"ratio, completions (the goal): {ours['updates_per_s'] / ptb['updates_per_s']:.2f}"
+          f"   ratio, echo vs echo (server layers alone): {echo['updates_per_s'] / ptb['updates_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
