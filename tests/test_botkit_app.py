@@ -3,6 +3,7 @@ exercised with small handlers a plugin registers (the real flows are tested else
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -274,3 +275,42 @@ def test_flood_control_that_does_not_end_is_logged_and_the_bot_goes_on(habitrewa
         assert [type(e) for e in bot.errors] == [RetryAfter]
         assert "flood control" in caplog.text
         assert bot.send(9, "/ping").text == "pong, Test: 1 user(s)"
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("text", "markup", "error"), [
+    ("Done: <b>Run</b> <x>", None, 'Unsupported start tag "x" at byte offset 17'),
+    ("Your habit <b>&", None, 'Can\'t find end tag corresponding to start tag "b"'),
+    ("<b>bold <i>both</b></i>", None, 'Unmatched end tag at byte offset 15, expected "</i>", found "</b>"'),
+    ("x" * 4097, None, "message is too long"),
+    ("", None, "message text is empty"),
+    ("Pick", {"inline_keyboard": [[{"text": str(i), "callback_data": str(i)}] for i in range(101)]},
+     "reply markup is too long"),
+    ("Pick", {"inline_keyboard": [[{"text": str(i), "callback_data": str(i)} for i in range(9)]]},
+     "reply markup is too long"),
+    ("Pick", {"inline_keyboard": [[{"text": "A", "callback_data": "x" * 65}]]}, "BUTTON_DATA_INVALID"),
+    ("Pick", {"inline_keyboard": [[{"text": "A"}]]}, "text buttons are unallowed in the inline keyboard"),
+])
+def test_standin_refuses_what_telegram_refuses(botapi, text, markup, error):
+    params = {"chat_id": "5", "text": text, "parse_mode": "HTML"}
+    if markup:
+        params["reply_markup"] = json.dumps(markup)
+
+    answer = httpx.post(f"{botapi.base_url}1:T/sendMessage", data=params)
+
+    assert answer.status_code == 400
+    assert error in answer.json()["description"]
+    assert botapi.sent() == []
+
+
+@pytest.mark.no_db
+def test_standin_accepts_what_telegram_accepts(botapi):
+    text = "<b>" + "&lt;" * 4096 + "</b>"  # 4096 characters once parsed
+    markup = {"inline_keyboard": [[{"text": str(i), "callback_data": "d" * 64} for i in range(8)]
+                                  for _ in range(12)] + [[{"text": "Menu", "callback_data": "menu"}] * 4]}
+
+    answer = httpx.post(f"{botapi.base_url}1:T/sendMessage",
+                        data={"chat_id": "5", "text": text, "parse_mode": "HTML", "reply_markup": json.dumps(markup)})
+
+    assert answer.json()["ok"] is True, answer.json()
+    assert len(botapi.last_buttons(5)) == 13

@@ -17,7 +17,9 @@ from __future__ import annotations
 import copy
 import email.parser
 import email.policy
+import html
 import json
+import re
 import threading
 import time
 from collections import defaultdict
@@ -43,6 +45,17 @@ MESSAGE_METHODS = frozenset(
 )
 
 BOT_ID_DEFAULT = 123456
+
+# Telegram's limits, as its servers enforce them (core.telegram.org/bots/api and observed).
+MAX_TEXT = 4096  # characters after entity parsing
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_INLINE_BUTTONS, MAX_INLINE_PER_ROW = 100, 8
+MAX_REPLY_BUTTONS, MAX_REPLY_PER_ROW = 300, 12
+MAX_MARKUP_JSON = 10_000
+HTML_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+                       "code", "pre", "blockquote", "tg-emoji"})
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
 def _decode_value(key: str, value: str) -> Any:
@@ -75,18 +88,94 @@ class _ApiError(Exception):
         self.description = description
 
 
+def _bad(description: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: {description}")
+
+
+def visible_text(text: str, parse_mode: str | None) -> str:
+    """What the user reads: for HTML, checked as Telegram parses it (supported tags,
+    properly nested), tags removed and entities decoded."""
+    if (parse_mode or "").lower() != "html":
+        return text
+    stack: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("<", pos)
+        if start == -1:
+            break
+        offset = len(text[:start].encode("utf-8"))
+        end = text.find(">", start)
+        if end == -1:
+            raise _bad(f"can't parse entities: Unclosed start tag at byte offset {offset}")
+        inner = text[start + 1:end]
+        closing = inner.startswith("/")
+        match = _TAG_NAME.match(inner[1:] if closing else inner)
+        name = match.group(0).lower() if match else ""
+        if name not in HTML_TAGS:
+            raise _bad(f'can\'t parse entities: Unsupported start tag "{name or inner}" at byte offset {offset}')
+        if closing:
+            if not stack or stack[-1] != name:
+                expected = f"</{stack[-1]}>" if stack else "nothing"
+                raise _bad(f'can\'t parse entities: Unmatched end tag at byte offset {offset}, '
+                           f'expected "{expected}", found "</{name}>"')
+            stack.pop()
+        else:
+            stack.append(name)
+        pos = end + 1
+    if stack:
+        raise _bad(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
+
+
+def check_markup(markup: Any) -> None:
+    """Refuse a keyboard Telegram would refuse (too many buttons, oversized callback data)."""
+    if not isinstance(markup, dict):
+        return
+    if len(json.dumps(markup, ensure_ascii=False).encode("utf-8")) > MAX_MARKUP_JSON:
+        raise _bad("reply markup is too long")
+    if "inline_keyboard" in markup:
+        rows, max_total, max_row = markup["inline_keyboard"], MAX_INLINE_BUTTONS, MAX_INLINE_PER_ROW
+    elif "keyboard" in markup:
+        rows, max_total, max_row = markup["keyboard"], MAX_REPLY_BUTTONS, MAX_REPLY_PER_ROW
+    else:
+        return
+    if sum(len(row) for row in rows) > max_total or any(len(row) > max_row for row in rows):
+        raise _bad("reply markup is too long")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict):
+                continue
+            if "inline_keyboard" in markup and len(button) == 1:  # a text and no action
+                raise _bad("text buttons are unallowed in the inline keyboard")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES:
+                raise _bad("BUTTON_DATA_INVALID")
+
+
+def check_text(text: Any, parse_mode: str | None, *, limit: int = MAX_TEXT, caption: bool = False) -> None:
+    visible = visible_text(str(text or ""), parse_mode)
+    if not caption and not visible.strip():
+        raise _bad("message text is empty")
+    if len(visible.encode("utf-16-le")) // 2 > limit:  # Telegram counts UTF-16 code units
+        raise _bad("message caption is too long" if caption else "message is too long")
+
+
 class BotApiStandIn:
     """A fake Bot API server. Thread-safe; use as a context manager or ``start()``/``stop()``.
 
-    Edits behave as Telegram's: editing a message to exactly what it already shows is
-    refused with 400 "message is not modified", and editing an unknown message with
-    400 "message to edit not found" (``lenient_edits=True`` accepts both).
+    It refuses what Telegram refuses, with Telegram's 400 descriptions: HTML that does
+    not parse (unsupported or unclosed tags, e.g. an unescaped user-supplied name), text
+    over 4096 characters or empty, callback data over 64 bytes, keyboards over 100
+    inline buttons (8 a row); editing a message to exactly what it already shows
+    ("message is not modified") or a message that is not there ("message to edit not
+    found"). ``validate=False`` / ``lenient_edits=True`` switch these off.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", bot_username: str = "habitreward_test_bot",
-                 bot_first_name: str = "HabitReward", lenient_edits: bool = False):
+                 bot_first_name: str = "HabitReward", lenient_edits: bool = False, validate: bool = True):
         self.host = host
         self.lenient_edits = lenient_edits
+        self.validate = validate
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -387,16 +476,28 @@ class BotApiStandIn:
             message["reply_markup"] = markup  # Telegram echoes only inline keyboards
         return message
 
+    def _check(self, params: dict[str, Any], *, text_key: str | None = "text") -> None:
+        if not self.validate:
+            return
+        if text_key == "text":
+            check_text(params.get("text"), params.get("parse_mode"))
+        elif text_key == "caption" and params.get("caption"):
+            check_text(params.get("caption"), params.get("parse_mode"), limit=MAX_CAPTION, caption=True)
+        check_markup(params.get("reply_markup"))
+
     def _api_sendmessage(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._check(params)
         message = self._new_message(token, params, text=str(params.get("text", "")))
         return self._store_message("sendMessage", message, params)
 
     def _api_sendphoto(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._check(params, text_key="caption")
         photo = [{"file_id": "photo-1", "file_unique_id": "p1", "width": 90, "height": 90}]
         message = self._new_message(token, params, photo=photo, caption=params.get("caption"))
         return self._store_message("sendPhoto", message, params)
 
     def _api_senddocument(self, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._check(params, text_key="caption")
         document = {"file_id": "document-1", "file_unique_id": "d1"}
         message = self._new_message(token, params, document=document, caption=params.get("caption"))
         return self._store_message("sendDocument", message, params)
@@ -426,12 +527,15 @@ class BotApiStandIn:
         return self._store_message(method, message, params)
 
     def _api_editmessagetext(self, token: str, params: dict[str, Any]) -> dict[str, Any] | bool:
+        self._check(params)
         return self._edit("editMessageText", token, params, text=str(params.get("text", "")))
 
     def _api_editmessagecaption(self, token: str, params: dict[str, Any]) -> dict[str, Any] | bool:
+        self._check(params, text_key="caption")
         return self._edit("editMessageCaption", token, params, caption=params.get("caption"))
 
     def _api_editmessagereplymarkup(self, token: str, params: dict[str, Any]) -> dict[str, Any] | bool:
+        self._check(params, text_key=None)
         return self._edit("editMessageReplyMarkup", token, params)
 
     def _api_deletemessage(self, token: str, params: dict[str, Any]) -> bool:
