@@ -16,7 +16,7 @@ import pytest
 
 from habitreward.server.secrets import derive_webhook_secret
 from habitreward.testing.builders import message_update
-from test_serve_kit import TOKEN, ServeProcess, applications, counted, inbox, query, wait_until
+from test_serve_kit import HABITREWARD_BIN, TOKEN, ServeProcess, applications, counted, inbox, query, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +255,18 @@ def test_real_habit_completions_each_applied_once(serve, engine, db_url, botapi)
     logs = query(db_url, "SELECT u.telegram_id, COUNT(*) FROM habit_logs l JOIN users u ON u.id = l.user_id"
                          " GROUP BY u.telegram_id")
     assert dict(logs) == {u: 1 for u in users}
+
+
+def test_a_second_server_on_the_same_sqlite_file_is_refused(serve, backend, db_url, botapi, tmp_path):
+    if backend != "sqlite":
+        pytest.skip("several processes are what PostgreSQL is for (see the test above)")
+    import subprocess
+
+    first = serve()
+    second = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0")
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0"], cwd=tmp_path,
+                            env=second.environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "another `habitreward serve` is running on this SQLite database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert first.post_update(message_update(1200, "count")) == 200  # the first one is unaffected

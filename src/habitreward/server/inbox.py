@@ -4,17 +4,18 @@ Every update is stored (``processed_updates``, keyed by ``update_id``) and
 committed *before* the webhook answers 2xx or the poller confirms it to
 Telegram. Then it is processed from the inbox:
 
-1. **accept**: ``INSERT`` if absent. A re-delivered or concurrently duplicated
-   update_id finds its row and is acknowledged without being processed again.
-2. **claim**: one worker, in one process, takes the row:
-   ``UPDATE ... SET attempts = attempts + 1 WHERE update_id = ? AND processed_at IS NULL``.
-   Inside a process an in-flight set keeps two tasks off one row. On
-   PostgreSQL a session-level advisory lock on the update_id, held on a
-   dedicated connection while the update is processed, keeps other processes
-   off it; the lock dies with its process, so a crashed process's rows become
-   claimable at once. On SQLite the database write lock makes the ``UPDATE``
-   atomic, and :func:`habitreward.server.service` lets one server process use
-   a SQLite file at a time.
+1. **accept**: ``INSERT`` if absent, and in the same step *claim* the new row
+   for this worker (``attempts = 1``). A re-delivered or concurrently
+   duplicated update_id finds its row and is acknowledged without being
+   processed again.
+2. **claim** (for rows not claimed at accept: left over by a crash, or stored by a
+   racing duplicate): ``UPDATE ... SET attempts = attempts + 1 WHERE update_id = ?
+   AND processed_at IS NULL``. Who may claim: inside a process an in-flight set
+   keeps two workers off one row; on PostgreSQL a session-level advisory lock on
+   the update_id, held on a dedicated connection while the update is processed,
+   keeps other processes off it, and dies with its process, so a crashed
+   process's rows become claimable at once. On SQLite one server process uses
+   a database file at a time (see ``service``), so the in-flight set suffices.
 3. **apply**: python-telegram-bot runs the handlers. The engine's own writes
    (completion, undo, claim) mark the row processed *in their own
    transaction* (see :mod:`habitreward.server.applied`), so "the habit was
@@ -22,9 +23,19 @@ Telegram. Then it is processed from the inbox:
 4. **finish**: ``processed_at`` is set (if step 3 did not already), with the
    handler's error, if any.
 
-A row left unprocessed (process killed after answering, or during step 3 before
-any engine write committed) is processed on the next start, or by the periodic
-sweep of another live process.
+The guarantee, precisely: an update answered with 2xx is stored. If the
+process dies before step 3 commits anything, the update is processed again on
+the next start (or by another live process's sweep): applied once. If it dies
+after an engine write committed, that write carried the mark, so the update is
+not processed again (its reply may be lost, never doubled). What is not covered:
+a handler whose database writes do not go through the engine's events and that
+dies after writing but before step 4; it is run again, so such writes must be
+idempotent or call ``mark_current_update_applied()`` in their transaction.
+Conversation state (PTB persistence) is written right after the handlers: a
+crash in between leaves the conversation at its previous step (the update is
+re-run from there, or, if an engine write had marked it, the user repeats the step).
+
+Inbox writes from many threads are committed together (``_GroupCommit``).
 """
 
 from __future__ import annotations
