@@ -55,7 +55,8 @@ async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str
     )
     if ago:
         day = s.engine.today(s.user) - dt.timedelta(days=ago)
-        question = t._("Which habit did you do on {date}?", date=t.date(day, "EEEE, d MMMM"))
+        # "4 января", no weekday: it reads right after "on" in every language.
+        question = t._("Which habit did you do on {date}?", date=t.date(day, "d MMMM"))
         rows.append([(t._("📅 Another day"), "ed"), (t._("✅ Today"), "done")])
     else:
         question = t._("Which habit did you do today?")
