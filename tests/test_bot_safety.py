@@ -218,3 +218,20 @@ def test_a_dialog_moves_between_two_applications(tg, botapi):
         assert "You have no habits yet" in two.send(ANN, "Cinema").text
     finally:
         two.stop()
+
+
+def test_a_bug_is_not_silence(tg, botapi, monkeypatch):
+    bot = tg()
+    user(bot, lang="ru")
+    quiet = BotDriver(bot.engine, botapi, raise_errors=False).start()
+    try:
+        def broken(*args, **kwargs):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(bot.engine, "streaks", broken)
+        reply = quiet.send(ANN, "/streaks")
+        assert reply.text == "😕 У меня что-то пошло не так. Попробуйте ещё раз."
+        assert buttons(reply) == ["🏠 Меню"]
+        assert isinstance(quiet.errors[-1], RuntimeError)
+    finally:
+        quiet.stop()

@@ -48,6 +48,8 @@ def register(application: Any) -> None:
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE,
                                            completion.free_text))
 
+    application.add_error_handler(menu.on_error)
+
     # setMyCommands once the bot is up (run_polling/run_webhook call post_init).
     previous = application.post_init
 

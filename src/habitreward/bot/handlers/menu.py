@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from habitreward.bot.handlers.common import Screen, screen, telegram_call
+from habitreward.bot.handlers.common import Screen, screen, telegram_call, translator_for
 from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
-from habitreward.bot.keyboards import main_menu, menu_row
+from habitreward.bot.keyboards import main_menu, markup, menu_row
 
 #: Every command, in the order of /help and of Telegram's command menu.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -125,3 +126,19 @@ def standard_fallbacks() -> list[Any]:
         MessageHandler(filters.COMMAND, leave_conversation),
         CallbackQueryHandler(leave_conversation),
     ]
+
+
+async def on_error(update: object, context: Any) -> None:
+    """A bug must not leave the user waiting in silence: say so (the app's error handler logs it)."""
+    if not isinstance(update, Update) or update.effective_chat is None or isinstance(context.error, TelegramError):
+        return
+    engine = context.engine
+    tg_user = update.effective_user
+    user = engine.find_user(tg_user.id) if tg_user is not None else None
+    t = translator_for(user, update, engine.settings)
+    if update.callback_query is not None:
+        await telegram_call(lambda: update.callback_query.answer())
+    await telegram_call(lambda: context.bot.send_message(
+        update.effective_chat.id, t._("😕 Something went wrong on my side. Please try again."),
+        reply_markup=markup([menu_row(t)]) if user is not None and user.active else None,
+    ))
