@@ -105,10 +105,23 @@ def test_kazakh_forms_also_typed_without_kazakh_letters(text, expected):
     assert names(result) == expected and result.confident
 
 
-@pytest.mark.parametrize("text", ["hello", "how are you?", "", "   ", "🙂", "12345"])
-def test_nothing_to_match(text):
+@pytest.mark.parametrize("text", ["hello", "Thanks!", "how are you?", "привет", "спасибо!", "сәлем", "рахмет",
+                                  "", "   ", "🙂", "what time is it?", "как посмотреть награды?"])
+def test_small_talk_and_questions_certainly_report_nothing(text):
+    # Settled locally as "no habit": the bot shows the keyboard without paying for an LLM call.
+    result = match_local(text, EN + RU + KK)
+    assert result.matches == () and result.confident and result.reason.startswith("no habit")
+
+
+@pytest.mark.parametrize("text", ["12345", "swam 1 km", "played guitar", "did 30 minutes of vinyasa"])
+def test_unknown_words_are_left_to_the_llm(text):
     result = match_local(text, EN + RU + KK)
     assert result.matches == () and not result.confident
+
+
+def test_a_question_naming_a_habit_is_not_a_report():
+    result = match_local("did I run today?", EN)
+    assert names(result) == ["Running"] and not result.confident
 
 
 def test_only_given_habits_are_returned():

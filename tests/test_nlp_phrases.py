@@ -40,15 +40,16 @@ def test_local_matcher_quality(capsys):
     with capsys.disabled():
         print("\n" + report.text())
     total = report.total
-    # Measured on 2026-11-25: precision 100%, recall 91.7%, settled 68.8%, guess recall 98.7% (docs/nlp.md).
+    # Measured on 2026-11-25: precision 100%, recall 91.7%, settled 74.7%, guess recall 98.7% (docs/nlp.md).
     assert total.precision >= 0.98, "the local matcher logs wrong habits without asking"
     assert total.recall >= 0.88
-    assert total.settled_share >= 0.65
+    assert total.settled_share >= 0.72
     assert total.guess_recall >= 0.95
     for lang, tally in report.by_lang.items():
         assert tally.precision >= 0.97, lang
-        assert tally.settled_share >= 0.55, lang
+        assert tally.settled_share >= 0.68, lang
     # Messages that must never be logged without asking.
+    assert report.by_tag["none"].settled >= 9  # small talk and questions cost no LLM call
     for tag in ("negation", "intent", "injection", "none"):
         assert report.by_tag[tag].logged == report.by_tag[tag].logged_right, tag
 
@@ -63,7 +64,7 @@ def test_local_matcher_on_the_holdout_set(capsys):
     # First measured 96.2% precision (one miss: "сегодня без бега"), then "без"/"without" became negation words.
     assert report.total.precision >= 0.95
     assert report.total.recall >= 0.75
-    assert report.total.settled_share >= 0.55
+    assert report.total.settled_share >= 0.6
 
 
 def test_hook_chain_settles_the_same_messages_without_the_llm(engine):

@@ -42,6 +42,15 @@ STOPWORDS = frozenset(
     + "мен бен пен жане да де ушин".split()
 )
 
+# Messages made only of these (and stop words) report no habit: no need to ask an LLM.
+SMALL_TALK = frozenset(
+    "hello hi hey hiya yo thanks thank thx ty ok okay cool nice great good morning evening night bye "
+    "yes please lol haha how are you whats up sup "
+    "привет приветик здравствуй здравствуйте спасибо благодарю ок окей хорошо отлично доброе утро добрый "
+    "день вечер спокойной ночи пока да ага ладно круто как дела "
+    "салем салеметсиз рахмет жаксы кайырлы тан кун кеш калайсын калайсыз иа иә сау бол".split()
+)
+
 # Words that make a report doubtful: negation, future or wishes, and talk
 # about the bot or its instructions (prompt injection). Normalized forms.
 _HEDGE_WORDS = frozenset(
@@ -244,8 +253,16 @@ def match_local(text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple(HabitMatch(by_id[c.habit_id], round(c.score, 3), c.source) for c in candidates)  # type: ignore[arg-type]
     doubts = hedges(message_words)
+    question = text.rstrip().endswith("?")
     if not matches:
+        # Certainly no habit report, so no LLM call: small talk, a question, or no words at all.
+        if not message_words or all(w in SMALL_TALK or w in STOPWORDS for w in message_words):
+            return MatchResult((), confident=True, reason="no habit: small talk")
+        if question:
+            return MatchResult((), confident=True, reason="no habit: a question")
         reason = "no match"
+    elif question:  # "did I run today?" asks, it does not report
+        reason = "doubt: a question"
     elif doubts:
         reason = "doubt: " + " ".join(doubts)
     elif any(m.confidence < FOUND for m in matches):

@@ -4,7 +4,8 @@ How the chain works (documented in docs/nlp.md):
 
 1. Third-party matchers (normal or ``tryfirst`` impls) get the first word.
 2. :func:`habitreward_match_habits` here, the **local matcher**, answers only
-   when it is sure (``confident=True``); otherwise it returns ``None`` so the
+   when it is sure (``confident=True``: the habits to log, or certainly none,
+   as for small talk and questions); otherwise it returns ``None`` so the
    next matcher may try. It costs one query (the habits' aliases).
 3. :class:`FallbackMatcher`, ``trylast``, registered by each
    :class:`~habitreward.engine.Engine` on its plugin manager (it needs the
