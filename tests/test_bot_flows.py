@@ -239,6 +239,19 @@ def test_typed_report_counts_for_the_day_it_was_written(tg, clock):
     assert bot.engine.history(ann)[0].log.completed_on == dt.date(2026, 1, 4)
 
 
+def test_without_any_matcher_only_the_exact_name_counts(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    for impl in bot.engine.pm.hook.habitreward_match_habits.get_hookimpls():
+        bot.engine.pm.unregister(impl.plugin)
+    assert bot.engine.hooks.match_habits(ann, "Running", bot.engine.habits_for(ann)) is None
+    assert "I could not tell which habit that was." in bot.send(ANN, "went running").text
+    assert bot.engine.history(ann) == []
+    assert "✅ <b>Running</b> done!" in bot.send(ANN, "  RUNNING ").text
+    assert len(bot.engine.history(ann)) == 1
+
+
 def test_habit_done_with_words_reports_them(tg):
     bot = tg()
     ann = user(bot)
