@@ -64,6 +64,23 @@ def test_every_menu_screen_by_button_and_by_command(tg, lang):
         assert back.text == t._("What would you like to do?")
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_command_answers_in_the_users_language(tg, lang):
+    from habitreward.bot.handlers.menu import COMMANDS
+
+    bot = tg()
+    ann = user(bot, lang=lang)
+    coffee_setup(bot, ann)
+    t = Translator(lang)
+    way_out = {t._("🏠 Menu"), t._("✅ Log a habit")}
+    names = [name for name, _ in COMMANDS] + ["menu", "timezone", "manage_habits", "manage_rewards", "done"]
+    for name in names:
+        reply = bot.send(ANN, f"/{name}", language_code="en")  # Telegram's language must not matter
+        assert reply.text, name
+        assert way_out & set(buttons(reply)), (name, reply.text, buttons(reply))
+        bot.send(ANN, "/cancel")
+
+
 def test_screens_really_are_translated(tg):
     bot = tg()
     user(bot, lang="ru")
