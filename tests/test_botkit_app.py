@@ -314,3 +314,19 @@ def test_standin_accepts_what_telegram_accepts(botapi):
 
     assert answer.json()["ok"] is True, answer.json()
     assert len(botapi.last_buttons(5)) == 13
+
+
+def test_a_malformed_message_fails_the_test_that_sent_it(engine, botapi):
+    class Careless:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            async def show(update: Update, context: BotContext) -> None:
+                await update.message.reply_text(f"Habit <b>{context.args[0]}</b>", parse_mode="HTML")
+
+            register(CommandHandler("show", show))
+
+    engine.pm.register(Careless())
+    with BotDriver(engine, botapi, build=platform_only) as bot:
+        assert bot.send(5, "/show Run").text == "Habit <b>Run</b>"
+        with pytest.raises(AssertionError, match="(?i)message '/show <b>&' from 5: BadRequest.*can't parse entities"):
+            bot.send(5, "/show <b>&")  # the name was not escaped

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from habitreward.testing.botapi import BotApiStandIn
 from habitreward.testing.builders import callback_update, message_update
@@ -30,6 +30,18 @@ if TYPE_CHECKING:
     from habitreward.engine import Engine
 
 TEST_TOKEN = "123456:TEST"
+
+#: Telegram refusals that mean the bot sent something broken: the test should fail.
+#: (403 blocked, 429 flood control, "message is not modified" are facts of life instead.)
+BUG_REFUSALS = ("can't parse entities", "message is too long", "caption is too long", "message text is empty",
+                "reply markup is too long", "button_data_invalid", "text buttons are unallowed")
+
+
+def is_bug(error: BaseException) -> bool:
+    """A handler's exception, or Telegram refusing a malformed message."""
+    if not isinstance(error, TelegramError):
+        return True
+    return isinstance(error, BadRequest) and any(p in error.message.lower() for p in BUG_REFUSALS)
 
 
 class Reply(list):
@@ -78,9 +90,11 @@ class BotError(AssertionError):
 class BotDriver:
     """The real Application against a :class:`BotApiStandIn`, with a synchronous API.
 
-    ``raise_errors`` (default on): an exception raised by a handler (other than a
-    Telegram API error, which the bot is meant to survive) fails the ``send``/``press``
-    that caused it, with the original exception chained.
+    ``raise_errors`` (default on): an exception raised by a handler fails the
+    ``send``/``press`` that caused it, with the original exception chained; so does
+    Telegram refusing a malformed message (HTML that does not parse, too long, a bad
+    keyboard). Other Telegram errors (blocked, flood control, not modified) are what
+    the bot must survive: they are only recorded in :attr:`errors`.
     """
 
     def __init__(
@@ -229,8 +243,8 @@ class BotDriver:
         reply = Reply(self.api.sent_since(before), answers)
         if self.raise_errors:
             for error in self.errors[first_error:]:
-                if not isinstance(error, TelegramError):
-                    raise BotError(f"The bot failed on {update}: {error!r}") from error
+                if is_bug(error):
+                    raise BotError(f"The bot failed on {_describe(update)}: {error!r}") from error
         return reply
 
     def process_concurrently(self, updates: list[dict[str, Any]]) -> None:
@@ -245,7 +259,7 @@ class BotDriver:
         self._run(all_of())
         if self.raise_errors:
             for error in self.errors[first_error:]:
-                if not isinstance(error, TelegramError):
+                if is_bug(error):
                     raise BotError(f"The bot failed: {error!r}") from error
 
     # --- plumbing ------------------------------------------------------------------------
@@ -308,3 +322,13 @@ class BotDriver:
         if not db.is_closed() and not db.in_transaction():
             db.close()
 
+
+def _describe(update: dict[str, Any]) -> str:
+    """A short description of an update for failure messages: who sent what."""
+    if "message" in update:
+        message = update["message"]
+        return f"message {message.get('text')!r} from {message.get('from', {}).get('id')}"
+    if "callback_query" in update:
+        query = update["callback_query"]
+        return f"button {query.get('data')!r} pressed by {query.get('from', {}).get('id')}"
+    return f"update {update.get('update_id')}"
