@@ -90,3 +90,17 @@ def test_serve_needs_a_token(run):
     assert result.exit_code == 1 and "TELEGRAM_BOT_TOKEN is not set" in result.output
     both = run("serve", "--set-webhook")
     assert both.exit_code == 2 and "--set-webhook needs --webhook" in both.output
+
+
+def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    result = CliRunner().invoke(cli, ["serve", "--webhook", "--port", "0"], env={
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}/bot",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HABITREWARD_LOAD_PLUGINS": ""})
+    assert result.exit_code == 1, result.output
+    assert "Error: cannot reach the Bot API" in result.output and "TELEGRAM_API_URL" in result.output
+    assert TOKEN not in result.output

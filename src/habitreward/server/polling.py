@@ -52,7 +52,12 @@ class Poller:
 
         bot = self.runner.application.bot
         # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
-        await bot.delete_webhook(drop_pending_updates=False)
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+        except (InvalidToken, Forbidden, Conflict, NetworkError) as exc:
+            self.error = PollingStopped(f"Telegram refused deleteWebhook: {exc}")
+            logger.error("polling not started: %s", exc)
+            raise self.error from None
         offset: int | None = None
         delay = self.retry_delay
         while True:

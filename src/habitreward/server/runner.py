@@ -176,8 +176,8 @@ class BotRunner:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the updates in flight (up to ``timeout``), then stop the Application and the loop."""
-        if self.loop is None or self._thread is None:
-            return
+        if self.loop is None or self._thread is None or not self._thread.is_alive():
+            return  # never started, or its start failed (the loop is closed already)
         if not self.drain(timeout):
             logger.warning("%d update(s) still running at shutdown; they are processed on the next start",
                            len(self._pending))

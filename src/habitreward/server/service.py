@@ -140,7 +140,18 @@ class Service:
         self.inbox = Inbox(self.engine)
         self.runner = BotRunner(application, self.inbox, concurrency=self.options.concurrency,
                                 sweep_interval=self.options.sweep_interval)
-        self.runner.start()
+        try:
+            self.runner.start()
+        except Exception as exc:
+            from telegram.error import InvalidToken, NetworkError, TelegramError
+
+            if isinstance(exc, InvalidToken):
+                raise ConfigError("Telegram refused TELEGRAM_BOT_TOKEN (invalid token)") from None
+            if isinstance(exc, NetworkError):
+                raise ConfigError(f"cannot reach the Bot API ({exc}); check the network or TELEGRAM_API_URL") from None
+            if isinstance(exc, TelegramError):
+                raise ConfigError(f"Telegram refused to start the bot: {exc}") from None
+            raise
         recovered = self.runner.submit_pending()
         if recovered:
             logger.warning("processing %d update(s) left unprocessed by the previous run", recovered)
@@ -148,7 +159,7 @@ class Service:
 
     def _stop_bot(self) -> None:
         try:
-            if self.runner is not None:
+            if self.runner is not None and self.runner.loop is not None:
                 self.runner.stop(self.options.shutdown_timeout)
         finally:
             if self.inbox is not None:
@@ -182,8 +193,8 @@ class Service:
         from waitress.server import create_server
 
         stop = _StopSignal()
-        runner = self._start_bot()
         try:
+            runner = self._start_bot()
             wsgi_app = self.make_wsgi_app(runner)
             server = create_server(
                 wsgi_app,
@@ -209,8 +220,8 @@ class Service:
         from habitreward.server.polling import Poller
 
         stop = _StopSignal()
-        runner = self._start_bot()
         try:
+            runner = self._start_bot()
             assert self.inbox is not None
             poller = Poller(runner, self.inbox, timeout=self.options.poll_timeout)
             polling = poller.start()
