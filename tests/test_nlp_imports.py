@@ -31,6 +31,7 @@ def test_help_does_not_import_litellm():
     assert "habitreward.cli.nlp" in modules  # the command module was loaded...
     assert "litellm" not in modules  # ...without litellm
     assert "openai" not in modules
+    assert "snowballstemmer" not in modules and "rapidfuzz" not in modules  # loaded at the first message
 
 
 def test_matching_without_an_llm_does_not_import_litellm(tmp_path):

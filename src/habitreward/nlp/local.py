@@ -21,8 +21,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rapidfuzz.distance import OSA
-
 from habitreward.nlp.normalize import normalize, stems, words
 from habitreward.nlp.results import HabitMatch, MatchResult
 
@@ -137,6 +135,13 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
+def _typo_distance(a: str, b: str, cutoff: int) -> int:
+    """Edits (with transpositions) from a to b, or cutoff + 1 when more (rapidfuzz, imported on first use)."""
+    from rapidfuzz.distance import OSA
+
+    return OSA.distance(a, b, score_cutoff=cutoff)
+
+
 @functools.lru_cache(maxsize=65536)  # the same name and message words recur message after message
 def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
     """How well a message word matches a term word: (score, by_typo)."""
@@ -169,8 +174,8 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
     length = len(term_word.text)
     if length >= 5 and len(word.text) >= 4:
         allowed = 1 if length < 8 else 2
-        distances = [OSA.distance(term_word.text, word.text, score_cutoff=allowed)]
-        distances += [OSA.distance(a, b, score_cutoff=allowed) for a in term_word.stems for b in word.stems if len(a) >= 4]
+        distances = [_typo_distance(term_word.text, word.text, allowed)]
+        distances += [_typo_distance(a, b, allowed) for a in term_word.stems for b in word.stems if len(a) >= 4]
         distance = min(distances)
         if distance <= allowed:
             return 0.9 - 0.1 * (distance - 1), True
@@ -205,7 +210,7 @@ def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
         for i, term_word in enumerate(term.words):
             if scores[i] == 0 and len(term_word.text) >= 3:
                 for pos, word in enumerate(message):
-                    if pos not in covered and OSA.distance(term_word.text, word.text, score_cutoff=1) <= 1:
+                    if pos not in covered and _typo_distance(term_word.text, word.text, 1) <= 1:
                         scores[i], typo = TYPO_IN_CONTEXT, True
                         covered.add(pos)
                         break

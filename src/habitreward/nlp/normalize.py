@@ -19,16 +19,20 @@ import functools
 import re
 import unicodedata
 
-import snowballstemmer
-
 _BREVE = "\u0306"  # keeps "й" (и + breve) apart from "и"
 _KAZAKH_FOLD = str.maketrans({"ә": "а", "ғ": "г", "қ": "к", "ң": "н", "ө": "о", "ұ": "у", "ү": "у", "һ": "х", "і": "и"})
 _APOSTROPHES = re.compile(r"(?<=\w)['’`ʼ](?=\w)")
 _WORD = re.compile(r"[^\W_]+")
 _CYRILLIC = re.compile(r"[а-я]")
 
-_english = snowballstemmer.stemmer("english")
-_russian = snowballstemmer.stemmer("russian")
+
+
+@functools.cache
+def _stemmer(language: str):  # noqa: ANN202 - snowballstemmer has no types
+    # Imported on first use: snowballstemmer loads every language, which `habitreward --help` need not pay for.
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(language)
 
 # Kazakh endings, longest first: case, possessive, plural, tense and person
 # markers. Stripped repeatedly (a word can stack several) while at least
@@ -103,8 +107,8 @@ def stems(word: str) -> frozenset[str]:
     if word.isdigit():
         return frozenset({word})
     if _CYRILLIC.search(word):
-        return frozenset({_russian.stemWord(word), _kazakh_stem(word)})
-    return frozenset({_english.stemWord(_ENGLISH_IRREGULAR.get(word, word))})
+        return frozenset({_stemmer("russian").stemWord(word), _kazakh_stem(word)})
+    return frozenset({_stemmer("english").stemWord(_ENGLISH_IRREGULAR.get(word, word))})
 
 
 __all__ = ["normalize", "stems", "words"]
