@@ -16,7 +16,7 @@ import sys
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import write_po
+from babel.messages.pofile import read_po, write_po
 
 from habitreward import __version__
 from habitreward.bot.i18n import DOMAIN, KEYWORDS, LOCALE_DIR, catalog_path, read_catalog
@@ -36,13 +36,19 @@ def extract() -> Catalog:
 
 def main() -> int:
     template = extract()
-    with open(LOCALE_DIR / f"{DOMAIN}.pot", "wb") as handle:
+    pot = LOCALE_DIR / f"{DOMAIN}.pot"
+    if pot.exists():  # keep the header date, so a run that changes nothing changes no file
+        with open(pot, "rb") as handle:
+            template.creation_date = read_po(handle).creation_date
+    with open(pot, "wb") as handle:
         write_po(handle, template, width=100, omit_header=False)
     for language in LANGUAGES:
         path = catalog_path(language)
         path.parent.mkdir(parents=True, exist_ok=True)
         catalog = read_catalog(path, language) if path.exists() else Catalog(locale=language, domain=DOMAIN)
-        catalog.update(extract(), no_fuzzy_matching=True)  # a fresh template: update() shares its messages
+        fresh = extract()  # a fresh template each time: update() shares its message objects
+        fresh.creation_date = template.creation_date
+        catalog.update(fresh, no_fuzzy_matching=True)
         catalog.fuzzy = False  # the header is maintained by this script, not a translator's guess
         catalog.project, catalog.version = "habitreward", __version__
         if language == "en":
