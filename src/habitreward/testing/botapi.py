@@ -23,7 +23,6 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -67,7 +66,7 @@ def _decode_value(key: str, value: str) -> Any:
         return value
 
 
-def _buttons_of(markup: dict | None) -> list[list[tuple[str, str | None]]]:
+def buttons_of(markup: dict | None) -> list[list[tuple[str, str | None]]]:
     """Rows of (text, callback_data) of an inline keyboard, or (text, None) of a reply keyboard."""
     if not markup:
         return []
@@ -216,7 +215,8 @@ class BotApiStandIn:
         self._stopping = False
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="BotApiStandIn", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="BotApiStandIn",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -455,7 +455,7 @@ class BotApiStandIn:
             "text": message.get("text", message.get("caption")),
             "parse_mode": params.get("parse_mode"),
             "reply_markup": copy.deepcopy(markup),
-            "buttons": _buttons_of(markup),
+            "buttons": buttons_of(markup),
         })
         return message
 
@@ -604,7 +604,3 @@ class BotApiStandIn:
                     return []
                 self._updates_changed.wait(min(remaining, 0.5))
 
-
-def iter_buttons(markup: dict | None) -> Iterator[tuple[str, str | None]]:
-    for row in _buttons_of(markup):
-        yield from row
