@@ -144,6 +144,32 @@ def test_two_hundred_habits_are_paginated_within_telegram_limits(tg):
         check(bot.send(ANN, command))
 
 
+def test_many_rewards_are_paginated_too(tg):
+    bot = tg()
+    ann = user(bot)
+    names = [f"Reward {i:02d} " + "y" * 80 for i in range(45)]
+    for name in names:
+        reward = bot.engine.add_reward(name, owner=ann)
+        bot.engine.grant_piece(ann, reward)  # achieved: all 45 are claimable
+    for command in ("/claim_reward", "/my_rewards", "/list_rewards"):
+        reply, seen = bot.send(ANN, command), set()
+        while True:
+            message = reply[-1]
+            assert len(message["text"]) <= 4096
+            assert sum(len(row) for row in message["buttons"]) <= 100
+            seen |= {name for name in names if name in message["text"] or name in buttons(reply)}
+            if "Next »" not in buttons(reply):
+                break
+            reply = bot.press(ANN, "Next »")
+        assert seen == set(names), command
+    bot.send(ANN, "/claim_reward")
+    for _ in range(4):
+        bot.press(ANN, "Next »")
+    assert bot.press(ANN, names[-1]).text == f"Claim <b>{names[-1]}</b> now?"
+    bot.press(ANN, "✅ Yes, claim it")
+    assert len(bot.engine.claimable(ann)) == 44
+
+
 def test_restart_in_the_middle_of_add_habit(tg):
     bot = tg()
     ann = user(bot)
