@@ -37,6 +37,11 @@ def habitreward_register_handlers(register, settings):
         await update.message.reply_text(f"echo: {update.message.text}")
         raise ApplicationHandlerStop
 
+    async def lang(update: Update, context) -> None:
+        await update.message.reply_text(f"lang: {update.effective_user.language_code}")
+        raise ApplicationHandlerStop
+
+    register(CommandHandler("lang", lang), group=-10)
     register(CommandHandler("start", start), group=-10)
     register(CallbackQueryHandler(done, pattern=r"^t:"), group=-10)
     register(MessageHandler(filters.TEXT & ~filters.COMMAND, echo), group=-10)
@@ -133,3 +138,14 @@ def test_the_real_bot_answers_in_the_terminal(chat, db_url):
     assert "bot> " in result.output
     assert "  [1] " in result.output
     assert "ran into an error" not in result.output
+
+
+def test_language_is_what_the_telegram_app_would_send(chat, db_url):
+    result = chat("--language", "ru", "--no-demo", input="/lang\n/quit\n")
+
+    assert "bot> lang: ru" in result.output
+    engine = open_engine(db_url)
+    try:
+        assert not engine.get_user(1).language_chosen  # not a choice: /settings can still set one
+    finally:
+        engine.close()

@@ -58,8 +58,9 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
 
     if not engine.list_users():
         # The first person to chat owns the bot: make them an admin who can do everything.
-        engine.add_user(user_id, name, admin=True, language=language if language in
-                        settings.supported_languages else None)
+        # No language here: like any Telegram user, theirs comes from --language
+        # (Telegram's language_code) until they pick one in /settings.
+        engine.add_user(user_id, name, admin=True)
         click.echo(f"New database: you ({name}, id {user_id}) are an active admin.")
     if demo is None:
         demo = not engine.all_habits() and _confirm_demo()
