@@ -113,7 +113,7 @@ def test_two_hundred_habits_are_paginated_within_telegram_limits(tg):
 
     def check(reply) -> None:
         message = reply[-1]
-        assert len(message["text"]) <= 4096
+        assert len(message["text"]) <= 4096 and not message["text"].endswith("\n…")  # never cut
         flat = [b for row in message["buttons"] for b in row]
         assert len(flat) <= 100 and len(message["buttons"]) <= 20
         assert all(len(data.encode()) <= MAX_CALLBACK_DATA for _, data in flat)
@@ -155,13 +155,20 @@ def test_many_rewards_are_paginated_too(tg):
         reply, seen = bot.send(ANN, command), set()
         while True:
             message = reply[-1]
-            assert len(message["text"]) <= 4096
+            assert len(message["text"]) <= 4096 and not message["text"].endswith("\n…")
             assert sum(len(row) for row in message["buttons"]) <= 100
             seen |= {name for name in names if name in message["text"] or name in buttons(reply)}
             if "Next »" not in buttons(reply):
                 break
             reply = bot.press(ANN, "Next »")
         assert seen == set(names), command
+    bot.engine.add_habit("Running", owner=ann)
+    for i in range(30):
+        bot.engine.add_reward(f"Other {i:02d} " + "z" * 90, owner=ann)
+    bot.send(ANN, "/odds")
+    odds = bot.press(ANN, "Running")
+    assert len(odds.text) <= 4096 and not odds.text.endswith("\n…")
+    assert "…and 10 more rewards" in odds.text and "…and 42 more rewards" in odds.text
     bot.send(ANN, "/claim_reward")
     for _ in range(4):
         bot.press(ANN, "Next »")

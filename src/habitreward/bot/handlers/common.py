@@ -75,6 +75,18 @@ async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
     return None
 
 
+def fit(text: str) -> str:
+    """Keep a message inside Telegram's 4096 characters without cutting an HTML tag in half.
+
+    Screens page their lists so this never triggers; if it does, it is a bug (logged), and
+    the user still gets the first lines (each line is self-contained HTML) and a "…".
+    """
+    if len(text) <= MAX_TEXT:
+        return text
+    log.error("message of %d characters cut to Telegram's limit", len(text))
+    return text[: text.rfind("\n", 0, MAX_TEXT - 2)] + "\n…"
+
+
 class Screen:
     """One handler call's view of the world."""
 
@@ -109,7 +121,7 @@ class Screen:
         await self.answer()
         target = chat_id if chat_id is not None else self.chat_id
         return await telegram_call(lambda: self.context.bot.send_message(
-            target, text[:MAX_TEXT], parse_mode=ParseMode.HTML, reply_markup=markup(rows),
+            target, fit(text), parse_mode=ParseMode.HTML, reply_markup=markup(rows),
             disable_web_page_preview=True,
         ))
 
@@ -120,7 +132,7 @@ class Screen:
         await self.answer()
         try:
             return await telegram_call(lambda: self.query.edit_message_text(
-                text[:MAX_TEXT], parse_mode=ParseMode.HTML, reply_markup=markup(rows),
+                fit(text), parse_mode=ParseMode.HTML, reply_markup=markup(rows),
                 disable_web_page_preview=True,
             ))
         except BadRequest as exc:  # too old to edit, deleted, ...: a new message will do

@@ -11,7 +11,8 @@ from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, page_of, picker
 from habitreward.errors import NotFound
 
-MAX_ODDS_LINES = 30
+MAX_ODDS_LINES = 20  # with 100-character names, the message stays under 4096 characters
+MAX_WAITING_LINES = 3
 
 
 def _page(args: list[str]) -> int:
@@ -104,18 +105,19 @@ async def odds(s: Screen, args: list[str]) -> None:
         + " · " + t._("multiplier ×{value}", value=f"{result.multiplier:.2f}"),
         "",
     ]
-    rows_sorted = sorted(result.rows, key=lambda row: (row.reward is not None, -row.probability))
-    for row in rows_sorted[:MAX_ODDS_LINES]:
-        name = row.reward.name if row.reward is not None else None
-        if name is None:
+    rewards = sorted((row for row in result.rows if row.reward is not None), key=lambda row: -row.probability)
+    for row in rewards[:MAX_ODDS_LINES]:
+        lines.append(t._("• <b>{reward}</b> — {percent}", reward=row.reward.name, percent=t.percent(row.probability)))
+    if len(rewards) > MAX_ODDS_LINES:
+        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(rewards) - MAX_ODDS_LINES))
+    for row in result.rows:
+        if row.reward is None:
             lines.append(t._("• No reward — {percent}", percent=t.percent(row.probability)))
-        else:
-            lines.append(t._("• <b>{reward}</b> — {percent}", reward=name, percent=t.percent(row.probability)))
-    hidden = len(rows_sorted) - MAX_ODDS_LINES
-    if hidden > 0:
-        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", hidden))
-    for entry in s.engine.claimable(s.user):
+    waiting = s.engine.claimable(s.user)
+    for entry in waiting[:MAX_WAITING_LINES]:
         # An achieved reward is out of the draw until claimed (a piece is never lost): say why.
         lines.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
+    if len(waiting) > MAX_WAITING_LINES:
+        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(waiting) - MAX_WAITING_LINES))
     lines += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
     await s.show("\n".join(lines), [[(t._("🎲 Another habit"), "od")], menu_row(t)])
