@@ -382,6 +382,17 @@ def test_approval(tg, lang):
     assert bot.engine.get_user(ANN).active
 
 
+def test_admins_in_the_database_are_asked_too(tg, botapi):
+    bot = tg(admin_telegram_ids="")
+    bot.engine.add_user(5, "Dbadmin", admin=True, language="kk")
+    bot.send(BOB, "/start", first_name="Bob")
+    request = botapi.sent(5)[-1]
+    assert request["text"] == Translator("kk")._("🆕 {who} wants to use the bot.", who="Bob (id 3)")
+    approved = bot.press(5, Translator("kk")._("✅ Approve"))
+    assert bot.engine.get_user(BOB).active
+    assert any(m["chat_id"] == BOB and m["text"].startswith("🎉 You're in! Bob") for m in approved)
+
+
 def test_decline_and_other_modes(tg, botapi):
     bot = tg()
     bot.send(ADMIN, "/start")
