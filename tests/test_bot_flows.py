@@ -362,6 +362,13 @@ def test_command_list_is_registered_in_every_language(tg, botapi):
     assert ru["habit_done"] == "Отметить привычку" and kk["habit_done"] == "Әдетті белгілеу"
 
 
+def test_a_failing_command_registration_does_not_stop_the_bot(tg, botapi):
+    botapi.fail_next("setMyCommands", 400, "Bad Request: something odd", times=10)
+    bot = tg()
+    user(bot)
+    assert bot.send(ANN, "/start").text == "Hi, User2! What would you like to do?"
+
+
 # --- approval ----------------------------------------------------------------------------------------
 
 

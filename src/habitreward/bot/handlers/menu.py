@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -12,6 +13,8 @@ from habitreward.bot.handlers.common import Screen, screen, telegram_call, trans
 from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
+
+log = logging.getLogger(__name__)
 
 #: Every command, in the order of /help and of Telegram's command menu.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -43,12 +46,16 @@ async def set_commands(bot: Any, settings: Any) -> None:
     """Register the command list with Telegram (setMyCommands), once per supported language.
 
     The list without a language code (what other languages see) is in DEFAULT_LANGUAGE.
+    A failure is logged, never fatal: the bot works without Telegram's command menu.
     """
-    await telegram_call(lambda: bot.set_my_commands(bot_commands(Translator(settings.default_language))))
-    for language in settings.supported_languages:
-        commands = bot_commands(Translator(language))
-        await telegram_call(lambda commands=commands, language=language: bot.set_my_commands(
-            commands, language_code=language))
+    try:
+        await telegram_call(lambda: bot.set_my_commands(bot_commands(Translator(settings.default_language))))
+        for language in settings.supported_languages:
+            commands = bot_commands(Translator(language))
+            await telegram_call(lambda commands=commands, language=language: bot.set_my_commands(
+                commands, language_code=language))
+    except TelegramError as exc:
+        log.warning("Could not register the command list with Telegram: %s", exc)
 
 
 def pending_text(s: Screen) -> str:
