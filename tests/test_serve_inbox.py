@@ -1,0 +1,112 @@
+"""The update inbox in-process, on both backends: who may process an update, and when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from habitreward.models import ProcessedUpdate, utcnow
+from habitreward.server.inbox import Accepted, Inbox, processing
+from habitreward.server.applied import consume_mark, mark_current_update_applied
+
+
+@pytest.fixture
+def inbox(engine):
+    box = Inbox(engine)
+    yield box
+    box.close()
+
+
+def row(update_id: int) -> ProcessedUpdate:
+    return ProcessedUpdate.get_by_id(update_id)
+
+
+def test_new_update_is_stored_and_claimed_a_duplicate_is_not(inbox):
+    assert inbox.accept(1, '{"update_id": 1}') is Accepted.NEW_CLAIMED
+    assert row(1).attempts == 1 and row(1).processed_at is None
+    assert inbox.accept(1, '{"update_id": 1}') is Accepted.DUPLICATE  # still in flight
+    inbox.finish(1)
+    assert row(1).processed_at is not None
+    assert inbox.accept(1, '{"update_id": 1}') is Accepted.DUPLICATE  # done
+    assert inbox.claim(1) is None
+
+
+def test_a_losing_duplicate_never_frees_the_winners_claim(inbox):
+    assert inbox.accept(5, "{}") is Accepted.NEW_CLAIMED
+    assert inbox.accept(5, "{}") is Accepted.DUPLICATE
+    assert inbox.claim(5) is None  # the winner still holds it
+    assert inbox.in_flight() == 1
+
+
+def test_crashed_rows_are_claimed_once_and_given_up_after_max_attempts(engine, inbox):
+    ProcessedUpdate.create(update_id=7, payload="{}", attempts=1)  # claimed by a process that died
+    assert [p.update_id for p in inbox.unprocessed()] == [7]
+    assert inbox.claim(7) == "{}"
+    assert inbox.claim(7) is None  # in flight here
+    inbox.release(7)
+    ProcessedUpdate.update(attempts=inbox.max_attempts).where(ProcessedUpdate.update_id == 7).execute()
+    assert inbox.claim(7) is None
+    assert row(7).processed_at is not None and "given up" in row(7).error
+
+
+def test_many_threads_delivering_one_update_claim_it_once(inbox):
+    results: list[Accepted] = []
+    barrier = threading.Barrier(12)
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(inbox.accept(42, "{}"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Exactly one delivery owns it. A racer may have stored it first (NEW) without the claim;
+    # the owner took it over, and the racer's own claim attempt finds it taken.
+    assert results.count(Accepted.NEW_CLAIMED) == 1
+    assert results.count(Accepted.NEW) <= 1
+    assert inbox.claim(42) is None
+    assert ProcessedUpdate.select().count() == 1 and row(42).attempts == 1
+
+
+@pytest.mark.postgres_only
+def test_another_process_cannot_claim_a_row_in_flight(engine, inbox):
+    other_process = Inbox(engine)  # its own advisory-lock session, like another server process
+    try:
+        assert inbox.accept(9, "{}") is Accepted.NEW_CLAIMED
+        assert other_process.claim(9) is None  # locked by the live owner
+        inbox.release(9)  # the owner "dies" without finishing
+        assert other_process.claim(9) == "{}"
+        other_process.finish(9)
+        assert inbox.claim(9) is None
+    finally:
+        other_process.close()
+
+
+def test_engine_writes_mark_their_update_in_their_transaction(engine, inbox):
+    from habitreward.server import applied
+
+    applied.register(engine.pm)
+    user, _ = engine.register(10, "Ann")
+    engine.activate_user(10)
+    habit = engine.add_habit("Running")
+    assert inbox.accept(11, "{}") is Accepted.NEW_CLAIMED
+    with processing(11):
+        engine.complete(user, habit)
+    assert row(11).processed_at is not None  # committed with the completion
+    assert consume_mark(11) and not consume_mark(11)
+    inbox.finish(11, already_marked=True)
+    assert inbox.in_flight() == 0
+    mark_current_update_applied()  # outside processing: nothing to mark, no error
+
+
+def test_prune_forgets_only_old_processed_rows(inbox):
+    old = utcnow() - dt.timedelta(days=10)
+    ProcessedUpdate.create(update_id=1, payload="{}", processed_at=old)
+    ProcessedUpdate.create(update_id=2, payload="{}", processed_at=utcnow())
+    ProcessedUpdate.create(update_id=3, payload="{}", received_at=old)  # never processed: kept
+    assert inbox.prune(processed_before=utcnow() - dt.timedelta(days=3)) == 1
+    assert sorted(r.update_id for r in ProcessedUpdate.select()) == [2, 3]
