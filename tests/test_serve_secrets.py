@@ -81,3 +81,22 @@ def test_what_is_not_an_update(body):
     with pytest.raises(BadRequest) as caught:
         parse_update(body)
     assert caught.value.status.startswith("400")
+
+
+def test_an_update_that_cannot_be_stored_is_not_acknowledged():
+    import io as _io
+    import json
+
+    from habitreward.server.wsgi import WebhookApp
+
+    def receive(update_id, payload, update):
+        raise RuntimeError("database is down")
+
+    app = WebhookApp(path="/hook", secret="s3cret", receive=receive, health=lambda: (True, {}))
+    body = json.dumps({"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}})
+    environ = {"PATH_INFO": "/hook", "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": _io.BytesIO(body.encode()),
+               "HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": "s3cret"}
+    statuses = []
+    answer = b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["503 Service Unavailable"] and b"retry" in answer  # Telegram delivers it again

@@ -99,7 +99,12 @@ class WebhookApp:
         body = self._read_body(environ)
         update = parse_update(body)
         update_id = update["update_id"]
-        if not self.receive(update_id, body.decode("utf-8"), update):
+        try:
+            new = self.receive(update_id, body.decode("utf-8"), update)
+        except Exception as exc:  # e.g. the database is down: not stored, so not 2xx; Telegram retries
+            logger.error("update %s: could not be stored: %s", update_id, exc)
+            raise BadRequest("503 Service Unavailable", "could not store the update; retry later") from None
+        if not new:
             logger.info("update %s: seen before, acknowledged", update_id)
         return _json(start_response, "200 OK", {"ok": True})
 
