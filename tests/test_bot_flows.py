@@ -78,7 +78,8 @@ def test_every_command_answers_in_the_users_language(tg, lang):
         reply = bot.send(ANN, f"/{name}", language_code="en")  # Telegram's language must not matter
         assert reply.text, name
         assert way_out & set(buttons(reply)), (name, reply.text, buttons(reply))
-        bot.send(ANN, "/cancel")
+        if name in ("add_habit", "add_reward", "timezone"):
+            bot.send(ANN, "/cancel")
 
 
 def test_screens_really_are_translated(tg):
@@ -445,8 +446,8 @@ def test_crawl_every_button(tg, clock, lang):
     while queue:
         data = queue.pop(0)
         prefix = data.split(":")[0]
-        if data in seen or (data.startswith("lang:") and data != f"lang:{lang}") or per_prefix.get(prefix, 0) >= 3:
-            continue  # three of a kind (time zones, weights, pages ...) are enough
+        if data in seen or (data.startswith("lang:") and data != f"lang:{lang}") or per_prefix.get(prefix, 0) >= 2:
+            continue  # two of a kind (time zones, weights, pages ...) are enough
         seen.add(data)
         per_prefix[prefix] = per_prefix.get(prefix, 0) + 1
         reply = forge(bot, ADMIN, data, lang)
