@@ -201,6 +201,43 @@ def test_escaped_names(tg):
     assert "✅ <b>&lt;b&gt;&amp;</b> done!" in done.text and done[-1]["parse_mode"] == "HTML"
 
 
+class Awarding:
+    """A plugin that hands out three kinds of award on every completion."""
+
+    @hookimpl
+    def habitreward_habit_completed(self, engine, event):
+        from habitreward.events import Award
+
+        reward = engine.find_reward(event.user, "Coffee")
+        return [
+            Award(kind="plain", message="Nice <i>one</i> & more"),
+            Award(kind="piece", reward=reward),
+            Award(kind="translated", data={"message_id": "Early bird: {habit}!", "values": {"habit": "<x>"}}),
+        ]
+
+
+def test_plugin_awards_are_shown_escaped_and_translated(tg, tmp_path, monkeypatch):
+    from habitreward.bot import i18n
+
+    po = tmp_path / "ru" / "LC_MESSAGES" / "early.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+                  'msgid "Early bird: {habit}!"\nmsgstr "Ранняя пташка: {habit}!"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "_extra_dirs", [])
+    i18n.register_catalog_dir(tmp_path, "early")
+    try:
+        bot = tg()
+        ann = user(bot, lang="ru")
+        coffee_setup(bot, ann)
+        bot.engine.pm.register(Awarding(), name="awarding")
+        text = bot.send(ANN, "Running").text
+        assert "⭐ Nice &lt;i&gt;one&lt;/i&gt; &amp; more" in text
+        assert "⭐ Бонусная часть: <b>Coffee</b>" in text
+        assert "⭐ Ранняя пташка: &lt;x&gt;!" in text
+    finally:
+        i18n.translations.cache_clear()
+
+
 # --- free text ------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 from typing import Any
 
 from telegram import Update
@@ -62,7 +63,8 @@ async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str
         question = t._("Which habit did you do today?")
         rows.append([(t._("📅 Earlier day"), "ed")])
     rows.append(menu_row(t))
-    text = question + "\n" + t._("You can also type what you did.")
+    # Typed text always reports today, so the hint is only true on today's keyboard.
+    text = question if ago else question + "\n" + t._("You can also type what you did.")
     if intro:
         text = intro + "\n\n" + text
     await s.show(text, rows)
@@ -123,10 +125,22 @@ def completion_text(s: Screen, result: CompletionResult) -> str:
         else:
             lines.append(t._("🎁 You won a piece: <b>{reward}</b> {earned}/{required}",
                              reward=result.reward.name, earned=earned, required=required))
-    for award in result.awards:
-        if getattr(award, "message", None):
-            lines.append(t._("⭐ {message}", message=award.message))
-    return "\n".join(lines)
+    lines += [award_line(t, award) for award in result.awards]
+    return "\n".join(line for line in lines if line)
+
+
+def award_line(t: Any, award: Any) -> str:
+    """A plugin's award. ``data={"message_id": "...", "values": {...}}`` is translated through the
+    catalogs (see register_catalog_dir); otherwise its ``message`` is shown as given."""
+    data = getattr(award, "data", None) or {}
+    message_id = data.get("message_id")
+    if message_id:
+        return "⭐ " + t._(message_id, **dict(data.get("values") or {}))
+    if getattr(award, "message", ""):
+        return "⭐ " + html.escape(award.message, quote=False)
+    if getattr(award, "reward", None) is not None:
+        return t._("⭐ A bonus piece of <b>{reward}</b>", reward=award.reward.name)
+    return ""
 
 
 def completion_rows(s: Screen, result: CompletionResult) -> Rows:
