@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import html
 import re
+import sys
 from typing import Any
 
 import click
@@ -89,7 +90,7 @@ def _interactive(stream: Any) -> bool:
 
 
 def _confirm_demo() -> bool:
-    if not _interactive(click.get_text_stream("stdin")):
+    if not _interactive(sys.stdin):
         return True  # the documented default, also for scripted input
     return click.confirm("There are no habits yet. Add a demo set (3 habits, 4 rewards)?", default=True)
 
@@ -125,7 +126,7 @@ class ChatSession:
         self.numbered: list[tuple[int, str, str | None]] = []  # (message_id, text, callback_data)
 
     def loop(self) -> None:
-        stream = click.get_text_stream("stdin")
+        stream = sys.stdin
         interactive = _interactive(stream)
         if interactive:
             try:
