@@ -307,6 +307,20 @@ def test_without_any_matcher_only_the_exact_name_counts(tg):
     assert len(bot.engine.history(ann)) == 1
 
 
+def test_an_edited_message_is_not_a_second_report(tg):
+    from habitreward.testing.builders import message_update
+
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    bot.engine.add_habit("Reading", owner=ann)
+    bot.send(ANN, "Running")
+    edited = message_update(ANN, "Reading", date=bot.engine.now())
+    edited["edited_message"] = dict(edited.pop("message"), edit_date=int(bot.engine.now().timestamp()))
+    assert bot.process(edited) == []
+    assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
+
+
 def test_habit_done_with_words_reports_them(tg):
     bot = tg()
     ann = user(bot)

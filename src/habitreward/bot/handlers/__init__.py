@@ -28,6 +28,7 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
     settings,
     views,
 )
+from habitreward.bot.handlers.common import TEXT_INPUT
 from habitreward.bot.handlers.menu import set_commands
 from habitreward.bot.handlers.router import COMMANDS, route_callback, route_command
 
@@ -45,7 +46,7 @@ def register(application: Any) -> None:
     application.add_handler(CommandHandler(list(COMMANDS), route_command))
     application.add_handler(CallbackQueryHandler(route_callback))
     # Free text is a habit report only in a private chat: in a group, people talk to each other.
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE,
+    application.add_handler(MessageHandler(TEXT_INPUT & filters.ChatType.PRIVATE,
                                            completion.free_text))
 
     application.add_error_handler(menu.on_error)

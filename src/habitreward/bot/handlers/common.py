@@ -22,6 +22,7 @@ from typing import Any
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.ext import filters
 
 from habitreward.bot.i18n import Translator, resolve_language
 from habitreward.bot.keyboards import Rows, markup, menu_row
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 MAX_TEXT = 4096
+#: Typed input: new text messages only. An edited message is not a new report or answer
+#: (re-reading it would log a habit twice or change a dialog answer behind the user's back).
+TEXT_INPUT = filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE
 
 
 def engine_of(context: Any) -> Any:

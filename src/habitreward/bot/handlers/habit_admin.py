@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from habitreward.bot.handlers.common import Screen, int_args, screen
+from habitreward.bot.handlers.common import TEXT_INPUT, Screen, int_args, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.handlers.views import _page
@@ -26,7 +26,7 @@ from habitreward.models import Habit
 
 NAME, WEIGHT, SCOPE, EDIT_VALUE = "habit_name", "habit_weight", "habit_scope", "habit_edit_value"
 FIELDS = ("name", "weight", "skip", "category")
-TEXT = filters.TEXT & ~filters.COMMAND
+TEXT = TEXT_INPUT
 
 
 def may_edit(s: Screen, habit: Habit) -> bool:

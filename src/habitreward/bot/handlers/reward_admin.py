@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from habitreward.bot.handlers.common import Screen, int_args, screen
+from habitreward.bot.handlers.common import TEXT_INPUT, Screen, int_args, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.rewards import reward_line
 from habitreward.bot.handlers.router import on_callback, on_command
@@ -25,7 +25,7 @@ from habitreward.models import Reward
 NAME, TYPE, PIECES, WEIGHT, SCOPE, EDIT_VALUE = (
     "reward_name", "reward_type", "reward_pieces", "reward_weight", "reward_scope", "reward_edit_value")
 FIELDS = ("name", "weight", "pieces", "max")
-TEXT = filters.TEXT & ~filters.COMMAND
+TEXT = TEXT_INPUT
 
 
 def may_edit(s: Screen, reward: Reward) -> bool:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from habitreward.bot.handlers.common import Screen, screen, translator_for
+from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen, translator_for
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import LANGUAGE_NAMES
 from habitreward.bot.keyboards import Rows, menu_row
@@ -113,4 +113,4 @@ def entry_points() -> list[Any]:
 
 
 def states() -> dict[str, list[Any]]:
-    return {TYPING_ZONE: [MessageHandler(filters.TEXT & ~filters.COMMAND, typed_zone)]}
+    return {TYPING_ZONE: [MessageHandler(TEXT_INPUT, typed_zone)]}
