@@ -248,6 +248,8 @@ class Unsure:
     def habitreward_match_habits(self, user, text, habits):
         if text == "did something":
             return MatchResult(matches=(HabitMatch(habits[0], 0.5, "fuzzy"),), confident=False)
+        if text == "did things":
+            return MatchResult(matches=tuple(HabitMatch(h, 0.5, "llm") for h in habits), confident=False)
         return None
 
 
@@ -275,11 +277,17 @@ def test_free_text_logs_confirms_or_asks(tg, lang):
     assert "Running" in buttons(unknown)
     assert len(bot.engine.history(ann)) == 1
 
+    several = bot.send(ANN, "did things")
+    assert several.text == t._("Which one did you mean?")
+    assert buttons(several) == ["Reading", "Running", t._("❌ None of these"), t._("📋 Pick another habit")]
+    assert t._("✅ <b>{habit}</b> done!", habit="Running") in bot.press(ANN, "Running").text
+    assert len(bot.engine.history(ann)) == 2
+
     bot.send(ANN, "did something")
     yes = bot.press(ANN, t._("✅ Yes, log it"))  # already done today: said so, not logged twice
     assert yes.text == t._("☑️ You already logged <b>{habit}</b> today. One completion a day counts.",
                            habit="Reading")
-    assert len(bot.engine.history(ann)) == 1
+    assert len(bot.engine.history(ann)) == 2
 
 
 def test_typed_report_counts_for_the_day_it_was_written(tg, clock):
