@@ -118,7 +118,7 @@ async def log_error(update: object, context: BotContext) -> None:
     if isinstance(error, Forbidden):
         logger.info("Telegram refused to deliver%s: %s", who, error.message)
     elif isinstance(error, RetryAfter):
-        logger.warning("Telegram flood control%s: retry after %s s", who, error.retry_after)
+        logger.warning("Telegram flood control%s: %s", who, error.message)  # says how long to wait
     elif isinstance(error, BadRequest) and "not modified" in error.message.lower():
         logger.debug("Message not modified%s", who)
     elif isinstance(error, (TimedOut, NetworkError)):
