@@ -289,6 +289,11 @@ class Inbox:
         finally:
             self._release(update_id, True)
 
+    @property
+    def releases_locally(self) -> bool:
+        """True when releasing a claim needs no database round trip (SQLite)."""
+        return self._locks is None
+
     def release(self, update_id: int) -> None:
         """Give a claimed update back unprocessed (it is picked up by a sweep or the next start)."""
         self._release(update_id, True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from habitreward.models import utcnow
@@ -42,34 +43,31 @@ def ordering_key(update: Mapping[str, Any]) -> int | None:
 
 
 class _KeyLocks:
-    """One asyncio.Lock per ordering key, dropped when nobody waits on it (FIFO, so arrival order holds)."""
+    """One asyncio.Lock per ordering key, dropped when nobody holds or waits for it.
+
+    asyncio.Lock wakes waiters first come, first served, so one user's updates run in
+    the order they were handed over.
+    """
 
     def __init__(self) -> None:
-        self._locks: dict[int, list[Any]] = {}
+        self._locks: dict[int, list[Any]] = {}  # key -> [lock, holders and waiters]
 
-    def acquire_for(self, key: int | None) -> _KeyLock:
-        return _KeyLock(self, key)
-
-
-class _KeyLock:
-    def __init__(self, owner: _KeyLocks, key: int | None):
-        self.owner, self.key = owner, key
-
-    async def __aenter__(self) -> None:
-        if self.key is None:
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int | None) -> AsyncIterator[None]:
+        if key is None:
+            yield
             return
-        entry = self.owner._locks.setdefault(self.key, [asyncio.Lock(), 0])
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
         entry[1] += 1
-        await entry[0].acquire()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self.key is None:
-            return
-        entry = self.owner._locks[self.key]
-        entry[0].release()
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self.owner._locks[self.key]
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
 
 
 class BotRunner:
@@ -250,7 +248,7 @@ class BotRunner:
     async def _process(self, update_id: int, key: int | None, payload: str | None = None) -> None:
         from telegram import Update
 
-        async with self._key_locks.acquire_for(key):
+        async with self._key_locks.hold(key):
             assert self._semaphore is not None
             async with self._semaphore:
                 if payload is None:
@@ -266,11 +264,11 @@ class BotRunner:
                     except Exception as exc:  # a broken payload, or PTB itself failing
                         logger.exception("update %s: could not be processed", update_id)
                         error = f"{type(exc).__name__}: {exc}"
-                marked = applied.consume_mark(update_id)
-                if marked and error is None:
-                    self.inbox.finish(update_id, already_marked=True)  # no I/O: just releases it
-                else:
-                    await asyncio.to_thread(self.inbox.finish, update_id, error)
+                marked = applied.consume_mark(update_id) and error is None
+                if marked and self.inbox.releases_locally:
+                    self.inbox.finish(update_id, already_marked=True)  # no I/O at all
+                else:  # a database write, or releasing a PostgreSQL advisory lock
+                    await asyncio.to_thread(self.inbox.finish, update_id, error, already_marked=marked)
                 self.processed += 1
 
     async def _on_error(self, update: object, context: Any) -> None:
