@@ -276,3 +276,18 @@ def test_a_second_server_on_the_same_sqlite_file_is_refused(serve, backend, db_u
     assert "another `habitreward serve` is running on this SQLite database" in result.stderr
     assert "Traceback" not in result.stderr
     assert first.post_update(message_update(1200, "count")) == 200  # the first one is unaffected
+
+
+@pytest.mark.postgres_only
+def test_a_survivor_finishes_what_a_killed_process_had_accepted(serve, db_url, botapi):
+    """Two processes on PostgreSQL: one dies right after answering 200; the other one's sweep
+    applies the update without any restart, once."""
+    doomed = serve("--sweep-interval", "1", name="doomed")
+    survivor = serve("--sweep-interval", "1", name="survivor")
+    update = message_update(1300, "count 2")
+    assert doomed.post_update(update) == 200
+    doomed.kill()
+    assert applications(db_url) == {}
+    wait_until(lambda: applications(db_url) == {update["update_id"]: 1}, timeout=30, what="the survivor's sweep")
+    wait_until(lambda: counted(botapi) == {update["update_id"]: 1}, what="the reply")
+    assert "left unprocessed" in survivor.logs()

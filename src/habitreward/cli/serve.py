@@ -62,9 +62,13 @@ def _protect_logs(app: AppContext) -> None:
               show_envvar=True,
               help="Keep replies under Telegram's flood limits (about 30 messages/s overall) with PTB's "
                    "AIORateLimiter, when installed. Turn off only for a Bot API without limits (tests, benchmarks).")
+@click.option("--sweep-interval", default=30.0, show_default=True, type=click.FloatRange(0.2),
+              help="Seconds between looks for updates a crashed process left unprocessed (with several "
+                   "processes on PostgreSQL, the survivors finish them; on start every such update is taken).")
 @pass_app
 def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
-          set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int, rate_limit: bool) -> None:
+          set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int, rate_limit: bool,
+          sweep_interval: float) -> None:
     """Run the bot until SIGTERM or Ctrl+C.
 
     Without --webhook: long polling (getUpdates), nothing to expose; good for a
@@ -94,7 +98,8 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
         _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
-                           shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit)
+                           shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit,
+                           sweep_interval=sweep_interval)
     service = Service(engine, options, announce=lambda line: click.echo(line))
     if webhook:
         service.serve_webhook()

@@ -80,14 +80,16 @@ class BotRunner:
         *,
         concurrency: int = 16,
         sweep_interval: float = 30.0,
-        sweep_grace: float = 60.0,
+        sweep_grace: float | None = None,
         keep_processed: dt.timedelta = dt.timedelta(days=3),
     ):
         self.application = application
         self.inbox = inbox
         self.concurrency = concurrency
         self.sweep_interval = sweep_interval
-        self.sweep_grace = sweep_grace
+        # Rows younger than this are left to the process that stored them (a row stored by a
+        # racing duplicate is claimed by its owner within milliseconds).
+        self.sweep_grace = sweep_interval if sweep_grace is None else sweep_grace
         self.keep_processed = keep_processed
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
