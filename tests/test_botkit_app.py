@@ -56,7 +56,7 @@ class TinyPlugin:
         async def boom(update: Update, context: BotContext) -> None:
             raise ValueError("handler bug")
 
-        register(CommandHandler("ping", ping))
+        register(CommandHandler("ping", ping), description="Check that the bot answers")
         register(CommandHandler("menu", menu))
         register(CommandHandler("keyboard", keyboard))
         register(CommandHandler("boom", boom))
@@ -330,3 +330,7 @@ def test_a_malformed_message_fails_the_test_that_sent_it(engine, botapi):
         assert bot.send(5, "/show Run").text == "Habit <b>Run</b>"
         with pytest.raises(AssertionError, match="(?i)message '/show <b>&' from 5: BadRequest.*can't parse entities"):
             bot.send(5, "/show <b>&")  # the name was not escaped
+
+
+def test_plugins_can_put_their_commands_in_the_menu(bot):
+    assert bot.application.plugin_commands == [("ping", "Check that the bot answers")]

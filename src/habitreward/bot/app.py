@@ -12,6 +12,7 @@ from telegram.ext import (
     ApplicationBuilder,
     BaseHandler,
     BaseRateLimiter,
+    CommandHandler,
     ContextTypes,
     ConversationHandler,
 )
@@ -40,6 +41,8 @@ class HabitRewardApplication(Application):
     def __init__(self, *, engine: Engine, **kwargs: Any):
         super().__init__(**kwargs)
         self.engine = engine
+        #: (command, description) pairs plugins asked to show in Telegram's command menu.
+        self.plugin_commands: list[tuple[str, str]] = []
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
@@ -202,8 +205,12 @@ def build_application(
     if builtin_handlers:
         handlers.register(application)
 
-    def register(handler: BaseHandler, group: int = 0) -> None:
+    def register(handler: BaseHandler, group: int = 0, *, description: str | None = None) -> None:
+        """Add a plugin's handler; a CommandHandler with ``description`` also goes into the
+        command menu (``application.plugin_commands``, for setMyCommands)."""
         application.add_handler(handler, group=group)
+        if description and isinstance(handler, CommandHandler):
+            application.plugin_commands.extend((name, description) for name in sorted(handler.commands))
 
     engine.hooks.register_handlers(register, settings)
     return application
