@@ -35,7 +35,8 @@ class TinyPlugin:
         def menu_keyboard() -> InlineKeyboardMarkup:
             return InlineKeyboardMarkup([[InlineKeyboardButton("Running", callback_data="pick:run"),
                                           InlineKeyboardButton("Reading", callback_data="pick:read")],
-                                         [InlineKeyboardButton("Refresh", callback_data="refresh")]])
+                                         [InlineKeyboardButton("Refresh", callback_data="refresh"),
+                                          InlineKeyboardButton("Docs", url="https://example.org/docs")]])
 
         async def refresh(update: Update, context: BotContext) -> None:
             await update.callback_query.answer()
@@ -93,7 +94,10 @@ def test_handlers_reach_the_engine_through_the_context(bot, engine, botapi):
 
 def test_buttons_are_pressed_by_their_text_and_edits_are_seen(bot, botapi):
     shown = bot.send(7, "/menu")
-    assert shown.buttons == [[("Running", "pick:run"), ("Reading", "pick:read")], [("Refresh", "refresh")]]
+    assert shown.buttons == [[("Running", "pick:run"), ("Reading", "pick:read")],
+                             [("Refresh", "refresh"), ("Docs", None)]]
+    with pytest.raises(AssertionError, match="'Docs' sends nothing to the bot .it opens https://example.org/docs"):
+        bot.press(7, "Docs")
     assert shown[0]["parse_mode"] == "HTML"
 
     edited = bot.press(7, "Reading")

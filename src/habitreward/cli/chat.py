@@ -123,7 +123,9 @@ class ChatSession:
         self.user_id = user_id
         self.name = name
         self.language = language
-        self.numbered: list[tuple[int, str, str | None]] = []  # (message_id, text, callback_data)
+        # (message_id, text, callback_data, url): a button without callback data is a reply-keyboard
+        # button (pressing sends its text) or, with a url, a link.
+        self.numbered: list[tuple[int, str, str | None, str | None]] = []
 
     def loop(self) -> None:
         stream = sys.stdin
@@ -164,7 +166,10 @@ class ChatSession:
         self.show(self.bot.send(self.user_id, text, first_name=self.name, language_code=self.language))
 
     def press(self, number: int) -> None:
-        message_id, text, data = self.numbered[number - 1]
+        message_id, text, data, url = self.numbered[number - 1]
+        if url:
+            click.echo(f"(opens {url})")
+            return
         click.echo(f"(pressed {text})")
         if data is None:  # a reply-keyboard button sends its text
             self.say(text)
@@ -193,10 +198,12 @@ class ChatSession:
         self.numbered = []
         if message is None:
             return
-        for row in rows:
+        inline = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+        for r, row in enumerate(rows):
             cells = []
-            for text, data in row:
-                self.numbered.append((message["message_id"], text, data))
+            for c, (text, data) in enumerate(row):
+                url = inline[r][c].get("url") if r < len(inline) and c < len(inline[r]) else None
+                self.numbered.append((message["message_id"], text, data, url))
                 cells.append(f"[{len(self.numbered)}] {text}")
             click.echo("  " + "  ".join(cells))
 

@@ -192,6 +192,13 @@ class BotDriver:
         chat = user_id if chat_id is None else chat_id
         message, data = self.find_button(chat, button, message_id=message_id)
         if data is None:
+            inline = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+            for row in inline:
+                for b in row:
+                    if button == b.get("text"):
+                        # A URL (or other non-callback) button: Telegram sends the bot nothing.
+                        target = b.get("url") or ", ".join(k for k in b if k != "text")
+                        raise AssertionError(f"Button {button!r} sends nothing to the bot (it opens {target})")
             return self.send(user_id, button, chat_id=chat_id, language_code=language_code, first_name=first_name)
         update = callback_update(
             user_id, data, message_id=message["message_id"], chat_id=chat, language_code=language_code,
