@@ -11,14 +11,17 @@ How it stays correct with several processes (see ``bot/app.py``):
   calls ``update_persistence()`` right after each update, so conversation states
   and user/chat data are in the database before the next update of that user can
   reach any process. Unchanged documents are not written again.
-* Reads are fresh: before an update is handled, PTB calls ``refresh_user_data`` /
-  ``refresh_chat_data`` / ``refresh_bot_data``, which reload that user's and chat's
-  rows when another process changed them, and the Application reloads the states
-  of persistent ConversationHandlers for the update's key (PTB has no hook for that).
+* Reads are fresh: before an update is handled, the Application reads that user's,
+  chat's and the bot's rows and the states of its persistent ConversationHandlers
+  for the update's key in one query (``begin_update``); PTB's ``refresh_user_data`` /
+  ``refresh_chat_data`` / ``refresh_bot_data`` then replace what another process
+  changed. Cost, measured with bench/bench_botkit.py: two statements per update
+  (that read, and one write when something changed).
 
-Limits: values must be JSON (dict keys become strings); two processes handling the
-same user at the same instant resolve as last-writer-wins (Telegram delivers one
-user's updates in order, so this needs a retry storm to happen).
+Limits: values must be JSON (dict keys become strings). Two updates of the same
+person in flight at once in two processes (say a double-tapped button delivered to
+two webhook workers) resolve as last-writer-wins on that person's rows; engine
+operations stay transactional, so at worst a conversation step is repeated.
 """
 
 from __future__ import annotations
