@@ -56,6 +56,12 @@ def test_add_edit_remove_habit(tg, lang):
     bot.send(ANN, "Evening run")
     assert bot.engine.get_habit(ann, habit.id).name == "Evening run"
     assert bot.engine.get_habit(ann, habit.id).allowed_skip_days == 2
+    for typed, expected in (("Sport", "Sport"), ("-", None)):
+        bot.send(ANN, "/edit_habit")
+        bot.press(ANN, "Evening run")
+        bot.press(ANN, t._("Category"))
+        bot.send(ANN, typed)
+        assert bot.engine.get_habit(ann, habit.id).category == expected
 
     # Remove: pick, confirm.
     bot.send(ANN, "/remove_habit")
