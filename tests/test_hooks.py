@@ -220,3 +220,27 @@ def test_habitreward_user_deleted_runs_inside_the_deletion(engine):
     engine.delete_user(1)
     with engine.session():
         assert [kv.key for kv in KeyValue.select()] == ["2"]
+
+
+def test_deleting_a_user_removes_their_processed_updates_from_the_inbox(engine):
+    import json
+
+    from habitreward.models import ProcessedUpdate, utcnow
+
+    engine.add_user(12345, "Ann")
+    engine.add_user(999, "Bob")
+
+    def update(update_id: int, sender: int, processed: bool = True) -> None:
+        payload = {"update_id": update_id, "message": {"message_id": 1, "date": 0, "text": "hi 12345",
+                                                     "chat": {"id": sender, "type": "private"},
+                                                     "from": {"id": sender, "is_bot": False, "first_name": "x"}}}
+        ProcessedUpdate.create(update_id=update_id, payload=json.dumps(payload),
+                               processed_at=utcnow() if processed else None)
+
+    with engine.session():
+        update(1, 12345)
+        update(2, 999)  # mentions 12345 in its text only: not Ann's
+        update(3, 12345, processed=False)  # still to be processed: left for the server
+    engine.delete_user(12345)
+    with engine.session():
+        assert sorted(u.update_id for u in ProcessedUpdate.select()) == [2, 3]
