@@ -105,3 +105,16 @@ def test_switching_third_party_plugins_off(monkeypatch):
     assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": ""}))
     assert "perfect_day" in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "perfect_day"}))
     assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "other"}))
+
+
+def test_an_unimportable_extra_plugin_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"HABITREWARD_EXTRA_PLUGINS": "no_such_plugin_module", "PATH": "", "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "habitreward", "plugins"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module': No module named 'no_such_plugin_module'"
+    ]

@@ -12,9 +12,16 @@ from habitreward.cli.app import cli, run
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from habitreward.cli.app import register_plugin_commands
+    import click
 
-    register_plugin_commands()
+    from habitreward.cli.app import register_plugin_commands
+    from habitreward.errors import HabitRewardError
+
+    try:
+        register_plugin_commands()
+    except HabitRewardError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(run(argv))
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pluggy
 
 from habitreward import hookspecs
+from habitreward.errors import ConfigError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "habitreward.plugins.habits",
@@ -42,14 +43,24 @@ def make_plugin_manager(
     if load_entry_points:
         env = os.environ if environ is None else environ
         allowed = env.get(LOAD_PLUGINS_ENV)
-        if allowed is None:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        elif allowed.strip():
-            for name in (n.strip() for n in allowed.split(",") if n.strip()):
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        try:
+            if allowed is None:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            elif allowed.strip():
+                for name in (n.strip() for n in allowed.split(",") if n.strip()):
+                    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        except Exception as exc:  # a broken third-party package must not look like our bug
+            raise ConfigError(
+                f"A habitreward plugin failed to load ({type(exc).__name__}: {exc}); "
+                f"{LOAD_PLUGINS_ENV} can leave it out"
+            ) from exc
         for module_name in (n.strip() for n in env.get(EXTRA_PLUGINS_ENV, "").split(",") if n.strip()):
             if not pm.has_plugin(module_name):
-                pm.register(importlib.import_module(module_name), name=module_name)
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError as exc:
+                    raise ConfigError(f"{EXTRA_PLUGINS_ENV}: cannot import {module_name!r}: {exc}") from exc
+                pm.register(module, name=module_name)
     pm.check_pending()
     return pm
 
