@@ -22,6 +22,7 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
     completion,
     dialog,
     habit_admin,
+    habit_aliases,
     menu,
     reward_admin,
     rewards,

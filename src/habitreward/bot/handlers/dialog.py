@@ -1,6 +1,6 @@
 """The one persistent conversation: every step that waits for typed text.
 
-Add/edit habit, add/edit reward and typing a time zone are states of a single
+Add/edit habit, adding an alias, add/edit reward and typing a time zone are states of a single
 ``ConversationHandler`` named ``dialog`` rather than one handler each: with
 ``allow_reentry`` any flow's entry point (a button or a command) starts that
 flow even in the middle of another, so a user is never stuck in a state that
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from telegram.ext import ConversationHandler
 
-from habitreward.bot.handlers import habit_admin, reward_admin, settings
+from habitreward.bot.handlers import habit_admin, habit_aliases, reward_admin, settings
 from habitreward.bot.handlers.menu import standard_fallbacks
 
 NAME = "dialog"
@@ -22,7 +22,7 @@ NAME = "dialog"
 def conversation(persistent: bool) -> ConversationHandler:
     states: dict = {}
     entry_points: list = []
-    for module in (habit_admin, reward_admin, settings):
+    for module in (habit_admin, habit_aliases, reward_admin, settings):
         entry_points += module.entry_points()
         states.update(module.states())
     return ConversationHandler(

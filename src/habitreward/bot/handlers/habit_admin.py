@@ -5,7 +5,8 @@ Adding and editing ask for typed answers, so they are steps of the persistent
 far live in ``user_data["draft"]`` (stored in the database), so a restart in
 the middle continues where the user was. Picking and removing are plain
 buttons: ``hm`` hub, ``he[:habit]``/``hep:page`` edit picker and field menu,
-``hf:habit:field`` starts typing a new value, ``hr[:habit]``/``hrp:page``/
+``hf:habit:field`` starts typing a new value, ``hal:habit`` its aliases
+(:mod:`habit_aliases`), ``hr[:habit]``/``hrp:page``/
 ``hrx:habit`` remove.
 """
 
@@ -59,6 +60,18 @@ def describe(s: Screen, habit: Habit) -> str:
         parts.append(t._("category {category}", category=habit.category))
     parts.append(t._("shared") if habit.is_shared else t._("personal"))
     return " · ".join(parts)
+
+
+def aliases_of(s: Screen, habit: Habit) -> list[str]:
+    return s.engine.aliases_for([habit])[habit.id]
+
+
+def aliases_line(s: Screen, habit: Habit) -> str:
+    """The edit screen's reminder of the habit's other words (managed in :mod:`habit_aliases`)."""
+    aliases = aliases_of(s, habit)
+    if not aliases:
+        return s.t._("🏷 No aliases yet.")
+    return s.t._("🏷 Aliases: {aliases}", aliases=", ".join(aliases))
 
 
 @on_command("manage_habits")
@@ -195,9 +208,10 @@ async def edit(s: Screen, args: list[str]) -> None:
         return
     t = s.t
     await s.show(
-        describe(s, habit) + "\n\n" + t._("What do you want to change?"),
+        describe(s, habit) + "\n" + aliases_line(s, habit) + "\n\n" + t._("What do you want to change?"),
         [[(t._("Name"), f"hf:{habit.id}:name"), (t._("Weight"), f"hf:{habit.id}:weight")],
          [(t._("Grace days"), f"hf:{habit.id}:skip"), (t._("Category"), f"hf:{habit.id}:category")],
+         [(t._("🏷 Aliases"), f"hal:{habit.id}")],
          menu_row(t, back="he")],
     )
 
