@@ -172,13 +172,14 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             wanted.append((BOT_DATA, BOT_DATA_KEY))
         if not wanted:
             return {}, []
-        condition = None
-        for namespace, key in wanted:
-            term = (KeyValue.namespace == namespace) & (KeyValue.key == key)
-            condition = term if condition is None else condition | term
+        # namespace IN (...) AND key IN (...): a superset of the wanted pairs, filtered
+        # below; cheaper to build and run than an OR of pairs, and just as indexed.
+        wanted_set = set(wanted)
         with self.engine.session():
-            rows = KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value).where(condition).tuples()
-            found = {(namespace, key): value for namespace, key, value in rows}
+            rows = (KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value)
+                    .where(KeyValue.namespace.in_({n for n, _ in wanted}) & KeyValue.key.in_({k for _, k in wanted}))
+                    .tuples())
+            found = {(namespace, key): value for namespace, key, value in rows if (namespace, key) in wanted_set}
         states = {}
         for row_key, pair in by_row.items():
             text = found.get((CONVERSATIONS, row_key))
