@@ -11,7 +11,7 @@ from habitreward.engine.base import EngineBase, to_utc_naive
 from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
-from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User
+from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User, utcnow
 
 _LOG_FIELDS = (HabitLog.id, HabitLog.completed_on, HabitLog.streak_count)
 
@@ -101,7 +101,8 @@ class TrackingMixin(EngineBase):
         chosen = self.hooks.draw_reward(weighted, self.rng)
         reward = chosen.reward if chosen is not None and not chosen.reward.is_nothing else None
 
-        progress = self._add_piece(user, reward) if reward is not None else None
+        progress = self._add_piece(user, reward, *_progress_read(candidates, reward, user)) \
+            if reward is not None else None
         log = HabitLog.create(
             user=user.id,
             habit=habit.id,
@@ -135,15 +136,35 @@ class TrackingMixin(EngineBase):
             progress=progress, multiplier=multiplier, backdated=backdated, awards=awards,
         )
 
-    def _add_piece(self, user: User, reward: Reward) -> RewardProgress:
-        """One more piece of ``reward``; a claimed reward starts its next cycle at 1."""
-        progress, _ = RewardProgress.get_or_create(user=user.id, reward=reward.id)
+    def _add_piece(self, user: User, reward: Reward, read: RewardProgress | None = None,
+                   absent: bool = False) -> RewardProgress:
+        """One more piece of ``reward``; a claimed reward starts its next cycle at 1.
+
+        ``read``: the user's progress row as already read in this transaction (by the
+        draw's query, under the user's lock), which saves reading it again; ``absent``:
+        that query found no row, so the first piece is inserted at once.
+        """
+        if absent:
+            try:
+                with self.db.atomic():  # a savepoint: a row stored meanwhile by a lock-free writer wins
+                    progress = RewardProgress.create(user=user.id, reward=reward.id, pieces_earned=1)
+                progress.reward = reward
+                return progress
+            except peewee.IntegrityError:
+                pass
+        progress = read if read is not None else RewardProgress.get_or_create(user=user.id, reward=reward.id)[0]
         if progress.claimed:
             progress.claimed = False
             progress.pieces_earned = 1
         else:
             progress.pieces_earned += 1
-        progress.save()
+        if read is None:
+            progress.save()
+        else:  # only what changed: a narrower statement than save()'s every-column UPDATE
+            progress.updated_at = utcnow()
+            RewardProgress.update(
+                pieces_earned=progress.pieces_earned, claimed=progress.claimed, updated_at=progress.updated_at
+            ).where(RewardProgress.id == progress.id).execute()
         progress.reward = reward
         return progress
 
@@ -178,16 +199,20 @@ class TrackingMixin(EngineBase):
 
     # --- undo --------------------------------------------------------------------------
 
-    def undo(self, user: User, habit: Habit, *, log_id: int | None = None) -> UndoResult:
+    def undo(self, user: User, habit: Habit, *, log_id: int | None = None,
+             recorded_at: dt.datetime | None = None) -> UndoResult:
         """Revert the last recorded completion of ``habit`` (or the given one of its logs).
 
         Its piece is taken back unless it was already claimed, and later streaks are
-        recomputed.
+        recomputed. ``recorded_at`` (the log's naive UTC ``created_at``) must match too
+        when given: SQLite reuses a deleted log's id, so an id alone can name a newer log.
         """
         with self.transaction(lock_user=user):
             query = HabitLog.select().where((HabitLog.user == user.id) & (HabitLog.habit == habit.id))
             if log_id is not None:
                 query = query.where(HabitLog.id == int(log_id))
+            if recorded_at is not None:
+                query = query.where(HabitLog.created_at == recorded_at)
             log = query.order_by(HabitLog.id.desc()).first()
             if log is None:
                 raise NothingToUndo(f"There is no completion of {habit.name!r} to undo.")
@@ -249,3 +274,24 @@ class TrackingMixin(EngineBase):
             progress.reward = reward
             self.hooks.reward_claimed(self, RewardClaimed(user=user, reward=reward, progress=progress))
         return progress
+
+
+_UNREAD = object()
+
+
+def _progress_read(candidates: list, reward: Reward, user: User) -> tuple[RewardProgress | None, bool]:
+    """``user``'s progress of ``reward`` as the draw's candidate query read it: (row, absent).
+
+    (None, False) when that query did not cover ``reward`` (a plugin's own pick).
+    """
+    for candidate in candidates:
+        if candidate.reward.id == reward.id:
+            progress = getattr(candidate.reward, "rewardprogress", _UNREAD)
+            if progress is _UNREAD:
+                return None, False
+            if progress is None or progress.id is None:
+                return None, True  # the LEFT JOIN found no row (peewee leaves None there)
+            if progress.user_id == user.id:
+                return progress, False
+            return None, False
+    return None, False
