@@ -43,7 +43,7 @@ def test_alias_added_in_the_bot_logs_the_habit_from_free_text(bot, lang):
     assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
 
     # The edit screen lists it; a second alias, then removing the first by its button.
-    fields = bot.press(ANN, "he:%d" % habit.id)
+    fields = bot.press(ANN, f"he:{habit.id}")
     assert t._("🏷 Aliases: {aliases}", aliases="Jog") in fields.text
     bot.press(ANN, t._("🏷 Aliases"))
     bot.press(ANN, t._("➕ Add an alias"))

@@ -522,4 +522,5 @@ def test_crawl_every_button(tg, clock, lang):
     # Every kind of screen was reached.
     prefixes = {data.split(":")[0] for data in seen}
     assert prefixes >= {"done", "d", "u", "ed", "st", "hi", "my", "cl", "clx", "od", "o", "rw", "hm", "ha", "he",
-                        "hf", "hal", "haa", "hax", "hr", "hrx", "rm", "ra", "re", "rf", "rr", "rrx", "set", "lang", "tz", "help", "m"}
+                        "hf", "hal", "haa", "hax", "hr", "hrx",
+                        "rm", "ra", "re", "rf", "rr", "rrx", "set", "lang", "tz", "help", "m"}

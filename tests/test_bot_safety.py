@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot_support import ADMIN, ANN, BOB, buttons, coffee_setup, drivers, forge, user
+from habitreward.bot.handlers.completion import undo_data
 from habitreward.bot.keyboards import MAX_CALLBACK_DATA
 from habitreward.models import HabitLog, RewardProgress
 from habitreward.testing.driver import BotDriver
@@ -51,9 +52,10 @@ def test_forged_callback_data_is_refused_and_changes_nothing(tg):
     forged = {
         f"d:{bobs.id}": "That habit no longer exists.",              # another user's habit
         f"d:{gone.id}": "That habit no longer exists.",              # a removed habit
-        f"u:{water.id}:{bob_log.id}": "There is nothing to undo here.",  # another user's log
-        f"u:{gone.id}:{gone_log.id}": "There is nothing to undo here.",  # a removed habit's log
-        f"u:{bobs.id}:{bob_log.id}": "There is nothing to undo here.",
+        undo_data(water.id, bob_log): "There is nothing to undo here.",  # another user's log
+        undo_data(gone.id, gone_log): "There is nothing to undo here.",  # a removed habit's log
+        undo_data(bobs.id, bob_log): "There is nothing to undo here.",
+        f"u:{water.id}:{bob_log.id}": REFUSAL,  # no stamp: not a button the bot made
         f"o:{bobs.id}": "That habit no longer exists.",
         f"cl:{coffee.id}": "That reward is not ready to claim.",      # not achieved
         f"clx:{coffee.id}": "That reward is not ready to claim.",
@@ -64,7 +66,8 @@ def test_forged_callback_data_is_refused_and_changes_nothing(tg):
         f"rrx:{coffee.id + 1000}": "You cannot change that reward.",
         "ap:9": "Only an admin can do that.",                          # Ann is no admin
         "dc:9": "Only an admin can do that.",
-        "d:abc": REFUSAL, "d:1:99": REFUSAL, "d:": REFUSAL, "u:1": REFUSAL, "u:x:y": REFUSAL,
+        "d:abc": REFUSAL, "d:1:99": REFUSAL, "d:": REFUSAL, "u:1": REFUSAL, "u:x:y": REFUSAL, "u:1:1:!": REFUSAL,
+        "u:1:1:zzzzzzzzzzzzzz": REFUSAL,
         "zzz": REFUSAL, "": REFUSAL, "lang:xx": REFUSAL, "done:0:-3": REFUSAL, "hw:500": REFUSAL,
     }
     for data, expected in forged.items():
@@ -74,6 +77,36 @@ def test_forged_callback_data_is_refused_and_changes_nothing(tg):
     # A forged time zone is validated like a typed one.
     assert forge(bot, ANN, "tz:Mars/Olympus").text.startswith("I don't know the time zone Mars/Olympus.")
     assert snapshot(bot.engine) == before
+
+
+def test_a_stale_undo_button_cannot_revert_a_newer_completion(tg, clock, backend):
+    """SQLite gives an undone log's id to the next completion: the first message's Undo names the
+    old completion, not whatever now has its id."""
+    bot = tg()
+    ann = user(bot, ANN)
+    habit, coffee = coffee_setup(bot, ann)
+    bot.send(ANN, "/habit_done")
+    first = bot.press(ANN, "Running")
+    stale = first.buttons[0][0][1]  # the first completion message's Undo
+    first_log = bot.engine.history(ann)[0].log
+    assert bot.press(ANN, "↩️ Undo").text.startswith("↩️ Undone: <b>Running</b>")
+    clock.advance(minutes=5, microseconds=123457)  # microseconds survive the round trip on both backends
+    bot.send(ANN, "/habit_done")
+    again = bot.press(ANN, "Running")
+    assert again.text.startswith("✅ <b>Running</b> done!")
+    new_log = bot.engine.history(ann)[0].log
+    if backend == "sqlite":
+        assert new_log.id == first_log.id  # the premise: the id was reused
+    before = snapshot(bot.engine)
+
+    refused = forge(bot, ANN, stale)
+    assert refused.text == "There is nothing to undo here."
+    assert snapshot(bot.engine) == before
+    assert [e.log.id for e in bot.engine.history(ann)] == [new_log.id]
+    assert bot.engine.progress(ann)[0].pieces_earned == 1
+    # The newer message's Undo still works.
+    assert bot.press(ANN, "↩️ Undo").text.startswith("↩️ Undone: <b>Running</b>")
+    assert bot.engine.history(ann) == []
 
 
 def test_unknown_and_inactive_users_reach_only_start_and_help(tg, botapi):

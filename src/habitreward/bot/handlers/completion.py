@@ -1,8 +1,9 @@
 """Logging habits: /habit_done's keyboard, the "earlier day" path, free text, and Undo.
 
 Callback data: ``done[:page[:days_ago]]`` habit keyboard, ``ed`` earlier-day
-picker, ``d:habit[:days_ago]`` log, ``u:habit:log`` undo, ``fn`` "no" to a
-guessed habit. Every id is checked against the user by the engine.
+picker, ``d:habit[:days_ago]`` log, ``u:habit:log:stamp`` undo (see
+:func:`undo_data`), ``fn`` "no" to a guessed habit. Every id is checked against
+the user by the engine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from habitreward.bot.keyboards import Rows, menu_row, picker
 from habitreward.engine.results import CompletionResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
-from habitreward.models import Habit, ProgressStatus
+from habitreward.models import Habit, HabitLog, ProgressStatus
 
 
 def _days_ago(args: list[str], index: int) -> int | None:
@@ -143,11 +144,47 @@ def award_line(t: Any, award: Any) -> str:
     return ""
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def undo_data(habit_id: int, log: HabitLog) -> str:
+    """Callback data naming exactly one completion: ``u:habit:log:stamp``.
+
+    The log id alone is not enough: SQLite gives a deleted row's id to the next
+    row, so after an undo and a new completion a stale Undo button would revert
+    the new one. The stamp is the moment the log was recorded (its ``created_at``,
+    microseconds in base 36), which a newer log with the same id does not share.
+    """
+    micros = (log.created_at - _EPOCH) // _MICROSECOND
+    return f"u:{habit_id}:{log.id}:{_base36(micros)}"
+
+
+def _base36(number: int) -> str:
+    """``int(text, 36)`` reads it back; short enough for Telegram's 64 bytes of callback data."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
+
+
+def _recorded_at(stamp: str) -> dt.datetime | None:
+    """The ``created_at`` a stamp of :func:`undo_data` names, or None for garbage."""
+    try:
+        micros = int(stamp, 36)
+        return _EPOCH + micros * _MICROSECOND if micros >= 0 else None
+    except (ValueError, OverflowError):
+        return None
+
+
 def completion_rows(s: Screen, result: CompletionResult) -> Rows:
     t = s.t
     rows: Rows = []
     if not result.already_done:
-        rows.append([(t._("↩️ Undo"), f"u:{result.habit.id}:{result.log.id}")])
+        rows.append([(t._("↩️ Undo"), undo_data(result.habit.id, result.log))])
     if result.status is ProgressStatus.ACHIEVED and result.reward is not None:
         rows.append([(t._("🎁 Claim it"), f"cl:{result.reward.id}")])
     rows.append([(t._("✅ Log another"), "done"), (t._("🏠 Menu"), "m")])
@@ -192,12 +229,14 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
 async def undo(s: Screen, args: list[str]) -> None:
     t = s.t
     ids = int_args(args, 2)
-    if ids is None:
+    recorded_at = _recorded_at(args[2]) if len(args) == 3 else None
+    if ids is None or recorded_at is None:
         await s.refuse()
         return
     try:
         habit = s.engine.get_habit(s.user, ids[0])
-        result = s.engine.undo(s.user, habit, log_id=ids[1])
+        # A stale button (its log undone, the id reused by a newer one) finds nothing here.
+        result = s.engine.undo(s.user, habit, log_id=ids[1], recorded_at=recorded_at)
     except (NotFound, NothingToUndo):
         await s.refuse(t._("There is nothing to undo here."))
         return
