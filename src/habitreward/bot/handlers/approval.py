@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from habitreward.bot.handlers.common import Screen, engine_of, telegram_call
+from habitreward.bot.handlers.common import Screen, engine_of, remember_user, telegram_call
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
@@ -75,6 +75,7 @@ async def gate(update: Update, context: Any) -> None:
                                         language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
             await notify_admins(context, user, tg_user.username)
+    remember_user(context, user)
     if user.active:
         if query is not None and not query.data:
             # PTB lets a press without data match every pattern; it can only be forged.

@@ -41,6 +41,25 @@ def engine_of(context: Any) -> Any:
     return context.engine
 
 
+#: Where the registration gate leaves the user row it read, on the update's context
+#: (PTB builds one context per update and hands it to every group's handler).
+_GATE_USER = "_habitreward_gate_user"
+
+
+def remember_user(context: Any, user: User) -> None:
+    """The gate read ``user`` for this update: the screen handling it need not read it again."""
+    vars(context)[_GATE_USER] = user
+
+
+def user_for(context: Any, telegram_id: int) -> User | None:
+    """This update's user row: the one the gate read (taken once, so a later screen of the
+    same update reads afresh), else from the database. Saves a query per update."""
+    user = vars(context).pop(_GATE_USER, None)
+    if user is not None and user.telegram_id == telegram_id:
+        return user
+    return engine_of(context).find_user(telegram_id)
+
+
 def translator_for(user: User | None, update: Update | None, settings: Any) -> Translator:
     tg_user = update.effective_user if update is not None else None
     return Translator(resolve_language(
@@ -166,7 +185,7 @@ def screen(active: bool = True) -> Callable[[Handler], Callable[[Update, Any], A
             tg_user = update.effective_user
             if tg_user is None:
                 return None
-            user = engine_of(context).find_user(tg_user.id)
+            user = user_for(context, tg_user.id)
             if user is None or (active and not user.active):
                 return None
             return await func(Screen(update, context, user), *args)

@@ -18,7 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from habitreward.bot.handlers.common import Screen, engine_of
+from habitreward.bot.handlers.common import Screen, user_for
 
 ScreenFunc = Callable[..., Awaitable[Any]]
 
@@ -52,7 +52,7 @@ async def _screen_for(update: Update, context: Any, active: bool) -> Screen | No
     tg_user = update.effective_user
     if tg_user is None:
         return None
-    user = engine_of(context).find_user(tg_user.id)
+    user = user_for(context, tg_user.id)
     if user is None or (active and not user.active):
         return None
     return Screen(update, context, user)
