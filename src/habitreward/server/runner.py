@@ -21,6 +21,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from habitreward.db import is_postgres
 from habitreward.models import utcnow
 from habitreward.server import applied
 from habitreward.server.inbox import Accepted, Inbox, processing
@@ -139,6 +140,21 @@ class BotRunner:
 
     async def _startup(self) -> None:
         self._semaphore = asyncio.Semaphore(self.concurrency)
+        database = self.inbox.engine.db
+        if not is_postgres(database):
+            # Handlers hop to worker threads (asyncio.to_thread: the free-text matcher, inbox
+            # claims). A SQLite connection is kept per thread (see Engine.session), so open it
+            # when a worker starts: a read there must not connect, set the pragmas and close
+            # again on every message. (PostgreSQL: pooled connections, borrowed per read.)
+            def connect() -> None:
+                try:
+                    database.connect(reuse_if_open=True)
+                except Exception:  # never break the pool: the first read connects by itself
+                    logger.debug("worker thread could not open the database yet", exc_info=True)
+
+            asyncio.get_running_loop().set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(thread_name_prefix="habitreward-worker", initializer=connect)
+            )
         app = self.application
         await app.initialize()
         if app.post_init:
