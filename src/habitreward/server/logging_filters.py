@@ -9,7 +9,9 @@ included, before any handler formats it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 REDACTED = "[REDACTED]"
 
@@ -71,3 +73,39 @@ def install_redaction(secrets: Iterable[str | None], logger: logging.Logger | No
     if logging.getLogger("httpx").level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     return redactor
+
+
+class AtMostEvery(logging.Filter):
+    """Lets one record through per ``seconds``; the next one says how many were held back.
+
+    For waitress's "Task queue depth is N": under a burst it is logged for every request
+    that has to wait for a thread, thousands of lines a minute at the busiest moment.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.seconds = seconds
+        self.clock = clock
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now < self._next:
+                self._held += 1
+                return False
+            self._next = now + self.seconds
+            held, self._held = self._held, 0
+        if held:
+            record.msg = f"{record.getMessage()} ({held} similar warning(s) held back)"
+            record.args = None
+        return True
+
+
+def limit_queue_warnings(seconds: float = 60.0) -> None:
+    """waitress's queue-depth warning: at most one line per ``seconds`` (once per process)."""
+    queue_logger = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, AtMostEvery) for f in queue_logger.filters):
+        queue_logger.addFilter(AtMostEvery(seconds))

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from habitreward.errors import ConfigError
 from habitreward.server import applied
 from habitreward.server.inbox import Inbox
-from habitreward.server.logging_filters import install_redaction
+from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
 from habitreward.server.secrets import webhook_secret
 from habitreward.server.webhook_admin import webhook_path
@@ -193,6 +193,7 @@ class Service:
         from waitress.server import create_server
 
         stop = _StopSignal()
+        limit_queue_warnings()
         try:
             runner = self._start_bot()
             wsgi_app = self.make_wsgi_app(runner)

@@ -1,0 +1,71 @@
+"""The hot path of a habit completion stays lean and correct (helper "perf", issue 4 bench):
+what the shortcuts skip is still stored right, and one update reads its user once."""
+
+from __future__ import annotations
+
+import logging
+
+from habitreward.models import ProgressStatus, RewardProgress
+from habitreward.server.logging_filters import AtMostEvery
+
+
+def _stored(user, reward) -> tuple[int, bool, int]:
+    row = RewardProgress.get((RewardProgress.user == user.id) & (RewardProgress.reward == reward.id))
+    return row.pieces_earned, row.claimed, row.times_claimed
+
+
+def test_pieces_are_stored_on_first_piece_next_piece_and_after_a_claim(engine, clock):
+    user = engine.add_user(1, "Ann", active=True)
+    trip = engine.add_reward("Trip", weight=1000, pieces_required=2, max_per_day=0)
+    first = engine.complete(user, engine.add_habit("Run"))  # no progress row yet: inserted
+    with engine.session():
+        assert first.reward.name == "Trip" and _stored(user, trip) == (1, False, 0)
+    second = engine.complete(user, engine.add_habit("Read"))  # the row the draw read: updated
+    with engine.session():
+        assert second.status is ProgressStatus.ACHIEVED and _stored(user, trip) == (2, False, 0)
+    engine.claim(user, trip)
+    third = engine.complete(user, engine.add_habit("Swim"))  # a claimed reward starts its next cycle
+    with engine.session():
+        assert (third.progress.pieces_earned, third.status) == (1, ProgressStatus.PENDING)
+        assert _stored(user, trip) == (1, False, 1)
+    assert third.log.reward_cycle == 1
+
+
+def test_a_completion_update_reads_its_user_once(bot, engine):
+    engine.add_user(7, "Ann", active=True)
+    engine.add_habit("Running")
+    user_reads: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sql = record.msg[0] if isinstance(record.msg, tuple) else str(record.msg)
+            if sql.startswith("SELECT") and 'FROM "users"' in sql:
+                user_reads.append(sql)
+
+    handler, peewee_log = Count(), logging.getLogger("peewee")
+    level = peewee_log.level
+    peewee_log.addHandler(handler)
+    peewee_log.setLevel(logging.DEBUG)
+    try:
+        reply = bot.send(7, "Running")
+    finally:
+        peewee_log.removeHandler(handler)
+        peewee_log.setLevel(level)
+    assert "Running" in reply.text and "done" in reply.text
+    assert len(user_reads) == 1, user_reads
+
+
+def test_queue_depth_warnings_are_limited_and_say_how_many_were_held_back():
+    now = [100.0]
+    limit = AtMostEvery(60, clock=lambda: now[0])
+
+    def record(depth: int) -> logging.LogRecord:
+        return logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1, "Task queue depth is %d",
+                                 (depth,), None)
+
+    passed = [limit.filter(record(d)) for d in range(1, 6)]
+    assert passed == [True, False, False, False, False]
+    now[0] += 61
+    late = record(9)
+    assert limit.filter(late)
+    assert late.getMessage() == "Task queue depth is 9 (4 similar warning(s) held back)"
