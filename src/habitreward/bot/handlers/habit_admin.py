@@ -1,13 +1,12 @@
-"""Add, edit and remove habits.
+"""Add, edit and remove habits, and the way to a habit's aliases.
 
-Adding and editing ask for typed answers, so they are steps of the persistent
-``dialog`` conversation (see :mod:`habitreward.bot.handlers.dialog`); answers so
-far live in ``user_data["draft"]`` (stored in the database), so a restart in
-the middle continues where the user was. Picking and removing are plain
-buttons: ``hm`` hub, ``he[:habit]``/``hep:page`` edit picker and field menu,
-``hf:habit:field`` starts typing a new value, ``hal:habit`` its aliases
-(:mod:`habit_aliases`), ``hr[:habit]``/``hrp:page``/
-``hrx:habit`` remove.
+Adding asks for typed answers, so its steps belong to the persistent ``dialog``
+conversation (see :mod:`habitreward.bot.handlers.dialog`); answers so far live in
+``user_data["draft"]`` (stored in the database), so a restart in the middle
+continues where the user was. Editing and removing are the screens
+:mod:`catalog_admin` builds for habits and rewards alike (``he``, ``hf``, ``hr``
+...); ``hm`` is the hub, ``ha`` adds, ``hal:habit`` shows a habit's aliases
+(:mod:`habit_aliases`).
 """
 
 from __future__ import annotations
@@ -16,37 +15,29 @@ from typing import Any
 
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
-from habitreward.bot.handlers.common import TEXT_INPUT, Screen, int_args, screen
+from habitreward.bot.handlers import catalog_admin
+from habitreward.bot.handlers.catalog_admin import (
+    Field,
+    Kind,
+    answer_scope,
+    ask_scope,
+    draft,
+    pressed_value,
+    read_name,
+    store,
+    typed_value,
+)
+from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
-from habitreward.bot.handlers.views import _page
-from habitreward.bot.keyboards import Rows, menu_row, picker
+from habitreward.bot.i18n import N_
+from habitreward.bot.keyboards import Rows, menu_row
 from habitreward.engine import validation
-from habitreward.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from habitreward.errors import Conflict
 from habitreward.models import Habit
 
 NAME, WEIGHT, SCOPE, EDIT_VALUE = "habit_name", "habit_weight", "habit_scope", "habit_edit_value"
-FIELDS = ("name", "weight", "skip", "category")
 TEXT = TEXT_INPUT
-
-
-def may_edit(s: Screen, habit: Habit) -> bool:
-    return habit.owner_id == s.user.id or bool(s.user.is_admin)
-
-
-def editable(s: Screen) -> list[Habit]:
-    return [h for h in s.engine.habits_for(s.user) if may_edit(s, h)]
-
-
-def _visible(s: Screen, args: list[str]) -> Habit | None:
-    ids = int_args(args, 1)
-    if ids is None:
-        return None
-    try:
-        habit = s.engine.get_habit(s.user, ids[0])
-    except NotFound:
-        return None
-    return habit if may_edit(s, habit) else None
 
 
 def describe(s: Screen, habit: Habit) -> str:
@@ -72,6 +63,43 @@ def aliases_line(s: Screen, habit: Habit) -> str:
     if not aliases:
         return s.t._("🏷 No aliases yet.")
     return s.t._("🏷 Aliases: {aliases}", aliases=", ".join(aliases))
+
+
+HABITS = Kind(
+    key="habit", prefix="h", describe=describe, edit_state=EDIT_VALUE,
+    fields=(
+        Field("name", N_("Name"), N_("Type the new name:"),
+              N_("Please type a name of at most {n} characters."), lambda text: {"name": text},
+              n=validation.MAX_NAME_LENGTH),
+        Field("weight", N_("Weight"), N_("Type the new weight, from 1 to 100:"),
+              N_("Please type a whole number from 1 to 100."), lambda text: {"weight": text}),
+        Field("skip", N_("Grace days"),
+              N_("How many days may be skipped without breaking the streak? Type 0 to 30:"),
+              N_("Please type a whole number from 0 to {n}."), lambda text: {"allowed_skip_days": text},
+              n=validation.MAX_SKIP_DAYS),
+        Field("category", N_("Category"), N_("Type the category (or - for none):"),
+              N_("Please type a name of at most {n} characters."),
+              lambda text: {"category": None if text in ("-", "—") else text}, n=validation.MAX_NAME_LENGTH),
+    ),
+    cannot_change=N_("You cannot change that habit."),
+    none_to_change=N_("You have no habits you can change."),
+    which_to_change=N_("Which habit do you want to change?"),
+    none_to_remove=N_("You have no habits you can remove."),
+    which_to_remove=N_("Which habit do you want to remove?"),
+    remove_question=N_("Remove <b>{habit}</b>? Its history stays."),
+    removed=N_("🗑 <b>{habit}</b> removed."),
+    duplicate_name=N_("There is already a habit called <b>{name}</b>. Type another name:"),
+    add_button=N_("➕ Add a habit"),
+    manage_button=N_("📝 Manage habits"),
+    details=lambda s, habit: describe(s, habit) + "\n" + aliases_line(s, habit),
+    extra_rows=lambda s, habit: [[(s.t._("🏷 Aliases"), f"hal:{habit.id}")]],
+)
+_edit_entry_points, _edit_states = catalog_admin.register(HABITS)
+
+
+def visible_habit(s: Screen, args: list[str]) -> Habit | None:
+    """The habit named by ``args[0]`` if this user may change it (its owner, or an admin)."""
+    return catalog_admin.visible(s, HABITS, args)
 
 
 @on_command("manage_habits")
@@ -103,18 +131,8 @@ def weight_rows(s: Screen) -> Rows:
 @screen()
 async def add_name(s: Screen) -> str:
     t = s.t
-    text = s.update.effective_message.text or ""
-    try:
-        name = validation.clean_name(text, "habit name")
-    except ValidationError:
-        await s.send(t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH))
-        return NAME
-    try:
-        s.engine.find_habit(s.user, name)
-    except NotFound:
-        pass
-    else:
-        await s.send(t._("There is already a habit called <b>{name}</b>. Type another name:", name=name))
+    name = await read_name(s, HABITS)
+    if name is None:
         return NAME
     s.context.user_data[DRAFT_KEY] = {"flow": "add_habit", "name": name}
     await s.send(t._("How important is <b>{name}</b>? Pick a weight or type one from 1 to 100 "
@@ -123,210 +141,48 @@ async def add_name(s: Screen) -> str:
 
 
 async def _after_weight(s: Screen, weight: int) -> str | int:
-    draft = dict(s.context.user_data.get(DRAFT_KEY) or {})
-    if "name" not in draft:  # the draft is gone (e.g. cancelled elsewhere): start over
+    if "name" not in draft(s):  # the draft is gone (e.g. cancelled elsewhere): start over
         return await add_start.screen_func(s)  # type: ignore[attr-defined]
-    draft["weight"] = weight
-    s.context.user_data[DRAFT_KEY] = draft
+    answers = store(s, weight=weight)
     if s.user.is_admin:
-        t = s.t
-        await s.show(t._("Who is <b>{name}</b> for?", name=draft["name"]),
-                     [[(t._("👤 Just me"), "hs:me"), (t._("👥 Everyone"), "hs:all")], menu_row(t)])
+        await ask_scope(s, HABITS, answers["name"])
         return SCOPE
     return await _save_new(s, shared=False)
 
 
 @screen()
 async def add_weight_typed(s: Screen) -> str | int:
-    try:
-        weight = validation.habit_weight((s.update.effective_message.text or "").strip())
-    except ValidationError:
-        await s.send(s.t._("Please type a whole number from 1 to 100."), weight_rows(s))
-        return WEIGHT
-    return await _after_weight(s, weight)
+    weight = await typed_value(s, validation.habit_weight, N_("Please type a whole number from 1 to 100."),
+                               weight_rows(s))
+    return WEIGHT if weight is None else await _after_weight(s, weight)
 
 
 @screen()
 async def add_weight_button(s: Screen) -> str | int:
-    data = s.query.data.split(":")
-    try:
-        weight = validation.habit_weight(data[1])
-    except (ValidationError, IndexError):
-        await s.refuse()
-        return WEIGHT
-    return await _after_weight(s, weight)
+    weight = await pressed_value(s, validation.habit_weight)
+    return WEIGHT if weight is None else await _after_weight(s, weight)
 
 
 @screen()
 async def add_scope(s: Screen) -> str | int:
-    if not s.user.is_admin:
-        await s.refuse()
-        return ConversationHandler.END
-    return await _save_new(s, shared=s.query.data == "hs:all")
+    return await answer_scope(s, HABITS, _save_new)
 
 
 async def _save_new(s: Screen, shared: bool) -> str | int:
     t = s.t
-    draft = s.context.user_data.get(DRAFT_KEY) or {}
+    answers = draft(s)
     try:
-        habit = s.engine.add_habit(draft["name"], weight=draft.get("weight", 10),
+        habit = s.engine.add_habit(answers["name"], weight=answers.get("weight", 10),
                                    owner=None if shared else s.user, actor=s.user)
     except KeyError:
         return await add_start.screen_func(s)  # type: ignore[attr-defined]
     except Conflict:
-        await s.show(t._("There is already a habit called <b>{name}</b>. Type another name:", name=draft["name"]))
+        await s.show(t._(HABITS.duplicate_name, name=answers["name"]))
         return NAME
     s.context.user_data.pop(DRAFT_KEY, None)
     await s.show(t._("✅ Habit added:") + " " + describe(s, habit),
                  [[(t._("✅ Log it now"), f"d:{habit.id}"), (t._("➕ Add another"), "ha")], menu_row(t)])
     return ConversationHandler.END
-
-
-# --- edit ------------------------------------------------------------------------------------
-
-
-async def edit_picker(s: Screen, page: int) -> None:
-    t = s.t
-    habits = editable(s)
-    if not habits:
-        await s.show(t._("You have no habits you can change."), [[(t._("➕ Add a habit"), "ha")], menu_row(t)])
-        return
-    rows, _, _ = picker(t, habits, page, pick=lambda h: f"he:{h.id}", page_data=lambda p: f"hep:{p}")
-    rows.append(menu_row(t, back="hm"))
-    await s.show(t._("Which habit do you want to change?"), rows)
-
-
-@on_command("edit_habit")
-@on_callback("he")
-async def edit(s: Screen, args: list[str]) -> None:
-    if not args:
-        await edit_picker(s, 0)
-        return
-    habit = _visible(s, args)
-    if habit is None:
-        await s.refuse(s.t._("You cannot change that habit."))
-        return
-    t = s.t
-    await s.show(
-        describe(s, habit) + "\n" + aliases_line(s, habit) + "\n\n" + t._("What do you want to change?"),
-        [[(t._("Name"), f"hf:{habit.id}:name"), (t._("Weight"), f"hf:{habit.id}:weight")],
-         [(t._("Grace days"), f"hf:{habit.id}:skip"), (t._("Category"), f"hf:{habit.id}:category")],
-         [(t._("🏷 Aliases"), f"hal:{habit.id}")],
-         menu_row(t, back="he")],
-    )
-
-
-@on_callback("hep")
-async def edit_page(s: Screen, args: list[str]) -> None:
-    await edit_picker(s, _page(args))
-
-
-@screen()
-async def edit_field(s: Screen) -> str | int:
-    t = s.t
-    _, *args = s.query.data.split(":")
-    habit = _visible(s, args[:1])
-    if habit is None or len(args) < 2 or args[1] not in FIELDS:
-        await s.refuse(t._("You cannot change that habit."))
-        return ConversationHandler.END
-    s.context.user_data[DRAFT_KEY] = {"flow": "edit_habit", "habit": habit.id, "field": args[1]}
-    prompts = {
-        "name": t._("Type the new name:"),
-        "weight": t._("Type the new weight, from 1 to 100:"),
-        "skip": t._("How many days may be skipped without breaking the streak? Type 0 to 30:"),
-        "category": t._("Type the category (or - for none):"),
-    }
-    await s.show(describe(s, habit) + "\n\n" + prompts[args[1]], [menu_row(t, back=f"he:{habit.id}")])
-    return EDIT_VALUE
-
-
-@screen()
-async def edit_value(s: Screen) -> str | int:
-    t = s.t
-    draft = s.context.user_data.get(DRAFT_KEY) or {}
-    habit = _visible(s, [str(draft.get("habit", ""))])
-    field = draft.get("field")
-    if habit is None or field not in FIELDS:
-        s.context.user_data.pop(DRAFT_KEY, None)
-        await s.refuse(t._("You cannot change that habit."))
-        return ConversationHandler.END
-    text = (s.update.effective_message.text or "").strip()
-    errors = {
-        "name": t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH),
-        "weight": t._("Please type a whole number from 1 to 100."),
-        "skip": t._("Please type a whole number from 0 to {n}.", n=validation.MAX_SKIP_DAYS),
-        "category": t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH),
-    }
-    changes: dict[str, Any] = {
-        "name": {"name": text},
-        "weight": {"weight": text},
-        "skip": {"allowed_skip_days": text},
-        "category": {"category": None if text in ("-", "—") else text},
-    }[field]
-    try:
-        habit = s.engine.edit_habit(habit, actor=s.user, **changes)
-    except ValidationError:
-        await s.send(errors[field])
-        return EDIT_VALUE
-    except Conflict:
-        await s.send(t._("There is already a habit called <b>{name}</b>. Type another name:", name=text))
-        return EDIT_VALUE
-    except PermissionDenied:
-        await s.refuse(t._("You cannot change that habit."))
-        return ConversationHandler.END
-    s.context.user_data.pop(DRAFT_KEY, None)
-    await s.send(t._("✅ Saved.") + "\n" + describe(s, habit),
-                 [[(t._("✏️ Change more"), f"he:{habit.id}")], menu_row(t)])
-    return ConversationHandler.END
-
-
-# --- remove ----------------------------------------------------------------------------------
-
-
-async def remove_picker(s: Screen, page: int) -> None:
-    t = s.t
-    habits = editable(s)
-    if not habits:
-        await s.show(t._("You have no habits you can remove."), [menu_row(t)])
-        return
-    rows, _, _ = picker(t, habits, page, pick=lambda h: f"hr:{h.id}", page_data=lambda p: f"hrp:{p}")
-    rows.append(menu_row(t, back="hm"))
-    await s.show(t._("Which habit do you want to remove?"), rows)
-
-
-@on_command("remove_habit")
-@on_callback("hr")
-async def remove(s: Screen, args: list[str]) -> None:
-    if not args:
-        await remove_picker(s, 0)
-        return
-    t = s.t
-    habit = _visible(s, args)
-    if habit is None:
-        await s.refuse(t._("You cannot change that habit."))
-        return
-    await s.show(t._("Remove <b>{habit}</b>? Its history stays.", habit=habit.name),
-                 [[(t._("🗑 Yes, remove it"), f"hrx:{habit.id}"), (t._("⬅️ Back"), "hr")]])
-
-
-@on_callback("hrp")
-async def remove_page(s: Screen, args: list[str]) -> None:
-    await remove_picker(s, _page(args))
-
-
-@on_callback("hrx")
-async def remove_confirmed(s: Screen, args: list[str]) -> None:
-    t = s.t
-    habit = _visible(s, args)
-    if habit is None:
-        await s.refuse(t._("You cannot change that habit."))
-        return
-    try:
-        s.engine.remove_habit(habit, actor=s.user)
-    except PermissionDenied:
-        await s.refuse(t._("You cannot change that habit."))
-        return
-    await s.show(t._("🗑 <b>{habit}</b> removed.", habit=habit.name), [[(t._("📝 Manage habits"), "hm")], menu_row(t)])
 
 
 # --- the dialog's part -------------------------------------------------------------------------
@@ -336,7 +192,7 @@ def entry_points() -> list[Any]:
     return [
         CommandHandler("add_habit", add_start),
         CallbackQueryHandler(add_start, pattern=r"^ha$"),
-        CallbackQueryHandler(edit_field, pattern=r"^hf:\d+:\w+$"),
+        *_edit_entry_points,
     ]
 
 
@@ -345,5 +201,5 @@ def states() -> dict[str, list[Any]]:
         NAME: [MessageHandler(TEXT, add_name)],
         WEIGHT: [MessageHandler(TEXT, add_weight_typed), CallbackQueryHandler(add_weight_button, pattern=r"^hw:")],
         SCOPE: [CallbackQueryHandler(add_scope, pattern=r"^hs:(me|all)$")],
-        EDIT_VALUE: [MessageHandler(TEXT, edit_value)],
+        **_edit_states,
     }

@@ -21,7 +21,8 @@ from typing import Any
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
-from habitreward.bot.handlers.habit_admin import _visible, aliases_of
+from habitreward.bot.handlers.habit_admin import aliases_of
+from habitreward.bot.handlers.habit_admin import visible_habit as _visible
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback
 from habitreward.bot.keyboards import Rows, menu_row
