@@ -422,6 +422,30 @@ def test_command_list_is_registered_in_every_language(tg, botapi):
     assert ru["habit_done"] == "Отметить привычку" and kk["habit_done"] == "Әдетті белгілеу"
 
 
+def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+
+    async def pong(update, context):
+        await update.message.reply_text("pong")
+
+    class Ping:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("ping", pong), description="Check that the bot answers")
+            register(CommandHandler("start", pong), description="A plugin cannot take over /start")
+
+    engine.pm.register(Ping())
+    with BotDriver(engine, botapi):
+        for language in ("", "en", "ru", "kk"):
+            menu = [(c["command"], c["description"]) for c in botapi.commands(language_code=language)]
+            assert menu[-1] == ("ping", "Check that the bot answers"), language
+            assert [name for name, _ in menu].count("start") == 1
+            assert dict(menu)["start"] != "A plugin cannot take over /start"
+
+
 def test_a_failing_command_registration_does_not_stop_the_bot(tg, botapi):
     botapi.fail_next("setMyCommands", 400, "Bad Request: something odd", times=10)
     bot = tg()

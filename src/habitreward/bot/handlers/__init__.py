@@ -58,6 +58,6 @@ def register(application: Any) -> None:
     async def post_init(app: Any) -> None:
         if previous is not None:
             await previous(app)
-        await set_commands(app.bot, app.engine.settings)
+        await set_commands(app.bot, app.engine.settings, getattr(app, "plugin_commands", ()))
 
     application.post_init = post_init

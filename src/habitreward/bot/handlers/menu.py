@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -38,20 +39,34 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def bot_commands(t: Translator) -> list[BotCommand]:
-    return [BotCommand(name, t._(description)) for name, description in COMMANDS]
+#: Telegram's limit on the command menu.
+MAX_MENU_COMMANDS = 100
 
 
-async def set_commands(bot: Any, settings: Any) -> None:
+def bot_commands(t: Translator, extra: Sequence[tuple[str, str]] = ()) -> list[BotCommand]:
+    """The built-in commands in ``t``'s language, then ``extra`` (plugins' (command, description),
+    as given; a plugin cannot replace a built-in one), within Telegram's 100."""
+    commands = [BotCommand(name, t._(description)) for name, description in COMMANDS]
+    taken = {name for name, _ in COMMANDS}
+    for name, description in extra:
+        if name not in taken:
+            taken.add(name)
+            commands.append(BotCommand(name, description))
+    return commands[:MAX_MENU_COMMANDS]
+
+
+async def set_commands(bot: Any, settings: Any, extra: Sequence[tuple[str, str]] = ()) -> None:
     """Register the command list with Telegram (setMyCommands), once per supported language.
 
     The list without a language code (what other languages see) is in DEFAULT_LANGUAGE.
-    A failure is logged, never fatal: the bot works without Telegram's command menu.
+    ``extra`` are plugins' commands (``application.plugin_commands``), added after ours in
+    every language. A failure is logged, never fatal: the bot works without Telegram's menu.
     """
     try:
-        await telegram_call(lambda: bot.set_my_commands(bot_commands(Translator(settings.default_language))))
+        await telegram_call(lambda: bot.set_my_commands(
+            bot_commands(Translator(settings.default_language), extra)))
         for language in settings.supported_languages:
-            commands = bot_commands(Translator(language))
+            commands = bot_commands(Translator(language), extra)
             await telegram_call(lambda commands=commands, language=language: bot.set_my_commands(
                 commands, language_code=language))
     except TelegramError as exc:
