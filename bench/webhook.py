@@ -18,10 +18,12 @@ until the stand-in receives the bot's reply (sendMessage) for it.
 - PTB baseline: ``Application.run_webhook`` (tornado) with one handler that
   echoes the text back; no database at all.
 
-Reported: updates/s (first POST to last reply), p50/p99 latency, resident
-memory (VmRSS after the run and peak VmHWM) of each server process, and the
-throughput ratio habitreward / PTB (goal >= 1.0). A benchmark, not a test:
-numbers vary by machine and load; compare the two from one run.
+Reported: updates/s (first POST to last reply), p50/p99 latency, the server
+process's CPU time per update (user + system during the measured load; steadier
+than updates/s on a shared machine), resident memory (VmRSS after the run and
+peak VmHWM) of each server process, and the throughput ratio habitreward / PTB
+(goal >= 1.0). A benchmark, not a test: numbers vary by machine and load;
+compare the two from one run.
 """
 
 from __future__ import annotations
@@ -152,6 +154,13 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, in seconds (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, standin: TimingStandIn,
           timeout: float = 300.0) -> dict[str, Any]:
     """POST every update with ``clients`` connections; wait for every reply; the numbers."""
@@ -245,7 +254,8 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
                HABITREWARD_RATE_LIMIT="false")
     if echo:
         (workdir / "bench_echo_plugin.py").write_text(ECHO_PLUGIN)
-        env.update(HABITREWARD_EXTRA_PLUGINS="bench_echo_plugin", PYTHONPATH=str(workdir))
+        env.update(HABITREWARD_EXTRA_PLUGINS="bench_echo_plugin",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")])))
     log = open(workdir / f"habitreward-serve{'-echo' if echo else ''}.log", "wb")
     proc = subprocess.Popen([HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)],
                             cwd=workdir, env=env, stdout=log, stderr=log)
@@ -253,7 +263,9 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
         wait_for_port(port)
         secret = derive_webhook_secret(TOKEN)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
+        cpu_before = cpu_seconds(proc.pid)
         result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
         return result
     finally:
@@ -274,7 +286,9 @@ def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clie
     try:
         wait_for_port(port)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
+        cpu_before = cpu_seconds(proc.pid)
         result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
         return result
     finally:
@@ -303,6 +317,7 @@ def fresh_postgres(admin_url: str) -> tuple[str, Any]:
 
 def show(name: str, r: dict[str, Any]) -> None:
     print(f"{name:<34} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
+          f"   CPU {r['cpu_ms']:>5.2f} ms/upd"
           f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
           f"   {r['answered']}/{r['updates']} answered, {r['error_count']} errors {r['errors'] or ''}")
 
