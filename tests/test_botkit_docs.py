@@ -34,4 +34,4 @@ def test_the_documented_plugin_tests_pass(tmp_path):
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout
