@@ -186,6 +186,16 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         rows.append(menu_row(t, back=f"{p}m"))
         await s.show(t._(question), rows)
 
+    async def chosen(s: Screen, args: list[str], show_picker: Callable[[Screen, int], Awaitable[None]]) -> Any:
+        """The item a button names; None after showing the picker (no id) or refusing."""
+        if not args:
+            await show_picker(s, 0)
+            return None
+        item = visible(s, kind, args)
+        if item is None:
+            await refuse(s)
+        return item
+
     async def edit_picker(s: Screen, page: int) -> None:
         await pick(s, page, f"{p}e", kind.which_to_change, kind.none_to_change,
                    [[(s.t._(kind.add_button), f"{p}a")]])
@@ -193,12 +203,8 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
     @on_command(f"edit_{t_}")
     @on_callback(f"{p}e")
     async def edit(s: Screen, args: list[str]) -> None:
-        if not args:
-            await edit_picker(s, 0)
-            return
-        item = visible(s, kind, args)
+        item = await chosen(s, args, edit_picker)
         if item is None:
-            await refuse(s)
             return
         t = s.t
         buttons = [(t._(f.label), f"{p}f:{item.id}:{f.key}") for f in kind.fields]
@@ -258,12 +264,8 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
     @on_command(f"remove_{t_}")
     @on_callback(f"{p}r")
     async def remove(s: Screen, args: list[str]) -> None:
-        if not args:
-            await remove_picker(s, 0)
-            return
-        item = visible(s, kind, args)
+        item = await chosen(s, args, remove_picker)
         if item is None:
-            await refuse(s)
             return
         t = s.t
         await s.show(kind.named(s, kind.remove_question, item),
