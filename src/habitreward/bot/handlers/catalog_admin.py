@@ -62,6 +62,9 @@ class Kind:
     duplicate_name: str  # uses {name}
     add_button: str
     manage_button: str
+    add_prompt: str  # the add dialog's first question
+    name_state: str  # the add dialog's state that waits for the name
+    added: str  # followed by the new item's description
     # The edit screen's text above "What do you want to change?" and rows below the fields.
     details: Callable[[Screen, Any], str] | None = None
     extra_rows: Callable[[Screen, Any], Rows] = field(default=lambda s, item: [])
@@ -110,6 +113,31 @@ def store(s: Screen, **values: Any) -> dict[str, Any]:
     answers.update(values)
     s.context.user_data[DRAFT_KEY] = answers
     return answers
+
+
+async def start_add(s: Screen, kind: Kind) -> str:
+    """The add dialog's first step (also where it starts over when its draft is gone)."""
+    s.context.user_data[DRAFT_KEY] = {"flow": f"add_{kind.key}"}
+    await s.show(s.t._(kind.add_prompt), [menu_row(s.t)])
+    return kind.name_state
+
+
+async def save_new(s: Screen, kind: Kind, create: Callable[[dict[str, Any]], Any],
+                   rows: Callable[[Any], Rows]) -> str | int:
+    """The add dialog's end: ``create(answers)`` calls the engine; a name taken meanwhile is
+    asked again, a lost draft starts over."""
+    t = s.t
+    answers = draft(s)
+    try:
+        item = create(answers)
+    except KeyError:
+        return await start_add(s, kind)
+    except Conflict:
+        await s.show(t._(kind.duplicate_name, name=answers["name"]))
+        return kind.name_state
+    s.context.user_data.pop(DRAFT_KEY, None)
+    await s.show(t._(kind.added) + " " + kind.describe(s, item), rows(item))
+    return ConversationHandler.END
 
 
 async def ask_scope(s: Screen, kind: Kind, name: str) -> None:

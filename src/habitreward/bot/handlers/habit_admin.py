@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from habitreward.bot.handlers import catalog_admin
 from habitreward.bot.handlers.catalog_admin import (
@@ -24,6 +24,8 @@ from habitreward.bot.handlers.catalog_admin import (
     draft,
     pressed_value,
     read_name,
+    save_new,
+    start_add,
     store,
     typed_value,
 )
@@ -33,7 +35,6 @@ from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row
 from habitreward.engine import validation
-from habitreward.errors import Conflict
 from habitreward.models import Habit
 
 NAME, WEIGHT, SCOPE, EDIT_VALUE = "habit_name", "habit_weight", "habit_scope", "habit_edit_value"
@@ -91,6 +92,9 @@ HABITS = Kind(
     duplicate_name=N_("There is already a habit called <b>{name}</b>. Type another name:"),
     add_button=N_("➕ Add a habit"),
     manage_button=N_("📝 Manage habits"),
+    add_prompt=N_("What is the new habit called? Type its name (or /cancel)."),
+    name_state=NAME,
+    added=N_("✅ Habit added:"),
     details=lambda s, habit: describe(s, habit) + "\n" + aliases_line(s, habit),
     extra_rows=lambda s, habit: [[(s.t._("🏷 Aliases"), f"hal:{habit.id}")]],
 )
@@ -119,9 +123,7 @@ async def hub(s: Screen, args: list[str]) -> None:
 
 @screen()
 async def add_start(s: Screen) -> str:
-    s.context.user_data[DRAFT_KEY] = {"flow": "add_habit"}
-    await s.show(s.t._("What is the new habit called? Type its name (or /cancel)."), [menu_row(s.t)])
-    return NAME
+    return await start_add(s, HABITS)
 
 
 def weight_rows(s: Screen) -> Rows:
@@ -142,7 +144,7 @@ async def add_name(s: Screen) -> str:
 
 async def _after_weight(s: Screen, weight: int) -> str | int:
     if "name" not in draft(s):  # the draft is gone (e.g. cancelled elsewhere): start over
-        return await add_start.screen_func(s)  # type: ignore[attr-defined]
+        return await start_add(s, HABITS)
     answers = store(s, weight=weight)
     if s.user.is_admin:
         await ask_scope(s, HABITS, answers["name"])
@@ -170,19 +172,12 @@ async def add_scope(s: Screen) -> str | int:
 
 async def _save_new(s: Screen, shared: bool) -> str | int:
     t = s.t
-    answers = draft(s)
-    try:
-        habit = s.engine.add_habit(answers["name"], weight=answers.get("weight", 10),
-                                   owner=None if shared else s.user, actor=s.user)
-    except KeyError:
-        return await add_start.screen_func(s)  # type: ignore[attr-defined]
-    except Conflict:
-        await s.show(t._(HABITS.duplicate_name, name=answers["name"]))
-        return NAME
-    s.context.user_data.pop(DRAFT_KEY, None)
-    await s.show(t._("✅ Habit added:") + " " + describe(s, habit),
-                 [[(t._("✅ Log it now"), f"d:{habit.id}"), (t._("➕ Add another"), "ha")], menu_row(t)])
-    return ConversationHandler.END
+    return await save_new(
+        s, HABITS,
+        lambda answers: s.engine.add_habit(answers["name"], weight=answers.get("weight", 10),
+                                           owner=None if shared else s.user, actor=s.user),
+        lambda habit: [[(t._("✅ Log it now"), f"d:{habit.id}"), (t._("➕ Add another"), "ha")], menu_row(t)],
+    )
 
 
 # --- the dialog's part -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from habitreward.bot.handlers import catalog_admin
 from habitreward.bot.handlers.catalog_admin import (
@@ -18,20 +18,19 @@ from habitreward.bot.handlers.catalog_admin import (
     Kind,
     answer_scope,
     ask_scope,
-    draft,
     pressed_value,
     read_name,
+    save_new,
+    start_add,
     store,
     typed_value,
 )
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
-from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.rewards import reward_line
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row
 from habitreward.engine import validation
-from habitreward.errors import Conflict
 from habitreward.models import Reward
 
 NAME, TYPE, PIECES, WEIGHT, SCOPE, EDIT_VALUE = (
@@ -71,6 +70,9 @@ REWARDS = Kind(
     duplicate_name=N_("There is already a reward called <b>{name}</b>. Type another name:"),
     add_button=N_("➕ Add a reward"),
     manage_button=N_("🎀 Manage rewards"),
+    add_prompt=N_("What is the new reward called? Type its name (or /cancel)."),
+    name_state=NAME,
+    added=N_("✅ Reward added:"),
 )
 _edit_entry_points, _edit_states = catalog_admin.register(REWARDS)
 
@@ -92,9 +94,7 @@ async def hub(s: Screen, args: list[str]) -> None:
 
 @screen()
 async def add_start(s: Screen) -> str:
-    s.context.user_data[DRAFT_KEY] = {"flow": "add_reward"}
-    await s.show(s.t._("What is the new reward called? Type its name (or /cancel)."), [menu_row(s.t)])
-    return NAME
+    return await start_add(s, REWARDS)
 
 
 @screen()
@@ -126,7 +126,7 @@ async def add_type(s: Screen) -> str:
     kind = s.query.data.split(":", 1)[1]
     answers = store(s, type=kind)
     if "name" not in answers:
-        return await add_start.screen_func(s)  # type: ignore[attr-defined]
+        return await start_add(s, REWARDS)
     if kind == "none":
         store(s, pieces=1)
         await s.show(t._("How often should \"no reward\" come up compared with the others? Pick a weight "
@@ -160,7 +160,7 @@ async def add_pieces_button(s: Screen) -> str:
 async def _after_weight(s: Screen, weight: float) -> str | int:
     answers = store(s, weight=weight)
     if "name" not in answers:
-        return await add_start.screen_func(s)  # type: ignore[attr-defined]
+        return await start_add(s, REWARDS)
     if s.user.is_admin:
         await ask_scope(s, REWARDS, answers["name"])
         return SCOPE
@@ -187,21 +187,14 @@ async def add_scope(s: Screen) -> str | int:
 
 async def _save_new(s: Screen, shared: bool) -> str | int:
     t = s.t
-    answers = draft(s)
-    try:
-        reward = s.engine.add_reward(
+    return await save_new(
+        s, REWARDS,
+        lambda answers: s.engine.add_reward(
             answers["name"], weight=answers.get("weight", 1.0), type=answers.get("type", "virtual"),
             pieces_required=answers.get("pieces", 1), owner=None if shared else s.user, actor=s.user,
-        )
-    except KeyError:
-        return await add_start.screen_func(s)  # type: ignore[attr-defined]
-    except Conflict:
-        await s.show(t._(REWARDS.duplicate_name, name=answers["name"]))
-        return NAME
-    s.context.user_data.pop(DRAFT_KEY, None)
-    await s.show(t._("✅ Reward added:") + " " + describe(s, reward),
-                 [[(t._("➕ Add another"), "ra"), (t._("📋 All rewards"), "rw")], menu_row(t)])
-    return ConversationHandler.END
+        ),
+        lambda reward: [[(t._("➕ Add another"), "ra"), (t._("📋 All rewards"), "rw")], menu_row(t)],
+    )
 
 
 # --- the dialog's part -------------------------------------------------------------------------
