@@ -245,7 +245,8 @@ def seed(database_url: str, users: int) -> None:
 
 
 def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[dict], load: list[dict],
-                      clients: int, threads: int, workdir: Path, *, echo: bool = False) -> dict[str, Any]:
+                      clients: int, threads: int, workdir: Path, *, echo: bool = False,
+                      concurrency: int | None = None) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
     env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=standin.base_url, DATABASE_URL=database_url,
@@ -257,8 +258,10 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
         env.update(HABITREWARD_EXTRA_PLUGINS="bench_echo_plugin",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")])))
     log = open(workdir / f"habitreward-serve{'-echo' if echo else ''}.log", "wb")
-    proc = subprocess.Popen([HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)],
-                            cwd=workdir, env=env, stdout=log, stderr=log)
+    command = [HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)]
+    if concurrency:
+        command += ["--concurrency", str(concurrency)]
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     try:
         wait_for_port(port)
         secret = derive_webhook_secret(TOKEN)
@@ -327,6 +330,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200, help="users in the load (x5 habits = updates)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections posting updates")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
+    parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
     args = parser.parse_args()
 
@@ -348,8 +352,9 @@ def main() -> None:
                             make_updates(200_000, args.users), args.clients, workdir)
             echo = bench_habitreward(database_url, standin, make_updates(400_000, warmup_users)[:warmup_users * 2],
                                      make_updates(500_000, args.users), args.clients, args.threads, workdir,
-                                     echo=True)
-            ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir)
+                                     echo=True, concurrency=args.concurrency)
+            ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir,
+                                     concurrency=args.concurrency)
         finally:
             if drop is not None:
                 drop()
