@@ -147,7 +147,13 @@ def habitreward_register_commands(cli: click.Group) -> None:
 
 @hookspec
 def habitreward_register_handlers(register: Callable[..., None], settings: Settings) -> None:
-    """Add python-telegram-bot handlers to the bot: ``register(handler, group=0)``."""
+    """Add python-telegram-bot handlers to the bot: ``register(handler, group=0, description=None)``.
+
+    Called once when the Application is built (``habitreward.bot.app.build_application``).
+    A ``CommandHandler`` registered with a ``description`` also appears in Telegram's command
+    menu (setMyCommands), after the built-in commands, in every language. Handlers reach the
+    engine as ``context.engine``.
+    """
 
 
 @hookspec(firstresult=True)
