@@ -146,3 +146,57 @@ def test_version_and_help():
     for command in ("db", "users", "habits", "rewards", "done", "undo", "claim", "streaks", "history", "odds",
                     "plugins"):
         assert f"  {command} " in out or f"  {command}\n" in out, command
+
+
+def test_user_lifecycle_commands(run):
+    run("users", "add", "42", "--name", "Ann")
+    users = lambda: {u["telegram_id"]: (u["active"], u["admin"]) for u in json.loads(run("users", "list", "--json").output)}  # noqa: E731
+    assert users() == {42: (False, False)}
+    assert "is active" in run("users", "activate", "42").output
+    assert users() == {42: (True, False)}
+    assert "is inactive" in run("users", "deactivate", "42").output
+    assert users() == {42: (False, False)}
+    assert "is an admin" in run("users", "promote", "42").output
+    assert users() == {42: (True, True)}  # promoting approves too
+    assert "no longer an admin" in run("users", "promote", "42", "--revoke").output
+    assert users() == {42: (True, False)}
+    assert run("users", "delete", "42", "--yes").exit_code == 0
+    assert users() == {}
+
+
+def test_edit_and_remove_habits_and_rewards(run):
+    run("habits", "add", "Running", "--weight", "20", "--category", "health")
+    run("rewards", "add", "Coffee", "--weight", "2", "--pieces", "3")
+    assert run("habits", "edit", "running", "--name", "Jogging", "--weight", "30", "--category", "",
+               "--skip-days", "2").exit_code == 0
+    [habit] = json.loads(run("habits", "list", "--json").output)
+    assert (habit["name"], habit["weight"], habit["category"], habit["skip_days"]) == ("Jogging", 30, None, 2)
+    assert run("rewards", "edit", "coffee", "--pieces", "5", "--value", "1.50", "--max-per-day", "0",
+               "--type", "real").exit_code == 0
+    [reward] = json.loads(run("rewards", "list", "--json").output)
+    assert (reward["pieces"], reward["value"], reward["max_per_day"], reward["type"]) == (5, "1.50", 0, "real")
+
+    assert "Removed habit 'Jogging'" in run("habits", "remove", "Jogging").output
+    assert json.loads(run("habits", "list", "--json").output) == []
+    assert [h["active"] for h in json.loads(run("habits", "list", "--all", "--json").output)] == [False]
+    assert "Removed reward 'Coffee'" in run("rewards", "remove", "Coffee").output
+    assert json.loads(run("rewards", "list", "--json").output) == []
+    # Removed names are free again.
+    assert run("habits", "add", "Jogging").exit_code == 0
+
+
+def test_db_status_and_upgrade(db_url, backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else db_url
+    args = ["--env-file", "/nonexistent", "--database-url", url]
+    if backend == "sqlite":
+        pending = runner.invoke(cli, [*args, "db", "status", "--json"])
+        assert pending.exit_code == 1  # pending migrations: a deploy script can gate on it
+        assert all(row["applied"] is None for row in json.loads(pending.output))
+        upgraded = runner.invoke(cli, [*args, "db", "upgrade"])
+        assert "applied habitreward:0001_initial" in upgraded.output
+    assert runner.invoke(cli, [*args, "db", "upgrade"]).output.strip() == "The database is up to date."
+    status = runner.invoke(cli, [*args, "db", "status", "--json"])
+    assert status.exit_code == 0
+    assert all(row["applied"] for row in json.loads(status.output))

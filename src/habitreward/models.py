@@ -8,6 +8,7 @@ migration that is recorded in the database.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import enum
 
 import peewee
@@ -18,6 +19,20 @@ from habitreward.db import database_proxy
 def utcnow() -> dt.datetime:
     """Now, as the naive UTC datetime the tables store."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class MoneyField(peewee.DecimalField):
+    """A decimal that reads back with its scale on every backend.
+
+    SQLite keeps 1.50 as the number 1.5; without this a piece value set to 1.50 would show as
+    1.5 on SQLite and 1.50 on PostgreSQL.
+    """
+
+    def python_value(self, value):  # noqa: ANN001, ANN201 - peewee's signature
+        value = super().python_value(value)
+        if value is None:
+            return None
+        return value.quantize(decimal.Decimal(1).scaleb(-self.decimal_places))
 
 
 class BaseModel(peewee.Model):
@@ -85,7 +100,7 @@ class Reward(TimestampedModel):
     weight = peewee.DoubleField(default=1.0)  # 8-byte on PostgreSQL too (migration 0003)
     type = peewee.CharField(max_length=16, default=RewardType.VIRTUAL.value)
     pieces_required = peewee.IntegerField(default=1)
-    piece_value = peewee.DecimalField(max_digits=12, decimal_places=2, null=True, auto_round=True)
+    piece_value = MoneyField(max_digits=12, decimal_places=2, null=True, auto_round=True)
     max_per_day = peewee.IntegerField(default=1)  # 0 = no limit
     active = peewee.BooleanField(default=True)
     owner = peewee.ForeignKeyField(User, null=True, backref="own_rewards", on_delete="CASCADE")
