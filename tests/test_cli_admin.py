@@ -150,7 +150,9 @@ def test_version_and_help():
 
 def test_user_lifecycle_commands(run):
     run("users", "add", "42", "--name", "Ann")
-    users = lambda: {u["telegram_id"]: (u["active"], u["admin"]) for u in json.loads(run("users", "list", "--json").output)}  # noqa: E731
+    def users() -> dict:
+        return {u["telegram_id"]: (u["active"], u["admin"]) for u in json.loads(run("users", "list", "--json").output)}
+
     assert users() == {42: (False, False)}
     assert "is active" in run("users", "activate", "42").output
     assert users() == {42: (True, False)}
