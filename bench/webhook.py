@@ -5,6 +5,7 @@
     python bench/webhook.py                                   # SQLite in a temp dir
     python bench/webhook.py --postgres postgresql://postgres@127.0.0.1:5432/test
     python bench/webhook.py --users 300 --clients 24
+    python bench/webhook.py --profile /tmp/prof   # + py-spy profiles of each server under the load
 
 Both servers run as subprocesses and talk to the same in-process Bot API
 stand-in. The load: USERS x 5 habits text updates ("Running", "Reading", ...)
@@ -29,11 +30,14 @@ compare the two from one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import queue
 import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -43,6 +47,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
@@ -161,6 +166,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def profiled(pid: int, profile_dir: Path | None, name: str) -> Iterator[None]:
+    """py-spy samples of ``pid`` while the block runs (only the thread holding the GIL: where
+    the CPU goes), written as collapsed stacks to ``profile_dir/name.txt``."""
+    if profile_dir is None:
+        yield
+        return
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    out = profile_dir / f"{name}.txt"
+    py_spy = shutil.which("py-spy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if py_spy is None:
+        raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
+    spy = subprocess.Popen([py_spy, "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(out),
+                            "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+        print(f"profile of {name}: {out}")
+
+
 def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, standin: TimingStandIn,
           timeout: float = 300.0) -> dict[str, Any]:
     """POST every update with ``clients`` connections; wait for every reply; the numbers."""
@@ -246,7 +273,7 @@ def seed(database_url: str, users: int) -> None:
 
 def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[dict], load: list[dict],
                       clients: int, threads: int, workdir: Path, *, echo: bool = False,
-                      concurrency: int | None = None) -> dict[str, Any]:
+                      concurrency: int | None = None, profile_dir: Path | None = None) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
     env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=standin.base_url, DATABASE_URL=database_url,
@@ -267,7 +294,8 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
         secret = derive_webhook_secret(TOKEN)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
         cpu_before = cpu_seconds(proc.pid)
-        result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        with profiled(proc.pid, profile_dir, "habitreward-echo" if echo else "habitreward-completions"):
+            result = drive(port, "/webhook/telegram", secret, load, clients, standin)
         result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
         return result
@@ -278,7 +306,7 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
 
 
 def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clients: int,
-              workdir: Path) -> dict[str, Any]:
+              workdir: Path, profile_dir: Path | None = None) -> dict[str, Any]:
     port = free_port()
     secret = "bench_secret_for_ptb"
     script = workdir / "ptb_echo_bot.py"
@@ -290,7 +318,8 @@ def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clie
         wait_for_port(port)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
         cpu_before = cpu_seconds(proc.pid)
-        result = drive(port, "/webhook/telegram", secret, load, clients, standin)
+        with profiled(proc.pid, profile_dir, "ptb-echo"):
+            result = drive(port, "/webhook/telegram", secret, load, clients, standin)
         result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
         return result
@@ -332,6 +361,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="write py-spy profiles (collapsed stacks, GIL holder only) of each server under the "
+                             "load to DIR; the numbers of a profiled run are slower")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, TimingStandIn() as standin:
@@ -349,12 +381,12 @@ def main() -> None:
             print(f"{len(load)} updates, {args.clients} client connections, habitreward on "
                   f"{'PostgreSQL' if args.postgres else 'SQLite'}, {os.cpu_count()} CPUs")
             ptb = bench_ptb(standin, make_updates(300_000, warmup_users)[:warmup_users * 2],
-                            make_updates(200_000, args.users), args.clients, workdir)
+                            make_updates(200_000, args.users), args.clients, workdir, args.profile)
             echo = bench_habitreward(database_url, standin, make_updates(400_000, warmup_users)[:warmup_users * 2],
                                      make_updates(500_000, args.users), args.clients, args.threads, workdir,
-                                     echo=True, concurrency=args.concurrency)
+                                     echo=True, concurrency=args.concurrency, profile_dir=args.profile)
             ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir,
-                                     concurrency=args.concurrency)
+                                     concurrency=args.concurrency, profile_dir=args.profile)
         finally:
             if drop is not None:
                 drop()
