@@ -44,6 +44,7 @@ from habitreward.bot.state import (  # noqa: F401  (forget_user re-exported)
     conversation_row_key,
     forget_user,
 )
+from habitreward.engine.prepared import PreparedShapes
 from habitreward.models import KeyValue, utcnow
 
 if TYPE_CHECKING:
@@ -57,6 +58,14 @@ def _dumps(value: Any, what: str) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} cannot be stored: it must be JSON-serialisable ({exc})") from None
+
+
+#: An update's rows, read before its handlers run (compiled once per shape: see engine/prepared.py).
+_KEY_VALUES = PreparedShapes(
+    lambda namespaces, keys: KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value)
+    .where(KeyValue.namespace.in_(list(namespaces)) & KeyValue.key.in_(list(keys)))
+    .tuples()
+)
 
 
 class DatabasePersistence(BasePersistence[dict, dict, dict]):
@@ -176,9 +185,8 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # below; cheaper to build and run than an OR of pairs, and just as indexed.
         wanted_set = set(wanted)
         with self.engine.session():
-            rows = (KeyValue.select(KeyValue.namespace, KeyValue.key, KeyValue.value)
-                    .where(KeyValue.namespace.in_({n for n, _ in wanted}) & KeyValue.key.in_({k for _, k in wanted}))
-                    .tuples())
+            namespaces, keys = sorted({n for n, _ in wanted}), sorted({k for _, k in wanted})
+            rows = _KEY_VALUES.shape(len(namespaces), len(keys)).rows(self.engine.db, *namespaces, *keys)
             found = {(namespace, key): value for namespace, key, value in rows if (namespace, key) in wanted_set}
         states = {}
         for row_key, pair in by_row.items():

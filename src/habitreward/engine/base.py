@@ -12,6 +12,7 @@ import pluggy
 
 from habitreward.db import database_proxy, is_postgres, open_database
 from habitreward.draw import Candidate
+from habitreward.engine.prepared import Prepared, Slot
 from habitreward.engine.validation import zone_of
 from habitreward.hooks import Hooks
 from habitreward.models import HabitLog, ProgressStatus, Reward, RewardProgress, User
@@ -126,22 +127,8 @@ class EngineBase:
         Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
         lost) and ones that reached ``max_per_day`` on that day. One query.
         """
-        drawn_today = (
-            HabitLog.select(peewee.fn.COUNT(HabitLog.id))
-            .where((HabitLog.user == user.id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
-        )
-        query = (
-            Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
-            .join(
-                RewardProgress,
-                peewee.JOIN.LEFT_OUTER,
-                on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user.id)),
-            )
-            .where(Reward.active & (Reward.owner.is_null() | (Reward.owner == user.id)))
-            .order_by(Reward.id)
-        )
         candidates = []
-        for reward in query:
+        for reward in _CANDIDATES.rows(self.db, user.id, day):
             progress = getattr(reward, "rewardprogress", None)
             if progress is not None and progress.id is not None:
                 if progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
@@ -150,3 +137,24 @@ class EngineBase:
                 continue
             candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
         return candidates
+
+
+def _candidates_query(user_id: Slot, day: Slot) -> peewee.ModelSelect:
+    """Every reward ``user_id`` may draw, with the user's progress and what was drawn on ``day``."""
+    drawn_today = (
+        HabitLog.select(peewee.fn.COUNT(HabitLog.id))
+        .where((HabitLog.user == user_id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
+    )
+    return (
+        Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
+        .join(
+            RewardProgress,
+            peewee.JOIN.LEFT_OUTER,
+            on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user_id)),
+        )
+        .where(Reward.active & (Reward.owner.is_null() | (Reward.owner == user_id)))
+        .order_by(Reward.id)
+    )
+
+
+_CANDIDATES = Prepared(_candidates_query, 2)

@@ -14,12 +14,20 @@ import peewee
 
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
+from habitreward.engine.prepared import Prepared
 from habitreward.errors import Conflict, NotFound, PermissionDenied
 from habitreward.models import Habit, Reward, User
 
 ItemT = TypeVar("ItemT", Habit, Reward)
 
 _UNSET: Any = object()
+
+_HABITS_OF_USER = Prepared(
+    lambda user_id: Habit.select()
+    .where(Habit.active & (Habit.owner.is_null() | (Habit.owner == user_id)))
+    .order_by(peewee.fn.LOWER(Habit.name), Habit.id),
+    1,
+)
 
 
 def _visible_to(model: type[ItemT], user: User | None) -> peewee.Expression:
@@ -76,6 +84,8 @@ class CatalogMixin(EngineBase):
     def habits_for(self, user: User | None) -> list[Habit]:
         """Active habits ``user`` sees (all shared ones when ``user`` is None), by name."""
         with self.session():
+            if user is not None:  # every free-text message: compiled once
+                return list(_HABITS_OF_USER.rows(self.db, user.id))
             query = Habit.select().where(Habit.active & _visible_to(Habit, user))
             return list(query.order_by(peewee.fn.LOWER(Habit.name), Habit.id))
 

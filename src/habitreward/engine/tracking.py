@@ -8,12 +8,37 @@ import peewee
 
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase, to_utc_naive
+from habitreward.engine.prepared import Prepared, Slot, prepared_insert
 from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
 from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User, utcnow
 
 _LOG_FIELDS = (HabitLog.id, HabitLog.completed_on, HabitLog.streak_count)
+
+# The statements every completion runs, compiled once (see engine/prepared.py).
+_LATEST_LOG = Prepared(
+    lambda user_id, habit_id, day: HabitLog.select(*_LOG_FIELDS)
+    .where((HabitLog.user == user_id) & (HabitLog.habit == habit_id) & (HabitLog.completed_on <= day))
+    .order_by(HabitLog.completed_on.desc())
+    .limit(1),
+    3,
+)
+_INSERT_LOG_FIELDS = tuple(f for f in HabitLog._meta.sorted_fields if not f.primary_key and f.name != "airtable_id")
+_INSERT_LOG = prepared_insert(HabitLog, _INSERT_LOG_FIELDS)
+_INSERT_PROGRESS_FIELDS = (
+    RewardProgress.user, RewardProgress.reward, RewardProgress.pieces_earned, RewardProgress.claimed,
+    RewardProgress.times_claimed, RewardProgress.created_at, RewardProgress.updated_at,
+)
+_INSERT_PROGRESS = prepared_insert(RewardProgress, _INSERT_PROGRESS_FIELDS)
+_UPDATE_PROGRESS = Prepared(
+    lambda pieces, claimed, updated_at, progress_id: RewardProgress.update(
+        {RewardProgress.pieces_earned: Slot(pieces.index, RewardProgress.pieces_earned.db_value),
+         RewardProgress.claimed: Slot(claimed.index, RewardProgress.claimed.db_value),
+         RewardProgress.updated_at: Slot(updated_at.index, RewardProgress.updated_at.db_value)}
+    ).where(RewardProgress.id == progress_id),
+    4,
+)
 
 
 class TrackingMixin(EngineBase):
@@ -80,12 +105,7 @@ class TrackingMixin(EngineBase):
     def _complete_locked(
         self, user: User, habit: Habit, day: dt.date, today: dt.date, moment: dt.datetime, source: str
     ) -> CompletionResult:
-        latest = (
-            HabitLog.select(*_LOG_FIELDS)
-            .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on <= day))
-            .order_by(HabitLog.completed_on.desc())
-            .first()
-        )
+        latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)
         if latest is not None and latest.completed_on == day:
             return CompletionResult(
                 habit=habit, day=day, streak=latest.streak_count, already_done=True,
@@ -103,7 +123,7 @@ class TrackingMixin(EngineBase):
 
         progress = self._add_piece(user, reward, *_progress_read(candidates, reward, user)) \
             if reward is not None else None
-        log = HabitLog.create(
+        log = HabitLog(
             user=user.id,
             habit=habit.id,
             reward=reward.id if reward else None,
@@ -117,6 +137,7 @@ class TrackingMixin(EngineBase):
             reward_cycle=progress.times_claimed if progress else None,
             source=source[:16],
         )
+        log.id = _INSERT_LOG.insert(self.db, *(log.__data__[f.name] for f in _INSERT_LOG_FIELDS))
         backdated = day < today
         if backdated:
             self._restreak(user, habit, day, day, streak)
@@ -146,8 +167,12 @@ class TrackingMixin(EngineBase):
         """
         if absent:
             try:
+                now = utcnow()
+                progress = RewardProgress(user=user.id, reward=reward.id, pieces_earned=1, claimed=False,
+                                          times_claimed=0, created_at=now, updated_at=now)
                 with self.db.atomic():  # a savepoint: a row stored meanwhile by a lock-free writer wins
-                    progress = RewardProgress.create(user=user.id, reward=reward.id, pieces_earned=1)
+                    progress.id = _INSERT_PROGRESS.insert(
+                        self.db, *(progress.__data__[f.name] for f in _INSERT_PROGRESS_FIELDS))
                 progress.reward = reward
                 return progress
             except peewee.IntegrityError:
@@ -162,9 +187,7 @@ class TrackingMixin(EngineBase):
             progress.save()
         else:  # only what changed: a narrower statement than save()'s every-column UPDATE
             progress.updated_at = utcnow()
-            RewardProgress.update(
-                pieces_earned=progress.pieces_earned, claimed=progress.claimed, updated_at=progress.updated_at
-            ).where(RewardProgress.id == progress.id).execute()
+            _UPDATE_PROGRESS.write(self.db, progress.pieces_earned, progress.claimed, progress.updated_at, progress.id)
         progress.reward = reward
         return progress
 

@@ -6,9 +6,12 @@ import peewee
 
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
+from habitreward.engine.prepared import Prepared
 from habitreward.errors import Conflict, NotFound
 from habitreward.models import User
 
+# Every update looks its sender up (see engine/prepared.py).
+_USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
 
 class UsersMixin(EngineBase):
     def get_user(self, telegram_id: int) -> User:
@@ -20,7 +23,7 @@ class UsersMixin(EngineBase):
 
     def find_user(self, telegram_id: int) -> User | None:
         with self.session():
-            return User.get_or_none(User.telegram_id == int(telegram_id))
+            return _USER_BY_TELEGRAM_ID.first(self.db, int(telegram_id))
 
     def list_users(self) -> list[User]:
         with self.session():

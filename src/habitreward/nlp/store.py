@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import peewee
 
 from habitreward.db import database_proxy
+from habitreward.engine.prepared import PreparedShapes
 from habitreward.nlp.normalize import normalize, words
 
 
@@ -31,14 +33,24 @@ def connected(database: peewee.Database | peewee.DatabaseProxy = database_proxy)
 
 def load_aliases(habit_ids: Iterable[int]) -> dict[int, list[str]]:
     """Aliases by habit id (habits without aliases are left out), in the order they were added."""
-    from habitreward.models import HabitAlias
-
     ids = sorted(set(habit_ids))
     if not ids:
         return {}
     found: dict[int, list[str]] = {}
     with connected():
-        query = HabitAlias.select(HabitAlias.habit, HabitAlias.alias).where(HabitAlias.habit.in_(ids))
-        for habit_id, alias in query.order_by(HabitAlias.id).tuples():
+        for habit_id, alias in _aliases_query().shape(len(ids)).rows(database_proxy.obj, *ids):
             found.setdefault(habit_id, []).append(alias)
     return found
+
+
+@functools.cache
+def _aliases_query() -> PreparedShapes:
+    """Compiled once per number of habits (every free-text message runs it)."""
+    from habitreward.models import HabitAlias
+
+    return PreparedShapes(
+        lambda ids: HabitAlias.select(HabitAlias.habit, HabitAlias.alias)
+        .where(HabitAlias.habit.in_(list(ids)))
+        .order_by(HabitAlias.id)
+        .tuples()
+    )

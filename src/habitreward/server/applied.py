@@ -15,11 +15,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from habitreward.db import database_proxy
+from habitreward.engine.prepared import Prepared, Slot
 from habitreward.hookspecs import hookimpl
 from habitreward.models import ProcessedUpdate, utcnow
 from habitreward.server.inbox import current_update_id
 
 PLUGIN_NAME = "habitreward.server.applied"
+
+# Runs in every completion's transaction (compiled once: see engine/prepared.py).
+_MARK_APPLIED = Prepared(
+    lambda processed_at, update_id: ProcessedUpdate.update(
+        {ProcessedUpdate.processed_at: Slot(processed_at.index, ProcessedUpdate.processed_at.db_value)}
+    ).where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null()),
+    2,
+)
 
 _marked: set[int] = set()
 _marked_lock = threading.Lock()
@@ -43,9 +53,7 @@ def mark_current_update_applied() -> None:
     """
     update_id = current_update_id.get()
     if update_id is not None:
-        ProcessedUpdate.update(processed_at=utcnow()).where(
-            (ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null()
-        ).execute()
+        _MARK_APPLIED.write(database_proxy.obj, utcnow(), update_id)
         # Should the transaction roll back, the operation raised, and the runner records
         # that error with a write of its own; so the note is only used when nothing failed.
         with _marked_lock:

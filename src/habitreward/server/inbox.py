@@ -53,6 +53,7 @@ from typing import Any
 import peewee
 
 from habitreward.db import is_postgres
+from habitreward.engine.prepared import Prepared, Slot, prepared_insert
 from habitreward.models import ProcessedUpdate, utcnow
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,29 @@ class _GroupCommit:
         return item.result
 
 
+# Every update runs these (compiled once: see engine/prepared.py).
+_STORE = prepared_insert(
+    ProcessedUpdate,
+    (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at, ProcessedUpdate.attempts),
+    on_conflict_ignore=True,
+)
+_MARK = Prepared(
+    lambda processed_at, update_id: ProcessedUpdate.update(
+        {ProcessedUpdate.processed_at: peewee.fn.COALESCE(
+            ProcessedUpdate.processed_at, Slot(processed_at.index, ProcessedUpdate.processed_at.db_value))}
+    ).where(ProcessedUpdate.update_id == update_id),
+    2,
+)
+_MARK_FAILED = Prepared(
+    lambda processed_at, error, update_id: ProcessedUpdate.update(
+        {ProcessedUpdate.processed_at: peewee.fn.COALESCE(
+            ProcessedUpdate.processed_at, Slot(processed_at.index, ProcessedUpdate.processed_at.db_value)),
+         ProcessedUpdate.error: Slot(error.index, ProcessedUpdate.error.db_value)}
+    ).where(ProcessedUpdate.update_id == update_id),
+    3,
+)
+
+
 class Accepted(enum.Enum):
     """What :meth:`Inbox.accept` did with an update."""
 
@@ -194,12 +218,10 @@ class Inbox:
         claim's own write; the caller then processes it and calls :meth:`finish`.
         """
         claimed = self._take(update_id)
-        query = ProcessedUpdate.insert(
-            update_id=update_id, payload=payload, received_at=utcnow(), attempts=1 if claimed else 0
-        ).on_conflict_ignore()
+        received_at = utcnow()
 
         def store() -> tuple[bool, bool]:
-            if self.db.execute(query).rowcount == 1:
+            if _STORE.write(self.db, update_id, payload, received_at, 1 if claimed else 0) == 1:
                 return True, claimed
             if not claimed:
                 return False, False
@@ -299,12 +321,10 @@ class Inbox:
         self._release(update_id, True)
 
     def _mark(self, update_id: int, error: str | None) -> None:
-        fields: dict[Any, Any] = {
-            ProcessedUpdate.processed_at: peewee.fn.COALESCE(ProcessedUpdate.processed_at, utcnow())
-        }
-        if error is not None:
-            fields[ProcessedUpdate.error] = error[:2000]
-        ProcessedUpdate.update(fields).where(ProcessedUpdate.update_id == update_id).execute()
+        if error is None:
+            _MARK.write(self.db, utcnow(), update_id)
+        else:
+            _MARK_FAILED.write(self.db, utcnow(), error[:2000], update_id)
 
     def _release(self, update_id: int, locked: bool) -> None:
         """Undo :meth:`_take` (only its owner may call this: the in-flight entry is shared)."""
@@ -326,7 +346,8 @@ class Inbox:
         if received_before is not None:
             query = query.where(ProcessedUpdate.received_at < received_before)
         with self.engine.session():
-            rows = [PendingUpdate(r.update_id, r.payload) for r in query.order_by(ProcessedUpdate.update_id).limit(limit)]
+            query = query.order_by(ProcessedUpdate.update_id).limit(limit)
+            rows = [PendingUpdate(r.update_id, r.payload) for r in query]
         with self._mutex:
             return [r for r in rows if r.update_id not in self._inflight]
 

@@ -1,0 +1,100 @@
+"""Queries compiled once (engine/prepared.py) give what the same peewee query gives,
+with every value converted as peewee converts it, on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+import pytest
+
+from habitreward.engine.prepared import Prepared, PreparedShapes, prepared_insert
+from habitreward.models import Habit, HabitLog, Reward, User
+
+
+def test_a_prepared_select_returns_the_rows_of_the_plain_query_for_each_run(engine):
+    ann = engine.add_user(1, "Ann", active=True)
+    bob = engine.add_user(2, "Bob", active=True)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    engine.complete(ann, run)
+    engine.complete(bob, read)
+    engine.complete(bob, run)
+
+    def plain(user_id: int, day: dt.date) -> list[tuple]:
+        query = HabitLog.select().where((HabitLog.user == user_id) & (HabitLog.completed_on == day))
+        return [(log.id, log.habit_id, log.completed_on) for log in query.order_by(HabitLog.id)]
+
+    logs = Prepared(
+        lambda user_id, day: HabitLog.select().where((HabitLog.user == user_id) & (HabitLog.completed_on == day))
+        .order_by(HabitLog.id),
+        2,
+    )
+    today = engine.today(ann)
+    with engine.session():
+        for user in (ann, bob, ann):  # the same compiled SQL, new values each time
+            got = [(log.id, log.habit_id, log.completed_on) for log in logs.rows(engine.db, user.id, today)]
+            assert got == plain(user.id, today) and got
+            assert all(isinstance(log, HabitLog) for log in logs.rows(engine.db, user.id, today))
+        assert list(logs.rows(engine.db, ann.id, today - dt.timedelta(days=1))) == []
+        assert logs.first(engine.db, bob.id, today).habit_id == read.id
+
+
+def test_a_prepared_insert_converts_values_like_peewee_and_returns_the_new_key(engine):
+    fields = (Reward.name, Reward.weight, Reward.type, Reward.pieces_required, Reward.piece_value,
+              Reward.max_per_day, Reward.active, Reward.created_at, Reward.updated_at)
+    insert = prepared_insert(Reward, fields)
+    moment = dt.datetime(2026, 11, 25, 8, 30, 15, 123456)
+    with engine.session():
+        first = insert.insert(engine.db, "Coffee", 2.5, "money", 3, Decimal("1.505"), 0, True, moment, moment)
+        second = insert.insert(engine.db, "Tea", 1.0, "virtual", 1, None, 1, False, moment, moment)
+        coffee, tea = Reward.get_by_id(first), Reward.get_by_id(second)
+        same = Reward.get_by_id(Reward.create(name="Same", piece_value=Decimal("1.505")).id)
+    assert second != first
+    assert (coffee.name, coffee.weight, coffee.pieces_required, coffee.active) == ("Coffee", 2.5, 3, True)
+    assert coffee.piece_value == same.piece_value == Decimal("1.50")  # MoneyField's rounding, as peewee's
+    assert coffee.created_at == moment
+    assert tea.piece_value is None and tea.active is False
+
+
+def test_an_insert_that_leaves_out_a_defaulted_column_is_refused():
+    with pytest.raises(ValueError, match="created_at"):
+        prepared_insert(User, (User.telegram_id, User.name))
+
+
+def test_on_conflict_ignore_reports_no_new_row(engine):
+    insert = prepared_insert(
+        User, (User.telegram_id, User.name, User.language, User.language_chosen, User.timezone, User.active,
+               User.is_admin, User.created_at, User.updated_at), on_conflict_ignore=True)
+    now = dt.datetime(2026, 1, 1)
+    with engine.session():
+        assert insert.write(engine.db, 5, "Ann", "en", False, "UTC", True, False, now, now) == 1
+        assert insert.write(engine.db, 5, "Other", "en", False, "UTC", True, False, now, now) == 0
+        assert User.get(User.telegram_id == 5).name == "Ann"
+
+
+def test_in_lists_are_compiled_per_length_and_keep_their_values(engine):
+    habits = [engine.add_habit(name) for name in ("Run", "Read", "Swim")]
+    by_ids = PreparedShapes(lambda ids: Habit.select().where(Habit.id.in_(list(ids))).order_by(Habit.id))
+    with engine.session():
+        for ids in ([habits[0].id], [habits[1].id, habits[2].id], [habits[2].id]):
+            assert [h.id for h in by_ids.shape(len(ids)).rows(engine.db, *ids)] == ids
+    assert by_ids.shape(1) is by_ids.shape(1)
+
+
+def test_the_sql_is_built_once_and_the_same_statement_runs_each_time(engine, caplog):
+    engine.add_user(1, "Ann", active=True)
+    with caplog.at_level(logging.DEBUG, logger="peewee"), engine.session():
+        for _ in range(3):
+            assert engine.find_user(1).name == "Ann"
+        assert engine.find_user(2) is None
+    statements = {r.getMessage().split("', ")[0] for r in caplog.records if "FROM \"users\"" in r.getMessage()}
+    assert len(statements) == 1  # one SQL text, values passed as parameters
+
+
+def test_every_slot_must_appear_in_the_sql():
+    import peewee
+
+    unused = Prepared(lambda user_id, other: User.select().where(User.id == user_id), 2)
+    with pytest.raises(ValueError, match="every slot"):
+        unused.compiled(peewee.SqliteDatabase(":memory:"))
