@@ -89,7 +89,7 @@ def test_an_update_that_cannot_be_stored_is_not_acknowledged():
 
     from habitreward.server.wsgi import WebhookApp
 
-    def receive(update_id, payload, update):
+    def receive(update_id, payload, data, update):
         raise RuntimeError("database is down")
 
     app = WebhookApp(path="/hook", secret="s3cret", receive=receive, health=lambda: (True, {}))

@@ -202,17 +202,19 @@ class BotRunner:
 
     # --- feeding updates (any thread) --------------------------------------------------
 
-    def submit(self, update_id: int, key: int | None = None, payload: str | None = None) -> concurrent.futures.Future:
+    def submit(self, update_id: int, key: int | None = None, payload: str | None = None,
+               update: Any = None) -> concurrent.futures.Future:
         """Process the inbox row ``update_id`` on the loop (returns at once).
 
         ``payload``: the row was claimed when it was stored (:attr:`Accepted.NEW_CLAIMED`);
-        without it, the row is claimed first.
+        without it, the row is claimed first. ``update``: the payload already read into
+        PTB's Update (bound to the bot), which saves reading it again.
         """
         if self.loop is None:
             raise RuntimeError("the bot loop is not running")
         with self._pending_cond:
             self._pending[update_id] = self._pending.get(update_id, 0) + 1
-        future = asyncio.run_coroutine_threadsafe(self._process(update_id, key, payload), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._process(update_id, key, payload, update), self.loop)
         future.add_done_callback(lambda done: self._done(update_id, done))
         return future
 
@@ -248,13 +250,19 @@ class BotRunner:
         if not future.cancelled() and future.exception() is not None:
             logger.error("update %s: processing failed", update_id, exc_info=future.exception())
 
-    def receive(self, update_id: int, payload: str, update: Mapping[str, Any]) -> bool:
-        """Store an update in the inbox (committed) and hand it to the loop; False = seen before."""
+    def receive(self, update_id: int, payload: str, data: Mapping[str, Any], update: Any = None) -> bool:
+        """Store an update in the inbox (committed) and hand it to the loop; False = seen before.
+
+        ``data``: the payload's JSON; ``update``: the same as PTB's Update, if already read.
+        """
         accepted = self.inbox.accept(update_id, payload)
         if accepted is Accepted.DUPLICATE:
             return False
         try:
-            self.submit(update_id, ordering_key(update), payload if accepted is Accepted.NEW_CLAIMED else None)
+            if accepted is Accepted.NEW_CLAIMED:
+                self.submit(update_id, ordering_key(data), payload, update)
+            else:
+                self.submit(update_id, ordering_key(data))
         except Exception:  # stored: the next start (or a sweep) processes it
             if accepted is Accepted.NEW_CLAIMED:
                 self.inbox.release(update_id)
@@ -263,7 +271,8 @@ class BotRunner:
 
     # --- on the loop -------------------------------------------------------------------
 
-    async def _process(self, update_id: int, key: int | None, payload: str | None = None) -> None:
+    async def _process(self, update_id: int, key: int | None, payload: str | None = None,
+                       update: Any = None) -> None:
         from telegram import Update
 
         async with self._key_locks.hold(key):
@@ -276,7 +285,8 @@ class BotRunner:
                 error: str | None = None
                 with processing(update_id):
                     try:
-                        update = Update.de_json(json.loads(payload), self.application.bot)
+                        if update is None:
+                            update = Update.de_json(json.loads(payload), self.application.bot)
                         await self.application.process_update(update)
                         error = self._handler_errors.pop(update_id, None)
                     except Exception as exc:  # a broken payload, or PTB itself failing

@@ -187,6 +187,7 @@ class Service:
             return details["database"] == "ok" and details["bot"] == "ok", details
 
         return WebhookApp(path=webhook_path(self.settings), secret=self.secret, receive=runner.receive,
+                          bot=runner.application.bot,
                           health=health)
 
     def serve_webhook(self) -> None:

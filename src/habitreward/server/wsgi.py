@@ -31,8 +31,9 @@ class BadRequest(Exception):
         self.message = message
 
 
-def parse_update(body: bytes) -> dict[str, Any]:
-    """The Update in ``body``, or BadRequest('400 ...') saying what is wrong with it."""
+def parse_update(body: bytes, bot: Any = None) -> tuple[dict[str, Any], Any]:
+    """The Update in ``body`` as JSON and as python-telegram-bot's ``Update`` (bound to
+    ``bot``, so the loop can use it as it is), or BadRequest('400 ...') saying what is wrong."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -45,25 +46,28 @@ def parse_update(body: bytes) -> dict[str, Any]:
     try:
         from telegram import Update
 
-        Update.de_json(data, None)
+        update = Update.de_json(data, bot)
     except Exception as exc:  # whatever PTB cannot read would fail later, in the loop
         raise BadRequest("400 Bad Request", f"not a Telegram Update: {type(exc).__name__}") from None
-    return data
+    return data, update
 
 
 class WebhookApp:
-    """The WSGI callable. ``receive(update_id, payload, update) -> bool`` stores an update
-    (committed) and hands it to the bot, False when it was seen before; ``health()`` -> (ok, details)."""
+    """The WSGI callable. ``receive(update_id, payload, data, update) -> bool`` stores an update
+    (committed) and hands it to the bot, False when it was seen before (``data``: the JSON,
+    ``update``: PTB's Update, bound to ``bot``); ``health()`` -> (ok, details)."""
 
     def __init__(
         self,
         *,
         path: str,
         secret: str,
-        receive: Callable[[int, str, dict[str, Any]], bool],
+        receive: Callable[[int, str, dict[str, Any], Any], bool],
         health: Callable[[], tuple[bool, dict[str, Any]]],
         max_body: int = MAX_BODY_BYTES,
+        bot: Any = None,
     ):
+        self.bot = bot
         self.path = path
         self.secret = secret
         self.receive = receive
@@ -97,10 +101,10 @@ class WebhookApp:
         if content_type != "application/json":
             raise BadRequest("415 Unsupported Media Type", "Content-Type must be application/json")
         body = self._read_body(environ)
-        update = parse_update(body)
-        update_id = update["update_id"]
+        data, update = parse_update(body, self.bot)
+        update_id = data["update_id"]
         try:
-            new = self.receive(update_id, body.decode("utf-8"), update)
+            new = self.receive(update_id, body.decode("utf-8"), data, update)
         except Exception as exc:  # e.g. the database is down: not stored, so not 2xx; Telegram retries
             logger.error("update %s: could not be stored: %s", update_id, exc)
             raise BadRequest("503 Service Unavailable", "could not store the update; retry later") from None
