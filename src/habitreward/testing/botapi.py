@@ -397,7 +397,9 @@ class BotApiStandIn:
                 if not name:
                     continue
                 if part.get_filename():
-                    params[name] = {"filename": part.get_filename(), "size": len(part.get_payload(decode=True))}
+                    content = part.get_payload(decode=True)
+                    params[name] = {"filename": part.get_filename(), "size": len(content), "content": content,
+                                    "content_type": part.get_content_type()}
                 else:
                     params[name] = _decode_value(name, part.get_content())
         else:
