@@ -21,6 +21,7 @@ from habitreward.errors import ConfigError
 
 LANGUAGES = ("en", "ru", "kk")
 REGISTRATION_MODES = ("approval", "open", "closed")
+HTTP_CLIENTS = ("aiohttp", "httpx")
 
 
 def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, str], int]:
@@ -87,6 +88,13 @@ def _registration(name: str, raw: str) -> str:
     return mode
 
 
+def _http_client(name: str, raw: str) -> str:
+    client = raw.strip().lower()
+    if client not in HTTP_CLIENTS:
+        raise ConfigError(f"{name} must be one of {', '.join(HTTP_CLIENTS)}, got {raw!r}")
+    return client
+
+
 def _telegram_ids(name: str, raw: str) -> tuple[int, ...]:
     ids = []
     for part in raw.replace(";", ",").split(","):
@@ -124,6 +132,11 @@ class Settings:
     )
     telegram_api_url: str | None = _setting(
         "TELEGRAM_API_URL", _text, None, "Bot API base URL, for a self-hosted Bot API server."
+    )
+    telegram_http_client: str = _setting(
+        "TELEGRAM_HTTP_CLIENT", _http_client, "aiohttp",
+        "aiohttp or httpx: the HTTP client for Bot API calls (httpx is python-telegram-bot's own, slower;"
+        " also used when aiohttp is missing or a proxy is set in the environment).",
     )
     database_url: str = _setting(
         "DATABASE_URL", _database_url, "sqlite:///habitreward.db", "Where the data lives (SQLite or PostgreSQL)."
