@@ -1,0 +1,323 @@
+"""The bot's HTTP client for the Bot API: python-telegram-bot's ``BaseRequest`` over aiohttp.
+
+PTB's own client (``HTTPXRequest``, httpx + httpcore + anyio) spends about half of a
+webhook update's CPU sending the reply; aiohttp (C-accelerated HTTP parser, a
+simpler pool) does the same work for a fraction of it. :class:`AiohttpRequest`
+keeps HTTPXRequest's contract: the same defaults (5 s read, write and connect
+timeouts, 1 s pool timeout, 20 s write timeout for uploads, 256 connections), the
+same body encoding (form-urlencoded JSON values; multipart/form-data when files are
+uploaded) and the same errors (:class:`~telegram.error.TimedOut`,
+:class:`~telegram.error.NetworkError` with the cause chained), which PTB's retries
+and our error handler rely on.
+
+:func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``; ``None``
+means "let PTB build its own HTTPXRequest".
+
+The URL of every Bot API call contains the bot token, so nothing here logs a URL,
+and aiohttp errors that quote one (``Connection timeout to host http://.../bot<token>/...``)
+reach PTB with the token replaced by ``<token>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.request
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+try:
+    import aiohttp
+except ImportError:  # an optional speed-up: without it the bot uses PTB's httpx client
+    aiohttp = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from habitreward.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: PTB's defaults for its two request objects (ApplicationBuilder): the bot's calls, getUpdates.
+DEFAULT_POOL_SIZE = 256
+DEFAULT_UPDATES_POOL_SIZE = 1
+
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+# The token is the path segment after ".../bot" (Bot API calls) or ".../file/bot" (downloads).
+_TOKEN_IN_URL = re.compile(r"/bot([^/?#]+)")
+_TOKEN_PLACEHOLDER = "<token>"
+# aiohttp >= 3.10 tells a timeout getting a connection apart from one waiting for the answer.
+_CONNECTION_TIMEOUT: Any = getattr(aiohttp, "ConnectionTimeoutError", ())
+_MAX_CACHED_TIMEOUTS = 64
+# Bot methods pass BaseRequest.DEFAULT_NONE (a DefaultValue) for a timeout they were not given.
+_DefaultValue = type(BaseRequest.DEFAULT_NONE)
+
+
+def _token_of(url: str) -> str | None:
+    match = _TOKEN_IN_URL.search(url)
+    return match.group(1) if match else None
+
+
+def _redact(text: str, token: str | None) -> str:
+    if token:
+        text = text.replace(token, _TOKEN_PLACEHOLDER).replace(quote(token, safe=""), _TOKEN_PLACEHOLDER)
+    return text
+
+
+class RedactedClientError(Exception):
+    """Stands in for an aiohttp error whose message (or a cause's) showed the bot token;
+    its message is the original type and text with the token replaced by ``<token>``."""
+
+
+def _safe_cause(err: BaseException, token: str | None) -> BaseException:
+    """``err`` itself, unless it or an exception chained to it shows the token in its text
+    (a traceback prints every one of them): then a :class:`RedactedClientError`."""
+    if not token:
+        return err
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = f"{current!s} {current!r}"
+        if token in text or quote(token, safe="") in text:
+            name = f"{type(err).__module__}.{type(err).__qualname__}"
+            return RedactedClientError(f"{name}: {_redact(str(err), token)}")
+        current = current.__cause__ or current.__context__
+    return err
+
+
+class AiohttpRequest(BaseRequest):
+    """A :class:`telegram.request.BaseRequest` on one :class:`aiohttp.ClientSession`.
+
+    Use it like PTB's ``HTTPXRequest``: ``ApplicationBuilder().request(AiohttpRequest())``
+    (and ``.get_updates_request(AiohttpRequest(connection_pool_size=1))``). PTB calls
+    :meth:`initialize` and :meth:`shutdown`; the session (with its connection pool,
+    connections kept alive between calls) is opened on the running loop by
+    :meth:`initialize`, or by the first request if that comes first, and stays bound
+    to that loop.
+
+    Args:
+        connection_pool_size: at most this many connections at a time (HTTPXRequest's
+            meaning); a request waits up to ``pool_timeout`` for a free one.
+        read_timeout, write_timeout, connect_timeout, pool_timeout: seconds, ``None``
+            for no limit; used when a call does not pass its own.
+        media_write_timeout: the write timeout of calls that upload files.
+        keepalive_timeout: seconds an idle connection stays open for reuse.
+
+    aiohttp measures time differently from httpx: ``read_timeout`` is the longest
+    wait for the server's next bytes once the request is sent, ``connect_timeout``
+    bounds opening a connection and ``pool_timeout + connect_timeout`` getting one
+    (from the pool or new). It has no per-write timeout, so the write timeout bounds
+    the call as a whole instead: no call takes longer than pool + connect + write +
+    read timeouts together (when none of them is ``None``).
+    """
+
+    __slots__ = (
+        "_connect_timeout",
+        "_keepalive_timeout",
+        "_media_write_timeout",
+        "_pool_size",
+        "_pool_timeout",
+        "_read_timeout",
+        "_session",
+        "_timeouts",
+        "_write_timeout",
+    )
+
+    def __init__(
+        self,
+        connection_pool_size: int = DEFAULT_POOL_SIZE,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+        keepalive_timeout: float = 15.0,
+    ):
+        if aiohttp is None:
+            raise RuntimeError("AiohttpRequest needs aiohttp: pip install aiohttp (or use PTB's HTTPXRequest)")
+        if connection_pool_size < 1:
+            raise ValueError(f"connection_pool_size must be at least 1, got {connection_pool_size}")
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        self._keepalive_timeout = keepalive_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+
+    @property
+    def read_timeout(self) -> float | None:
+        """See :attr:`telegram.request.BaseRequest.read_timeout`: the default read timeout."""
+        return self._read_timeout
+
+    @property
+    def connection_pool_size(self) -> int:
+        return self._pool_size
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the session (and so its connection pool) is open."""
+        return self._session is not None and not self._session.closed
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=self._keepalive_timeout)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": self.USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),  # the Bot API sets no cookies; skip the jar's work
+            timeout=self._client_timeout(
+                self._read_timeout, self._write_timeout, self._connect_timeout, self._pool_timeout
+            ),
+        )
+        logger.debug("aiohttp session opened (at most %d connections)", self._pool_size)
+        return self._session
+
+    async def initialize(self) -> None:
+        """See :meth:`telegram.request.BaseRequest.initialize`: opens the session."""
+        if not self.is_open:
+            self._open()
+
+    async def shutdown(self) -> None:
+        """See :meth:`telegram.request.BaseRequest.shutdown`: closes the session and its
+        connections. :meth:`initialize` opens a new one."""
+        if not self.is_open:
+            logger.debug("This AiohttpRequest is already shut down. Returning.")
+            return
+        session, self._session = self._session, None
+        await session.close()  # type: ignore[union-attr]
+        logger.debug("aiohttp session closed")
+
+    def _client_timeout(
+        self, read: float | None, write: float | None, connect: float | None, pool: float | None
+    ) -> aiohttp.ClientTimeout:
+        key = (read, write, connect, pool)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            parts = (pool, connect, write, read)
+            timeout = aiohttp.ClientTimeout(
+                total=None if None in parts else sum(parts),  # type: ignore[arg-type]
+                connect=None if pool is None or connect is None else pool + connect,
+                sock_connect=connect,
+                sock_read=read,
+            )
+            if len(self._timeouts) >= _MAX_CACHED_TIMEOUTS:
+                self._timeouts.clear()
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """See :meth:`telegram.request.BaseRequest.do_request`."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._open()
+
+        files = request_data is not None and request_data.contains_files
+        if isinstance(read_timeout, _DefaultValue):
+            read_timeout = self._read_timeout
+        if isinstance(write_timeout, _DefaultValue):
+            write_timeout = self._media_write_timeout if files else self._write_timeout
+        if isinstance(connect_timeout, _DefaultValue):
+            connect_timeout = self._connect_timeout
+        if isinstance(pool_timeout, _DefaultValue):
+            pool_timeout = self._pool_timeout
+        timeout = self._client_timeout(read_timeout, write_timeout, connect_timeout, pool_timeout)
+
+        data: Any = None
+        headers: dict[str, str] | None = None
+        if request_data is not None:
+            if files:
+                data = self._multipart(request_data)
+            else:
+                parameters = request_data.json_parameters
+                if parameters:
+                    data, headers = urlencode(parameters).encode(), _FORM_HEADERS
+
+        try:
+            async with session.request(
+                method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False  # as httpx
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:  # aiohttp's own timeout errors are TimeoutErrors too
+            if isinstance(err, _CONNECTION_TIMEOUT):
+                raise TimedOut(
+                    "Timed out getting a connection to the Bot API (connect or pool timeout; with every"
+                    " pooled connection busy, consider a bigger pool). The request was *not* sent."
+                ) from _safe_cause(err, _token_of(url))
+            raise TimedOut from _safe_cause(err, _token_of(url))
+        except aiohttp.ClientError as err:
+            token = _token_of(url)
+            # Like HTTPXRequest: the class name helps when the message is empty.
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {_redact(str(err), token)}") from _safe_cause(
+                err, token
+            )
+
+    @staticmethod
+    def _multipart(request_data: RequestData) -> aiohttp.FormData:
+        """multipart/form-data: the JSON-encoded parameters, then the files, as HTTPXRequest sends them."""
+        # quote_fields=False: file names go out as UTF-8 in quotes (as browsers and httpx send
+        # them), not percent-encoded, which Telegram would show as the file's name.
+        form = aiohttp.FormData(quote_fields=False)
+        for name, value in request_data.json_parameters.items():
+            form.add_field(name, value)
+        for name, (filename, content, mimetype) in request_data.multipart_data.items():
+            form.add_field(name, content, filename=filename, content_type=mimetype)
+        return form
+
+
+def _aiohttp_importable() -> bool:
+    return aiohttp is not None
+
+
+def _environment_proxies() -> list[str]:
+    """The proxy variables set in the environment that httpx would use (HTTPS_PROXY, ...)."""
+    proxies = urllib.request.getproxies()
+    return sorted(f"{scheme.upper()}_PROXY" for scheme in ("http", "https", "all") if proxies.get(scheme))
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str, *args: Any) -> None:
+    key = message % args
+    if key not in _said:
+        _said.add(key)
+        logger.info(message, *args)
+
+
+def make_bot_request(
+    settings: Settings, *, pool_size: int | None = None, for_updates: bool = False
+) -> BaseRequest | None:
+    """The request object for the bot's Bot API calls (``for_updates``: for getUpdates),
+    or ``None`` to let python-telegram-bot build its own HTTPXRequest.
+
+    ``TELEGRAM_HTTP_CLIENT=aiohttp`` (the default) gives an :class:`AiohttpRequest` with
+    ``pool_size`` connections (default: PTB's, 256 for the bot's calls and 1 for
+    getUpdates), unless aiohttp is not installed or a proxy is set in the environment
+    (``HTTPS_PROXY``, ``ALL_PROXY``, ``HTTP_PROXY``: httpx honours them, this client does
+    not): then httpx, said once in the log. ``TELEGRAM_HTTP_CLIENT=httpx`` gives ``None``.
+    """
+    if settings.telegram_http_client != "aiohttp":
+        return None
+    if not _aiohttp_importable():
+        _say_once("TELEGRAM_HTTP_CLIENT=aiohttp but aiohttp is not installed: using httpx (pip install aiohttp)")
+        return None
+    proxies = _environment_proxies()
+    if proxies:
+        _say_once("%s is set: Bot API calls go through httpx, which uses it (TELEGRAM_HTTP_CLIENT=aiohttp does not)",
+                  " and ".join(proxies))
+        return None
+    default = DEFAULT_UPDATES_POOL_SIZE if for_updates else DEFAULT_POOL_SIZE
+    return AiohttpRequest(connection_pool_size=pool_size or default)
