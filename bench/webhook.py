@@ -221,6 +221,7 @@ def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, 
         conn.close()
 
     start = time.perf_counter()
+    own_cpu = time.process_time()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -237,6 +238,7 @@ def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, 
         arrived = {k: standin.replies[k] for k in wanted if k in standin.replies}
     if len(arrived) < len(wanted):
         errors.append(f"{len(wanted) - len(arrived)} update(s) never answered")
+    own_cpu = time.process_time() - own_cpu
     latencies = sorted(arrived[k] - sent_at[k] for k in arrived)
     end = max(arrived.values()) if arrived else time.perf_counter()
     return {
@@ -246,6 +248,8 @@ def drive(port: int, path: str, secret: str, updates: list[dict], clients: int, 
         "updates_per_s": len(arrived) / (end - start),
         "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+        # This process (clients + stand-in) shares the machine with the server under test.
+        "load_cpu_ms": 1000 * own_cpu / max(len(arrived), 1),
         "errors": errors[:5],
         "error_count": len(errors),
     }
@@ -351,6 +355,7 @@ def show(name: str, r: dict[str, Any]) -> None:
     print(f"{name:<34} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
           f"   CPU {r['cpu_ms']:>5.2f} ms/upd"
           f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
+          f"   load CPU {r['load_cpu_ms']:.2f} ms/upd"
           f"   {r['answered']}/{r['updates']} answered, {r['error_count']} errors {r['errors'] or ''}")
 
 

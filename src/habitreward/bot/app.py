@@ -19,6 +19,7 @@ from telegram.ext import (
 
 from habitreward.bot.context import BotContext
 from habitreward.bot.persistence import DatabasePersistence
+from habitreward.bot.request import make_bot_request
 
 if TYPE_CHECKING:
     from habitreward.engine import Engine
@@ -196,6 +197,10 @@ def build_application(
         builder = builder.updater(None)
     if persistence:
         builder = builder.persistence(DatabasePersistence(engine))
+    request = make_bot_request(settings)
+    if request is not None:  # None: TELEGRAM_HTTP_CLIENT=httpx, no aiohttp, or a proxy in the environment
+        # The getUpdates request too, even without an Updater: serve's own poller uses it.
+        builder = builder.request(request).get_updates_request(make_bot_request(settings, for_updates=True))
     limiter = make_rate_limiter() if rate_limiter is True else (rate_limiter or None)
     if limiter is not None:
         builder = builder.rate_limiter(limiter)
