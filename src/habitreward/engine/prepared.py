@@ -49,11 +49,29 @@ class Slot(peewee.Node):
         return ctx.value(_Hole(self.index, self.converter or ctx.state.converter), converter=False)
 
 
+#: What a peewee cursor wrapper holds about one run rather than about the query's columns.
+_PER_RUN = frozenset({"cursor", "count", "index", "initialized", "populated", "row_cache"})
+
+
 class _Compiled:
-    __slots__ = ("sql", "params", "holes", "query")
+    __slots__ = ("sql", "params", "holes", "query", "reader_state")
 
     def __init__(self, sql: str, params: list[Any], holes: list[tuple[int, _Hole]], query: Any):
         self.sql, self.params, self.holes, self.query = sql, params, holes, query
+        # peewee works out how to turn the columns into models on each run (from the cursor's
+        # description, which is the same for the same SQL): kept after the first run.
+        self.reader_state: dict[str, Any] | None = None
+
+    def reader(self, cursor: Any) -> Any:
+        wrapper = self.query._get_cursor_wrapper(cursor)  # noqa: SLF001 - peewee's own row reader
+        if self.reader_state is not None:
+            wrapper.__dict__.update(self.reader_state)
+            wrapper.initialized = True
+        elif hasattr(wrapper, "__dict__"):
+            wrapper.initialize()
+            wrapper.initialized = True
+            self.reader_state = {k: v for k, v in wrapper.__dict__.items() if k not in _PER_RUN}
+        return wrapper
 
     def bind(self, values: Sequence[Any]) -> list[Any]:
         params = list(self.params)
@@ -103,7 +121,7 @@ class Prepared:
     def rows(self, db: peewee.Database, *values: Any) -> Iterable[Any]:
         """Run a SELECT; its rows as peewee would give them (model instances by default)."""
         cursor = self.cursor(db, *values)
-        return self.compiled(db).query._get_cursor_wrapper(cursor)  # noqa: SLF001 - peewee's own row reader
+        return self.compiled(db).reader(cursor)
 
     def first(self, db: peewee.Database, *values: Any) -> Any:
         """Run a SELECT; its first row, or None."""
