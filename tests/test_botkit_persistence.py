@@ -247,3 +247,15 @@ def test_deleting_a_user_forgets_what_the_running_bot_remembered(bot, engine):
     assert [kv for kv in KeyValue.select() if kv.key in ("21",) or "[21," in kv.key] == []
     assert bot.send(21, "/recall").text == "Colour: ?"  # the running bot forgot too
     assert bot.send(21, "25").texts == []  # and the half-done conversation is gone
+
+
+def test_a_persistent_conversation_added_later_is_refreshed_too(engine):
+    """The bot looks for persistent conversations once, and again when handlers change."""
+    app = platform_only(engine, token="123456:TEST", base_url="http://127.0.0.1:9/bot")
+    assert [h.name for h in app._persistent_conversations()] == ["add_habit"]
+    late = ConversationHandler(entry_points=[CommandHandler("late", lambda u, c: None)], states={}, fallbacks=[],
+                               name="late", persistent=True)
+    app.add_handler(late, group=5)
+    assert [h.name for h in app._persistent_conversations()] == ["add_habit", "late"]
+    app.remove_handler(late, group=5)
+    assert [h.name for h in app._persistent_conversations()] == ["add_habit"]

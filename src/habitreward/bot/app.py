@@ -44,6 +44,7 @@ class HabitRewardApplication(Application):
         self.engine = engine
         #: (command, description) pairs plugins asked to show in Telegram's command menu.
         self.plugin_commands: list[tuple[str, str]] = []
+        self._conversations_found: tuple[tuple, list[ConversationHandler]] = ((), [])
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
@@ -67,7 +68,7 @@ class HabitRewardApplication(Application):
         refresh_* right after, before anything else runs on the loop).
         """
         wanted: list[tuple[ConversationHandler, tuple]] = []
-        for handler in _persistent_conversations(self.handlers.values()):
+        for handler in self._persistent_conversations():
             try:
                 key = handler._get_key(update)  # noqa: SLF001 (PTB has no public way to get it)
             except RuntimeError:
@@ -86,6 +87,15 @@ class HabitRewardApplication(Application):
             else:
                 conversations.update_no_track({key: state})
         return token
+
+
+    def _persistent_conversations(self) -> list[ConversationHandler]:
+        """The persistent ConversationHandlers, nested ones included; looked for again only
+        when handlers were added or removed (every update asks)."""
+        signature = tuple((group, id(handlers), len(handlers)) for group, handlers in self.handlers.items())
+        if self._conversations_found[0] != signature:
+            self._conversations_found = (signature, _persistent_conversations(self.handlers.values()))
+        return self._conversations_found[1]
 
 
 def _persistent_conversations(groups: Any) -> list[ConversationHandler]:
