@@ -148,22 +148,48 @@ def wait_for_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (serve --workers: the supervisor and its workers), Linux."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return found
+
+
 def memory_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process, in KiB (Linux)."""
-    values = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+    """(VmRSS, VmHWM) of a process and its descendants, summed, in KiB (Linux)."""
+    rss = hwm = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    key, _, rest = line.partition(":")
+                    if key == "VmRSS":
+                        rss += int(rest.split()[0])
+                    elif key == "VmHWM":
+                        hwm += int(rest.split()[0])
+        except OSError:
+            pass
+    return rss, hwm
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far, in seconds (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its descendants have used so far, in seconds (Linux)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -178,7 +204,7 @@ def profiled(pid: int, profile_dir: Path | None, name: str) -> Iterator[None]:
     py_spy = shutil.which("py-spy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if py_spy is None:
         raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
-    spy = subprocess.Popen([py_spy, "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(out),
+    spy = subprocess.Popen([py_spy, "record", "--gil", "--subprocesses", "--rate", "250", "--format", "raw", "--output", str(out),
                             "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -277,7 +303,8 @@ def seed(database_url: str, users: int) -> None:
 
 def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[dict], load: list[dict],
                       clients: int, threads: int, workdir: Path, *, echo: bool = False,
-                      concurrency: int | None = None, profile_dir: Path | None = None) -> dict[str, Any]:
+                      concurrency: int | None = None, profile_dir: Path | None = None,
+                      workers: int = 1) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
     env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=standin.base_url, DATABASE_URL=database_url,
@@ -292,6 +319,8 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
     command = [HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)]
     if concurrency:
         command += ["--concurrency", str(concurrency)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     try:
         wait_for_port(port)
@@ -365,6 +394,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections posting updates")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serve --workers: habitreward's worker processes (CPU and memory are summed over them)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="write py-spy profiles (collapsed stacks, GIL holder only) of each server under the "
@@ -384,14 +415,16 @@ def main() -> None:
             warmup = make_updates(100_000 + args.users, warmup_users)[:warmup_users * 2]
             load = make_updates(100_000, args.users)
             print(f"{len(load)} updates, {args.clients} client connections, habitreward on "
-                  f"{'PostgreSQL' if args.postgres else 'SQLite'}, {os.cpu_count()} CPUs")
+                  f"{'PostgreSQL' if args.postgres else 'SQLite'} with {args.workers} worker process(es), "
+                  f"{os.cpu_count()} CPUs")
             ptb = bench_ptb(standin, make_updates(300_000, warmup_users)[:warmup_users * 2],
                             make_updates(200_000, args.users), args.clients, workdir, args.profile)
             echo = bench_habitreward(database_url, standin, make_updates(400_000, warmup_users)[:warmup_users * 2],
                                      make_updates(500_000, args.users), args.clients, args.threads, workdir,
-                                     echo=True, concurrency=args.concurrency, profile_dir=args.profile)
+                                     echo=True, concurrency=args.concurrency, profile_dir=args.profile,
+                                     workers=args.workers)
             ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir,
-                                     concurrency=args.concurrency, profile_dir=args.profile)
+                                     concurrency=args.concurrency, profile_dir=args.profile, workers=args.workers)
         finally:
             if drop is not None:
                 drop()
