@@ -291,3 +291,36 @@ def test_a_survivor_finishes_what_a_killed_process_had_accepted(serve, db_url, b
     wait_until(lambda: applications(db_url) == {update["update_id"]: 1}, timeout=30, what="the survivor's sweep")
     wait_until(lambda: counted(botapi) == {update["update_id"]: 1}, what="the reply")
     assert "left unprocessed" in survivor.logs()
+
+
+def test_healthz_says_503_while_postgresql_is_unreachable_and_recovers(serve, backend, db_url, botapi):
+    if backend != "postgres":
+        pytest.skip("taking the database away from a live server is a PostgreSQL scenario")
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg2
+
+    server = serve()
+    assert server.request("GET", "/healthz")[0] == 200
+    name = urlparse(db_url).path.lstrip("/")
+    admin = psycopg2.connect(urlunparse(urlparse(db_url)._replace(path="/postgres")))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:  # the server's pooled connections die, and no new one is let in
+            cur.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        status, body = server.request("GET", "/healthz")
+        assert status == 503
+        details = json.loads(body)
+        assert details["ok"] is False and details["database"].startswith("error") and details["bot"] == "ok"
+        # an update cannot be stored now: not acknowledged, so Telegram delivers it again later
+        update = message_update(5, "Running", update_id=9_000_001)
+        assert server.post_update(update) == 503
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        admin.close()
+    assert wait_until(lambda: server.request("GET", "/healthz")[0] == 200, what="healthz back to 200")
+    assert server.post_update(update) == 200  # the redelivery is stored and applied
+    wait_until(lambda: inbox(db_url).get(9_000_001, (False,))[0], what="the update processed")
+    assert server.proc.poll() is None
