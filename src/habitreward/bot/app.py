@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from telegram.ext import (
 from habitreward.bot.context import BotContext
 from habitreward.bot.persistence import DatabasePersistence
 from habitreward.bot.request import make_bot_request
+from habitreward.db import is_postgres
 
 if TYPE_CHECKING:
     from habitreward.engine import Engine
@@ -45,10 +47,11 @@ class HabitRewardApplication(Application):
         #: (command, description) pairs plugins asked to show in Telegram's command menu.
         self.plugin_commands: list[tuple[str, str]] = []
         self._conversations_found: tuple[tuple, list[ConversationHandler]] = ((), [])
+        self._reads_wait_on_network = is_postgres(engine.db)
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
-        token = self._refresh_state(update) if persistent else []  # type: ignore[arg-type]
+        token = await self._refresh_state(update) if persistent else []  # type: ignore[arg-type]
         try:
             await super().process_update(update)
         finally:
@@ -59,13 +62,14 @@ class HabitRewardApplication(Application):
                 except Exception as exc:  # e.g. user_data that is not JSON
                     await self.process_error(update=update, error=exc)
 
-    def _refresh_state(self, update: Update) -> list:
+    async def _refresh_state(self, update: Update) -> list:
         """Load this update's state of every persistent ConversationHandler from the database.
 
         PTB keeps conversation states in memory after start-up; another process may
         have moved the conversation on since, so the stored state wins. The user's,
         chat's and bot's data are read in the same query (PTB asks for them through
-        refresh_* right after, before anything else runs on the loop).
+        refresh_* right after). On PostgreSQL the read runs on a worker thread, so the
+        loop serves other users meanwhile; on SQLite it is quicker than the hand-over.
         """
         wanted: list[tuple[ConversationHandler, tuple]] = []
         for handler in self._persistent_conversations():
@@ -76,9 +80,11 @@ class HabitRewardApplication(Application):
             wanted.append((handler, key))
         persistence: DatabasePersistence = self.persistence  # type: ignore[assignment]
         user, chat = update.effective_user, update.effective_chat
-        states, token = persistence.begin_update(
-            user.id if user else None, chat.id if chat else None, [(h.name, key) for h, key in wanted]
-        )
+        args = (user.id if user else None, chat.id if chat else None, [(h.name, key) for h, key in wanted])
+        if self._reads_wait_on_network:
+            states, token = await asyncio.to_thread(persistence.begin_update, *args)
+        else:
+            states, token = persistence.begin_update(*args)
         for handler, key in wanted:
             conversations = handler._conversations  # noqa: SLF001
             state = states.get((handler.name, key))

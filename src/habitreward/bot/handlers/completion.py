@@ -195,7 +195,7 @@ async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, a
                     source: str = "button", new_message: bool = False) -> None:
     day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
     try:
-        result = s.engine.complete(s.user, habit, at=at, day=day, source=source)
+        result = await asyncio.to_thread(s.engine.complete, s.user, habit, at=at, day=day, source=source)
     except NotFound:
         await s.refuse()
         return
