@@ -189,6 +189,8 @@ class ProcessedUpdate(BaseModel):
     processed_at = peewee.DateTimeField(null=True, index=True)
     attempts = peewee.IntegerField(default=0)
     error = peewee.TextField(null=True)
+    # The worker token (``serve --webhook --workers N`` on SQLite) that claimed the row; see server/inbox.py.
+    claimed_by = peewee.TextField(null=True)
 
     class Meta:
         table_name = "processed_updates"

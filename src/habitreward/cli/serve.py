@@ -64,11 +64,18 @@ def _protect_logs(app: AppContext) -> None:
                    "AIORateLimiter, when installed. Turn off only for a Bot API without limits (tests, benchmarks).")
 @click.option("--sweep-interval", default=30.0, show_default=True, type=click.FloatRange(0.2),
               help="Seconds between looks for updates a crashed process left unprocessed (with several "
-                   "processes on PostgreSQL, the survivors finish them; on start every such update is taken).")
+                   "processes, the survivors finish them; on start every such update is taken).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), envvar="HABITREWARD_WORKERS",
+              show_envvar=True,
+              help="Webhook worker processes sharing the port, on SQLite or PostgreSQL (one process uses one "
+                   "CPU core). More than 1: this process supervises them (restarts one that dies, forwards "
+                   "SIGTERM/SIGINT). Webhook only.")
+@click.option("--worker", "worker_spec", hidden=True, metavar="N:LISTEN_FD:CONTROL_FD",
+              help="Internal: run as worker N of a `serve --workers` supervisor.")
 @pass_app
 def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
           set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int, rate_limit: bool,
-          sweep_interval: float) -> None:
+          sweep_interval: float, workers: int, worker_spec: str | None) -> None:
     """Run the bot until SIGTERM or Ctrl+C.
 
     Without --webhook: long polling (getUpdates), nothing to expose; good for a
@@ -85,6 +92,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     Examples:
       habitreward serve
       habitreward serve --webhook --port 8080 --set-webhook
+      habitreward serve --webhook --workers 4
     """
     from habitreward.engine import Engine
     from habitreward.server.service import ServeOptions, Service
@@ -92,19 +100,53 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     settings = app.settings
     settings.require("telegram_bot_token")
     _protect_logs(app)
-    if set_webhook_on_start:
+    worker = _parse_worker(worker_spec) if worker_spec else None
+    if workers > 1 and not webhook:
+        raise click.ClickException("--workers needs --webhook: Telegram allows one getUpdates consumer per bot")
+    if set_webhook_on_start and worker is None:
         if not webhook:
             raise click.UsageError("--set-webhook needs --webhook")
         _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
                            shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit,
-                           sweep_interval=sweep_interval)
+                           sweep_interval=sweep_interval, workers=1 if worker else workers, worker=worker)
+    if workers > 1 and worker is None:
+        options.worker_command = _worker_command(options)
     service = Service(engine, options, announce=lambda line: click.echo(line))
     if webhook:
         service.serve_webhook()
     else:
         service.serve_polling()
+
+
+def _parse_worker(spec: str) -> tuple[int, int, int]:
+    try:
+        number, listen_fd, control_fd = (int(part) for part in spec.split(":"))
+    except ValueError:
+        raise click.UsageError("--worker is internal (N:LISTEN_FD:CONTROL_FD)") from None
+    return number, listen_fd, control_fd
+
+
+def _worker_command(options: Any) -> list[str]:
+    """The command line of one worker: this interpreter, the same global options, serve --webhook
+    with the same settings (the supervisor adds ``--worker``)."""
+    import sys
+
+    root = click.get_current_context().find_root()
+    command = [sys.executable, "-m", "habitreward"]
+    if root.params.get("database_url"):
+        command += ["--database-url", root.params["database_url"]]
+    if root.params.get("env_file"):
+        command += ["--env-file", root.params["env_file"]]
+    if root.params.get("verbose"):
+        command.append("-" + "v" * root.params["verbose"])
+    command += ["serve", "--webhook", "--host", options.host, "--port", str(options.port),
+                "--threads", str(options.threads), "--concurrency", str(options.concurrency),
+                "--shutdown-timeout", str(options.shutdown_timeout),
+                "--rate-limit" if options.rate_limit else "--no-rate-limit",
+                "--sweep-interval", str(options.sweep_interval), "--workers", "1"]
+    return command
 
 
 @cli.group()

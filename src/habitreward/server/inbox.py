@@ -15,7 +15,11 @@ Telegram. Then it is processed from the inbox:
    the update_id, held on a dedicated connection while the update is processed,
    keeps other processes off it, and dies with its process, so a crashed
    process's rows become claimable at once. On SQLite one server process uses
-   a database file at a time (see ``service``), so the in-flight set suffices.
+   a database file at a time (see ``service``), so the in-flight set suffices;
+   except under ``serve --webhook --workers N``, where each worker process has a
+   :class:`WorkerLock`: rows it stores or claims record its token in
+   ``claimed_by``, and another worker takes such a row only when that token's
+   lock file is no longer locked (the holder died; the lock died with it).
 3. **apply**: python-telegram-bot runs the handlers. The engine's own writes
    (completion, undo, claim) mark the row processed *in their own
    transaction* (see :mod:`habitreward.server.applied`), so "the habit was
@@ -44,10 +48,14 @@ import contextvars
 import datetime as dt
 import enum
 import logging
+import os
+import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import peewee
@@ -121,6 +129,105 @@ class _AdvisoryLocks:
             self._conn = None
 
 
+class WorkerLock:
+    """The identity of one worker process among several on one SQLite file.
+
+    The worker holds an exclusive ``flock`` on ``<directory>/<token>.lock`` for its
+    whole life; the kernel drops it when the process dies, however it dies (like a
+    PostgreSQL advisory lock). A row whose ``claimed_by`` names a token whose file
+    is missing or not locked belongs to nobody any more. Dead tokens' files are
+    removed by whoever notices them.
+    """
+
+    _TOKEN = re.compile(r"^[0-9]+-[0-9a-f]{8,32}$")
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.token = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self._fd: int | None = None
+        self._dead: set[str] = set()  # a dead token never comes back
+
+    def path(self, token: str) -> Path:
+        return self.directory / f"{token}.lock"
+
+    def acquire(self) -> WorkerLock:
+        import fcntl
+
+        self.directory.mkdir(exist_ok=True)
+        # Locked under a temporary name, then renamed: a file named *.lock is never unlocked
+        # while its worker lives (another worker's clean-up would take it for a dead one's).
+        provisional = self.directory / f"{self.token}.starting"
+        fd = os.open(provisional, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(provisional, self.path(self.token))
+        except BaseException:
+            os.close(fd)
+            provisional.unlink(missing_ok=True)
+            raise
+        self._fd = fd
+        self.clean()
+        return self
+
+    def alive(self, token: str) -> bool:
+        """Whether the worker that wrote ``token`` still runs (its lock file is locked)."""
+        if token == self.token:
+            return self._fd is not None
+        if token in self._dead:
+            return False
+        try:
+            if self._TOKEN.match(token) and self._probe(self.path(token)):
+                return True
+        except OSError:  # cannot tell (permissions?): leave the row alone, never take it twice
+            logger.warning("cannot check worker %s's lock file", token, exc_info=True)
+            return True
+        self._dead.add(token)
+        return False
+
+    @staticmethod
+    def _probe(path: Path) -> bool:
+        """True when ``path`` is locked by a live process; otherwise remove it (if it exists)."""
+        import fcntl
+
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return True
+        try:
+            path.unlink(missing_ok=True)  # locked by us now: no live worker owns it
+        finally:
+            os.close(fd)
+        return False
+
+    @classmethod
+    def live_tokens(cls, directory: str | Path) -> list[str]:
+        """Tokens of the live workers with a lock file in ``directory`` (dead ones' files are removed)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            return []
+        return [path.stem for path in directory.glob("*.lock") if cls._probe(path)]
+
+    def clean(self) -> int:
+        """Remove the lock files of dead workers; how many."""
+        removed = 0
+        for path in self.directory.glob("*.lock"):
+            if path.name != f"{self.token}.lock" and not self._probe(path):
+                removed += 1
+        return removed
+
+    def release(self) -> None:
+        """Give up the identity (at the very end of the process: its rows become claimable)."""
+        if self._fd is not None:
+            self.path(self.token).unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
 class _GroupCommit:
     """Inbox writes from many threads, committed together.
 
@@ -171,6 +278,13 @@ _STORE = prepared_insert(
     (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at, ProcessedUpdate.attempts),
     on_conflict_ignore=True,
 )
+# The same for a worker among several on one SQLite file (its token in claimed_by).
+_STORE_OWNED = prepared_insert(
+    ProcessedUpdate,
+    (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at, ProcessedUpdate.attempts,
+     ProcessedUpdate.claimed_by),
+    on_conflict_ignore=True,
+)
 _MARK = Prepared(
     lambda processed_at, update_id: ProcessedUpdate.update(
         {ProcessedUpdate.processed_at: peewee.fn.COALESCE(
@@ -199,13 +313,16 @@ class Accepted(enum.Enum):
 class Inbox:
     """The ``processed_updates`` table, used from any thread."""
 
-    def __init__(self, engine: Any, *, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(self, engine: Any, *, max_attempts: int = MAX_ATTEMPTS, owner: WorkerLock | None = None):
+        """``owner``: this process's :class:`WorkerLock` when it is one of several worker
+        processes on one SQLite file (ignored on PostgreSQL, where advisory locks do it)."""
         self.engine = engine
         self.db: peewee.Database = engine.db
         self.max_attempts = max_attempts
         self._inflight: set[int] = set()
         self._mutex = threading.Lock()
         self._locks = _AdvisoryLocks(self.db) if is_postgres(self.db) else None
+        self._owner = owner if self._locks is None else None
         self._commits = _GroupCommit(engine)
 
     # --- receiving ---------------------------------------------------------------
@@ -219,16 +336,25 @@ class Inbox:
         """
         claimed = self._take(update_id)
         received_at = utcnow()
+        owner = self._owner
 
         def store() -> tuple[bool, bool]:
-            if _STORE.write(self.db, update_id, payload, received_at, 1 if claimed else 0) == 1:
+            if owner is None:
+                stored = _STORE.write(self.db, update_id, payload, received_at, 1 if claimed else 0)
+            else:
+                stored = _STORE_OWNED.write(self.db, update_id, payload, received_at, 1 if claimed else 0,
+                                            owner.token if claimed else None)
+            if stored == 1:
                 return True, claimed
             if not claimed:
                 return False, False
             # A racing delivery stored it first but could not claim it (we hold the claim):
             # take it over, or nobody would process it before the next sweep.
+            changes: dict[Any, Any] = {ProcessedUpdate.attempts: ProcessedUpdate.attempts + 1}
+            if owner is not None:
+                changes[ProcessedUpdate.claimed_by] = owner.token
             taken = (
-                ProcessedUpdate.update(attempts=ProcessedUpdate.attempts + 1)
+                ProcessedUpdate.update(changes)
                 .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null()
                        & (ProcessedUpdate.attempts == 0))
                 .execute()
@@ -269,19 +395,9 @@ class Inbox:
         """Take a stored update for processing; its payload, or None when it is done or taken."""
         if not self._take(update_id):
             return None
+
         def take() -> Any:
-            taken = (
-                ProcessedUpdate.update(attempts=ProcessedUpdate.attempts + 1)
-                .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
-                .execute()
-            )
-            row = (
-                ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts)
-                .where(ProcessedUpdate.update_id == update_id)
-                .first()
-                if taken
-                else None
-            )
+            row = self._take_row(update_id)
             if row is not None and row.attempts > self.max_attempts:
                 # Claimed this often and never finished: each try killed its process.
                 self._mark(update_id, f"given up after {self.max_attempts} interrupted attempts")
@@ -298,6 +414,48 @@ class Inbox:
             self._release(update_id, True)
             return None
         return row.payload
+
+    def _take_row(self, update_id: int) -> Any:
+        """In a transaction: claim the row in the database; its payload and attempts, or None."""
+        if self._owner is None:
+            taken = (
+                ProcessedUpdate.update(attempts=ProcessedUpdate.attempts + 1)
+                .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
+                .execute()
+            )
+            if not taken:
+                return None
+            return (
+                ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts)
+                .where(ProcessedUpdate.update_id == update_id)
+                .first()
+            )
+        # One of several workers on a SQLite file: the row's holder must be nobody, this
+        # worker, or a worker that is gone; then compare-and-set, so of two workers that
+        # both found the holder dead only one takes the row.
+        row = (
+            ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts, ProcessedUpdate.claimed_by)
+            .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
+            .first()
+        )
+        if row is None:
+            return None
+        holder = row.claimed_by
+        if holder is not None and holder != self._owner.token and self._owner.alive(holder):
+            return None  # a live worker is processing it
+        same_holder = ProcessedUpdate.claimed_by.is_null() if holder is None else ProcessedUpdate.claimed_by == holder
+        taken = (
+            ProcessedUpdate.update({ProcessedUpdate.attempts: ProcessedUpdate.attempts + 1,
+                                    ProcessedUpdate.claimed_by: self._owner.token})
+            .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null() & same_holder)
+            .execute()
+        )
+        if not taken:
+            return None
+        if holder is not None and holder != self._owner.token:
+            logger.warning("update %s: taking it over from worker %s, which is gone", update_id, holder)
+        row.attempts += 1
+        return row
 
     def finish(self, update_id: int, error: str | None = None, *, already_marked: bool = False) -> None:
         """Mark a claimed update processed (keeping an earlier mark) and release it.

@@ -4,23 +4,34 @@ Start: secrets out of the logs, pending migrations, the bot loop, then every
 update a previous run left unprocessed, then the listener. Stop (SIGTERM or
 SIGINT): stop listening, let running requests answer, finish the updates in
 flight, stop the bot, close the database.
+
+``--workers N`` (webhook, N > 1): this process becomes a small supervisor
+(:class:`_Supervisor`): it takes the SQLite server lock, applies the migrations
+and binds the listening socket, once, then runs N worker processes (the same
+command with ``--worker``, started by ``subprocess``: no fork of a process with
+threads) that each serve the webhook on the inherited socket. It forwards
+SIGTERM/SIGINT to them, restarts one that dies, and stops them when it stops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import selectors
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from habitreward.errors import ConfigError
 from habitreward.server import applied
-from habitreward.server.inbox import Inbox
+from habitreward.server.inbox import Inbox, WorkerLock
 from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
 from habitreward.server.secrets import webhook_secret
@@ -40,6 +51,12 @@ class ServeOptions:
     sweep_interval: float = 30.0
     poll_timeout: int = 30
     rate_limit: bool = True
+    #: Webhook worker processes; more than 1 makes this process their supervisor.
+    workers: int = 1
+    #: The command that starts one worker (the supervisor adds ``--worker N:LISTEN_FD:CONTROL_FD``).
+    worker_command: list[str] = field(default_factory=list)
+    #: Set in a worker process: its number, the inherited listening socket and its line to the supervisor.
+    worker: tuple[int, int, int] | None = None
 
 
 def build_bot(engine: Any, *, rate_limit: bool = True) -> Any:
@@ -58,12 +75,17 @@ class _StopSignal:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
+        if self._previous:
+            return  # installed already
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        self.trigger(f"{signal.Signals(signum).name} received")
+
+    def trigger(self, reason: str) -> None:
         if not self.event.is_set():
-            logger.warning("%s received: stopping after the updates in flight", signal.Signals(signum).name)
+            logger.warning("%s: stopping after the updates in flight", reason)
         self.event.set()
         if self.on_signal is not None:
             self.on_signal()
@@ -71,20 +93,34 @@ class _StopSignal:
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The database file of a SQLite URL (None: PostgreSQL, or SQLite in memory)."""
+    parts = urlparse(database_url)
+    if parts.scheme in ("sqlite", "") and parts.path not in ("", "/:memory:", ":memory:"):
+        return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    return None
+
+
+def is_sqlite_url(database_url: str) -> bool:
+    return urlparse(database_url).scheme in ("sqlite", "")
 
 
 class _SqliteServerLock:
-    """One server process per SQLite file: restarts recover unfinished updates safely only then.
+    """One ``serve`` per SQLite file: restarts recover unfinished updates safely only then.
 
-    Several processes need PostgreSQL (their rows are guarded by advisory locks).
+    Several processes on one file run as the workers of one ``serve --webhook --workers N``
+    (which holds this lock); independent processes need PostgreSQL (advisory locks).
     """
 
     def __init__(self, database_url: str):
         self.path: Path | None = None
         self._file: Any = None
-        parts = urlparse(database_url)
-        if parts.scheme in ("sqlite", "") and parts.path not in ("", "/:memory:", ":memory:"):
-            self.path = Path(parts.path[1:] if parts.path.startswith("/") else parts.path).with_suffix(".serve-lock")
+        database = sqlite_file(database_url)
+        if database is not None:
+            self.path = database.with_suffix(".serve-lock")
 
     def acquire(self) -> None:
         if self.path is None:
@@ -101,7 +137,7 @@ class _SqliteServerLock:
             self._file = None
             raise ConfigError(
                 f"another `habitreward serve` is running on this SQLite database ({self.path.with_suffix('')});"
-                " several server processes need PostgreSQL"
+                " for several processes on SQLite run one `serve --webhook --workers N`"
             ) from None
 
     def release(self) -> None:
@@ -125,19 +161,25 @@ class Service:
         self.inbox: Inbox | None = None
         self.runner: BotRunner | None = None
         self._sqlite_lock = _SqliteServerLock(self.settings.database_url)
+        self._worker_lock: WorkerLock | None = None
 
     # --- start and stop ----------------------------------------------------------------
 
     def _start_bot(self) -> BotRunner:
         self.settings.require("telegram_bot_token")
         install_redaction([self.settings.telegram_bot_token, self.secret])
-        self._sqlite_lock.acquire()
-        applied_migrations = self.engine.upgrade_schema()
-        if applied_migrations:
-            logger.warning("applied %d migration(s): %s", len(applied_migrations), ", ".join(applied_migrations))
+        if self.options.worker is None:
+            self._sqlite_lock.acquire()
+            self._wait_for_old_workers()
+            self._upgrade_schema()
+        else:  # the supervisor holds the server lock and applied the migrations
+            database = sqlite_file(self.settings.database_url)
+            if database is not None:
+                self._worker_lock = WorkerLock(worker_lock_directory(database)).acquire()
+                logger.info("worker %d: token %s", self.options.worker[0], self._worker_lock.token)
         applied.register(self.engine.pm)
         application = self.application_factory(self.engine)
-        self.inbox = Inbox(self.engine)
+        self.inbox = Inbox(self.engine, owner=self._worker_lock)
         self.runner = BotRunner(application, self.inbox, concurrency=self.options.concurrency,
                                 sweep_interval=self.options.sweep_interval)
         try:
@@ -153,9 +195,32 @@ class Service:
                 raise ConfigError(f"Telegram refused to start the bot: {exc}") from None
             raise
         recovered = self.runner.submit_pending()
-        if recovered:
+        if recovered and self.options.worker is None:
             logger.warning("processing %d update(s) left unprocessed by the previous run", recovered)
+        elif recovered:
+            logger.warning("worker %d: looking at %d update(s) left unprocessed (a live worker's stay its own)",
+                           self.options.worker[0], recovered)
         return self.runner
+
+    def _wait_for_old_workers(self) -> None:
+        """On SQLite, after taking the server lock: workers of a ``serve --workers`` whose
+        supervisor was killed may still be finishing their updates; they own those rows."""
+        database = sqlite_file(self.settings.database_url)
+        if database is None or os.name != "posix":
+            return
+        directory = worker_lock_directory(database)
+        deadline = time.monotonic() + self.options.shutdown_timeout + 15.0
+        while live := WorkerLock.live_tokens(directory):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{len(live)} worker process(es) of an earlier `habitreward serve --workers` still"
+                                  f" run on this SQLite database ({', '.join(live)}); stop them first")
+            logger.warning("waiting for %d worker process(es) of an earlier serve to finish", len(live))
+            time.sleep(0.5)
+
+    def _upgrade_schema(self) -> None:
+        applied_migrations = self.engine.upgrade_schema()
+        if applied_migrations:
+            logger.warning("applied %d migration(s): %s", len(applied_migrations), ", ".join(applied_migrations))
 
     def _stop_bot(self) -> None:
         try:
@@ -166,6 +231,8 @@ class Service:
                 self.inbox.close()
             self.engine.close()
             self._sqlite_lock.release()
+            if self._worker_lock is not None:  # last: its rows become claimable by other workers
+                self._worker_lock.release()
         logger.warning("stopped; database closed")
 
     # --- webhook ------------------------------------------------------------------------
@@ -184,6 +251,8 @@ class Service:
                 details["database"] = f"error: {type(exc).__name__}"
             details["bot"] = "ok" if runner.alive() else "not running"
             details["in_flight"] = inbox.in_flight()
+            if self.options.worker is not None:
+                details["worker"], details["pid"] = self.options.worker[0], os.getpid()
             return details["database"] == "ok" and details["bot"] == "ok", details
 
         return WebhookApp(path=webhook_path(self.settings), secret=self.secret, receive=runner.receive,
@@ -191,17 +260,28 @@ class Service:
                           health=health)
 
     def serve_webhook(self) -> None:
+        if self.options.workers > 1 and self.options.worker is None:
+            _Supervisor(self).run()
+            return
         from waitress.server import create_server
 
         stop = _StopSignal()
         limit_queue_warnings()
+        control: socket.socket | None = None
         try:
+            if self.options.worker is not None:
+                _, listen_fd, control_fd = self.options.worker
+                control = socket.socket(fileno=control_fd)
+                listening = socket.socket(fileno=listen_fd)
+                where: dict[str, Any] = {"sockets": [listening]}
+                stop.install()  # a stop during the start: serve nothing, stop gracefully
+            else:
+                where = {"host": self.options.host, "port": self.options.port}
             runner = self._start_bot()
             wsgi_app = self.make_wsgi_app(runner)
             server = create_server(
                 wsgi_app,
-                host=self.options.host,
-                port=self.options.port,
+                **where,
                 threads=self.options.threads,
                 max_request_body_size=MAX_BODY_BYTES,
                 ident="habitreward",
@@ -210,11 +290,17 @@ class Service:
             stop.on_signal = server.pull_trigger  # wake the network loop at once
             stop.install()
             port = server.effective_port  # type: ignore[union-attr]
-            self.announce(f"habitreward: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
+            if control is not None:
+                _watch_supervisor(control, stop)
+                control.sendall(b"ready\n")  # the supervisor logs it
+            else:
+                self.announce(f"habitreward: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
             stop.restore()
             self._stop_bot()
+            if control is not None:
+                control.close()
 
     # --- polling ------------------------------------------------------------------------
 
@@ -261,3 +347,253 @@ def _run_until_stopped(server: Any, app: WebhookApp, stopping: threading.Event, 
     server.task_dispatcher.shutdown(timeout=1)
     wasyncore.close_all(server._map)
 
+
+
+# --- several worker processes (serve --webhook --workers N) ----------------------------------
+
+
+def worker_lock_directory(database: Path) -> Path:
+    """Where the workers on one SQLite file keep their lock files: ``<database file>.workers``."""
+    return database.with_name(database.name + ".workers")
+
+
+def _watch_supervisor(control: socket.socket, stop: _StopSignal) -> None:
+    """In a worker: stop gracefully when the supervisor is gone (its end of the line closes)."""
+
+    def watch() -> None:
+        try:
+            while control.recv(64):
+                pass
+        except OSError:
+            pass
+        if not stop.event.is_set():
+            stop.trigger("the supervisor is gone")
+
+    threading.Thread(target=watch, name="habitreward-supervisor-watch", daemon=True).start()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bind HOST:PORT once, for every worker (what waitress would do for one process)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+@dataclass
+class _Worker:
+    number: int
+    proc: subprocess.Popen | None = None
+    control: socket.socket | None = None
+    started: float = 0.0
+    ready: bool = False
+    ever_ready: bool = False
+    failures: int = 0  # deaths in a row before being ready or soon after starting
+    restart_at: float | None = None
+
+
+class _Supervisor:
+    """``serve --webhook --workers N``: the parent of N worker processes.
+
+    It has no threads of its own (its children are started with ``subprocess``, which
+    execs at once) and no database connection while it supervises.
+    """
+
+    #: A worker that dies sooner than this after its start counts as failing to start.
+    STABLE_AFTER = 10.0
+    #: Failures in a row after which the supervisor gives up (and exits non-zero).
+    MAX_FAILURES = 5
+    START_TIMEOUT = 120.0
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.options = service.options
+        self.workers = [_Worker(number) for number in range(1, self.options.workers + 1)]
+        self.selector = selectors.DefaultSelector()
+        self.listening: socket.socket | None = None
+        self.stop = _StopSignal()
+
+    def run(self) -> None:
+        service, options = self.service, self.options
+        settings = service.settings
+        settings.require("telegram_bot_token")
+        install_redaction([settings.telegram_bot_token, service.secret])
+        if not options.worker_command:
+            raise ConfigError("--workers needs the command that starts a worker")
+        if os.name != "posix":
+            raise ConfigError("--workers needs a POSIX system (inherited sockets, file locks)")
+        if is_sqlite_url(settings.database_url) and sqlite_file(settings.database_url) is None:
+            raise ConfigError("--workers needs a database file (SQLite in memory is one process's own)")
+        self.stop.install()
+        try:
+            try:
+                service._sqlite_lock.acquire()
+                service._wait_for_old_workers()
+                service._upgrade_schema()
+                service.engine.close()  # each worker opens its own connections
+                self.listening = _listening_socket(options.host, options.port)
+                self._start_all()
+                if not self.stop.event.is_set():
+                    self.announce(self.listening.getsockname()[1])
+                    self._supervise()
+            except BaseException:
+                self._stop_all(check=False)
+                raise
+            self._stop_all(check=True)
+        finally:
+            self.stop.restore()
+            if self.listening is not None:
+                self.listening.close()
+            self.selector.close()
+            service._sqlite_lock.release()
+        logger.warning("stopped; all %d workers exited", len(self.workers))
+
+    def announce(self, port: int) -> None:
+        path = webhook_path(self.service.settings)
+        self.service.announce(f"habitreward: {len(self.workers)} worker processes;"
+                              f" webhook listening on http://{self.options.host}:{port}{path}")
+
+    # --- starting -------------------------------------------------------------------------
+
+    def _spawn(self, worker: _Worker) -> None:
+        assert self.listening is not None
+        ours, theirs = socket.socketpair()
+        command = [*self.options.worker_command, "--worker",
+                   f"{worker.number}:{self.listening.fileno()}:{theirs.fileno()}"]
+        try:
+            worker.proc = subprocess.Popen(command, pass_fds=(self.listening.fileno(), theirs.fileno()),
+                                           stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            ours.close()
+            raise ConfigError(f"cannot start worker {worker.number}: {exc}") from None
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        worker.control = ours
+        worker.started = time.monotonic()
+        worker.ready = False
+        worker.restart_at = None
+        self.selector.register(ours, selectors.EVENT_READ, worker)
+        logger.info("worker %d started (pid %d)", worker.number, worker.proc.pid)
+
+    def _start_all(self) -> None:
+        for worker in self.workers:
+            self._spawn(worker)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not all(w.ready for w in self.workers):
+            if self.stop.event.is_set():
+                return
+            self._read_controls(0.1)
+            for worker in self.workers:
+                assert worker.proc is not None
+                code = worker.proc.poll()
+                if code is not None and not worker.ready:
+                    raise ConfigError(f"worker {worker.number} could not start ({_describe_exit(code)});"
+                                      " see its log above")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the workers did not start within {self.START_TIMEOUT:.0f} s")
+
+    def _read_controls(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            worker: _Worker = key.data
+            try:
+                data = key.fileobj.recv(64)  # type: ignore[union-attr]
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:
+                if b"ready" in data and not worker.ready:
+                    worker.ready = worker.ever_ready = True
+                    logger.info("worker %d (pid %d) is serving", worker.number, worker.proc.pid if worker.proc else 0)
+            else:  # the worker is exiting
+                self._forget_control(worker)
+
+    def _forget_control(self, worker: _Worker) -> None:
+        if worker.control is not None:
+            self.selector.unregister(worker.control)
+            worker.control.close()
+            worker.control = None
+
+    # --- running --------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self.stop.event.is_set():
+            self._read_controls(0.2)
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker.proc is not None and worker.proc.poll() is not None and not self.stop.event.is_set():
+                    self._died(worker, now)
+                if worker.proc is None and worker.restart_at is not None and worker.restart_at <= now \
+                        and not self.stop.event.is_set():
+                    self._spawn(worker)
+
+    def _died(self, worker: _Worker, now: float) -> None:
+        assert worker.proc is not None
+        code = worker.proc.returncode
+        lived = now - worker.started
+        self._forget_control(worker)
+        worker.proc = None
+        if worker.ready and lived >= self.STABLE_AFTER:
+            worker.failures = 0
+        else:
+            worker.failures += 1
+        if worker.failures >= self.MAX_FAILURES:
+            raise ConfigError(f"worker {worker.number} keeps dying ({_describe_exit(code)},"
+                              f" {worker.failures} times in a row); giving up")
+        delay = 0.0 if worker.failures == 0 else min(30.0, 0.5 * 2 ** (worker.failures - 1))
+        worker.restart_at = now + delay
+        logger.error("worker %d died (%s) after %.1f s; restarting it%s", worker.number, _describe_exit(code),
+                     lived, f" in {delay:.1f} s" if delay else "")
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def _stop_all(self, *, check: bool) -> None:
+        """Forward the stop to every worker and wait for them (graceful: they finish their updates);
+        ``check``: raise when a serving worker did not exit cleanly."""
+        if self.listening is not None:
+            self.listening.close()  # the workers' copies close as they stop: then connections are refused
+        running = [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        for worker in running:
+            assert worker.proc is not None
+            try:
+                worker.proc.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.monotonic() + self.options.shutdown_timeout + 15.0
+        failed: list[str] = []
+        for worker in self.workers:
+            if worker.proc is None:
+                continue
+            try:
+                code = worker.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.error("worker %d (pid %d) did not stop in time; killing it", worker.number, worker.proc.pid)
+                worker.proc.kill()
+                code = worker.proc.wait()
+            if code != 0 and worker in running and worker.ready:
+                failed.append(f"worker {worker.number}: {_describe_exit(code)}")
+            self._forget_control(worker)
+        if failed and check:
+            raise ConfigError("workers did not stop cleanly: " + ", ".join(failed))

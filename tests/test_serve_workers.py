@@ -1,0 +1,269 @@
+"""``habitreward serve --webhook --workers N``: a supervisor and N worker processes on one port,
+as real subprocesses, through real HTTP, against the Bot API stand-in, on both backends.
+
+Observed as in test_serve_webhook.py: the counting plugin's rows per *application*, the
+replies the stand-in received, and the inbox table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from habitreward.server.inbox import Accepted, Inbox, WorkerLock
+from habitreward.testing.builders import message_update
+from test_serve_kit import HABITREWARD_BIN, ServeProcess, applications, counted, inbox, query, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def serve(db_url, botapi, tmp_path):
+    """Start ``serve --webhook`` processes on ephemeral ports; all are killed at the end (workers too)."""
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
+        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        pids = worker_pids(process)
+        process.kill()
+        for pid in pids:  # orphans stop by themselves (their supervisor is gone); make sure
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def worker_pids(process: ServeProcess) -> dict[int, int]:
+    """Worker number -> pid of its latest start, from the supervisor's log."""
+    return {int(n): int(pid) for n, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", process.logs())}
+
+
+def health_of_busy_worker(process: ServeProcess, timeout: float = 10.0) -> dict:
+    """/healthz of a worker with updates in flight (each request is a new connection,
+    which whichever worker accepts first answers)."""
+    def ask() -> dict | None:
+        status, body = process.request("GET", "/healthz")
+        details = json.loads(body)
+        return details if status == 200 and details["in_flight"] > 0 else None
+
+    return wait_until(ask, timeout=timeout, what="a worker with updates in flight")
+
+
+def deliver_concurrently(deliveries: list, connections: int = 6) -> list[int]:
+    statuses: list[int] = []
+
+    def deliver(batch: list) -> None:
+        for update, server in batch:
+            statuses.append(server.post_update(update))
+
+    threads = [threading.Thread(target=deliver, args=(deliveries[n::connections],)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_two_workers_share_a_stream_with_duplicates(serve, db_url, botapi):
+    server = serve("--workers", "2")
+    assert "2 worker processes; webhook listening on http://" in "\n".join(server.lines)
+    assert len(worker_pids(server)) == 2
+    updates = [message_update(2000 + i % 7, "count", update_id=96_000 + i) for i in range(40)]
+    # Each update delivered 1-3 times, the copies on different connections at about the same time.
+    deliveries = [(u, server) for i, u in enumerate(updates) for _ in range(1 + i % 3)]
+    statuses = deliver_concurrently(deliveries)
+    assert statuses == [200] * len(deliveries)  # every delivery answered
+
+    ids = {u["update_id"] for u in updates}
+    wait_until(lambda: set(counted(botapi)) == ids, what="every update applied")
+    time.sleep(0.5)  # a second application would show up by now
+    assert applications(db_url) == {i: 1 for i in ids}
+    assert counted(botapi) == {i: 1 for i in ids}
+    rows = inbox(db_url)
+    assert set(rows) == ids and all(processed for processed, _, _ in rows.values())
+
+
+def test_sigkill_of_a_worker_with_updates_in_flight_restarts_it_and_applies_each_once(serve, db_url, botapi):
+    server = serve("--workers", "2", "--sweep-interval", "1")
+    updates = [message_update(2100 + i, "count 1.5") for i in range(10)]  # ten users: all in flight at once
+    assert deliver_concurrently([(u, server) for u in updates]) == [200] * len(updates)
+    busy = health_of_busy_worker(server)
+    victim = busy["pid"]
+    os.kill(victim, signal.SIGKILL)
+    applied_at_kill = len(applications(db_url))
+    assert applied_at_kill < len(updates)  # the kill really happened while updates were in flight
+
+    wait_until(lambda: f"worker {busy['worker']} died (signal SIGKILL)" in server.logs(), what="the death noticed")
+    wait_until(lambda: worker_pids(server).get(busy["worker"], victim) != victim, what="the worker restarted")
+    wait_until(lambda: len(applications(db_url)) == len(updates), timeout=30, what="every update applied")
+    time.sleep(0.5)
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert all(count == 1 for count in counted(botapi).values())  # a reply is never sent twice
+    assert all(processed for processed, _, _ in inbox(db_url).values())
+    assert server.proc.poll() is None
+    status, body = server.request("GET", "/healthz")  # both workers serve again
+    assert status == 200
+
+
+def test_sigterm_to_the_supervisor_stops_every_worker_gracefully(serve, db_url, botapi):
+    server = serve("--workers", "2")
+    workers = worker_pids(server)
+    updates = [message_update(2200 + i, "count 1.5") for i in range(8)]
+    assert deliver_concurrently([(u, server) for u in updates]) == [200] * len(updates)
+    server.signal(signal.SIGTERM)
+    assert applications(db_url) == {}  # all were in flight when the signal came
+
+    def refused() -> bool:
+        try:
+            server.request("GET", "/healthz")
+        except OSError:
+            return True
+        return False
+
+    wait_until(refused, timeout=10, what="the listener closed")  # while the updates still run
+    assert server.wait(30) == 0
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert counted(botapi) == {u["update_id"]: 1 for u in updates}
+    assert all(processed for processed, _, _ in inbox(db_url).values())
+    for pid in workers.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    logs = server.logs()
+    assert logs.count("database closed") == 2 and "all 2 workers exited" in logs
+
+
+def test_a_worker_that_cannot_start_fails_the_start(db_url, botapi, tmp_path):
+    process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", "--workers", "2",
+                           env={"TELEGRAM_API_URL": "http://127.0.0.1:9/bot"})  # nothing listens there
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0", "--workers", "2"],
+                            cwd=tmp_path, env=process.environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "could not start" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.no_db
+def test_polling_with_several_workers_is_a_one_line_error(botapi, tmp_path):
+    process = ServeProcess("sqlite:///" + str(tmp_path / "x.db"), botapi, tmp_path)
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--workers", "2"], cwd=tmp_path,
+                            env=process.environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: --workers needs --webhook: Telegram allows one getUpdates consumer per bot"]
+
+
+def test_a_second_serve_on_the_same_sqlite_file_as_a_supervisor_is_refused(serve, backend, db_url, botapi,
+                                                                          tmp_path):
+    if backend != "sqlite":
+        pytest.skip("the server lock is SQLite's")
+    serve("--workers", "2")
+    second = ServeProcess(db_url, botapi, tmp_path)
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0"], cwd=tmp_path,
+                            env=second.environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "another `habitreward serve` is running" in result.stderr
+
+
+def test_a_new_serve_waits_for_the_workers_of_a_killed_supervisor(serve, backend, db_url, botapi):
+    """The supervisor dies (SIGKILL); its workers finish their updates and stop. A `serve`
+    started meanwhile on the same SQLite file must not take their rows: it waits for them."""
+    if backend != "sqlite":
+        pytest.skip("on PostgreSQL advisory locks keep processes apart")
+    first = serve("--workers", "2", name="first")
+    update = message_update(2300, "count 4")
+    assert first.post_update(update) == 200
+    first.kill()  # the supervisor only
+    second = serve(name="second")
+    wait_until(lambda: counted(botapi) == {update["update_id"]: 1}, what="applied by the orphaned worker")
+    assert json.loads(second.request("GET", "/healthz")[1])["in_flight"] == 0  # not running it a second time
+    time.sleep(0.5)
+    assert applications(db_url) == {update["update_id"]: 1}
+    assert re.search(r"waiting for \d worker process\(es\) of an earlier serve", second.logs())
+    assert second.post_update(message_update(2301, "count")) == 200
+
+
+# --- the inbox of one worker among several on a SQLite file ------------------------------------
+
+_HOLD_A_LOCK = """
+import sys, time
+from habitreward.server.inbox import WorkerLock
+lock = WorkerLock(sys.argv[1]).acquire()
+print(lock.token, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_claim_never_takes_a_row_of_a_live_worker_and_takes_a_dead_ones_once(engine, backend, db_url, tmp_path):
+    if backend != "sqlite":
+        pytest.skip("on PostgreSQL advisory locks keep workers apart (test_serve_inbox.py)")
+    directory = tmp_path / "habitreward.db.workers"
+    mine, other = WorkerLock(directory).acquire(), WorkerLock(directory).acquire()
+    first, second = Inbox(engine, owner=mine), Inbox(engine, owner=other)
+    try:
+        # Stored and claimed by the first worker: the second may not take it while it lives.
+        assert first.accept(1, "{}") is Accepted.NEW_CLAIMED
+        assert query_row(db_url, 1) == (1, mine.token)
+        assert second.accept(1, "{}") is Accepted.DUPLICATE
+        assert second.claim(1) is None
+        assert [p.update_id for p in second.unprocessed()] == [1]  # visible, still not claimable
+        assert second.claim(1) is None
+        first.release(1)  # handed back unprocessed, but its worker lives: still the first's
+        assert second.claim(1) is None
+        assert first.claim(1) == "{}"
+        first.finish(1)
+
+        # A row claimed by a worker process that is then killed.
+        holder = subprocess.Popen([sys.executable, "-c", _HOLD_A_LOCK, str(directory)], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout is not None
+            token = holder.stdout.readline().strip()
+            engine.db.execute_sql(
+                "INSERT INTO processed_updates (update_id, payload, received_at, attempts, claimed_by)"
+                " VALUES (2, '{\"n\": 2}', '2026-01-01 00:00:00', 1, ?)", (token,))
+            assert second.claim(2) is None and first.claim(2) is None  # alive
+            assert other.alive(token)
+        finally:
+            holder.kill()
+            holder.wait()
+        assert (directory / f"{token}.lock").exists()  # nobody has noticed yet
+
+        # Dead: exactly one of two racing workers takes it over.
+        results: list[str | None] = []
+        barrier = threading.Barrier(2)
+
+        def take(box: Inbox) -> None:
+            barrier.wait()
+            results.append(box.claim(2))
+
+        threads = [threading.Thread(target=take, args=(box,)) for box in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results.count('{"n": 2}') == 1 and results.count(None) == 1
+        attempts, claimed_by = query_row(db_url, 2)
+        assert attempts == 2 and claimed_by in (mine.token, other.token)
+        assert not (directory / f"{token}.lock").exists()  # the dead worker's file was cleaned up
+    finally:
+        first.close()
+        second.close()
+        mine.release()
+        other.release()
+    assert list(directory.glob("*.lock")) == []
+
+
+def query_row(db_url: str, update_id: int) -> tuple[int, str | None]:
+    return query(db_url,
+                 "SELECT attempts, claimed_by FROM processed_updates WHERE update_id = %s", (update_id,))[0]
