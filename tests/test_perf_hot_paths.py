@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from habitreward.models import ProgressStatus, RewardProgress
-from habitreward.server.logging_filters import AtMostEvery
+from habitreward.server.logging_filters import limit_queue_warnings
 
 
 def _stored(user, reward) -> tuple[int, bool, int]:
@@ -55,17 +55,17 @@ def test_a_completion_update_reads_its_user_once(bot, engine):
     assert len(user_reads) == 1, user_reads
 
 
-def test_queue_depth_warnings_are_limited_and_say_how_many_were_held_back():
+def test_queue_depth_warnings_are_limited_and_say_how_many_were_held_back(caplog):
+    from waitress.task import ThreadedTaskDispatcher
+
     now = [100.0]
-    limit = AtMostEvery(60, clock=lambda: now[0])
-
-    def record(depth: int) -> logging.LogRecord:
-        return logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1, "Task queue depth is %d",
-                                 (depth,), None)
-
-    passed = [limit.filter(record(d)) for d in range(1, 6)]
-    assert passed == [True, False, False, False, False]
-    now[0] += 61
-    late = record(9)
-    assert limit.filter(late)
-    assert late.getMessage() == "Task queue depth is 9 (4 similar warning(s) held back)"
+    dispatcher = ThreadedTaskDispatcher()
+    limit_queue_warnings(dispatcher)
+    dispatcher.queue_logger.clock = lambda: now[0]
+    with caplog.at_level(logging.WARNING, logger="waitress.queue"):
+        for _ in range(5):  # no worker threads: every task waits, as under a burst
+            dispatcher.add_task(object())
+        assert [r.getMessage() for r in caplog.records] == ["Task queue depth is 1"]
+        now[0] += 61
+        dispatcher.add_task(object())
+    assert caplog.records[-1].getMessage() == "Task queue depth is 6 (4 similar warning(s) held back)"

@@ -266,7 +266,6 @@ class Service:
         from waitress.server import create_server
 
         stop = _StopSignal()
-        limit_queue_warnings()
         control: socket.socket | None = None
         try:
             if self.options.worker is not None:
@@ -287,6 +286,7 @@ class Service:
                 ident="habitreward",
                 clear_untrusted_proxy_headers=True,
             )
+            limit_queue_warnings(server.task_dispatcher)
             stop.on_signal = server.pull_trigger  # wake the network loop at once
             stop.install()
             port = server.effective_port  # type: ignore[union-attr]
