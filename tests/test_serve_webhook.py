@@ -265,7 +265,7 @@ def test_real_habit_completions_each_applied_once(serve, engine, db_url, botapi)
 
 def test_a_second_server_on_the_same_sqlite_file_is_refused(serve, backend, db_url, botapi, tmp_path):
     if backend != "sqlite":
-        pytest.skip("several processes are what PostgreSQL is for (see the test above)")
+        pytest.skip("separate serve processes share PostgreSQL by design (see the test above)")
     import subprocess
 
     first = serve()

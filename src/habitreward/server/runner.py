@@ -124,6 +124,10 @@ class BotRunner:
             loop.run_until_complete(self._startup())
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
+            try:  # e.g. the Bot API unreachable: close the HTTP sessions initialize() opened
+                loop.run_until_complete(self.application.bot.shutdown())
+            except Exception:
+                logger.debug("could not close the bot's HTTP client after a failed start", exc_info=True)
             self._ready.set()
             loop.close()
             return
