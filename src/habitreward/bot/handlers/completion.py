@@ -15,7 +15,7 @@ from typing import Any
 
 from telegram import Update
 
-from habitreward.bot.handlers.common import Screen, int_args, screen
+from habitreward.bot.handlers.common import Screen, int_args, run_engine, screen
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import Rows, menu_row, picker
 from habitreward.engine.results import CompletionResult
@@ -195,7 +195,7 @@ async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, a
                     source: str = "button", new_message: bool = False) -> None:
     day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
     try:
-        result = await asyncio.to_thread(s.engine.complete, s.user, habit, at=at, day=day, source=source)
+        result = await run_engine(s.engine, s.engine.complete, s.user, habit, at=at, day=day, source=source)
     except NotFound:
         await s.refuse()
         return
