@@ -23,6 +23,7 @@ callers treat as "no match".
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -168,3 +169,17 @@ def bind_engine(engine: Any, **llm_extra: Any) -> None:
     """Register the fallback matcher for ``engine`` (once per plugin manager)."""
     if engine.pm.get_plugin(FALLBACK_PLUGIN_NAME) is None:
         engine.pm.register(FallbackMatcher(engine.settings, engine.db, **llm_extra), name=FALLBACK_PLUGIN_NAME)
+
+
+def matching_may_wait(pm: Any) -> bool:
+    """Whether a free-text match may wait on something slow: an LLM is configured, or a
+    matcher other than the built-in ones is registered (it may call anything). False means
+    the local matcher and the LLM-less fallback only: CPU work and one alias read."""
+    local_plugin = sys.modules[__name__]
+    for impl in pm.hook.habitreward_match_habits.get_hookimpls():
+        if impl.plugin is local_plugin:
+            continue
+        if isinstance(impl.plugin, FallbackMatcher) and impl.plugin.llm is None:
+            continue
+        return True
+    return False

@@ -18,10 +18,12 @@ from telegram import Update
 from habitreward.bot.handlers.common import Screen, int_args, run_engine, screen
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import Rows, menu_row, picker
+from habitreward.db import is_postgres
 from habitreward.engine.results import CompletionResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, HabitLog, ProgressStatus
+from habitreward.plugins.nlp import matching_may_wait
 
 
 def _days_ago(args: list[str], index: int) -> int | None:
@@ -264,8 +266,11 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
     if not habits:
         await s.send(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
-    # A matcher may call an LLM: keep the event loop free meanwhile.
-    result = await asyncio.to_thread(s.engine.hooks.match_habits, s.user, text, habits)
+    if is_postgres(s.engine.db) or matching_may_wait(s.engine.pm):
+        # An LLM, another plugin's matcher or a database round trip: keep the event loop free.
+        result = await asyncio.to_thread(s.engine.hooks.match_habits, s.user, text, habits)
+    else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
+        result = s.engine.hooks.match_habits(s.user, text, habits)
     if result is None:
         matches, confident = _exact_matches(text, habits), True
     else:

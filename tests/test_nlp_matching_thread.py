@@ -1,0 +1,61 @@
+"""Where the bot runs a free-text match: on the event loop when it cannot wait on anything
+(the built-in local matcher on SQLite), on a worker thread when it may (an LLM, another
+plugin's matcher, PostgreSQL round trips). Either way the report is logged."""
+
+from __future__ import annotations
+
+import threading
+
+from habitreward import hookimpl
+from habitreward.plugins import nlp
+from habitreward.testing.engines import make_engine
+
+
+class SlowService:
+    """A third-party matcher (it could call anything): it only notes where it ran."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    @hookimpl(tryfirst=True)
+    def habitreward_match_habits(self, user, text, habits):
+        self.threads.append(threading.current_thread().name)
+        return None  # let the built-in matchers answer
+
+
+def test_only_builtin_matchers_without_an_llm_never_wait(engine, db_url, tmp_path):
+    assert nlp.matching_may_wait(engine.pm) is False
+    engine.pm.register(SlowService(), name="slow-service")
+    assert nlp.matching_may_wait(engine.pm) is True
+    with_llm = make_engine(f"sqlite:///{tmp_path / 'llm.db'}", load_entry_points=False,
+                           llm_model="openai/some-model", llm_api_base="http://127.0.0.1:9/v1")
+    try:
+        assert nlp.matching_may_wait(with_llm.pm) is True
+    finally:
+        with_llm.close()
+
+
+def test_the_local_match_runs_on_the_loop_on_sqlite_and_in_a_worker_on_postgres(bot, engine, backend, monkeypatch):
+    ann = engine.add_user(5, "Ann", active=True)
+    engine.add_habit("Running", owner=ann)
+    threads: list[str] = []
+    real = nlp.match_local
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nlp, "match_local", spy)
+    reply = bot.send(5, "went for a run")
+    assert "<b>Running</b> done!" in "\n".join(reply.texts)
+    assert threads and all((name == "BotDriver") == (backend == "sqlite") for name in threads), threads
+
+
+def test_another_plugins_matcher_runs_on_a_worker_thread(bot, engine):
+    service = SlowService()
+    engine.pm.register(service, name="slow-service")
+    ann = engine.add_user(6, "Ann", active=True)
+    engine.add_habit("Reading", owner=ann)
+    reply = bot.send(6, "read a book")
+    assert "<b>Reading</b> done!" in "\n".join(reply.texts)
+    assert service.threads and "BotDriver" not in service.threads
