@@ -94,7 +94,6 @@ class HabitRewardApplication(Application):
                 conversations.update_no_track({key: state})
         return token
 
-
     def _persistent_conversations(self) -> list[ConversationHandler]:
         """The persistent ConversationHandlers, nested ones included; looked for again only
         when handlers were added or removed (every update asks)."""
