@@ -46,8 +46,8 @@ import tempfile
 import textwrap
 import threading
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
@@ -201,11 +201,13 @@ def profiled(pid: int, profile_dir: Path | None, name: str) -> Iterator[None]:
         return
     profile_dir.mkdir(parents=True, exist_ok=True)
     out = profile_dir / f"{name}.txt"
-    py_spy = shutil.which("py-spy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    py_spy = shutil.which("py-spy", path=search)
     if py_spy is None:
         raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
-    spy = subprocess.Popen([py_spy, "record", "--gil", "--subprocesses", "--rate", "250", "--format", "raw", "--output", str(out),
-                            "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen([py_spy, "record", "--gil", "--subprocesses", "--rate", "250", "--format", "raw",
+                            "--output", str(out), "--pid", str(pid)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:
