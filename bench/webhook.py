@@ -324,20 +324,8 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
     if workers > 1:
         command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-    try:
-        wait_for_port(port)
-        secret = derive_webhook_secret(TOKEN)
-        drive(port, "/webhook/telegram", secret, warmup, clients, standin)
-        cpu_before = cpu_seconds(proc.pid)
-        with profiled(proc.pid, profile_dir, "habitreward-echo" if echo else "habitreward-completions"):
-            result = drive(port, "/webhook/telegram", secret, load, clients, standin)
-        result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
-        result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
-        return result
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        log.close()
+    return measure(proc, log, port, derive_webhook_secret(TOKEN), standin, warmup, load, clients, profile_dir,
+                   "habitreward-echo" if echo else "habitreward-completions")
 
 
 def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clients: int,
@@ -349,11 +337,17 @@ def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clie
     log = open(workdir / "ptb-echo.log", "wb")
     proc = subprocess.Popen([sys.executable, str(script), TOKEN, standin.base_url, str(port), secret],
                             cwd=workdir, stdout=log, stderr=log)
+    return measure(proc, log, port, secret, standin, warmup, load, clients, profile_dir, "ptb-echo")
+
+
+def measure(proc: subprocess.Popen, log: Any, port: int, secret: str, standin: TimingStandIn, warmup: list[dict],
+            load: list[dict], clients: int, profile_dir: Path | None, name: str) -> dict[str, Any]:
+    """Warm a started server up, drive the load through it, add its CPU and memory; stop it."""
     try:
         wait_for_port(port)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
         cpu_before = cpu_seconds(proc.pid)
-        with profiled(proc.pid, profile_dir, "ptb-echo"):
+        with profiled(proc.pid, profile_dir, name):
             result = drive(port, "/webhook/telegram", secret, load, clients, standin)
         result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
