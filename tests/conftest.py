@@ -137,3 +137,30 @@ def bot(engine, botapi) -> Iterator:
 
     with BotDriver(engine, botapi) as driver:
         yield driver
+
+
+@pytest.fixture
+def serve(db_url, botapi, tmp_path):
+    """Start ``serve --webhook`` processes on ephemeral ports (test_serve_kit.ServeProcess); all are
+    killed at the end, the workers of ``--workers`` too."""
+    import os
+    import signal
+
+    from test_serve_kit import ServeProcess, worker_pids
+
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
+        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        pids = worker_pids(process).values()  # {worker number: pid}
+        process.kill()
+        for pid in pids:  # orphans stop by themselves (their supervisor is gone); make sure
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -16,6 +16,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -253,3 +254,8 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def worker_pids(process: ServeProcess) -> dict[int, int]:
+    """Worker number -> pid of its latest start, from the supervisor's log."""
+    return {int(n): int(pid) for n, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", process.logs())}

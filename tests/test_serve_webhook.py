@@ -21,21 +21,6 @@ from test_serve_kit import HABITREWARD_BIN, TOKEN, ServeProcess, applications, c
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def serve(db_url, botapi, tmp_path):
-    """Start ``serve --webhook`` processes on ephemeral ports; all are killed at the end."""
-    started: list[ServeProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
-        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in started:
-        process.kill()
-
-
 def test_secret_and_every_bad_request_are_refused_and_change_nothing(serve, db_url, botapi):
     server = serve(env={"TELEGRAM_WEBHOOK_URL": "https://bot.example.org/hooks/tg-updates"}, )
     assert server.address[2] == "/hooks/tg-updates"  # the path of TELEGRAM_WEBHOOK_URL

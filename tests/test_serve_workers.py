@@ -20,35 +20,9 @@ import pytest
 
 from habitreward.server.inbox import Accepted, Inbox, WorkerLock
 from habitreward.testing.builders import message_update
-from test_serve_kit import HABITREWARD_BIN, ServeProcess, applications, counted, inbox, query, wait_until
+from test_serve_kit import HABITREWARD_BIN, ServeProcess, applications, counted, inbox, query, wait_until, worker_pids
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def serve(db_url, botapi, tmp_path):
-    """Start ``serve --webhook`` processes on ephemeral ports; all are killed at the end (workers too)."""
-    started: list[ServeProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
-        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in started:
-        pids = worker_pids(process)
-        process.kill()
-        for pid in pids:  # orphans stop by themselves (their supervisor is gone); make sure
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def worker_pids(process: ServeProcess) -> dict[int, int]:
-    """Worker number -> pid of its latest start, from the supervisor's log."""
-    return {int(n): int(pid) for n, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", process.logs())}
 
 
 def health_of_busy_worker(process: ServeProcess, timeout: float = 10.0) -> dict:
