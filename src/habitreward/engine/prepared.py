@@ -113,15 +113,18 @@ class Prepared:
 
     def cursor(self, db: peewee.Database, *values: Any) -> Any:
         """Run it; the DB-API cursor."""
+        return self._run(db, values)[1]
+
+    def _run(self, db: peewee.Database, values: Sequence[Any]) -> tuple[_Compiled, Any]:
         if len(values) != self.arity:
             raise TypeError(f"this query takes {self.arity} values, got {len(values)}")
         compiled = self.compiled(db)
-        return db.execute_sql(compiled.sql, compiled.bind(values))
+        return compiled, db.execute_sql(compiled.sql, compiled.bind(values))
 
     def rows(self, db: peewee.Database, *values: Any) -> Iterable[Any]:
         """Run a SELECT; its rows as peewee would give them (model instances by default)."""
-        cursor = self.cursor(db, *values)
-        return self.compiled(db).reader(cursor)
+        compiled, cursor = self._run(db, values)
+        return compiled.reader(cursor)
 
     def first(self, db: peewee.Database, *values: Any) -> Any:
         """Run a SELECT; its first row, or None."""
