@@ -5,10 +5,10 @@ webhook update's CPU sending the reply; aiohttp (C-accelerated HTTP parser, a
 simpler pool) does the same work for a fraction of it. :class:`AiohttpRequest`
 keeps HTTPXRequest's contract: the same defaults (5 s read, write and connect
 timeouts, 1 s pool timeout, 20 s write timeout for uploads, 256 connections), the
-same body encoding (form-urlencoded JSON values; multipart/form-data when files are
-uploaded) and the same errors (:class:`~telegram.error.TimedOut`,
-:class:`~telegram.error.NetworkError` with the cause chained), which PTB's retries
-and our error handler rely on.
+same parameters (as one JSON body, which the Bot API takes as well as HTTPXRequest's
+form; multipart/form-data when files are uploaded) and the same errors
+(:class:`~telegram.error.TimedOut`, :class:`~telegram.error.NetworkError` with the
+cause chained), which PTB's retries and our error handler rely on.
 
 :func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``; ``None``
 means "let PTB build its own HTTPXRequest".
@@ -20,11 +20,12 @@ reach PTB with the token replaced by ``<token>``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import urllib.request
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_POOL_SIZE = 256
 DEFAULT_UPDATES_POOL_SIZE = 1
 
-_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+_JSON_HEADERS = {"Content-Type": "application/json"}
 # The token is the path segment after ".../bot" (Bot API calls) or ".../file/bot" (downloads).
 _TOKEN_IN_URL = re.compile(r"/bot([^/?#]+)")
 _TOKEN_PLACEHOLDER = "<token>"
@@ -241,9 +242,11 @@ class AiohttpRequest(BaseRequest):
             if files:
                 data = self._multipart(request_data)
             else:
-                parameters = request_data.json_parameters
+                parameters = request_data.parameters
                 if parameters:
-                    data, headers = urlencode(parameters).encode(), _FORM_HEADERS
+                    # One JSON document: one encoder pass, where a form needs each value
+                    # JSON-encoded and then the whole percent-encoded (the Bot API takes both).
+                    data, headers = json.dumps(parameters, ensure_ascii=False).encode(), _JSON_HEADERS
 
         try:
             async with session.request(

@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import filters
 
+from habitreward.bot.api_calls import edit_html, send_html
 from habitreward.bot.i18n import Translator, resolve_language
 from habitreward.bot.keyboards import Rows, markup, menu_row
 from habitreward.db import is_postgres
@@ -156,10 +156,7 @@ class Screen:
     async def send(self, text: str, rows: Rows | None = None, chat_id: int | None = None) -> Any:
         await self.answer()
         target = chat_id if chat_id is not None else self.chat_id
-        return await telegram_call(lambda: self.context.bot.send_message(
-            target, fit(text), parse_mode=ParseMode.HTML, reply_markup=markup(rows),
-            disable_web_page_preview=True,
-        ))
+        return await telegram_call(lambda: send_html(self.context.bot, target, fit(text), markup(rows)))
 
     async def show(self, text: str, rows: Rows | None = None) -> Any:
         """Show a screen: edit the pressed message, or send a new one for a command."""
@@ -167,10 +164,9 @@ class Screen:
             return await self.send(text, rows)
         await self.answer()
         try:
-            return await telegram_call(lambda: self.query.edit_message_text(
-                fit(text), parse_mode=ParseMode.HTML, reply_markup=markup(rows),
-                disable_web_page_preview=True,
-            ))
+            message = self.query.message
+            return await telegram_call(lambda: edit_html(
+                self.context.bot, message.chat.id, message.message_id, fit(text), markup(rows)))
         except BadRequest as exc:  # too old to edit, deleted, ...: a new message will do
             log.debug("edit failed (%s); sending a new message", exc.message)
             return await self.send(text, rows)
