@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+import peewee
 import pytest
 
 from habitreward.engine.prepared import Prepared, PreparedShapes, prepared_insert
@@ -98,3 +99,53 @@ def test_every_slot_must_appear_in_the_sql():
     unused = Prepared(lambda user_id, other: User.select().where(User.id == user_id), 2)
     with pytest.raises(ValueError, match="every slot"):
         unused.compiled(peewee.SqliteDatabase(":memory:"))
+
+
+def test_rows_are_the_instances_peewee_builds_every_field_converted_and_nothing_dirty(engine):
+    ann = engine.add_user(1, "Ann", active=True)
+    engine.add_habit("Run", category="sport", allowed_skip_days=2, owner=ann)
+    engine.add_habit("Read")
+    coffee = engine.add_reward("Coffee", weight=3, pieces_required=3, piece_value=Decimal("1.50"))
+    engine.complete(ann, engine.find_habit(ann, "Run"))
+
+    def state(instance) -> tuple:
+        return type(instance), instance.__data__, instance._dirty, {k: v for k, v in vars(instance).items()
+                                                                       if not k.startswith("_")}
+
+    cases = [  # a whole model, some of its columns, an extra aliased column
+        (lambda owner: Habit.select().where(Habit.owner.is_null() | (Habit.owner == owner)).order_by(Habit.id),
+         ann.id),
+        (lambda user: HabitLog.select(HabitLog.id, HabitLog.completed_on, HabitLog.got_reward)
+         .where(HabitLog.user == user), ann.id),
+        (lambda reward: Reward.select(Reward, (Reward.weight * 2).alias("double")).where(Reward.id == reward),
+         coffee.id),
+    ]
+    with engine.session():
+        for build, value in cases:
+            ours = Prepared(build, 1).rows(engine.db, value)
+            theirs = list(build(value))
+            assert ours and [state(r) for r in ours] == [state(r) for r in theirs]
+        reward = Prepared(cases[2][0], 1).first(engine.db, coffee.id)
+        assert reward.piece_value == Decimal("1.50") and reward.double == 6 and reward.active is True
+        reward.weight = 4  # a change is tracked as usual, and saved
+        assert reward.dirty_fields == [Reward.weight]
+        reward.save()
+    assert Reward.get_by_id(coffee.id).weight == 4
+
+
+def test_a_flat_join_puts_the_joined_columns_on_the_model(engine):
+    from habitreward.models import RewardProgress
+
+    ann = engine.add_user(1, "Ann", active=True)
+    coffee = engine.add_reward("Coffee", pieces_required=3)
+    tea = engine.add_reward("Tea", pieces_required=2)
+    engine.grant_piece(ann, coffee)
+
+    query = Prepared(lambda user: Reward.select(Reward, RewardProgress.pieces_earned.alias("pieces"))
+                     .join(RewardProgress, on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user)),
+                           join_type=peewee.JOIN.LEFT_OUTER)
+                     .order_by(Reward.id), 1, flat=True)
+    with engine.session():
+        rows = query.rows(engine.db, ann.id)
+    assert [(r.id, r.name, r.pieces) for r in rows] == [(coffee.id, "Coffee", 1), (tea.id, "Tea", None)]
+    assert all(type(r) is Reward and not hasattr(r, "rewardprogress") for r in rows)

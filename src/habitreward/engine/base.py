@@ -12,7 +12,7 @@ import pluggy
 
 from habitreward.db import database_proxy, is_postgres, open_database
 from habitreward.draw import Candidate
-from habitreward.engine.prepared import Prepared, Slot
+from habitreward.engine.prepared import Prepared, Slot, loaded
 from habitreward.engine.validation import zone_of
 from habitreward.hooks import Hooks
 from habitreward.models import HabitLog, ProgressStatus, Reward, RewardProgress, User
@@ -125,18 +125,26 @@ class EngineBase:
         """Rewards that may still come out of a draw for ``user`` on ``day``, by id.
 
         Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
-        lost) and ones that reached ``max_per_day`` on that day. One query.
+        lost) and ones that reached ``max_per_day`` on that day. One query; each
+        reward carries the user's progress row as ``reward.rewardprogress`` (None
+        when there is none yet) and ``drawn_today``.
         """
         candidates = []
         for reward in _CANDIDATES.rows(self.db, user.id, day):
-            progress = getattr(reward, "rewardprogress", None)
-            if progress is not None and progress.id is not None:
-                if progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
-                    continue
+            columns = vars(reward)
+            progress_data = {name: columns.pop(alias) for name, alias in _PROGRESS_COLUMNS}
+            progress = loaded(RewardProgress, progress_data) if progress_data["id"] is not None else None
+            reward.rewardprogress = progress
+            if progress is not None and progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
+                continue
             if reward.max_per_day and not reward.is_nothing and (reward.drawn_today or 0) >= reward.max_per_day:
                 continue
             candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
         return candidates
+
+
+#: The user's reward_progress columns in the candidates' query: (field name, column alias).
+_PROGRESS_COLUMNS = [(field.name, f"progress_{field.name}") for field in RewardProgress._meta.sorted_fields]
 
 
 def _candidates_query(user_id: Slot, day: Slot) -> peewee.ModelSelect:
@@ -145,8 +153,9 @@ def _candidates_query(user_id: Slot, day: Slot) -> peewee.ModelSelect:
         HabitLog.select(peewee.fn.COUNT(HabitLog.id))
         .where((HabitLog.user == user_id) & (HabitLog.completed_on == day) & (HabitLog.reward == Reward.id))
     )
+    progress = [getattr(RewardProgress, name).alias(alias) for name, alias in _PROGRESS_COLUMNS]
     return (
-        Reward.select(Reward, RewardProgress, drawn_today.alias("drawn_today"))
+        Reward.select(Reward, *progress, drawn_today.alias("drawn_today"))
         .join(
             RewardProgress,
             peewee.JOIN.LEFT_OUTER,
@@ -157,4 +166,5 @@ def _candidates_query(user_id: Slot, day: Slot) -> peewee.ModelSelect:
     )
 
 
-_CANDIDATES = Prepared(_candidates_query, 2)
+#: Flat: the progress columns land on the Reward rows, and _candidates builds the progress.
+_CANDIDATES = Prepared(_candidates_query, 2, flat=True)

@@ -5,8 +5,8 @@ every habit completion and every webhook update runs, building them took more CP
 than SQLite took to run them (about a third of the server's time per update). A
 :class:`Prepared` query is built once per database with :class:`Slot` placeholders
 where the values go; a run fills the slots, converting each value with the field
-conversion peewee would have used, and hands the cursor to peewee's own row reader,
-so the results are the usual model instances.
+conversion peewee would have used, and the rows become the usual model instances
+(filled directly, :class:`_ModelRows`; other row types through peewee's own reader).
 
 Only for queries whose *shape* does not depend on the values (no ``IN`` lists of
 varying length, no ``== None``); everything else stays plain peewee.
@@ -54,15 +54,20 @@ _PER_RUN = frozenset({"cursor", "count", "index", "initialized", "populated", "r
 
 
 class _Compiled:
-    __slots__ = ("sql", "params", "holes", "query", "reader_state")
+    __slots__ = ("sql", "params", "holes", "query", "reader_state", "model_rows")
 
-    def __init__(self, sql: str, params: list[Any], holes: list[tuple[int, _Hole]], query: Any):
+    def __init__(self, sql: str, params: list[Any], holes: list[tuple[int, _Hole]], query: Any, flat: bool):
         self.sql, self.params, self.holes, self.query = sql, params, holes, query
         # peewee works out how to turn the columns into models on each run (from the cursor's
         # description, which is the same for the same SQL): kept after the first run.
         self.reader_state: dict[str, Any] | None = None
+        self.model_rows: _ModelRows | None = None
+        if _reads_models(query, flat):
+            self.model_rows = _ModelRows(query)
 
     def reader(self, cursor: Any) -> Any:
+        if self.model_rows is not None:
+            return self.model_rows.read(cursor)
         wrapper = self.query._get_cursor_wrapper(cursor)  # noqa: SLF001 - peewee's own row reader
         if self.reader_state is not None:
             wrapper.__dict__.update(self.reader_state)
@@ -81,6 +86,77 @@ class _Compiled:
         return params
 
 
+def _reads_models(query: Any, flat: bool) -> bool:
+    """Whether peewee would give ``query``'s rows as plain instances of its model (a SELECT
+    from one table, default row type), or ``flat`` asks for that despite its joins."""
+    if not isinstance(query, peewee.ModelSelect):
+        return False
+    if (query._row_type or query.default_row_type) != peewee.ROW.MODEL:  # noqa: SLF001
+        return False
+    return flat or (len(query._from_list) == 1 and not query._joins)  # noqa: SLF001
+
+
+class _ModelRows:
+    """Rows of a model SELECT built as peewee builds them, minus its per-field work.
+
+    peewee makes each row a keyword dict and passes it through ``Model.__init__``,
+    which sets every field through its descriptor, marks it dirty and then clears
+    the marks; on the hot path that was most of reading a row. Here each row's
+    ``__data__`` is filled directly, with the same conversions (``python_value``)
+    peewee chose for each column; a selected column that is not one of the model's
+    own fields (an alias, a subquery, a joined table's column) becomes an attribute
+    of the instance under its name, as peewee does for a single-table SELECT.
+    """
+
+    __slots__ = ("model", "select", "plan")
+
+    def __init__(self, query: Any):
+        self.model = query.model
+        self.select = query._returning  # noqa: SLF001
+        self.plan: tuple[list[tuple[int, str, Any]], list[tuple[int, str, Any]]] | None = None
+
+    def _make_plan(self, cursor: Any) -> tuple[list[tuple[int, str, Any]], list[tuple[int, str, Any]]]:
+        wrapper = peewee.ModelObjectCursorWrapper(cursor, self.model, self.select, self.model)
+        wrapper.initialize()  # peewee's own reading of the cursor's columns
+        own, other = [], []
+        for index, (field, name, converter) in enumerate(
+                zip(wrapper.fields, wrapper.unique_columns, wrapper.converters)):
+            if isinstance(field, peewee.Field) and field.model is self.model and name == field.name:
+                own.append((index, field.name, converter))
+            else:
+                other.append((index, name, converter))
+        return own, other
+
+    def read(self, cursor: Any) -> list[Any]:
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        if self.plan is None:
+            self.plan = self._make_plan(cursor)
+        own, other = self.plan
+        model, new = self.model, self.model.__new__
+        found = []
+        for row in rows:
+            instance = new(model)
+            instance.__data__ = {name: row[i] if convert is None else convert(row[i]) for i, name, convert in own}
+            instance._dirty = set()
+            instance.__rel__ = {}
+            for i, name, convert in other:
+                setattr(instance, name, row[i] if convert is None else convert(row[i]))
+            found.append(instance)
+        return found
+
+
+def loaded(model: type[peewee.Model], data: dict[str, Any]) -> peewee.Model:
+    """An instance of ``model`` holding ``data`` (field name: Python value) as a row read
+    from the database would: nothing marked dirty, no default filled in."""
+    instance = model.__new__(model)
+    instance.__data__ = data
+    instance._dirty = set()
+    instance.__rel__ = {}
+    return instance
+
+
 class Prepared:
     """A query built by ``build(*slots)``, compiled once per database.
 
@@ -89,11 +165,16 @@ class Prepared:
         LATEST = Prepared(lambda user, habit: HabitLog.select().where(
             (HabitLog.user == user) & (HabitLog.habit == habit)).order_by(HabitLog.id.desc()).limit(1))
         log = LATEST.first(db, user.id, habit.id)
+
+    ``flat=True``: a SELECT with joins gives instances of its model alone, every column
+    that is not one of the model's own fields (select the joined ones under aliases)
+    an attribute of that instance, instead of peewee's graph of joined instances.
     """
 
-    def __init__(self, build: Callable[..., Any], arity: int):
+    def __init__(self, build: Callable[..., Any], arity: int, *, flat: bool = False):
         self.build = build
         self.arity = arity
+        self.flat = flat
         self._compiled: weakref.WeakKeyDictionary[peewee.Database, _Compiled] = weakref.WeakKeyDictionary()
 
     def compiled(self, db: peewee.Database) -> _Compiled:
@@ -108,7 +189,7 @@ class Prepared:
             holes = [(position, p) for position, p in enumerate(params) if isinstance(p, _Hole)]
             if sorted({h.index for _, h in holes}) != list(range(self.arity)):
                 raise ValueError("every slot of a prepared query must appear in its SQL")
-            found = self._compiled[db] = _Compiled(sql, params, holes, query)
+            found = self._compiled[db] = _Compiled(sql, params, holes, query, self.flat)
         return found
 
     def cursor(self, db: peewee.Database, *values: Any) -> Any:

@@ -312,8 +312,8 @@ def _progress_read(candidates: list, reward: Reward, user: User) -> tuple[Reward
             progress = getattr(candidate.reward, "rewardprogress", _UNREAD)
             if progress is _UNREAD:
                 return None, False
-            if progress is None or progress.id is None:
-                return None, True  # the LEFT JOIN found no row (peewee leaves None there)
+            if progress is None:
+                return None, True  # the LEFT JOIN found no row
             if progress.user_id == user.id:
                 return progress, False
             return None, False
