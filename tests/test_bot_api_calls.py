@@ -13,6 +13,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden
 
 from habitreward.bot.api_calls import edit_html, send_html
+from habitreward.bot.keyboards import inline_keyboard, markup
 from habitreward.bot.request import AiohttpRequest
 
 TOKEN = "123456:AAHsecretTOKENvalue_-x9"
@@ -42,6 +43,19 @@ def test_send_html_sends_what_send_message_sends(botapi):
     assert botapi.last_text(42) == TEXT and botapi.last_buttons(42) == [[("✅ Бег", "done:1"), ("Menu", "menu")]]
     # The answer is the Bot API's JSON, not a telegram.Message
     assert isinstance(answer, dict) and answer["text"] == TEXT and answer["chat"]["id"] == 42
+
+
+def test_a_keyboard_as_json_is_the_keyboard_ptb_sends(botapi):
+    rows = [[("✅ Бег", "done:1"), ("📖 Чтение", "done:2")], [("🏠 Menu", "m")]]
+
+    async def scenario(bot: Bot) -> None:
+        await send_html(bot, 42, TEXT, markup(rows))
+        await send_html(bot, 42, TEXT, inline_keyboard(rows))
+
+    run_with_bot(botapi, scenario)
+    theirs, ours = botapi.calls_of("sendMessage")
+    assert ours == theirs and botapi.last_buttons(42) == rows
+    assert inline_keyboard([]) is None and inline_keyboard(None) is None
 
 
 def test_send_html_without_a_keyboard(botapi):

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import InlineKeyboardMarkup
 from telegram.constants import ParseMode
 
 #: Screens never show link previews (the texts hold no links meant to be opened).
 _NO_PREVIEW = {"is_disabled": True}
 
 
-async def send_html(bot: Any, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None) -> Any:
+#: ``reply_markup``: a keyboard as the Bot API's JSON (:func:`habitreward.bot.keyboards.inline_keyboard`)
+#: or as PTB's object.
+Markup = Any
+
+
+async def send_html(bot: Any, chat_id: int, text: str, reply_markup: Markup) -> Any:
     """sendMessage with HTML formatting and no link preview; the sent message as JSON."""
     return await bot._post("sendMessage", {  # noqa: SLF001 - see the module's docstring
         "chat_id": chat_id, "text": text, "parse_mode": ParseMode.HTML,
@@ -33,7 +37,7 @@ async def send_html(bot: Any, chat_id: int, text: str, reply_markup: InlineKeybo
 
 
 async def edit_html(bot: Any, chat_id: int, message_id: int, text: str,
-                    reply_markup: InlineKeyboardMarkup | None) -> Any:
+                    reply_markup: Markup) -> Any:
     """editMessageText of a chat's message, HTML and no link preview; the edited message as JSON."""
     return await bot._post("editMessageText", {  # noqa: SLF001
         "chat_id": chat_id, "message_id": message_id, "text": text, "parse_mode": ParseMode.HTML,

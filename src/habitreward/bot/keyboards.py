@@ -25,14 +25,28 @@ MAX_CALLBACK_DATA = 64
 
 
 def markup(rows: Rows | None) -> InlineKeyboardMarkup | None:
+    """The keyboard as python-telegram-bot's object, for PTB's own send methods."""
     if not rows:
         return None
+    _check(rows)
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                 for row in rows])
+
+
+def inline_keyboard(rows: Rows | None) -> dict[str, Any] | None:
+    """The same keyboard as the Bot API's JSON (``reply_markup``), for
+    :mod:`habitreward.bot.api_calls`: no objects to build and to turn back into JSON."""
+    if not rows:
+        return None
+    _check(rows)
+    return {"inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row] for row in rows]}
+
+
+def _check(rows: Rows) -> None:
     for row in rows:
         for _, data in row:
             # A programming error, not a user one: Telegram would reject the whole message.
             assert len(data.encode()) <= MAX_CALLBACK_DATA, data
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
-                                 for row in rows])
 
 
 def page_of(items: Sequence[T], page: int, size: int) -> tuple[list[T], int, int]:

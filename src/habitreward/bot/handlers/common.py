@@ -25,7 +25,7 @@ from telegram.ext import filters
 
 from habitreward.bot.api_calls import edit_html, send_html
 from habitreward.bot.i18n import Translator, resolve_language
-from habitreward.bot.keyboards import Rows, markup, menu_row
+from habitreward.bot.keyboards import Rows, inline_keyboard, menu_row
 from habitreward.db import is_postgres
 from habitreward.models import User
 
@@ -156,7 +156,7 @@ class Screen:
     async def send(self, text: str, rows: Rows | None = None, chat_id: int | None = None) -> Any:
         await self.answer()
         target = chat_id if chat_id is not None else self.chat_id
-        return await telegram_call(lambda: send_html(self.context.bot, target, fit(text), markup(rows)))
+        return await telegram_call(lambda: send_html(self.context.bot, target, fit(text), inline_keyboard(rows)))
 
     async def show(self, text: str, rows: Rows | None = None) -> Any:
         """Show a screen: edit the pressed message, or send a new one for a command."""
@@ -166,7 +166,7 @@ class Screen:
         try:
             message = self.query.message
             return await telegram_call(lambda: edit_html(
-                self.context.bot, message.chat.id, message.message_id, fit(text), markup(rows)))
+                self.context.bot, message.chat.id, message.message_id, fit(text), inline_keyboard(rows)))
         except BadRequest as exc:  # too old to edit, deleted, ...: a new message will do
             log.debug("edit failed (%s); sending a new message", exc.message)
             return await self.send(text, rows)
