@@ -149,3 +149,24 @@ def test_a_flat_join_puts_the_joined_columns_on_the_model(engine):
         rows = query.rows(engine.db, ann.id)
     assert [(r.id, r.name, r.pieces) for r in rows] == [(coffee.id, "Coffee", 1), (tea.id, "Tea", None)]
     assert all(type(r) is Reward and not hasattr(r, "rewardprogress") for r in rows)
+
+
+def test_tuple_rows_are_peewees_tuples(engine):
+    ann = engine.add_user(1, "Ann", active=True)
+    engine.add_habit("Run")
+    engine.add_reward("Coffee", piece_value=Decimal("2.50"))
+
+    cases = [
+        (lambda name: Habit.select(Habit.id, Habit.name, Habit.created_at, Habit.active)
+         .where(Habit.name == name).tuples(), "Run"),
+        (lambda name: Reward.select(Reward.piece_value, Reward.name).where(Reward.name == name).tuples(), "Coffee"),
+        (lambda user: User.select(User.id).where(User.id == user).tuples(), ann.id),
+    ]
+    with engine.session():
+        for build, value in cases:
+            ours = Prepared(build, 1).rows(engine.db, value)
+            assert ours == list(build(value)) and ours
+        (habit,) = Prepared(cases[0][0], 1).rows(engine.db, "Run")
+        assert isinstance(habit[2], dt.datetime) and habit[3] is True  # converted, not SQLite's text and 1
+        assert Prepared(cases[0][0], 1).rows(engine.db, "nothing") == []
+    assert ours == [(ann.id,)]

@@ -61,9 +61,11 @@ class _Compiled:
         # peewee works out how to turn the columns into models on each run (from the cursor's
         # description, which is the same for the same SQL): kept after the first run.
         self.reader_state: dict[str, Any] | None = None
-        self.model_rows: _ModelRows | None = None
+        self.model_rows: _ModelRows | _TupleRows | None = None
         if _reads_models(query, flat):
             self.model_rows = _ModelRows(query)
+        elif _reads_tuples(query):
+            self.model_rows = _TupleRows(query)
 
     def reader(self, cursor: Any) -> Any:
         if self.model_rows is not None:
@@ -94,6 +96,40 @@ def _reads_models(query: Any, flat: bool) -> bool:
     if (query._row_type or query.default_row_type) != peewee.ROW.MODEL:  # noqa: SLF001
         return False
     return flat or (len(query._from_list) == 1 and not query._joins)  # noqa: SLF001
+
+
+def _reads_tuples(query: Any) -> bool:
+    return isinstance(query, peewee.ModelSelect) and query._row_type == peewee.ROW.TUPLE  # noqa: SLF001
+
+
+class _TupleRows:
+    """Rows of a ``.tuples()`` model SELECT: the cursor's tuples, each column converted as
+    peewee converts it (most need nothing: then the tuples are the cursor's own)."""
+
+    __slots__ = ("model", "select", "converters")
+
+    def __init__(self, query: Any):
+        self.model = query.model
+        self.select = query._returning  # noqa: SLF001
+        self.converters: list[tuple[int, Any]] | None = None
+
+    def read(self, cursor: Any) -> list[tuple]:
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        if self.converters is None:
+            wrapper = peewee.ModelTupleCursorWrapper(cursor, self.model, self.select)
+            wrapper.initialize()
+            self.converters = [(i, c) for i, c in enumerate(wrapper.converters) if c is not None]
+        if not self.converters:
+            return [tuple(row) for row in rows]
+        found = []
+        for row in rows:
+            values = list(row)
+            for i, convert in self.converters:
+                values[i] = convert(values[i])
+            found.append(tuple(values))
+        return found
 
 
 class _ModelRows:
