@@ -170,3 +170,12 @@ def test_tuple_rows_are_peewees_tuples(engine):
         assert isinstance(habit[2], dt.datetime) and habit[3] is True  # converted, not SQLite's text and 1
         assert Prepared(cases[0][0], 1).rows(engine.db, "nothing") == []
     assert ours == [(ann.id,)]
+
+
+@pytest.mark.parametrize("text", ["2026-11-30 00:03:52.123456", "2026-11-30 00:03:52", "2026-11-30",
+                                  "2026-11-30T00:03:52+05:00", "30.11.2026", ""])
+def test_the_models_time_fields_read_text_as_peewee_does(text):
+    from habitreward.models import DateField, DateTimeField
+
+    assert DateTimeField().python_value(text) == peewee.DateTimeField().python_value(text)
+    assert DateField().python_value(text) == peewee.DateField().python_value(text)

@@ -35,6 +35,38 @@ class MoneyField(peewee.DecimalField):
         return value.quantize(decimal.Decimal(1).scaleb(-self.decimal_places))
 
 
+class DateTimeField(peewee.DateTimeField):
+    """peewee's DateTimeField, read faster from SQLite.
+
+    SQLite hands timestamps back as text, which peewee parses by trying ``strptime``
+    formats in turn; ``fromisoformat`` reads the form peewee writes ("2026-11-30
+    00:03:52.123456") in a fifth of the time, and every row of the hot path has a few.
+    Anything else (another form, a value with an offset) still goes through peewee.
+    """
+
+    def python_value(self, value):  # noqa: ANN001, ANN201 - peewee's signature
+        if value.__class__ is str:
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return super().python_value(value)
+            if parsed.tzinfo is None:
+                return parsed
+        return super().python_value(value)
+
+
+class DateField(peewee.DateField):
+    """peewee's DateField, read from SQLite's "YYYY-MM-DD" text by ``date.fromisoformat``."""
+
+    def python_value(self, value):  # noqa: ANN001, ANN201 - peewee's signature
+        if value.__class__ is str and len(value) == 10:
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        return super().python_value(value)
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database_proxy
@@ -42,8 +74,8 @@ class BaseModel(peewee.Model):
 
 
 class TimestampedModel(BaseModel):
-    created_at = peewee.DateTimeField(default=utcnow)
-    updated_at = peewee.DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
 
     def save(self, *args, **kwargs):
         self.updated_at = utcnow()
@@ -161,9 +193,9 @@ class HabitLog(BaseModel):
     streak_count = peewee.IntegerField(default=1)
     habit_weight = peewee.IntegerField()
     total_weight_applied = peewee.DoubleField()  # the odds multiplier m
-    completed_on = peewee.DateField()  # the user's local date
-    timestamp = peewee.DateTimeField(default=utcnow)  # when the user acted (UTC)
-    created_at = peewee.DateTimeField(default=utcnow)  # when it was recorded (UTC)
+    completed_on = DateField()  # the user's local date
+    timestamp = DateTimeField(default=utcnow)  # when the user acted (UTC)
+    created_at = DateTimeField(default=utcnow)  # when it was recorded (UTC)
     # For undo: which claim cycle of the reward the piece went to (times_claimed then).
     reward_cycle = peewee.IntegerField(null=True)
     source = peewee.CharField(max_length=16, default="")
@@ -185,8 +217,8 @@ class ProcessedUpdate(BaseModel):
 
     update_id = peewee.BigIntegerField(primary_key=True)
     payload = peewee.TextField()
-    received_at = peewee.DateTimeField(default=utcnow)
-    processed_at = peewee.DateTimeField(null=True, index=True)
+    received_at = DateTimeField(default=utcnow)
+    processed_at = DateTimeField(null=True, index=True)
     attempts = peewee.IntegerField(default=0)
     error = peewee.TextField(null=True)
     # The worker token (``serve --webhook --workers N`` on SQLite) that claimed the row; see server/inbox.py.
@@ -202,7 +234,7 @@ class KeyValue(BaseModel):
     namespace = peewee.CharField(max_length=64)
     key = peewee.CharField(max_length=255)
     value = peewee.TextField()
-    updated_at = peewee.DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
 
     class Meta:
         table_name = "key_values"
@@ -216,7 +248,7 @@ class HabitAlias(BaseModel):
     alias = peewee.CharField(max_length=100)
     # The alias with case, accents and punctuation folded: unique per habit.
     normalized = peewee.CharField(max_length=100)
-    created_at = peewee.DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow)
 
     class Meta:
         table_name = "habit_aliases"
