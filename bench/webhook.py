@@ -23,8 +23,11 @@ Reported: updates/s (first POST to last reply), p50/p99 latency, the server
 process's CPU time per update (user + system during the measured load; steadier
 than updates/s on a shared machine), resident memory (VmRSS after the run and
 peak VmHWM) of each server process, and the throughput ratio habitreward / PTB
-(goal >= 1.0). A benchmark, not a test: numbers vary by machine and load;
-compare the two from one run.
+(goal >= 1.0). The servers take turns for ``--rounds`` rounds (each a fresh
+process and fresh users), and the median of the rounds' ratios is the result:
+a shared machine's speed drifts by a third over minutes, so only servers
+measured moments apart compare. A benchmark, not a test: numbers vary by
+machine and load; compare the servers from one run.
 """
 
 from __future__ import annotations
@@ -377,7 +380,7 @@ def fresh_postgres(admin_url: str) -> tuple[str, Any]:
 
 
 def show(name: str, r: dict[str, Any]) -> None:
-    print(f"{name:<34} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
+    print(f"{name:<43} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
           f"   CPU {r['cpu_ms']:>5.2f} ms/upd"
           f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
           f"   load CPU {r['load_cpu_ms']:.2f} ms/upd"
@@ -392,12 +395,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
     parser.add_argument("--workers", type=int, default=1,
                         help="serve --workers: habitreward's worker processes (CPU and memory are summed over them)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measure the three servers this many times, taking turns (a shared machine's "
+                             "speed drifts: each round compares servers measured moments apart)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="write py-spy profiles (collapsed stacks, GIL holder only) of each server under the "
-                             "load to DIR; the numbers of a profiled run are slower")
+                             "load of the first round to DIR; the numbers of a profiled round are slower")
     args = parser.parse_args()
+    if args.rounds < 1 or args.users < 1 or args.users > 50_000:
+        parser.error("--rounds must be at least 1 and --users between 1 and 50000")
 
+    warmup_users = 20
+    block = args.users + warmup_users  # the seeded users one round of completions uses up
+
+    def updates(base: int, round_: int) -> tuple[list[dict], list[dict]]:
+        """(warm-up, load) of one round: users no other round or server uses (every reply is
+        matched to its update by chat id and habit)."""
+        first = base + round_ * block
+        return make_updates(first + args.users, warmup_users)[:warmup_users * 2], make_updates(first, args.users)
+
+    rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp, TimingStandIn() as standin:
         workdir = Path(tmp)
         drop = None
@@ -406,29 +424,48 @@ def main() -> None:
         else:
             database_url = f"sqlite:///{workdir / 'bench.db'}"
         try:
-            warmup_users = 20
-            seed(database_url, args.users + warmup_users)
-            warmup = make_updates(100_000 + args.users, warmup_users)[:warmup_users * 2]
-            load = make_updates(100_000, args.users)
-            print(f"{len(load)} updates, {args.clients} client connections, habitreward on "
+            seed(database_url, block * args.rounds)
+            print(f"{args.users * len(HABITS)} updates per server and round, {args.rounds} round(s), "
+                  f"{args.clients} client connections, habitreward on "
                   f"{'PostgreSQL' if args.postgres else 'SQLite'} with {args.workers} worker process(es), "
                   f"{os.cpu_count()} CPUs")
-            ptb = bench_ptb(standin, make_updates(300_000, warmup_users)[:warmup_users * 2],
-                            make_updates(200_000, args.users), args.clients, workdir, args.profile)
-            echo = bench_habitreward(database_url, standin, make_updates(400_000, warmup_users)[:warmup_users * 2],
-                                     make_updates(500_000, args.users), args.clients, args.threads, workdir,
-                                     echo=True, concurrency=args.concurrency, profile_dir=args.profile,
-                                     workers=args.workers)
-            ours = bench_habitreward(database_url, standin, warmup, load, args.clients, args.threads, workdir,
-                                     concurrency=args.concurrency, profile_dir=args.profile, workers=args.workers)
+            for round_ in range(args.rounds):
+                profile = args.profile if round_ == 0 else None
+                ptb = bench_ptb(standin, *updates(1_000_000, round_), args.clients, workdir, profile)
+                echo = bench_habitreward(database_url, standin, *updates(2_000_000, round_), args.clients,
+                                         args.threads, workdir, echo=True, concurrency=args.concurrency,
+                                         profile_dir=profile, workers=args.workers)
+                ours = bench_habitreward(database_url, standin, *updates(100_000, round_), args.clients,
+                                         args.threads, workdir, concurrency=args.concurrency,
+                                         profile_dir=profile, workers=args.workers)
+                rounds.append({"ptb": ptb, "echo": echo, "ours": ours})
+                print(f"round {round_ + 1}:")
+                show_round(rounds[-1])
         finally:
             if drop is not None:
                 drop()
-    show("PTB run_webhook, echo", ptb)
-    show("habitreward serve --webhook, echo", echo)
-    show("habitreward serve --webhook, completions", ours)
-    print(f"ratio, completions (the goal): {ours['updates_per_s'] / ptb['updates_per_s']:.2f}"
-          f"   ratio, echo vs echo (server layers alone): {echo['updates_per_s'] / ptb['updates_per_s']:.2f}")
+    if len(rounds) > 1:
+        print(f"median of {len(rounds)} rounds:")
+        for key, name in NAMES.items():
+            speeds = [r[key]["updates_per_s"] for r in rounds]
+            print(f"  {name:<41} {statistics.median(speeds):>8.1f} upd/s  ({min(speeds):.1f}-{max(speeds):.1f})"
+                  f"   CPU {statistics.median(r[key]['cpu_ms'] for r in rounds):5.2f} ms/upd")
+        for label, key in (("completions (the goal)", "ours"), ("echo vs echo (server layers alone)", "echo")):
+            ratios = [r[key]["updates_per_s"] / r["ptb"]["updates_per_s"] for r in rounds]
+            print(f"  ratio, {label}: {statistics.median(ratios):.2f}"
+                  f"   (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+
+
+NAMES = {"ptb": "PTB run_webhook, echo", "echo": "habitreward serve --webhook, echo",
+         "ours": "habitreward serve --webhook, completions"}
+
+
+def show_round(results: dict[str, dict[str, Any]]) -> None:
+    for key, name in NAMES.items():
+        show("  " + name, results[key])
+    ptb = results["ptb"]["updates_per_s"]
+    print(f"  ratio, completions (the goal): {results['ours']['updates_per_s'] / ptb:.2f}"
+          f"   ratio, echo vs echo (server layers alone): {results['echo']['updates_per_s'] / ptb:.2f}")
 
 
 if __name__ == "__main__":
