@@ -54,22 +54,22 @@ _PER_RUN = frozenset({"cursor", "count", "index", "initialized", "populated", "r
 
 
 class _Compiled:
-    __slots__ = ("sql", "params", "holes", "query", "reader_state", "model_rows")
+    __slots__ = ("sql", "params", "holes", "query", "reader_state", "rows_reader")
 
     def __init__(self, sql: str, params: list[Any], holes: list[tuple[int, _Hole]], query: Any, flat: bool):
         self.sql, self.params, self.holes, self.query = sql, params, holes, query
         # peewee works out how to turn the columns into models on each run (from the cursor's
         # description, which is the same for the same SQL): kept after the first run.
         self.reader_state: dict[str, Any] | None = None
-        self.model_rows: _ModelRows | _TupleRows | None = None
+        self.rows_reader: _ModelRows | _TupleRows | None = None
         if _reads_models(query, flat):
-            self.model_rows = _ModelRows(query)
+            self.rows_reader = _ModelRows(query)
         elif _reads_tuples(query):
-            self.model_rows = _TupleRows(query)
+            self.rows_reader = _TupleRows(query)
 
     def reader(self, cursor: Any) -> Any:
-        if self.model_rows is not None:
-            return self.model_rows.read(cursor)
+        if self.rows_reader is not None:
+            return self.rows_reader.read(cursor)
         wrapper = self.query._get_cursor_wrapper(cursor)  # noqa: SLF001 - peewee's own row reader
         if self.reader_state is not None:
             wrapper.__dict__.update(self.reader_state)
