@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import peewee
@@ -148,6 +149,50 @@ class SqliteDatabase(peewee.SqliteDatabase):
                 self.write_queue.release()
 
 
+#: A pooled PostgreSQL connection given back this recently is handed out again without
+#: a round trip to check that it is alive (see :class:`PostgresqlDatabase`).
+PG_RECHECK_AFTER_IDLE_SECONDS = 5.0
+
+
+class PostgresqlDatabase(PooledPostgresqlDatabase):
+    """peewee's pooled PostgreSQL database, minus a round trip on nearly every check-out.
+
+    peewee checks each pooled connection with ``SELECT 1`` when it hands it out, and
+    holds the pool's lock meanwhile, so every thread of the process waits for that
+    round trip; an update borrows a connection five or six times. Here a connection
+    given back less than :data:`PG_RECHECK_AFTER_IDLE_SECONDS` ago is checked locally
+    (psycopg2's closed flag and transaction status); older ones still get peewee's
+    ``SELECT 1``. A connection the server dropped in between fails its next statement
+    (the operation fails, nothing is half-written) and psycopg2 marks it closed, so
+    the pool discards it at the next check-out.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._given_back: dict[int, float] = {}  # conn_key -> time.monotonic() of its check-in
+
+    def _is_closed(self, conn: Any) -> bool:
+        given_back = self._given_back.pop(self.conn_key(conn), None)
+        if (
+            given_back is not None
+            and time.monotonic() - given_back < PG_RECHECK_AFTER_IDLE_SECONDS
+            and not conn.closed
+            and self._adapter.txn_status(conn) == self._adapter.txn_idle
+        ):
+            return False
+        return super()._is_closed(conn)
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        key = self.conn_key(conn)
+        super()._close(conn, close_conn)
+        if close_conn:
+            self._given_back.pop(key, None)
+            return
+        if len(self._given_back) > 4 * (self._max_connections or 64):  # keys of connections closed at check-in
+            self._given_back.clear()
+        self._given_back[key] = time.monotonic()
+
+
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
     """Open the database at ``url`` (not connecting yet) and bind the models to it."""
     scheme = urlparse(url).scheme
@@ -167,7 +212,7 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
             params.setdefault("max_connections", 20)
             params.setdefault("stale_timeout", 300)
             params.setdefault("timeout", 30)
-            database = PooledPostgresqlDatabase(**params)
+            database = PostgresqlDatabase(**params)
         else:
             database = db_url.connect(url)
     except (RuntimeError, ValueError) as exc:
