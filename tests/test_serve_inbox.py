@@ -86,6 +86,30 @@ def test_another_process_cannot_claim_a_row_in_flight(engine, inbox):
         other_process.close()
 
 
+@pytest.mark.postgres_only
+def test_a_finished_updates_lock_is_released_with_the_next_statement_never_leaked(engine, inbox):
+    def advisory_locks() -> int:
+        return engine.db.execute_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                     " AND granted AND pid <> pg_backend_pid()").fetchone()[0]
+
+    other_process = Inbox(engine)
+    try:
+        with engine.session():
+            for update_id in range(31, 36):  # a stream: each lock goes out with the next one's
+                assert inbox.accept(update_id, "{}") is Accepted.NEW_CLAIMED
+                assert advisory_locks() in (1, 2)
+                inbox.finish(update_id)
+                assert other_process.claim(update_id) is None  # processed: nobody claims it
+            assert advisory_locks() == 1  # the last one's, until the next statement or a sweep
+            inbox.release_finished()
+            assert advisory_locks() == 0
+            assert inbox.accept(36, "{}") is Accepted.NEW_CLAIMED
+            inbox.release(36)  # given back unprocessed: released at once, for others to claim
+            assert advisory_locks() == 0 and other_process.claim(36) == "{}"
+    finally:
+        other_process.close()
+
+
 def test_engine_writes_mark_their_update_in_their_transaction(engine, inbox):
     from habitreward.server import applied
 

@@ -310,9 +310,9 @@ class BotRunner:
                         logger.exception("update %s: could not be processed", update_id)
                         error = f"{type(exc).__name__}: {exc}"
                 marked = applied.consume_mark(update_id) and error is None
-                if marked and self.inbox.releases_locally:
+                if marked:
                     self.inbox.finish(update_id, already_marked=True)  # no I/O at all
-                else:  # a database write, or releasing a PostgreSQL advisory lock
+                else:  # a database write
                     await asyncio.to_thread(self.inbox.finish, update_id, error, already_marked=marked)
                 self.processed += 1
 
@@ -332,6 +332,7 @@ class BotRunner:
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
+                await asyncio.to_thread(self.inbox.release_finished)  # when no update came to do it
                 cutoff = utcnow() - dt.timedelta(seconds=self.sweep_grace)
                 queued = await asyncio.to_thread(self.submit_pending, received_before=cutoff)
                 if queued:

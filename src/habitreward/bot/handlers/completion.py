@@ -259,18 +259,24 @@ def _exact_matches(text: str, habits: list[Habit]) -> list[Habit]:
     return [h for h in habits if " ".join(h.name.split()).casefold() == wanted]
 
 
+def _habits_and_match(engine: Any, user: Any, text: str) -> tuple[list[Habit], Any]:
+    """The user's habits and the matchers' verdict on ``text`` (None without habits)."""
+    habits = engine.habits_for(user)
+    return habits, (engine.hooks.match_habits(user, text, habits) if habits else None)
+
+
 async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
     """Free text: log what is certain, confirm what is not, offer the keyboard otherwise."""
     t = s.t
-    habits = s.engine.habits_for(s.user)
+    if is_postgres(s.engine.db) or matching_may_wait(s.engine.pm):
+        # An LLM, another plugin's matcher or database round trips: keep the event loop free
+        # (one thread hop for the habits and the match).
+        habits, result = await asyncio.to_thread(_habits_and_match, s.engine, s.user, text)
+    else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
+        habits, result = _habits_and_match(s.engine, s.user, text)
     if not habits:
         await s.send(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
-    if is_postgres(s.engine.db) or matching_may_wait(s.engine.pm):
-        # An LLM, another plugin's matcher or a database round trip: keep the event loop free.
-        result = await asyncio.to_thread(s.engine.hooks.match_habits, s.user, text, habits)
-    else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
-        result = s.engine.hooks.match_habits(s.user, text, habits)
     if result is None:
         matches, confident = _exact_matches(text, habits), True
     else:
