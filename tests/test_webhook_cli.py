@@ -92,6 +92,17 @@ def test_serve_needs_a_token(run):
     assert both.exit_code == 2 and "--set-webhook needs --webhook" in both.output
 
 
+def test_serve_refuses_an_llm_model_without_litellm(run, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "litellm" else real_find_spec(name, *a))
+    result = run("serve", "--webhook", "--port", "0", LLM_MODEL="openai/gpt-4o-mini")
+    assert result.exit_code == 1, result.output
+    assert "LLM_MODEL is set but litellm is not installed: pip install 'habitreward[llm]'" in result.output
+
+
 def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
     import socket
 

@@ -84,6 +84,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     it checks the X-Telegram-Bot-Api-Secret-Token header (TELEGRAM_WEBHOOK_SECRET,
     or a secret derived from the token) and answers GET /healthz.
 
+    Refuses to start when LLM_MODEL is set and litellm is not installed.
     Pending database migrations are applied first. Every update is stored in
     the database before it is acknowledged and is applied exactly once, also
     after a crash, a restart or a re-delivery (see docs/deployment.md).
@@ -99,6 +100,10 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
 
     settings = app.settings
     settings.require("telegram_bot_token")
+    if settings.llm_model:  # now, not as a log line while every uncertain message goes unmatched
+        from habitreward.nlp.llm import check_available
+
+        check_available()
     _protect_logs(app)
     worker = _parse_worker(worker_spec) if worker_spec else None
     if workers > 1 and not webhook:
