@@ -129,8 +129,8 @@ class BotRunner:
                 loop.run_until_complete(self.application.bot.shutdown())
             except Exception:
                 logger.debug("could not close the bot's HTTP client after a failed start", exc_info=True)
+            loop.close()  # before start() hears of the failure: its caller's stop() finds it closed
             self._ready.set()
-            loop.close()
             return
         self._ready.set()
         try:
@@ -197,12 +197,15 @@ class BotRunner:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the updates in flight (up to ``timeout``), then stop the Application and the loop."""
-        if self.loop is None or self._thread is None or not self._thread.is_alive():
+        if self.loop is None or self.loop.is_closed() or self._thread is None or not self._thread.is_alive():
             return  # never started, or its start failed (the loop is closed already)
         if not self.drain(timeout):
             logger.warning("%d update(s) still running at shutdown; they are processed on the next start",
                            len(self._pending))
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # the loop ended meanwhile
+            return
         self._thread.join(timeout)
 
     # --- feeding updates (any thread) --------------------------------------------------
