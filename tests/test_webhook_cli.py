@@ -115,3 +115,24 @@ def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
     assert result.exit_code == 1, result.output
     assert "Error: cannot reach the Bot API" in result.output and "TELEGRAM_API_URL" in result.output
     assert TOKEN not in result.output
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_webhook_commands_use_the_configured_client_and_never_show_the_token(run, botapi, client):
+    import socket
+
+    from telegram.request import HTTPXRequest
+
+    from habitreward.bot.request import AiohttpRequest
+    from habitreward.server.webhook_admin import make_bot
+    from habitreward.settings import Settings
+
+    settings = Settings.load(environ={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_HTTP_CLIENT": client}, env_file=None)
+    assert isinstance(make_bot(settings).request, {"aiohttp": AiohttpRequest, "httpx": HTTPXRequest}[client])
+    assert run("webhook", "info", TELEGRAM_HTTP_CLIENT=client).exit_code == 0
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    result = run("webhook", "info", TELEGRAM_HTTP_CLIENT=client, TELEGRAM_API_URL=f"http://127.0.0.1:{closed}/bot")
+    assert result.exit_code == 1 and result.output.startswith("Error: Telegram:"), result.output
+    assert TOKEN not in result.output and len(result.output.strip().splitlines()) == 1

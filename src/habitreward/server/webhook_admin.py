@@ -39,12 +39,18 @@ def _public_url(settings: Settings) -> str:
 
 
 def make_bot(settings: Settings) -> Any:
-    """A plain telegram.Bot on the configured API URL."""
+    """A plain telegram.Bot on the configured API URL, with the HTTP client ``serve`` uses
+    (``TELEGRAM_HTTP_CLIENT``, see :func:`habitreward.bot.request.make_bot_request`)."""
     from telegram import Bot
+
+    from habitreward.bot.request import make_bot_request
 
     kwargs: dict[str, Any] = {}
     if settings.telegram_api_url:
         kwargs["base_url"] = settings.telegram_api_url
+    request = make_bot_request(settings, pool_size=1)
+    if request is not None:
+        kwargs["request"] = request
     return Bot(settings.require("telegram_bot_token"), **kwargs)
 
 
