@@ -57,7 +57,8 @@ def fill_history(engine, rows: int) -> None:
                 """
                 INSERT INTO habit_logs (user_id, habit_id, reward_id, got_reward, streak_count, habit_weight,
                     total_weight_applied, completed_on, timestamp, created_at, reward_cycle, source)
-                SELECT u.id, h.id, NULL, false, d + 1, 10, 1.0, %s::date + d, %s::timestamp, %s::timestamp, NULL, 'bench'
+                SELECT u.id, h.id, NULL, false, d + 1, 10, 1.0, %s::date + d, %s::timestamp, %s::timestamp,
+                    NULL, 'bench'
                 FROM users u CROSS JOIN habits h CROSS JOIN generate_series(0, %s - 1) AS d
                 """,
                 (first_day, START.replace(tzinfo=None), START.replace(tzinfo=None), HISTORY_DAYS),

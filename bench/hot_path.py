@@ -36,7 +36,6 @@ from habitreward.server.service import build_bot  # noqa: E402
 from habitreward.testing.builders import message_update  # noqa: E402
 from habitreward.testing.engines import make_engine  # noqa: E402
 
-
 BATCH = 25
 
 
@@ -94,7 +93,7 @@ def main() -> None:
                     print(f"  [{thread}] {sql[:160]}")
             # CPU per completion in batches of BATCH: on a shared machine a neighbour's burst
             # slows some batches; the best batch is the steadiest figure to compare versions by.
-            batches, batch, count, wall = [], [], 0, time.perf_counter()
+            batches, count, wall = [], 0, time.perf_counter()
             cpu = time.process_time()
             for text in ("Meditation", "Stretching", "Journaling"):
                 for user_id in range(first, first + args.users):

@@ -10,7 +10,6 @@ import json
 import os
 
 import peewee
-import pytest
 from click.testing import CliRunner
 
 from habitreward import hookimpl
@@ -59,7 +58,8 @@ def rows_of_everyone_but(engine, user_id: int) -> dict[str, list[dict]]:
             "rewards": list(Reward.select().where(Reward.owner.is_null() | (Reward.owner != user_id)).dicts()),
             "logs": list(HabitLog.select().where(HabitLog.user != user_id).dicts()),
             "progress": list(RewardProgress.select().where(RewardProgress.user != user_id).dicts()),
-            "aliases": list(HabitAlias.select().join(Habit).where(Habit.owner.is_null() | (Habit.owner != user_id)).dicts()),
+            "aliases": list(HabitAlias.select().join(Habit)
+                            .where(Habit.owner.is_null() | (Habit.owner != user_id)).dicts()),
         }
 
 

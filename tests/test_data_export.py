@@ -48,7 +48,8 @@ def populate(engine, clock: FrozenClock) -> None:
     engine.undo(bob, journal)
     with engine.session():
         KeyValue.create(namespace="bot.user_data", key="101", value=json.dumps({"lang": "kk", "x": [1, 2.5]}))
-        ProcessedUpdate.create(update_id=987654321, payload='{"update_id": 987654321}', attempts=2, error="boom\nline 2")
+        ProcessedUpdate.create(update_id=987654321, payload='{"update_id": 987654321}', attempts=2,
+                               error="boom\nline 2")
         # CSV edge cases: NULL vs empty text, a text that is exactly the NULL marker or starts with a backslash.
         KeyValue.create(namespace="edge", key="\\N", value="")
         KeyValue.create(namespace="edge", key="\\path\\x", value="\\\\N")
@@ -104,7 +105,8 @@ def empty_db_url(backend, tmp_path, request):
 
 
 @pytest.mark.parametrize("fmt, target", [("json", "data.json"), ("csv", "data.zip"), ("csv", "data_dir")])
-def test_export_then_import_into_an_empty_database_is_identical(engine, clock, db_url, empty_db_url, tmp_path, fmt, target):
+def test_export_then_import_into_an_empty_database_is_identical(engine, clock, db_url, empty_db_url, tmp_path, fmt,
+                                                                target):
     populate(engine, clock)
     before = snapshot(engine)
     path = str(tmp_path / target)
@@ -238,7 +240,8 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
     newer.write_text(json.dumps({"format": "habitreward-export", "version": 99, "tables": []}))
     unknown = tmp_path / "unknown.json"
     unknown.write_text(
-        json.dumps({"format": "habitreward-export", "version": 1, "tables": [{"table": "karma", "columns": [], "rows": []}]})
+        json.dumps({"format": "habitreward-export", "version": 1,
+                    "tables": [{"table": "karma", "columns": [], "rows": []}]})
     )
 
     for path, message in (
@@ -281,7 +284,8 @@ def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monke
     runner = CliRunner()
     base = ["--env-file", os.devnull]
 
-    assert runner.invoke(cli, ["--database-url", db_url, *base, "export", "--format", "csv", "-o", dump], env=env).exit_code == 0
+    exported = runner.invoke(cli, ["--database-url", db_url, *base, "export", "--format", "csv", "-o", dump], env=env)
+    assert exported.exit_code == 0
     without_plugin = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=ENV)
     assert without_plugin.exit_code == 1
     assert "a table 'perfect_days' that no installed plugin provides here" in without_plugin.output

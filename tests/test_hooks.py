@@ -8,12 +8,7 @@ import pytest
 
 from habitreward import hookimpl
 from habitreward.draw import NO_REWARD
-from habitreward.events import (
-    CompletionUndone,
-    HabitCompleted,
-    RewardClaimed,
-    StreakBroken,
-)
+from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
 
 
 def test_habitreward_compute_streak_plugin_gets_the_first_word(engine, clock):

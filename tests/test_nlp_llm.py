@@ -155,7 +155,8 @@ def test_missing_litellm_is_reported_once_when_the_engine_starts(engine, monkeyp
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "litellm" else real_find_spec(name, *a))
     engine.pm.unregister(name=FALLBACK_PLUGIN_NAME)
     settings = SimpleNamespace(llm_model="openai/some-model", llm_api_base=None, llm_api_key=None, llm_timeout=2)
     engine.settings, real_settings = settings, engine.settings

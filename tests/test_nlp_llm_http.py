@@ -184,7 +184,7 @@ def test_malformed_reply_is_no_match(llm_engine, standin, reply):
 
 def test_reply_wrapped_in_a_code_fence_is_read(llm_engine, standin):
     user, habits = _setup(llm_engine)
-    standin.reply = 'Sure!\n```json\n{"habit_ids": [%d]}\n```' % habits["Yoga"].id
+    standin.reply = f'Sure!\n```json\n{{"habit_ids": [{habits["Yoga"].id}]}}\n```'
     assert [m.habit.name for m in _match(llm_engine, user, "vinyasa flow").matches] == ["Yoga"]
 
 

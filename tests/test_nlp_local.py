@@ -12,7 +12,8 @@ from habitreward.nlp.normalize import normalize
 pytestmark = pytest.mark.no_db
 
 EN = [SimpleNamespace(id=i, name=n) for i, n in enumerate(
-    ["Running", "Reading", "Reading news", "Meditation", "Drink water", "Push-ups", "Cold shower", "Morning run", "Evening run"], 1)]
+    ["Running", "Reading", "Reading news", "Meditation", "Drink water", "Push-ups", "Cold shower", "Morning run",
+     "Evening run"], 1)]
 RU = [SimpleNamespace(id=i, name=n) for i, n in enumerate(["Бег", "Чтение", "Медитация", "Холодный душ", "Йога"], 20)]
 KK = [SimpleNamespace(id=i, name=n) for i, n in enumerate(["Жүгіру", "Кітап оқу", "Су ішу", "Суық душ"], 40)]
 

@@ -79,7 +79,7 @@ def test_plugins_command_lists_it_and_its_command_works(plugin_engine, db_url, m
     assert "habitreward_habit_completed" in entry["hooks"]
 
     engine = plugin_engine
-    user = engine.add_user(1, "Ann", active=True)
+    engine.add_user(1, "Ann", active=True)
     engine.add_habit("Run")
     engine.add_reward("Perfect day", weight=0.000001, pieces_required=3)
     engine.add_reward("Nothing", weight=1000, type="none")
@@ -116,5 +116,6 @@ def test_an_unimportable_extra_plugin_is_a_one_line_error(tmp_path):
                             env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module': No module named 'no_such_plugin_module'"
+        "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module':"
+        " No module named 'no_such_plugin_module'"
     ]

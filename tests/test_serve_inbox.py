@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from habitreward.models import ProcessedUpdate, utcnow
-from habitreward.server.inbox import Accepted, Inbox, processing
 from habitreward.server.applied import consume_mark, mark_current_update_applied
+from habitreward.server.inbox import Accepted, Inbox, processing
 
 
 @pytest.fixture

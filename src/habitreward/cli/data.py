@@ -23,7 +23,8 @@ from habitreward.cli.output import emit_json, emit_table, json_option
 @click.option("--users-table", default="Users", show_default=True, help="Name of the users table.")
 @click.option("--habits-table", default="Habits", show_default=True, help="Name of the habits table.")
 @click.option("--rewards-table", default="Rewards", show_default=True, help="Name of the rewards table.")
-@click.option("--progress-table", default="RewardProgress", show_default=True, help="Name of the reward progress table.")
+@click.option("--progress-table", default="RewardProgress", show_default=True,
+              help="Name of the reward progress table.")
 @click.option("--logs-table", default="HabitLog", show_default=True, help="Name of the habit log table.")
 @click.option("--dry-run", is_flag=True, help="Read and check everything, report what would change, write nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
@@ -108,9 +109,11 @@ class _Null:
     show_default=True,
     help="json: one document. csv: a directory (or a PATH ending in .zip) with one CSV per table and a manifest.",
 )
-@click.option("--user", "user_id", type=int, metavar="TELEGRAM_ID", help="Only this person's data (and the shared habits and rewards it uses).")
+@click.option("--user", "user_id", type=int, metavar="TELEGRAM_ID",
+              help="Only this person's data (and the shared habits and rewards it uses).")
 @click.option(
-    "-o", "--output", "output", metavar="PATH", help="Where to write; default for json: standard output. Required for csv."
+    "-o", "--output", "output", metavar="PATH",
+    help="Where to write; default for json: standard output. Required for csv."
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 @pass_app
@@ -190,7 +193,8 @@ def backup(app: AppContext, path: str, force: bool, no_progress: bool) -> None:
     database = open_database(app.settings.database_url, bind=False)
     if is_postgres(database):
         raise click.ClickException(
-            "backup copies SQLite databases; for PostgreSQL use pg_dump: pg_dump --format=custom --file=PATH \"$DATABASE_URL\""
+            "backup copies SQLite databases; for PostgreSQL use pg_dump: "
+            "pg_dump --format=custom --file=PATH \"$DATABASE_URL\""
         )
     if not is_sqlite(database) or database.database in ("", ":memory:"):
         raise click.ClickException("backup needs a SQLite database file (DATABASE_URL=sqlite:///path.db).")

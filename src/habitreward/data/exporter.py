@@ -121,7 +121,8 @@ class Exporter:
             "version": FORMAT_VERSION,
             "habitreward_version": __version__,
             "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "source": "postgresql" if is_postgres(self.engine.db) else "sqlite" if is_sqlite(self.engine.db) else "other",
+            "source": ("postgresql" if is_postgres(self.engine.db)
+                       else "sqlite" if is_sqlite(self.engine.db) else "other"),
             "user": self.user_telegram_id,
         }
 

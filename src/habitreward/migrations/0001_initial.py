@@ -1,6 +1,7 @@
 """The initial schema: users, habits, rewards, progress, logs, the update inbox and key-value state."""
 from peewee import *
 
+
 def up(migrator, db):
     class User(Model):
         created_at = DateTimeField()

@@ -1,6 +1,7 @@
 """Habit aliases: other words a user may write for a habit ("jog" for Running)."""
 from peewee import *
 
+
 def up(migrator, db):
     class Habit(Model):
         class Meta:

@@ -106,7 +106,8 @@ def evaluate(data: dict[str, Any]) -> Report:
             tally.logged_right += len(logged & expected)
             tally.guessed_right += len(guessed & expected)
             if logged - expected:
-                tally.wrong_settled.append(f"[{phrase['lang']}] {phrase['text']!r}: {sorted(logged)} expected {sorted(expected)}")
+                tally.wrong_settled.append(
+                    f"[{phrase['lang']}] {phrase['text']!r}: {sorted(logged)} expected {sorted(expected)}")
     return Report(total, dict(by_lang), dict(by_tag))
 
 

@@ -71,7 +71,8 @@ _HEDGE_PREFIXES = (
 )
 # Kazakh negative verb forms: stem + ма/ме/ба/бе/па/пе + past/participle/person ending
 # (жүгірмедім "I did not run", оқымадым "I did not read"), in the folded alphabet.
-_KAZAKH_NEGATIVE = re.compile(r".{2,}(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
+_KAZAKH_NEGATIVE = re.compile(
+    r".{2,}(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
 
 
 # Russian verbs take a prefix the habit's noun lacks: "побегал" (Бег), "прочитал" (alias "читать").
