@@ -190,6 +190,11 @@ def test_import_into_a_database_with_data_follows_the_conflict_policy(engine, cl
 
 def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_path):
     populate(engine, clock)
+    with engine.session():  # Bob's bot state: his data, his private chat, his open dialog; and Ann's
+        KeyValue.create(namespace="bot.user_data", key="102", value=json.dumps({"draft": {"name": "Swim"}}))
+        KeyValue.create(namespace="bot.chat_data", key="102", value="{}")
+        KeyValue.create(namespace="bot.conversations", key="dialog:[102,102]", value='"name"')
+        KeyValue.create(namespace="bot.conversations", key="dialog:[101,101]", value='"name"')
     dump = tmp_path / "bob.json"
 
     result = invoke(db_url, "export", "--user", "102", "-o", str(dump))
@@ -205,7 +210,11 @@ def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_pat
     assert habits == {"Running", "Journal"}  # the shared habit Bob logged and his own; not Ann's Reading
     logs = [dict(zip(columns["habit_logs"], r)) for r in tables["habit_logs"]["rows"]]
     assert logs and {log["user_id"] for log in logs} == {users[0]["id"]}
-    assert "processed_updates" not in tables and "key_values" not in tables
+    assert "processed_updates" not in tables
+    state = [dict(zip(columns["key_values"], r)) for r in tables["key_values"]["rows"]]
+    assert {(s["namespace"], s["key"], s["value"]) for s in state} == {
+        ("bot.user_data", "102", '{"draft": {"name": "Swim"}}'), ("bot.chat_data", "102", "{}"),
+        ("bot.conversations", "dialog:[102,102]", '"name"')}
     rewards = {dict(zip(columns["rewards"], r))["name"] for r in tables["rewards"]["rows"]}
     assert "Sticker" not in rewards  # Ann's personal reward
 

@@ -28,15 +28,12 @@ def conversation_row_key(name: str, key: tuple) -> str:
     return f"{name}:{json.dumps(list(key), separators=(',', ':'))}"
 
 
-def delete_user_state(telegram_id: int) -> int:
-    """Delete, in the caller's transaction, the bot state kept for one person: their
-    user_data, their private chat's chat_data, and every conversation whose key names
-    them. Returns the number of rows deleted."""
+def user_state_ids(telegram_id: int) -> list[int]:
+    """Ids of the KeyValue rows that hold one person's bot state: their user_data, their
+    private chat's chat_data, and every conversation whose key names them."""
     ident = int(telegram_id)
-    deleted = KeyValue.delete().where(
-        KeyValue.namespace.in_([USER_DATA, CHAT_DATA]) & (KeyValue.key == str(ident))
-    ).execute()
-    doomed = []
+    ids = [row_id for (row_id,) in KeyValue.select(KeyValue.id).where(
+        KeyValue.namespace.in_([USER_DATA, CHAT_DATA]) & (KeyValue.key == str(ident))).tuples()]
     for row_id, key in KeyValue.select(KeyValue.id, KeyValue.key).where(KeyValue.namespace == CONVERSATIONS).tuples():
         try:
             parts = json.loads("[" + key.rpartition(":[")[2])
@@ -44,10 +41,15 @@ def delete_user_state(telegram_id: int) -> int:
             continue
         # (chat_id, user_id), (user_id,) or (chat_id,): in a private chat both are the user's id
         if ident in parts:
-            doomed.append(row_id)
-    if doomed:
-        deleted += KeyValue.delete().where(KeyValue.id.in_(doomed)).execute()
-    return deleted
+            ids.append(row_id)
+    return sorted(ids)
+
+
+def delete_user_state(telegram_id: int) -> int:
+    """Delete, in the caller's transaction, the bot state kept for one person
+    (:func:`user_state_ids`). Returns the number of rows deleted."""
+    ids = user_state_ids(telegram_id)
+    return KeyValue.delete().where(KeyValue.id.in_(ids)).execute() if ids else 0
 
 
 def forget_user(engine: Any, telegram_id: int) -> int:

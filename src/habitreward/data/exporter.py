@@ -27,7 +27,8 @@ from habitreward import __version__
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres, is_sqlite
-from habitreward.models import User
+from habitreward.bot.state import user_state_ids
+from habitreward.models import KeyValue, User
 
 #: Tables with at least this many rows show progress on stderr.
 PROGRESS_FROM_ROWS = 1000
@@ -90,6 +91,8 @@ class Exporter:
     def _user_queries(self, models: list[type[peewee.Model]], user: User) -> dict[type[peewee.Model], peewee.Select]:
         """One person's rows: theirs, and the parents those rows point at (shared habits, rewards)."""
         conditions: dict[type[peewee.Model], list[peewee.Expression]] = {User: [User.id == user.id]}
+        if KeyValue in models:  # the bot's state of this person (what `users delete` forgets)
+            conditions[KeyValue] = [KeyValue.id.in_(user_state_ids(user.telegram_id))]
         for model in models:
             owner_fks = [f for f in model._meta.refs if f.rel_model is User]
             if model is not User and owner_fks:
