@@ -24,10 +24,10 @@ from typing import Any, TextIO
 import peewee
 
 from habitreward import __version__
+from habitreward.bot.state import user_state_ids
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres, is_sqlite
-from habitreward.bot.state import user_state_ids
 from habitreward.models import KeyValue, User
 
 #: Tables with at least this many rows show progress on stderr.
