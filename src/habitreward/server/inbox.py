@@ -44,6 +44,7 @@ Inbox writes from many threads are committed together (``_GroupCommit``).
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import datetime as dt
 import enum
@@ -99,14 +100,17 @@ class _AdvisoryLocks:
     def __init__(self, database: peewee.PostgresqlDatabase):
         self._database = database
         self._conn: Any = None
-        self._mutex = threading.Lock()
-        self._unlock_later: list[tuple[int, int]] = []
+        self._session = 0  # which connection: a lock taken on an earlier one died with it
+        self._held: dict[int, int] = {}  # update_id -> the session its lock was taken in
+        self._mutex = threading.Lock()  # held across round trips
+        # (session, keys): appended without the mutex, so the event loop never waits for a round trip
+        self._unlock_later: collections.deque[tuple[int, tuple[int, int]]] = collections.deque()
 
     def _cursor(self) -> Any:
         if self._conn is None or self._conn.closed:
             import psycopg2
 
-            self._unlock_later.clear()  # a new session: the old one's locks died with it
+            self._session += 1
             self._conn = psycopg2.connect(dbname=self._database.database, **self._database.connect_params)
             self._conn.autocommit = True
         return self._conn.cursor()
@@ -119,27 +123,33 @@ class _AdvisoryLocks:
 
     def _run(self, cur: Any, sql: str, params: tuple[int, ...]) -> Any:
         """``sql`` (one SELECT of one value) plus the deferred unlocks, in one round trip."""
-        pending, self._unlock_later = self._unlock_later, []
-        cur.execute(sql + ", pg_advisory_unlock(%s, %s)" * len(pending),
-                    params + tuple(key for keys in pending for key in keys))
+        pending = []
+        while self._unlock_later:
+            session, keys = self._unlock_later.popleft()
+            if session == self._session:
+                pending.extend(keys)
+        cur.execute(sql + ", pg_advisory_unlock(%s, %s)" * (len(pending) // 2), params + tuple(pending))
         return cur.fetchone()[0]
 
     def try_lock(self, update_id: int) -> bool:
         with self._mutex, self._cursor() as cur:
-            return bool(self._run(cur, "SELECT pg_try_advisory_lock(%s, %s)", self._keys(update_id)))
+            locked = bool(self._run(cur, "SELECT pg_try_advisory_lock(%s, %s)", self._keys(update_id)))
+            if locked:
+                self._held[update_id] = self._session
+            return locked
 
     def unlock(self, update_id: int) -> None:
         with self._mutex:
-            if self._conn is None or self._conn.closed:
-                return
+            if self._held.pop(update_id, None) != self._session or self._conn is None or self._conn.closed:
+                return  # not held, or held by a connection that is gone (and its locks with it)
             with self._conn.cursor() as cur:
                 self._run(cur, "SELECT pg_advisory_unlock(%s, %s)", self._keys(update_id))
 
     def unlock_later(self, update_id: int) -> None:
-        """Release with the next statement (see the class's docstring); no round trip now."""
-        with self._mutex:
-            if self._conn is not None and not self._conn.closed:
-                self._unlock_later.append(self._keys(update_id))
+        """Release with the next statement (see the class's docstring); no round trip, no wait."""
+        session = self._held.pop(update_id, None)
+        if session is not None:
+            self._unlock_later.append((session, self._keys(update_id)))
 
     def flush(self) -> None:
         """Release the locks :meth:`unlock_later` still holds."""
@@ -154,6 +164,7 @@ class _AdvisoryLocks:
                 self._conn.close()
             self._conn = None
             self._unlock_later.clear()
+            self._held.clear()
 
 
 class WorkerLock:
