@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 
@@ -108,6 +109,28 @@ def test_a_finished_updates_lock_is_released_with_the_next_statement_never_leake
             assert advisory_locks() == 0 and other_process.claim(36) == "{}"
     finally:
         other_process.close()
+
+
+@pytest.mark.postgres_only
+def test_a_lost_lock_connection_is_replaced_and_its_dead_locks_are_not_released_again(engine, inbox):
+    def advisory_locks() -> list[int]:
+        return [row[0] for row in engine.db.execute_sql(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()")]
+
+    with engine.session():
+        assert inbox.accept(41, "{}") is Accepted.NEW_CLAIMED
+        lock_pid = inbox._locks._conn.get_backend_pid()
+        engine.db.execute_sql("SELECT pg_terminate_backend(%s)", (lock_pid,))
+        for _ in range(200):  # until the server has ended that session
+            if not engine.db.execute_sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (lock_pid,)).fetchone():
+                break
+            time.sleep(0.01)
+        inbox.finish(41)  # its lock died with the connection: nothing left to release
+        assert inbox.accept(42, "{}") is Accepted.NEW_CLAIMED  # on a new connection, without an error
+        assert advisory_locks() == [42]
+        inbox.finish(42)
+        inbox.release_finished()
+        assert advisory_locks() == []
 
 
 def test_engine_writes_mark_their_update_in_their_transaction(engine, inbox):

@@ -132,11 +132,22 @@ class _AdvisoryLocks:
         return cur.fetchone()[0]
 
     def try_lock(self, update_id: int) -> bool:
-        with self._mutex, self._cursor() as cur:
-            locked = bool(self._run(cur, "SELECT pg_try_advisory_lock(%s, %s)", self._keys(update_id)))
+        with self._mutex:
+            try:
+                locked = self._try_lock(update_id)
+            except Exception:
+                if self._conn is None or not self._conn.closed:
+                    raise
+                # The server ended this session (a restart, an idle timeout) and psycopg2 noticed
+                # only now; its locks are gone with it. One more try, on a new connection.
+                locked = self._try_lock(update_id)
             if locked:
                 self._held[update_id] = self._session
             return locked
+
+    def _try_lock(self, update_id: int) -> bool:
+        with self._cursor() as cur:
+            return bool(self._run(cur, "SELECT pg_try_advisory_lock(%s, %s)", self._keys(update_id)))
 
     def unlock(self, update_id: int) -> None:
         with self._mutex:
