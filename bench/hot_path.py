@@ -103,6 +103,8 @@ def main() -> None:
                         now = time.process_time()
                         batches.append(1000 * (now - cpu) / BATCH)
                         cpu = now
+            if count % BATCH:  # the last, shorter batch
+                batches.append(1000 * (time.process_time() - cpu) / (count % BATCH))
             wall = time.perf_counter() - wall
             print(f"{count} completions one at a time: {1000 * wall / count:.2f} ms wall each; CPU each "
                   f"(this process, the stand-in included), {len(batches)} batches of {BATCH}: "
