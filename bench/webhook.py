@@ -449,7 +449,10 @@ def main() -> None:
         for key, name in NAMES.items():
             speeds = [r[key]["updates_per_s"] for r in rounds]
             print(f"  {name:<41} {statistics.median(speeds):>8.1f} upd/s  ({min(speeds):.1f}-{max(speeds):.1f})"
-                  f"   CPU {statistics.median(r[key]['cpu_ms'] for r in rounds):5.2f} ms/upd")
+                  f"   p50 {statistics.median(r[key]['p50_ms'] for r in rounds):7.1f} ms"
+                  f"   p99 {statistics.median(r[key]['p99_ms'] for r in rounds):7.1f} ms"
+                  f"   CPU {statistics.median(r[key]['cpu_ms'] for r in rounds):5.2f} ms/upd"
+                  f"   peak RSS {max(r[key]['peak_rss_kib'] for r in rounds) / 1024:.1f} MiB")
         for label, key in (("completions (the goal)", "ours"), ("echo vs echo (server layers alone)", "echo")):
             ratios = [r[key]["updates_per_s"] / r["ptb"]["updates_per_s"] for r in rounds]
             print(f"  ratio, {label}: {statistics.median(ratios):.2f}"
