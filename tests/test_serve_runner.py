@@ -12,8 +12,6 @@ from habitreward.server.runner import BotRunner
 from habitreward.server.service import build_bot
 from habitreward.testing.engines import make_engine
 
-pytestmark = pytest.mark.no_db
-
 
 def closed_port() -> int:
     with socket.socket() as s:  # a port nobody listens on

@@ -2,8 +2,8 @@
 
 PTB is not thread-safe, so nothing outside this thread touches the Application:
 web server threads and the poller hand over an update_id with
-:meth:`BotRunner.submit`, which schedules a coroutine on the loop with
-``asyncio.run_coroutine_threadsafe``. Updates of one user (chat) are processed
+:meth:`BotRunner.submit`, which has the loop start a task for it
+(``loop.call_soon_threadsafe``). Updates of one user (chat) are processed
 one after the other, in the order they arrived; different users' updates run
 concurrently up to ``concurrency``, which is what lets one process keep many
 Bot API calls in flight.
