@@ -57,6 +57,9 @@ class AddHabitConversation:
         async def recall(update: Update, context: BotContext) -> None:
             await update.message.reply_text(f"Colour: {context.user_data.get('colour', '?')}")
 
+        async def motd(update: Update, context: BotContext) -> None:
+            await update.message.reply_text(f"MOTD: {context.bot_data.get('motd', '-')}")
+
         async def store_junk(update: Update, context: BotContext) -> None:
             context.user_data["when"] = object()
             await update.message.reply_text("Stored")
@@ -71,6 +74,7 @@ class AddHabitConversation:
         register(CommandHandler("remember", remember))
         register(CommandHandler("recall", recall))
         register(CommandHandler("junk", store_junk))
+        register(CommandHandler("motd", motd))
 
 
 def with_plugin(engine):
@@ -217,6 +221,34 @@ def test_updates_of_different_users_processed_at_once_keep_their_own_state(bot, 
     for u in users:
         texts = [m["text"] for m in botapi.sent(u)]
         assert texts[-2:] == [f"Added H{u} ({u})", f"Colour: c{u}"]
+
+
+def test_concurrent_updates_each_read_their_state_once_and_see_bot_data_another_process_wrote(
+        bot, engine, botapi, monkeypatch):
+    """Each update reads its rows (bot_data included) in one statement, also when updates of
+    several users are in flight on the loop at once; none reads the table a second time."""
+    import asyncio
+
+    from habitreward.bot.persistence import DatabasePersistence
+    from habitreward.testing.builders import message_update
+
+    assert bot.send(40, "/motd").text == "MOTD: -"
+    asyncio.run(DatabasePersistence(engine).update_bot_data({"motd": "rain at noon"}))  # another process
+
+    reads = []
+    execute_sql = engine.db.execute_sql
+
+    def counting(sql, *args, **kwargs):
+        if "key_values" in sql and sql.lstrip().upper().startswith("SELECT"):
+            reads.append(sql)
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(engine.db, "execute_sql", counting)
+    users = [41, 42, 43, 44, 45]
+    bot.process_concurrently([message_update(u, "/motd") for u in users])
+
+    assert [botapi.sent(u)[-1]["text"] for u in users] == ["MOTD: rain at noon"] * len(users)
+    assert len(reads) == len(users)
 
 
 def test_callback_data_and_bot_data_round_trip_as_json(engine):

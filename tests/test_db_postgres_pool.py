@@ -68,3 +68,60 @@ def test_an_idle_connection_dropped_by_the_server_is_replaced_before_use(pool, d
     old = backend_pid(pool)
     terminate(db_url, old)
     assert backend_pid(pool) not in (old, 0)  # no failure: the check found it dead
+
+
+class CountingCursor(psycopg2.extensions.cursor):
+    """Notes every statement sent to the server (one execute = one round trip)."""
+
+    sent: list[str] = []
+
+    def execute(self, sql, params=None):
+        CountingCursor.sent.append(sql if isinstance(sql, str) else sql.decode())
+        return super().execute(sql, params)
+
+
+@pytest.fixture
+def counted(db_url):
+    database = open_database(db_url, bind=False)
+    database.connect_params["cursor_factory"] = CountingCursor
+    with database.connection_context():
+        database.execute_sql("CREATE TABLE t (v INTEGER CHECK (v > 0))")
+    CountingCursor.sent = []
+    yield database
+    with database.connection_context():
+        database.execute_sql("DROP TABLE t")
+    database.close_all()
+
+
+def values(database: peewee.Database) -> list[int]:
+    return [v for (v,) in database.execute_sql("SELECT v FROM t ORDER BY v").fetchall()]
+
+
+def test_a_transaction_sends_its_begin_with_its_first_statement(counted):
+    with counted.connection_context():
+        with counted.atomic():
+            counted.execute_sql("INSERT INTO t VALUES (1)")
+            counted.execute_sql("INSERT INTO t VALUES (2)")
+        assert CountingCursor.sent == ["BEGIN; INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)", "COMMIT"]
+        with counted.atomic():
+            pass  # nothing to do: nothing sent
+        assert len(CountingCursor.sent) == 3
+        assert values(counted) == [1, 2]
+
+
+def test_a_deferred_begin_keeps_rollbacks_savepoints_and_failures_as_they_were(counted):
+    with counted.connection_context():
+        with pytest.raises(RuntimeError), counted.atomic():
+            counted.execute_sql("INSERT INTO t VALUES (3)")
+            raise RuntimeError("changed my mind")
+        with counted.atomic():
+            counted.execute_sql("INSERT INTO t VALUES (4)")
+            with pytest.raises(peewee.IntegrityError), counted.atomic():  # a savepoint
+                counted.execute_sql("INSERT INTO t VALUES (-5)")
+            counted.execute_sql("INSERT INTO t VALUES (6)")
+        with pytest.raises(peewee.IntegrityError), counted.atomic():
+            counted.execute_sql("INSERT INTO t VALUES (-7)")  # the first statement fails
+        with pytest.raises(RuntimeError), counted.atomic():
+            raise RuntimeError("before any statement")  # nothing to roll back
+        assert values(counted) == [4, 6]
+        assert counted.connection().get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

@@ -59,3 +59,26 @@ def test_another_plugins_matcher_runs_on_a_worker_thread(bot, engine):
     reply = bot.send(6, "read a book")
     assert "<b>Reading</b> done!" in "\n".join(reply.texts)
     assert service.threads and "BotDriver" not in service.threads
+
+
+def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_trip(bot, engine, backend, monkeypatch):
+    """Every statement of a free-text report (the bot state, the gate's user, the match, the
+    completion) runs on a worker thread: the event loop serves other users meanwhile."""
+    if backend != "postgres":
+        return  # on SQLite the reads are local calls, made on the loop on purpose
+    ann = engine.add_user(7, "Ann", active=True)
+    engine.add_habit("Running", owner=ann)
+    engine.add_habit("Reading", owner=ann)
+    assert "<b>Running</b> done!" in "\n".join(bot.send(7, "went for a run").texts)  # warm
+    on_loop: list[str] = []
+    execute_sql = engine.db.execute_sql
+
+    def spy(sql, *args, **kwargs):
+        if threading.current_thread().name == "BotDriver":
+            on_loop.append(sql)
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(engine.db, "execute_sql", spy)
+    reply = bot.send(7, "read a book")
+    assert "<b>Reading</b> done!" in "\n".join(reply.texts)
+    assert on_loop == []

@@ -157,3 +157,25 @@ def test_prune_forgets_only_old_processed_rows(inbox):
     ProcessedUpdate.create(update_id=3, payload="{}", received_at=old)  # never processed: kept
     assert inbox.prune(processed_before=utcnow() - dt.timedelta(days=3)) == 1
     assert sorted(r.update_id for r in ProcessedUpdate.select()) == [2, 3]
+
+
+def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, inbox, backend, monkeypatch):
+    """Its claim (the advisory lock) and the INSERT, which has nothing to share a commit
+    with, so it commits by itself (no BEGIN, no COMMIT)."""
+    if backend != "postgres":
+        return  # SQLite: the transaction is what queues writers (see db._WriteQueue)
+    import psycopg2.extensions
+
+    sent: list[str] = []
+
+    class Counting(psycopg2.extensions.cursor):
+        def execute(self, sql, params=None):
+            sent.append(sql if isinstance(sql, str) else sql.decode())
+            return super().execute(sql, params)
+
+    engine.db.close_all()  # pooled connections are made again, with the counting cursor
+    monkeypatch.setitem(engine.db.connect_params, "cursor_factory", Counting)
+    assert inbox.accept(21, '{"update_id": 21}') is Accepted.NEW_CLAIMED
+    assert [" ".join(sql.split()[:2]) for sql in sent] == ["SELECT pg_try_advisory_lock(%s,", "INSERT INTO"], sent
+    assert row(21).attempts == 1
+    engine.db.close_all()

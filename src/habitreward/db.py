@@ -155,21 +155,56 @@ PG_RECHECK_AFTER_IDLE_SECONDS = 5.0
 
 
 class PostgresqlDatabase(PooledPostgresqlDatabase):
-    """peewee's pooled PostgreSQL database, minus a round trip on nearly every check-out.
+    """peewee's pooled PostgreSQL database, minus two kinds of round trips.
 
-    peewee checks each pooled connection with ``SELECT 1`` when it hands it out, and
-    holds the pool's lock meanwhile, so every thread of the process waits for that
-    round trip; an update borrows a connection five or six times. Here a connection
-    given back less than :data:`PG_RECHECK_AFTER_IDLE_SECONDS` ago is checked locally
-    (psycopg2's closed flag and transaction status); older ones still get peewee's
-    ``SELECT 1``. A connection the server dropped in between fails its next statement
-    (the operation fails, nothing is half-written) and psycopg2 marks it closed, so
-    the pool discards it at the next check-out.
+    * peewee checks each pooled connection with ``SELECT 1`` when it hands it out, and
+      holds the pool's lock meanwhile, so every thread of the process waits for that
+      round trip; an update borrows a connection five or six times. Here a connection
+      given back less than :data:`PG_RECHECK_AFTER_IDLE_SECONDS` ago is checked locally
+      (psycopg2's closed flag and transaction status); older ones still get peewee's
+      ``SELECT 1``. A connection the server dropped in between fails its next statement
+      (the operation fails, nothing is half-written) and psycopg2 marks it closed, so
+      the pool discards it at the next check-out.
+    * peewee sends ``BEGIN`` on its own; here it goes with the transaction's first
+      statement (``BEGIN; <statement>``, one round trip). A statement that fails leaves
+      the transaction aborted, as it would after a separate BEGIN, and the rollback
+      follows as usual; a transaction with no statement sends nothing at all.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._given_back: dict[int, float] = {}  # conn_key -> time.monotonic() of its check-in
+
+    # --- BEGIN with the first statement -----------------------------------------------
+
+    def begin(self, isolation_level: Any = None) -> None:
+        if isolation_level is not None or self._isolation_level:
+            return super().begin(isolation_level)
+        # The connection the BEGIN belongs to (peewee's state is per thread): a deferred
+        # BEGIN never leaks to a later connection of this thread.
+        self._state.deferred_begin = self.connection()
+
+    def _take_deferred_begin(self) -> bool:
+        pending = getattr(self._state, "deferred_begin", None)
+        if pending is None:
+            return False
+        self._state.deferred_begin = None
+        return pending is self._state.conn
+
+    def _execute_cursor(self, sql: str, params: Any, **cursor_options: Any) -> Any:
+        if self._take_deferred_begin():
+            sql = "BEGIN; " + sql
+        return super()._execute_cursor(sql, params, **cursor_options)
+
+    def commit(self) -> None:
+        if not self._take_deferred_begin():
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self._take_deferred_begin():
+            super().rollback()
+
+    # --- pooled connections without a check on every check-out --------------------------
 
     def _is_closed(self, conn: Any) -> bool:
         given_back = self._given_back.pop(self.conn_key(conn), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from telegram.ext import (
 )
 
 from habitreward.bot.context import BotContext
+from habitreward.bot.handlers.common import read_user_early, use_user_read_early
 from habitreward.bot.persistence import DatabasePersistence
 from habitreward.bot.request import make_bot_request
 from habitreward.db import is_postgres
@@ -48,21 +50,24 @@ class HabitRewardApplication(Application):
         self.plugin_commands: list[tuple[str, str]] = []
         self._conversations_found: tuple[tuple, list[ConversationHandler]] = ((), [])
         self._reads_wait_on_network = is_postgres(engine.db)
+        #: Read each update's user row together with its bot state (set when the gate is
+        #: installed: it reads the row of every update; see ``handlers.common.user_read_early``).
+        self.read_user_early = False
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
-        token = await self._refresh_state(update) if persistent else []  # type: ignore[arg-type]
+        token = await self._refresh_state(update) if persistent else None  # type: ignore[arg-type]
         try:
             await super().process_update(update)
         finally:
-            if persistent:
+            if token is not None:
                 self.persistence.end_update(token)  # type: ignore[union-attr]
                 try:
                     await self.update_persistence()
                 except Exception as exc:  # e.g. user_data that is not JSON
                     await self.process_error(update=update, error=exc)
 
-    async def _refresh_state(self, update: Update) -> list:
+    async def _refresh_state(self, update: Update) -> contextvars.Token:
         """Load this update's state of every persistent ConversationHandler from the database.
 
         PTB keeps conversation states in memory after start-up; another process may
@@ -82,9 +87,13 @@ class HabitRewardApplication(Application):
         user, chat = update.effective_user, update.effective_chat
         args = (user.id if user else None, chat.id if chat else None, [(h.name, key) for h, key in wanted])
         if self._reads_wait_on_network:
-            states, token = await asyncio.to_thread(persistence.begin_update, *args)
+            # One worker-thread hop for every read the update needs before its handlers run.
+            user_id = args[0] if self.read_user_early else None
+            states, rows, user_row = await asyncio.to_thread(self._read_state, persistence, args, user_id)
+            if user_row is not None:
+                use_user_read_early(user_row)
         else:
-            states, token = persistence.begin_update(*args)
+            states, rows = persistence.begin_update(*args)
         for handler, key in wanted:
             conversations = handler._conversations  # noqa: SLF001
             state = states.get((handler.name, key))
@@ -92,7 +101,11 @@ class HabitRewardApplication(Application):
                 conversations.data.pop(key, None)  # without marking it as a write
             else:
                 conversations.update_no_track({key: state})
-        return token
+        return persistence.use_update_rows(rows)
+
+    def _read_state(self, persistence: DatabasePersistence, args: tuple, user_id: int | None) -> tuple:
+        states, rows = persistence.begin_update(*args)
+        return states, rows, read_user_early(self.engine, user_id) if user_id is not None else None
 
     def _persistent_conversations(self) -> list[ConversationHandler]:
         """The persistent ConversationHandlers, nested ones included; looked for again only

@@ -26,6 +26,7 @@ operations stay transactional, so at worst a conversation step is repeated.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Iterable
@@ -51,6 +52,13 @@ if TYPE_CHECKING:
     from habitreward.engine import Engine
 
 logger = logging.getLogger(__name__)
+
+#: The rows the update being handled in this context read in :meth:`DatabasePersistence.begin_update`.
+#: Per update, not per persistence: updates of different users run concurrently on one loop, and the
+#: bot_data row is read by each of them.
+_update_rows: contextvars.ContextVar[dict[tuple[str, str], str | None] | None] = contextvars.ContextVar(
+    "habitreward_update_rows", default=None
+)
 
 
 def _dumps(value: Any, what: str) -> str:
@@ -80,8 +88,6 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # Last JSON read from or written to the database per (namespace, key): lets
         # refresh skip unchanged rows and update skip writes that change nothing.
         self._known: dict[tuple[str, str], str | None] = {}
-        # Rows read in one query at the start of an update (see begin_update).
-        self._prefetched: dict[tuple[str, str], str | None] = {}
 
     # --- rows -------------------------------------------------------------------------
 
@@ -93,9 +99,9 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return dict(rows)
 
     def _load(self, namespace: str, key: str) -> str | None:
-        if (namespace, key) in self._prefetched:
-            # Used once: a later refresh (the next update) must read the database again.
-            return self._prefetched.pop((namespace, key))
+        prefetched = _update_rows.get()
+        if prefetched is not None and (namespace, key) in prefetched:
+            return prefetched[(namespace, key)]
         with self.engine.session():
             row = (KeyValue.select(KeyValue.value)
                    .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
@@ -162,14 +168,10 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return conversations
 
     def begin_update(self, user_id: int | None, chat_id: int | None,
-                     conversations: Iterable[tuple[str, tuple]]) -> tuple[dict[tuple[str, tuple], object], list]:
+                     conversations: Iterable[tuple[str, tuple]]) -> tuple[dict[tuple[str, tuple], object], dict]:
         """Read this update's rows (user, chat and bot data, conversation states) in one
-        query, for the refresh_* calls PTB makes right after; returns the conversation
-        states and a token for :meth:`end_update`.
-
-        Safe with updates of different users processed concurrently on the loop (as
-        ``habitreward serve`` does): each prefetched row is used once, by the refresh
-        that follows at once, and rows of one user are never in flight twice.
+        query; returns the conversation states and the data rows, which
+        :meth:`use_update_rows` hands to the refresh_* calls PTB makes right after.
         """
         by_row = {conversation_row_key(name, key): (name, key) for name, key in conversations}
         wanted = [(CONVERSATIONS, row_key) for row_key in by_row]
@@ -180,7 +182,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         if self.store_data.bot_data:
             wanted.append((BOT_DATA, BOT_DATA_KEY))
         if not wanted:
-            return {}, []
+            return {}, {}
         # namespace IN (...) AND key IN (...): a superset of the wanted pairs, filtered
         # below; cheaper to build and run than an OR of pairs, and just as indexed.
         wanted_set = set(wanted)
@@ -194,14 +196,18 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
             self._known[(CONVERSATIONS, row_key)] = text
             if text is not None:
                 states[pair] = json.loads(text)
-        data_rows = [row for row in wanted if row[0] != CONVERSATIONS]
-        self._prefetched.update({row: found.get(row) for row in data_rows})
-        return states, data_rows
+        return states, {row: found.get(row) for row in wanted if row[0] != CONVERSATIONS}
 
-    def end_update(self, token: list) -> None:
-        """Drop what this update prefetched and did not use (no handler matched it)."""
-        for row in token:
-            self._prefetched.pop(row, None)
+    @staticmethod
+    def use_update_rows(rows: dict) -> contextvars.Token:
+        """Let the refresh_* calls of the update handled in this context (an asyncio task)
+        use ``rows`` from :meth:`begin_update` instead of reading again; :meth:`end_update`
+        with the returned token ends that."""
+        return _update_rows.set(rows)
+
+    @staticmethod
+    def end_update(token: contextvars.Token) -> None:
+        _update_rows.reset(token)
 
     def load_conversation_states(self, wanted: Iterable[tuple[str, tuple]]) -> dict[tuple[str, tuple], object]:
         """Current states of (conversation name, key) pairs, in one query; absent = no conversation."""

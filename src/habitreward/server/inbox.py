@@ -285,6 +285,7 @@ class _GroupCommit:
     carries many updates (a commit is the expensive part: a WAL write, an fsync
     on PostgreSQL), and SQLite's busy-wait back-off (sleeps of up to 100 ms) is
     never hit between this process's own writers. A failing write fails its batch.
+    Each op must be correct without a transaction around it (a lone op on PostgreSQL).
     """
 
     class _Item:
@@ -298,6 +299,10 @@ class _GroupCommit:
         self._lock = threading.Lock()
         self._mutex = threading.Lock()
         self._queue: list[_GroupCommit._Item] = []
+        # On PostgreSQL a batch of one runs without BEGIN/COMMIT (each statement commits by
+        # itself: one round trip instead of three). Every op here is correct that way; on
+        # SQLite the transaction is what queues the writer (see db._WriteQueue), so it stays.
+        self._lone_autocommits = is_postgres(engine.db)
 
     def run(self, op: Callable[[], Any]) -> Any:
         item = self._Item(op)
@@ -308,9 +313,13 @@ class _GroupCommit:
                 with self._mutex:
                     batch, self._queue = self._queue, []
                 try:
-                    with self.engine.session(), self.engine.db.atomic():
-                        for queued in batch:
-                            queued.result = queued.op()
+                    with self.engine.session():
+                        if len(batch) == 1 and self._lone_autocommits:
+                            batch[0].result = batch[0].op()
+                        else:
+                            with self.engine.db.atomic():
+                                for queued in batch:
+                                    queued.result = queued.op()
                 except BaseException as exc:
                     for queued in batch:
                         queued.error = exc

@@ -13,6 +13,7 @@ retried after ``retry_after``, and a user who blocked the bot is logged.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import warnings
@@ -57,6 +58,33 @@ async def run_engine(engine: Any, call: Callable[..., Any], *args: Any, **kwargs
     if is_postgres(engine.db):
         return await asyncio.to_thread(call, *args, **kwargs)
     return call(*args, **kwargs)
+
+
+#: The user row of the update handled in this context (an asyncio task), read before the
+#: handlers run together with the update's bot state (see ``bot/app.py``): on PostgreSQL the
+#: gate then needs no round trip of its own, which would stall the event loop.
+_USER_READ_EARLY: contextvars.ContextVar[tuple[int, User | None] | None] = contextvars.ContextVar(
+    "habitreward_user_read_early", default=None
+)
+
+
+def read_user_early(engine: Any, telegram_id: int) -> tuple[int, User | None]:
+    """Read the user row for :func:`user_read_early` (from any thread)."""
+    return telegram_id, engine.find_user(telegram_id)
+
+
+def use_user_read_early(row: tuple[int, User | None]) -> None:
+    _USER_READ_EARLY.set(row)
+
+
+def user_read_early(engine: Any, telegram_id: int) -> User | None:
+    """The gate's user row: the one read with the update's state (taken once), else the database's."""
+    early = _USER_READ_EARLY.get()
+    if early is not None:
+        _USER_READ_EARLY.set(None)
+        if early[0] == telegram_id:
+            return early[1]
+    return engine.find_user(telegram_id)
 
 
 def remember_user(context: Any, user: User) -> None:
