@@ -3,6 +3,7 @@
 
     pip install -e '.[bench]'          # tornado, for PTB's run_webhook
     python bench/webhook.py                                   # SQLite in a temp dir
+    python bench/webhook.py --workers 1,2,3                   # completions with 1, 2 and 3 workers
     python bench/webhook.py --postgres postgresql://postgres@127.0.0.1:5432/test
     python bench/webhook.py --users 300 --clients 24
     python bench/webhook.py --profile /tmp/prof   # + py-spy profiles of each server under the load
@@ -17,7 +18,9 @@ until the stand-in receives the bot's reply (sendMessage) for it.
   the habit, streak, weighted reward draw, pieces) through the inbox, answered
   with the bot's completion message.
 - PTB baseline: ``Application.run_webhook`` (tornado) with one handler that
-  echoes the text back; no database at all.
+  echoes the text back; no database at all. PTB has no way to run one bot's
+  webhook in several processes; habitreward's completions are measured with one
+  process and with ``serve --workers N`` (``--workers``, default 1 and 2).
 
 Reported: updates/s (first POST to last reply), p50/p99 latency, the server
 process's CPU time per update (user + system during the measured load; steadier
@@ -320,15 +323,15 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
         (workdir / "bench_echo_plugin.py").write_text(ECHO_PLUGIN)
         env.update(HABITREWARD_EXTRA_PLUGINS="bench_echo_plugin",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")])))
-    log = open(workdir / f"habitreward-serve{'-echo' if echo else ''}.log", "wb")
+    name = ("habitreward-echo" if echo else "habitreward-completions") + (f"-{workers}-workers" if workers > 1 else "")
+    log = open(workdir / f"{name}.log", "wb")
     command = [HABITREWARD_BIN, "serve", "--webhook", "--port", str(port), "--threads", str(threads)]
     if concurrency:
         command += ["--concurrency", str(concurrency)]
     if workers > 1:
         command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-    return measure(proc, log, port, derive_webhook_secret(TOKEN), standin, warmup, load, clients, profile_dir,
-                   "habitreward-echo" if echo else "habitreward-completions")
+    return measure(proc, log, port, derive_webhook_secret(TOKEN), standin, warmup, load, clients, profile_dir, name)
 
 
 def bench_ptb(standin: TimingStandIn, warmup: list[dict], load: list[dict], clients: int,
@@ -380,11 +383,21 @@ def fresh_postgres(admin_url: str) -> tuple[str, Any]:
 
 
 def show(name: str, r: dict[str, Any]) -> None:
-    print(f"{name:<43} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
+    print(f"{name:<56} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
           f"   CPU {r['cpu_ms']:>5.2f} ms/upd"
           f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
           f"   load CPU {r['load_cpu_ms']:.2f} ms/upd"
           f"   {r['answered']}/{r['updates']} answered, {r['error_count']} errors {r['errors'] or ''}")
+
+
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not counts or any(n < 1 for n in counts) or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"worker counts must be distinct numbers >= 1: {text!r}")
+    return counts
 
 
 def main() -> None:
@@ -393,10 +406,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections posting updates")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="serve --workers: habitreward's worker processes (CPU and memory are summed over them)")
+    default_workers = "1,2" if (os.cpu_count() or 1) > 1 else "1"
+    parser.add_argument("--workers", type=worker_counts, default=worker_counts(default_workers),
+                        metavar="N[,N...]",
+                        help="serve --workers: habitreward's worker processes; completions are measured "
+                             "for each count given, the echo with the first (CPU and memory are summed "
+                             f"over a server's processes; default: {default_workers})")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="measure the three servers this many times, taking turns (a shared machine's "
+                        help="measure the servers this many times, taking turns (a shared machine's "
                              "speed drifts: each round compares servers measured moments apart)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
     parser.add_argument("--profile", metavar="DIR", type=Path,
@@ -408,6 +425,7 @@ def main() -> None:
 
     warmup_users = 20
     block = args.users + warmup_users  # the seeded users one round of completions uses up
+    names = server_names(args.workers)
 
     def updates(base: int, round_: int) -> tuple[list[dict], list[dict]]:
         """(warm-up, load) of one round: users no other round or server uses (every reply is
@@ -424,51 +442,62 @@ def main() -> None:
         else:
             database_url = f"sqlite:///{workdir / 'bench.db'}"
         try:
-            seed(database_url, block * args.rounds)
+            seed(database_url, block * args.rounds * len(args.workers))
             print(f"{args.users * len(HABITS)} updates per server and round, {args.rounds} round(s), "
                   f"{args.clients} client connections, habitreward on "
-                  f"{'PostgreSQL' if args.postgres else 'SQLite'} with {args.workers} worker process(es), "
-                  f"{os.cpu_count()} CPUs")
+                  f"{'PostgreSQL' if args.postgres else 'SQLite'} with "
+                  f"{' and '.join(map(str, args.workers))} worker process(es), {os.cpu_count()} CPUs")
             for round_ in range(args.rounds):
                 profile = args.profile if round_ == 0 else None
-                ptb = bench_ptb(standin, *updates(1_000_000, round_), args.clients, workdir, profile)
-                echo = bench_habitreward(database_url, standin, *updates(2_000_000, round_), args.clients,
-                                         args.threads, workdir, echo=True, concurrency=args.concurrency,
-                                         profile_dir=profile, workers=args.workers)
-                ours = bench_habitreward(database_url, standin, *updates(100_000, round_), args.clients,
-                                         args.threads, workdir, concurrency=args.concurrency,
-                                         profile_dir=profile, workers=args.workers)
-                rounds.append({"ptb": ptb, "echo": echo, "ours": ours})
+                results = {"ptb": bench_ptb(standin, *updates(1_000_000, round_), args.clients, workdir, profile)}
+                results["echo"] = bench_habitreward(
+                    database_url, standin, *updates(2_000_000, round_), args.clients, args.threads, workdir,
+                    echo=True, concurrency=args.concurrency, profile_dir=profile, workers=args.workers[0])
+                for i, workers in enumerate(args.workers):
+                    # Seeded users: each worker count completes habits of users of its own.
+                    results[f"ours:{workers}"] = bench_habitreward(
+                        database_url, standin, *updates(100_000 + i * block * args.rounds, round_), args.clients,
+                        args.threads, workdir, concurrency=args.concurrency, profile_dir=profile, workers=workers)
+                rounds.append(results)
                 print(f"round {round_ + 1}:")
-                show_round(rounds[-1])
+                show_round(results, names)
         finally:
             if drop is not None:
                 drop()
     if len(rounds) > 1:
         print(f"median of {len(rounds)} rounds:")
-        for key, name in NAMES.items():
+        for key, name in names.items():
             speeds = [r[key]["updates_per_s"] for r in rounds]
-            print(f"  {name:<41} {statistics.median(speeds):>8.1f} upd/s  ({min(speeds):.1f}-{max(speeds):.1f})"
+            print(f"  {name:<54} {statistics.median(speeds):>8.1f} upd/s  ({min(speeds):.1f}-{max(speeds):.1f})"
                   f"   p50 {statistics.median(r[key]['p50_ms'] for r in rounds):7.1f} ms"
                   f"   p99 {statistics.median(r[key]['p99_ms'] for r in rounds):7.1f} ms"
                   f"   CPU {statistics.median(r[key]['cpu_ms'] for r in rounds):5.2f} ms/upd"
                   f"   peak RSS {max(r[key]['peak_rss_kib'] for r in rounds) / 1024:.1f} MiB")
-        for label, key in (("completions (the goal)", "ours"), ("echo vs echo (server layers alone)", "echo")):
+        for label, key in ratio_lines(args.workers):
             ratios = [r[key]["updates_per_s"] / r["ptb"]["updates_per_s"] for r in rounds]
             print(f"  ratio, {label}: {statistics.median(ratios):.2f}"
                   f"   (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
-NAMES = {"ptb": "PTB run_webhook, echo", "echo": "habitreward serve --webhook, echo",
-         "ours": "habitreward serve --webhook, completions"}
+def server_names(workers: list[int]) -> dict[str, str]:
+    names = {"ptb": "PTB run_webhook, echo", "echo": "habitreward serve --webhook, echo"}
+    for n in workers:
+        names[f"ours:{n}"] = "habitreward serve --webhook, completions" + ("" if n == 1 else f", {n} workers")
+    return names
 
 
-def show_round(results: dict[str, dict[str, Any]]) -> None:
-    for key, name in NAMES.items():
+def ratio_lines(workers: list[int]) -> list[tuple[str, str]]:
+    """(label, key) of each ratio to PTB's echo: completions per worker count (the goal), then the echo."""
+    lines = [(f"completions{'' if n == 1 else f' with {n} workers'} (the goal)", f"ours:{n}") for n in workers]
+    return lines + [("echo vs echo (server layers alone)", "echo")]
+
+
+def show_round(results: dict[str, dict[str, Any]], names: dict[str, str]) -> None:
+    for key, name in names.items():
         show("  " + name, results[key])
     ptb = results["ptb"]["updates_per_s"]
-    print(f"  ratio, completions (the goal): {results['ours']['updates_per_s'] / ptb:.2f}"
-          f"   ratio, echo vs echo (server layers alone): {results['echo']['updates_per_s'] / ptb:.2f}")
+    print("  " + "   ".join(f"ratio, {label}: {results[key]['updates_per_s'] / ptb:.2f}"
+                           for label, key in ratio_lines(sorted({int(k[5:]) for k in results if k[:5] == 'ours:'}))))
 
 
 if __name__ == "__main__":
