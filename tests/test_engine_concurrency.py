@@ -120,3 +120,23 @@ def test_two_processes_on_postgres(engine, db_url):
         pieces = {p.reward.name: p.pieces_earned for p in RewardProgress.select()}
     assert pieces.get("Coffee") == 1
     assert pieces.get("Coffee", 0) + pieces.get("Tea", 0) == len(fresh)
+
+
+def test_a_progress_row_stored_after_the_draw_read_it_gets_the_piece(engine, monkeypatch):
+    """The draw found no progress row, then a writer that does not take the user's lock (an
+    import, say) stored one: the piece goes to that row, nothing fails, no second row."""
+    user = engine.add_user(1, "Ann", active=True)
+    habit = engine.add_habit("Run")
+    reward = engine.add_reward("Coffee", weight=1000, pieces_required=5, max_per_day=0)
+    real = engine._candidates
+
+    def candidates(*args, **kwargs):
+        found = real(*args, **kwargs)
+        RewardProgress.create(user=user.id, reward=reward.id, pieces_earned=2, claimed=False, times_claimed=0)
+        return found
+
+    monkeypatch.setattr(engine, "_candidates", candidates)
+    result = engine.complete(user, habit)
+    assert result.reward is not None and result.reward.id == reward.id
+    with engine.session():
+        assert [(p.pieces_earned, p.claimed) for p in RewardProgress.select()] == [(3, False)]

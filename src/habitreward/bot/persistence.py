@@ -108,8 +108,10 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         return row[0] if row else None
 
     def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
-        text = _dumps(value, what)
         known = self._known.get((namespace, key))
+        if not value and isinstance(value, dict) and known in (None, "{}"):
+            return  # the usual case (PTB asks after every update): empty, and stored as empty or not at all
+        text = _dumps(value, what)
         if known == text or (known is None and text == "{}"):
             return  # unchanged, or empty and never stored: no row for every passer-by
         now = utcnow()

@@ -263,11 +263,14 @@ class Prepared:
 
 
 def prepared_insert(model: type[peewee.Model], fields: Sequence[peewee.Field], *,
-                    on_conflict_ignore: bool = False) -> Prepared:
+                    on_conflict_ignore: bool = False,
+                    skip_if_exists: Sequence[peewee.Field] = ()) -> Prepared:
     """``model.insert`` of exactly ``fields`` (values in that order), compiled once.
 
-    Every field with a default must be listed: a default left out would be frozen
-    into the SQL at its first value.
+    ``on_conflict_ignore``: any conflict skips the row. ``skip_if_exists``: a row with the
+    same values of these (unique) columns skips it (``ON CONFLICT (...) DO NOTHING``);
+    other constraint errors still raise. Every field with a default must be listed: a
+    default left out would be frozen into the SQL at its first value.
     """
     listed = set(fields)
     missing = [f.name for f in model._meta.sorted_fields
@@ -277,6 +280,8 @@ def prepared_insert(model: type[peewee.Model], fields: Sequence[peewee.Field], *
 
     def build(*slots: Slot) -> Any:
         query = model.insert({f: Slot(s.index, f.db_value) for f, s in zip(fields, slots)})
+        if skip_if_exists:
+            return query.on_conflict(conflict_target=list(skip_if_exists), action="NOTHING")
         return query.on_conflict_ignore() if on_conflict_ignore else query
 
     return Prepared(build, len(fields))

@@ -30,7 +30,9 @@ _INSERT_PROGRESS_FIELDS = (
     RewardProgress.user, RewardProgress.reward, RewardProgress.pieces_earned, RewardProgress.claimed,
     RewardProgress.times_claimed, RewardProgress.created_at, RewardProgress.updated_at,
 )
-_INSERT_PROGRESS = prepared_insert(RewardProgress, _INSERT_PROGRESS_FIELDS)
+# A row stored meanwhile by a writer that does not take the user's lock wins (no id comes back).
+_INSERT_PROGRESS = prepared_insert(RewardProgress, _INSERT_PROGRESS_FIELDS,
+                                   skip_if_exists=(RewardProgress.user, RewardProgress.reward))
 _UPDATE_PROGRESS = Prepared(
     lambda pieces, claimed, updated_at, progress_id: RewardProgress.update(
         {RewardProgress.pieces_earned: Slot(pieces.index, RewardProgress.pieces_earned.db_value),
@@ -166,17 +168,15 @@ class TrackingMixin(EngineBase):
         that query found no row, so the first piece is inserted at once.
         """
         if absent:
-            try:
-                now = utcnow()
-                progress = RewardProgress(user=user.id, reward=reward.id, pieces_earned=1, claimed=False,
-                                          times_claimed=0, created_at=now, updated_at=now)
-                with self.db.atomic():  # a savepoint: a row stored meanwhile by a lock-free writer wins
-                    progress.id = _INSERT_PROGRESS.insert(
-                        self.db, *(progress.__data__[f.name] for f in _INSERT_PROGRESS_FIELDS))
+            now = utcnow()
+            progress = RewardProgress(user=user.id, reward=reward.id, pieces_earned=1, claimed=False,
+                                      times_claimed=0, created_at=now, updated_at=now)
+            values = (progress.__data__[f.name] for f in _INSERT_PROGRESS_FIELDS)
+            progress.id = _INSERT_PROGRESS.insert(self.db, *values)
+            if progress.id is not None:
                 progress.reward = reward
                 return progress
-            except peewee.IntegrityError:
-                pass
+            read = None  # another writer stored the row meanwhile: add the piece to it
         progress = read if read is not None else RewardProgress.get_or_create(user=user.id, reward=reward.id)[0]
         if progress.claimed:
             progress.claimed = False
