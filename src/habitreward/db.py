@@ -193,7 +193,10 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
 
     def _execute_cursor(self, sql: str, params: Any, **cursor_options: Any) -> Any:
         if self._take_deferred_begin():
-            sql = "BEGIN; " + sql
+            if cursor_options:  # a named (server-side) cursor wraps its statement: BEGIN goes alone
+                super()._execute_cursor("BEGIN", None)
+            else:
+                sql = "BEGIN; " + sql
         return super()._execute_cursor(sql, params, **cursor_options)
 
     def commit(self) -> None:

@@ -60,6 +60,7 @@ class HabitRewardApplication(Application):
         try:
             await super().process_update(update)
         finally:
+            use_user_read_early(None)  # a row the gate did not take must not serve a later update
             if token is not None:
                 self.persistence.end_update(token)  # type: ignore[union-attr]
                 try:

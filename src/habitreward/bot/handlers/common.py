@@ -73,7 +73,8 @@ def read_user_early(engine: Any, telegram_id: int) -> tuple[int, User | None]:
     return telegram_id, engine.find_user(telegram_id)
 
 
-def use_user_read_early(row: tuple[int, User | None]) -> None:
+def use_user_read_early(row: tuple[int, User | None] | None) -> None:
+    """Offer ``row`` to the gate of the update handled in this context (None: offer nothing)."""
     _USER_READ_EARLY.set(row)
 
 
