@@ -23,9 +23,9 @@ until the stand-in receives the bot's reply (sendMessage) for it.
   process and with ``serve --workers N`` (``--workers``, default 1 and 2).
 
 Reported: updates/s (first POST to last reply), p50/p99 latency, the server
-process's CPU time per update (user + system during the measured load; steadier
-than updates/s on a shared machine), resident memory (VmRSS after the run and
-peak VmHWM) of each server process, and the throughput ratio habitreward / PTB
+process's CPU time per update (user + system during the measured load, and the
+system part; steadier than updates/s on a shared machine), resident memory (VmRSS
+after the run and peak VmHWM) of each server process, and the throughput ratio habitreward / PTB
 (goal >= 1.0). The servers take turns for ``--rounds`` rounds (each a fresh
 process and fresh users), and the median of the rounds' ratios is the result:
 a shared machine's speed drifts by a third over minutes, so only servers
@@ -185,17 +185,19 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process and its descendants have used so far, in seconds (Linux)."""
-    total = 0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time a process and its descendants have used so far, in seconds (Linux)."""
+    user = system = 0
     for member in process_tree(pid):
         try:
             with open(f"/proc/{member}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])
+        system += int(fields[12])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
 
 
 @contextlib.contextmanager
@@ -352,10 +354,13 @@ def measure(proc: subprocess.Popen, log: Any, port: int, secret: str, standin: T
     try:
         wait_for_port(port)
         drive(port, "/webhook/telegram", secret, warmup, clients, standin)
-        cpu_before = cpu_seconds(proc.pid)
+        user_before, system_before = cpu_seconds(proc.pid)
         with profiled(proc.pid, profile_dir, name):
             result = drive(port, "/webhook/telegram", secret, load, clients, standin)
-        result["cpu_ms"] = 1000 * (cpu_seconds(proc.pid) - cpu_before) / max(result["answered"], 1)
+        user, system = cpu_seconds(proc.pid)
+        answered = max(result["answered"], 1)
+        result["cpu_ms"] = 1000 * (user - user_before + system - system_before) / answered
+        result["sys_ms"] = 1000 * (system - system_before) / answered
         result["rss_kib"], result["peak_rss_kib"] = memory_kib(proc.pid)
         return result
     finally:
@@ -384,7 +389,7 @@ def fresh_postgres(admin_url: str) -> tuple[str, Any]:
 
 def show(name: str, r: dict[str, Any]) -> None:
     print(f"{name:<56} {r['updates_per_s']:>8.1f} upd/s   p50 {r['p50_ms']:>7.1f} ms   p99 {r['p99_ms']:>7.1f} ms"
-          f"   CPU {r['cpu_ms']:>5.2f} ms/upd"
+          f"   CPU {r['cpu_ms']:>5.2f} ms/upd (sys {r['sys_ms']:.2f})"
           f"   RSS {r['rss_kib'] / 1024:>6.1f} MiB (peak {r['peak_rss_kib'] / 1024:.1f})"
           f"   load CPU {r['load_cpu_ms']:.2f} ms/upd"
           f"   {r['answered']}/{r['updates']} answered, {r['error_count']} errors {r['errors'] or ''}")
@@ -472,6 +477,7 @@ def main() -> None:
                   f"   p50 {statistics.median(r[key]['p50_ms'] for r in rounds):7.1f} ms"
                   f"   p99 {statistics.median(r[key]['p99_ms'] for r in rounds):7.1f} ms"
                   f"   CPU {statistics.median(r[key]['cpu_ms'] for r in rounds):5.2f} ms/upd"
+                  f" (sys {statistics.median(r[key]['sys_ms'] for r in rounds):.2f})"
                   f"   peak RSS {max(r[key]['peak_rss_kib'] for r in rounds) / 1024:.1f} MiB")
         for label, key in ratio_lines(args.workers):
             ratios = [r[key]["updates_per_s"] / r["ptb"]["updates_per_s"] for r in rounds]
