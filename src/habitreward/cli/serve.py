@@ -68,8 +68,8 @@ def _protect_logs(app: AppContext) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), envvar="HABITREWARD_WORKERS",
               show_envvar=True,
               help="Webhook worker processes sharing the port, on SQLite or PostgreSQL (one process uses one "
-                   "CPU core). More than 1: this process supervises them (restarts one that dies, forwards "
-                   "SIGTERM/SIGINT). Webhook only.")
+                   "CPU core: start with one per core). More than 1: this process supervises them (restarts "
+                   "one that dies, forwards SIGTERM/SIGINT). Webhook only.")
 @click.option("--worker", "worker_spec", hidden=True, metavar="N:LISTEN_FD:CONTROL_FD",
               help="Internal: run as worker N of a `serve --workers` supervisor.")
 @pass_app
