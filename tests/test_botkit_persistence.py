@@ -251,6 +251,30 @@ def test_concurrent_updates_each_read_their_state_once_and_see_bot_data_another_
     assert len(reads) == len(users)
 
 
+def test_on_postgres_a_dialog_step_writes_its_state_off_the_event_loop(bot, engine, backend, monkeypatch):
+    """A changed conversation state or user_data is written on a worker thread: on PostgreSQL
+    a write is a round trip, and the event loop serves other users meanwhile."""
+    import threading
+
+    if backend != "postgres":
+        pytest.skip("on SQLite a write is a local call, made on the loop on purpose")
+    writes: list[tuple[str, str]] = []
+    execute_sql = engine.db.execute_sql
+
+    def spy(sql, *args, **kwargs):
+        if "key_values" in sql and not sql.lstrip().upper().startswith("SELECT"):
+            writes.append((threading.current_thread().name, sql.split()[0]))
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(engine.db, "execute_sql", spy)
+    assert bot.send(50, "/add").text == "Name of the habit?"
+    assert bot.send(50, "Stretching").text == "Weight of Stretching?"
+    assert bot.send(50, "2").text == "Added Stretching (2)"
+    assert writes, "the dialog wrote its state"
+    assert [thread for thread, _ in writes if thread == "BotDriver"] == []
+    assert conversation_rows() == []  # ended: its row deleted
+
+
 def test_callback_data_and_bot_data_round_trip_as_json(engine):
     import asyncio
 

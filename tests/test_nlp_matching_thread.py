@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from habitreward import hookimpl
 from habitreward.plugins import nlp
 from habitreward.testing.engines import make_engine
@@ -65,7 +67,7 @@ def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_tri
     """Every statement of a free-text report (the bot state, the gate's user, the match, the
     completion) runs on a worker thread: the event loop serves other users meanwhile."""
     if backend != "postgres":
-        return  # on SQLite the reads are local calls, made on the loop on purpose
+        pytest.skip("on SQLite the reads are local calls, made on the loop on purpose")
     ann = engine.add_user(7, "Ann", active=True)
     engine.add_habit("Running", owner=ann)
     engine.add_habit("Reading", owner=ann)

@@ -10,7 +10,8 @@ How it stays correct with several processes (see ``bot/app.py``):
 * Writes are immediate, not every ``update_interval`` seconds: the Application
   calls ``update_persistence()`` right after each update, so conversation states
   and user/chat data are in the database before the next update of that user can
-  reach any process. Unchanged documents are not written again.
+  reach any process. Unchanged documents are not written again. On PostgreSQL a
+  write runs on a worker thread (a round trip the event loop need not wait for).
 * Reads are fresh: before an update is handled, the Application reads that user's,
   chat's and the bot's rows and the states of its persistent ConversationHandlers
   for the update's key in one query (``begin_update``); PTB's ``refresh_user_data`` /
@@ -26,6 +27,7 @@ operations stay transactional, so at worst a conversation step is repeated.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -45,6 +47,7 @@ from habitreward.bot.state import (  # noqa: F401  (forget_user re-exported)
     conversation_row_key,
     forget_user,
 )
+from habitreward.db import is_postgres
 from habitreward.engine.prepared import PreparedShapes
 from habitreward.models import KeyValue, utcnow
 
@@ -88,6 +91,7 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
         # Last JSON read from or written to the database per (namespace, key): lets
         # refresh skip unchanged rows and update skip writes that change nothing.
         self._known: dict[tuple[str, str], str | None] = {}
+        self._writes_wait_on_network = is_postgres(engine.db)
 
     # --- rows -------------------------------------------------------------------------
 
@@ -107,13 +111,16 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                    .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
         return row[0] if row else None
 
-    def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
+    async def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
         known = self._known.get((namespace, key))
         if not value and isinstance(value, dict) and known in (None, "{}"):
             return  # the usual case (PTB asks after every update): empty, and stored as empty or not at all
         text = _dumps(value, what)
         if known == text or (known is None and text == "{}"):
             return  # unchanged, or empty and never stored: no row for every passer-by
+        await self._off_the_loop(self._store, namespace, key, text)
+
+    def _store(self, namespace: str, key: str, text: str) -> None:
         now = utcnow()
         with self.engine.session():
             (KeyValue.insert(namespace=namespace, key=key, value=text, updated_at=now)
@@ -122,10 +129,21 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
              .execute())
         self._known[(namespace, key)] = text
 
-    def _delete(self, namespace: str, key: str) -> None:
+    async def _delete(self, namespace: str, key: str) -> None:
+        await self._off_the_loop(self._remove, namespace, key)
+
+    def _remove(self, namespace: str, key: str) -> None:
         with self.engine.session():
             KeyValue.delete().where((KeyValue.namespace == namespace) & (KeyValue.key == key)).execute()
         self._known[(namespace, key)] = None
+
+    async def _off_the_loop(self, write: Any, *args: Any) -> None:
+        """A write on a worker thread where it waits on the network (PostgreSQL: the event loop
+        serves other users meanwhile); on SQLite, a local call, right here."""
+        if self._writes_wait_on_network:
+            await asyncio.to_thread(write, *args)
+        else:
+            write(*args)
 
     def _refresh_into(self, namespace: str, key: str, target: dict) -> None:
         """Replace ``target``'s contents with the stored document if another process changed it."""
@@ -232,28 +250,28 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
     async def update_conversation(self, name: str, key: tuple, new_state: object | None) -> None:
         row_key = conversation_row_key(name, key)
         if new_state is None:
-            self._delete(CONVERSATIONS, row_key)
+            await self._delete(CONVERSATIONS, row_key)
         else:
-            self._write(CONVERSATIONS, row_key, new_state, f"conversation state of {name!r}")
+            await self._write(CONVERSATIONS, row_key, new_state, f"conversation state of {name!r}")
 
     async def update_user_data(self, user_id: int, data: dict) -> None:
-        self._write(USER_DATA, str(user_id), data, f"user_data of user {user_id}")
+        await self._write(USER_DATA, str(user_id), data, f"user_data of user {user_id}")
 
     async def update_chat_data(self, chat_id: int, data: dict) -> None:
-        self._write(CHAT_DATA, str(chat_id), data, f"chat_data of chat {chat_id}")
+        await self._write(CHAT_DATA, str(chat_id), data, f"chat_data of chat {chat_id}")
 
     async def update_bot_data(self, data: dict) -> None:
-        self._write(BOT_DATA, BOT_DATA_KEY, data, "bot_data")
+        await self._write(BOT_DATA, BOT_DATA_KEY, data, "bot_data")
 
     async def update_callback_data(self, data: Any) -> None:
         entries, mapping = data
-        self._write(CALLBACK_DATA, CALLBACK_DATA_KEY, [list(entries), mapping], "callback_data")
+        await self._write(CALLBACK_DATA, CALLBACK_DATA_KEY, [list(entries), mapping], "callback_data")
 
     async def drop_user_data(self, user_id: int) -> None:
-        self._delete(USER_DATA, str(user_id))
+        await self._delete(USER_DATA, str(user_id))
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        self._delete(CHAT_DATA, str(chat_id))
+        await self._delete(CHAT_DATA, str(chat_id))
 
     # --- fresh reads before each update ------------------------------------------------
 
