@@ -417,7 +417,7 @@ def main() -> None:
                         help="serve --workers: habitreward's worker processes; completions are measured "
                              "for each count given, the echo with the first (CPU and memory are summed "
                              f"over a server's processes; default: {default_workers})")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="measure the servers this many times, taking turns (a shared machine's "
                              "speed drifts: each round compares servers measured moments apart)")
     parser.add_argument("--postgres", metavar="URL", help="run habitreward on a fresh database on this server")
