@@ -1,4 +1,5 @@
-"""The bot loop's runner (habitreward.server.runner) when its start fails."""
+"""The bot loop's runner (habitreward.server.runner): a failed start, and updates handed over
+from many threads at once."""
 
 from __future__ import annotations
 
@@ -35,5 +36,46 @@ def test_a_failed_start_leaves_a_closed_loop_and_stop_is_quiet(tmp_path):
             runner.stop(1)  # nothing to stop, and no error
             assert not runner.alive()
     finally:
+        inbox.close()
+        engine.close()
+
+
+def test_updates_handed_over_from_many_threads_at_once_are_each_processed_once(tmp_path, botapi):
+    """Request threads hand updates to the loop through one queue and one wake-up for all that
+    arrive while the loop is busy: none may be lost or run twice."""
+    import json
+    import threading
+
+    from habitreward.models import ProcessedUpdate
+    from habitreward.testing.builders import message_update
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'runner.db'}", load_entry_points=False,
+                         telegram_bot_token="123456:RUNNER-TEST", telegram_api_url=botapi.base_url,
+                         registration="open")
+    inbox = Inbox(engine)
+    runner = BotRunner(build_bot(engine, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        threads, per_thread = 8, 25
+        barrier = threading.Barrier(threads)
+
+        def deliver(first: int) -> None:
+            barrier.wait()
+            for update_id in range(first, first + per_thread):
+                update = message_update(10_000 + update_id, "/help", update_id=update_id)
+                runner.receive(update_id, json.dumps(update), update)
+
+        workers = [threading.Thread(target=deliver, args=(1 + t * per_thread,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert runner.drain(20)
+        total = threads * per_thread
+        with engine.session():
+            assert ProcessedUpdate.select().where(ProcessedUpdate.processed_at.is_null(False)).count() == total
+        assert sorted(m["chat_id"] for m in botapi.sent()) == [10_000 + i for i in range(1, total + 1)]
+    finally:
+        runner.stop(10)
         inbox.close()
         engine.close()

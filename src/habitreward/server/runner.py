@@ -2,8 +2,9 @@
 
 PTB is not thread-safe, so nothing outside this thread touches the Application:
 web server threads and the poller hand over an update_id with
-:meth:`BotRunner.submit`, which has the loop start a task for it
-(``loop.call_soon_threadsafe``). Updates of one user (chat) are processed
+:meth:`BotRunner.submit`: a queue the loop empties, starting a task for each
+update, woken with ``loop.call_soon_threadsafe`` once for all the updates that
+arrive while it is busy (a wake-up is a system call on each side). Updates of one user (chat) are processed
 one after the other, in the order they arrived; different users' updates run
 concurrently up to ``concurrency``, which is what lets one process keep many
 Bot API calls in flight.
@@ -12,6 +13,7 @@ Bot API calls in flight.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -99,6 +101,10 @@ class BotRunner:
         self._pending: dict[int, int] = {}  # update_id -> submitted and not finished
         self._tasks: set[asyncio.Task] = set()
         self._pending_cond = threading.Condition()
+        # Updates handed over and not yet taken by the loop, and whether the loop has been told
+        # (see submit: one wake-up for all that arrive while the loop is busy).
+        self._handed: collections.deque[tuple[int, int | None, str | None, Any]] = collections.deque()
+        self._wake_scheduled = False
         self._handler_errors: dict[int, str] = {}
         self._key_locks = _KeyLocks()
         self._semaphore: asyncio.Semaphore | None = None
@@ -223,13 +229,24 @@ class BotRunner:
             raise RuntimeError("the bot loop is not running")
         with self._pending_cond:
             self._pending[update_id] = self._pending.get(update_id, 0) + 1
+        self._handed.append((update_id, key, payload, update))
+        if self._wake_scheduled:
+            return  # the loop has been told and takes this one too (it clears the flag before taking)
+        self._wake_scheduled = True
         try:
             # Not run_coroutine_threadsafe: nobody waits for a result here, and its
             # cross-thread future (a Condition, chained callbacks) cost ~3% of an update.
-            loop.call_soon_threadsafe(self._spawn, update_id, key, payload, update)
-        except RuntimeError:  # the loop is closed
-            self._done(update_id, None)
+            loop.call_soon_threadsafe(self._take_handed)
+        except RuntimeError:  # the loop is closed: what was handed over will not run
+            self._wake_scheduled = False
+            while self._handed:
+                self._done(self._handed.popleft()[0], None)
             raise
+
+    def _take_handed(self) -> None:
+        self._wake_scheduled = False
+        while self._handed:
+            self._spawn(*self._handed.popleft())
 
     def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any) -> None:
         task = asyncio.get_running_loop().create_task(self._process(update_id, key, payload, update))
