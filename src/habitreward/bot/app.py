@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 
 from habitreward.bot.context import BotContext
-from habitreward.bot.handlers.common import read_user_early, use_user_read_early
+from habitreward.bot.handlers.common import offer_gate_user, read_gate_user
 from habitreward.bot.persistence import DatabasePersistence
 from habitreward.bot.request import make_bot_request
 from habitreward.db import is_postgres
@@ -51,8 +51,8 @@ class HabitRewardApplication(Application):
         self._conversations_found: tuple[tuple, list[ConversationHandler]] = ((), [])
         self._reads_wait_on_network = is_postgres(engine.db)
         #: Read each update's user row together with its bot state (set when the gate is
-        #: installed: it reads the row of every update; see ``handlers.common.user_read_early``).
-        self.read_user_early = False
+        #: installed: it reads the row of every update; see ``handlers.common.take_gate_user``).
+        self.read_gate_user_early = False
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
@@ -60,7 +60,7 @@ class HabitRewardApplication(Application):
         try:
             await super().process_update(update)
         finally:
-            use_user_read_early(None)  # a row the gate did not take must not serve a later update
+            offer_gate_user(None)  # a row the gate did not take must not serve a later update
             if token is not None:
                 self.persistence.end_update(token)  # type: ignore[union-attr]
                 try:
@@ -89,10 +89,10 @@ class HabitRewardApplication(Application):
         args = (user.id if user else None, chat.id if chat else None, [(h.name, key) for h, key in wanted])
         if self._reads_wait_on_network:
             # One worker-thread hop for every read the update needs before its handlers run.
-            user_id = args[0] if self.read_user_early else None
+            user_id = args[0] if self.read_gate_user_early else None
             states, rows, user_row = await asyncio.to_thread(self._read_state, persistence, args, user_id)
             if user_row is not None:
-                use_user_read_early(user_row)
+                offer_gate_user(user_row)
         else:
             states, rows = persistence.begin_update(*args)
         for handler, key in wanted:
@@ -106,7 +106,7 @@ class HabitRewardApplication(Application):
 
     def _read_state(self, persistence: DatabasePersistence, args: tuple, user_id: int | None) -> tuple:
         states, rows = persistence.begin_update(*args)
-        return states, rows, read_user_early(self.engine, user_id) if user_id is not None else None
+        return states, rows, read_gate_user(self.engine, user_id) if user_id is not None else None
 
     def _persistent_conversations(self) -> list[ConversationHandler]:
         """The persistent ConversationHandlers, nested ones included; looked for again only

@@ -39,7 +39,7 @@ __all__ = ["register", "set_commands"]
 def register(application: Any) -> None:
     """Add every built-in handler to ``application`` and register the command list at start-up."""
     application.add_handler(TypeHandler(Update, approval.gate), group=-1)
-    application.read_user_early = True  # the gate reads every update's user
+    application.read_gate_user_early = True  # the gate reads every update's user
     with warnings.catch_warnings():
         # PTB warns that CallbackQueryHandlers in a per_message=False conversation are tracked
         # per chat, not per message: exactly what we want (one dialog per user).

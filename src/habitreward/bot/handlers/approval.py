@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from habitreward.bot.handlers.common import Screen, engine_of, remember_user, telegram_call, user_read_early
+from habitreward.bot.handlers.common import Screen, engine_of, remember_user, take_gate_user, telegram_call
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
@@ -67,7 +67,7 @@ async def gate(update: Update, context: Any) -> None:
     chat = update.effective_chat
     # Group chatter (not a command, not a button) is not addressed to the bot.
     chatter = parsed is None and query is None and chat is not None and chat.type != "private"
-    user = user_read_early(engine, tg_user.id)
+    user = take_gate_user(engine, tg_user.id)
     if user is None:
         if chatter:
             raise ApplicationHandlerStop  # someone in a group, not (yet) a user: stay out of it

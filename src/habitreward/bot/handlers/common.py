@@ -63,26 +63,26 @@ async def run_engine(engine: Any, call: Callable[..., Any], *args: Any, **kwargs
 #: The user row of the update handled in this context (an asyncio task), read before the
 #: handlers run together with the update's bot state (see ``bot/app.py``): on PostgreSQL the
 #: gate then needs no round trip of its own, which would stall the event loop.
-_USER_READ_EARLY: contextvars.ContextVar[tuple[int, User | None] | None] = contextvars.ContextVar(
-    "habitreward_user_read_early", default=None
+_GATE_USER_READ: contextvars.ContextVar[tuple[int, User | None] | None] = contextvars.ContextVar(
+    "habitreward_gate_user_read", default=None
 )
 
 
-def read_user_early(engine: Any, telegram_id: int) -> tuple[int, User | None]:
-    """Read the user row for :func:`user_read_early` (from any thread)."""
+def read_gate_user(engine: Any, telegram_id: int) -> tuple[int, User | None]:
+    """Read the user row for :func:`take_gate_user` (from any thread)."""
     return telegram_id, engine.find_user(telegram_id)
 
 
-def use_user_read_early(row: tuple[int, User | None] | None) -> None:
+def offer_gate_user(row: tuple[int, User | None] | None) -> None:
     """Offer ``row`` to the gate of the update handled in this context (None: offer nothing)."""
-    _USER_READ_EARLY.set(row)
+    _GATE_USER_READ.set(row)
 
 
-def user_read_early(engine: Any, telegram_id: int) -> User | None:
+def take_gate_user(engine: Any, telegram_id: int) -> User | None:
     """The gate's user row: the one read with the update's state (taken once), else the database's."""
-    early = _USER_READ_EARLY.get()
+    early = _GATE_USER_READ.get()
     if early is not None:
-        _USER_READ_EARLY.set(None)
+        _GATE_USER_READ.set(None)
         if early[0] == telegram_id:
             return early[1]
     return engine.find_user(telegram_id)
