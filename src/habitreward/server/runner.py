@@ -4,10 +4,10 @@ PTB is not thread-safe, so nothing outside this thread touches the Application:
 web server threads and the poller hand over an update_id with
 :meth:`BotRunner.submit`: a queue the loop empties, starting a task for each
 update, woken with ``loop.call_soon_threadsafe`` once for all the updates that
-arrive while it is busy (a wake-up is a system call on each side). Updates of one user (chat) are processed
-one after the other, in the order they arrived; different users' updates run
-concurrently up to ``concurrency``, which is what lets one process keep many
-Bot API calls in flight.
+arrive while it is busy (a wake-up is a system call on each side). Updates of
+one user (chat) are processed one after the other, in the order they arrived;
+different users' updates run concurrently up to ``concurrency``, which is what
+lets one process keep many Bot API calls in flight.
 """
 
 from __future__ import annotations
