@@ -105,8 +105,9 @@ class HabitRewardApplication(Application):
         return persistence.use_update_rows(rows)
 
     def _read_state(self, persistence: DatabasePersistence, args: tuple, user_id: int | None) -> tuple:
-        states, rows = persistence.begin_update(*args)
-        return states, rows, read_gate_user(self.engine, user_id) if user_id is not None else None
+        with self.engine.session():  # one check-out of the pool for both reads
+            states, rows = persistence.begin_update(*args)
+            return states, rows, read_gate_user(self.engine, user_id) if user_id is not None else None
 
     def _persistent_conversations(self) -> list[ConversationHandler]:
         """The persistent ConversationHandlers, nested ones included; looked for again only
