@@ -251,13 +251,12 @@ def test_concurrent_updates_each_read_their_state_once_and_see_bot_data_another_
     assert len(reads) == len(users)
 
 
-def test_on_postgres_a_dialog_step_writes_its_state_off_the_event_loop(bot, engine, backend, monkeypatch):
+@pytest.mark.postgres_only  # on SQLite these are local calls, made on the loop on purpose
+def test_on_postgres_a_dialog_step_writes_its_state_off_the_event_loop(bot, engine, monkeypatch):
     """A changed conversation state or user_data is written on a worker thread: on PostgreSQL
     a write is a round trip, and the event loop serves other users meanwhile."""
     import threading
 
-    if backend != "postgres":
-        pytest.skip("on SQLite a write is a local call, made on the loop on purpose")
     writes: list[tuple[str, str]] = []
     execute_sql = engine.db.execute_sql
 

@@ -63,11 +63,10 @@ def test_another_plugins_matcher_runs_on_a_worker_thread(bot, engine):
     assert service.threads and "BotDriver" not in service.threads
 
 
-def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_trip(bot, engine, backend, monkeypatch):
+@pytest.mark.postgres_only  # on SQLite these are local calls, made on the loop on purpose
+def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_trip(bot, engine, monkeypatch):
     """Every statement of a free-text report (the bot state, the gate's user, the match, the
     completion) runs on a worker thread: the event loop serves other users meanwhile."""
-    if backend != "postgres":
-        pytest.skip("on SQLite the reads are local calls, made on the loop on purpose")
     ann = engine.add_user(7, "Ann", active=True)
     engine.add_habit("Running", owner=ann)
     engine.add_habit("Reading", owner=ann)

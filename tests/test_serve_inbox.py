@@ -159,11 +159,10 @@ def test_prune_forgets_only_old_processed_rows(inbox):
     assert sorted(r.update_id for r in ProcessedUpdate.select()) == [2, 3]
 
 
-def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, inbox, backend, monkeypatch):
+@pytest.mark.postgres_only  # on SQLite the transaction is what queues writers (see db._WriteQueue)
+def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, inbox, monkeypatch):
     """Its claim (the advisory lock) and the INSERT, which has nothing to share a commit
     with, so it commits by itself (no BEGIN, no COMMIT)."""
-    if backend != "postgres":
-        pytest.skip("on SQLite the transaction is what queues writers (see db._WriteQueue)")
     import psycopg2.extensions
 
     sent: list[str] = []
