@@ -51,3 +51,41 @@ def forge(bot: BotDriver, tid: int, data: str, lang: str = "en") -> Reply:
     """Press a button with any callback data, as a modified client could."""
     message_id = bot.api.sent(tid)[-1]["message_id"]
     return bot.process(callback_update(tid, data, message_id=message_id, language_code=lang))
+
+
+def crawl_setup(bot: BotDriver, clock, lang: str = "en"):
+    """An admin with a bit of everything to press: two habits with aliases, a reward that is
+    achieved and claimable (won yesterday), a "no reward" entry."""
+    boss = user(bot, ADMIN, lang=lang, admin=True)
+    clock.advance(days=-2)
+    habit, _ = coffee_setup(bot, boss, pieces=1)
+    reading = bot.engine.add_habit("Reading", owner=boss)
+    for h in (habit, reading):  # whichever habit the crawl edits has an alias to remove
+        bot.engine.add_alias(h, "my " + h.name, actor=boss)
+    bot.engine.add_reward("Nothing", type="none", owner=boss)
+    clock.advance(days=1)
+    bot.engine.complete(boss, habit)  # yesterday: an achieved, claimable Coffee
+    clock.advance(days=1)
+    return boss
+
+
+def crawl(bot: BotDriver, tid: int, lang: str = "en", check=None) -> set[str]:
+    """Press every button the bot shows ``tid`` (breadth first from /start; two of a kind are
+    enough: time zones, weights, pages ...); ``check(data, message)`` sees every message a
+    press produced. Returns the callback data pressed."""
+    queue = [data for _, data in (b for row in bot.send(tid, "/start").buttons for b in row)]
+    seen: set[str] = set()
+    per_prefix: dict[str, int] = {}
+    while queue:
+        data = queue.pop(0)
+        prefix = data.split(":")[0]
+        if data in seen or (data.startswith("lang:") and data != f"lang:{lang}") or per_prefix.get(prefix, 0) >= 2:
+            continue
+        seen.add(data)
+        per_prefix[prefix] = per_prefix.get(prefix, 0) + 1
+        for message in forge(bot, tid, data, lang):
+            if check is not None:
+                check(data, message)
+            queue += [d for row in message["buttons"] for _, d in row if d not in seen]
+    return seen
+

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot_support import ADMIN, ANN, BOB, LANGS, buttons, coffee_setup, drivers, forge, user
+from bot_support import ADMIN, ANN, BOB, LANGS, buttons, coffee_setup, crawl, crawl_setup, drivers, forge, user
 from habitreward import hookimpl
 from habitreward.bot.i18n import Translator
 from habitreward.nlp.results import HabitMatch, MatchResult
@@ -514,35 +514,17 @@ def test_crawl_every_button(tg, clock, lang):
     """Press every button the bot ever shows (breadth first from /start) as an admin with data:
     no handler fails, every screen has a way back, and everything stays inside Telegram's limits."""
     bot = tg()
-    boss = user(bot, ADMIN, lang=lang, admin=True)
-    clock.advance(days=-2)
-    habit, reward = coffee_setup(bot, boss, pieces=1)
-    reading = bot.engine.add_habit("Reading", owner=boss)
-    for h in (habit, reading):  # whichever habit the crawl edits has an alias to remove
-        bot.engine.add_alias(h, "my " + h.name, actor=boss)
-    bot.engine.add_reward("Nothing", type="none", owner=boss)
-    clock.advance(days=1)
-    bot.engine.complete(boss, habit)  # yesterday: an achieved, claimable Coffee
-    clock.advance(days=1)
-    queue = [data for _, data in (b for row in bot.send(ADMIN, "/start").buttons for b in row)]
-    seen: set[str] = set()
-    per_prefix: dict[str, int] = {}
+    crawl_setup(bot, clock, lang)
     back = {"m", "set", "hm", "rm", "he", "re", "hr", "rr", "cl", "done", "ed", "od"}
-    while queue:
-        data = queue.pop(0)
-        prefix = data.split(":")[0]
-        if data in seen or (data.startswith("lang:") and data != f"lang:{lang}") or per_prefix.get(prefix, 0) >= 2:
-            continue  # two of a kind (time zones, weights, pages ...) are enough
-        seen.add(data)
-        per_prefix[prefix] = per_prefix.get(prefix, 0) + 1
-        reply = forge(bot, ADMIN, data, lang)
-        for message in reply:
-            assert len(message["text"]) <= 4096 and not message["text"].endswith("\n…")
-            flat = [d for row in message["buttons"] for _, d in row]
-            assert flat, f"{data!r} shows a screen without buttons: {message['text']!r}"
-            assert set(flat) & back or any(d.startswith(("he:", "re:")) for d in flat), \
-                f"no way back from {data!r}: {message['text']!r}"
-            queue += [d for d in flat if d not in seen]
+
+    def check(data: str, message: dict) -> None:
+        assert len(message["text"]) <= 4096 and not message["text"].endswith("\n…")
+        flat = [d for row in message["buttons"] for _, d in row]
+        assert flat, f"{data!r} shows a screen without buttons: {message['text']!r}"
+        assert set(flat) & back or any(d.startswith(("he:", "re:")) for d in flat), \
+            f"no way back from {data!r}: {message['text']!r}"
+
+    seen = crawl(bot, ADMIN, lang, check)
     # Every kind of screen was reached.
     prefixes = {data.split(":")[0] for data in seen}
     assert prefixes >= {"done", "d", "u", "ed", "st", "hi", "my", "cl", "clx", "od", "o", "rw", "hm", "ha", "he",

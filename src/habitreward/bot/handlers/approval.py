@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from habitreward.bot.handlers.common import Screen, engine_of, remember_user, take_gate_user, telegram_call
+from habitreward.bot.handlers.common import Screen, engine_of, remember_user, run_engine, take_gate_user, telegram_call
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
@@ -40,12 +40,15 @@ def is_admin(engine: Any, user: User) -> bool:
     return bool(user.active and (user.is_admin or user.telegram_id in engine.settings.admin_telegram_ids))
 
 
+def _admins_to_notify(engine: Any, newcomer: User) -> list[tuple[int, User | None]]:
+    """Every admin's Telegram id and user row (None: configured, never wrote to the bot)."""
+    return [(admin_id, engine.find_user(admin_id)) for admin_id in admin_ids(engine)
+            if admin_id != newcomer.telegram_id]
+
+
 async def notify_admins(context: Any, newcomer: User, username: str | None) -> None:
     engine = engine_of(context)
-    for admin_id in admin_ids(engine):
-        if admin_id == newcomer.telegram_id:
-            continue
-        admin = engine.find_user(admin_id)
+    for admin_id, admin in await run_engine(engine, _admins_to_notify, engine, newcomer):
         t = Translator(admin.language if admin else engine.settings.default_language)
         who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)
         if username:
@@ -67,12 +70,12 @@ async def gate(update: Update, context: Any) -> None:
     chat = update.effective_chat
     # Group chatter (not a command, not a button) is not addressed to the bot.
     chatter = parsed is None and query is None and chat is not None and chat.type != "private"
-    user = take_gate_user(engine, tg_user.id)
+    user = await take_gate_user(engine, tg_user.id)
     if user is None:
         if chatter:
             raise ApplicationHandlerStop  # someone in a group, not (yet) a user: stay out of it
-        user, created = engine.register(tg_user.id, tg_user.full_name or str(tg_user.id),
-                                        language_code=tg_user.language_code)
+        user, created = await run_engine(engine, engine.register, tg_user.id, tg_user.full_name or str(tg_user.id),
+                                         language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
             await notify_admins(context, user, tg_user.username)
     remember_user(context, user)
@@ -102,12 +105,12 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         await s.refuse(t._("Only an admin can do that."))
         return
     try:
-        newcomer = s.engine.get_user(int(args[0]))
+        newcomer = await s.run(s.engine.get_user, int(args[0]))
     except (IndexError, ValueError, NotFound):
         await s.refuse()
         return
     if approve:
-        newcomer = s.engine.activate_user(newcomer.telegram_id)
+        newcomer = await s.run(s.engine.activate_user, newcomer.telegram_id)
         await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +

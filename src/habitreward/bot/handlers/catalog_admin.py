@@ -83,17 +83,17 @@ def may_edit(s: Screen, item: Any) -> bool:
     return item.owner_id == s.user.id or bool(s.user.is_admin)
 
 
-def editable(s: Screen, kind: Kind) -> list[Any]:
-    return [item for item in kind.items(s) if may_edit(s, item)]
+async def editable(s: Screen, kind: Kind) -> list[Any]:
+    return [item for item in await s.run(kind.items, s) if may_edit(s, item)]
 
 
-def visible(s: Screen, kind: Kind, args: list[str]) -> Any | None:
+async def visible(s: Screen, kind: Kind, args: list[str]) -> Any | None:
     """The item named by the first argument, if this user may change it; else None."""
     ids = int_args(args, 1)
     if ids is None:
         return None
     try:
-        item = kind.get(s, ids[0])
+        item = await s.run(kind.get, s, ids[0])
     except NotFound:
         return None
     return item if may_edit(s, item) else None
@@ -129,7 +129,7 @@ async def save_new(s: Screen, kind: Kind, create: Callable[[dict[str, Any]], Any
     t = s.t
     answers = draft(s)
     try:
-        item = create(answers)
+        item = await s.run(create, answers)
     except KeyError:
         return await start_add(s, kind)
     except Conflict:
@@ -158,7 +158,7 @@ async def read_name(s: Screen, kind: Kind) -> str | None:
         await s.send(t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH))
         return None
     try:
-        getattr(s.engine, f"find_{kind.key}")(s.user, name)
+        await s.run(getattr(s.engine, f"find_{kind.key}"), s.user, name)
     except NotFound:
         return name
     await s.send(t._(kind.duplicate_name, name=name))
@@ -206,7 +206,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
     async def pick(s: Screen, page: int, action: str, question: str, nothing: str, nothing_rows: Rows) -> None:
         """A page of the items this user may change; a button opens ``<action>:id``."""
         t = s.t
-        items = editable(s, kind)
+        items = await editable(s, kind)
         if not items:
             await s.show(t._(nothing), nothing_rows + [menu_row(t)])
             return
@@ -219,7 +219,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         if not args:
             await show_picker(s, 0)
             return None
-        item = visible(s, kind, args)
+        item = await visible(s, kind, args)
         if item is None:
             await refuse(s)
         return item
@@ -236,7 +236,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
             return
         t = s.t
         buttons = [(t._(f.label), f"{p}f:{item.id}:{f.key}") for f in kind.fields]
-        details = kind.details(s, item) if kind.details else kind.describe(s, item)
+        details = await s.run(kind.details, s, item) if kind.details else kind.describe(s, item)
         await s.show(
             details + "\n\n" + t._("What do you want to change?"),
             [buttons[i:i + 2] for i in range(0, len(buttons), 2)] + kind.extra_rows(s, item)
@@ -250,7 +250,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
     @screen()
     async def edit_field(s: Screen) -> str | int:
         _, *args = s.query.data.split(":")
-        item = visible(s, kind, args[:1])
+        item = await visible(s, kind, args[:1])
         if item is None or len(args) < 2 or args[1] not in fields:
             await refuse(s)
             return ConversationHandler.END
@@ -263,7 +263,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
     async def edit_value(s: Screen) -> str | int:
         t = s.t
         answers = draft(s)
-        item = visible(s, kind, [str(answers.get(t_, ""))])
+        item = await visible(s, kind, [str(answers.get(t_, ""))])
         chosen = fields.get(answers.get("field"))  # type: ignore[arg-type]
         if item is None or chosen is None:
             s.context.user_data.pop(DRAFT_KEY, None)
@@ -271,7 +271,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
             return ConversationHandler.END
         text = (s.update.effective_message.text or "").strip()
         try:
-            item = getattr(s.engine, f"edit_{t_}")(item, actor=s.user, **chosen.change(text))
+            item = await s.run(getattr(s.engine, f"edit_{t_}"), item, actor=s.user, **chosen.change(text))
         except ValidationError:
             await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error))
             return kind.edit_state
@@ -305,12 +305,12 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
 
     @on_callback(f"{p}rx")
     async def remove_confirmed(s: Screen, args: list[str]) -> None:
-        item = visible(s, kind, args)
+        item = await visible(s, kind, args)
         if item is None:
             await refuse(s)
             return
         try:
-            getattr(s.engine, f"remove_{t_}")(item, actor=s.user)
+            await s.run(getattr(s.engine, f"remove_{t_}"), item, actor=s.user)
         except PermissionDenied:
             await refuse(s)
             return

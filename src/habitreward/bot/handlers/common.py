@@ -3,7 +3,9 @@
 A handler gets a :class:`Screen`: the engine, the current (active) user, a
 :class:`~habitreward.bot.i18n.Translator` for them, and ``show``/``send``
 methods. ``show`` edits the message whose button was pressed and sends a new
-message for a command, so a screen looks the same either way.
+message for a command, so a screen looks the same either way. Database work
+goes through ``await s.run(...)``: on PostgreSQL it runs on a worker thread, so
+the event loop never waits for a round trip while other users' updates queue.
 
 Telegram errors never lose data: the engine call has already been committed
 when a message is sent, "message is not modified" is ignored, a 429 is
@@ -49,15 +51,25 @@ _GATE_USER = "_habitreward_gate_user"
 
 
 async def run_engine(engine: Any, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """An engine operation from a handler: on PostgreSQL on a worker thread (its round trips
-    would stall the event loop), on SQLite right here. A SQLite write is a local call of
-    microseconds, and on a worker thread the transaction would hold the database's single
-    write lock while waiting for the interpreter's lock (GIL) between statements: measured
-    under load, 4.4 instead of 1.8 ms per transaction, and writers queueing behind it.
+    """Database work from a handler (``call``: an engine method, or a function making several
+    engine calls): on PostgreSQL on a worker thread, on one pooled connection; on SQLite
+    right here.
+
+    On PostgreSQL every statement is a round trip, and on the event loop it would stall
+    every other user's update meanwhile (a slow query or an exhausted pool: all of them).
+    A SQLite write is a local call of microseconds, and on a worker thread the transaction
+    would hold the database's single write lock while waiting for the interpreter's lock
+    (GIL) between statements: measured under load, 4.4 instead of 1.8 ms per transaction,
+    and writers queueing behind it.
     """
     if is_postgres(engine.db):
-        return await asyncio.to_thread(call, *args, **kwargs)
+        return await asyncio.to_thread(_in_session, engine, call, args, kwargs)
     return call(*args, **kwargs)
+
+
+def _in_session(engine: Any, call: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+    with engine.session():  # one check-out of the pool for all of ``call``'s statements
+        return call(*args, **kwargs)
 
 
 #: The user row of the update handled in this context (an asyncio task), read before the
@@ -78,14 +90,14 @@ def offer_gate_user(row: tuple[int, User | None] | None) -> None:
     _GATE_USER_READ.set(row)
 
 
-def take_gate_user(engine: Any, telegram_id: int) -> User | None:
+async def take_gate_user(engine: Any, telegram_id: int) -> User | None:
     """The gate's user row: the one read with the update's state (taken once), else the database's."""
     early = _GATE_USER_READ.get()
     if early is not None:
         _GATE_USER_READ.set(None)
         if early[0] == telegram_id:
             return early[1]
-    return engine.find_user(telegram_id)
+    return await run_engine(engine, engine.find_user, telegram_id)
 
 
 def remember_user(context: Any, user: User) -> None:
@@ -93,13 +105,14 @@ def remember_user(context: Any, user: User) -> None:
     vars(context)[_GATE_USER] = user
 
 
-def user_for(context: Any, telegram_id: int) -> User | None:
+async def user_for(context: Any, telegram_id: int) -> User | None:
     """This update's user row: the one the gate read (taken once, so a later screen of the
     same update reads afresh), else from the database. Saves a query per update."""
     user = vars(context).pop(_GATE_USER, None)
     if user is not None and user.telegram_id == telegram_id:
         return user
-    return engine_of(context).find_user(telegram_id)
+    engine = engine_of(context)
+    return await run_engine(engine, engine.find_user, telegram_id)
 
 
 def translator_for(user: User | None, update: Update | None, settings: Any) -> Translator:
@@ -164,6 +177,12 @@ class Screen:
         self.t = translator_for(user, update, self.settings)
         self._answered = False
 
+    async def run(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Database work for this screen, kept off the event loop on PostgreSQL (see
+        :func:`run_engine`): ``await s.run(s.engine.streaks, s.user)``. Several engine calls
+        that belong together go in one function, one hop."""
+        return await run_engine(self.engine, call, *args, **kwargs)
+
     @property
     def chat_id(self) -> int:
         chat = self.update.effective_chat
@@ -223,7 +242,7 @@ def screen(active: bool = True) -> Callable[[Handler], Callable[[Update, Any], A
             tg_user = update.effective_user
             if tg_user is None:
                 return None
-            user = user_for(context, tg_user.id)
+            user = await user_for(context, tg_user.id)
             if user is None or (active and not user.active):
                 return None
             return await func(Screen(update, context, user), *args)

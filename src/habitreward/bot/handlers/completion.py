@@ -15,14 +15,14 @@ from typing import Any
 
 from telegram import Update
 
-from habitreward.bot.handlers.common import Screen, int_args, run_engine, screen
+from habitreward.bot.handlers.common import Screen, int_args, screen
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import Rows, menu_row, picker
 from habitreward.db import is_postgres
-from habitreward.engine.results import CompletionResult
+from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
-from habitreward.models import Habit, HabitLog, ProgressStatus
+from habitreward.models import Habit, HabitLog, ProgressStatus, User
 from habitreward.plugins.nlp import matching_may_wait
 
 
@@ -41,15 +41,19 @@ def no_habits_rows(s: Screen) -> Rows:
     return [[(s.t._("➕ Add a habit"), "ha")], menu_row(s.t)]
 
 
+def _keyboard_habits(engine: Any, user: User, today: bool) -> tuple[list[Habit], set[int]]:
+    """The user's habits, and for today's keyboard the ids of those already done today."""
+    habits = engine.habits_for(user)
+    done = {info.habit.id for info in engine.streaks(user) if info.done_today} if today and habits else set()
+    return habits, done
+
+
 async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str | None = None) -> None:
     t = s.t
-    habits = s.engine.habits_for(s.user)
+    habits, done_today = await s.run(_keyboard_habits, s.engine, s.user, ago == 0)
     if not habits:
         await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
-    done_today: set[int] = set()
-    if ago == 0:
-        done_today = {info.habit.id for info in s.engine.streaks(s.user) if info.done_today}
     suffix = f":{ago}" if ago else ""
     rows, page, pages = picker(
         t, habits, page,
@@ -197,7 +201,7 @@ async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, a
                     source: str = "button", new_message: bool = False) -> None:
     day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
     try:
-        result = await run_engine(s.engine, s.engine.complete, s.user, habit, at=at, day=day, source=source)
+        result = await s.run(s.engine.complete, s.user, habit, at=at, day=day, source=source)
     except NotFound:
         await s.refuse()
         return
@@ -220,11 +224,17 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
         await s.refuse()
         return
     try:
-        habit = s.engine.get_habit(s.user, ids[0])
+        habit = await s.run(s.engine.get_habit, s.user, ids[0])
     except NotFound:
         await s.refuse(s.t._("That habit no longer exists."))
         return
     await log_habit(s, habit, ago=ago)
+
+
+def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
+    habit = engine.get_habit(user, habit_id)
+    # A stale button (its log undone, the id reused by a newer one) finds nothing here.
+    return habit, engine.undo(user, habit, log_id=log_id, recorded_at=recorded_at)
 
 
 @on_callback("u")
@@ -236,9 +246,7 @@ async def undo(s: Screen, args: list[str]) -> None:
         await s.refuse()
         return
     try:
-        habit = s.engine.get_habit(s.user, ids[0])
-        # A stale button (its log undone, the id reused by a newer one) finds nothing here.
-        result = s.engine.undo(s.user, habit, log_id=ids[1], recorded_at=recorded_at)
+        habit, result = await s.run(_undo, s.engine, s.user, ids[0], ids[1], recorded_at)
     except (NotFound, NothingToUndo):
         await s.refuse(t._("There is nothing to undo here."))
         return

@@ -54,13 +54,14 @@ def describe(s: Screen, habit: Habit) -> str:
     return " · ".join(parts)
 
 
-def aliases_of(s: Screen, habit: Habit) -> list[str]:
-    return s.engine.aliases_for([habit])[habit.id]
+async def aliases_of(s: Screen, habit: Habit) -> list[str]:
+    return (await s.run(s.engine.aliases_for, [habit]))[habit.id]
 
 
 def aliases_line(s: Screen, habit: Habit) -> str:
-    """The edit screen's reminder of the habit's other words (managed in :mod:`habit_aliases`)."""
-    aliases = aliases_of(s, habit)
+    """The edit screen's reminder of the habit's other words (managed in :mod:`habit_aliases`);
+    reads them, so it runs where the database may be used (see ``Kind.details``)."""
+    aliases = s.engine.aliases_for([habit])[habit.id]
     if not aliases:
         return s.t._("🏷 No aliases yet.")
     return s.t._("🏷 Aliases: {aliases}", aliases=", ".join(aliases))
@@ -101,16 +102,16 @@ HABITS = Kind(
 _edit_entry_points, _edit_states = catalog_admin.register(HABITS)
 
 
-def visible_habit(s: Screen, args: list[str]) -> Habit | None:
+async def visible_habit(s: Screen, args: list[str]) -> Habit | None:
     """The habit named by ``args[0]`` if this user may change it (its owner, or an admin)."""
-    return catalog_admin.visible(s, HABITS, args)
+    return await catalog_admin.visible(s, HABITS, args)
 
 
 @on_command("manage_habits")
 @on_callback("hm")
 async def hub(s: Screen, args: list[str]) -> None:
     t = s.t
-    count = len(s.engine.habits_for(s.user))
+    count = len(await s.run(s.engine.habits_for, s.user))
     await s.show(
         t.ngettext("📝 You have {n} habit.", "📝 You have {n} habits.", count),
         [[(t._("➕ Add a habit"), "ha")], [(t._("✏️ Edit a habit"), "he"), (t._("🗑 Remove a habit"), "hr")],

@@ -41,7 +41,7 @@ def alias_token(alias: str) -> str:
 
 async def show_aliases(s: Screen, habit: Habit, intro: str | None = None, new_message: bool = False) -> None:
     t = s.t
-    aliases = aliases_of(s, habit)
+    aliases = await aliases_of(s, habit)
     lines = [t._("🏷 Other words for <b>{habit}</b>: typing one of them in a message counts as this habit.",
                  habit=habit.name)]
     if aliases:
@@ -62,7 +62,7 @@ async def show_aliases(s: Screen, habit: Habit, intro: str | None = None, new_me
 
 @on_callback("hal")
 async def aliases_screen(s: Screen, args: list[str]) -> None:
-    habit = _visible(s, args)
+    habit = await _visible(s, args)
     if habit is None:
         await s.refuse(s.t._("You cannot change that habit."))
         return
@@ -72,17 +72,17 @@ async def aliases_screen(s: Screen, args: list[str]) -> None:
 @on_callback("hax")
 async def remove_alias(s: Screen, args: list[str]) -> None:
     t = s.t
-    habit = _visible(s, args)
+    habit = await _visible(s, args)
     if habit is None:
         await s.refuse(t._("You cannot change that habit."))
         return
     token = args[1] if len(args) > 1 else ""
-    alias = next((a for a in aliases_of(s, habit) if alias_token(a) == token), None)
+    alias = next((a for a in await aliases_of(s, habit) if alias_token(a) == token), None)
     if alias is None:
         await s.refuse(t._("That alias is already gone."))
         return
     try:
-        s.engine.remove_alias(habit, alias, actor=s.user)
+        await s.run(s.engine.remove_alias, habit, alias, actor=s.user)
     except PermissionDenied:
         await s.refuse(t._("You cannot change that habit."))
         return
@@ -98,7 +98,7 @@ async def remove_alias(s: Screen, args: list[str]) -> None:
 @screen()
 async def add_start(s: Screen) -> str | int:
     t = s.t
-    habit = _visible(s, s.query.data.split(":")[1:])
+    habit = await _visible(s, s.query.data.split(":")[1:])
     if habit is None:
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
@@ -112,7 +112,7 @@ async def add_start(s: Screen) -> str | int:
 async def add_value(s: Screen) -> str | int:
     t = s.t
     draft = s.context.user_data.get(DRAFT_KEY) or {}
-    habit = _visible(s, [str(draft.get("habit", ""))])
+    habit = await _visible(s, [str(draft.get("habit", ""))])
     if habit is None:
         s.context.user_data.pop(DRAFT_KEY, None)
         await s.refuse(t._("You cannot change that habit."))
@@ -126,7 +126,7 @@ async def add_value(s: Screen) -> str | int:
         await s.send(t._("Please type an alias of at most {n} characters.", n=MAX_ALIAS_LENGTH))
         return ALIAS
     try:
-        alias = s.engine.add_alias(habit, text, actor=s.user)
+        alias = await s.run(s.engine.add_alias, habit, text, actor=s.user)
     except Conflict:
         await s.send(t._("<b>{alias}</b> is already the name or an alias of <b>{habit}</b>. Type another:",
                          alias=text, habit=habit.name))

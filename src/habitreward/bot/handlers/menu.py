@@ -10,7 +10,7 @@ from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from habitreward.bot.handlers.common import Screen, screen, telegram_call, translator_for
+from habitreward.bot.handlers.common import Screen, run_engine, screen, telegram_call, translator_for
 from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
@@ -156,7 +156,7 @@ async def on_error(update: object, context: Any) -> None:
         return
     engine = context.engine
     tg_user = update.effective_user
-    user = engine.find_user(tg_user.id) if tg_user is not None else None
+    user = await run_engine(engine, engine.find_user, tg_user.id) if tg_user is not None else None
     t = translator_for(user, update, engine.settings)
     if update.callback_query is not None:
         await telegram_call(lambda: update.callback_query.answer())

@@ -81,7 +81,7 @@ _edit_entry_points, _edit_states = catalog_admin.register(REWARDS)
 @on_callback("rm")
 async def hub(s: Screen, args: list[str]) -> None:
     t = s.t
-    count = len(s.engine.rewards_for(s.user))
+    count = len(await s.run(s.engine.rewards_for, s.user))
     await s.show(
         t.ngettext("🎀 There is {n} reward.", "🎀 There are {n} rewards.", count),
         [[(t._("➕ Add a reward"), "ra")], [(t._("✏️ Edit a reward"), "re"), (t._("🗑 Remove a reward"), "rr")],

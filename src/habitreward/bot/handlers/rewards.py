@@ -8,6 +8,8 @@ is carried by the button itself, so it survives a restart.
 
 from __future__ import annotations
 
+from typing import Any
+
 from habitreward.bot.handlers.common import Screen, int_args
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.handlers.views import _page, paged
@@ -15,7 +17,7 @@ from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import Rows, menu_row, picker, progress_bar
 from habitreward.engine.results import ProgressEntry
 from habitreward.errors import NotClaimable
-from habitreward.models import ProgressStatus, Reward
+from habitreward.models import ProgressStatus, Reward, RewardProgress, User
 
 TYPE_NAMES = {"virtual": N_("virtual"), "real": N_("real"), "none": N_("no reward")}
 
@@ -38,7 +40,7 @@ def reward_line(t: Translator, reward: Reward, user_id: int) -> str:
 @on_callback("rw")
 async def list_rewards(s: Screen, args: list[str]) -> None:
     t = s.t
-    rewards = s.engine.rewards_for(s.user)
+    rewards = await s.run(s.engine.rewards_for, s.user)
     if not rewards:
         await s.show(t._("There are no rewards yet."), [[(t._("➕ Add a reward"), "ra")], menu_row(t)])
         return
@@ -65,7 +67,7 @@ def progress_lines(s: Screen, entry: ProgressEntry) -> str:
 @on_callback("my")
 async def my_rewards(s: Screen, args: list[str]) -> None:
     t = s.t
-    entries = s.engine.progress(s.user)
+    entries = await s.run(s.engine.progress, s.user)
     if not entries:
         await s.show(t._("No reward pieces yet. Log your habits to win some!"),
                      [[(t._("✅ Log a habit"), "done")], menu_row(t)])
@@ -80,7 +82,7 @@ async def my_rewards(s: Screen, args: list[str]) -> None:
 
 async def claim_list(s: Screen, page: int) -> None:
     t = s.t
-    claimable = s.engine.claimable(s.user)
+    claimable = await s.run(s.engine.claimable, s.user)
     if not claimable:
         await s.show(t._("Nothing to claim yet: collect all pieces of a reward first."),
                      [[(t._("🏆 My rewards"), "my")], menu_row(t)])
@@ -91,14 +93,20 @@ async def claim_list(s: Screen, page: int) -> None:
     await s.show(t._("Which reward do you want to claim?"), rows)
 
 
-def _claimable_reward(s: Screen, args: list[str]) -> Reward | None:
+async def _claimable_reward(s: Screen, args: list[str]) -> Reward | None:
     ids = int_args(args, 1)
-    if ids is None:
-        return None
-    for entry in s.engine.claimable(s.user):
-        if entry.reward.id == ids[0]:
-            return entry.reward
-    return None
+    return None if ids is None else await s.run(_claimable, s.engine, s.user, ids[0])
+
+
+def _claimable(engine: Any, user: User, reward_id: int) -> Reward | None:
+    """The user's reward ``reward_id`` if it is achieved and waiting to be claimed."""
+    return next((entry.reward for entry in engine.claimable(user) if entry.reward.id == reward_id), None)
+
+
+def _claim(engine: Any, user: User, reward_id: int) -> tuple[Reward | None, RewardProgress | None]:
+    """Claim the user's reward ``reward_id`` if it is claimable: (reward, its progress after)."""
+    reward = _claimable(engine, user, reward_id)
+    return (reward, engine.claim(user, reward)) if reward is not None else (None, None)
 
 
 @on_command("claim_reward", "claim")
@@ -107,7 +115,7 @@ async def claim(s: Screen, args: list[str]) -> None:
     if not args:
         await claim_list(s, 0)
         return
-    reward = _claimable_reward(s, args)
+    reward = await _claimable_reward(s, args)
     if reward is None:
         await s.refuse(s.t._("That reward is not ready to claim."))
         return
@@ -124,13 +132,12 @@ async def claim_page(s: Screen, args: list[str]) -> None:
 @on_callback("clx")
 async def claim_confirmed(s: Screen, args: list[str]) -> None:
     t = s.t
-    reward = _claimable_reward(s, args)
-    if reward is None:
-        await s.refuse(t._("That reward is not ready to claim."))
-        return
+    ids = int_args(args, 1)
     try:
-        progress = s.engine.claim(s.user, reward)
-    except NotClaimable:
+        reward, progress = await s.run(_claim, s.engine, s.user, ids[0]) if ids else (None, None)
+    except NotClaimable:  # claimed a moment ago (another press, another device)
+        reward, progress = None, None
+    if reward is None or progress is None:
         await s.refuse(t._("That reward is not ready to claim."))
         return
     text = t._("🎉 Enjoy your <b>{reward}</b>!", reward=reward.name) + "\n" + \

@@ -52,7 +52,7 @@ async def _screen_for(update: Update, context: Any, active: bool) -> Screen | No
     tg_user = update.effective_user
     if tg_user is None:
         return None
-    user = user_for(context, tg_user.id)
+    user = await user_for(context, tg_user.id)
     if user is None or (active and not user.active):
         return None
     return Screen(update, context, user)

@@ -59,7 +59,7 @@ async def language(s: Screen, args: list[str]) -> None:
     if args[0] not in s.settings.supported_languages:
         await s.refuse()
         return
-    s.user = s.engine.set_language(s.user, args[0])
+    s.user = await s.run(s.engine.set_language, s.user, args[0])
     s.t = translator_for(s.user, s.update, s.settings)
     await s.show(s.t._("Language set to {language}.", language=LANGUAGE_NAMES.get(args[0], args[0])),
                  [[(s.t._("⚙️ Settings"), "set")], menu_row(s.t)])
@@ -82,7 +82,7 @@ async def ask_zone(s: Screen) -> str | int:
 async def _zone_set(s: Screen, zone: str) -> bool:
     t = s.t
     try:
-        s.user = s.engine.set_timezone(s.user, zone)
+        s.user = await s.run(s.engine.set_timezone, s.user, zone)
     except ValidationError:
         await s.send(t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
                          "or an offset such as UTC+5.", zone=zone), zone_rows(s))

@@ -5,11 +5,15 @@ Callback data: ``st[:page]``, ``hi[:page]``, ``od[:page]`` (habit picker), ``o:h
 
 from __future__ import annotations
 
+from typing import Any
+
 from habitreward.bot.handlers.common import Screen, int_args
 from habitreward.bot.handlers.completion import no_habits_rows
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, page_of, picker
+from habitreward.engine.results import Odds, ProgressEntry
 from habitreward.errors import NotFound
+from habitreward.models import Habit, User
 
 MAX_ODDS_LINES = 20  # with 100-character names, the message stays under 4096 characters
 MAX_WAITING_LINES = 3
@@ -35,7 +39,7 @@ def paged(s: Screen, title: str, lines: list[str], page: int, prefix: str, extra
 @on_callback("st")
 async def streaks(s: Screen, args: list[str]) -> None:
     t = s.t
-    infos = s.engine.streaks(s.user)
+    infos = await s.run(s.engine.streaks, s.user)
     if not infos:
         await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
@@ -58,7 +62,7 @@ async def streaks(s: Screen, args: list[str]) -> None:
 @on_callback("hi")
 async def history(s: Screen, args: list[str]) -> None:
     t = s.t
-    entries = s.engine.history(s.user, s.settings.recent_logs_limit)
+    entries = await s.run(s.engine.history, s.user, s.settings.recent_logs_limit)
     if not entries:
         await s.show(t._("Nothing logged yet."), [[(t._("✅ Log a habit"), "done")], menu_row(t)])
         return
@@ -78,7 +82,7 @@ async def history(s: Screen, args: list[str]) -> None:
 @on_callback("od")
 async def odds_picker(s: Screen, args: list[str]) -> None:
     t = s.t
-    habits = s.engine.habits_for(s.user)
+    habits = await s.run(s.engine.habits_for, s.user)
     if not habits:
         await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
@@ -87,18 +91,23 @@ async def odds_picker(s: Screen, args: list[str]) -> None:
     await s.show(t._("Your chances of a reward for the next completion. Which habit?"), rows)
 
 
+def _odds(engine: Any, user: User, habit_id: int) -> tuple[Habit, Odds, list[ProgressEntry]]:
+    """A habit of the user's, its odds, and the rewards waiting to be claimed (out of the draw)."""
+    habit = engine.get_habit(user, habit_id)
+    return habit, engine.odds(user, habit), engine.claimable(user)
+
+
 @on_callback("o")
 async def odds(s: Screen, args: list[str]) -> None:
     t = s.t
     ids = int_args(args, 1)
     try:
-        habit = s.engine.get_habit(s.user, ids[0]) if ids else None
+        habit, result, waiting = await s.run(_odds, s.engine, s.user, ids[0]) if ids else (None, None, [])
     except NotFound:
         habit = None
     if habit is None:
         await s.refuse(t._("That habit no longer exists."))
         return
-    result = s.engine.odds(s.user, habit)
     lines = [
         t._("🎲 <b>Odds for {habit}</b>", habit=habit.name),
         t.ngettext("Streak: {n} day", "Streak: {n} days", result.streak)
@@ -113,7 +122,6 @@ async def odds(s: Screen, args: list[str]) -> None:
     for row in result.rows:
         if row.reward is None:
             lines.append(t._("• No reward — {percent}", percent=t.percent(row.probability)))
-    waiting = s.engine.claimable(s.user)
     for entry in waiting[:MAX_WAITING_LINES]:
         # An achieved reward is out of the draw until claimed (a piece is never lost): say why.
         lines.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
