@@ -223,6 +223,9 @@ class ProcessedUpdate(BaseModel):
     error = peewee.TextField(null=True)
     # The worker token (``serve --webhook --workers N`` on SQLite) that claimed the row; see server/inbox.py.
     claimed_by = peewee.TextField(null=True)
+    # Whose update it is (user or chat id), so several processes keep one chat's updates in
+    # order (see server/runner.py); the index of the unprocessed rows is made by migration 0005.
+    chat_key = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "processed_updates"

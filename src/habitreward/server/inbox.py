@@ -39,6 +39,12 @@ Conversation state (PTB persistence) is written right after the handlers: a
 crash in between leaves the conversation at its previous step (the update is
 re-run from there, or, if an engine write had marked it, the user repeats the step).
 
+A chat's order across processes: each row records whose update it is
+(``chat_key``); when other processes may hold rows (:attr:`Inbox.shared`), an
+update looks for its chat's earlier rows still to process
+(:meth:`Inbox.pending_before`) and waits for them, or claims and processes them
+first when their process is gone (see ``server.runner``).
+
 Inbox writes from many threads are committed together (``_GroupCommit``).
 """
 
@@ -57,12 +63,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee
 
 from habitreward.db import is_postgres
-from habitreward.engine.prepared import Prepared, Slot, prepared_insert
+from habitreward.engine.prepared import Prepared, PreparedShapes, Slot, prepared_insert
 from habitreward.models import ProcessedUpdate, utcnow
 
 logger = logging.getLogger(__name__)
@@ -331,17 +337,43 @@ class _GroupCommit:
 
 
 # Every update runs these (compiled once: see engine/prepared.py).
-_STORE = prepared_insert(
-    ProcessedUpdate,
-    (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at, ProcessedUpdate.attempts),
-    on_conflict_ignore=True,
-)
+_STORED_FIELDS = (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at,
+                  ProcessedUpdate.attempts, ProcessedUpdate.chat_key)
+
+
+def _store_query(*fields: peewee.Field) -> Prepared:
+    """INSERT of ``fields`` unless the update_id is there; with the two values after them
+    (chat_key, update_id again) it also answers, in the same statement, the latest earlier
+    update of the chat still to process: ``RETURNING update_id, <that id or NULL>`` (no row:
+    stored before). Where the database has no RETURNING (SQLite before 3.35) it is a plain
+    INSERT, and the question is a SELECT of its own."""
+    def build(*slots: Slot) -> Any:
+        query = ProcessedUpdate.insert(
+            {f: Slot(slot.index, f.db_value) for f, slot in zip(fields, slots)}).on_conflict_ignore()
+        earlier = ProcessedUpdate.alias("earlier")
+        latest_pending = earlier.select(peewee.fn.MAX(earlier.update_id)).where(
+            (earlier.chat_key == slots[-2]) & earlier.processed_at.is_null() & (earlier.update_id < slots[-1]))
+        return query.returning(ProcessedUpdate.update_id, latest_pending)
+
+    return Prepared(build, len(fields) + 2)
+
+
+_STORE = _store_query(*_STORED_FIELDS)
 # The same for a worker among several on one SQLite file (its token in claimed_by).
-_STORE_OWNED = prepared_insert(
-    ProcessedUpdate,
-    (ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.received_at, ProcessedUpdate.attempts,
-     ProcessedUpdate.claimed_by),
-    on_conflict_ignore=True,
+_STORE_OWNED = _store_query(*_STORED_FIELDS, ProcessedUpdate.claimed_by)
+_STORE_PLAIN = prepared_insert(ProcessedUpdate, _STORED_FIELDS, on_conflict_ignore=True)
+_STORE_OWNED_PLAIN = prepared_insert(ProcessedUpdate, (*_STORED_FIELDS, ProcessedUpdate.claimed_by),
+                                     on_conflict_ignore=True)
+# A chat's updates still to process that came before this one, oldest first (partial index of
+# migration 0005).
+_PENDING_BEFORE = Prepared(
+    lambda chat_key, update_id: ProcessedUpdate.select(ProcessedUpdate.update_id)
+    .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
+           & (ProcessedUpdate.update_id < update_id))
+    .order_by(ProcessedUpdate.update_id)
+    .limit(10)
+    .tuples(),
+    2,
 )
 _MARK = Prepared(
     lambda processed_at, update_id: ProcessedUpdate.update(
@@ -360,12 +392,35 @@ _MARK_FAILED = Prepared(
 )
 
 
+_LATEST_PENDING_BEFORE = Prepared(
+    lambda chat_key, update_id: ProcessedUpdate.select(peewee.fn.MAX(ProcessedUpdate.update_id))
+    .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
+           & (ProcessedUpdate.update_id < update_id))
+    .tuples(),
+    2,
+)
+_PENDING_AMONG_MAX = 512
+_PENDING_AMONG = PreparedShapes(
+    lambda ids: ProcessedUpdate.select(ProcessedUpdate.update_id)
+    .where(ProcessedUpdate.update_id.in_(list(ids)) & ProcessedUpdate.processed_at.is_null())
+    .tuples(),
+)
+
+
 class Accepted(enum.Enum):
     """What :meth:`Inbox.accept` did with an update."""
 
     NEW_CLAIMED = "new, and claimed by this worker"  # process it with the payload at hand
     NEW = "new, not claimed"  # another worker raced for it; claim before processing
     DUPLICATE = "seen before"  # acknowledge, do nothing
+
+
+class Stored(NamedTuple):
+    """What :meth:`Inbox.store` did, and the latest earlier update of the same chat still to
+    process at that moment, if any (the caller processes this one after it)."""
+
+    accepted: Accepted
+    after: int | None
 
 
 class Inbox:
@@ -381,31 +436,46 @@ class Inbox:
         self._mutex = threading.Lock()
         self._locks = _AdvisoryLocks(self.db) if is_postgres(self.db) else None
         self._owner = owner if self._locks is None else None
+        #: Other processes may hold rows of this inbox (PostgreSQL, or one of several workers on
+        #: SQLite): then a chat's update may have to wait for an earlier one (pending_before).
+        self.shared = self._locks is not None or self._owner is not None
         self._commits = _GroupCommit(engine)
 
     # --- receiving ---------------------------------------------------------------
 
-    def accept(self, update_id: int, payload: str) -> Accepted:
-        """Store the update if it is new, committed on return.
+    def accept(self, update_id: int, payload: str, chat_key: int | None = None) -> Accepted:
+        """Store the update if it is new, committed on return (``chat_key``: whose it is, see
+        :meth:`pending_before`).
 
         A new row is normally claimed at once (``attempts = 1``, this process's
         in-flight set, and on PostgreSQL the advisory lock), which saves the
         claim's own write; the caller then processes it and calls :meth:`finish`.
         """
+        return self.store(update_id, payload, chat_key).accepted
+
+    def store(self, update_id: int, payload: str, chat_key: int | None = None) -> Stored:
+        """:meth:`accept`, also telling the latest earlier update of the chat still to process
+        (only asked when other processes may hold rows: :attr:`shared`)."""
         claimed = self._take(update_id)
         received_at = utcnow()
         owner = self._owner
+        ask = self.shared and chat_key is not None
 
-        def store() -> tuple[bool, bool]:
-            if owner is None:
-                stored = _STORE.write(self.db, update_id, payload, received_at, 1 if claimed else 0)
+        def store() -> tuple[bool, bool, int | None]:
+            values: tuple[Any, ...] = (update_id, payload, received_at, 1 if claimed else 0, chat_key)
+            if owner is not None:
+                values += (owner.token if claimed else None,)
+            if ask and self.db.returning_clause:  # stored and asked in one statement
+                row = (_STORE if owner is None else _STORE_OWNED).cursor(self.db, *values, chat_key, update_id) \
+                    .fetchone()
+                stored, after = row is not None, row[1] if row is not None else None
             else:
-                stored = _STORE_OWNED.write(self.db, update_id, payload, received_at, 1 if claimed else 0,
-                                            owner.token if claimed else None)
-            if stored == 1:
-                return True, claimed
+                stored = (_STORE_PLAIN if owner is None else _STORE_OWNED_PLAIN).write(self.db, *values) == 1
+                after = _LATEST_PENDING_BEFORE.first(self.db, chat_key, update_id)[0] if stored and ask else None
+            if stored:
+                return True, claimed, after
             if not claimed:
-                return False, False
+                return False, False, None
             # A racing delivery stored it first but could not claim it (we hold the claim):
             # take it over, or nobody would process it before the next sweep.
             changes: dict[Any, Any] = {ProcessedUpdate.attempts: ProcessedUpdate.attempts + 1}
@@ -417,19 +487,20 @@ class Inbox:
                        & (ProcessedUpdate.attempts == 0))
                 .execute()
             )
-            return False, taken == 1
+            # Not asked: the caller looks before processing (an id no update has, below any).
+            return False, taken == 1, -1 if ask else None
 
         try:
-            inserted, owned = self._commits.run(store)
+            inserted, owned, after = self._commits.run(store)
         except BaseException:
             if claimed:
                 self._release(update_id, True)
             raise
         if owned:
-            return Accepted.NEW_CLAIMED
+            return Stored(Accepted.NEW_CLAIMED, after)
         if claimed:
             self._release(update_id, True)
-        return Accepted.NEW if inserted else Accepted.DUPLICATE
+        return Stored(Accepted.NEW if inserted else Accepted.DUPLICATE, after)
 
     # --- processing --------------------------------------------------------------
 
@@ -514,6 +585,31 @@ class Inbox:
             logger.warning("update %s: taking it over from worker %s, which is gone", update_id, holder)
         row.attempts += 1
         return row
+
+    def pending_before(self, update_id: int, chat_key: int) -> list[int]:
+        """The update_ids of ``chat_key``'s updates still to process that came before ``update_id``,
+        oldest first (at most 10): Telegram sends a chat's next update once the previous one is
+        stored, so with several processes that one may still be in another process's hands."""
+        with self.engine.session():
+            return [row[0] for row in _PENDING_BEFORE.rows(self.db, chat_key, update_id)]
+
+    def still_pending(self, update_ids: list[int]) -> list[int]:
+        """Those of ``update_ids`` not processed yet."""
+        found: list[int] = []
+        with self.engine.session():
+            for start in range(0, len(update_ids), _PENDING_AMONG_MAX):
+                chunk = update_ids[start:start + _PENDING_AMONG_MAX]
+                # Lists padded to a power of two (repeating the last id): a few SQL shapes, each
+                # compiled once, however many updates wait.
+                size = 1 << (len(chunk) - 1).bit_length()
+                chunk += [chunk[-1]] * (size - len(chunk))
+                found += [row[0] for row in _PENDING_AMONG.shape(size).rows(self.db, *chunk)]
+        return found
+
+    def is_in_flight(self, update_id: int) -> bool:
+        """Whether this process holds ``update_id`` (claimed and not finished)."""
+        with self._mutex:
+            return update_id in self._inflight
 
     def finish(self, update_id: int, error: str | None = None, *, already_marked: bool = False) -> None:
         """Mark a claimed update processed (keeping an earlier mark) and release it.

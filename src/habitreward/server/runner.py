@@ -8,6 +8,13 @@ arrive while it is busy (a wake-up is a system call on each side). Updates of
 one user (chat) are processed one after the other, in the order they arrived;
 different users' updates run concurrently up to ``concurrency``, which is what
 lets one process keep many Bot API calls in flight.
+
+Across processes (several on one PostgreSQL, ``serve --workers N``) a chat keeps
+its order too: Telegram sends a chat's next update once the previous one was
+answered, which is when it is stored, not processed, so it may reach another
+process meanwhile. That process finds the earlier row still to process
+(:meth:`Inbox.pending_before`) and waits for it, or processes it first itself
+when it can claim it (the process that stored it is gone).
 """
 
 from __future__ import annotations
@@ -73,6 +80,50 @@ class _KeyLocks:
                 del self._locks[key]
 
 
+class _DoneWatch:
+    """Updates waiting for inbox rows that other processes are processing: one query every
+    ``tick`` seconds tells which of all the awaited rows are done, however many wait."""
+
+    def __init__(self, still_pending: Any, read: Any, tick: float = 0.05):
+        self._still_pending = still_pending  # update_ids -> those of them not processed yet
+        self._read = read
+        self.tick = tick
+        self._waiting: list[tuple[frozenset[int], asyncio.Future]] = []
+        self._poller: asyncio.Task | None = None
+
+    async def wait(self, update_ids: list[int], timeout: float) -> None:
+        """Until every row of ``update_ids`` is processed, or ``timeout`` seconds."""
+        future = asyncio.get_running_loop().create_future()
+        entry = (frozenset(update_ids), future)
+        self._waiting.append(entry)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="habitreward-chat-order")
+        try:
+            await asyncio.wait_for(future, max(timeout, 0.0))
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting.remove(entry)
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+
+    async def _poll(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(self.tick)
+            awaited = sorted(set().union(*(ids for ids, _ in self._waiting)))
+            try:
+                pending = set(await self._read(self._still_pending, awaited))
+            except Exception:  # the database is away for a moment: the waiters try again later
+                logger.warning("could not look at the updates other processes hold", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for ids, future in self._waiting:
+                if not future.done() and not ids & pending:
+                    future.set_result(None)
+
+
 class BotRunner:
     """Owns the event loop thread and the Application's lifecycle on it."""
 
@@ -85,6 +136,7 @@ class BotRunner:
         sweep_interval: float = 30.0,
         sweep_grace: float | None = None,
         keep_processed: dt.timedelta = dt.timedelta(days=3),
+        order_wait: float = 60.0,
     ):
         self.application = application
         self.inbox = inbox
@@ -94,6 +146,11 @@ class BotRunner:
         # racing duplicate is claimed by its owner within milliseconds).
         self.sweep_grace = sweep_interval if sweep_grace is None else sweep_grace
         self.keep_processed = keep_processed
+        # The longest an update waits for an earlier one of its chat in another process's hands
+        # (then it goes ahead, out of order, with a warning: a stuck process must not stop a chat).
+        self.order_wait = order_wait
+        self._local_reads = not is_postgres(inbox.engine.db)  # SQLite: a read is a local call
+        self._done_watch = _DoneWatch(inbox.still_pending, self._read)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -103,7 +160,7 @@ class BotRunner:
         self._pending_cond = threading.Condition()
         # Updates handed over and not yet taken by the loop, and whether the loop has been told
         # (see submit: one wake-up for all that arrive while the loop is busy).
-        self._handed: collections.deque[tuple[int, int | None, str | None, Any]] = collections.deque()
+        self._handed: collections.deque[tuple[int, int | None, str | None, Any, bool]] = collections.deque()
         self._wake_scheduled = False
         self._handler_errors: dict[int, str] = {}
         self._key_locks = _KeyLocks()
@@ -177,6 +234,7 @@ class BotRunner:
     async def _shutdown(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self._done_watch.close()
         app = self.application
         if app.running:
             await app.stop()
@@ -217,19 +275,23 @@ class BotRunner:
     # --- feeding updates (any thread) --------------------------------------------------
 
     def submit(self, update_id: int, key: int | None = None, payload: str | None = None,
-               update: Any = None) -> None:
+               update: Any = None, *, behind: bool | None = None) -> None:
         """Process the inbox row ``update_id`` on the loop (returns at once).
 
         ``payload``: the row was claimed when it was stored (:attr:`Accepted.NEW_CLAIMED`);
         without it, the row is claimed first. ``update``: the payload already read into
-        PTB's Update (bound to the bot), which saves reading it again.
+        PTB's Update (bound to the bot), which saves reading it again. ``behind``: an
+        earlier update of the same chat (``key``) may still be in another process's hands,
+        so look before processing (default: whenever other processes may hold rows).
         """
+        if behind is None:
+            behind = self.inbox.shared and key is not None
         loop = self.loop
         if loop is None:
             raise RuntimeError("the bot loop is not running")
         with self._pending_cond:
             self._pending[update_id] = self._pending.get(update_id, 0) + 1
-        self._handed.append((update_id, key, payload, update))
+        self._handed.append((update_id, key, payload, update, behind))
         if self._wake_scheduled:
             return  # the loop has been told and takes this one too (it clears the flag before taking)
         self._wake_scheduled = True
@@ -248,8 +310,8 @@ class BotRunner:
         while self._handed:
             self._spawn(*self._handed.popleft())
 
-    def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any) -> None:
-        task = asyncio.get_running_loop().create_task(self._process(update_id, key, payload, update))
+    def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any, behind: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._process(update_id, key, payload, update, behind))
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(lambda done: self._done(update_id, done))
 
@@ -292,14 +354,24 @@ class BotRunner:
 
         ``data``: the payload's JSON; ``update``: the same as PTB's Update, if already read.
         """
-        accepted = self.inbox.accept(update_id, payload)
+        key = ordering_key(data)
+        # Whether an earlier update of this chat is still to process is asked with the store
+        # (one statement), so the loop asks again only when the answer is yes and that update
+        # is not this process's own (then it is ahead in the chat's line here, and ordered
+        # after anything earlier itself).
+        accepted, after = self.inbox.store(update_id, payload, key)
         if accepted is Accepted.DUPLICATE:
             return False
+        if after is None:
+            behind = False
+        else:
+            with self._pending_cond:
+                behind = after not in self._pending
         try:
             if accepted is Accepted.NEW_CLAIMED:
-                self.submit(update_id, ordering_key(data), payload, update)
+                self.submit(update_id, key, payload, update, behind=behind)
             else:
-                self.submit(update_id, ordering_key(data))
+                self.submit(update_id, key, behind=behind)
         except Exception:  # stored: the next start (or a sweep) processes it
             if accepted is Accepted.NEW_CLAIMED:
                 self.inbox.release(update_id)
@@ -309,32 +381,93 @@ class BotRunner:
     # --- on the loop -------------------------------------------------------------------
 
     async def _process(self, update_id: int, key: int | None, payload: str | None = None,
-                       update: Any = None) -> None:
-        from telegram import Update
-
+                       update: Any = None, behind: bool = False) -> None:
         async with self._key_locks.hold(key):
+            if behind and key is not None:
+                await self._after_earlier(update_id, key)
             assert self._semaphore is not None
             async with self._semaphore:
                 if payload is None:
                     payload = await asyncio.to_thread(self.inbox.claim, update_id)
                     if payload is None:
                         return  # done already, or another worker has it
-                error: str | None = None
-                with processing(update_id):
-                    try:
-                        if update is None:
-                            update = Update.de_json(json.loads(payload), self.application.bot)
-                        await self.application.process_update(update)
-                        error = self._handler_errors.pop(update_id, None)
-                    except Exception as exc:  # a broken payload, or PTB itself failing
-                        logger.exception("update %s: could not be processed", update_id)
-                        error = f"{type(exc).__name__}: {exc}"
-                marked = applied.consume_mark(update_id) and error is None
-                if marked:
-                    self.inbox.finish(update_id, already_marked=True)  # no I/O at all
-                else:  # a database write
-                    await asyncio.to_thread(self.inbox.finish, update_id, error, already_marked=marked)
-                self.processed += 1
+                await self._apply(update_id, payload, update)
+
+    async def _after_earlier(self, update_id: int, key: int) -> None:
+        """Return once no earlier update of chat ``key`` is left to another process.
+
+        Rows this process holds are in their turn already (arrival order, on the chat's
+        lock). A row nobody holds (its process died, or the sweep queued it here behind this
+        one) is claimed and processed first, right here. For a row another live process
+        holds, wait until it is done (one poll for every waiting update, see
+        :class:`_DoneWatch`), trying to claim it after a second, then less and less often,
+        in case that process died.
+        Gives up after ``order_wait`` seconds, with a warning.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.order_wait
+        # A claim of another process's row is a write (SQLite) or a round trip (PostgreSQL) that
+        # almost always finds it alive: first tried after a second of waiting, then less often.
+        next_claim, claim_every = loop.time() + 1.0, 2.0
+        while True:
+            earlier = await self._read(self.inbox.pending_before, update_id, key)
+            if not earlier:
+                return
+            with self._pending_cond:
+                mine = {i for i in earlier if i in self._pending}
+            try_others = loop.time() >= next_claim
+            if try_others:
+                next_claim, claim_every = loop.time() + claim_every, min(claim_every * 2, 30.0)
+            adopted = False
+            for earlier_id in earlier:  # oldest first
+                if self.inbox.is_in_flight(earlier_id) or (earlier_id not in mine and not try_others):
+                    continue
+                try_others = False  # of other processes' rows, the oldest only
+                payload = await asyncio.to_thread(self.inbox.claim, earlier_id)
+                if payload is not None:
+                    logger.info("update %s: processing update %s of the same chat first (left unprocessed)",
+                                update_id, earlier_id)
+                    assert self._semaphore is not None
+                    async with self._semaphore:
+                        await self._apply(earlier_id, payload, None)
+                    adopted = True
+                    break  # look again: what is left may have changed meanwhile
+            if adopted:
+                continue
+            others = [i for i in earlier if i not in mine]
+            if not others:
+                return
+            now = loop.time()
+            if now >= deadline:
+                logger.warning("update %s: update(s) %s of the same chat still unfinished after %.0f s;"
+                               " going ahead", update_id, ", ".join(map(str, others)), self.order_wait)
+                return
+            await self._done_watch.wait(others, min(next_claim, deadline) - now)
+
+    async def _read(self, read: Any, *args: Any) -> Any:
+        """A database read from the loop: in place on SQLite, on a worker thread on PostgreSQL."""
+        return read(*args) if self._local_reads else await asyncio.to_thread(read, *args)
+
+    async def _apply(self, update_id: int, payload: str, update: Any) -> None:
+        """Run the handlers on a claimed update, then finish its inbox row."""
+        from telegram import Update
+
+        error: str | None = None
+        with processing(update_id):
+            try:
+                if update is None:
+                    update = Update.de_json(json.loads(payload), self.application.bot)
+                await self.application.process_update(update)
+                error = self._handler_errors.pop(update_id, None)
+            except Exception as exc:  # a broken payload, or PTB itself failing
+                logger.exception("update %s: could not be processed", update_id)
+                error = f"{type(exc).__name__}: {exc}"
+        marked = applied.consume_mark(update_id) and error is None
+        if marked:
+            self.inbox.finish(update_id, already_marked=True)  # no I/O at all
+        else:  # a database write
+            await asyncio.to_thread(self.inbox.finish, update_id, error, already_marked=marked)
+        self.processed += 1
 
     async def _on_error(self, update: object, context: Any) -> None:
         """PTB's error handler: log with the update id and keep the error for the inbox row."""

@@ -1,0 +1,164 @@
+"""One chat's updates keep their order across server processes.
+
+Telegram sends a chat's next update once the previous one was answered 2xx, and the webhook
+answers when the update is stored, before it is processed; with several processes the next
+update can reach another process while the previous one is still in the first one's hands.
+Here two runners, each with its own inbox (its own claims: in-flight set, advisory-lock
+session on PostgreSQL, worker lock on SQLite), stand for two processes on one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from habitreward import hookimpl
+from habitreward.models import ProcessedUpdate
+from habitreward.server.inbox import Accepted, Inbox, WorkerLock
+from habitreward.server.runner import BotRunner
+from habitreward.server.service import build_bot
+from habitreward.testing.builders import message_update
+from habitreward.testing.engines import make_engine
+
+
+class Recorder:
+    """A plugin handler that notes which process handled which update, and holds back any
+    message saying "slow" until released."""
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[str, int]] = []
+        self.started: list[int] = []
+        self.release = threading.Event()
+        self.names: dict[int, str] = {}  # id(application) -> process name
+
+    @hookimpl
+    def habitreward_register_handlers(self, register, settings):
+        from telegram.ext import ApplicationHandlerStop, MessageHandler, filters
+
+        async def record(update, context):
+            self.started.append(update.update_id)
+            if update.message.text == "slow":
+                await asyncio.to_thread(self.release.wait, 20)
+            self.handled.append((self.names[id(context.application)], update.update_id))
+            raise ApplicationHandlerStop
+
+        register(MessageHandler(filters.TEXT, record), group=-1000)
+
+
+@pytest.fixture
+def two_processes(db_url, backend, botapi, tmp_path):
+    """``(recorder, first, second, engine)``: two started runners on one database."""
+    engine = make_engine(db_url, load_entry_points=False, telegram_bot_token="123456:ORDER-TEST",
+                         telegram_api_url=botapi.base_url, registration="open")
+    recorder = Recorder()
+    engine.pm.register(recorder, name="order-recorder")
+    owners = [WorkerLock(tmp_path / "workers").acquire() for _ in range(2)] if backend == "sqlite" else [None, None]
+    runners = []
+    for name, owner in zip(("first", "second"), owners):
+        runner = BotRunner(build_bot(engine, rate_limit=False), Inbox(engine, owner=owner), sweep_interval=0)
+        recorder.names[id(runner.application)] = name
+        runner.start()
+        runners.append(runner)
+    try:
+        yield recorder, runners[0], runners[1], engine
+    finally:
+        recorder.release.set()
+        for runner in runners:
+            runner.stop(10)
+            runner.inbox.close()
+        for owner in owners:
+            if owner is not None:
+                owner.release()
+        engine.close()
+
+
+def deliver(runner: BotRunner, update: dict) -> bool:
+    return runner.receive(update["update_id"], json.dumps(update), update)
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def processed(engine, *update_ids: int) -> bool:
+    with engine.session():
+        return ProcessedUpdate.select().where(ProcessedUpdate.update_id.in_(update_ids)
+                                              & ProcessedUpdate.processed_at.is_null(False)).count() == len(update_ids)
+
+
+def test_a_chats_next_update_in_another_process_waits_for_the_one_in_hand(two_processes):
+    recorder, first, second, engine = two_processes
+    assert deliver(first, message_update(5, "slow", update_id=101))
+    wait_for(lambda: 101 in recorder.started)  # the first process is in the middle of it
+    assert deliver(second, message_update(5, "next", update_id=102))
+    assert deliver(second, message_update(6, "someone else", update_id=103))  # another chat: no wait
+    wait_for(lambda: ("second", 103) in recorder.handled)
+    time.sleep(0.3)
+    assert 102 not in recorder.started  # still waiting for 101
+    recorder.release.set()
+    wait_for(lambda: processed(engine, 101, 102, 103))
+    assert [u for _, u in recorder.handled if u != 103] == [101, 102]
+    assert sorted(recorder.handled) == [("first", 101), ("second", 102), ("second", 103)]  # each once
+
+
+def test_an_earlier_update_left_by_a_dead_process_is_processed_first(two_processes, backend):
+    recorder, first, second, engine = two_processes
+    # The first process stored and claimed update 201, answered 2xx, and died before processing it.
+    update = message_update(7, "left behind", update_id=201)
+    assert first.inbox.accept(201, json.dumps(update), 7) is Accepted.NEW_CLAIMED
+    if backend == "sqlite":
+        first.inbox._owner.release()  # noqa: SLF001 - its worker lock dies with the process
+    else:
+        first.inbox.close()  # its advisory-lock session ends with the process
+    assert deliver(second, message_update(7, "and then this", update_id=202))
+    wait_for(lambda: processed(engine, 201, 202), timeout=5)  # long before any sweep
+    assert recorder.handled == [("second", 201), ("second", 202)]
+
+
+def check_store_answers(inbox: Inbox) -> None:
+    assert inbox.shared
+    assert inbox.store(1, "{}", 5) == (Accepted.NEW_CLAIMED, None)
+    assert inbox.store(2, "{}", 5) == (Accepted.NEW_CLAIMED, 1)  # 1 is still to process
+    assert inbox.store(3, "{}", 6) == (Accepted.NEW_CLAIMED, None)  # another chat
+    assert inbox.store(4, "{}", None) == (Accepted.NEW_CLAIMED, None)  # nobody's
+    assert inbox.store(2, "{}", 5).accepted is Accepted.DUPLICATE
+    assert inbox.store(6, "{}", 5) == (Accepted.NEW_CLAIMED, 2)  # the latest of 1 and 2
+    assert inbox.pending_before(6, 5) == [1, 2]
+    inbox.finish(1)
+    assert inbox.pending_before(2, 5) == []
+    inbox.finish(2)
+    assert inbox.pending_before(7, 5) == [6]
+    assert sorted(inbox.still_pending([1, 2, 3, 6, 99])) == [3, 6]
+
+
+def test_storing_an_update_tells_whether_its_chat_has_an_earlier_one_to_process(db_url, backend, tmp_path):
+    engine = make_engine(db_url, load_entry_points=False)
+    owner = WorkerLock(tmp_path / "workers").acquire() if backend == "sqlite" else None
+    inbox = Inbox(engine, owner=owner)
+    try:
+        check_store_answers(inbox)  # one statement: INSERT ... RETURNING
+    finally:
+        inbox.close()
+        if owner is not None:
+            owner.release()
+        engine.close()
+
+
+def test_without_returning_the_store_asks_with_a_select_of_its_own(tmp_path, monkeypatch):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old-sqlite.db'}", load_entry_points=False)
+    monkeypatch.setattr(engine.db, "returning_clause", False)  # as on SQLite before 3.35
+    owner = WorkerLock(tmp_path / "workers").acquire()
+    inbox = Inbox(engine, owner=owner)
+    try:
+        check_store_answers(inbox)
+    finally:
+        inbox.close()
+        owner.release()
+        engine.close()
