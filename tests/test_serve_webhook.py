@@ -217,6 +217,25 @@ def test_two_processes_on_postgresql_share_a_stream_with_duplicates(serve, db_ur
     assert set(rows) == ids and all(processed for processed, _, _ in rows.values())
 
 
+@pytest.mark.postgres_only
+def test_two_processes_on_postgresql_keep_a_chats_order(serve, db_url, botapi):
+    """As Telegram does: a chat's next update is sent once the previous one is answered (stored,
+    not yet processed); here to the other process, while the first is still handling its own."""
+    first, second = serve(name="first"), serve(name="second")
+    slow, quick = message_update(920, "count 1.5", update_id=97_001), message_update(920, "count", update_id=97_002)
+    other_chat = message_update(921, "count", update_id=97_003)
+    assert first.post_update(slow) == 200
+    sent = time.monotonic()
+    assert second.post_update(quick) == 200
+    assert second.post_update(other_chat) == 200
+    wait_until(lambda: set(counted(botapi)) == {97_001, 97_002, 97_003}, what="every update applied")
+    order = [int(p["text"].split()[1]) for p in botapi.calls_of("sendMessage") if p["text"].startswith("counted ")]
+    assert order.index(97_001) < order.index(97_002)  # the chat's order, across processes
+    assert order.index(97_003) < order.index(97_001)  # another chat does not wait
+    assert time.monotonic() - sent >= 1.0
+    assert applications(db_url) == {97_001: 1, 97_002: 1, 97_003: 1}
+
+
 def test_real_habit_completions_each_applied_once(serve, engine, db_url, botapi):
     """The bot's own flow: typed habit names, each update delivered twice at once. A second
     application would log nothing (one completion a day) but would answer "already logged"."""
