@@ -125,3 +125,32 @@ def test_a_deferred_begin_keeps_rollbacks_savepoints_and_failures_as_they_were(c
             raise RuntimeError("before any statement")  # nothing to roll back
         assert values(counted) == [4, 6]
         assert counted.connection().get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+def test_a_write_queued_for_the_commit_goes_with_it_and_only_with_it(counted):
+    with counted.connection_context():
+        with counted.atomic():
+            counted.execute_sql("INSERT INTO t VALUES (1)")
+            assert counted.write_at_commit("INSERT INTO t VALUES (%s)", (2,))
+            assert values(counted) == [1]  # not sent yet
+        assert CountingCursor.sent[-1] == "INSERT INTO t VALUES (%s); COMMIT"
+        assert values(counted) == [1, 2]
+
+        with counted.atomic():  # the queued write is the transaction's only statement
+            counted.write_at_commit("INSERT INTO t VALUES (%s)", (3,))
+        assert CountingCursor.sent[-1] == "BEGIN; INSERT INTO t VALUES (%s); COMMIT"
+
+        with pytest.raises(RuntimeError), counted.atomic():  # rolled back: never sent
+            counted.execute_sql("INSERT INTO t VALUES (4)")
+            counted.write_at_commit("INSERT INTO t VALUES (%s)", (5,))
+            raise RuntimeError("changed my mind")
+        with pytest.raises(peewee.IntegrityError), counted.atomic():  # a failing queued write fails the commit
+            counted.execute_sql("INSERT INTO t VALUES (6)")
+            counted.write_at_commit("INSERT INTO t VALUES (%s)", (-7,))
+        with counted.atomic():
+            assert counted.write_at_commit("INSERT INTO t VALUES (%s)", (9,))
+            with counted.atomic():  # a savepoint: its rollback must be able to take the write back
+                assert not counted.write_at_commit("INSERT INTO t VALUES (%s)", (8,))
+        assert not counted.write_at_commit("INSERT INTO t VALUES (%s)", (10,))  # no transaction
+        assert values(counted) == [1, 2, 3, 9]
+        assert counted.connection().get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

@@ -178,3 +178,34 @@ def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, 
     assert [" ".join(sql.split()[:2]) for sql in sent] == ["SELECT pg_try_advisory_lock(%s,", "INSERT INTO"], sent
     assert row(21).attempts == 1
     engine.db.close_all()
+
+
+@pytest.mark.postgres_only  # SQLite has no round trips to save
+def test_on_postgres_a_completion_sends_its_inbox_mark_with_its_commit(engine, inbox, monkeypatch):
+    import psycopg2.extensions
+
+    from habitreward.server import applied
+
+    applied.register(engine.pm)
+    user, _ = engine.register(30, "Ann")
+    engine.activate_user(30)
+    habit = engine.add_habit("Running")
+    sent: list[str] = []
+
+    class Counting(psycopg2.extensions.cursor):
+        def execute(self, sql, params=None):
+            sent.append(sql if isinstance(sql, str) else sql.decode())
+            return super().execute(sql, params)
+
+    engine.db.close_all()  # pooled connections are made again, with the counting cursor
+    monkeypatch.setitem(engine.db.connect_params, "cursor_factory", Counting)
+    assert inbox.accept(31, "{}") is Accepted.NEW_CLAIMED
+    sent.clear()
+    with processing(31):
+        engine.complete(user, habit)
+    assert sent[-1].startswith('UPDATE "processed_updates"') and sent[-1].endswith("; COMMIT"), sent
+    assert not any(sql == "COMMIT" for sql in sent)  # no COMMIT of its own
+    assert row(31).processed_at is not None and consume_mark(31)
+    inbox.finish(31, already_marked=True)
+    engine.db.close_all()
+

@@ -154,6 +154,25 @@ class SqliteDatabase(peewee.SqliteDatabase):
 PG_RECHECK_AFTER_IDLE_SECONDS = 5.0
 
 
+class _CountedSavepoint(peewee._savepoint):  # noqa: SLF001 - peewee's savepoint, plus a count
+    """peewee keeps no count of open savepoints (``transaction_depth`` counts transactions)."""
+
+    def __enter__(self) -> Any:
+        state = self.db._state  # noqa: SLF001
+        state.savepoints = getattr(state, "savepoints", 0) + 1
+        try:
+            return super().__enter__()
+        except BaseException:
+            state.savepoints -= 1
+            raise
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self.db._state.savepoints -= 1  # noqa: SLF001
+
+
 class PostgresqlDatabase(PooledPostgresqlDatabase):
     """peewee's pooled PostgreSQL database, minus two kinds of round trips.
 
@@ -169,6 +188,9 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
       statement (``BEGIN; <statement>``, one round trip). A statement that fails leaves
       the transaction aborted, as it would after a separate BEGIN, and the rollback
       follows as usual; a transaction with no statement sends nothing at all.
+    * a write whose result nobody reads can go with the ``COMMIT``
+      (:meth:`write_at_commit`: ``<write>; COMMIT``, one round trip): the inbox mark of
+      every completion. If it fails, the COMMIT is not run and the transaction rolls back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -191,6 +213,30 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         self._state.deferred_begin = None
         return pending is self._state.conn
 
+    # --- writes that go with COMMIT ----------------------------------------------------
+
+    def write_at_commit(self, sql: str, params: tuple[Any, ...]) -> bool:
+        """Send ``sql`` (a write; its result is not read) with this transaction's COMMIT;
+        False, and nothing queued, outside a transaction or inside a savepoint (whose
+        rollback must take the write back): the caller runs it at once then."""
+        if self.transaction_depth() != 1 or getattr(self._state, "savepoints", 0):
+            return False
+        pending = getattr(self._state, "at_commit", None)
+        if pending is None or pending[0] is not self._state.conn:
+            pending = self._state.at_commit = (self._state.conn, [])
+        pending[1].append((sql, params))
+        return True
+
+    def savepoint(self) -> Any:
+        return _CountedSavepoint(self)  # peewee's, counted: write_at_commit must know
+
+    def _take_at_commit(self) -> list[tuple[str, tuple[Any, ...]]]:
+        pending = getattr(self._state, "at_commit", None)
+        if pending is None:
+            return []
+        self._state.at_commit = None
+        return pending[1] if pending[0] is self._state.conn else []
+
     def _execute_cursor(self, sql: str, params: Any, **cursor_options: Any) -> Any:
         if self._take_deferred_begin():
             if cursor_options:  # a named (server-side) cursor wraps its statement: BEGIN goes alone
@@ -200,10 +246,19 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         return super()._execute_cursor(sql, params, **cursor_options)
 
     def commit(self) -> None:
-        if not self._take_deferred_begin():
+        writes = self._take_at_commit()
+        begin = self._take_deferred_begin()
+        if writes:
+            sql = "; ".join([*(write for write, _ in writes), "COMMIT"])
+            sql, params = "BEGIN; " + sql if begin else sql, tuple(value for _, values in writes for value in values)
+            peewee.logger.debug((sql, params))  # as execute_sql logs every statement
+            with peewee.__exception_wrapper__:
+                self.cursor().execute(sql, params)
+        elif not begin:
             super().commit()
 
     def rollback(self) -> None:
+        self._take_at_commit()  # rolled back with the transaction, never sent
         if not self._take_deferred_begin():
             super().rollback()
 

@@ -53,7 +53,8 @@ def mark_current_update_applied() -> None:
     """
     update_id = current_update_id.get()
     if update_id is not None:
-        _MARK_APPLIED.write(database_proxy.obj, utcnow(), update_id)
+        # With the COMMIT on PostgreSQL (one round trip fewer); nothing reads its row count.
+        _MARK_APPLIED.write_at_commit(database_proxy.obj, utcnow(), update_id)
         # Should the transaction roll back, the operation raised, and the runner records
         # that error with a write of its own; so the note is only used when nothing failed.
         with _marked_lock:
