@@ -174,7 +174,7 @@ class _CountedSavepoint(peewee._savepoint):  # noqa: SLF001 - peewee's savepoint
 
 
 class PostgresqlDatabase(PooledPostgresqlDatabase):
-    """peewee's pooled PostgreSQL database, minus two kinds of round trips.
+    """peewee's pooled PostgreSQL database, minus three kinds of round trips.
 
     * peewee checks each pooled connection with ``SELECT 1`` when it hands it out, and
       holds the pool's lock meanwhile, so every thread of the process waits for that
@@ -200,6 +200,7 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
     # --- BEGIN with the first statement -----------------------------------------------
 
     def begin(self, isolation_level: Any = None) -> None:
+        self._state.at_commit = None  # a new transaction never carries writes of an earlier one
         if isolation_level is not None or self._isolation_level:
             return super().begin(isolation_level)
         # The connection the BEGIN belongs to (peewee's state is per thread): a deferred

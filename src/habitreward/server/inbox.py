@@ -345,8 +345,8 @@ def _store_query(*fields: peewee.Field) -> Prepared:
     """INSERT of ``fields`` unless the update_id is there; with the two values after them
     (chat_key, update_id again) it also answers, in the same statement, the latest earlier
     update of the chat still to process: ``RETURNING update_id, <that id or NULL>`` (no row:
-    stored before). Where the database has no RETURNING (SQLite before 3.35) it is a plain
-    INSERT, and the question is a SELECT of its own."""
+    stored before). Where the database has no RETURNING (SQLite before 3.35) the store is
+    ``_STORE_PLAIN`` and the question ``_LATEST_PENDING_BEFORE``, a SELECT of its own."""
     def build(*slots: Slot) -> Any:
         query = ProcessedUpdate.insert(
             {f: Slot(slot.index, f.db_value) for f, slot in zip(fields, slots)}).on_conflict_ignore()
@@ -375,6 +375,21 @@ _PENDING_BEFORE = Prepared(
     .tuples(),
     2,
 )
+# The latest of them (the store asks it in its own INSERT where the database has RETURNING).
+_LATEST_PENDING_BEFORE = Prepared(
+    lambda chat_key, update_id: ProcessedUpdate.select(peewee.fn.MAX(ProcessedUpdate.update_id))
+    .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
+           & (ProcessedUpdate.update_id < update_id))
+    .tuples(),
+    2,
+)
+# Which of the rows other processes' updates wait for are still to process (runner._DoneWatch).
+_PENDING_AMONG_MAX = 512
+_PENDING_AMONG = PreparedShapes(
+    lambda ids: ProcessedUpdate.select(ProcessedUpdate.update_id)
+    .where(ProcessedUpdate.update_id.in_(list(ids)) & ProcessedUpdate.processed_at.is_null())
+    .tuples(),
+)
 _MARK = Prepared(
     lambda processed_at, update_id: ProcessedUpdate.update(
         {ProcessedUpdate.processed_at: peewee.fn.COALESCE(
@@ -389,21 +404,6 @@ _MARK_FAILED = Prepared(
          ProcessedUpdate.error: Slot(error.index, ProcessedUpdate.error.db_value)}
     ).where(ProcessedUpdate.update_id == update_id),
     3,
-)
-
-
-_LATEST_PENDING_BEFORE = Prepared(
-    lambda chat_key, update_id: ProcessedUpdate.select(peewee.fn.MAX(ProcessedUpdate.update_id))
-    .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
-           & (ProcessedUpdate.update_id < update_id))
-    .tuples(),
-    2,
-)
-_PENDING_AMONG_MAX = 512
-_PENDING_AMONG = PreparedShapes(
-    lambda ids: ProcessedUpdate.select(ProcessedUpdate.update_id)
-    .where(ProcessedUpdate.update_id.in_(list(ids)) & ProcessedUpdate.processed_at.is_null())
-    .tuples(),
 )
 
 
@@ -466,9 +466,9 @@ class Inbox:
             if owner is not None:
                 values += (owner.token if claimed else None,)
             if ask and self.db.returning_clause:  # stored and asked in one statement
-                row = (_STORE if owner is None else _STORE_OWNED).cursor(self.db, *values, chat_key, update_id) \
-                    .fetchone()
-                stored, after = row is not None, row[1] if row is not None else None
+                rows = (_STORE if owner is None else _STORE_OWNED).cursor(self.db, *values, chat_key, update_id) \
+                    .fetchall()  # all (one or none): the statement is done before the commit
+                stored, after = bool(rows), rows[0][1] if rows else None
             else:
                 stored = (_STORE_PLAIN if owner is None else _STORE_OWNED_PLAIN).write(self.db, *values) == 1
                 after = _LATEST_PENDING_BEFORE.first(self.db, chat_key, update_id)[0] if stored and ask else None
