@@ -159,46 +159,41 @@ def test_prune_forgets_only_old_processed_rows(inbox):
     assert sorted(r.update_id for r in ProcessedUpdate.select()) == [2, 3]
 
 
-@pytest.mark.postgres_only  # on SQLite the transaction is what queues writers (see db._WriteQueue)
-def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, inbox, monkeypatch):
-    """Its claim (the advisory lock) and the INSERT, which has nothing to share a commit
-    with, so it commits by itself (no BEGIN, no COMMIT)."""
+@pytest.fixture
+def sent(engine, monkeypatch):
+    """Every statement the engine's PostgreSQL connections send from here on, as sent."""
     import psycopg2.extensions
 
-    sent: list[str] = []
+    statements: list[str] = []
 
     class Counting(psycopg2.extensions.cursor):
         def execute(self, sql, params=None):
-            sent.append(sql if isinstance(sql, str) else sql.decode())
+            statements.append(sql if isinstance(sql, str) else sql.decode())
             return super().execute(sql, params)
 
     engine.db.close_all()  # pooled connections are made again, with the counting cursor
     monkeypatch.setitem(engine.db.connect_params, "cursor_factory", Counting)
-    assert inbox.accept(21, '{"update_id": 21}') is Accepted.NEW_CLAIMED
-    assert [" ".join(sql.split()[:2]) for sql in sent] == ["SELECT pg_try_advisory_lock(%s,", "INSERT INTO"], sent
-    assert row(21).attempts == 1
+    yield statements
     engine.db.close_all()
 
 
-@pytest.mark.postgres_only  # SQLite has no round trips to save
-def test_on_postgres_a_completion_sends_its_inbox_mark_with_its_commit(engine, inbox, monkeypatch):
-    import psycopg2.extensions
+@pytest.mark.postgres_only  # on SQLite the transaction is what queues writers (see db._WriteQueue)
+def test_on_postgres_an_update_that_arrives_alone_costs_two_round_trips(engine, inbox, sent):
+    """Its claim (the advisory lock) and the INSERT, which has nothing to share a commit
+    with, so it commits by itself (no BEGIN, no COMMIT)."""
+    assert inbox.accept(21, '{"update_id": 21}') is Accepted.NEW_CLAIMED
+    assert [" ".join(sql.split()[:2]) for sql in sent] == ["SELECT pg_try_advisory_lock(%s,", "INSERT INTO"], sent
+    assert row(21).attempts == 1
 
+
+@pytest.mark.postgres_only  # SQLite has no round trips to save
+def test_on_postgres_a_completion_sends_its_inbox_mark_with_its_commit(engine, inbox, sent):
     from habitreward.server import applied
 
     applied.register(engine.pm)
     user, _ = engine.register(30, "Ann")
     engine.activate_user(30)
     habit = engine.add_habit("Running")
-    sent: list[str] = []
-
-    class Counting(psycopg2.extensions.cursor):
-        def execute(self, sql, params=None):
-            sent.append(sql if isinstance(sql, str) else sql.decode())
-            return super().execute(sql, params)
-
-    engine.db.close_all()  # pooled connections are made again, with the counting cursor
-    monkeypatch.setitem(engine.db.connect_params, "cursor_factory", Counting)
     assert inbox.accept(31, "{}") is Accepted.NEW_CLAIMED
     sent.clear()
     with processing(31):
@@ -207,5 +202,4 @@ def test_on_postgres_a_completion_sends_its_inbox_mark_with_its_commit(engine, i
     assert not any(sql == "COMMIT" for sql in sent)  # no COMMIT of its own
     assert row(31).processed_at is not None and consume_mark(31)
     inbox.finish(31, already_marked=True)
-    engine.db.close_all()
 
