@@ -122,6 +122,19 @@ def test_an_earlier_update_left_by_a_dead_process_is_processed_first(two_process
     assert recorder.handled == [("second", 201), ("second", 202)]
 
 
+def test_an_earlier_update_queued_here_but_held_by_another_process_is_still_waited_for(two_processes):
+    recorder, first, second, engine = two_processes
+    assert deliver(first, message_update(8, "slow", update_id=301))
+    wait_for(lambda: 301 in recorder.started)
+    assert deliver(second, message_update(8, "next", update_id=302))  # waits for 301
+    second.submit(301, 8)  # as a sweep would: queued in the second process too, behind 302
+    time.sleep(1.5)  # past the second's first attempt to claim 301 (the first one holds it)
+    assert 302 not in recorder.started
+    recorder.release.set()
+    wait_for(lambda: processed(engine, 301, 302))
+    assert recorder.handled == [("first", 301), ("second", 302)]
+
+
 def check_store_answers(inbox: Inbox) -> None:
     assert inbox.shared
     assert inbox.store(1, "{}", 5) == (Accepted.NEW_CLAIMED, None)

@@ -418,23 +418,28 @@ class BotRunner:
             try_others = loop.time() >= next_claim
             if try_others:
                 next_claim, claim_every = loop.time() + claim_every, min(claim_every * 2, 30.0)
-            adopted = False
+            adopted, held_elsewhere = False, set()
             for earlier_id in earlier:  # oldest first
-                if self.inbox.is_in_flight(earlier_id) or (earlier_id not in mine and not try_others):
-                    continue
-                try_others = False  # of other processes' rows, the oldest only
+                if self.inbox.is_in_flight(earlier_id):
+                    continue  # this process's, in its turn
+                if earlier_id not in mine:
+                    if not try_others:
+                        continue
+                    try_others = False  # of other processes' rows, the oldest only
                 payload = await asyncio.to_thread(self.inbox.claim, earlier_id)
-                if payload is not None:
-                    logger.info("update %s: processing update %s of the same chat first (left unprocessed)",
-                                update_id, earlier_id)
-                    assert self._semaphore is not None
-                    async with self._semaphore:
-                        await self._apply(earlier_id, payload, None)
-                    adopted = True
-                    break  # look again: what is left may have changed meanwhile
+                if payload is None:  # queued here, but another process has it (or it is done)
+                    held_elsewhere.add(earlier_id)
+                    continue
+                logger.info("update %s: processing update %s of the same chat first (left unprocessed)",
+                            update_id, earlier_id)
+                assert self._semaphore is not None
+                async with self._semaphore:
+                    await self._apply(earlier_id, payload, None)
+                adopted = True
+                break  # look again: what is left may have changed meanwhile
             if adopted:
                 continue
-            others = [i for i in earlier if i not in mine]
+            others = [i for i in earlier if i not in mine or i in held_elsewhere]
             if not others:
                 return
             now = loop.time()
