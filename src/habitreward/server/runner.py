@@ -356,17 +356,13 @@ class BotRunner:
         """
         key = ordering_key(data)
         # Whether an earlier update of this chat is still to process is asked with the store
-        # (one statement), so the loop asks again only when the answer is yes and that update
-        # is not this process's own (then it is ahead in the chat's line here, and ordered
-        # after anything earlier itself).
+        # (one statement), so the loop asks again only when the answer is yes and this process
+        # does not hold that update (if it does, it is ahead in the chat's line here, and
+        # ordered after anything earlier itself).
         accepted, after = self.inbox.store(update_id, payload, key)
         if accepted is Accepted.DUPLICATE:
             return False
-        if after is None:
-            behind = False
-        else:
-            with self._pending_cond:
-                behind = after not in self._pending
+        behind = after is not None and not self.inbox.is_in_flight(after)
         try:
             if accepted is Accepted.NEW_CLAIMED:
                 self.submit(update_id, key, payload, update, behind=behind)
