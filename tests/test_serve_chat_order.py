@@ -135,6 +135,21 @@ def test_an_earlier_update_queued_here_but_held_by_another_process_is_still_wait
     assert recorder.handled == [("first", 301), ("second", 302)]
 
 
+def test_an_earlier_update_this_process_holds_is_never_waited_for(two_processes):
+    """E.g. claimed by a request thread that has not handed it to the loop yet: it comes in its
+    turn, behind the later one (out of order, as deliveries out of order can only be here)."""
+    recorder, first, _, engine = two_processes
+    earlier = message_update(9, "earlier", update_id=501)
+    assert first.inbox.accept(501, json.dumps(earlier), 9) is Accepted.NEW_CLAIMED  # held, not handed over
+    later = message_update(9, "later", update_id=502)
+    assert first.inbox.accept(502, json.dumps(later), 9) is Accepted.NEW_CLAIMED
+    first.submit(502, 9, json.dumps(later), None, behind=True)
+    wait_for(lambda: processed(engine, 502), timeout=5)  # not the order_wait of a minute
+    first.submit(501, 9, json.dumps(earlier))
+    wait_for(lambda: processed(engine, 501))
+    assert recorder.handled == [("first", 502), ("first", 501)]
+
+
 def check_store_answers(inbox: Inbox) -> None:
     assert inbox.shared
     assert inbox.store(1, "{}", 5) == (Accepted.NEW_CLAIMED, None)

@@ -409,15 +409,17 @@ class BotRunner:
             earlier = await self._read(self.inbox.pending_before, update_id, key)
             if not earlier:
                 return
+            # Claimed by this process: in their turn (whether handed to the loop yet or not).
+            held_here = {i for i in earlier if self.inbox.is_in_flight(i)}
             with self._pending_cond:
-                mine = {i for i in earlier if i in self._pending}
+                mine = {i for i in earlier if i in self._pending}  # queued here
             try_others = loop.time() >= next_claim
             if try_others:
                 next_claim, claim_every = loop.time() + claim_every, min(claim_every * 2, 30.0)
             adopted, held_elsewhere = False, set()
             for earlier_id in earlier:  # oldest first
-                if self.inbox.is_in_flight(earlier_id):
-                    continue  # this process's, in its turn
+                if earlier_id in held_here:
+                    continue
                 if earlier_id not in mine:
                     if not try_others:
                         continue
@@ -435,7 +437,7 @@ class BotRunner:
                 break  # look again: what is left may have changed meanwhile
             if adopted:
                 continue
-            others = [i for i in earlier if i not in mine or i in held_elsewhere]
+            others = [i for i in earlier if i not in held_here and (i not in mine or i in held_elsewhere)]
             if not others:
                 return
             now = loop.time()
