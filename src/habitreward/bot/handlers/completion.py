@@ -201,15 +201,25 @@ async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, a
                     source: str = "button", new_message: bool = False) -> None:
     day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
     try:
-        result = await s.run(s.engine.complete, s.user, habit, at=at, day=day, source=source)
-    except NotFound:
+        outcome = await s.run(s.engine.complete, s.user, habit, at=at, day=day, source=source)
+    except (NotFound, ValidationError) as exc:
+        outcome = exc
+    await show_completion(s, habit, outcome, new_message=new_message)
+
+
+async def show_completion(s: Screen, habit: Habit, outcome: CompletionResult | Exception, *,
+                          new_message: bool = False) -> None:
+    """What a completion attempt shows: the result, or why it was refused (NotFound: the habit
+    is gone; ValidationError: a day that cannot be logged)."""
+    if isinstance(outcome, NotFound):
         await s.refuse()
         return
-    except ValidationError:
+    if isinstance(outcome, ValidationError):
         await s.show(s.t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit "
                            "was added count.", habit=habit.name, n=BACKDATE_DAYS), [menu_row(s.t, back="ed")])
         return
-    text, rows = completion_text(s, result), completion_rows(s, result)
+    assert isinstance(outcome, CompletionResult)
+    text, rows = completion_text(s, outcome), completion_rows(s, outcome)
     if new_message:
         await s.send(text, rows)
     else:
@@ -267,38 +277,55 @@ def _exact_matches(text: str, habits: list[Habit]) -> list[Habit]:
     return [h for h in habits if " ".join(h.name.split()).casefold() == wanted]
 
 
-def _habits_and_match(engine: Any, user: Any, text: str) -> tuple[list[Habit], Any]:
-    """The user's habits and the matchers' verdict on ``text`` (None without habits)."""
+def _matched(text: str, habits: list[Habit], result: Any) -> tuple[list[Habit], bool]:
+    """The habits the matchers' ``result`` names (only the user's own, each once) and whether
+    it is certain; without any matcher (``result`` None), an exact name is certain."""
+    if result is None:
+        return _exact_matches(text, habits), True
+    visible = {h.id: h for h in habits}  # a matcher may only pick the user's own habits
+    matches, seen = [], set()
+    for match in getattr(result, "matches", ()) or ():
+        habit_id = getattr(match.habit, "id", None)
+        if habit_id in visible and habit_id not in seen:
+            seen.add(habit_id)
+            matches.append(visible[habit_id])
+    return matches, bool(getattr(result, "confident", False))
+
+
+def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | None) -> tuple[
+        list[Habit], list[Habit], bool, list[CompletionResult | Exception]]:
+    """The user's habits, what ``text`` matches, whether that is certain, and when it is, each
+    match logged (its result, or the NotFound / ValidationError that refused it)."""
     habits = engine.habits_for(user)
-    return habits, (engine.hooks.match_habits(user, text, habits) if habits else None)
+    if not habits:
+        return habits, [], False, []
+    matches, confident = _matched(text, habits, engine.hooks.match_habits(user, text, habits))
+    outcomes: list[CompletionResult | Exception] = []
+    if matches and confident:
+        for habit in matches:
+            try:
+                outcomes.append(engine.complete(user, habit, at=at, source="text"))
+            except (NotFound, ValidationError) as exc:
+                outcomes.append(exc)
+    return habits, matches, confident, outcomes
 
 
 async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
     """Free text: log what is certain, confirm what is not, offer the keyboard otherwise."""
     t = s.t
     if is_postgres(s.engine.db) or matching_may_wait(s.engine.pm):
-        # An LLM, another plugin's matcher or database round trips: keep the event loop free
-        # (one thread hop for the habits and the match).
-        habits, result = await asyncio.to_thread(_habits_and_match, s.engine, s.user, text)
+        # An LLM, another plugin's matcher or database round trips: keep the event loop free,
+        # with one thread hop for the habits, the match and the completion.
+        habits, matches, confident, outcomes = await asyncio.to_thread(
+            _read_match_and_log, s.engine, s.user, text, at)
     else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
-        habits, result = _habits_and_match(s.engine, s.user, text)
+        habits, matches, confident, outcomes = _read_match_and_log(s.engine, s.user, text, at)
     if not habits:
         await s.send(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
-    if result is None:
-        matches, confident = _exact_matches(text, habits), True
-    else:
-        visible = {h.id: h for h in habits}  # a matcher may only pick the user's own habits
-        matches, seen = [], set()
-        for match in getattr(result, "matches", ()) or ():
-            habit_id = getattr(match.habit, "id", None)
-            if habit_id in visible and habit_id not in seen:
-                seen.add(habit_id)
-                matches.append(visible[habit_id])
-        confident = bool(getattr(result, "confident", False))
     if matches and confident:
-        for habit in matches:
-            await log_habit(s, habit, at=at, source="text", new_message=True)
+        for habit, outcome in zip(matches, outcomes):
+            await show_completion(s, habit, outcome, new_message=True)
         return
     if matches:
         if len(matches) == 1:
