@@ -63,6 +63,25 @@ def test_another_plugins_matcher_runs_on_a_worker_thread(bot, engine):
     assert service.threads and "BotDriver" not in service.threads
 
 
+def test_a_completion_after_a_worker_thread_match_is_written_on_the_loop_on_sqlite_only(bot, engine, backend,
+                                                                                       monkeypatch):
+    """SQLite: a write on a worker thread would hold the single write lock while waiting for the
+    interpreter's lock (see run_engine). PostgreSQL: it goes in the match's hop."""
+    engine.pm.register(SlowService(), name="slow-service")  # the match runs on a worker thread
+    ann = engine.add_user(8, "Ann", active=True)
+    engine.add_habit("Reading", owner=ann)
+    threads: list[str] = []
+    real = type(engine).complete
+
+    def spy(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(engine), "complete", spy)
+    assert "<b>Reading</b> done!" in "\n".join(bot.send(8, "read a book").texts)
+    assert (threads == ["BotDriver"]) if backend == "sqlite" else (threads and "BotDriver" not in threads)
+
+
 @pytest.mark.postgres_only  # on SQLite these are local calls, made on the loop on purpose
 def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_trip(bot, engine, monkeypatch):
     """Every statement of a free-text report (the bot state, the gate's user, the match, the

@@ -292,16 +292,17 @@ def _matched(text: str, habits: list[Habit], result: Any) -> tuple[list[Habit], 
     return matches, bool(getattr(result, "confident", False))
 
 
-def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | None) -> tuple[
+def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | None, log: bool) -> tuple[
         list[Habit], list[Habit], bool, list[CompletionResult | Exception]]:
-    """The user's habits, what ``text`` matches, whether that is certain, and when it is, each
-    match logged (its result, or the NotFound / ValidationError that refused it)."""
+    """The user's habits, what ``text`` matches, whether that is certain, and when it is and
+    ``log`` asks, each match logged (its result, or the NotFound / ValidationError that
+    refused it)."""
     habits = engine.habits_for(user)
     if not habits:
         return habits, [], False, []
     matches, confident = _matched(text, habits, engine.hooks.match_habits(user, text, habits))
     outcomes: list[CompletionResult | Exception] = []
-    if matches and confident:
+    if matches and confident and log:
         for habit in matches:
             try:
                 outcomes.append(engine.complete(user, habit, at=at, source="text"))
@@ -313,17 +314,22 @@ def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | Non
 async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
     """Free text: log what is certain, confirm what is not, offer the keyboard otherwise."""
     t = s.t
-    if is_postgres(s.engine.db) or matching_may_wait(s.engine.pm):
+    on_postgres = is_postgres(s.engine.db)
+    if on_postgres or matching_may_wait(s.engine.pm):
         # An LLM, another plugin's matcher or database round trips: keep the event loop free,
-        # with one thread hop for the habits, the match and the completion.
+        # with one thread hop for the habits, the match and, on PostgreSQL, the completion (a
+        # SQLite write stays on the loop: see run_engine).
         habits, matches, confident, outcomes = await asyncio.to_thread(
-            _read_match_and_log, s.engine, s.user, text, at)
+            _read_match_and_log, s.engine, s.user, text, at, on_postgres)
     else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
-        habits, matches, confident, outcomes = _read_match_and_log(s.engine, s.user, text, at)
+        habits, matches, confident, outcomes = _read_match_and_log(s.engine, s.user, text, at, True)
     if not habits:
         await s.send(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
     if matches and confident:
+        if not outcomes:  # matched on a worker thread, logged here (SQLite)
+            for habit in matches:
+                await log_habit(s, habit, at=at, source="text", new_message=True)
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
