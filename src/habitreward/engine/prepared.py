@@ -232,11 +232,15 @@ class Prepared:
         """Run it; the DB-API cursor."""
         return self._run(db, values)[1]
 
-    def _run(self, db: peewee.Database, values: Sequence[Any]) -> tuple[_Compiled, Any]:
+    def _bound(self, db: peewee.Database, values: Sequence[Any]) -> tuple[_Compiled, list[Any]]:
         if len(values) != self.arity:
             raise TypeError(f"this query takes {self.arity} values, got {len(values)}")
         compiled = self.compiled(db)
-        return compiled, db.execute_sql(compiled.sql, compiled.bind(values))
+        return compiled, compiled.bind(values)
+
+    def _run(self, db: peewee.Database, values: Sequence[Any]) -> tuple[_Compiled, Any]:
+        compiled, params = self._bound(db, values)
+        return compiled, db.execute_sql(compiled.sql, params)
 
     def rows(self, db: peewee.Database, *values: Any) -> Iterable[Any]:
         """Run a SELECT; its rows as peewee would give them (model instances by default)."""
@@ -267,10 +271,8 @@ class Prepared:
         one round trip fewer), else run now."""
         queue = getattr(db, "write_at_commit", None)
         if queue is not None:
-            if len(values) != self.arity:
-                raise TypeError(f"this query takes {self.arity} values, got {len(values)}")
-            compiled = self.compiled(db)
-            if queue(compiled.sql, tuple(compiled.bind(values))):
+            compiled, params = self._bound(db, values)
+            if queue(compiled.sql, tuple(params)):
                 return
         self.write(db, *values)
 
