@@ -131,3 +131,22 @@ def test_only_given_habits_are_returned():
 
 def test_normalize_keeps_short_i_and_folds_yo():
     assert normalize("Йога Ёлка") == "йога елка"
+
+
+def test_a_remembered_answer_follows_renames_new_aliases_and_the_habits_given():
+    """The matcher remembers its answers; a changed habit list must still change the answer."""
+    habits = [SimpleNamespace(id=1, name="Running"), SimpleNamespace(id=2, name="Reading")]
+    assert names(match_local("jogging", habits)) == []
+    assert names(match_local("jogging", habits, {1: ["jogging"]})) == ["Running"]
+    assert names(match_local("jogging", habits)) == []  # the alias gone again
+    renamed = [SimpleNamespace(id=1, name="Jogging"), habits[1]]
+    assert names(match_local("jogging", renamed)) == ["Jogging"]
+    # The answer carries the habits of this call, not those of the call it was remembered from.
+    again = [SimpleNamespace(id=1, name="Jogging"), SimpleNamespace(id=2, name="Reading")]
+    assert match_local("jogging", again).matches[0].habit is again[0]
+
+
+def test_a_long_message_is_matched_like_a_short_one():
+    text = "today I went running in the park with a friend and it was great " * 5
+    assert len(text) > 200
+    assert names(match_local(text, EN)) == ["Running"]

@@ -20,6 +20,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from habitreward.nlp.normalize import normalize, stems, words
 from habitreward.nlp.results import HabitMatch, MatchResult
@@ -235,11 +236,44 @@ def hedges(message: Iterable[str]) -> list[str]:
 
 def match_local(text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]] | None = None) -> MatchResult:
     """Match ``text`` against ``habits`` (and their ``aliases`` by habit id), without any I/O."""
+    aliases = aliases or {}
+    catalog = tuple((h.id, h.name, tuple(aliases.get(h.id, ()))) for h in habits)
+    analyse = _match_catalog if len(text) <= _REMEMBERED_TEXT else _match_catalog.__wrapped__
+    matches, confident, reason = analyse(text, catalog)
+    by_id = {h.id: h for h in habits}
+    return MatchResult(tuple(HabitMatch(by_id[habit_id], confidence, source)  # type: ignore[arg-type]
+                             for habit_id, confidence, source in matches),
+                       confident=confident, reason=reason)
+
+
+class _Entry(NamedTuple):
+    """What the matcher reads of a habit."""
+
+    id: int
+    name: str
+
+
+#: A match by habit id: (habit id, confidence, source).
+_IdMatch = tuple[int, float, str]
+
+
+#: Longer messages are analysed afresh each time (they seldom recur and would fill the memory).
+_REMEMBERED_TEXT = 200
+
+
+# A pure function of the message and the catalog (each habit's id, name and aliases), so it is
+# remembered: people send the same few words against the same habits day after day, and the
+# analysis is most of the matcher's cost. A changed name or alias is a different catalog.
+@functools.lru_cache(maxsize=2048)
+def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], ...]
+                   ) -> tuple[tuple[_IdMatch, ...], bool, str]:
     message_words = words(normalize(text))
     message = [Word.of(w) for w in message_words]
+    habits = [_Entry(habit_id, name) for habit_id, name, _ in catalog]
     by_id = {h.id: h for h in habits}
+    aliases = {habit_id: names for habit_id, _, names in catalog if names}
     best: dict[int, Candidate] = {}
-    for term in compile_terms(habits, aliases or {}):
+    for term in compile_terms(habits, aliases):
         candidate = _score_term(term, message)
         if candidate is None:
             continue
@@ -257,25 +291,25 @@ def match_local(text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]
         )
     ]
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
-    matches = tuple(HabitMatch(by_id[c.habit_id], round(c.score, 3), c.source) for c in candidates)  # type: ignore[arg-type]
+    matches = tuple((c.habit_id, round(c.score, 3), c.source) for c in candidates)
     doubts = hedges(message_words)
     question = text.rstrip().endswith("?")
     if not matches:
         # Certainly no habit report, so no LLM call: small talk, a question, or no words at all.
         if not message_words or all(w in SMALL_TALK or w in STOPWORDS for w in message_words):
-            return MatchResult((), confident=True, reason="no habit: small talk")
+            return (), True, "no habit: small talk"
         if question:
-            return MatchResult((), confident=True, reason="no habit: a question")
+            return (), True, "no habit: a question"
         reason = "no match"
     elif question:  # "did I run today?" asks, it does not report
         reason = "doubt: a question"
     elif doubts:
         reason = "doubt: " + " ".join(doubts)
-    elif any(m.confidence < FOUND for m in matches):
+    elif any(confidence < FOUND for _, confidence, _ in matches):
         reason = "partial match"
     else:
-        return MatchResult(matches, confident=True)
-    return MatchResult(matches, confident=False, reason=reason)
+        return matches, True, ""
+    return matches, False, reason
 
 
 __all__ = ["FOUND", "SUGGEST", "compile_terms", "hedges", "match_local", "word_score"]
