@@ -79,3 +79,38 @@ def test_updates_handed_over_from_many_threads_at_once_are_each_processed_once(t
         runner.stop(10)
         inbox.close()
         engine.close()
+
+
+def test_a_backlog_longer_than_a_page_is_all_queued_at_the_start(tmp_path, botapi):
+    """After a crash with more than one page (500) of unprocessed updates, the start queues
+    them all: the oldest 500 were asked for again and again before, and the rest waited for
+    the sweep, 500 every 30 s."""
+    import datetime as dt
+    import json
+
+    from habitreward.models import ProcessedUpdate
+    from habitreward.testing.builders import message_update
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'runner.db'}", load_entry_points=False,
+                         telegram_bot_token="123456:RUNNER-TEST", telegram_api_url=botapi.base_url,
+                         registration="open")
+    backlog = 1100
+    with engine.session(), engine.db.atomic():
+        received = dt.datetime(2026, 11, 30, 8, 0)
+        ProcessedUpdate.insert_many(
+            [{"update_id": i, "payload": json.dumps(message_update(20_000 + i, "/help", update_id=i)),
+              "received_at": received, "attempts": 0, "chat_key": 20_000 + i} for i in range(1, backlog + 1)]
+        ).execute()
+    inbox = Inbox(engine)
+    runner = BotRunner(build_bot(engine, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        assert runner.submit_pending() == backlog
+        assert runner.drain(60)
+        with engine.session():
+            assert ProcessedUpdate.select().where(ProcessedUpdate.processed_at.is_null()).count() == 0
+        assert len({m["chat_id"] for m in botapi.sent()}) == backlog
+        assert runner.submit_pending() == 0  # nothing left, nothing queued twice
+    finally:
+        runner.stop(10)
+        inbox.close()

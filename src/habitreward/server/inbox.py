@@ -655,17 +655,35 @@ class Inbox:
     # --- housekeeping ------------------------------------------------------------
 
     def unprocessed(self, *, received_before: dt.datetime | None = None, limit: int = 500) -> list[PendingUpdate]:
-        """Updates still to process, oldest first (optionally only ones received before a moment)."""
-        query = ProcessedUpdate.select(ProcessedUpdate.update_id, ProcessedUpdate.payload).where(
-            ProcessedUpdate.processed_at.is_null()
-        )
-        if received_before is not None:
-            query = query.where(ProcessedUpdate.received_at < received_before)
-        with self.engine.session():
-            query = query.order_by(ProcessedUpdate.update_id).limit(limit)
-            rows = [PendingUpdate(r.update_id, r.payload) for r in query]
-        with self._mutex:
-            return [r for r in rows if r.update_id not in self._inflight]
+        """Updates still to process, oldest first (optionally only ones received before a moment);
+        the first ``limit`` of them, less any this process is working on."""
+        return next(self.unprocessed_pages(received_before=received_before, page=limit), [])
+
+    def unprocessed_pages(self, *, received_before: dt.datetime | None = None,
+                          page: int = 500) -> Iterator[list[PendingUpdate]]:
+        """Every update still to process, oldest first, ``page`` rows at a time (less those this
+        process is working on), paged by update id: a page queued for processing is still
+        unprocessed when the next one is read."""
+        after = None
+        while True:
+            query = ProcessedUpdate.select(ProcessedUpdate.update_id, ProcessedUpdate.payload).where(
+                ProcessedUpdate.processed_at.is_null()
+            )
+            if received_before is not None:
+                query = query.where(ProcessedUpdate.received_at < received_before)
+            if after is not None:
+                query = query.where(ProcessedUpdate.update_id > after)
+            with self.engine.session():
+                query = query.order_by(ProcessedUpdate.update_id).limit(page)
+                rows = [PendingUpdate(r.update_id, r.payload) for r in query]
+            if not rows:
+                return
+            after = rows[-1].update_id
+            with self._mutex:
+                free = [r for r in rows if r.update_id not in self._inflight]
+            yield free
+            if len(rows) < page:
+                return
 
     def prune(self, *, processed_before: dt.datetime) -> int:
         """Forget processed updates older than a moment (Telegram re-delivers for 24 hours at most)."""

@@ -318,22 +318,19 @@ class BotRunner:
     def submit_pending(self, *, received_before: dt.datetime | None = None) -> int:
         """Queue the inbox rows left unprocessed (after a crash); how many were queued."""
         count = 0
-        while True:
-            rows = self.inbox.unprocessed(received_before=received_before)
+        for rows in self.inbox.unprocessed_pages(received_before=received_before):
             with self._pending_cond:
                 queued = set(self._pending)
-            rows = [r for r in rows if r.update_id not in queued]
-            if not rows:
-                return count
             for row in rows:
+                if row.update_id in queued:
+                    continue
                 try:
                     key = ordering_key(json.loads(row.payload))
                 except (ValueError, AttributeError):
                     key = None
                 self.submit(row.update_id, key)
                 count += 1
-            if len(rows) < 500:
-                return count
+        return count
 
     def _done(self, update_id: int, task: asyncio.Task | None) -> None:
         if task is not None:
