@@ -263,7 +263,7 @@ class Service:
         if self.options.workers > 1 and self.options.worker is None:
             _Supervisor(self).run()
             return
-        from waitress.server import create_server
+        from habitreward.server.http import make_http_server
 
         stop = _StopSignal()
         control: socket.socket | None = None
@@ -278,7 +278,7 @@ class Service:
                 where = {"host": self.options.host, "port": self.options.port}
             runner = self._start_bot()
             wsgi_app = self.make_wsgi_app(runner)
-            server = create_server(
+            server = make_http_server(
                 wsgi_app,
                 **where,
                 threads=self.options.threads,
