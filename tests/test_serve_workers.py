@@ -238,6 +238,42 @@ def test_a_claim_never_takes_a_row_of_a_live_worker_and_takes_a_dead_ones_once(e
     assert list(directory.glob("*.lock")) == []
 
 
+def test_a_claim_of_a_live_workers_row_does_not_wait_for_the_write_lock(engine, backend, tmp_path):
+    """An update waiting for an earlier one of its chat in another worker's hands tries to claim
+    it now and then (in case that worker died). Finding the worker alive is a read: it must not
+    queue for the write lock behind the writers (under load thousands of such tries did)."""
+    if backend != "sqlite":
+        pytest.skip("on PostgreSQL advisory locks keep workers apart (test_serve_inbox.py)")
+    directory = tmp_path / "habitreward.db.workers"
+    mine, other = WorkerLock(directory).acquire(), WorkerLock(directory).acquire()
+    first, second = Inbox(engine, owner=mine), Inbox(engine, owner=other)
+    writing, done_writing = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with engine.session(), engine.db.atomic():
+            writing.set()
+            done_writing.wait(30)
+
+    writer = threading.Thread(target=long_write)
+    try:
+        assert first.accept(1, "{}") is Accepted.NEW_CLAIMED
+        writer.start()
+        assert writing.wait(10)
+        answers: list[str | None] = []
+        claimer = threading.Thread(target=lambda: answers.append(second.claim(1)))
+        claimer.start()
+        claimer.join(5)
+        assert not claimer.is_alive(), "the claim waited for the write lock"
+        assert answers == [None]  # the first worker lives: its row stays its own
+    finally:
+        done_writing.set()
+        writer.join(30)
+        first.close()
+        second.close()
+        mine.release()
+        other.release()
+
+
 def query_row(db_url: str, update_id: int) -> tuple[int, str | None]:
     return query(db_url,
                  "SELECT attempts, claimed_by FROM processed_updates WHERE update_id = %s", (update_id,))[0]

@@ -376,6 +376,12 @@ _PENDING_BEFORE = Prepared(
     2,
 )
 # The latest of them (the store asks it in its own INSERT where the database has RETURNING).
+_PENDING_HOLDER = Prepared(
+    lambda update_id: ProcessedUpdate.select(ProcessedUpdate.claimed_by)
+    .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
+    .tuples(),
+    1,
+)
 _LATEST_PENDING_BEFORE = Prepared(
     lambda chat_key, update_id: ProcessedUpdate.select(peewee.fn.MAX(ProcessedUpdate.update_id))
     .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
@@ -522,6 +528,8 @@ class Inbox:
 
     def claim(self, update_id: int) -> str | None:
         """Take a stored update for processing; its payload, or None when it is done or taken."""
+        if self._owner is not None and not self._may_take(update_id):
+            return None
         if not self._take(update_id):
             return None
 
@@ -543,6 +551,19 @@ class Inbox:
             self._release(update_id, True)
             return None
         return row.payload
+
+    def _may_take(self, update_id: int) -> bool:
+        """One of several workers on a SQLite file: may the row be claimable? A read, without the
+        write lock the claim's transaction takes. Most claims of another worker's row find that
+        worker alive (an update waiting for an earlier one of its chat tries now and then, in case
+        it died); under load thousands of such claims competed for the write lock."""
+        with self.engine.session():
+            row = _PENDING_HOLDER.first(self.db, update_id)
+        if row is None:
+            return False  # processed (or never stored)
+        holder = row[0]
+        assert self._owner is not None
+        return holder is None or holder == self._owner.token or not self._owner.alive(holder)
 
     def _take_row(self, update_id: int) -> Any:
         """In a transaction: claim the row in the database; its payload and attempts, or None."""
