@@ -552,6 +552,11 @@ class Inbox:
             return None
         return row.payload
 
+    def may_claim(self, update_id: int) -> bool:
+        """False when :meth:`claim` would surely find the row done or held by a live process
+        (told by a read where the database can tell: workers on a SQLite file); True otherwise."""
+        return self._owner is None or self._may_take(update_id)
+
     def _may_take(self, update_id: int) -> bool:
         """One of several workers on a SQLite file: may the row be claimable? A read, without the
         write lock the claim's transaction takes. Most claims of another worker's row find that

@@ -88,14 +88,14 @@ class _DoneWatch:
         self._still_pending = still_pending  # update_ids -> those of them not processed yet
         self._read = read
         self.tick = tick
-        self._waiting: list[tuple[frozenset[int], asyncio.Future]] = []
+        # Waiting updates by their future (a dict: leaving is O(1), with thousands waiting).
+        self._waiting: dict[asyncio.Future, frozenset[int]] = {}
         self._poller: asyncio.Task | None = None
 
     async def wait(self, update_ids: list[int], timeout: float) -> None:
         """Until every row of ``update_ids`` is processed, or ``timeout`` seconds."""
         future = asyncio.get_running_loop().create_future()
-        entry = (frozenset(update_ids), future)
-        self._waiting.append(entry)
+        self._waiting[future] = frozenset(update_ids)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="habitreward-chat-order")
         try:
@@ -103,7 +103,7 @@ class _DoneWatch:
         except TimeoutError:
             pass
         finally:
-            self._waiting.remove(entry)
+            del self._waiting[future]
 
     def close(self) -> None:
         if self._poller is not None:
@@ -112,15 +112,15 @@ class _DoneWatch:
     async def _poll(self) -> None:
         while self._waiting:
             await asyncio.sleep(self.tick)
-            awaited = sorted(set().union(*(ids for ids, _ in self._waiting)))
+            awaited = sorted(set().union(*self._waiting.values()))
             try:
                 pending = set(await self._read(self._still_pending, awaited))
             except Exception:  # the database is away for a moment: the waiters try again later
                 logger.warning("could not look at the updates other processes hold", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            for ids, future in self._waiting:
-                if not future.done() and not ids & pending:
+            for future, ids in list(self._waiting.items()):
+                if not future.done() and ids.isdisjoint(pending):
                     future.set_result(None)
 
 
@@ -421,6 +421,10 @@ class BotRunner:
                     if not try_others:
                         continue
                     try_others = False  # of other processes' rows, the oldest only
+                    # Workers on SQLite: whether its worker lives is a local read, no hop needed.
+                    if self._local_reads and not self.inbox.may_claim(earlier_id):
+                        held_elsewhere.add(earlier_id)
+                        continue
                 payload = await asyncio.to_thread(self.inbox.claim, earlier_id)
                 if payload is None:  # queued here, but another process has it (or it is done)
                     held_elsewhere.add(earlier_id)
