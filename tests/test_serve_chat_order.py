@@ -33,6 +33,7 @@ class Recorder:
         self.handled: list[tuple[str, int]] = []
         self.started: list[int] = []
         self.release = threading.Event()
+        self.release_blocker = threading.Event()  # for messages saying "blocker"
         self.names: dict[int, str] = {}  # id(application) -> process name
 
     @hookimpl
@@ -43,6 +44,8 @@ class Recorder:
             self.started.append(update.update_id)
             if update.message.text == "slow":
                 await asyncio.to_thread(self.release.wait, 20)
+            elif update.message.text == "blocker":
+                await asyncio.to_thread(self.release_blocker.wait, 20)
             self.handled.append((self.names[id(context.application)], update.update_id))
             raise ApplicationHandlerStop
 
@@ -50,16 +53,19 @@ class Recorder:
 
 
 @pytest.fixture
-def two_processes(db_url, backend, botapi, tmp_path):
-    """``(recorder, first, second, engine)``: two started runners on one database."""
+def two_processes(request, db_url, backend, botapi, tmp_path):
+    """``(recorder, first, second, engine)``: two started runners on one database (the second
+    runs ``request.param`` updates at a time when parametrized indirectly; 16 otherwise)."""
     engine = make_engine(db_url, load_entry_points=False, telegram_bot_token="123456:ORDER-TEST",
                          telegram_api_url=botapi.base_url, registration="open")
     recorder = Recorder()
     engine.pm.register(recorder, name="order-recorder")
     owners = [WorkerLock(tmp_path / "workers").acquire() for _ in range(2)] if backend == "sqlite" else [None, None]
     runners = []
+    concurrency = {"first": 16, "second": getattr(request, "param", 16)}
     for name, owner in zip(("first", "second"), owners):
-        runner = BotRunner(build_bot(engine, rate_limit=False), Inbox(engine, owner=owner), sweep_interval=0)
+        runner = BotRunner(build_bot(engine, rate_limit=False), Inbox(engine, owner=owner), sweep_interval=0,
+                           concurrency=concurrency[name])
         recorder.names[id(runner.application)] = name
         runner.start()
         runners.append(runner)
@@ -67,6 +73,7 @@ def two_processes(db_url, backend, botapi, tmp_path):
         yield recorder, runners[0], runners[1], engine
     finally:
         recorder.release.set()
+        recorder.release_blocker.set()
         for runner in runners:
             runner.stop(10)
             runner.inbox.close()
@@ -133,6 +140,28 @@ def test_an_earlier_update_queued_here_but_held_by_another_process_is_still_wait
     recorder.release.set()
     wait_for(lambda: processed(engine, 301, 302))
     assert recorder.handled == [("first", 301), ("second", 302)]
+
+
+@pytest.mark.parametrize("two_processes", [1], indirect=True)
+def test_an_update_arriving_behind_one_queued_here_but_held_elsewhere_waits_for_it(two_processes):
+    """The earlier update of the chat is queued in this process (a sweep put it there) while
+    another process holds it. Queued is not held: the later one must still wait until the other
+    process is done, even once the queued copy here has given up (it could not claim it)."""
+    recorder, first, second, engine = two_processes
+    assert deliver(first, message_update(8, "slow", update_id=401))  # held by the first, in progress
+    wait_for(lambda: 401 in recorder.started)
+    assert deliver(second, message_update(9, "blocker", update_id=400))  # takes the second's only slot
+    wait_for(lambda: 400 in recorder.started)
+    second.submit(401, 8)  # as a sweep would: queued here, waiting for the slot
+    assert deliver(second, message_update(8, "next", update_id=402))  # arrives behind it
+    recorder.release_blocker.set()  # the queued copy of 401 gets the slot, cannot claim it, gives up
+    wait_for(lambda: processed(engine, 400))
+    time.sleep(0.5)
+    assert 402 not in recorder.started  # still waiting for the first process to finish 401
+    recorder.release.set()
+    wait_for(lambda: processed(engine, 401, 402))
+    assert [u for _, u in recorder.handled if u != 400] == [401, 402]
+    assert sorted(recorder.handled) == [("first", 401), ("second", 400), ("second", 402)]
 
 
 def test_an_earlier_update_this_process_holds_is_never_waited_for(two_processes):
