@@ -6,7 +6,7 @@ empty, so the network loop's ``select()`` reports the socket writable at once; t
 loop tries the lock without waiting, finds it taken, and goes round again. Every
 turn takes the interpreter lock back from the task thread it is waiting for, so
 under load each response cost ~40 turns of the loop (measured: 220,000 "writable"
-turns for 5,000 webhook requests) and a third more CPU per request.
+turns for 5,000 webhook requests) and about a quarter more CPU per request.
 
 :class:`FlushWaitingChannel` waits for the lock instead: the task thread finishes
 its send (microseconds: the socket is non-blocking and the lock is never held over

@@ -376,18 +376,19 @@ _PENDING_BEFORE = Prepared(
     2,
 )
 # The latest of them (the store asks it in its own INSERT where the database has RETURNING).
-_PENDING_HOLDER = Prepared(
-    lambda update_id: ProcessedUpdate.select(ProcessedUpdate.claimed_by)
-    .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
-    .tuples(),
-    1,
-)
 _LATEST_PENDING_BEFORE = Prepared(
     lambda chat_key, update_id: ProcessedUpdate.select(peewee.fn.MAX(ProcessedUpdate.update_id))
     .where((ProcessedUpdate.chat_key == chat_key) & ProcessedUpdate.processed_at.is_null()
            & (ProcessedUpdate.update_id < update_id))
     .tuples(),
     2,
+)
+# Who holds an update still to process (workers on SQLite: claimed_by).
+_PENDING_HOLDER = Prepared(
+    lambda update_id: ProcessedUpdate.select(ProcessedUpdate.claimed_by)
+    .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
+    .tuples(),
+    1,
 )
 # Which of the rows other processes' updates wait for are still to process (runner._DoneWatch).
 _PENDING_AMONG_MAX = 512
