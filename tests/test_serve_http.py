@@ -91,3 +91,37 @@ def test_the_loop_sends_what_a_writing_task_thread_leaves_once_it_lets_go():
     finally:
         client.close()
         server.close()
+
+
+def test_a_response_larger_than_the_buffer_limit_reaches_a_slow_reader_whole():
+    """A task that writes more than the buffer holds waits for the network loop to make room;
+    the loop, now waiting for the buffer's lock rather than trying it, must never wait for a
+    task that is itself waiting for the loop."""
+    chunk, chunks = b"x" * 65536, 64  # 4 MiB against a 256 KiB buffer limit
+
+    def big(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(chunk) * chunks))])
+        return (chunk for _ in range(chunks))
+
+    server = make_http_server(big, host="127.0.0.1", port=0, threads=2, outbuf_high_watermark=262144)
+    loop = threading.Thread(target=server.run, daemon=True)
+    loop.start()
+    try:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small: the server's buffer fills
+        client.settimeout(10)
+        client.connect(("127.0.0.1", int(server.effective_port)))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        time.sleep(0.3)  # not reading yet: the task fills the buffer past its limit and waits
+        received = bytearray()
+        while b"\r\n\r\n" not in received or len(received) - received.index(b"\r\n\r\n") - 4 < len(chunk) * chunks:
+            data = client.recv(65536)
+            assert data, "the connection closed before the whole body came"
+            received += data
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == chunk * chunks
+        client.close()
+    finally:
+        server.close()
+        loop.join(5)
