@@ -114,3 +114,4 @@ def test_a_backlog_longer_than_a_page_is_all_queued_at_the_start(tmp_path, botap
     finally:
         runner.stop(10)
         inbox.close()
+        engine.close()
