@@ -529,7 +529,7 @@ class Inbox:
 
     def claim(self, update_id: int) -> str | None:
         """Take a stored update for processing; its payload, or None when it is done or taken."""
-        if self._owner is not None and not self._may_take(update_id):
+        if not self.may_claim(update_id):  # a read first: the transaction below takes the write lock
             return None
         if not self._take(update_id):
             return None
