@@ -179,6 +179,24 @@ def test_an_earlier_update_this_process_holds_is_never_waited_for(two_processes)
     assert recorder.handled == [("first", 502), ("first", 501)]
 
 
+def test_once_an_update_went_ahead_of_a_stuck_process_the_chat_no_longer_waits_for_it(two_processes):
+    """A live process stuck on a chat's update: the next update waits ``order_wait`` and goes
+    ahead; the ones after it must not wait for the stuck one again (a minute per message)."""
+    recorder, first, second, engine = two_processes
+    assert deliver(first, message_update(10, "slow", update_id=601))  # stuck until released
+    wait_for(lambda: 601 in recorder.started)
+    second.order_wait = 1.0
+    assert deliver(second, message_update(10, "next", update_id=602))
+    wait_for(lambda: processed(engine, 602), timeout=10)  # after waiting its second for 601
+    second.order_wait = 60.0
+    assert deliver(second, message_update(10, "and the next", update_id=603))
+    wait_for(lambda: processed(engine, 603), timeout=10)  # not another wait for 601
+    assert 601 not in {u for _, u in recorder.handled}  # still stuck all along
+    recorder.release.set()
+    wait_for(lambda: processed(engine, 601))
+    assert [u for _, u in recorder.handled] == [602, 603, 601]
+
+
 def check_store_answers(inbox: Inbox) -> None:
     assert inbox.shared
     assert inbox.store(1, "{}", 5) == (Accepted.NEW_CLAIMED, None)

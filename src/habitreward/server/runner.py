@@ -149,6 +149,10 @@ class BotRunner:
         # The longest an update waits for an earlier one of its chat in another process's hands
         # (then it goes ahead, out of order, with a warning: a stuck process must not stop a chat).
         self.order_wait = order_wait
+        # Rows an update already waited ``order_wait`` for (their process is stuck): later updates of
+        # the chat do not wait for them again, or a stuck process would slow its chats to one update
+        # a minute. Bounded: the oldest are forgotten first.
+        self._given_up: dict[int, None] = {}
         self._local_reads = not is_postgres(inbox.engine.db)  # SQLite: a read is a local call
         self._done_watch = _DoneWatch(inbox.still_pending, self._read)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -395,7 +399,8 @@ class BotRunner:
         holds, wait until it is done (one poll for every waiting update, see
         :class:`_DoneWatch`), trying to claim it after a second, then less and less often,
         in case that process died.
-        Gives up after ``order_wait`` seconds, with a warning.
+        Gives up after ``order_wait`` seconds, with a warning; later updates of the chat do
+        not wait for the rows given up on again (that process is stuck, not gone).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.order_wait
@@ -438,15 +443,24 @@ class BotRunner:
                 break  # look again: what is left may have changed meanwhile
             if adopted:
                 continue
-            others = [i for i in earlier if i not in held_here and (i not in mine or i in held_elsewhere)]
+            others = [i for i in earlier if i not in held_here and (i not in mine or i in held_elsewhere)
+                      and i not in self._given_up]
             if not others:
                 return
             now = loop.time()
             if now >= deadline:
                 logger.warning("update %s: update(s) %s of the same chat still unfinished after %.0f s;"
-                               " going ahead", update_id, ", ".join(map(str, others)), self.order_wait)
+                               " going ahead (later updates of the chat will not wait for them)",
+                               update_id, ", ".join(map(str, others)), self.order_wait)
+                self._give_up(others)
                 return
             await self._done_watch.wait(others, min(next_claim, deadline) - now)
+
+    def _give_up(self, update_ids: list[int], keep: int = 10_000) -> None:
+        for update_id in update_ids:
+            self._given_up[update_id] = None
+        while len(self._given_up) > keep:
+            del self._given_up[next(iter(self._given_up))]
 
     async def _read(self, read: Any, *args: Any) -> Any:
         """A database read from the loop: in place on SQLite, on a worker thread on PostgreSQL."""
