@@ -59,6 +59,28 @@ def test_every_listening_socket_gets_the_waiting_channel():
         server.close()
 
 
+@pytest.mark.parametrize("renamed", ["_flush_some_if_lockable", "_flush_some"])
+def test_a_waitress_without_the_changed_methods_serves_with_its_own_channel(monkeypatch, caplog, renamed):
+    from waitress.channel import HTTPChannel
+
+    monkeypatch.delattr(HTTPChannel, renamed)  # as a future waitress might
+    server = make_http_server(hello, host="127.0.0.1", port=0, threads=1)
+    loop = threading.Thread(target=server.run, daemon=True)
+    loop.start()
+    try:
+        assert server.channel_class is HTTPChannel
+        assert f"no HTTPChannel.{renamed}" in caplog.text
+        monkeypatch.undo()  # waitress's own channel (needing its own methods) serves
+        conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=5)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"hello")
+        conn.close()
+    finally:
+        server.close()
+        loop.join(5)
+
+
 def test_the_loop_sends_what_a_writing_task_thread_leaves_once_it_lets_go():
     """The loop finds a response in the buffer while a task thread holds the buffer's lock
     (it is sending it itself): it waits for the lock and sends what is left. waitress's own

@@ -12,14 +12,23 @@ turns for 5,000 webhook requests) and about a quarter more CPU per request.
 its send (microseconds: the socket is non-blocking and the lock is never held over
 a blocking call; a task that must wait for room releases it), and the loop sends
 whatever is left. Everything else is waitress's own.
+
+The change overrides a private method of waitress (3.0.x); a waitress without it (or
+without the ``_flush_some`` it calls) gets its own channel back, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+
+logger = logging.getLogger(__name__)
+
+#: waitress's own methods the channel relies on.
+_WAITRESS_METHODS = ("_flush_some_if_lockable", "_flush_some")
 
 
 class FlushWaitingChannel(HTTPChannel):
@@ -34,8 +43,14 @@ class FlushWaitingChannel(HTTPChannel):
 
 def make_http_server(app: Any, **options: Any) -> Any:
     """``waitress.server.create_server(app, **options)`` whose connections are
-    :class:`FlushWaitingChannel` (on every listening socket)."""
+    :class:`FlushWaitingChannel` (on every listening socket), when this waitress has the
+    methods it changes."""
     server = create_server(app, **options)
+    missing = [name for name in _WAITRESS_METHODS if not callable(getattr(HTTPChannel, name, None))]
+    if missing:
+        logger.warning("this waitress has no HTTPChannel.%s: serving with its own channel (more CPU per"
+                       " request under load)", ", HTTPChannel.".join(missing))
+        return server
     listeners = [server] if isinstance(server, BaseWSGIServer) else [
         s for s in server.map.values() if isinstance(s, BaseWSGIServer)]
     for listener in listeners:
