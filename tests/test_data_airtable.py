@@ -219,6 +219,44 @@ def test_existing_user_and_shared_habit_are_adopted_not_duplicated(engine, db_ur
         assert Habit.select().where(Habit.name ** "running").count() == 1
 
 
+def test_undo_of_an_imported_completion_takes_back_a_piece_still_in_the_progress(engine, db_url, standin):
+    """Airtable kept no claim cycles: a progress row's unclaimed pieces are its user's latest
+    logs of that reward, and undoing one of those takes the piece back, as for any completion."""
+    def log(record_id, day, reward):
+        return record(record_id, user=["recU1"], habit=["recH1"], reward=[reward], got_reward=True,
+                      timestamp=f"{day}T18:00:00.000Z", last_completed_date=day)
+
+    standin.tables["RewardProgress"] = [
+        record("recP1", user=["recU1"], reward=["recR1"], pieces_earned=1),  # Coffee: 1 of 3, unclaimed
+        record("recP2", user=["recU1"], reward=["recR3"], pieces_earned=1, claimed=True),  # Sticker
+    ]
+    standin.tables["HabitLog"] = [
+        log("recLa", "2025-01-01", "recR1"),  # a piece of Coffee claimed long ago
+        log("recLb", "2025-01-02", "recR3"),  # the claimed Sticker's piece
+        log("recLc", "2025-01-03", "recR1"),  # the one piece of Coffee now
+    ]
+    assert run_import(db_url, standin, "--no-progress").exit_code == 0
+    with engine.session():
+        ann = User.get(User.telegram_id == 101)
+        running = Habit.get(Habit.name == "Running")
+        coffee = Reward.get(Reward.name == "Coffee")
+
+    undone = engine.undo(ann, running)  # 2025-01-03
+
+    assert (undone.day, undone.reward.name, undone.piece_taken_back) == (dt.date(2025, 1, 3), "Coffee", True)
+    with engine.session():
+        assert RewardProgress.get(user=ann, reward=coffee).pieces_earned == 0
+    sticker = engine.undo(ann, running)  # 2025-01-02: the Sticker was claimed, its piece stays
+    assert (sticker.reward.name, sticker.piece_taken_back) == ("Sticker", False)
+    # A new piece of Coffee, then the old (claimed) Coffee log undone: the new piece stays.
+    with engine.session():
+        RewardProgress.update(pieces_earned=1).where(RewardProgress.reward == coffee).execute()
+    oldest = engine.undo(ann, running)  # 2025-01-01
+    assert (oldest.reward.name, oldest.piece_taken_back) == ("Coffee", False)
+    with engine.session():
+        assert RewardProgress.get(user=ann, reward=coffee).pieces_earned == 1
+
+
 @pytest.mark.no_db
 def test_missing_key_and_bad_key_are_one_line_errors(tmp_path, standin):
     db_url = f"sqlite:///{tmp_path / 'x.db'}"

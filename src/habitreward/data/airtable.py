@@ -237,6 +237,26 @@ def _validated(rule: Callable[[Any], Any], value: Any) -> Any:
         raise BadRecord(str(exc).rstrip(".")) from None
 
 
+def _assign_reward_cycles(logs: list[dict[str, Any]], open_cycles: dict[tuple[int, int], tuple[int, int]]) -> None:
+    """Set each log's ``reward_cycle``: the claim cycle its piece counts in, which undo
+    compares with the progress row's to know whether the piece is still there to take back.
+
+    Airtable kept no cycles; an unclaimed progress row with N pieces is taken to hold the
+    pieces of its user's N latest logs of that reward. Older logs (and those of claimed or
+    missing progress) get none: their pieces were claimed, and undo leaves them.
+    """
+    by_progress: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for log in logs:
+        log["reward_cycle"] = None
+        if log["reward"] is not None and log["got_reward"]:
+            by_progress.setdefault((log["user"], log["reward"]), []).append(log)
+    for key, (pieces, cycle) in open_cycles.items():
+        latest_first = sorted(by_progress.get(key, ()), key=lambda v: (v["completed_on"], v["timestamp"]),
+                              reverse=True)
+        for log in latest_first[:pieces]:
+            log["reward_cycle"] = cycle
+
+
 # --- the import ---------------------------------------------------------------------------
 
 
@@ -275,8 +295,9 @@ class AirtableImporter:
             users = self._import_users(records.get("users", []))
             habits, habit_weights = self._import_habits(records.get("habits", []))
             rewards, reward_types = self._import_rewards(records.get("rewards", []))
-            self._import_progress(records.get("progress", []), users, rewards)
-            self._import_logs(records.get("logs", []), users, habits, habit_weights, rewards, reward_types)
+            open_cycles = self._import_progress(records.get("progress", []), users, rewards)
+            self._import_logs(records.get("logs", []), users, habits, habit_weights, rewards, reward_types,
+                              open_cycles)
         return self.report
 
     # --- per table ---------------------------------------------------------------------------
@@ -369,7 +390,11 @@ class AirtableImporter:
         )
         return ids, types
 
-    def _import_progress(self, records: list[Record], users: dict[str, int], rewards: dict[str, int]) -> None:
+    def _import_progress(
+        self, records: list[Record], users: dict[str, int], rewards: dict[str, int]
+    ) -> dict[tuple[int, int], tuple[int, int]]:
+        """Import the progress rows; return the unclaimed ones with pieces as
+        (user, reward) -> (pieces earned, claim cycle): the pieces undo may take back."""
         stats = self._stats("progress", records)
         columns = _columns(records)
         planned, seen = [], {}
@@ -394,6 +419,15 @@ class AirtableImporter:
             # Airtable never counted claims; a claimed row has been claimed at least once.
             planned.append(self._plan(record, values, times_claimed=1 if claimed else 0))
         self._sync(RewardProgress, stats, planned, key=lambda v: (v["user"], v["reward"]))
+        imported = {(p.values["user"], p.values["reward"]) for p in planned}
+        if self.dry_run:  # nothing written: the cycle a new unclaimed row starts in
+            return {(p.values["user"], p.values["reward"]): (p.values["pieces_earned"], 0)
+                    for p in planned if not p.values["claimed"] and p.values["pieces_earned"] > 0}
+        # As written (an adopted row keeps its own count of claims).
+        rows = RewardProgress.select(RewardProgress.user, RewardProgress.reward, RewardProgress.pieces_earned,
+                                     RewardProgress.times_claimed).where(
+            ~RewardProgress.claimed & (RewardProgress.pieces_earned > 0)).tuples()
+        return {(user, reward): (pieces, cycle) for user, reward, pieces, cycle in rows if (user, reward) in imported}
 
     def _import_logs(
         self,
@@ -403,6 +437,7 @@ class AirtableImporter:
         habit_weights: dict[str, int],
         rewards: dict[str, int],
         reward_types: dict[str, str],
+        open_cycles: dict[tuple[int, int], tuple[int, int]],
     ) -> None:
         stats = self._stats("logs", records)
         columns = _columns(records)
@@ -442,6 +477,7 @@ class AirtableImporter:
                 continue
             seen[user, habit, completed_on] = record["id"]
             planned.append(self._plan(record, values, source=SOURCE))
+        _assign_reward_cycles([p.values for p in planned], open_cycles)
         self._sync(HabitLog, stats, planned, key=lambda v: (v["user"], v["habit"], v["completed_on"]))
 
     # --- shared machinery -------------------------------------------------------------------
