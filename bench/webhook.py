@@ -7,6 +7,7 @@
     python bench/webhook.py --postgres postgresql://postgres@127.0.0.1:5432/test
     python bench/webhook.py --users 300 --clients 24
     python bench/webhook.py --profile /tmp/prof   # + py-spy profiles of each server under the load
+    python bench/webhook.py --pin-cpu off         # serve's processes left to the scheduler
 
 Both servers run as subprocesses and talk to the same in-process Bot API
 stand-in. The load: USERS x 5 habits text updates ("Running", "Reading", ...)
@@ -314,7 +315,7 @@ def seed(database_url: str, users: int) -> None:
 def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[dict], load: list[dict],
                       clients: int, threads: int, workdir: Path, *, echo: bool = False,
                       concurrency: int | None = None, profile_dir: Path | None = None,
-                      workers: int = 1) -> dict[str, Any]:
+                      workers: int = 1, pin_cpu: str | None = None) -> dict[str, Any]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
     env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=standin.base_url, DATABASE_URL=database_url,
@@ -332,6 +333,8 @@ def bench_habitreward(database_url: str, standin: TimingStandIn, warmup: list[di
         command += ["--concurrency", str(concurrency)]
     if workers > 1:
         command += ["--workers", str(workers)]
+    if pin_cpu:
+        command += ["--pin-cpu", pin_cpu]
     proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     return measure(proc, log, port, derive_webhook_secret(TOKEN), standin, warmup, load, clients, profile_dir, name)
 
@@ -411,6 +414,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections posting updates")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads of habitreward serve")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: serve's own)")
+    parser.add_argument("--pin-cpu", metavar="auto|off|CPUS", help="serve --pin-cpu (default: serve's own)")
     default_workers = "1,2" if (os.cpu_count() or 1) > 1 else "1"
     parser.add_argument("--workers", type=worker_counts, default=worker_counts(default_workers),
                         metavar="N[,N...]",
@@ -457,12 +461,14 @@ def main() -> None:
                 results = {"ptb": bench_ptb(standin, *updates(1_000_000, round_), args.clients, workdir, profile)}
                 results["echo"] = bench_habitreward(
                     database_url, standin, *updates(2_000_000, round_), args.clients, args.threads, workdir,
-                    echo=True, concurrency=args.concurrency, profile_dir=profile, workers=args.workers[0])
+                    echo=True, concurrency=args.concurrency, profile_dir=profile, workers=args.workers[0],
+                    pin_cpu=args.pin_cpu)
                 for i, workers in enumerate(args.workers):
                     # Seeded users: each worker count completes habits of users of its own.
                     results[f"ours:{workers}"] = bench_habitreward(
                         database_url, standin, *updates(100_000 + i * block * args.rounds, round_), args.clients,
-                        args.threads, workdir, concurrency=args.concurrency, profile_dir=profile, workers=workers)
+                        args.threads, workdir, concurrency=args.concurrency, profile_dir=profile, workers=workers,
+                        pin_cpu=args.pin_cpu)
                 rounds.append(results)
                 print(f"round {round_ + 1}:")
                 show_round(results, names)

@@ -41,6 +41,20 @@ def _protect_logs(app: AppContext) -> None:
     install_redaction(secrets)
 
 
+class CpuChoiceParam(click.ParamType):
+    name = "auto|off|CPUS"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from habitreward.server.affinity import CpuChoice, parse_cpu_choice
+
+        if isinstance(value, CpuChoice):
+            return value
+        try:
+            return parse_cpu_choice(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @cli.command()
 @click.option("--webhook", is_flag=True, help="Serve a webhook under waitress instead of long polling.")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="HABITREWARD_HOST", show_envvar=True,
@@ -70,12 +84,18 @@ def _protect_logs(app: AppContext) -> None:
               help="Webhook worker processes sharing the port, on SQLite or PostgreSQL (one process uses one "
                    "CPU core: start with one per core). More than 1: this process supervises them (restarts "
                    "one that dies, forwards SIGTERM/SIGINT). Webhook only.")
+@click.option("--pin-cpu", default="auto", show_default=True, type=CpuChoiceParam(), metavar="auto|off|CPUS",
+              envvar="HABITREWARD_PIN_CPU", show_envvar=True,
+              help="Bind each serving process, all its threads, to one CPU core: it runs Python on one core "
+                   "at a time anyway, and its threads passing the interpreter lock between cores cost about a "
+                   "fifth more CPU per update. auto: the core it starts on (worker N of --workers: the N-th "
+                   "core); a list like 0,2-3: cores to take from, in turn; off: leave it to the OS.")
 @click.option("--worker", "worker_spec", hidden=True, metavar="N:LISTEN_FD:CONTROL_FD",
               help="Internal: run as worker N of a `serve --workers` supervisor.")
 @pass_app
 def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, concurrency: int,
           set_webhook_on_start: bool, shutdown_timeout: float, poll_timeout: int, rate_limit: bool,
-          sweep_interval: float, workers: int, worker_spec: str | None) -> None:
+          sweep_interval: float, workers: int, pin_cpu: Any, worker_spec: str | None) -> None:
     """Run the bot until SIGTERM or Ctrl+C.
 
     Without --webhook: long polling (getUpdates), nothing to expose; good for a
@@ -115,7 +135,8 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
                            shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit,
-                           sweep_interval=sweep_interval, workers=1 if worker else workers, worker=worker)
+                           sweep_interval=sweep_interval, workers=1 if worker else workers, worker=worker,
+                           pin_cpu=pin_cpu)
     if workers > 1 and worker is None:
         options.worker_command = _worker_command(options)
     service = Service(engine, options, announce=lambda line: click.echo(line))
@@ -150,7 +171,8 @@ def _worker_command(options: Any) -> list[str]:
                 "--threads", str(options.threads), "--concurrency", str(options.concurrency),
                 "--shutdown-timeout", str(options.shutdown_timeout),
                 "--rate-limit" if options.rate_limit else "--no-rate-limit",
-                "--sweep-interval", str(options.sweep_interval), "--workers", "1"]
+                "--sweep-interval", str(options.sweep_interval), "--pin-cpu", str(options.pin_cpu),
+                "--workers", "1"]
     return command
 
 

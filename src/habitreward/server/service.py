@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from habitreward.errors import ConfigError
 from habitreward.server import applied
+from habitreward.server.affinity import AUTO, CpuChoice, candidate_cores, pin_process
 from habitreward.server.inbox import Inbox, WorkerLock
 from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
@@ -57,6 +58,8 @@ class ServeOptions:
     worker_command: list[str] = field(default_factory=list)
     #: Set in a worker process: its number, the inherited listening socket and its line to the supervisor.
     worker: tuple[int, int, int] | None = None
+    #: The CPU core each serving process binds itself to (see ``server.affinity``).
+    pin_cpu: CpuChoice = AUTO
 
 
 def build_bot(engine: Any, *, rate_limit: bool = True) -> Any:
@@ -160,6 +163,7 @@ class Service:
             self.settings.telegram_bot_token else None
         self.inbox: Inbox | None = None
         self.runner: BotRunner | None = None
+        candidate_cores(options.pin_cpu)  # a bad --pin-cpu: one error before anything starts (or per worker)
         self._sqlite_lock = _SqliteServerLock(self.settings.database_url)
         self._worker_lock: WorkerLock | None = None
 
@@ -167,6 +171,8 @@ class Service:
 
     def _start_bot(self) -> BotRunner:
         self.settings.require("telegram_bot_token")
+        # Before the bot's threads start (they inherit it; the ones running already are bound too).
+        pin_process(self.options.pin_cpu, self.options.worker[0] if self.options.worker else None)
         install_redaction([self.settings.telegram_bot_token, self.secret])
         if self.options.worker is None:
             self._sqlite_lock.acquire()

@@ -1,0 +1,151 @@
+"""``serve --pin-cpu``: each serving process, every thread of it, bound to one CPU core.
+
+The binding is read back from ``/proc/<pid>/task/*/status`` (``Cpus_allowed_list``): what the
+kernel will schedule each thread on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from habitreward.errors import ConfigError
+from habitreward.server.affinity import AUTO, OFF, CpuChoice, parse_cpu_choice, pin_process
+from test_serve_kit import HABITREWARD_BIN, ServeProcess, wait_until, worker_pids
+
+CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+needs_two_cores = pytest.mark.skipif(
+    len(CORES) < 2 or not Path("/proc/self/task").is_dir(),
+    reason="binding to one core shows only on Linux with at least two CPUs available to the tests")
+
+
+def thread_cores(pid: int) -> set[str]:
+    """The distinct ``Cpus_allowed_list`` values of the process's threads ("0", "0-1", ...)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found.add(status.split("Cpus_allowed_list:")[1].split()[0])
+    return found
+
+
+def all_cores() -> str:
+    return f"{CORES[0]}-{CORES[-1]}" if CORES == list(range(CORES[0], CORES[-1] + 1)) else ",".join(map(str, CORES))
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("text", "expected"), [
+    ("auto", AUTO), ("OFF", OFF), ("3", CpuChoice("cores", (3,))),
+    ("0,2-3", CpuChoice("cores", (0, 2, 3))), (" 1 , 1-2 ", CpuChoice("cores", (1, 2))),
+])
+def test_the_choice_reads_auto_off_and_lists_of_cores(text, expected):
+    assert parse_cpu_choice(text) == expected
+    assert parse_cpu_choice(str(expected)) == expected  # as passed on to a worker's command line
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("text", "message"), [
+    ("fast", "is not auto, off or a list of CPU numbers"), ("3-1", "'3-1' is not a CPU number or a range"),
+    ("1,,2", "is not auto, off or a list"), ("-1", "is not auto, off or a list"),
+])
+def test_a_bad_choice_says_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_cpu_choice(text)
+
+
+def pinned_in_a_new_process(choice: str, worker: int | None) -> dict:
+    """Run pin_process in a fresh interpreter with a thread started before and one after it;
+    the core it chose and each thread's allowed cores (the tests' own process stays unbound)."""
+    code = textwrap.dedent(f"""
+        import json, os, threading
+        from habitreward.server.affinity import parse_cpu_choice, pin_process
+        stop = threading.Event()
+        before = threading.Thread(target=stop.wait); before.start()
+        core = pin_process(parse_cpu_choice({choice!r}), {worker!r})
+        after = threading.Thread(target=stop.wait); after.start()
+        threads = [t.native_id for t in (threading.main_thread(), before, after)]
+        print(json.dumps({{"core": core, "threads": [sorted(os.sched_getaffinity(t)) for t in threads]}}))
+        stop.set()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.no_db
+@needs_two_cores
+def test_every_thread_is_bound_to_the_one_core_chosen_those_started_before_too():
+    result = pinned_in_a_new_process("auto", None)
+    assert result["core"] in CORES
+    assert result["threads"] == [[result["core"]]] * 3
+
+
+@pytest.mark.no_db
+@needs_two_cores
+def test_workers_take_the_cores_in_turn():
+    assert [pinned_in_a_new_process("auto", n)["core"] for n in (1, 2, len(CORES) + 1)] == [CORES[0], CORES[1],
+                                                                                         CORES[0]]
+    listed = f"{CORES[-1]},{CORES[0]}"
+    assert [pinned_in_a_new_process(listed, n)["core"] for n in (1, 2)] == [CORES[-1], CORES[0]]
+    assert pinned_in_a_new_process(listed, None)["core"] == CORES[-1]  # one process: the first listed
+
+
+@pytest.mark.no_db
+def test_off_leaves_every_thread_to_the_scheduler():
+    result = pinned_in_a_new_process("off", None)
+    assert result["core"] is None
+    assert result["threads"] == [CORES] * 3
+
+
+@pytest.mark.no_db
+def test_a_core_not_available_is_a_one_line_error():
+    message = r"CPU 4096 is not available to this process \(available: .*HABITREWARD_PIN_CPU"
+    with pytest.raises(ConfigError, match=message):
+        pin_process(CpuChoice("cores", (4096,)))
+
+
+@needs_two_cores
+def test_serve_binds_itself_and_its_workers_each_to_a_core_of_its_own(serve, backend):
+    if backend == "postgres":
+        pytest.skip("binding to a core does not depend on the database (seen on SQLite)")
+    single = serve()
+    cores = thread_cores(single.proc.pid)
+    assert len(cores) == 1 and cores.pop() in map(str, CORES)
+    single.kill()  # one serve per SQLite file
+
+    supervised = serve("--workers", "2", name="workers")
+    wait_until(lambda: len(worker_pids(supervised)) == 2, what="both workers started")
+    per_worker = [thread_cores(pid) for pid in worker_pids(supervised).values()]
+    assert per_worker == [{str(CORES[0])}, {str(CORES[1])}]
+    assert thread_cores(supervised.proc.pid) == {all_cores()}  # the supervisor is left alone
+
+
+@needs_two_cores
+def test_serve_pin_cpu_off_leaves_it_to_the_scheduler(serve, backend):
+    if backend == "postgres":
+        pytest.skip("binding to a core does not depend on the database (seen on SQLite)")
+    server = serve("--pin-cpu", "off")
+    assert thread_cores(server.proc.pid) == {all_cores()}
+
+
+@pytest.mark.no_db
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="a list of cores needs Linux")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_a_core_not_available_is_a_one_line_error(botapi, tmp_path, workers):
+    """With workers, from the supervisor once, before any worker starts."""
+    process = ServeProcess("sqlite:///" + str(tmp_path / "x.db"), botapi, tmp_path)
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0", "--workers", workers,
+                             "--pin-cpu", "0,4096"], cwd=tmp_path, env=process.environment(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("Error: --pin-cpu: CPU 4096 is not available"), errors
+    assert "worker" not in result.stdout + result.stderr
