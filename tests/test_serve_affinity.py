@@ -61,12 +61,17 @@ def test_a_bad_choice_says_what_is_wrong(text, message):
         parse_cpu_choice(text)
 
 
-def pinned_in_a_new_process(choice: str, worker: int | None) -> dict:
+def pinned_in_a_new_process(choice: str, worker: int | None, start_on: int | None = None) -> dict:
     """Run pin_process in a fresh interpreter with a thread started before and one after it;
-    the core it chose and each thread's allowed cores (the tests' own process stays unbound)."""
+    the core it chose and each thread's allowed cores (the tests' own process stays unbound).
+    ``start_on``: the core it runs on when pin_process starts (it may still use all)."""
     code = textwrap.dedent(f"""
         import json, os, threading
         from habitreward.server.affinity import parse_cpu_choice, pin_process
+        if {start_on!r} is not None:
+            allowed = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {{{start_on!r}}})  # moves there at once
+            os.sched_setaffinity(0, allowed)  # and stays, as nothing makes it move
         stop = threading.Event()
         before = threading.Thread(target=stop.wait); before.start()
         core = pin_process(parse_cpu_choice({choice!r}), {worker!r})
@@ -96,6 +101,22 @@ def test_workers_take_the_cores_in_turn():
     listed = f"{CORES[-1]},{CORES[0]}"
     assert [pinned_in_a_new_process(listed, n)["core"] for n in (1, 2)] == [CORES[-1], CORES[0]]
     assert pinned_in_a_new_process(listed, None)["core"] == CORES[-1]  # one process: the first listed
+
+
+@pytest.mark.no_db
+@needs_two_cores
+@pytest.mark.parametrize("index", [0, -1])
+def test_a_single_process_takes_a_core_no_other_serve_on_the_machine_is_bound_to(index):
+    """Separate serve processes (PostgreSQL) each take a core of their own."""
+    other_core = CORES[index]
+    code = f"import os, time; os.sched_setaffinity(0, {{{other_core}}}); print('bound', flush=True); time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", code, "habitreward", "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "bound"
+        assert pinned_in_a_new_process("auto", None, start_on=other_core)["core"] != other_core
+    finally:
+        other.kill()
+        other.wait(10)
 
 
 @pytest.mark.no_db

@@ -88,8 +88,9 @@ class CpuChoiceParam(click.ParamType):
               envvar="HABITREWARD_PIN_CPU", show_envvar=True,
               help="Bind each serving process, all its threads, to one CPU core: it runs Python on one core "
                    "at a time anyway, and its threads passing the interpreter lock between cores cost about a "
-                   "fifth more CPU per update. auto: the core it starts on (worker N of --workers: the N-th "
-                   "core); a list like 0,2-3: cores to take from, in turn; off: leave it to the OS.")
+                   "fifth more CPU per update. auto: the core it starts on, or one no other serve is bound to "
+                   "(worker N of --workers: the N-th core); a list like 0,2-3: cores to take from, in turn; "
+                   "off: leave it to the OS.")
 @click.option("--worker", "worker_spec", hidden=True, metavar="N:LISTEN_FD:CONTROL_FD",
               help="Internal: run as worker N of a `serve --workers` supervisor.")
 @pass_app

@@ -77,17 +77,22 @@ def pin_process(choice: CpuChoice, worker: int | None = None) -> int | None:
 
     ``worker``: the number (1, 2, ...) of a ``serve --workers`` worker, which takes the
     worker-th core of the choice, so workers spread over the cores. A single process takes
-    the core it runs on (``auto``) or the first one listed. Returns the core, or None when
-    the process is left to the scheduler (``off``, one core only, or no affinity API).
+    the first one listed, or (``auto``) the core it runs on unless another ``habitreward
+    serve`` on this machine is bound to it (then a core none is bound to, if any). Returns
+    the core, or None when the process is left to the scheduler (``off``, one core only, or
+    no affinity API).
     """
     candidates = candidate_cores(choice)
     if not candidates:
         return None
-    current = _current_core()
     if worker is not None:
         core = candidates[(worker - 1) % len(candidates)]
-    elif choice.mode == "auto" and current in candidates:
-        core = current
+    elif choice.mode == "auto":
+        # Separate `serve` processes on one machine (PostgreSQL) must not share a core by chance.
+        taken = _cores_of_other_serves()
+        free = [core for core in candidates if core not in taken] or candidates
+        current = _current_core()
+        core = current if current in free else free[0]
     else:
         core = candidates[0]
     try:
@@ -110,6 +115,29 @@ def _thread_ids() -> list[int]:
         return [int(name) for name in os.listdir("/proc/self/task")]
     except OSError:
         return []
+
+
+def _cores_of_other_serves() -> set[int]:
+    """The cores other ``habitreward serve`` processes of this machine are bound to, as far
+    as /proc shows them (a process bound to several cores takes none)."""
+    taken: set[int] = set()
+    own = os.getpid()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != own]
+    except OSError:
+        return taken
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                words = cmdline.read().split(b"\0")
+            if not any(word.endswith(b"habitreward") for word in words) or b"serve" not in words:
+                continue
+            cores = os.sched_getaffinity(pid)
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        if len(cores) == 1:
+            taken |= cores
+    return taken
 
 
 def _current_core() -> int | None:
