@@ -55,6 +55,7 @@ def test_the_choice_reads_auto_off_and_lists_of_cores(text, expected):
 @pytest.mark.parametrize(("text", "message"), [
     ("fast", "is not auto, off or a list of CPU numbers"), ("3-1", "'3-1' is not a CPU number or a range"),
     ("1,,2", "is not auto, off or a list"), ("-1", "is not auto, off or a list"),
+    ("0-99999999", "'0-99999999' is not a CPU number or a range"),
 ])
 def test_a_bad_choice_says_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):

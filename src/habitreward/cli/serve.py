@@ -87,8 +87,8 @@ class CpuChoiceParam(click.ParamType):
 @click.option("--pin-cpu", default="auto", show_default=True, type=CpuChoiceParam(), metavar="auto|off|CPUS",
               envvar="HABITREWARD_PIN_CPU", show_envvar=True,
               help="Bind each serving process, all its threads, to one CPU core: it runs Python on one core "
-                   "at a time anyway, and its threads passing the interpreter lock between cores cost about a "
-                   "fifth more CPU per update. auto: the core it starts on, or one no other serve is bound to "
+                   "at a time anyway, and its threads passing the interpreter lock between cores cost a quarter "
+                   "more CPU per update or worse. auto: the core it starts on, or one no other serve is bound to "
                    "(worker N of --workers: the N-th core); a list like 0,2-3: cores to take from, in turn; "
                    "off: leave it to the OS.")
 @click.option("--worker", "worker_spec", hidden=True, metavar="N:LISTEN_FD:CONTROL_FD",

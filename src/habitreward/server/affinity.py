@@ -4,9 +4,10 @@ A habitreward process runs Python on one core at a time (the interpreter lock), 
 threads (waitress's, the bot loop's, the database workers') hand that lock to each other
 thousands of times a second. Spread over cores by the scheduler, each hand-over wakes a
 thread on another core (an inter-processor interrupt, dear under virtualization) whose
-caches are cold: measured 20-25% more CPU per update than the same process bound to one
-core, where a hand-over is a local switch. The other cores stay free for the rest of the
-machine (PostgreSQL, the other workers), which the scheduler still moves around.
+caches are cold. Bound to one core, where a hand-over is a local switch, one process took
+24-30% less CPU per update (bench/webhook.py, SQLite and PostgreSQL), two workers 10% less.
+The other cores stay free for the rest of the machine (PostgreSQL, the other workers),
+which the scheduler still moves around.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def parse_cpu_choice(text: str) -> CpuChoice:
             low, high = int(first), int(last if dash else first)
         except ValueError:
             raise ValueError(f"{text!r} is not auto, off or a list of CPU numbers like 0,2-3") from None
-        if low < 0 or high < low:
+        if low < 0 or high < low or high >= 1 << 16:
             raise ValueError(f"{part.strip()!r} is not a CPU number or a range like 2-3")
         cores.extend(core for core in range(low, high + 1) if core not in cores)
     return CpuChoice("cores", tuple(cores))
