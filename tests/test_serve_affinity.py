@@ -140,7 +140,10 @@ def test_serve_binds_itself_and_its_workers_each_to_a_core_of_its_own(serve, bac
         pytest.skip("binding to a core does not depend on the database (seen on SQLite)")
     single = serve()
     cores = thread_cores(single.proc.pid)
-    assert len(cores) == 1 and cores.pop() in map(str, CORES)
+    assert len(cores) == 1
+    core = cores.pop()
+    assert core in map(str, CORES)
+    assert f"habitreward (CPU {core}): webhook listening on http://" in "\n".join(single.lines)  # says so
     single.kill()  # one serve per SQLite file
 
     supervised = serve("--workers", "2", name="workers")
@@ -156,6 +159,7 @@ def test_serve_pin_cpu_off_leaves_it_to_the_scheduler(serve, backend):
         pytest.skip("binding to a core does not depend on the database (seen on SQLite)")
     server = serve("--pin-cpu", "off")
     assert thread_cores(server.proc.pid) == {all_cores()}
+    assert "habitreward: webhook listening on http://" in "\n".join(server.lines)
 
 
 @pytest.mark.no_db

@@ -163,6 +163,7 @@ class Service:
             self.settings.telegram_bot_token else None
         self.inbox: Inbox | None = None
         self.runner: BotRunner | None = None
+        self.core: int | None = None  # the CPU core this process is bound to (--pin-cpu)
         candidate_cores(options.pin_cpu)  # a bad --pin-cpu: one error before anything starts (or per worker)
         self._sqlite_lock = _SqliteServerLock(self.settings.database_url)
         self._worker_lock: WorkerLock | None = None
@@ -172,7 +173,7 @@ class Service:
     def _start_bot(self) -> BotRunner:
         self.settings.require("telegram_bot_token")
         # Before the bot's threads start (they inherit it; the ones running already are bound too).
-        pin_process(self.options.pin_cpu, self.options.worker[0] if self.options.worker else None)
+        self.core = pin_process(self.options.pin_cpu, self.options.worker[0] if self.options.worker else None)
         install_redaction([self.settings.telegram_bot_token, self.secret])
         if self.options.worker is None:
             self._sqlite_lock.acquire()
@@ -207,6 +208,10 @@ class Service:
             logger.warning("worker %d: looking at %d update(s) left unprocessed (a live worker's stay its own)",
                            self.options.worker[0], recovered)
         return self.runner
+
+    def _name(self) -> str:
+        """How the start line names this process: ``habitreward`` and the core it is bound to."""
+        return "habitreward" if self.core is None else f"habitreward (CPU {self.core})"
 
     def _wait_for_old_workers(self) -> None:
         """On SQLite, after taking the server lock: workers of a ``serve --workers`` whose
@@ -300,7 +305,7 @@ class Service:
                 _watch_supervisor(control, stop)
                 control.sendall(b"ready\n")  # the supervisor logs it
             else:
-                self.announce(f"habitreward: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
+                self.announce(f"{self._name()}: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
             stop.restore()
@@ -321,7 +326,7 @@ class Service:
             polling = poller.start()
             polling.add_done_callback(lambda _f: stop.event.set())
             stop.install()
-            self.announce("habitreward: polling Telegram for updates (Ctrl+C stops)")
+            self.announce(f"{self._name()}: polling Telegram for updates (Ctrl+C stops)")
             stop.event.wait()
             poller.stop()
             if poller.error is not None:
