@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from habitreward.errors import ConfigError
 from habitreward.server import applied
-from habitreward.server.affinity import AUTO, CpuChoice, candidate_cores, pin_process
+from habitreward.server.affinity import OFF, CpuChoice, candidate_cores, pin_process
 from habitreward.server.inbox import Inbox, WorkerLock
 from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
@@ -58,8 +58,9 @@ class ServeOptions:
     worker_command: list[str] = field(default_factory=list)
     #: Set in a worker process: its number, the inherited listening socket and its line to the supervisor.
     worker: tuple[int, int, int] | None = None
-    #: The CPU core each serving process binds itself to (see ``server.affinity``).
-    pin_cpu: CpuChoice = AUTO
+    #: The CPU core each serving process binds itself to (see ``server.affinity``). ``serve``'s
+    #: default is ``auto``; a program embedding the service binds its own process only if it asks.
+    pin_cpu: CpuChoice = OFF
 
 
 def build_bot(engine: Any, *, rate_limit: bool = True) -> Any:
