@@ -20,6 +20,8 @@ from habitreward.server.affinity import AUTO, OFF, CpuChoice, parse_cpu_choice, 
 from test_serve_kit import HABITREWARD_BIN, ServeProcess, wait_until, worker_pids
 
 CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+linux_only = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                                reason="binding to a core is Linux's (sched_setaffinity)")
 needs_two_cores = pytest.mark.skipif(
     len(CORES) < 2 or not Path("/proc/self/task").is_dir(),
     reason="binding to one core shows only on Linux with at least two CPUs available to the tests")
@@ -121,6 +123,7 @@ def test_a_single_process_takes_a_core_no_other_serve_on_the_machine_is_bound_to
 
 
 @pytest.mark.no_db
+@linux_only
 def test_off_leaves_every_thread_to_the_scheduler():
     result = pinned_in_a_new_process("off", None)
     assert result["core"] is None
@@ -128,6 +131,7 @@ def test_off_leaves_every_thread_to_the_scheduler():
 
 
 @pytest.mark.no_db
+@linux_only
 def test_a_core_not_available_is_a_one_line_error():
     message = r"CPU 4096 is not available to this process \(available: .*HABITREWARD_PIN_CPU"
     with pytest.raises(ConfigError, match=message):
@@ -163,7 +167,7 @@ def test_serve_pin_cpu_off_leaves_it_to_the_scheduler(serve, backend):
 
 
 @pytest.mark.no_db
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="a list of cores needs Linux")
+@linux_only
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_with_a_core_not_available_is_a_one_line_error(botapi, tmp_path, workers):
     """With workers, from the supervisor once, before any worker starts."""
