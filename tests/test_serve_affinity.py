@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,14 @@ def test_a_bad_choice_says_what_is_wrong(text, message):
         parse_cpu_choice(text)
 
 
+def another_serve_bound_to(core: int) -> subprocess.Popen:
+    """A process that looks like a ``habitreward serve`` to /proc, bound to ``core`` (kill it)."""
+    code = f"import os, time; os.sched_setaffinity(0, {{{core}}}); print('bound', flush=True); time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", code, "habitreward", "serve"], stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "bound"
+    return other
+
+
 def pinned_in_a_new_process(choice: str, worker: int | None, start_on: int | None = None) -> dict:
     """Run pin_process in a fresh interpreter with a thread started before and one after it;
     the core it chose and each thread's allowed cores (the tests' own process stays unbound).
@@ -112,14 +121,51 @@ def test_workers_take_the_cores_in_turn():
 def test_a_single_process_takes_a_core_no_other_serve_on_the_machine_is_bound_to(index):
     """Separate serve processes (PostgreSQL) each take a core of their own."""
     other_core = CORES[index]
-    code = f"import os, time; os.sched_setaffinity(0, {{{other_core}}}); print('bound', flush=True); time.sleep(60)"
-    other = subprocess.Popen([sys.executable, "-c", code, "habitreward", "serve"], stdout=subprocess.PIPE, text=True)
+    other = another_serve_bound_to(other_core)
     try:
-        assert other.stdout.readline().strip() == "bound"
         assert pinned_in_a_new_process("auto", None, start_on=other_core)["core"] != other_core
     finally:
         other.kill()
         other.wait(10)
+
+
+@pytest.mark.no_db
+@needs_two_cores
+def test_serve_processes_of_a_user_choose_their_cores_one_at_a_time():
+    """Two starting at the same moment: the second looks once the first is bound (the lock
+    is held here while another "serve" binds itself to the core the new process runs on)."""
+    import fcntl
+
+    from habitreward.server.affinity import choice_lock_path
+
+    other_core = CORES[0]
+    lock = os.open(choice_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    code = textwrap.dedent(f"""
+        import os
+        from habitreward.server.affinity import AUTO, pin_process
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {{{other_core}}}); os.sched_setaffinity(0, allowed)  # runs there
+        print("choosing", flush=True)
+        print(pin_process(AUTO), flush=True)
+    """)
+    chooser = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    other = None
+    try:
+        assert chooser.stdout.readline().strip() == "choosing"
+        time.sleep(0.3)  # it would have looked by now, were it not waiting for its turn
+        other = another_serve_bound_to(other_core)
+        os.close(lock)  # its turn
+        lock = None
+        assert int(chooser.stdout.readline()) != other_core
+    finally:
+        if lock is not None:
+            os.close(lock)
+        chooser.kill()
+        chooser.wait(10)
+        if other is not None:
+            other.kill()
+            other.wait(10)
 
 
 @pytest.mark.no_db

@@ -12,9 +12,14 @@ which the scheduler still moves around.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from habitreward.errors import ConfigError
 
@@ -79,27 +84,27 @@ def pin_process(choice: CpuChoice, worker: int | None = None) -> int | None:
     ``worker``: the number (1, 2, ...) of a ``serve --workers`` worker, which takes the
     worker-th core of the choice, so workers spread over the cores. A single process takes
     the first one listed, or (``auto``) the core it runs on unless another ``habitreward
-    serve`` on this machine is bound to it (then a core none is bound to, if any). Returns
+    serve`` on this machine is bound to it (then a core none is bound to, if any; the
+    processes of one user look and bind one at a time, see :func:`choice_lock_path`). Returns
     the core, or None when the process is left to the scheduler (``off``, one core only, or
     no affinity API).
     """
     candidates = candidate_cores(choice)
     if not candidates:
         return None
-    if worker is not None:
-        core = candidates[(worker - 1) % len(candidates)]
-    elif choice.mode == "auto":
-        # Separate `serve` processes on one machine (PostgreSQL) must not share a core by chance.
-        taken = _cores_of_other_serves()
-        free = [core for core in candidates if core not in taken] or candidates
-        current = _current_core()
-        core = current if current in free else free[0]
+    if worker is not None or choice.mode == "cores":
+        core = candidates[(worker - 1) % len(candidates)] if worker is not None else candidates[0]
+        bound = _bind_this_thread(core)
     else:
-        core = candidates[0]
-    try:
-        os.sched_setaffinity(0, {core})  # this thread first: the ones it starts inherit it
-    except OSError as exc:  # not allowed here (a sandbox, say): run as before
-        logger.warning("could not bind to CPU %d (%s); leaving it to the scheduler", core, exc)
+        # Separate `serve` processes on one machine (PostgreSQL) must not share a core by chance:
+        # they look and bind one at a time, so each sees the cores the others took.
+        with _turn_to_choose():
+            taken = _cores_of_other_serves()
+            free = [core for core in candidates if core not in taken] or candidates
+            current = _current_core()
+            core = current if current in free else free[0]
+            bound = _bind_this_thread(core)
+    if not bound:
         return None
     for thread_id in _thread_ids():
         try:
@@ -108,6 +113,48 @@ def pin_process(choice: CpuChoice, worker: int | None = None) -> int | None:
             continue
     logger.info("bound to CPU %d (--pin-cpu %s)", core, choice)
     return core
+
+
+def _bind_this_thread(core: int) -> bool:
+    """Bind the calling thread (those it starts inherit it); False where that is not allowed."""
+    try:
+        os.sched_setaffinity(0, {core})
+        return True
+    except OSError as exc:  # a sandbox, say: run as before
+        logger.warning("could not bind to CPU %d (%s); leaving it to the scheduler", core, exc)
+        return False
+
+
+def choice_lock_path() -> Path:
+    """The lock file that makes this user's ``serve`` processes choose their cores one at a
+    time: in /dev/shm, which systemd's PrivateTmp= does not make private per service."""
+    shared = Path("/dev/shm")
+    return (shared if shared.is_dir() else Path(tempfile.gettempdir())) / f"habitreward-pin-cpu-{os.getuid()}.lock"
+
+
+@contextlib.contextmanager
+def _turn_to_choose(timeout: float = 5.0) -> Iterator[None]:
+    """Hold :func:`choice_lock_path` (waiting up to ``timeout``, then going ahead anyway)."""
+    try:
+        import fcntl
+
+        fd = os.open(choice_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    except (ImportError, OSError):  # no lock to be had: choose alone
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # lets the lock go
 
 
 def _thread_ids() -> list[int]:
