@@ -84,3 +84,16 @@ def test_a_writer_in_another_process_is_waited_for_on_the_file_lock(sqlite_url, 
 
 def test_an_in_memory_database_has_no_queue():
     assert open_database("sqlite:///:memory:", bind=False).write_queue is None
+
+
+def test_without_flock_writers_still_take_turns_in_the_process(sqlite_url, monkeypatch):
+    """Windows has no fcntl: no lock file, SQLite's own lock between processes, and commits work."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError
+    database = open_database(sqlite_url, bind=False)
+    database.execute_sql("CREATE TABLE t (v INTEGER)")
+    with database.atomic():
+        database.execute_sql("INSERT INTO t (v) VALUES (1)")
+    assert _write_from_another_thread(database) is None
+    assert database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 2
+    assert database.write_queue._file() is None  # noqa: SLF001 - no lock file opened
+    database.close()

@@ -34,6 +34,27 @@ SQLITE_PRAGMAS = {
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
 
 
+def flock_until(fd: int, deadline: float, longest_pause: float = 0.002) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, trying until ``deadline`` (``time.monotonic()``)
+    with growing pauses of at most ``longest_pause``; False if it was not to be had by then.
+    True at once where there is no flock (Windows): callers go ahead without it."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+
+    pause = min(0.00005, longest_pause)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, longest_pause)
+
+
 class _WriteQueue:
     """The writers of one SQLite file take turns here rather than in SQLite's busy handler.
 
@@ -52,10 +73,17 @@ class _WriteQueue:
         self._owner = threading.local()
 
     def _file(self) -> int | None:
+        """The lock file, or None where there is none to be had: SQLite's own lock still
+        queues the processes then (a read-only directory; Windows, which has no flock)."""
         if self._fd is None:
             try:
+                import fcntl  # noqa: F401
+            except ImportError:
+                self._fd = -1
+                return None
+            try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:  # a read-only directory: SQLite's own lock still applies
+            except OSError:
                 self._fd = -1
         return self._fd if self._fd >= 0 else None
 
@@ -71,23 +99,11 @@ class _WriteQueue:
         self._owner.held = True
 
     def _lock_file(self, deadline: float) -> None:
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): SQLite's own lock queues processes
-            return
         fd = self._file()
         if fd is None:
             return
-        pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise peewee.OperationalError("database is locked (another process held it too long)") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.002)
+        if not flock_until(fd, deadline):
+            raise peewee.OperationalError("database is locked (another process held it too long)")
 
     def release(self) -> None:
         """Give the turn to the next writer (only if this thread holds it)."""

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from habitreward.db import flock_until
 from habitreward.errors import ConfigError
 
 logger = logging.getLogger("habitreward.serve")
@@ -136,22 +137,12 @@ def choice_lock_path() -> Path:
 def _turn_to_choose(timeout: float = 5.0) -> Iterator[None]:
     """Hold :func:`choice_lock_path` (waiting up to ``timeout``, then going ahead anyway)."""
     try:
-        import fcntl
-
         fd = os.open(choice_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-    except (ImportError, OSError):  # no lock to be had: choose alone
+    except OSError:  # no lock file to be had: choose alone
         yield
         return
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
+        flock_until(fd, time.monotonic() + timeout, longest_pause=0.01)  # not had in time: go ahead
         yield
     finally:
         os.close(fd)  # lets the lock go
