@@ -3,6 +3,7 @@ writing a response, instead of going round and round until it is done."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -22,14 +23,30 @@ def hello(environ, start_response):
     return [body]
 
 
+@contextlib.contextmanager
+def running(server):
+    """waitress's network loop on a thread, stopped before the server is closed (closing
+    it under a running loop makes that loop's select() fail on a closed socket)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
 @pytest.fixture
 def server():
-    server = make_http_server(hello, host="127.0.0.1", port=0, threads=2)
-    loop = threading.Thread(target=server.run, daemon=True)
-    loop.start()
-    yield server
-    server.close()
-    loop.join(5)
+    with running(make_http_server(hello, host="127.0.0.1", port=0, threads=2)) as server:
+        yield server
 
 
 def channels(server) -> list:
@@ -64,10 +81,7 @@ def test_a_waitress_without_the_changed_methods_serves_with_its_own_channel(monk
     from waitress.channel import HTTPChannel
 
     monkeypatch.delattr(HTTPChannel, renamed)  # as a future waitress might
-    server = make_http_server(hello, host="127.0.0.1", port=0, threads=1)
-    loop = threading.Thread(target=server.run, daemon=True)
-    loop.start()
-    try:
+    with running(make_http_server(hello, host="127.0.0.1", port=0, threads=1)) as server:
         assert server.channel_class is HTTPChannel
         assert f"no HTTPChannel.{renamed}" in caplog.text
         monkeypatch.undo()  # waitress's own channel (needing its own methods) serves
@@ -76,9 +90,6 @@ def test_a_waitress_without_the_changed_methods_serves_with_its_own_channel(monk
         response = conn.getresponse()
         assert (response.status, response.read()) == (200, b"hello")
         conn.close()
-    finally:
-        server.close()
-        loop.join(5)
 
 
 def test_the_loop_sends_what_a_writing_task_thread_leaves_once_it_lets_go():
@@ -127,9 +138,7 @@ def test_a_response_larger_than_the_buffer_limit_reaches_a_slow_reader_whole():
         return (chunk for _ in range(chunks))
 
     server = make_http_server(big, host="127.0.0.1", port=0, threads=2, outbuf_high_watermark=262144)
-    loop = threading.Thread(target=server.run, daemon=True)
-    loop.start()
-    try:
+    with running(server):
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small: the server's buffer fills
         client.settimeout(10)
@@ -144,6 +153,3 @@ def test_a_response_larger_than_the_buffer_limit_reaches_a_slow_reader_whole():
         head, _, body = bytes(received).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200") and body == chunk * chunks
         client.close()
-    finally:
-        server.close()
-        loop.join(5)
