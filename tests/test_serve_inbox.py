@@ -10,7 +10,7 @@ import pytest
 
 from habitreward.models import ProcessedUpdate, utcnow
 from habitreward.server.applied import consume_mark, mark_current_update_applied
-from habitreward.server.inbox import Accepted, Inbox, processing
+from habitreward.server.inbox import Accepted, Inbox, _GroupCommit, processing
 
 
 @pytest.fixture
@@ -71,6 +71,82 @@ def test_many_threads_delivering_one_update_claim_it_once(inbox):
     assert results.count(Accepted.NEW) <= 1
     assert inbox.claim(42) is None
     assert ProcessedUpdate.select().count() == 1 and row(42).attempts == 1
+
+
+def queue_writes(commits: _GroupCommit, calls: list) -> tuple[list[threading.Thread], list]:
+    """Start each of ``calls`` on a thread of its own, the next once the previous one's write is
+    queued in ``commits``, whose lock the caller holds (a commit under way): released, they run
+    as one batch. The threads, and what each call returned or raised (once joined)."""
+    outcomes: list = [None] * len(calls)
+
+    def run(n: int) -> None:
+        try:
+            outcomes[n] = calls[n]()
+        except Exception as exc:
+            outcomes[n] = exc
+
+    threads = []
+    for n in range(len(calls)):
+        threads.append(threading.Thread(target=run, args=(n,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while len(commits._queue) < n + 1:  # noqa: SLF001
+            assert time.monotonic() < deadline, "the write was not queued"
+            time.sleep(0.001)
+    return threads, outcomes
+
+
+def test_a_batch_of_inbox_writes_runs_in_update_id_order_and_a_bad_write_fails_only_itself(engine):
+    commits = _GroupCommit(engine)
+    ran: list[int] = []
+
+    def store(update_id: int, fail: bool = False):
+        def op() -> int:
+            ran.append(update_id)
+            if fail:
+                raise ValueError("a bad write")
+            ProcessedUpdate.insert(update_id=update_id, payload="{}").execute()
+            return update_id
+        return lambda: commits.run(op, update_id)
+
+    with commits._lock:  # noqa: SLF001
+        threads, outcomes = queue_writes(commits, [store(3), store(1), store(2, fail=True)])
+    for thread in threads:
+        thread.join()
+    assert ran == [1, 2, 1, 2, 3]  # the batch in update_id order, failing at 2; then each alone
+    assert outcomes[0] == 3 and outcomes[1] == 1 and isinstance(outcomes[2], ValueError)
+    with engine.session():
+        assert sorted(r.update_id for r in ProcessedUpdate.select()) == [1, 3]
+
+
+@pytest.mark.postgres_only
+def test_two_processes_committing_the_same_updates_in_opposite_orders_do_not_deadlock(engine, caplog):
+    """Two processes on one PostgreSQL, each committing a batch of the same two updates. In
+    opposite orders each would insert one, then wait for the row the other inserted: a deadlock,
+    one batch failed (its updates were answered 503). (SQLite: one writer at a time anyway.)"""
+    caplog.set_level("DEBUG", logger="habitreward.server.inbox")
+    both_inserted_one = threading.Barrier(2)
+
+    def insert(update_id: int, first_of_batch: bool):
+        def op() -> None:
+            ProcessedUpdate.insert(update_id=update_id, payload="{}").on_conflict_ignore().execute()
+            if first_of_batch:  # let the other process insert its first one too, if it can
+                try:
+                    both_inserted_one.wait(0.5)
+                except threading.BrokenBarrierError:
+                    pass  # it waits for this transaction: it inserts the same update first
+        return op
+
+    first, second = _GroupCommit(engine), _GroupCommit(engine)  # threads of their own: own connections
+    with first._lock, second._lock:  # noqa: SLF001 - both held back, then committed at once
+        a = queue_writes(first, [lambda: first.run(insert(12, True), 12), lambda: first.run(insert(11, False), 11)])
+        b = queue_writes(second, [lambda: second.run(insert(11, True), 11), lambda: second.run(insert(12, False), 12)])
+    for thread in a[0] + b[0]:
+        thread.join()
+    assert a[1] + b[1] == [None] * 4  # no errors
+    assert "tried alone" not in caplog.text  # each batch committed as it was, no deadlock broken
+    with engine.session():
+        assert sorted(r.update_id for r in ProcessedUpdate.select()) == [11, 12]
 
 
 @pytest.mark.postgres_only

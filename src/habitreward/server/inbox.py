@@ -290,15 +290,25 @@ class _GroupCommit:
     runs everything queued so far in one transaction. Under load one commit
     carries many updates (a commit is the expensive part: a WAL write, an fsync
     on PostgreSQL), and SQLite's busy-wait back-off (sleeps of up to 100 ms) is
-    never hit between this process's own writers. A failing write fails its batch.
-    Each op must be correct without a transaction around it (a lone op on PostgreSQL).
+    never hit between this process's own writers.
+
+    A batch runs its writes in update_id order (``key``; writes without one last):
+    two processes on one PostgreSQL storing the same updates in opposite orders
+    would otherwise each wait for a row the other inserted, and PostgreSQL would
+    break the deadlock by failing one batch. Should a batch fail anyway, each of its
+    writes is tried again alone, so one bad write fails only itself.
+    Each op must be correct without a transaction around it (a lone op on PostgreSQL)
+    and must have no effect outside the database (a failed batch is rolled back and re-run).
     """
 
     class _Item:
-        __slots__ = ("op", "done", "result", "error")
+        __slots__ = ("op", "key", "done", "result", "error")
 
-        def __init__(self, op: Callable[[], Any]):
-            self.op, self.done, self.result, self.error = op, False, None, None
+        def __init__(self, op: Callable[[], Any], key: int | None):
+            self.op, self.key, self.done, self.result, self.error = op, key, False, None, None
+
+        def order(self) -> tuple[bool, int]:
+            return self.key is None, self.key or 0
 
     def __init__(self, engine: Any):
         self.engine = engine
@@ -310,8 +320,9 @@ class _GroupCommit:
         # SQLite the transaction is what queues the writer (see db._WriteQueue), so it stays.
         self._lone_autocommits = is_postgres(engine.db)
 
-    def run(self, op: Callable[[], Any]) -> Any:
-        item = self._Item(op)
+    def run(self, op: Callable[[], Any], key: int | None = None) -> Any:
+        """Run ``op`` (committed on return); ``key``: the update_id it writes, if one."""
+        item = self._Item(op, key)
         with self._mutex:
             self._queue.append(item)
         with self._lock:
@@ -319,21 +330,41 @@ class _GroupCommit:
                 with self._mutex:
                     batch, self._queue = self._queue, []
                 try:
-                    with self.engine.session():
-                        if len(batch) == 1 and self._lone_autocommits:
-                            batch[0].result = batch[0].op()
-                        else:
-                            with self.engine.db.atomic():
-                                for queued in batch:
-                                    queued.result = queued.op()
-                except BaseException as exc:
+                    if len(batch) == 1:
+                        self._commit_alone(batch[0])
+                    else:
+                        batch.sort(key=_GroupCommit._Item.order)
+                        try:
+                            self._commit(batch)
+                        except Exception as exc:
+                            logger.debug("a batch of %s inbox writes failed (%s); each is tried alone",
+                                         len(batch), exc)
+                            for queued in batch:
+                                self._commit_alone(queued)
+                except BaseException as exc:  # interrupted: nobody of the batch may wait on
                     for queued in batch:
                         queued.error = exc
-                for queued in batch:
-                    queued.done = True
+                finally:
+                    for queued in batch:
+                        queued.done = True
         if item.error is not None:
             raise item.error
         return item.result
+
+    def _commit(self, batch: list[_GroupCommit._Item]) -> None:
+        with self.engine.session(), self.engine.db.atomic():
+            for queued in batch:
+                queued.result = queued.op()
+
+    def _commit_alone(self, item: _GroupCommit._Item) -> None:
+        try:
+            if self._lone_autocommits:
+                with self.engine.session():
+                    item.result = item.op()
+            else:
+                self._commit([item])
+        except BaseException as exc:
+            item.result, item.error = None, exc
 
 
 # Every update runs these (compiled once: see engine/prepared.py).
@@ -498,7 +529,7 @@ class Inbox:
             return False, taken == 1, -1 if ask else None
 
         try:
-            inserted, owned, after = self._commits.run(store)
+            inserted, owned, after = self._commits.run(store, update_id)
         except BaseException:
             if claimed:
                 self._release(update_id, True)
@@ -544,7 +575,7 @@ class Inbox:
             return row
 
         try:
-            row = self._commits.run(take)
+            row = self._commits.run(take, update_id)
         except BaseException:
             self._release(update_id, True)
             raise
@@ -647,7 +678,7 @@ class Inbox:
         """
         try:
             if not already_marked or error is not None:
-                self._commits.run(lambda: self._mark(update_id, error))
+                self._commits.run(lambda: self._mark(update_id, error), update_id)
         finally:
             self._release(update_id, True, later=True)
 
