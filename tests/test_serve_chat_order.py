@@ -197,6 +197,37 @@ def test_once_an_update_went_ahead_of_a_stuck_process_the_chat_no_longer_waits_f
     assert [u for _, u in recorder.handled] == [602, 603, 601]
 
 
+def test_two_processes_each_holding_a_chats_updates_never_wait_for_each_other(two_processes):
+    """The first process holds the chat's updates 701 and 703, the second 702 in between:
+    the first hands 703 to its loop before 701 (two request threads, either order). 703 must
+    wait for 702, which waits for 701; had 703 kept the chat's turn while waiting, 701 would
+    queue behind it and each process would wait for the other until ``order_wait`` ran out."""
+    recorder, first, second, engine = two_processes
+    earlier = message_update(11, "earlier", update_id=701)
+    assert first.inbox.accept(701, json.dumps(earlier), 11) is Accepted.NEW_CLAIMED  # not handed over yet
+    assert deliver(second, message_update(11, "middle", update_id=702))  # waits for 701
+    assert deliver(first, message_update(11, "later", update_id=703))  # waits for 702
+    time.sleep(0.3)
+    assert recorder.handled == []
+    first.submit(701, 11, json.dumps(earlier))  # now 701 reaches the first loop, behind 703
+    wait_for(lambda: processed(engine, 701, 702, 703), timeout=10)  # not order_wait's minute
+    assert recorder.handled == [("first", 701), ("second", 702), ("first", 703)]
+
+
+def test_a_chats_updates_handed_over_out_of_order_run_lowest_id_first(two_processes):
+    """Updates of one chat waiting here run by update_id, not by when they were handed over."""
+    recorder, first, _, engine = two_processes
+    assert deliver(first, message_update(12, "slow", update_id=801))  # the chat's turn is taken
+    wait_for(lambda: 801 in recorder.started)
+    for update_id in (805, 803, 804, 802):
+        update = message_update(12, f"number {update_id}", update_id=update_id)
+        assert first.inbox.accept(update_id, json.dumps(update), 12) is Accepted.NEW_CLAIMED
+        first.submit(update_id, 12, json.dumps(update))
+    recorder.release.set()
+    wait_for(lambda: processed(engine, 801, 802, 803, 804, 805))
+    assert [u for _, u in recorder.handled] == [801, 802, 803, 804, 805]
+
+
 def check_store_answers(inbox: Inbox) -> None:
     assert inbox.shared
     assert inbox.store(1, "{}", 5) == (Accepted.NEW_CLAIMED, None)

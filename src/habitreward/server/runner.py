@@ -5,9 +5,9 @@ web server threads and the poller hand over an update_id with
 :meth:`BotRunner.submit`: a queue the loop empties, starting a task for each
 update, woken with ``loop.call_soon_threadsafe`` once for all the updates that
 arrive while it is busy (a wake-up is a system call on each side). Updates of
-one user (chat) are processed one after the other, in the order they arrived;
-different users' updates run concurrently up to ``concurrency``, which is what
-lets one process keep many Bot API calls in flight.
+one user (chat) are processed one after the other, lowest update_id first
+(:class:`_ChatTurns`); different users' updates run concurrently up to
+``concurrency``, which is what lets one process keep many Bot API calls in flight.
 
 Across processes (several on one PostgreSQL, ``serve --workers N``) a chat keeps
 its order too: Telegram sends a chat's next update once the previous one was
@@ -20,6 +20,7 @@ when it can claim it (the process that stored it is gone).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import concurrent.futures
 import contextlib
@@ -52,32 +53,86 @@ def ordering_key(update: Mapping[str, Any]) -> int | None:
     return None
 
 
-class _KeyLocks:
-    """One asyncio.Lock per ordering key, dropped when nobody holds or waits for it.
+class _ChatTurns:
+    """Whose turn it is in each chat, among the updates handed to this loop.
 
-    asyncio.Lock wakes waiters first come, first served, so one user's updates run in
-    the order they were handed over.
+    A chat's updates run one at a time, and of those waiting the lowest update_id goes
+    first: not the first handed over, as two request threads may hand a chat's updates
+    to the loop in either order. An update waiting for an earlier one of its chat in
+    another process's hands steps out of the turn meanwhile (:meth:`BotRunner._process`)
+    but stays in the line, so an earlier update reaching this process can go first while
+    later ones still wait behind it; holding the turn while waiting is how two processes
+    could each wait for the other until ``order_wait`` ran out.
     """
 
+    class _Chat:
+        __slots__ = ("line", "running", "waiters")
+
+        def __init__(self) -> None:
+            self.line: list[int] = []  # update_ids handed over and not finished, ascending
+            self.running = False
+            self.waiters: dict[int, list[asyncio.Future]] = {}
+
     def __init__(self) -> None:
-        self._locks: dict[int, list[Any]] = {}  # key -> [lock, holders and waiters]
+        self._chats: dict[int, _ChatTurns._Chat] = {}
+
+    def enter(self, key: int | None, update_id: int) -> None:
+        """Put a handed-over update in its chat's line (on the loop, in the order handed over)."""
+        if key is None:
+            return
+        chat = self._chats.get(key)
+        if chat is None:
+            chat = self._chats[key] = self._Chat()
+        bisect.insort(chat.line, update_id)
+
+    def leave(self, key: int | None, update_id: int) -> None:
+        """Take a finished (or cancelled) update out of its chat's line."""
+        chat = self._chats.get(key) if key is not None else None
+        if chat is None:
+            return
+        index = bisect.bisect_left(chat.line, update_id)
+        if index < len(chat.line) and chat.line[index] == update_id:
+            del chat.line[index]
+        if not chat.line and not chat.running:
+            del self._chats[key]
+        else:
+            self._wake(chat)
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: int | None) -> AsyncIterator[None]:
-        if key is None:
+    async def turn(self, key: int | None, update_id: int) -> AsyncIterator[None]:
+        """Hold the chat's turn: once nothing of the chat runs and no earlier update waits here."""
+        chat = self._chats.get(key) if key is not None else None
+        if chat is None:  # no chat to keep in order
             yield
             return
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = [asyncio.Lock(), 0]
-        entry[1] += 1
+        while chat.running or chat.line[0] != update_id:
+            future = asyncio.get_running_loop().create_future()
+            chat.waiters.setdefault(update_id, []).append(future)
+            try:
+                await future
+            finally:
+                waiting = chat.waiters.get(update_id)
+                if waiting is not None and future in waiting:
+                    waiting.remove(future)
+                    if not waiting:
+                        del chat.waiters[update_id]
+        chat.running = True
         try:
-            async with entry[0]:
-                yield
+            yield
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[key]
+            chat.running = False
+            if chat.line:
+                self._wake(chat)
+            elif self._chats.get(key) is chat:
+                del self._chats[key]
+
+    @staticmethod
+    def _wake(chat: _ChatTurns._Chat) -> None:
+        if chat.running or not chat.line:
+            return
+        for future in chat.waiters.pop(chat.line[0], ()):
+            if not future.done():
+                future.set_result(None)
 
 
 class _DoneWatch:
@@ -124,6 +179,31 @@ class _DoneWatch:
                     future.set_result(None)
 
 
+class _OrderWait:
+    """One update's wait for earlier updates of its chat in other processes' hands: when it
+    gives up (``order_wait``), and when it next tries to claim them (their process may have
+    died): after a second, then less and less often (a claim almost always finds it alive)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, order_wait: float):
+        self._loop = loop
+        self.deadline = loop.time() + order_wait
+        self._next_claim, self._claim_every = loop.time() + 1.0, 2.0
+
+    def claim_due(self) -> bool:
+        now = self._loop.time()
+        if now < self._next_claim:
+            return False
+        self._next_claim, self._claim_every = now + self._claim_every, min(self._claim_every * 2, 30.0)
+        return True
+
+    def expired(self) -> bool:
+        return self._loop.time() >= self.deadline
+
+    def pause(self) -> float:
+        """How long to wait before looking again (unless the awaited rows are done sooner)."""
+        return max(min(self._next_claim, self.deadline) - self._loop.time(), 0.0)
+
+
 class BotRunner:
     """Owns the event loop thread and the Application's lifecycle on it."""
 
@@ -167,7 +247,7 @@ class BotRunner:
         self._handed: collections.deque[tuple[int, int | None, str | None, Any, bool]] = collections.deque()
         self._wake_scheduled = False
         self._handler_errors: dict[int, str] = {}
-        self._key_locks = _KeyLocks()
+        self._turns = _ChatTurns()
         self._semaphore: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task | None = None
         self.processed = 0
@@ -317,7 +397,12 @@ class BotRunner:
     def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any, behind: bool) -> None:
         task = asyncio.get_running_loop().create_task(self._process(update_id, key, payload, update, behind))
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
-        task.add_done_callback(lambda done: self._done(update_id, done))
+        self._turns.enter(key, update_id)
+        task.add_done_callback(lambda done: self._finished(update_id, key, done))
+
+    def _finished(self, update_id: int, key: int | None, task: asyncio.Task) -> None:
+        self._turns.leave(key, update_id)
+        self._done(update_id, task)
 
     def submit_pending(self, *, received_before: dt.datetime | None = None) -> int:
         """Queue the inbox rows left unprocessed (after a crash); how many were queued."""
@@ -379,45 +464,45 @@ class BotRunner:
 
     async def _process(self, update_id: int, key: int | None, payload: str | None = None,
                        update: Any = None, behind: bool = False) -> None:
-        async with self._key_locks.hold(key):
-            if behind and key is not None:
-                await self._after_earlier(update_id, key)
-            assert self._semaphore is not None
-            async with self._semaphore:
-                if payload is None:
-                    payload = await asyncio.to_thread(self.inbox.claim, update_id)
-                    if payload is None:
-                        return  # done already, or another worker has it
-                await self._apply(update_id, payload, update)
+        order = _OrderWait(asyncio.get_running_loop(), self.order_wait) if behind and key is not None else None
+        while True:
+            async with self._turns.turn(key, update_id):
+                awaited = await self._after_earlier(update_id, key, order) if order is not None else []
+                if not awaited:
+                    assert self._semaphore is not None
+                    async with self._semaphore:
+                        if payload is None:
+                            payload = await asyncio.to_thread(self.inbox.claim, update_id)
+                            if payload is None:
+                                return  # done already, or another worker has it
+                        await self._apply(update_id, payload, update)
+                    return
+            # Out of the chat's turn while waiting (see _ChatTurns), then look again.
+            assert order is not None
+            await self._done_watch.wait(awaited, order.pause())
 
-    async def _after_earlier(self, update_id: int, key: int) -> None:
-        """Return once no earlier update of chat ``key`` is left to another process.
+    async def _after_earlier(self, update_id: int, key: int, order: _OrderWait) -> list[int]:
+        """The earlier updates of chat ``key`` other processes hold, to wait for before this one
+        (none: its turn has come).
 
-        Rows this process holds are in their turn already (arrival order, on the chat's
-        lock). A row nobody holds (its process died, or the sweep queued it here behind this
-        one) is claimed and processed first, right here. For a row another live process
-        holds, wait until it is done (one poll for every waiting update, see
-        :class:`_DoneWatch`), trying to claim it after a second, then less and less often,
+        Rows this process holds are in their turn already (the chat's line, see
+        :class:`_ChatTurns`). A row nobody holds (its process died, or the sweep queued it here
+        behind this one) is claimed and processed first, right here. For a row another live
+        process holds, the caller waits until it is done (one poll for every waiting update, see
+        :class:`_DoneWatch`), and this tries to claim it after a second, then less and less often,
         in case that process died.
         Gives up after ``order_wait`` seconds, with a warning; later updates of the chat do
         not wait for the rows given up on again (that process is stuck, not gone).
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.order_wait
-        # A claim of another process's row is a write (SQLite) or a round trip (PostgreSQL) that
-        # almost always finds it alive: first tried after a second of waiting, then less often.
-        next_claim, claim_every = loop.time() + 1.0, 2.0
         while True:
             earlier = await self._read(self.inbox.pending_before, update_id, key)
             if not earlier:
-                return
+                return []
             # Claimed by this process: in their turn (whether handed to the loop yet or not).
             held_here = {i for i in earlier if self.inbox.is_in_flight(i)}
             with self._pending_cond:
                 mine = {i for i in earlier if i in self._pending}  # queued here
-            try_others = loop.time() >= next_claim
-            if try_others:
-                next_claim, claim_every = loop.time() + claim_every, min(claim_every * 2, 30.0)
+            try_others = order.claim_due()
             adopted, held_elsewhere = False, set()
             for earlier_id in earlier:  # oldest first
                 if earlier_id in held_here:
@@ -445,16 +530,13 @@ class BotRunner:
                 continue
             others = [i for i in earlier if i not in held_here and (i not in mine or i in held_elsewhere)
                       and i not in self._given_up]
-            if not others:
-                return
-            now = loop.time()
-            if now >= deadline:
+            if others and order.expired():
                 logger.warning("update %s: update(s) %s of the same chat still unfinished after %.0f s;"
                                " going ahead (later updates of the chat will not wait for them)",
                                update_id, ", ".join(map(str, others)), self.order_wait)
                 self._give_up(others)
-                return
-            await self._done_watch.wait(others, min(next_claim, deadline) - now)
+                return []
+            return others
 
     def _give_up(self, update_ids: list[int], keep: int = 10_000) -> None:
         for update_id in update_ids:
