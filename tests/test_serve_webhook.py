@@ -8,6 +8,7 @@ inbox table.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import threading
 import time
@@ -295,6 +296,50 @@ def test_a_survivor_finishes_what_a_killed_process_had_accepted(serve, db_url, b
     wait_until(lambda: applications(db_url) == {update["update_id"]: 1}, timeout=30, what="the survivor's sweep")
     wait_until(lambda: counted(botapi) == {update["update_id"]: 1}, what="the reply")
     assert "left unprocessed" in survivor.logs()
+
+
+def test_a_process_killed_mid_stream_loses_and_repeats_nothing(serve, backend, db_url, botapi):
+    """Two processes (two ``serve`` on PostgreSQL, ``--workers 2`` on SQLite) under a stream of
+    updates with duplicates, posted from eight connections that retry elsewhere until answered
+    200, as Telegram does; one process is SIGKILLed in the middle and started again."""
+    pick = random.Random(20261130)
+    if backend == "postgres":
+        servers = [serve(name="first"), serve(name="second")]
+    else:
+        servers = [serve("--workers", "2", name="workers")]
+    updates = [message_update(1400 + i % 11, "count", update_id=96_000 + i) for i in range(300)]
+    deliveries = sorted((u for u in updates for _ in range(1 + pick.randrange(2))),
+                        key=lambda u: u["update_id"] + pick.randrange(20))
+    answered: set[int] = set()
+
+    def deliver(batch: list[dict]) -> None:
+        for update in batch:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if pick.choice(servers).post_update(update) == 200:
+                        answered.add(update["update_id"])
+                        break
+                except OSError:  # the killed one: not answered, so sent again
+                    pass
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=deliver, args=(deliveries[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(applications(db_url)) >= 30, what="part of the stream applied")
+    servers[-1].kill()
+    time.sleep(0.3)
+    servers[-1].start()
+    for thread in threads:
+        thread.join()
+    ids = {u["update_id"] for u in updates}
+    assert answered == ids
+    wait_until(lambda: set(applications(db_url)) == ids, timeout=60, what="every update applied")
+    time.sleep(0.5)
+    assert applications(db_url) == {i: 1 for i in ids}
+    assert all(processed for processed, _, _ in inbox(db_url).values())
+    assert all(count == 1 for count in counted(botapi).values())  # a reply is never sent twice
 
 
 def test_healthz_says_503_while_postgresql_is_unreachable_and_recovers(serve, backend, db_url, botapi):
