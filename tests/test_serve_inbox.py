@@ -6,11 +6,12 @@ import datetime as dt
 import threading
 import time
 
+import peewee
 import pytest
 
 from habitreward.models import ProcessedUpdate, utcnow
 from habitreward.server.applied import consume_mark, mark_current_update_applied
-from habitreward.server.inbox import Accepted, Inbox, _GroupCommit, processing
+from habitreward.server.inbox import Accepted, Inbox, _GroupCommit, _worth_trying_alone, processing
 
 
 @pytest.fixture
@@ -119,6 +120,27 @@ def test_a_batch_of_inbox_writes_runs_in_update_id_order_and_a_bad_write_fails_o
         assert sorted(r.update_id for r in ProcessedUpdate.select()) == [1, 3]
 
 
+def test_a_batch_that_finds_the_database_locked_fails_at_once(engine):
+    """Tried alone, each write would wait for the lock again, one after the other."""
+    commits = _GroupCommit(engine)
+    ran: list[int] = []
+
+    def write(update_id: int, locked: bool = False):
+        def op() -> int:
+            ran.append(update_id)
+            if locked:
+                raise peewee.OperationalError("database is locked")
+            return update_id
+        return lambda: commits.run(op, update_id)
+
+    with commits._lock:  # noqa: SLF001
+        threads, outcomes = queue_writes(commits, [write(1), write(2, locked=True)])
+    for thread in threads:
+        thread.join()
+    assert ran == [1, 2]
+    assert all(isinstance(o, peewee.OperationalError) for o in outcomes)
+
+
 @pytest.mark.postgres_only
 def test_two_processes_committing_the_same_updates_in_opposite_orders_do_not_deadlock(engine, caplog):
     """Two processes on one PostgreSQL, each committing a batch of the same two updates. In
@@ -147,6 +169,38 @@ def test_two_processes_committing_the_same_updates_in_opposite_orders_do_not_dea
     assert "tried alone" not in caplog.text  # each batch committed as it was, no deadlock broken
     with engine.session():
         assert sorted(r.update_id for r in ProcessedUpdate.select()) == [11, 12]
+
+
+@pytest.mark.postgres_only
+def test_a_batch_that_lost_a_deadlock_is_worth_trying_write_by_write(engine):
+    """Whatever the order: the deadlock PostgreSQL breaks by failing a batch is told apart from
+    a database that is away (whose batch fails at once)."""
+    both_inserted_one = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def batch(commits: _GroupCommit, first: int, second: int) -> None:
+        def insert(update_id: int) -> None:
+            ProcessedUpdate.insert(update_id=update_id, payload="{}").on_conflict_ignore().execute()
+
+        def first_write() -> None:
+            insert(first)
+            both_inserted_one.wait(5)
+
+        items = [_GroupCommit._Item(first_write, None), _GroupCommit._Item(lambda: insert(second), None)]
+        try:
+            commits._commit(items)  # noqa: SLF001 - in this order, not update_id's
+        except Exception as exc:
+            errors.append(exc)
+
+    runs = [threading.Thread(target=batch, args=(_GroupCommit(engine), 21, 22)),
+            threading.Thread(target=batch, args=(_GroupCommit(engine), 22, 21))]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    assert len(errors) == 1 and "deadlock" in str(errors[0])
+    assert _worth_trying_alone(errors[0])
+    assert not _worth_trying_alone(peewee.OperationalError("server closed the connection unexpectedly"))
 
 
 @pytest.mark.postgres_only

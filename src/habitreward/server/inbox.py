@@ -283,6 +283,33 @@ class WorkerLock:
             self._fd = None
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize access": the batch lost to another
+# transaction because of what it held; its writes one by one do not.
+_LOST_TO_ANOTHER_TRANSACTION = frozenset({"40P01", "40001"})
+
+
+def _worth_trying_alone(exc: Exception) -> bool:
+    """Whether the writes of a batch that failed with ``exc`` may each succeed alone: not when the
+    database is away or locked (each would wait and fail again, one after the other)."""
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        return _pgcode(exc) in _LOST_TO_ANOTHER_TRANSACTION
+    return True
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    """The SQLSTATE of the driver's exception that peewee wrapped (once or more) in ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "pgcode", None)
+        if code is not None:
+            return code
+        inner = seen.args[0] if seen.args else None  # peewee's wrapper keeps the original first
+        seen = inner if isinstance(inner, BaseException) else seen.__context__
+    return None
+
+
 class _GroupCommit:
     """Inbox writes from many threads, committed together.
 
@@ -295,8 +322,10 @@ class _GroupCommit:
     A batch runs its writes in update_id order (``key``; writes without one last):
     two processes on one PostgreSQL storing the same updates in opposite orders
     would otherwise each wait for a row the other inserted, and PostgreSQL would
-    break the deadlock by failing one batch. Should a batch fail anyway, each of its
-    writes is tried again alone, so one bad write fails only itself.
+    break the deadlock by failing one batch. Should a batch fail anyway because of
+    what was in it (a deadlock, a serialization conflict, one write's own error),
+    each of its writes is tried again alone, so one bad write fails only itself; a
+    database that is away or locked fails the batch at once.
     Each op must be correct without a transaction around it (a lone op on PostgreSQL)
     and must have no effect outside the database (a failed batch is rolled back and re-run).
     """
@@ -337,6 +366,8 @@ class _GroupCommit:
                         try:
                             self._commit(batch)
                         except Exception as exc:
+                            if not _worth_trying_alone(exc):
+                                raise
                             logger.debug("a batch of %s inbox writes failed (%s); each is tried alone",
                                          len(batch), exc)
                             for queued in batch:
