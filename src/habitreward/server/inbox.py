@@ -372,7 +372,7 @@ class _GroupCommit:
                                          len(batch), exc)
                             for queued in batch:
                                 self._commit_alone(queued)
-                except BaseException as exc:  # interrupted: nobody of the batch may wait on
+                except BaseException as exc:  # not worth trying alone, or interrupted: all of the batch fail
                     for queued in batch:
                         queued.error = exc
                 finally:
