@@ -164,6 +164,42 @@ def test_group_chatter_is_not_a_habit_report(tg):
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_a_command_nothing_answers_is_told_so_in_a_private_chat_only(tg, lang):
+    bot = tg()
+    user(bot, lang=lang)
+    t = Translator(lang)
+    for typed in ("/strekas", "/Strekas@habitreward_test_bot now"):
+        reply = bot.send(ANN, typed)
+        assert reply.text == t._("I don't know the command {command}. /help lists what I can do.",
+                                 command=typed.split()[0])
+        assert buttons(reply) == [t._("🏠 Menu")]
+    assert bot.send(ANN, "/strekas@another_bot") == []  # addressed to another bot
+    assert bot.send(ANN, "/strekas", chat_id=-100) == []  # group chatter
+    assert t._("<b>How it works</b>") in bot.send(ANN, "/help").text  # the real ones still work
+
+
+def test_a_plugins_command_is_not_called_unknown(db_url, clock, botapi):
+    from telegram.ext import CommandHandler
+
+    from habitreward.testing.driver import BotDriver
+    from habitreward.testing.engines import make_engine
+
+    class Wave:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            async def wave(update, context):
+                await update.effective_message.reply_text("👋")
+            register(CommandHandler("wave", wave))  # group 0, after the bot's own handlers
+
+    engine = make_engine(db_url, clock=clock, load_entry_points=False, admin_telegram_ids=str(ADMIN))
+    engine.pm.register(Wave(), name="wave")
+    with BotDriver(engine, botapi) as bot:
+        user(bot)
+        assert bot.send(ANN, "/wave").texts == ["👋"]
+    engine.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_earlier_day(tg, clock, lang):
     bot = tg()
     ann = user(bot, lang=lang)

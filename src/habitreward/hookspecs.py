@@ -154,7 +154,10 @@ def habitreward_register_handlers(register: Callable[..., None], settings: Setti
     menu (setMyCommands), after the built-in commands, in every language. Handlers reach the
     engine as ``context.engine`` and run its calls with ``await habitreward.bot.run_engine(
     context.engine, function, *args)``: on PostgreSQL on a worker thread, so the event loop
-    never waits for the database while other users' updates queue.
+    never waits for the database while other users' updates queue. Register a command with a
+    ``CommandHandler`` (in any group): a private chat's command that none answers is told "I
+    don't know the command", which a ``MessageHandler`` matching the command's text would not
+    prevent.
     """
 
 

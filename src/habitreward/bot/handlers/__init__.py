@@ -6,7 +6,8 @@ Order matters (python-telegram-bot runs the first matching handler of each group
   unless they asked for /start or /help);
 * group 0: the ``dialog`` conversation (steps that wait for typed text), then every
   command, then every button (routed by callback-data prefix), then free text,
-  which is read as a habit report.
+  which is read as a habit report, then a private chat's command that no handler
+  (the bot's or a plugin's) answers, which is told so.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
 )
 from habitreward.bot.handlers.common import TEXT_INPUT
 from habitreward.bot.handlers.menu import set_commands
-from habitreward.bot.handlers.router import COMMANDS, route_callback, route_command
+from habitreward.bot.handlers.router import COMMANDS, UnknownCommandHandler, route_callback, route_command
 
 __all__ = ["register", "set_commands"]
 
@@ -50,6 +51,8 @@ def register(application: Any) -> None:
     # Free text is a habit report only in a private chat: in a group, people talk to each other.
     application.add_handler(MessageHandler(TEXT_INPUT & filters.ChatType.PRIVATE,
                                            completion.free_text))
+    # Last: a command nothing above (nor a plugin's CommandHandler) answers.
+    application.add_handler(UnknownCommandHandler(application, menu.unknown_command))
 
     application.add_error_handler(menu.on_error)
 

@@ -126,6 +126,15 @@ async def cancel(s: Screen, args: list[str]) -> None:
     await s.show(s.t._("There is nothing to cancel."), [menu_row(s.t)])
 
 
+@screen()
+async def unknown_command(s: Screen) -> None:
+    """A command nothing answers (see router.UnknownCommandHandler): say so, point to /help."""
+    message = s.update.effective_message
+    command = ((message.text or "").split() or ["/"])[0][:40] if message is not None else "/"
+    await s.show(s.t._("I don't know the command {command}. /help lists what I can do.", command=command),
+                 [menu_row(s.t)])
+
+
 DRAFT_KEY = "draft"  # user_data key holding a conversation's answers so far (JSON-safe values only)
 
 

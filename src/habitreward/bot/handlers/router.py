@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ConversationHandler
+from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers.common import Screen, user_for
 
@@ -75,6 +75,42 @@ async def route_command(update: Update, context: Any) -> None:
     s = await _screen_for(update, context, active)
     if s is not None:
         await func(s, parsed[1])
+
+
+def _handled_commands(handlers: Any) -> set[str]:
+    """Every command a CommandHandler among ``handlers`` answers (conversations included)."""
+    found: set[str] = set()
+    for handler in handlers:
+        if isinstance(handler, CommandHandler):
+            found |= set(handler.commands)
+        elif isinstance(handler, ConversationHandler):
+            found |= _handled_commands(handler.entry_points)
+            found |= _handled_commands(handler.fallbacks)
+            for state_handlers in handler.states.values():
+                found |= _handled_commands(state_handlers)
+    return found
+
+
+class UnknownCommandHandler(BaseHandler[Update, Any, None]):
+    """A command in a private chat that no handler of the application answers (a typo, an
+    old command): told so, instead of silence. Commands for another bot (``/x@other_bot``)
+    are left alone, and so is any command a plugin's CommandHandler answers, in any group."""
+
+    def __init__(self, application: Any, callback: Any):
+        super().__init__(callback)
+        self.application = application
+
+    def check_update(self, update: object) -> bool:
+        if not isinstance(update, Update) or update.message is None or update.effective_chat is None:
+            return False
+        if update.effective_chat.type != "private" or command_of(update) is None:
+            return False
+        text = update.message.text or ""
+        addressee = text.split()[0].partition("@")[2]
+        if addressee and addressee.lower() != (self.application.bot.username or "").lower():
+            return False
+        known = _handled_commands(h for group in self.application.handlers.values() for h in group)
+        return command_of(update)[0] not in known  # type: ignore[index]
 
 
 async def route_callback(update: Update, context: Any) -> None:
