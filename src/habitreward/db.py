@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +20,7 @@ from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 from habitreward.errors import ConfigError
+from habitreward.pg_statements import LOST, UNTRUSTED_AFTER, ServerStatements
 
 database_proxy = peewee.DatabaseProxy()
 
@@ -207,11 +209,37 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
     * a write whose result nobody reads can go with the ``COMMIT``
       (:meth:`write_at_commit`: ``<write>; COMMIT``, one round trip): the inbox mark of
       every completion. If it fails, the COMMIT is not run and the transaction rolls back.
+
+    And the hot path's statements are prepared on the server once per connection, then
+    sent as ``EXECUTE`` (``pg_statements``; ``prepared_statements=False`` turns it off).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, prepared_statements: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._given_back: dict[int, float] = {}  # conn_key -> time.monotonic() of its check-in
+        self.statements = ServerStatements() if prepared_statements else None
+        # Connections whose prepared statements failed them: closed at check-in, not reused.
+        self._untrusted: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # --- statements prepared on the server ---------------------------------------------
+
+    def register_statement(self, sql: str) -> None:
+        """``sql`` (fixed SQL, ``%s`` parameters) runs often: prepare it on every connection."""
+        if self.statements is not None:
+            self.statements.register(sql)
+
+    def _initialize_connection(self, conn: Any) -> None:
+        super()._initialize_connection(conn)
+        if self.statements is not None:
+            self.statements.on_checkout(conn)
+
+    def _can_reuse(self, conn: Any) -> bool:
+        return conn not in self._untrusted and super()._can_reuse(conn)
+
+    def _close_raw(self, conn: Any) -> None:
+        if self.statements is not None:
+            self.statements.forget(conn)
+        super()._close_raw(conn)
 
     # --- BEGIN with the first statement -----------------------------------------------
 
@@ -255,22 +283,46 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         return pending[1] if pending[0] is self._state.conn else []
 
     def _execute_cursor(self, sql: str, params: Any, **cursor_options: Any) -> Any:
+        if self.statements is not None and not cursor_options:
+            sql = self.statements.sql_for(self._state.conn, sql)
         if self._take_deferred_begin():
             if cursor_options:  # a named (server-side) cursor wraps its statement: BEGIN goes alone
                 super()._execute_cursor("BEGIN", None)
             else:
                 sql = "BEGIN; " + sql
-        return super()._execute_cursor(sql, params, **cursor_options)
+        try:
+            return super()._execute_cursor(sql, params, **cursor_options)
+        except Exception as exc:
+            self._distrust_on(exc)
+            raise
+
+    def _distrust_on(self, exc: Exception) -> None:
+        """After an error that says this connection's prepared statements are gone or stale, the
+        connection is not used again (a new one prepares them afresh)."""
+        code = sqlstate(exc)
+        if self.statements is not None and code in UNTRUSTED_AFTER:
+            conn = self._state.conn
+            if conn is not None:
+                self.statements.forget(conn)
+                self._untrusted.add(conn)
+            if code == LOST:  # the session lost what it prepared: a pooler between us, most likely
+                self.statements.disable(str(exc).strip().splitlines()[0])
 
     def commit(self) -> None:
         writes = self._take_at_commit()
         begin = self._take_deferred_begin()
         if writes:
+            if self.statements is not None:
+                writes = [(self.statements.sql_for(self._state.conn, write), values) for write, values in writes]
             sql = "; ".join([*(write for write, _ in writes), "COMMIT"])
             sql, params = "BEGIN; " + sql if begin else sql, tuple(value for _, values in writes for value in values)
             peewee.logger.debug((sql, params))  # as execute_sql logs every statement
             with peewee.__exception_wrapper__:
-                self.cursor().execute(sql, params)
+                try:
+                    self.cursor().execute(sql, params)
+                except Exception as exc:
+                    self._distrust_on(exc)
+                    raise
         elif not begin:
             super().commit()
 
@@ -297,10 +349,39 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         super()._close(conn, close_conn)
         if close_conn:
             self._given_back.pop(key, None)
+            if self.statements is not None:
+                self.statements.forget(conn)
             return
         if len(self._given_back) > 4 * (self._max_connections or 64):  # keys of connections closed at check-in
             self._given_back.clear()
         self._given_back[key] = time.monotonic()
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE of ``exc``: the driver's exception, or one peewee wrapped (once or
+    more) around it; None for any other error."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "pgcode", None)
+        if code is not None:
+            return code
+        inner = seen.args[0] if seen.args else None  # peewee's wrapper keeps the original first
+        seen = inner if isinstance(inner, BaseException) else seen.__context__
+    return None
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no option of DATABASE_URL (``?name=false``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
@@ -319,6 +400,7 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
             database = SqliteDatabase(**params)
         elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
             params = db_url.parse(url)
+            params["prepared_statements"] = _flag("prepared_statements", params.get("prepared_statements", True))
             params.setdefault("max_connections", 20)
             params.setdefault("stale_timeout", 300)
             params.setdefault("timeout", 30)

@@ -226,6 +226,9 @@ class Prepared:
             if sorted({h.index for _, h in holes}) != list(range(self.arity)):
                 raise ValueError("every slot of a prepared query must appear in its SQL")
             found = self._compiled[db] = _Compiled(sql, params, holes, query, self.flat)
+            register = getattr(db, "register_statement", None)  # PostgreSQL: prepared on the server
+            if register is not None:
+                register(sql)
         return found
 
     def cursor(self, db: peewee.Database, *values: Any) -> Any:

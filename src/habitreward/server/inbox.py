@@ -67,7 +67,7 @@ from typing import Any, NamedTuple
 
 import peewee
 
-from habitreward.db import is_postgres
+from habitreward.db import is_postgres, sqlstate
 from habitreward.engine.prepared import Prepared, PreparedShapes, Slot, prepared_insert
 from habitreward.models import ProcessedUpdate, utcnow
 
@@ -292,22 +292,8 @@ def _worth_trying_alone(exc: Exception) -> bool:
     """Whether the writes of a batch that failed with ``exc`` may each succeed alone: not when the
     database is away or locked (each would wait and fail again, one after the other)."""
     if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
-        return _pgcode(exc) in _LOST_TO_ANOTHER_TRANSACTION
+        return sqlstate(exc) in _LOST_TO_ANOTHER_TRANSACTION
     return True
-
-
-def _pgcode(exc: BaseException) -> str | None:
-    """The SQLSTATE of the driver's exception that peewee wrapped (once or more) in ``exc``."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return None
-        code = getattr(seen, "pgcode", None)
-        if code is not None:
-            return code
-        inner = seen.args[0] if seen.args else None  # peewee's wrapper keeps the original first
-        seen = inner if isinstance(inner, BaseException) else seen.__context__
-    return None
 
 
 class _GroupCommit:
