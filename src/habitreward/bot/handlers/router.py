@@ -107,8 +107,13 @@ class UnknownCommandHandler(BaseHandler[Update, Any, None]):
             return False
         text = update.message.text or ""
         addressee = text.split()[0].partition("@")[2]
-        if addressee and addressee.lower() != (self.application.bot.username or "").lower():
-            return False
+        if addressee:
+            try:
+                ours = self.application.bot.username or ""
+            except RuntimeError:  # the bot is not initialized: whose name it is cannot be told
+                return False
+            if addressee.lower() != ours.lower():
+                return False
         known = _handled_commands(h for group in self.application.handlers.values() for h in group)
         return command_of(update)[0] not in known  # type: ignore[index]
 
