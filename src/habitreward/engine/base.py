@@ -33,6 +33,10 @@ def to_utc_naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
+# Every completion, undo and claim on PostgreSQL starts with it (see Engine.transaction).
+_LOCK_USER = "SELECT 1 FROM users WHERE id = %s FOR UPDATE"
+
+
 class EngineBase:
     def __init__(
         self,
@@ -52,6 +56,9 @@ class EngineBase:
         # A pooled PostgreSQL connection goes back to the pool after each operation;
         # a SQLite connection is cheap to keep for the thread's lifetime.
         self._release_connections = is_postgres(self.db)
+        register = getattr(self.db, "register_statement", None)  # PostgreSQL: prepared on the server
+        if register is not None:
+            register(_LOCK_USER)
 
     # --- time ------------------------------------------------------------------
 
@@ -110,7 +117,7 @@ class EngineBase:
         """
         with self.session(), self.db.atomic():
             if lock_user is not None and is_postgres(self.db) and self.db.transaction_depth() == 1:
-                self.db.execute_sql("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (lock_user.id,))
+                self.db.execute_sql(_LOCK_USER, (lock_user.id,))
             yield
 
     def close(self) -> None:
