@@ -97,21 +97,24 @@ def queue_writes(commits: _GroupCommit, calls: list) -> tuple[list[threading.Thr
     return threads, outcomes
 
 
+def storing(commits: _GroupCommit, ran: list[int], update_id: int, error: Exception | None = None):
+    """A call that stores row ``update_id`` through ``commits`` (noting in ``ran`` each time its
+    write runs), or raises ``error`` there before writing anything."""
+    def op() -> int:
+        ran.append(update_id)
+        if error is not None:
+            raise error
+        ProcessedUpdate.insert(update_id=update_id, payload="{}").execute()
+        return update_id
+    return lambda: commits.run(op, update_id)
+
+
 def test_a_batch_of_inbox_writes_runs_in_update_id_order_and_a_bad_write_fails_only_itself(engine):
     commits = _GroupCommit(engine)
     ran: list[int] = []
-
-    def store(update_id: int, fail: bool = False):
-        def op() -> int:
-            ran.append(update_id)
-            if fail:
-                raise ValueError("a bad write")
-            ProcessedUpdate.insert(update_id=update_id, payload="{}").execute()
-            return update_id
-        return lambda: commits.run(op, update_id)
-
+    calls = [storing(commits, ran, 3), storing(commits, ran, 1), storing(commits, ran, 2, ValueError("a bad write"))]
     with commits._lock:  # noqa: SLF001
-        threads, outcomes = queue_writes(commits, [store(3), store(1), store(2, fail=True)])
+        threads, outcomes = queue_writes(commits, calls)
     for thread in threads:
         thread.join()
     assert ran == [1, 2, 1, 2, 3]  # the batch in update_id order, failing at 2; then each alone
@@ -124,21 +127,15 @@ def test_a_batch_that_finds_the_database_locked_fails_at_once(engine):
     """Tried alone, each write would wait for the lock again, one after the other."""
     commits = _GroupCommit(engine)
     ran: list[int] = []
-
-    def write(update_id: int, locked: bool = False):
-        def op() -> int:
-            ran.append(update_id)
-            if locked:
-                raise peewee.OperationalError("database is locked")
-            return update_id
-        return lambda: commits.run(op, update_id)
-
+    calls = [storing(commits, ran, 1), storing(commits, ran, 2, peewee.OperationalError("database is locked"))]
     with commits._lock:  # noqa: SLF001
-        threads, outcomes = queue_writes(commits, [write(1), write(2, locked=True)])
+        threads, outcomes = queue_writes(commits, calls)
     for thread in threads:
         thread.join()
     assert ran == [1, 2]
     assert all(isinstance(o, peewee.OperationalError) for o in outcomes)
+    with engine.session():
+        assert ProcessedUpdate.select().count() == 0  # the batch rolled back whole
 
 
 @pytest.mark.postgres_only
