@@ -34,7 +34,7 @@ def to_utc_naive(moment: dt.datetime) -> dt.datetime:
 
 
 # Every completion, undo and claim on PostgreSQL starts with it (see Engine.transaction).
-_LOCK_USER = "SELECT 1 FROM users WHERE id = %s FOR UPDATE"
+_LOCK_USER = Prepared(lambda user_id: User.select(peewee.SQL("1")).where(User.id == user_id).for_update().tuples(), 1)
 
 
 class EngineBase:
@@ -56,9 +56,6 @@ class EngineBase:
         # A pooled PostgreSQL connection goes back to the pool after each operation;
         # a SQLite connection is cheap to keep for the thread's lifetime.
         self._release_connections = is_postgres(self.db)
-        register = getattr(self.db, "register_statement", None)  # PostgreSQL: prepared on the server
-        if register is not None:
-            register(_LOCK_USER)
 
     # --- time ------------------------------------------------------------------
 
@@ -117,7 +114,7 @@ class EngineBase:
         """
         with self.session(), self.db.atomic():
             if lock_user is not None and is_postgres(self.db) and self.db.transaction_depth() == 1:
-                self.db.execute_sql(_LOCK_USER, (lock_user.id,))
+                _LOCK_USER.cursor(self.db, lock_user.id)
             yield
 
     def close(self) -> None:
