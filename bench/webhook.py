@@ -373,10 +373,12 @@ def measure(proc: subprocess.Popen, log: Any, port: int, secret: str, standin: T
 
 
 def fresh_postgres(admin_url: str) -> tuple[str, Any]:
+    """A new database on ``admin_url``'s server; its URL (with ``admin_url``'s query, e.g.
+    ``?prepared_statements=false``, which only habitreward reads) and a function dropping it."""
     import psycopg2
 
     name = f"habitreward_bench_{os.getpid()}"
-    conn = psycopg2.connect(admin_url)
+    conn = psycopg2.connect(urlunparse(urlparse(admin_url)._replace(query="")))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -67,6 +67,50 @@ def test_a_statement_postgresql_will_not_prepare_runs_as_text(engine, pool):
     assert not [s for s in CountingCursor.sent if s.startswith("EXECUTE")]  # "could not determine data type"
 
 
+#: Two more statements of the hot path's kind.
+KEY_OF = Prepared(lambda namespace, value: KeyValue.select(KeyValue.key)
+                  .where((KeyValue.namespace == namespace) & (KeyValue.value == value)).tuples(), 2)
+COUNT_IN = Prepared(lambda namespace: KeyValue.select(peewee.fn.COUNT(KeyValue.id))
+                    .where(KeyValue.namespace == namespace).tuples(), 1)
+
+
+def test_a_new_connection_prepares_what_it_lacks_in_one_round_trip(engine, pool):
+    with engine.session():
+        KeyValue.create(namespace="test", key="a", value="1")
+    with pool.connection_context():  # registered (run as text) on the first connection
+        assert VALUE_OF.first(pool, "test", "a") == ("1",)
+        assert KEY_OF.first(pool, "test", "1") == ("a",)
+        assert COUNT_IN.first(pool, "test") == (1,)
+    pool.close_all()
+    CountingCursor.sent = []
+    with pool.connection_context():  # a new connection
+        assert [VALUE_OF.first(pool, "test", "a"), KEY_OF.first(pool, "test", "1"),
+                COUNT_IN.first(pool, "test")] == [("1",), ("a",), (1,)]
+    prepares = [s for s in CountingCursor.sent if s.startswith("PREPARE")]
+    assert len(prepares) == 1 and prepares[0].count("PREPARE habitreward_") == 3
+    assert sum("EXECUTE habitreward_" in s for s in CountingCursor.sent) == 3
+    assert len(prepared_on_server(pool)) == 3
+
+
+def test_one_statement_refused_in_a_new_connections_batch_leaves_the_others_prepared(engine, pool):
+    untyped = Prepared(lambda value: KeyValue.select(peewee.NodeList((value, peewee.SQL("IS NULL"))))
+                       .limit(1).tuples(), 1)
+    with engine.session():
+        KeyValue.create(namespace="test", key="a", value="1")
+    with pool.connection_context():
+        assert untyped.first(pool, None) == (True,)  # registered first: the batch fails at once
+        assert VALUE_OF.first(pool, "test", "a") == ("1",)
+        assert KEY_OF.first(pool, "test", "1") == ("a",)
+    pool.close_all()
+    CountingCursor.sent = []
+    with pool.connection_context():
+        assert untyped.first(pool, None) == (True,)
+        assert VALUE_OF.first(pool, "test", "a") == ("1",)
+        assert KEY_OF.first(pool, "test", "1") == ("a",)
+    assert sum("EXECUTE habitreward_" in s for s in CountingCursor.sent) == 2  # the untyped one as text
+    assert len(prepared_on_server(pool)) == 2
+
+
 def test_prepared_statements_can_be_turned_off_in_the_url(engine, db_url):
     off = open_database(db_url + "?prepared_statements=false", bind=False)
     assert off.statements is None

@@ -5,9 +5,9 @@ for the short indexed statements of an update that is most of the server's work 
 90-94 us of the server's CPU per SELECT as text, 40-60 us as ``EXECUTE``). The statements
 of :class:`habitreward.engine.prepared.Prepared` have fixed SQL, so each is registered here
 when it is compiled, and every connection of the pool prepares them (``PREPARE name AS``)
-when it is checked out: outside any transaction, where a ``PREPARE`` PostgreSQL refuses (it
-cannot tell a parameter's type) costs nothing but that statement running as text from then
-on. A statement is then sent as ``EXECUTE name(...)``, also inside ``BEGIN; ...`` and
+when it is checked out (all it lacks in one round trip, each alone only if that fails):
+outside any transaction, where a ``PREPARE`` PostgreSQL refuses (it cannot tell a parameter's
+type) costs nothing but that statement running as text from then on. A statement is then sent as ``EXECUTE name(...)``, also inside ``BEGIN; ...`` and
 ``...; COMMIT`` (db.PostgresqlDatabase's round-trip savings).
 
 A prepared statement belongs to its server session and is not transactional. Where its table
@@ -97,6 +97,14 @@ class ServerStatements:
                        if sql not in done and sql not in self._refused]
         try:
             with conn.cursor() as cursor:
+                if len(missing) > 1:  # a new connection: all in one round trip, usually
+                    try:
+                        cursor.execute("; ".join(statement.prepare for _, statement in missing))
+                    except Exception:  # which one failed? Each alone (those prepared answer 42P05)
+                        pass
+                    else:
+                        done.update(sql for sql, _ in missing)
+                        return
                 for sql, statement in missing:
                     try:
                         cursor.execute(statement.prepare)
