@@ -65,6 +65,17 @@ def test_a_bad_choice_says_what_is_wrong(text, message):
         parse_cpu_choice(text)
 
 
+def skip_unless_a_core_is_free_besides(core: int) -> None:
+    """Skip when ``habitreward serve`` processes outside the tests (a bot running on this
+    machine) are bound to every core but ``core``: no core would be left for the one under test."""
+    from habitreward.server.affinity import _cores_of_other_serves
+
+    taken = _cores_of_other_serves()
+    if not set(CORES) - taken - {core}:
+        pytest.skip(f"other habitreward serve processes on this machine are bound to CPU "
+                    f"{', '.join(map(str, sorted(taken)))}: no core is left free to choose")
+
+
 def another_serve_bound_to(core: int) -> subprocess.Popen:
     """A process that looks like a ``habitreward serve`` to /proc, bound to ``core`` (kill it)."""
     code = f"import os, time; os.sched_setaffinity(0, {{{core}}}); print('bound', flush=True); time.sleep(60)"
@@ -121,6 +132,7 @@ def test_workers_take_the_cores_in_turn():
 def test_a_single_process_takes_a_core_no_other_serve_on_the_machine_is_bound_to(index):
     """Separate serve processes (PostgreSQL) each take a core of their own."""
     other_core = CORES[index]
+    skip_unless_a_core_is_free_besides(other_core)
     other = another_serve_bound_to(other_core)
     try:
         assert pinned_in_a_new_process("auto", None, start_on=other_core)["core"] != other_core
@@ -139,6 +151,7 @@ def test_serve_processes_of_a_user_choose_their_cores_one_at_a_time():
     from habitreward.server.affinity import choice_lock_path
 
     other_core = CORES[0]
+    skip_unless_a_core_is_free_besides(other_core)
     lock = os.open(choice_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     code = textwrap.dedent(f"""
