@@ -12,9 +12,10 @@ type) costs nothing but that statement running as text from then on. A statement
 
 A prepared statement belongs to its server session and is not transactional. Where its table
 changed what it returns (a migration run meanwhile), the statement fails once and its
-connection is not reused (a new one prepares afresh). Where the session lost it (a pooler such
-as PgBouncer in transaction mode runs statements on other sessions; ``DISCARD ALL``), the
-statement fails once and the process stops preparing, with a warning. Turn it off from the
+connection is not reused (a new one prepares afresh). Where the session lost it (``DISCARD
+ALL``; a pooler in transaction mode, which habitreward does not support: its advisory locks
+need a session per connection), the statement fails once and the process stops preparing,
+with a warning. Turn it off from the
 start with ``DATABASE_URL=...?prepared_statements=false``.
 """
 
@@ -79,9 +80,10 @@ class ServerStatements:
         """Stop preparing and executing prepared statements in this process."""
         if self.enabled:
             self.enabled = False
-            logger.warning("PostgreSQL: statements are no longer prepared on the server (%s); if a pooler "
-                           "such as PgBouncer runs in transaction mode, set prepared_statements=false in "
-                           "DATABASE_URL", reason)
+            logger.warning("PostgreSQL: statements are no longer prepared on the server (%s). A pooler in "
+                           "transaction mode (PgBouncer's pool_mode = transaction) runs statements on other "
+                           "server sessions and is not supported: the inbox's advisory locks need a session "
+                           "per connection; use session mode or connect directly", reason)
 
     def on_checkout(self, conn: Any) -> None:
         """Prepare on ``conn`` (idle, autocommit) what it lacks; nothing to send in the usual case."""
