@@ -116,7 +116,37 @@ def cli(ctx: click.Context, database_url: str | None, env_file: str, verbose: in
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = AppContext(overrides={"database_url": database_url}, env_file=env_file)
     ctx.obj = app
+    ctx.default_map = {**_env_file_defaults(ctx.command, env_file), **(ctx.default_map or {})}
     ctx.call_on_close(app.close)
+
+
+def _env_file_defaults(group: click.Group, env_file: str | None) -> dict[str, Any]:
+    """Options read from variables (``serve --port``: HABITREWARD_PORT) take the env file's
+    values too, as the settings do; click itself reads only the environment, which still wins
+    (the order: command line, environment, env file, the option's default)."""
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    if not env_file or not Path(env_file).is_file():
+        return {}
+    values = {key: value for key, value in dotenv_values(env_file).items() if value is not None}
+
+    def defaults(command: click.Command) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                if sub_defaults := defaults(sub):
+                    found[name] = sub_defaults
+        for param in command.params:
+            names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+            for name in names:
+                if name in values:
+                    found[param.name] = values[name]
+                    break
+        return found
+
+    return defaults(group) if values else {}
 
 
 _plugins_registered = False

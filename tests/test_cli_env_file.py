@@ -1,0 +1,34 @@
+"""Options that read HABITREWARD_* variables (``serve --host``: HABITREWARD_HOST) take them from
+the env file too, as the settings do; the environment and the command line still win."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+
+
+def test_serve_listens_where_the_env_file_says(serve, backend, tmp_path):
+    if backend == "postgres":
+        pytest.skip("reading the env file does not depend on the database (seen on SQLite)")
+    (tmp_path / ".env").write_text("HABITREWARD_HOST=127.0.0.2\n")
+    for args, env, host in [((), None, "127.0.0.2"), ((), {"HABITREWARD_HOST": "127.0.0.3"}, "127.0.0.3"),
+                            (("--host", "127.0.0.4"), None, "127.0.0.4")]:
+        server = serve(*args, env=env)
+        assert server.url.startswith(f"http://{host}:")
+        server.kill()  # one serve per SQLite file
+
+
+@pytest.mark.no_db
+def test_help_shows_the_env_files_value_as_the_default_and_a_bad_one_is_named(tmp_path):
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("HABITREWARD_THREADS=3\n")
+    shown = CliRunner().invoke(cli, ["--env-file", str(env_file), "serve", "--help"], env={"HABITREWARD_THREADS": None})
+    assert shown.exit_code == 0
+    assert "default: 3" in " ".join(shown.output.split("--threads", 1)[1].split()[:30])
+    env_file.write_text("HABITREWARD_THREADS=many\n")
+    refused = CliRunner().invoke(cli, ["--env-file", str(env_file), "serve", "--webhook"],
+                                 env={"HABITREWARD_THREADS": None})
+    assert refused.exit_code == 2
+    assert "Invalid value for '--threads'" in refused.output and "HABITREWARD_THREADS" in refused.output
