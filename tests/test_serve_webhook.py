@@ -278,9 +278,17 @@ def test_a_second_server_on_the_same_sqlite_file_is_refused(serve, backend, db_u
     result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0"], cwd=tmp_path,
                             env=second.environment(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert "another `habitreward serve` is running on this SQLite database" in result.stderr
+    database = db_url.split("sqlite:///", 1)[1]
+    assert f"another `habitreward serve` is running on this SQLite database ({database});" in result.stderr
     assert "Traceback" not in result.stderr
     assert first.post_update(message_update(1200, "count")) == 200  # the first one is unaffected
+    # Another file of the same name but its extension is another database: not refused.
+    other = ServeProcess(db_url.rsplit(".", 1)[0] + ".sqlite", botapi, tmp_path, "--webhook", "--port", "0",
+                         name="other-file").start()
+    try:
+        assert other.url is not None
+    finally:
+        other.kill()
 
 
 @pytest.mark.postgres_only

@@ -122,9 +122,9 @@ class _SqliteServerLock:
     def __init__(self, database_url: str):
         self.path: Path | None = None
         self._file: Any = None
-        database = sqlite_file(database_url)
-        if database is not None:
-            self.path = database.with_suffix(".serve-lock")
+        self._database = sqlite_file(database_url)
+        if self._database is not None:  # bot.db.serve-lock: bot.db and bot.sqlite have one each
+            self.path = self._database.with_name(self._database.name + ".serve-lock")
 
     def acquire(self) -> None:
         if self.path is None:
@@ -140,7 +140,7 @@ class _SqliteServerLock:
             self._file.close()
             self._file = None
             raise ConfigError(
-                f"another `habitreward serve` is running on this SQLite database ({self.path.with_suffix('')});"
+                f"another `habitreward serve` is running on this SQLite database ({self._database});"
                 " for several processes on SQLite run one `serve --webhook --workers N`"
             ) from None
 
