@@ -65,13 +65,14 @@ def test_a_bad_choice_says_what_is_wrong(text, message):
         parse_cpu_choice(text)
 
 
-def skip_unless_a_core_is_free_besides(core: int) -> None:
+def skip_unless_a_core_is_free_besides(core: int, *, also: tuple[int, ...] = ()) -> None:
     """Skip when ``habitreward serve`` processes outside the tests (a bot running on this
-    machine) are bound to every core but ``core``: no core would be left for the one under test."""
+    machine) are bound to every core but ``core`` (no core would be left for the one under
+    test), or to one of ``also`` (cores the test needs free)."""
     from habitreward.server.affinity import _cores_of_other_serves
 
     taken = _cores_of_other_serves()
-    if not set(CORES) - taken - {core}:
+    if not set(CORES) - taken - {core} or taken & set(also):
         pytest.skip(f"other habitreward serve processes on this machine are bound to CPU "
                     f"{', '.join(map(str, sorted(taken)))}: no core is left free to choose")
 
@@ -123,7 +124,22 @@ def test_workers_take_the_cores_in_turn():
                                                                                          CORES[0]]
     listed = f"{CORES[-1]},{CORES[0]}"
     assert [pinned_in_a_new_process(listed, n)["core"] for n in (1, 2)] == [CORES[-1], CORES[0]]
-    assert pinned_in_a_new_process(listed, None)["core"] == CORES[-1]  # one process: the first listed
+
+
+@pytest.mark.no_db
+@needs_two_cores
+def test_separate_processes_given_one_list_take_its_cores_in_turn():
+    """A systemd template's instances sharing HABITREWARD_PIN_CPU=a,b: the first takes a, the
+    second b."""
+    listed = f"{CORES[-1]},{CORES[0]}"
+    skip_unless_a_core_is_free_besides(CORES[-1], also=(CORES[-1], CORES[0]))
+    assert pinned_in_a_new_process(listed, None)["core"] == CORES[-1]  # alone: the first listed
+    other = another_serve_bound_to(CORES[-1])
+    try:
+        assert pinned_in_a_new_process(listed, None)["core"] == CORES[0]
+    finally:
+        other.kill()
+        other.wait(10)
 
 
 @pytest.mark.no_db

@@ -84,25 +84,25 @@ def pin_process(choice: CpuChoice, worker: int | None = None) -> int | None:
 
     ``worker``: the number (1, 2, ...) of a ``serve --workers`` worker, which takes the
     worker-th core of the choice, so workers spread over the cores. A single process takes
-    the first one listed, or (``auto``) the core it runs on unless another ``habitreward
-    serve`` on this machine is bound to it (then a core none is bound to, if any; the
-    processes of one user look and bind one at a time, see :func:`choice_lock_path`). Returns
-    the core, or None when the process is left to the scheduler (``off``, one core only, or
-    no affinity API).
+    a core no other ``habitreward serve`` on this machine is bound to, if any: the first
+    listed such core, or (``auto``) the core it runs on if free (the processes of one user
+    look and bind one at a time, see :func:`choice_lock_path`). Returns the core, or None
+    when the process is left to the scheduler (``off``, one core only, or no affinity API).
     """
     candidates = candidate_cores(choice)
     if not candidates:
         return None
-    if worker is not None or choice.mode == "cores":
-        core = candidates[(worker - 1) % len(candidates)] if worker is not None else candidates[0]
+    if worker is not None:
+        core = candidates[(worker - 1) % len(candidates)]
         bound = _bind_this_thread(core)
     else:
-        # Separate `serve` processes on one machine (PostgreSQL) must not share a core by chance:
-        # they look and bind one at a time, so each sees the cores the others took.
+        # Separate `serve` processes on one machine (PostgreSQL; a systemd template's instances
+        # sharing one HABITREWARD_PIN_CPU list) must not share a core by chance: they look and
+        # bind one at a time, so each sees the cores the others took.
         with _turn_to_choose():
             taken = _cores_of_other_serves()
             free = [core for core in candidates if core not in taken] or candidates
-            current = _current_core()
+            current = _current_core() if choice.mode == "auto" else None
             core = current if current in free else free[0]
             bound = _bind_this_thread(core)
     if not bound:
