@@ -1,4 +1,5 @@
-"""litellm is heavy and may touch the network at import: it is only imported when an LLM call is made."""
+"""litellm is heavy and may touch the network at import: it is only imported when an LLM call is made.
+Nor does ``habitreward --help`` import the bot's libraries."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def test_help_does_not_import_litellm():
     assert "litellm" not in modules  # ...without litellm
     assert "openai" not in modules
     assert "snowballstemmer" not in modules and "rapidfuzz" not in modules  # loaded at the first message
+    # Nor the bot's and the server's libraries: the built-in plugin habitreward.bot.state loads with
+    # every command, and its package must not import python-telegram-bot for that.
+    assert not {"telegram", "waitress", "aiohttp"} & {name.split(".")[0] for name in modules}
 
 
 def test_matching_without_an_llm_does_not_import_litellm(tmp_path):
