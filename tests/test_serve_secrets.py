@@ -29,9 +29,12 @@ def test_derived_secret_is_stable_allowed_by_telegram_and_not_the_token():
 
 
 def test_configured_secret_wins_and_must_be_valid():
-    assert webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET="s_1-X")) == "s_1-X"
+    configured = "s_1-X" * 4
+    assert webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET=configured)) == configured
     with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
         webhook_secret(settings(TELEGRAM_WEBHOOK_SECRET="x" * 257))
+    with pytest.raises(ConfigError, match="at least 16 characters .a short one can be guessed"):
+        webhook_secret(settings(TELEGRAM_WEBHOOK_SECRET="x" * 15))
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
         webhook_secret(settings())
 

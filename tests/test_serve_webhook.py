@@ -75,6 +75,15 @@ def test_configured_secret_wins_and_set_webhook_on_start_uses_it(serve, botapi):
     assert secret not in server.logs()
 
 
+def test_a_webhook_path_with_the_token_in_it_is_not_shown_at_start(serve, backend):
+    if backend == "postgres":
+        pytest.skip("what the start line shows does not depend on the database (seen on SQLite)")
+    server = serve(env={"TELEGRAM_WEBHOOK_URL": f"https://bot.example.org/hook/{TOKEN}"})
+    started = "\n".join(server.lines)
+    assert "webhook listening on http://127.0.0.1:" in started and "/hook/[REDACTED]" in started
+    assert TOKEN not in started and TOKEN not in server.logs()
+
+
 def test_handler_exception_is_logged_with_the_update_id_and_keeps_committed_data(serve, db_url, botapi):
     server = serve()
     boom = message_update(503, "count boom")

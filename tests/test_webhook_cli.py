@@ -65,10 +65,13 @@ def test_info_and_delete(run, botapi):
 
 
 def test_configured_secret_is_used_and_checked(run, botapi):
-    assert run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="Custom_secret-1").exit_code == 0
-    assert botapi.webhook["secret_token"] == "Custom_secret-1"
+    assert run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="Custom_secret-16").exit_code == 0
+    assert botapi.webhook["secret_token"] == "Custom_secret-16"
     bad = run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="no spaces allowed!")
     assert bad.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters" in bad.output
+    short = run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="abc")
+    assert short.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be at least 16 characters" in short.output
+    assert botapi.webhook["secret_token"] == "Custom_secret-16"  # nothing was sent
 
 
 def test_clear_errors_for_missing_or_wrong_settings(run, botapi):
@@ -115,6 +118,65 @@ def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
     assert result.exit_code == 1, result.output
     assert "Error: cannot reach the Bot API" in result.output and "TELEGRAM_API_URL" in result.output
     assert TOKEN not in result.output
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_a_bot_api_url_missing_its_bot_suffix_is_an_error_without_the_token(tmp_path, monkeypatch, client):
+    """The Bot API URL is TELEGRAM_API_URL + token: without "/bot" the token lands in the host or
+    port, and the HTTP client's error quotes the URL."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--webhook", "--port", "0"], env={
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:9", "TELEGRAM_HTTP_CLIENT": client,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HABITREWARD_LOAD_PLUGINS": ""})
+    assert result.exit_code == 1, result.output
+    assert "Error: cannot reach the Bot API" in result.output and "[REDACTED]" in result.output
+    assert TOKEN not in result.output and TOKEN.split(":")[1] not in result.output
+
+
+def _serve_once(tmp_path, *args: str, **env: str):
+    """``serve --webhook`` that should refuse to start (the Bot API is never reached: none runs)."""
+    return CliRunner().invoke(cli, ["serve", "--webhook", *args], env={
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HABITREWARD_LOAD_PLUGINS": "", **env})
+
+
+def test_an_address_it_cannot_listen_on_is_one_line_before_the_bot_starts(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        in_use = _serve_once(tmp_path, "--port", port)
+    assert in_use.exit_code == 1, in_use.output
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use" in in_use.output
+    for host in ("256.1.1.1", "203.0.113.5"):  # no such address; not one of this machine's
+        refused = _serve_once(tmp_path, "--host", host, "--port", "0")
+        assert refused.exit_code == 1, refused.output
+        assert refused.output.startswith(f"Error: cannot listen on {host}:0: "), refused.output
+        assert "Traceback" not in refused.output
+
+
+@pytest.mark.parametrize("url", ["bot.example.org/hook", "not-a-url", "ftp://bot.example.org/hook"])
+def test_serve_refuses_a_webhook_url_no_request_could_reach(tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+    result = _serve_once(tmp_path, "--port", "0", TELEGRAM_WEBHOOK_URL=url)
+    assert result.exit_code == 1, result.output
+    assert f"Error: TELEGRAM_WEBHOOK_URL must be a URL like https://bot.example.org/webhook/telegram, got {url!r}" \
+        in result.output
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "no-such-dir" / "bot.db"
+    for args in (("--webhook", "--port", "0"), ()):
+        result = CliRunner().invoke(cli, ["serve", *args], env={
+            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
+            "DATABASE_URL": f"sqlite:///{missing}", "HABITREWARD_LOAD_PLUGINS": ""})
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: cannot use the SQLite database {missing}: No such file or directory")
+        assert "its directory must exist and be writable" in result.output
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx"])

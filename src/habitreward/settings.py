@@ -128,7 +128,8 @@ class Settings:
         "TELEGRAM_WEBHOOK_URL", _text, None, "Public HTTPS URL Telegram posts updates to."
     )
     telegram_webhook_secret: str | None = _setting(
-        "TELEGRAM_WEBHOOK_SECRET", _text, None, "Secret-token header value; derived from the token when unset."
+        "TELEGRAM_WEBHOOK_SECRET", _text, None,
+        "Secret-token header value (16-256 of A-Z a-z 0-9 _ -); derived from the token when unset."
     )
     telegram_api_url: str | None = _setting(
         "TELEGRAM_API_URL", _text, None, "Bot API base URL, for a self-hosted Bot API server."

@@ -73,13 +73,27 @@ class HabitRewardGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HabitRewardError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_without_secrets(ctx, str(exc))) from None
         except peewee.ImproperlyConfigured as exc:
             # e.g. a postgresql:// URL without psycopg2 installed
             raise click.ClickException(f"{exc} Install it with: pip install 'habitreward[postgres]'") from None
         except peewee.OperationalError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise click.ClickException(f"Database error: {message}") from None
+        except click.ClickException as exc:
+            exc.message = _without_secrets(ctx, exc.message)
+            raise
+
+
+def _without_secrets(ctx: click.Context, message: str) -> str:
+    """An error may quote what it failed on, such as a Bot API URL, which holds the token."""
+    settings = getattr(ctx.obj, "_settings", None)  # only what was loaded: nothing to hide otherwise
+    if settings is None:
+        return message
+    from habitreward.server.logging_filters import RedactSecrets
+    from habitreward.server.secrets import secrets_of
+
+    return RedactSecrets(secrets_of(settings)).redact(message)
 
 
 @click.group(cls=HabitRewardGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -23,22 +23,15 @@ def _telegram_errors(app: AppContext) -> Iterator[None]:
     try:
         yield
     except TelegramError as exc:
-        from habitreward.server.logging_filters import RedactSecrets
-
-        secrets = [app.settings.telegram_bot_token, app.settings.telegram_webhook_secret]
-        raise click.ClickException(f"Telegram: {RedactSecrets(secrets).redact(str(exc))}") from None
+        raise click.ClickException(f"Telegram: {exc}") from None  # redacted by HabitRewardGroup
 
 
 def _protect_logs(app: AppContext) -> None:
     """No log line (ours, PTB's, httpx's) may show the token or the webhook secret."""
     from habitreward.server.logging_filters import install_redaction
-    from habitreward.server.secrets import webhook_secret
+    from habitreward.server.secrets import secrets_of
 
-    settings = app.settings
-    secrets = [settings.telegram_bot_token, settings.telegram_webhook_secret]
-    if settings.telegram_bot_token:
-        secrets.append(webhook_secret(settings))
-    install_redaction(secrets)
+    install_redaction(secrets_of(app.settings))
 
 
 class CpuChoiceParam(click.ParamType):

@@ -18,6 +18,9 @@ from habitreward.settings import Settings
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: What Telegram accepts as a secret_token: 1-256 characters of A-Z, a-z, 0-9, _ and -.
 _ALLOWED = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+#: Shorter configured secrets are refused: a forged update needs only the secret, and a short
+#: one is guessed by trying (Telegram itself accepts one character).
+MIN_SECRET_LENGTH = 16
 _LABEL = b"habitreward webhook secret v1"
 
 
@@ -34,8 +37,22 @@ def webhook_secret(settings: Settings) -> str:
             raise ConfigError(
                 "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
             )
+        if len(configured) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"TELEGRAM_WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters (a short one can be"
+                " guessed): leave it unset to use one derived from the token, or make one with"
+                " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return configured
     return derive_webhook_secret(settings.require("telegram_bot_token"))
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """What no log line or message may show: the bot token and the webhook secrets (the
+    configured one, valid or not, and the one derived from the token)."""
+    token = settings.telegram_bot_token
+    found = [token, settings.telegram_webhook_secret, derive_webhook_secret(token) if token else None]
+    return [secret for secret in found if secret]
 
 
 def secret_matches(expected: str, given: str | None) -> bool:

@@ -33,9 +33,9 @@ from habitreward.errors import ConfigError
 from habitreward.server import applied
 from habitreward.server.affinity import OFF, CpuChoice, candidate_cores, pin_process
 from habitreward.server.inbox import Inbox, WorkerLock
-from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
+from habitreward.server.logging_filters import RedactSecrets, install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
-from habitreward.server.secrets import webhook_secret
+from habitreward.server.secrets import secrets_of, webhook_secret
 from habitreward.server.webhook_admin import webhook_path
 from habitreward.server.wsgi import MAX_BODY_BYTES, WebhookApp
 
@@ -133,7 +133,11 @@ class _SqliteServerLock:
             import fcntl
         except ImportError:  # Windows: no advisory file locks; run one server there.
             return
-        self._file = open(self.path, "a+")
+        try:
+            self._file = open(self.path, "a+")
+        except OSError as exc:
+            raise ConfigError(f"cannot use the SQLite database {self._database}: {exc.strerror or exc} ({self.path});"
+                              " its directory must exist and be writable") from None
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -159,7 +163,9 @@ class Service:
         self.settings = engine.settings
         self.options = options
         self.application_factory = application_factory or (lambda e: build_bot(e, rate_limit=options.rate_limit))
-        self.announce = announce
+        # The start line names the webhook path, which some set up with the token in it.
+        redactor = RedactSecrets(secrets_of(self.settings))
+        self.announce: Callable[[str], None] = lambda text: announce(redactor.redact(text))
         self.secret = webhook_secret(self.settings) if self.settings.telegram_webhook_secret or \
             self.settings.telegram_bot_token else None
         self.inbox: Inbox | None = None
@@ -175,7 +181,7 @@ class Service:
         self.settings.require("telegram_bot_token")
         # Before the bot's threads start (they inherit it; the ones running already are bound too).
         self.core = pin_process(self.options.pin_cpu, self.options.worker[0] if self.options.worker else None)
-        install_redaction([self.settings.telegram_bot_token, self.secret])
+        install_redaction(secrets_of(self.settings))
         if self.options.worker is None:
             self._sqlite_lock.acquire()
             self._wait_for_old_workers()
@@ -279,6 +285,7 @@ class Service:
 
         stop = _StopSignal()
         control: socket.socket | None = None
+        own: socket.socket | None = None
         try:
             if self.options.worker is not None:
                 _, listen_fd, control_fd = self.options.worker
@@ -286,8 +293,10 @@ class Service:
                 listening = socket.socket(fileno=listen_fd)
                 where: dict[str, Any] = {"sockets": [listening]}
                 stop.install()  # a stop during the start: serve nothing, stop gracefully
-            else:
-                where = {"host": self.options.host, "port": self.options.port}
+            else:  # bound before the bot starts: a port in use or a bad host is a one-line error
+                webhook_path(self.settings)  # and so is a TELEGRAM_WEBHOOK_URL nothing could reach
+                own = _listening_socket(self.options.host, self.options.port)
+                where = {"sockets": [own]}
             runner = self._start_bot()
             wsgi_app = self.make_wsgi_app(runner)
             server = make_http_server(
@@ -313,6 +322,8 @@ class Service:
             self._stop_bot()
             if control is not None:
                 control.close()
+            if own is not None:  # waitress closes it too; not when the start failed before it ran
+                own.close()
 
     # --- polling ------------------------------------------------------------------------
 
@@ -450,7 +461,7 @@ class _Supervisor:
         service, options = self.service, self.options
         settings = service.settings
         settings.require("telegram_bot_token")
-        install_redaction([settings.telegram_bot_token, service.secret])
+        install_redaction(secrets_of(settings))
         if not options.worker_command:
             raise ConfigError("--workers needs the command that starts a worker")
         if os.name != "posix":

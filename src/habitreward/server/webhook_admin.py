@@ -22,11 +22,16 @@ DEFAULT_WEBHOOK_PATH = "/webhook/telegram"
 
 
 def webhook_path(settings: Settings) -> str:
-    """The path the server listens on: the path of TELEGRAM_WEBHOOK_URL, or /webhook/telegram."""
-    if settings.telegram_webhook_url:
-        path = urlparse(settings.telegram_webhook_url).path
-        if path and path != "/":
-            return path
+    """The path the server listens on: the path of TELEGRAM_WEBHOOK_URL, or /webhook/telegram.
+    ConfigError for a value that is not a URL (no request could ever reach its "path")."""
+    url = settings.telegram_webhook_url
+    if url:
+        parts = urlparse(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigError(f"TELEGRAM_WEBHOOK_URL must be a URL like https://bot.example.org{DEFAULT_WEBHOOK_PATH}"
+                              f", got {url!r}")
+        if parts.path and parts.path != "/":
+            return parts.path
     return DEFAULT_WEBHOOK_PATH
 
 
