@@ -7,8 +7,9 @@ of :class:`habitreward.engine.prepared.Prepared` have fixed SQL, so each is regi
 when it is compiled, and every connection of the pool prepares them (``PREPARE name AS``)
 when it is checked out (all it lacks in one round trip, each alone only if that fails):
 outside any transaction, where a ``PREPARE`` PostgreSQL refuses (it cannot tell a parameter's
-type) costs nothing but that statement running as text from then on. A statement is then sent as ``EXECUTE name(...)``, also inside ``BEGIN; ...`` and
-``...; COMMIT`` (db.PostgresqlDatabase's round-trip savings).
+type) costs nothing but that statement running as text from then on. A statement is then
+sent as ``EXECUTE name(...)``, also inside ``BEGIN; ...`` and ``...; COMMIT``
+(db.PostgresqlDatabase's round-trip savings).
 
 A prepared statement belongs to its server session and is not transactional. Where its table
 changed what it returns (a migration run meanwhile), the statement fails once and its
