@@ -79,7 +79,8 @@ def test_redaction_filter_merges_when_installed_twice():
 
 
 @pytest.mark.parametrize("body", [b"", b"null", b"[]", b'{"update_id": true, "message": {}}',
-                                  b'{"update_id": 1}', b'{"update_id": 1.5, "message": {}}'])
+                                  b'{"update_id": 1}', b'{"update_id": 1.5, "message": {}}',
+                                  b'{"update_id": 1, "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
 def test_what_is_not_an_update(body):
     with pytest.raises(BadRequest) as caught:
         parse_update(body)

@@ -39,6 +39,8 @@ def test_secret_and_every_bad_request_are_refused_and_change_nothing(serve, db_u
     assert server.post_update(good, content_type="application/x-www-form-urlencoded") == 415
     assert server.post_update(b'{"update_id": 1, "message": ') == 400
     assert server.post_update(b"\xff\xfe not utf-8") == 400
+    deep = 100_000  # nested past the JSON decoder's recursion limit
+    assert server.post_update(b'{"update_id": 2009, "x": ' + b"[" * deep + b"]" * deep + b"}") == 400
     assert server.post_update(b"x" * (1024 * 1024 + 1)) == 413
     assert server.post_update({**good, "padding": "y" * (1024 * 1024)}) == 413
     for not_an_update in ([1, 2], {"hello": "world"}, {"update_id": "7", "message": {}}, {"update_id": 8},

@@ -38,6 +38,8 @@ def parse_update(body: bytes, bot: Any = None) -> tuple[dict[str, Any], Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("400 Bad Request", f"malformed JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the decoder goes (no real Update is)
+        raise BadRequest("400 Bad Request", "malformed JSON: nested too deeply") from None
     update_id = data.get("update_id") if isinstance(data, dict) else None
     if type(update_id) is not int or not 0 <= update_id <= MAX_UPDATE_ID:
         raise BadRequest("400 Bad Request", "not a Telegram Update: no integer update_id")
