@@ -202,6 +202,27 @@ def test_sigint_stops_gracefully_too(serve, db_url, botapi):
     assert applications(db_url) == {update["update_id"]: 1}
 
 
+def test_sigterm_past_the_shutdown_timeout_stops_cleanly_and_the_rest_runs_at_the_next_start(serve, db_url,
+                                                                                             botapi):
+    server = serve("--shutdown-timeout", "0.5", name="first")
+    updates = [message_update(870 + i, "count 3") for i in range(6)]  # still running when the time is up
+    for update in updates:
+        assert server.post_update(update) == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    logs = server.logs()
+    assert "6 update(s) still running at shutdown; they are processed on the next start" in logs
+    for noise in ("Traceback", "Task was destroyed", "a handler failed", "Unclosed", "Event loop is closed"):
+        assert noise not in logs, noise
+    assert applications(db_url) == {}
+    assert all(not processed and error is None for processed, _, error in inbox(db_url).values())
+
+    serve(name="second")
+    wait_until(lambda: len(applications(db_url)) == len(updates), what="the interrupted updates applied")
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert counted(botapi) == {u["update_id"]: 1 for u in updates}
+
+
 @pytest.mark.postgres_only
 def test_two_processes_on_postgresql_share_a_stream_with_duplicates(serve, db_url, botapi):
     first, second = serve(name="first"), serve(name="second")

@@ -204,6 +204,16 @@ class _OrderWait:
         return max(min(self._next_claim, self.deadline) - self._loop.time(), 0.0)
 
 
+def _cancel_what_is_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending on a stopped loop and let them end, as asyncio.run does
+    before it closes its loop (a task destroyed pending is logged as an error)."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
 class BotRunner:
     """Owns the event loop thread and the Application's lifecycle on it."""
 
@@ -287,6 +297,7 @@ class BotRunner:
                 loop.run_until_complete(self._shutdown())
             except Exception:
                 logger.exception("error while stopping the bot")
+            _cancel_what_is_left(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -350,11 +361,30 @@ class BotRunner:
         if not self.drain(timeout):
             logger.warning("%d update(s) still running at shutdown; they are processed on the next start",
                            len(self._pending))
+            self._cancel_updates()
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:  # the loop ended meanwhile
             return
         self._thread.join(timeout)
+
+    def _cancel_updates(self, grace: float = 5.0) -> None:
+        """Cancel the updates still running, and let them unwind, before the bot stops: stopping
+        it under them closes their HTTP sessions (each would fail, and be recorded as failed)
+        and leaves their tasks to be destroyed pending. A cancelled update is not finished in
+        the inbox (unless its engine write had marked it), so the next start runs it."""
+        async def cancel() -> None:
+            tasks = [task for task in self._tasks if not task.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+
+        assert self.loop is not None
+        try:
+            asyncio.run_coroutine_threadsafe(cancel(), self.loop).result(grace + 1.0)
+        except Exception:  # the loop is gone or stuck: stopping it is all that is left
+            logger.debug("could not cancel the updates still running", exc_info=True)
 
     # --- feeding updates (any thread) --------------------------------------------------
 
