@@ -130,9 +130,14 @@ def test_bad_input_is_one_line_and_changes_nothing(run, engine, args, message):
 
 def test_bad_database_url_is_a_clear_error():
     runner = CliRunner()
-    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "mysql://x", "users", "list"])
+    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "postgresql://x", "users", "list"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: DATABASE_URL")
+    assert result.output.startswith("Error: DATABASE_URL is not usable: it names no database (postgresql://user@host/dbname)")
+    for url in ("mysql://x", "mysql://x/y"):
+        result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", url, "users", "list"])
+        assert result.exit_code == 1
+        assert "Error: DATABASE_URL must be a SQLite (sqlite:///habitreward.db) or PostgreSQL" in result.output
+        assert "mysql:// is not supported" in result.output and "pip install" not in result.output
     result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "nonsense", "users", "list"])
     assert result.exit_code == 1 and "DATABASE_URL must be a URL" in result.output
 

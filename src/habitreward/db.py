@@ -408,6 +408,8 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
             database = SqliteDatabase(**params)
         elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
             params = db_url.parse(url)
+            if not params.get("database"):
+                raise ValueError("it names no database (postgresql://user@host/dbname)")  # no URL: a password
             params["prepared_statements"] = _flag("prepared_statements", params.get("prepared_statements", True))
             params.setdefault("max_connections", 20)
             params.setdefault("stale_timeout", 300)

@@ -112,7 +112,15 @@ def _database_url(name: str, raw: str) -> str:
         raise ConfigError(
             f"{name} must be a URL such as sqlite:///habitreward.db or postgresql://user@host/db, got {raw!r}"
         )
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in _DATABASE_SCHEMES:
+        raise ConfigError(f"{name} must be a SQLite (sqlite:///habitreward.db) or PostgreSQL"
+                          f" (postgresql://user@host/db) URL; {scheme}:// is not supported")
     return url
+
+
+#: The databases habitreward runs on (and is tested on).
+_DATABASE_SCHEMES = frozenset({"sqlite", "postgres", "postgresql", "postgres+pool", "postgresql+pool"})
 
 
 def _setting(env: str, parse: Callable[[str, str], Any], default: Any, help: str) -> Any:
