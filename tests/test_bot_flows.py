@@ -437,6 +437,9 @@ def test_settings_language_and_timezone(tg, lang):
     wrong = bot.send(ANN, "Mars/Olympus")
     assert wrong.text == t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
                              "or an offset such as UTC+5.", zone="Mars/Olympus")
+    nowhere = bot.send(ANN, "UTC-13")  # no place is 13 hours behind UTC (Etc/GMT+13 does not exist)
+    assert nowhere.text == t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
+                               "or an offset such as UTC+5.", zone="UTC-13")
     typed = bot.send(ANN, "UTC+3")
     assert typed.text == t._("Time zone set to {zone}. Your time now: {time}.", zone="UTC+3", time="15:00")
     assert bot.engine.get_user(ANN).timezone == "Etc/GMT-3"

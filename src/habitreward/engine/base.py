@@ -13,7 +13,7 @@ import pluggy
 from habitreward.db import database_proxy, is_postgres, open_database
 from habitreward.draw import Candidate
 from habitreward.engine.prepared import Prepared, Slot, loaded
-from habitreward.engine.validation import zone_of
+from habitreward.engine.validation import stored_zone
 from habitreward.hooks import Hooks
 from habitreward.models import HabitLog, ProgressStatus, Reward, RewardProgress, User
 from habitreward.plugins import make_plugin_manager
@@ -69,7 +69,7 @@ class EngineBase:
         return to_utc_naive(self.now())
 
     def user_zone(self, user: User) -> dt.tzinfo:
-        return zone_of(user.timezone)
+        return stored_zone(user.timezone)
 
     def local_date(self, user: User, moment: dt.datetime | None = None) -> dt.date:
         """The user's calendar date at ``moment`` (default: now)."""

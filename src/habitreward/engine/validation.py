@@ -4,6 +4,7 @@ whose message a user can act on."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 import zoneinfo
@@ -13,6 +14,8 @@ from functools import lru_cache
 from habitreward.errors import ValidationError
 from habitreward.models import RewardType
 from habitreward.settings import LANGUAGES
+
+logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 100
 MAX_SKIP_DAYS = 30
@@ -111,7 +114,8 @@ def timezone_name(value: str) -> str:
     match = _OFFSET.match(text)
     if match:
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-        if hours > 14 or minutes >= 60 or (hours == 14 and minutes):
+        offset = (hours * 60 + minutes) * (1 if sign == "+" else -1)
+        if minutes >= 60 or not -12 * 60 <= offset <= 14 * 60:  # the offsets the world uses (Etc/GMT too)
             raise ValidationError(f"A UTC offset must be between -12:00 and +14:00, got {value!r}.")
         if minutes == 0:
             # Etc/GMT names have the sign inverted (POSIX style): UTC+5 is Etc/GMT-5.
@@ -128,11 +132,23 @@ def timezone_name(value: str) -> str:
     return text
 
 
-@lru_cache(maxsize=512)
 def zone_of(name: str) -> dt.tzinfo:
-    """The tzinfo for a stored time zone name (IANA, or ``UTC+05:30`` for odd offsets)."""
+    """The tzinfo for a time zone name (IANA, or ``UTC+05:30`` for odd offsets); ValueError or
+    ZoneInfoNotFoundError for an unknown one (see :func:`stored_zone` for a stored name)."""
     if name.startswith("UTC") and len(name) > 3:
         sign = 1 if name[3] == "+" else -1
         hours, minutes = name[4:].split(":")
         return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
     return zoneinfo.ZoneInfo(name)
+
+
+@lru_cache(maxsize=512)
+def stored_zone(name: str) -> dt.tzinfo:
+    """The tzinfo of a user's stored time zone; UTC, with a warning, for one this machine does
+    not know (stored by an older version that let ``UTC-13`` through, or a tz database without
+    it): every screen of that user would fail otherwise, the one to change it included."""
+    try:
+        return zone_of(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        logger.warning("unknown time zone %r stored for a user: UTC is used until it is changed", name)
+        return dt.timezone.utc

@@ -14,7 +14,7 @@ from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen, translat
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import LANGUAGE_NAMES
 from habitreward.bot.keyboards import Rows, menu_row
-from habitreward.engine.validation import zone_of
+from habitreward.engine.validation import stored_zone
 from habitreward.errors import ValidationError
 
 #: Offered as buttons; any other IANA name or a UTC offset can be typed.
@@ -38,7 +38,7 @@ def zone_label(name: str) -> str:
 @on_callback("set")
 async def settings_screen(s: Screen, args: list[str]) -> None:
     t = s.t
-    moment = s.engine.now().astimezone(zone_of(s.user.timezone))
+    moment = s.engine.now().astimezone(stored_zone(s.user.timezone))
     text = "\n".join([
         t._("⚙️ <b>Settings</b>"),
         t._("Language: {language}", language=LANGUAGE_NAMES.get(t.language, t.language)),
@@ -87,7 +87,7 @@ async def _zone_set(s: Screen, zone: str) -> bool:
         await s.send(t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
                          "or an offset such as UTC+5.", zone=zone), zone_rows(s))
         return False
-    moment = s.engine.now().astimezone(zone_of(s.user.timezone))
+    moment = s.engine.now().astimezone(stored_zone(s.user.timezone))
     await s.show(t._("Time zone set to {zone}. Your time now: {time}.", zone=zone_label(s.user.timezone),
                      time=moment.strftime("%H:%M")), [[(t._("⚙️ Settings"), "set")], menu_row(t)])
     return True
