@@ -523,6 +523,18 @@ def test_admins_in_the_database_are_asked_too(tg, botapi):
     assert any(m["chat_id"] == BOB and m["text"].startswith("🎉 You're in! Bob") for m in approved)
 
 
+def test_a_second_admin_pressing_approve_later_welcomes_nobody_twice(tg, botapi):
+    bot = tg(admin_telegram_ids="1,5")
+    bot.send(ADMIN, "/start")
+    bot.send(5, "/start", first_name="Second")
+    bot.send(ANN, "/start", first_name="Ann")  # both admins are asked
+    assert "✅ Ann is approved." in bot.press(ADMIN, "✅ Approve").texts
+    late = bot.press(5, "✅ Approve")  # on the second admin's own copy of the request
+    assert late.text == "Ann is already active."
+    welcomes = [m for m in botapi.sent(ANN) if m["text"].startswith("🎉 You're in!")]
+    assert len(welcomes) == 1
+
+
 def test_decline_and_other_modes(tg, botapi):
     bot = tg()
     bot.send(ADMIN, "/start")
@@ -531,6 +543,18 @@ def test_decline_and_other_modes(tg, botapi):
     assert "❌ Bob was declined." in declined.texts
     assert "Sorry, your request to use this bot was declined." in declined.texts
     assert not bot.engine.get_user(BOB).active
+    # Coming back, Bob is told the decision, not that an admin is looking at his request.
+    assert bot.send(BOB, "/start").text == "Sorry, your request to use this bot was declined."
+    assert bot.send(BOB, "hi").text.startswith("Sorry, your request to use this bot was declined.")
+    assert len([m for m in botapi.sent(ADMIN) if "wants to use the bot" in m["text"]]) == 1  # asked once
+    # Someone deactivated after using the bot was never waiting for an admin either.
+    bot.engine.add_user(9, "Zed", active=True)
+    bot.engine.deactivate_user(9)
+    assert bot.send(9, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
+    bot.engine.activate_user(BOB)
+    bot.engine.delete_user(BOB)  # the record of the request goes with the person
+    from habitreward.bot.state import approval_of
+    assert approval_of(bot.engine, BOB) is None
     bot.stop()
 
     open_bot = tg(registration="open")

@@ -19,6 +19,7 @@ CHAT_DATA = "bot.chat_data"  # key: chat id (a private chat's id is the user's)
 BOT_DATA = "bot.bot_data"  # key: BOT_DATA_KEY
 CONVERSATIONS = "bot.conversations"  # key: "<conversation name>:[chat_id,user_id]"
 CALLBACK_DATA = "bot.callback_data"  # key: CALLBACK_DATA_KEY
+APPROVAL = "bot.approval"  # key: Telegram user id; "requested" (admins were asked) or "declined"
 BOT_DATA_KEY = "bot"
 CALLBACK_DATA_KEY = "cache"
 
@@ -30,10 +31,11 @@ def conversation_row_key(name: str, key: tuple) -> str:
 
 def user_state_ids(telegram_id: int) -> list[int]:
     """Ids of the KeyValue rows that hold one person's bot state: their user_data, their
-    private chat's chat_data, and every conversation whose key names them."""
+    private chat's chat_data, their request to use the bot, and every conversation whose key
+    names them."""
     ident = int(telegram_id)
     ids = [row_id for (row_id,) in KeyValue.select(KeyValue.id).where(
-        KeyValue.namespace.in_([USER_DATA, CHAT_DATA]) & (KeyValue.key == str(ident))).tuples()]
+        KeyValue.namespace.in_([USER_DATA, CHAT_DATA, APPROVAL]) & (KeyValue.key == str(ident))).tuples()]
     for row_id, key in KeyValue.select(KeyValue.id, KeyValue.key).where(KeyValue.namespace == CONVERSATIONS).tuples():
         try:
             parts = json.loads("[" + key.rpartition(":[")[2])
@@ -56,6 +58,22 @@ def forget_user(engine: Any, telegram_id: int) -> int:
     """:func:`delete_user_state` in a transaction of its own."""
     with engine.transaction():
         return delete_user_state(telegram_id)
+
+
+def approval_of(engine: Any, telegram_id: int) -> str | None:
+    """Where someone's request to use the bot stands: "requested" (the admins were asked),
+    "declined", or None (never asked: registered while it was closed, or deactivated later)."""
+    with engine.session():
+        row = KeyValue.get_or_none((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id))))
+    return json.loads(row.value) if row is not None else None
+
+
+def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
+    """Record where someone's request stands (None: settled, they were let in)."""
+    with engine.transaction():
+        KeyValue.delete().where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))).execute()
+        if state is not None:
+            KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
 
 
 @hookimpl

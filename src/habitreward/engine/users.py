@@ -104,6 +104,14 @@ class UsersMixin(EngineBase):
     def activate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=True)
 
+    def approve_user(self, telegram_id: int) -> tuple[User, bool]:
+        """Activate a waiting user; the user, and whether this call activated them (False:
+        active already, e.g. another admin approved first, even at the same moment)."""
+        with self.transaction():
+            changed = (User.update(active=True, updated_at=self.utcnow())
+                       .where((User.telegram_id == int(telegram_id)) & ~User.active).execute())
+            return self.get_user(telegram_id), changed == 1
+
     def deactivate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=False)
 

@@ -22,6 +22,7 @@ from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
+from habitreward.bot.state import set_approval
 from habitreward.errors import NotFound
 from habitreward.models import User
 
@@ -77,6 +78,7 @@ async def gate(update: Update, context: Any) -> None:
         user, created = await run_engine(engine, engine.register, tg_user.id, tg_user.full_name or str(tg_user.id),
                                          language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
+            await run_engine(engine, set_approval, engine, user.telegram_id, "requested")
             await notify_admins(context, user, tg_user.username)
     remember_user(context, user)
     if user.active:
@@ -95,7 +97,7 @@ async def gate(update: Update, context: Any) -> None:
     if query is not None:
         await s.answer(s.t._("Your account is not active yet."), alert=True)
     elif update.effective_message is not None:
-        await s.send(pending_text(s) + "\n" + s.t._("Until then only /start and /help work."))
+        await s.send(await pending_text(s) + "\n" + s.t._("Until then only /start and /help work."))
     raise ApplicationHandlerStop
 
 
@@ -110,7 +112,11 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         await s.refuse()
         return
     if approve:
-        newcomer = await s.run(s.engine.activate_user, newcomer.telegram_id)
+        newcomer, approved = await s.run(s.engine.approve_user, newcomer.telegram_id)
+        if not approved:  # another admin was first: the newcomer is welcomed once
+            await s.show(t._("{name} is already active.", name=newcomer.name), [menu_row(t)])
+            return
+        await s.run(set_approval, s.engine, newcomer.telegram_id, None)
         await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
@@ -119,6 +125,7 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         if newcomer.active:
             await s.refuse(t._("{name} is already active.", name=newcomer.name))
             return
+        await s.run(set_approval, s.engine, newcomer.telegram_id, "declined")
         await s.show(t._("❌ {name} was declined.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)

@@ -14,6 +14,7 @@ from habitreward.bot.handlers.common import Screen, run_engine, screen, telegram
 from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
+from habitreward.bot.state import approval_of
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,14 @@ async def set_commands(bot: Any, settings: Any, extra: Sequence[tuple[str, str]]
         log.warning("Could not register the command list with Telegram: %s", exc)
 
 
-def pending_text(s: Screen) -> str:
-    if s.settings.registration == "closed":
-        return s.t._("Hello! This bot is private. Please ask the admin to give you access.")
-    return s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+async def pending_text(s: Screen) -> str:
+    """What someone not (yet) let in is told: where their request stands."""
+    request = await s.run(approval_of, s.engine, s.user.telegram_id)
+    if request == "requested":
+        return s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+    if request == "declined":
+        return s.t._("Sorry, your request to use this bot was declined.")
+    return s.t._("Hello! This bot is private. Please ask the admin to give you access.")
 
 
 async def show_menu(s: Screen, greeting: bool = False) -> None:
@@ -88,7 +93,7 @@ async def show_menu(s: Screen, greeting: bool = False) -> None:
 @on_command("start", active=False)
 async def start(s: Screen, args: list[str]) -> None:
     if not s.user.active:
-        await s.show(pending_text(s))
+        await s.show(await pending_text(s))
         return
     await show_menu(s, greeting=True)
 
