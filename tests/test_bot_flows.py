@@ -220,11 +220,44 @@ def test_earlier_day(tg, clock, lang):
     # A week ago is before the habit existed: refused with a reason, nothing logged.
     bot.send(ANN, "/habit_done")
     bot.press(ANN, t._("📅 Earlier day"))
-    bot.press(ANN, "done:0:7")
+    week_ago = bot.engine.today(ann) - dt.timedelta(days=7)
+    bot.press(ANN, f"done:0:{week_ago:%Y%m%d}")  # the day is in the button
     too_early = bot.press(ANN, "Running")
     assert t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit was added "
                "count.", habit="Running", n=7) == too_early.text
     assert len(bot.engine.history(ann)) == 1
+
+
+def test_an_earlier_days_keyboard_logs_the_day_it_shows_even_after_midnight(tg, clock):
+    bot = tg()
+    ann = user(bot)
+    clock.advance(days=-3)
+    coffee_setup(bot, ann)
+    clock.advance(days=3)
+    clock.set(dt.datetime.combine(bot.engine.today(ann), dt.time(23, 59), tzinfo=bot.engine.user_zone(ann)))
+    shown_day = bot.engine.today(ann) - dt.timedelta(days=1)
+    bot.send(ANN, "/habit_done")
+    bot.press(ANN, "📅 Earlier day")
+    assert f"Which habit did you do on {shown_day.day} " in bot.press(ANN, "Yesterday").text
+    clock.advance(minutes=2)  # a new day: "yesterday" is another date now
+    logged = bot.press(ANN, "Running")
+    assert bot.engine.history(ann)[0].log.completed_on == shown_day
+    assert f"logged for {shown_day:%b} {shown_day.day}, {shown_day.year}" in logged.text
+
+
+def test_an_older_button_with_days_back_still_logs(tg, clock):
+    """Buttons sent before the day was a date carry a number of days back (d:<habit>:<n>)."""
+    from habitreward.testing.builders import callback_update
+
+    bot = tg()
+    ann = user(bot)
+    clock.advance(days=-3)
+    habit, _ = coffee_setup(bot, ann)
+    clock.advance(days=3)
+    sent = bot.send(ANN, "/habit_done")
+    bot.process(callback_update(ANN, f"d:{habit.id}:2", message_id=sent[-1]["message_id"],
+                                date=bot.engine.now()))
+    assert bot.engine.history(ann)[0].log.completed_on == bot.engine.today(ann) - dt.timedelta(days=2)
 
 
 def test_escaped_names(tg):
@@ -287,6 +320,21 @@ class Unsure:
         if text == "did things":
             return MatchResult(matches=tuple(HabitMatch(h, 0.5, "llm") for h in habits), confident=False)
         return None
+
+
+def test_yes_to_a_guess_logs_the_day_the_message_was_written(tg, clock):
+    bot = tg()
+    ann = user(bot)
+    clock.advance(days=-3)
+    coffee_setup(bot, ann)
+    clock.advance(days=3)
+    bot.engine.pm.register(Unsure(), name="unsure")
+    written = dt.datetime.combine(bot.engine.today(ann), dt.time(23, 58), tzinfo=bot.engine.user_zone(ann))
+    clock.set(written)
+    assert bot.send(ANN, "did something", date=written).text == "Did you mean <b>Running</b>?"
+    clock.advance(minutes=5)  # answered after midnight
+    bot.press(ANN, "✅ Yes, log it")
+    assert bot.engine.history(ann)[0].log.completed_on == written.date()
 
 
 @pytest.mark.parametrize("lang", LANGS)

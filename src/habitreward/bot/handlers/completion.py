@@ -1,9 +1,11 @@
 """Logging habits: /habit_done's keyboard, the "earlier day" path, free text, and Undo.
 
-Callback data: ``done[:page[:days_ago]]`` habit keyboard, ``ed`` earlier-day
-picker, ``d:habit[:days_ago]`` log, ``u:habit:log:stamp`` undo (see
+Callback data: ``done[:page[:day]]`` habit keyboard, ``ed`` earlier-day
+picker, ``d:habit[:day]`` log, ``u:habit:log:stamp`` undo (see
 :func:`undo_data`), ``fn`` "no" to a guessed habit. Every id is checked against
-the user by the engine.
+the user by the engine. ``day`` is the date shown (``YYYYMMDD``), so a button
+pressed after midnight logs the day its message named; buttons sent before it
+was a date carry a number of days back (0..7), still read as such.
 """
 
 from __future__ import annotations
@@ -25,16 +27,32 @@ from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, HabitLog, ProgressStatus, User
 from habitreward.plugins.nlp import matching_may_wait
 
+_NO_DAY = dt.date.min  # callback data without a day: today, when the button is pressed
 
-def _days_ago(args: list[str], index: int) -> int | None:
-    """A backdating offset from callback data: 0..7, None for garbage."""
+
+def day_data(day: dt.date) -> str:
+    """A day in callback data."""
+    return day.strftime("%Y%m%d")
+
+
+def _day_of(s: Screen, args: list[str], index: int) -> dt.date | None:
+    """The day a button names: a date (``YYYYMMDD``), a number of days back on older
+    buttons (0..7), :data:`_NO_DAY` for none, None for garbage."""
     if len(args) <= index:
-        return 0
+        return _NO_DAY
+    text = args[index]
+    if len(text) == 8 and text.isdigit():
+        try:
+            return dt.datetime.strptime(text, "%Y%m%d").date()
+        except ValueError:
+            return None
     try:
-        ago = int(args[index])
+        ago = int(text)
     except ValueError:
         return None
-    return ago if 0 <= ago <= BACKDATE_DAYS else None
+    if not 0 <= ago <= BACKDATE_DAYS:
+        return None
+    return _NO_DAY if ago == 0 else s.engine.today(s.user) - dt.timedelta(days=ago)
 
 
 def no_habits_rows(s: Screen) -> Rows:
@@ -48,21 +66,22 @@ def _keyboard_habits(engine: Any, user: User, today: bool) -> tuple[list[Habit],
     return habits, done
 
 
-async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str | None = None) -> None:
+async def show_habit_keyboard(s: Screen, page: int = 0, day: dt.date = _NO_DAY, intro: str | None = None) -> None:
+    """The habits to pick from, for today or (``day``) an earlier day."""
     t = s.t
-    habits, done_today = await s.run(_keyboard_habits, s.engine, s.user, ago == 0)
+    earlier = day != _NO_DAY
+    habits, done_today = await s.run(_keyboard_habits, s.engine, s.user, not earlier)
     if not habits:
         await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
-    suffix = f":{ago}" if ago else ""
+    suffix = f":{day_data(day)}" if earlier else ""
     rows, page, pages = picker(
         t, habits, page,
         pick=lambda h: f"d:{h.id}{suffix}",
         page_data=lambda p: f"done:{p}{suffix}",
         label=lambda h: ("✔️ " if h.id in done_today else "") + h.name,
     )
-    if ago:
-        day = s.engine.today(s.user) - dt.timedelta(days=ago)
+    if earlier:
         # "4 января", no weekday: it reads right after "on" in every language.
         question = t._("Which habit did you do on {date}?", date=t.date(day, "d MMMM"))
         rows.append([(t._("📅 Another day"), "ed"), (t._("✅ Today"), "done")])
@@ -71,7 +90,7 @@ async def show_habit_keyboard(s: Screen, page: int = 0, ago: int = 0, intro: str
         rows.append([(t._("📅 Earlier day"), "ed")])
     rows.append(menu_row(t))
     # Typed text always reports today, so the hint is only true on today's keyboard.
-    text = question if ago else question + "\n" + t._("You can also type what you did.")
+    text = question if earlier else question + "\n" + t._("You can also type what you did.")
     if intro:
         text = intro + "\n\n" + text
     await s.show(text, rows)
@@ -89,11 +108,11 @@ async def habit_done_command(s: Screen, args: list[str]) -> None:
 @on_callback("done")
 async def habit_keyboard(s: Screen, args: list[str]) -> None:
     page = int_args(args, 1)
-    ago = _days_ago(args, 1)
-    if ago is None:
+    day = _day_of(s, args, 1)
+    if day is None:
         await s.refuse()
         return
-    await show_habit_keyboard(s, page=page[0] if page else 0, ago=ago)
+    await show_habit_keyboard(s, page=page[0] if page else 0, day=day)
 
 
 @on_callback("ed")
@@ -102,7 +121,7 @@ async def earlier_day(s: Screen, args: list[str]) -> None:
     today = s.engine.today(s.user)
     rows: Rows = []
     days = [(t._("Yesterday") if ago == 1 else t.date(today - dt.timedelta(days=ago), "EEE, d MMM"),
-             f"done:0:{ago}") for ago in range(1, BACKDATE_DAYS + 1)]
+             f"done:0:{day_data(today - dt.timedelta(days=ago))}") for ago in range(1, BACKDATE_DAYS + 1)]
     for start in range(0, len(days), 2):
         rows.append(days[start:start + 2])
     rows.append(menu_row(t, back="done"))
@@ -197,9 +216,8 @@ def completion_rows(s: Screen, result: CompletionResult) -> Rows:
     return rows
 
 
-async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, ago: int = 0,
+async def log_habit(s: Screen, habit: Habit, *, at: dt.datetime | None = None, day: dt.date | None = None,
                     source: str = "button", new_message: bool = False) -> None:
-    day = s.engine.today(s.user) - dt.timedelta(days=ago) if ago else None
     try:
         outcome = await s.run(s.engine.complete, s.user, habit, at=at, day=day, source=source)
     except (NotFound, ValidationError) as exc:
@@ -229,8 +247,8 @@ async def show_completion(s: Screen, habit: Habit, outcome: CompletionResult | E
 @on_callback("d")
 async def pick_habit(s: Screen, args: list[str]) -> None:
     ids = int_args(args, 1)
-    ago = _days_ago(args, 1)
-    if ids is None or ago is None:
+    day = _day_of(s, args, 1)
+    if ids is None or day is None:
         await s.refuse()
         return
     try:
@@ -238,7 +256,7 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
     except NotFound:
         await s.refuse(s.t._("That habit no longer exists."))
         return
-    await log_habit(s, habit, ago=ago)
+    await log_habit(s, habit, day=None if day == _NO_DAY else day)
 
 
 def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
@@ -334,12 +352,14 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             await show_completion(s, habit, outcome, new_message=True)
         return
     if matches:
+        # The answer logs the day the message was written, even if it comes after midnight.
+        on = f":{day_data(s.engine.local_date(s.user, at))}" if at is not None else ""
         if len(matches) == 1:
             question = t._("Did you mean <b>{habit}</b>?", habit=matches[0].name)
-            rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}"), (t._("❌ No"), "fn")]]
+            rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}{on}"), (t._("❌ No"), "fn")]]
         else:
             question = t._("Which one did you mean?")
-            rows = [[(h.name, f"d:{h.id}")] for h in matches[:8]]
+            rows = [[(h.name, f"d:{h.id}{on}")] for h in matches[:8]]
             rows.append([(t._("❌ None of these"), "fn")])
         rows.append([(t._("📋 Pick another habit"), "done")])
         await s.send(question, rows)
