@@ -322,6 +322,22 @@ class Unsure:
         return None
 
 
+@pytest.mark.parametrize(("text", "back"), [("ran yesterday", 1), ("вчера бегал", 1), ("позавчера бегал", 2)])
+def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back):
+    bot = tg()
+    ann = user(bot)
+    clock.advance(days=-3)
+    coffee_setup(bot, ann)
+    bot.engine.add_habit("Бег", owner=ann)
+    clock.advance(days=3)
+    day = bot.engine.today(ann) - dt.timedelta(days=back)
+    logged = bot.send(ANN, text)
+    assert f"logged for {day:%b} {day.day}, {day.year}." in logged.text
+    assert [e.log.completed_on for e in bot.engine.history(ann)] == [day]
+    assert "Running" in buttons(bot.send(ANN, "/habit_done"))  # today's is still to log
+    assert "✔️" not in " ".join(buttons(bot.send(ANN, "/habit_done")))
+
+
 def test_yes_to_a_guess_logs_the_day_the_message_was_written(tg, clock):
     bot = tg()
     ann = user(bot)

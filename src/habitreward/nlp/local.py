@@ -56,19 +56,22 @@ _HEDGE_WORDS = frozenset(
     # en
     "not no never without didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
+    "wanted wants wanting wish wished wishes hope hoped hoping going gotta need needs needed "
+    "would wouldve id intend intended intending planned plans might "
     # ru
     "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
-    "собираюсь собиралась собирался может наверное "
+    "собираюсь собиралась собирался может наверное думаю мечтаю "
     # kk (folded alphabet)
-    "жок емес ертен керек калаймын келеди кейин мумкин".split()
+    "жок емес ертен керек калаймын калаймыз келеди кейин мумкин".split()
 )
 _HEDGE_PREFIXES = (
     # en
     "skip", "miss", "forg", "ignor", "instruct", "prompt", "system", "assistant", "habit",
-    # ru
+    # ru: wishes and plans in every form (хочется, хотим, хотелось бы; собираемся, планировал)
     "пропуст", "пропуск", "забыл", "забыв", "игнор", "инструкц", "промпт", "систем", "привычк",
-    # kk
-    "умыт", "нускау", "елеме", "адет", "откизип",
+    "хоч", "хотел", "хотим", "хотит", "хотят", "хотет", "собира", "планир", "нужн",
+    # kk: wish, plan, intention (калап, жоспарлап, ниет)
+    "умыт", "нускау", "елеме", "адет", "откизип", "калап", "жоспар", "ниет",
 )
 # Kazakh negative verb forms: stem + ма/ме/ба/бе/па/пе + past/participle/person ending
 # (жүгірмедім "I did not run", оқымадым "I did not read"), in the folded alphabet.

@@ -25,6 +25,7 @@ from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, HabitLog, ProgressStatus, User
+from habitreward.nlp.days import days_back
 from habitreward.plugins.nlp import matching_may_wait
 
 _NO_DAY = dt.date.min  # callback data without a day: today, when the button is pressed
@@ -310,20 +311,28 @@ def _matched(text: str, habits: list[Habit], result: Any) -> tuple[list[Habit], 
     return matches, bool(getattr(result, "confident", False))
 
 
+def _reported_day(engine: Any, user: Any, text: str, at: dt.datetime | None) -> dt.date | None:
+    """The day a report is about when it names one just past ("ran yesterday"); None: the
+    day it was written (``at``)."""
+    back = days_back(text)
+    return engine.local_date(user, at) - dt.timedelta(days=back) if back else None
+
+
 def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | None, log: bool) -> tuple[
         list[Habit], list[Habit], bool, list[CompletionResult | Exception]]:
     """The user's habits, what ``text`` matches, whether that is certain, and when it is and
     ``log`` asks, each match logged (its result, or the NotFound / ValidationError that
-    refused it)."""
+    refused it), on the day the text names ("yesterday") or the day it was written."""
     habits = engine.habits_for(user)
     if not habits:
         return habits, [], False, []
     matches, confident = _matched(text, habits, engine.hooks.match_habits(user, text, habits))
     outcomes: list[CompletionResult | Exception] = []
     if matches and confident and log:
+        day = _reported_day(engine, user, text, at)
         for habit in matches:
             try:
-                outcomes.append(engine.complete(user, habit, at=at, source="text"))
+                outcomes.append(engine.complete(user, habit, at=at, day=day, source="text"))
             except (NotFound, ValidationError) as exc:
                 outcomes.append(exc)
     return habits, matches, confident, outcomes
@@ -346,14 +355,16 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         return
     if matches and confident:
         if not outcomes:  # matched on a worker thread, logged here (SQLite)
+            day = _reported_day(s.engine, s.user, text, at)
             for habit in matches:
-                await log_habit(s, habit, at=at, source="text", new_message=True)
+                await log_habit(s, habit, at=at, day=day, source="text", new_message=True)
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
     if matches:
-        # The answer logs the day the message was written, even if it comes after midnight.
-        on = f":{day_data(s.engine.local_date(s.user, at))}" if at is not None else ""
+        # The answer logs the day the message is about, even if it comes after midnight.
+        day = _reported_day(s.engine, s.user, text, at) or (s.engine.local_date(s.user, at) if at else None)
+        on = f":{day_data(day)}" if day is not None else ""
         if len(matches) == 1:
             question = t._("Did you mean <b>{habit}</b>?", habit=matches[0].name)
             rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}{on}"), (t._("❌ No"), "fn")]]
