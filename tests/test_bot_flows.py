@@ -260,6 +260,22 @@ def test_an_older_button_with_days_back_still_logs(tg, clock):
     assert bot.engine.history(ann)[0].log.completed_on == bot.engine.today(ann) - dt.timedelta(days=2)
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_odds_say_a_reward_drawn_its_most_today_is_back_tomorrow(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    bot.engine.add_habit("Running", owner=ann)
+    bot.engine.add_habit("Reading", owner=ann)
+    bot.engine.add_reward("Movie", pieces_required=5, max_per_day=1, owner=ann)
+    bot.send(ANN, "running")  # the only reward: a piece of Movie
+    bot.send(ANN, "/odds")
+    shown = bot.press(ANN, "Reading")
+    assert t._("⏸ <b>{reward}</b> came out as often as it may today: back in the draw tomorrow.",
+               reward="Movie") in shown.text
+    assert t._("• No reward — {percent}", percent=t.percent(1.0)) in shown.text
+
+
 def test_escaped_names(tg):
     bot = tg()
     ann = user(bot)

@@ -63,6 +63,21 @@ def test_odds_report_the_formula(engine, clock):
     assert odds == pytest.approx(expected)
 
 
+def test_odds_tell_which_rewards_are_out_of_the_draw_and_why(engine, clock):
+    from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
+
+    user = engine.add_user(1, "Ann", active=True)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    engine.add_reward("Movie", max_per_day=1, pieces_required=5)
+    assert engine.complete(user, run).reward.name == "Movie"  # the only reward: drawn
+    engine.add_reward("Coffee", max_per_day=0, pieces_required=1)
+    odds = engine.odds(user, read)
+    assert [(reward.name, why) for reward, why in odds.excluded] == [("Movie", EXCLUDED_TODAY)]
+    assert engine.complete(user, read).reward.name == "Coffee"  # achieved at once, waiting to be claimed
+    clock.advance(days=1)
+    assert [(reward.name, why) for reward, why in engine.odds(user, run).excluded] == [("Coffee", EXCLUDED_ACHIEVED)]
+
+
 def test_longer_streak_and_heavier_habit_raise_the_reward_rate(engine, clock):
     engine.add_reward("Coffee", weight=1, max_per_day=0, pieces_required=10_000)
     engine.add_reward("Nothing", weight=9, type="none")

@@ -8,6 +8,7 @@ import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import emit, emit_json, emit_table, json_option
+from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
 from habitreward.errors import ValidationError
 
 
@@ -130,6 +131,9 @@ def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
     def table() -> None:
         click.echo(f"{result.habit.name}: streak {result.streak}, multiplier x{result.multiplier:.2f}")
         emit_table(["reward", "chance"], [(r["reward"] or "(no reward)", f"{r['probability']:.1%}") for r in rows])
+        why = {EXCLUDED_ACHIEVED: "achieved, waiting to be claimed", EXCLUDED_TODAY: "came out its max_per_day today"}
+        for reward, reason in result.excluded:
+            click.echo(f"Out of the draw: {reward.name} ({why.get(reason, reason)})")
 
     emit(as_json, rows, table)
 

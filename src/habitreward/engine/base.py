@@ -13,6 +13,7 @@ import pluggy
 from habitreward.db import database_proxy, is_postgres, open_database
 from habitreward.draw import Candidate
 from habitreward.engine.prepared import Prepared, Slot, loaded
+from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
 from habitreward.engine.validation import stored_zone
 from habitreward.hooks import Hooks
 from habitreward.models import HabitLog, ProgressStatus, Reward, RewardProgress, User
@@ -125,13 +126,15 @@ class EngineBase:
 
     # --- the draw's candidates (shared by completions and odds) -------------------------
 
-    def _candidates(self, user: User, day: dt.date) -> list[Candidate]:
+    def _candidates(self, user: User, day: dt.date,
+                    excluded: list[tuple[Reward, str]] | None = None) -> list[Candidate]:
         """Rewards that may still come out of a draw for ``user`` on ``day``, by id.
 
         Out: inactive ones, ACHIEVED-but-unclaimed ones (a piece must never be
-        lost) and ones that reached ``max_per_day`` on that day. One query; each
-        reward carries the user's progress row as ``reward.rewardprogress`` (None
-        when there is none yet) and ``drawn_today``.
+        lost) and ones that reached ``max_per_day`` on that day; the last two are
+        appended to ``excluded``, if given, as (reward, EXCLUDED_ACHIEVED or
+        EXCLUDED_TODAY). One query; each reward carries the user's progress row as
+        ``reward.rewardprogress`` (None when there is none yet) and ``drawn_today``.
         """
         candidates = []
         for reward in _CANDIDATES.rows(self.db, user.id, day):
@@ -140,8 +143,12 @@ class EngineBase:
             progress = loaded(RewardProgress, progress_data) if progress_data["id"] is not None else None
             reward.rewardprogress = progress
             if progress is not None and progress.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
+                if excluded is not None:
+                    excluded.append((reward, EXCLUDED_ACHIEVED))
                 continue
             if reward.max_per_day and not reward.is_nothing and (reward.drawn_today or 0) >= reward.max_per_day:
+                if excluded is not None:
+                    excluded.append((reward, EXCLUDED_TODAY))
                 continue
             candidates.append(Candidate(reward=reward, weight=float(reward.weight)))
         return candidates

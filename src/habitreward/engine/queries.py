@@ -109,7 +109,8 @@ class QueriesMixin(EngineBase):
                     habit, today, latest.completed_on if latest else None, latest.streak_count if latest else 0
                 )
             multiplier = self.hooks.odds_multiplier(habit, streak, self.settings)
-            candidates = self._candidates(user, today)
+            excluded: list[tuple[Reward, str]] = []
+            candidates = self._candidates(user, today, excluded)
         weighted = self.hooks.weigh_rewards(candidates, multiplier)
         rows: list[OddsRow] = []
         nothing_probability = 0.0
@@ -122,7 +123,7 @@ class QueriesMixin(EngineBase):
                 rows.append(OddsRow(reward=candidate.reward, probability=probability, weight=candidate.weight))
         if nothing_probability > 0 or not rows:
             rows.append(OddsRow(reward=None, probability=nothing_probability if rows else 1.0, weight=nothing_weight))
-        return Odds(habit=habit, streak=streak, multiplier=multiplier, rows=tuple(rows))
+        return Odds(habit=habit, streak=streak, multiplier=multiplier, rows=tuple(rows), excluded=tuple(excluded))
 
     def progress(self, user: User) -> list[ProgressEntry]:
         """The user's progress on every reward they have pieces of, or can still earn."""

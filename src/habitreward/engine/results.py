@@ -113,13 +113,19 @@ class OddsRow:
         }
 
 
+#: Why a reward is out of a draw (``Odds.excluded``): achieved and waiting to be claimed, or it
+#: came out ``max_per_day`` times on that day already.
+EXCLUDED_ACHIEVED = "achieved"
+EXCLUDED_TODAY = "max_per_day"
+
+
 @dataclass(frozen=True)
 class Odds:
     habit: Habit
     streak: int
     multiplier: float
     rows: tuple[OddsRow, ...] = field(default_factory=tuple)
-    excluded: tuple[tuple[Reward, str], ...] = ()  # (reward, why) left out of the draw
+    excluded: tuple[tuple[Reward, str], ...] = ()  # (reward, EXCLUDED_*) left out of the draw
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from habitreward.bot.handlers.common import Screen, int_args
 from habitreward.bot.handlers.completion import no_habits_rows
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, page_of, picker
-from habitreward.engine.results import Odds, ProgressEntry
+from habitreward.engine.results import EXCLUDED_TODAY, Odds, ProgressEntry
 from habitreward.errors import NotFound
 from habitreward.models import Habit, User
 
@@ -127,5 +127,11 @@ async def odds(s: Screen, args: list[str]) -> None:
         lines.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
     if len(waiting) > MAX_WAITING_LINES:
         lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(waiting) - MAX_WAITING_LINES))
+    used_up = [reward for reward, why in result.excluded if why == EXCLUDED_TODAY]
+    for reward in used_up[:MAX_WAITING_LINES]:
+        lines.append(t._("⏸ <b>{reward}</b> came out as often as it may today: back in the draw tomorrow.",
+                         reward=reward.name))
+    if len(used_up) > MAX_WAITING_LINES:
+        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(used_up) - MAX_WAITING_LINES))
     lines += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
     await s.show("\n".join(lines), [[(t._("🎲 Another habit"), "od")], menu_row(t)])
