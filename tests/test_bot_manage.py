@@ -40,6 +40,7 @@ def test_add_edit_remove_habit(tg, lang):
     bot.send(ANN, "/add_habit")
     dup = bot.send(ANN, "morning RUN")
     assert dup.text == t._("There is already a habit called <b>{name}</b>. Type another name:", name="morning RUN")
+    assert buttons(dup) == [t._("🏠 Menu")]  # asked again, the way out stays
     assert bot.send(ANN, "/cancel").text == t._("Cancelled. Nothing was changed.")
     assert len(bot.engine.habits_for(ann)) == 1
 
@@ -48,7 +49,9 @@ def test_add_edit_remove_habit(tg, lang):
     fields = bot.press(ANN, "Morning run")
     assert t._("What do you want to change?") in fields.text
     bot.press(ANN, t._("Grace days"))
-    assert bot.send(ANN, "99").text == t._("Please type a whole number from 0 to {n}.", n=30)
+    too_many = bot.send(ANN, "99")
+    assert too_many.text == t._("Please type a whole number from 0 to {n}.", n=30)
+    assert buttons(too_many) == [t._("🏠 Menu")]
     saved = bot.send(ANN, "2")
     assert saved.text.startswith(t._("✅ Saved."))
     bot.press(ANN, t._("✏️ Change more"))

@@ -133,7 +133,7 @@ async def save_new(s: Screen, kind: Kind, create: Callable[[dict[str, Any]], Any
     except KeyError:
         return await start_add(s, kind)
     except Conflict:
-        await s.show(t._(kind.duplicate_name, name=answers["name"]))
+        await s.show(t._(kind.duplicate_name, name=answers["name"]), [menu_row(t)])
         return kind.name_state
     s.context.user_data.pop(DRAFT_KEY, None)
     await s.show(t._(kind.added) + " " + kind.describe(s, item), rows(item))
@@ -155,13 +155,14 @@ async def read_name(s: Screen, kind: Kind) -> str | None:
     try:
         name = validation.clean_name(s.update.effective_message.text or "", f"{kind.key} name")
     except ValidationError:
-        await s.send(t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH))
+        await s.send(t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH),
+                     [menu_row(t)])
         return None
     try:
         await s.run(getattr(s.engine, f"find_{kind.key}"), s.user, name)
     except NotFound:
         return name
-    await s.send(t._(kind.duplicate_name, name=name))
+    await s.send(t._(kind.duplicate_name, name=name), [menu_row(t)])
     return None
 
 
@@ -273,10 +274,11 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         try:
             item = await s.run(getattr(s.engine, f"edit_{t_}"), item, actor=s.user, **chosen.change(text))
         except ValidationError:
-            await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error))
+            await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error),
+                         [menu_row(t)])
             return kind.edit_state
         except Conflict:
-            await s.send(t._(kind.duplicate_name, name=text))
+            await s.send(t._(kind.duplicate_name, name=text), [menu_row(t)])
             return kind.edit_state
         except PermissionDenied:
             await refuse(s)

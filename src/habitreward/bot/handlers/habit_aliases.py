@@ -118,18 +118,19 @@ async def add_value(s: Screen) -> str | int:
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
     text = " ".join((s.update.effective_message.text or "").split())
+    back = [menu_row(t, back=f"hal:{habit.id}")]  # as on the first prompt: asked again, a way out stays
     # The engine checks these too; asking first gives each mistake its own message in the user's language.
     if not alias_key(text):
-        await s.send(t._("An alias needs at least one letter or digit. Type another:"))
+        await s.send(t._("An alias needs at least one letter or digit. Type another:"), back)
         return ALIAS
     if len(text) > MAX_ALIAS_LENGTH:
-        await s.send(t._("Please type an alias of at most {n} characters.", n=MAX_ALIAS_LENGTH))
+        await s.send(t._("Please type an alias of at most {n} characters.", n=MAX_ALIAS_LENGTH), back)
         return ALIAS
     try:
         alias = await s.run(s.engine.add_alias, habit, text, actor=s.user)
     except Conflict:
         await s.send(t._("<b>{alias}</b> is already the name or an alias of <b>{habit}</b>. Type another:",
-                         alias=text, habit=habit.name))
+                         alias=text, habit=habit.name), back)
         return ALIAS
     except PermissionDenied:
         s.context.user_data.pop(DRAFT_KEY, None)
