@@ -217,12 +217,18 @@ def test_earlier_day(tg, clock, lang):
     logged = bot.press(ANN, "Running")
     assert t._("✅ <b>{habit}</b> logged for {date}.", habit="Running", date=t.date(yesterday)) in logged.text
     assert bot.engine.history(ann)[0].log.completed_on == yesterday
-    # A week ago is before the habit existed: refused with a reason, nothing logged.
+    # Only the days since the habit was added (three) are offered...
     bot.send(ANN, "/habit_done")
-    bot.press(ANN, t._("📅 Earlier day"))
+    offered = bot.press(ANN, t._("📅 Earlier day"))
+    three_back = bot.engine.today(ann) - dt.timedelta(days=3)
+    day_buttons = [data for row in offered.buttons for _, data in row if data and data.startswith("done:0:")]
+    assert len(day_buttons) == 3 and day_buttons[-1] == f"done:0:{three_back:%Y%m%d}"
+    # ...and a week ago (an older keyboard's button) is refused with a reason, nothing logged.
     week_ago = bot.engine.today(ann) - dt.timedelta(days=7)
-    bot.press(ANN, f"done:0:{week_ago:%Y%m%d}")  # the day is in the button
-    too_early = bot.press(ANN, "Running")
+    from habitreward.testing.builders import callback_update
+    keyboard = bot.process(callback_update(ANN, f"done:0:{week_ago:%Y%m%d}", message_id=offered[-1]["message_id"],
+                                           date=bot.engine.now()))
+    too_early = bot.press(ANN, "Running", message_id=keyboard[-1]["message_id"])
     assert t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit was added "
                "count.", habit="Running", n=7) == too_early.text
     assert len(bot.engine.history(ann)) == 1
@@ -243,6 +249,16 @@ def test_an_earlier_days_keyboard_logs_the_day_it_shows_even_after_midnight(tg, 
     logged = bot.press(ANN, "Running")
     assert bot.engine.history(ann)[0].log.completed_on == shown_day
     assert f"logged for {shown_day:%b} {shown_day.day}, {shown_day.year}" in logged.text
+
+
+def test_no_earlier_day_is_offered_before_any_habit_existed(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.engine.add_habit("Running", owner=ann)  # added today
+    bot.send(ANN, "/habit_done")
+    none = bot.press(ANN, "📅 Earlier day")
+    assert none.text == "Your habits were all added today: there is no earlier day to log yet."
+    assert buttons(none) == ["⬅️ Back", "🏠 Menu"]
 
 
 def test_an_older_button_with_days_back_still_logs(tg, clock):

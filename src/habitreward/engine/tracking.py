@@ -86,6 +86,11 @@ class TrackingMixin(EngineBase):
             return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
                                     multiplier=log.total_weight_applied)
 
+    def earliest_day(self, user: User, habit: Habit) -> dt.date:
+        """The earliest day ``habit`` can be logged for today: 7 days back, not before it was added."""
+        created = self.local_date(user, habit.created_at.replace(tzinfo=dt.timezone.utc))
+        return max(self.today(user) - dt.timedelta(days=validation.BACKDATE_DAYS), created)
+
     def _check_day(self, user: User, habit: Habit, day: dt.date, today: dt.date) -> None:
         if not habit.active:
             raise NotFound(f"The habit {habit.name!r} was removed.")

@@ -116,13 +116,28 @@ async def habit_keyboard(s: Screen, args: list[str]) -> None:
     await show_habit_keyboard(s, page=page[0] if page else 0, day=day)
 
 
+def _earliest_day(engine: Any, user: User) -> dt.date | None:
+    """The earliest day any of the user's habits can be logged for (None: no habits)."""
+    habits = engine.habits_for(user)
+    return min(engine.earliest_day(user, habit) for habit in habits) if habits else None
+
+
 @on_callback("ed")
 async def earlier_day(s: Screen, args: list[str]) -> None:
     t = s.t
     today = s.engine.today(s.user)
+    earliest = await s.run(_earliest_day, s.engine, s.user)
+    if earliest is None:
+        await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
+        return
+    back = (today - earliest).days  # days before it: no habit of the user's existed yet
+    if back < 1:
+        await s.show(t._("Your habits were all added today: there is no earlier day to log yet."),
+                     [menu_row(t, back="done")])
+        return
     rows: Rows = []
     days = [(t._("Yesterday") if ago == 1 else t.date(today - dt.timedelta(days=ago), "EEE, d MMM"),
-             f"done:0:{day_data(today - dt.timedelta(days=ago))}") for ago in range(1, BACKDATE_DAYS + 1)]
+             f"done:0:{day_data(today - dt.timedelta(days=ago))}") for ago in range(1, back + 1)]
     for start in range(0, len(days), 2):
         rows.append(days[start:start + 2])
     rows.append(menu_row(t, back="done"))
