@@ -188,6 +188,32 @@ def test_import_into_a_database_with_data_follows_the_conflict_policy(engine, cl
     assert snapshot(engine) == before
 
 
+@pytest.mark.parametrize("policy", ["skip", "replace"])
+def test_skip_and_replace_refuse_ids_held_by_other_rows(engine, clock, db_url, empty_db_url, tmp_path, policy):
+    """Another database's export: its ids name other people here. Keeping them would attach the
+    file's habits, logs and pieces to whoever has the id here."""
+    populate(engine, clock)
+    dump = str(tmp_path / "dump.json")
+    assert invoke(db_url, "export", "-o", dump).exit_code == 0
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        clock.advance(days=1)
+        zed = other.add_user(99, "Zed", active=True)
+        other.complete(zed, other.add_habit("Zed habit", owner=zed))
+        before = snapshot(other)
+    finally:
+        other.close()
+    refused = invoke(empty_db_url, "import", dump, "--on-conflict", policy)
+    assert refused.exit_code == 1, refused.output
+    assert refused.output.startswith("Error: users: the row with id 1 here is another one than in the file")
+    assert "Import into an empty database instead." in refused.output
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        assert snapshot(other) == before  # nothing changed
+    finally:
+        other.close()
+
+
 def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_path):
     populate(engine, clock)
     with engine.session():  # Bob's bot state: his data, his private chat, his open dialog; and Ann's

@@ -8,6 +8,11 @@ key is already taken is handled by the conflict policy:
 * ``skip``: keep the existing row (also any row that clashes on another unique key);
 * ``replace``: overwrite the existing row with the exported one.
 
+Both keep the exported ids, so they are for the same rows (an export imported again, or
+into the database it came from): a taken id held by another row here (created at another
+moment, or another unique key) stops the import, as the file's rows that point at it would
+end up attached to the wrong row.
+
 On PostgreSQL the id sequences are moved past the imported ids afterwards,
 so the next row the bot creates does not collide with an imported one.
 """
@@ -206,9 +211,9 @@ class Importer:
     def _load(self, model: type[peewee.Model], data: TableData, fields: list[peewee.Field]) -> TableResult:
         result = TableResult(data.table)
         pk = model._meta.primary_key
-        if pk not in fields:
+        pk_index = _position(fields, pk)
+        if pk_index is None:
             raise ValidationError(f"The export's table {data.table!r} lacks its primary key column {pk.column_name!r}.")
-        pk_index = fields.index(pk)
         kinds = [c["kind"] for c in data.columns]
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
@@ -236,6 +241,8 @@ class Importer:
                 f"{model._meta.table_name} already has a row with {pk.column_name} {first}:"
                 " import into an empty database, or choose --on-conflict skip or replace."
             )
+        if taken:
+            _check_same_rows(model, fields, pk_index, [row for row in rows if row[pk_index] in taken])
         query = model.insert_many(rows, fields=fields)
         if self.policy == "skip":
             query = query.on_conflict_ignore()
@@ -255,6 +262,52 @@ class Importer:
         else:
             result.replaced += len(taken)
             result.inserted += len(rows) - len(taken)
+
+
+def _identity(model: type[peewee.Model]) -> list[peewee.Field]:
+    """The columns that tell one row of ``model`` from another with the same id: when it was
+    created (the same row, exported and imported, keeps it), else its unique key."""
+    created = model._meta.fields.get("created_at")
+    if created is not None:
+        return [created]
+    for columns, unique in model._meta.indexes:
+        if unique:
+            return [model._meta.fields[name] for name in columns]
+    return []
+
+
+def _check_same_rows(model: type[peewee.Model], fields: list[peewee.Field], pk_index: int,
+                     rows: list[tuple[Any, ...]]) -> None:
+    """``skip`` and ``replace`` keep ids: only sound where a taken id is the same row (imported
+    again, or from an export of this database). Another row with that id here would get the
+    file's rows that point at it (another person's habits, logs, pieces): refuse."""
+    identity = [f for f in _identity(model) if _position(fields, f) is not None]
+    if not identity:
+        return
+    pk = model._meta.primary_key
+    positions = [_position(fields, f) for f in identity]
+    here = {row[0]: row[1:] for row in model.select(pk, *identity).where(
+        pk.in_([row[pk_index] for row in rows])).tuples()}
+    for row in rows:
+        exported = tuple(row[i] for i in positions)
+        existing = here.get(row[pk_index])
+        if existing is not None and existing != exported:
+            names = ", ".join(f.name for f in identity)
+            raise Conflict(
+                f"{model._meta.table_name}: the row with {pk.column_name} {row[pk_index]} here is another one than"
+                f" in the file ({names}: {_shown(existing)} here, {_shown(exported)} in the file); keeping ids,"
+                " the file's rows that point at it would belong to it. Import into an empty database instead."
+            )
+
+
+def _position(fields: list[peewee.Field], field: peewee.Field) -> int | None:
+    """Where ``field`` is in ``fields`` (by identity: a peewee field's ``==`` builds an expression,
+    so ``in`` and ``index`` would match the first field whatever it is)."""
+    return next((i for i, candidate in enumerate(fields) if candidate is field), None)
+
+
+def _shown(values: tuple[Any, ...]) -> str:
+    return ", ".join(str(v) for v in values)
 
 
 def reset_sequence(database: peewee.Database, model: type[peewee.Model]) -> None:
