@@ -140,6 +140,10 @@ def _write_queue_for(database_path: str) -> _WriteQueue:
         return queue
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 class SqliteDatabase(peewee.SqliteDatabase):
     """peewee's SqliteDatabase whose transactions queue on a :class:`_WriteQueue`."""
 
@@ -147,6 +151,9 @@ class SqliteDatabase(peewee.SqliteDatabase):
         super().__init__(database, *args, **kwargs)
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         self.write_queue = None if in_memory else _write_queue_for(database)
+        # SQLite's own LOWER() folds ASCII only: "Ёж" and "ёж" were two names, and finding "Кофе"
+        # by name failed. Python's, as the engine lowers the other side (PostgreSQL's is Unicode).
+        self.register_function(_lower, "lower", 1, deterministic=True)
 
     def begin(self, lock_type: str | None = None) -> None:
         if self.write_queue is None:
