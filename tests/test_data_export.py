@@ -294,6 +294,63 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert Reward.select().count() == 0
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock, db_url, empty_db_url, tmp_path,
+                                                                   fmt):
+    populate(engine, clock)
+    dump = tmp_path / ("dump.json" if fmt == "json" else "dump")
+    assert invoke(db_url, "export", "-o", str(dump), *(["--format", "csv"] if fmt == "csv" else [])).exit_code == 0
+
+    def damaged(change) -> str:
+        copy = tmp_path / f"copy-{uuid.uuid4().hex[:6]}"
+        if fmt == "json":
+            document = json.loads(dump.read_text())
+            change(document)
+            copy.write_text(json.dumps(document))
+        else:
+            copy.mkdir()
+            for member in dump.iterdir():
+                (copy / member.name).write_bytes(member.read_bytes())
+            change(copy)
+        return str(copy)
+
+    def logs(document):  # the habit_logs table of a JSON export
+        return next(t for t in document["tables"] if t["table"] == "habit_logs")
+
+    manifest = json.loads((dump / "manifest.json" if fmt == "csv" else dump).read_text())
+    n = logs(manifest)["count"]
+
+    if fmt == "json":
+        cases = [
+            (lambda d: logs(d)["rows"].pop(), f"holds {n - 1} rows where it says {n}"),
+            (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"), "'habit_logs', row 1: "),
+            (lambda d: logs(d)["rows"][2].pop(), "'habit_logs', row 3: "),
+            (lambda d: d.pop("tables"), 'has no "tables"'),
+        ]
+    else:
+        def cut_last_line(folder):
+            path = folder / "habit_logs.csv"
+            data = path.read_bytes()
+            path.write_bytes(data[:data.rstrip(b"\n").rfind(b"\n") + 1])
+
+        def cut_mid_line(folder):
+            path = folder / "habit_logs.csv"
+            path.write_bytes(path.read_bytes().rstrip(b"\n")[:-12] + b"\n")
+
+        cases = [(cut_last_line, f"holds {n - 1} rows where it says {n}"),
+                 (cut_mid_line, f"habit_logs.csv line {n + 1}: ")]
+    for change, message in cases:
+        result = invoke(empty_db_url, "import", damaged(change))
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output, result.output
+    check = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        with check.session():
+            assert User.select().count() == 0  # one transaction: nothing of any table went in
+    finally:
+        check.close()
+
+
 def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monkeypatch):
     """A plugin's registered table (the perfect-day plugin's) is exported and imported with the core ones."""
     pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")

@@ -120,10 +120,14 @@ def _check_meta(meta: Any, where: str) -> dict[str, Any]:
 
 def _json_document(data: Any, where: str) -> ExportDocument:
     meta = _check_meta(data, where)
-    tables = [
-        TableData(t["table"], t["columns"], int(t.get("count", len(t["rows"]))), t["rows"])
-        for t in meta.get("tables", [])
-    ]
+    if not isinstance(meta.get("tables"), list):
+        raise ValidationError(f"{where} has no \"tables\": the file is incomplete.")
+    try:
+        # "count" (what the export wrote, checked against the rows read) may be left out by hand.
+        tables = [TableData(t["table"], t["columns"], int(t.get("count", len(t["rows"]))), t["rows"])
+                  for t in meta["tables"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(f"{where}: a table lacks its table, columns or rows ({exc}).") from None
     return ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
 
 
@@ -151,6 +155,9 @@ def _csv_rows(handle: TextIO, entry: dict[str, Any]) -> Iterator[list[Any]]:
         raise ValidationError(f"{entry['file']}: the header does not match the manifest's columns.")
     kinds = [c["kind"] for c in entry["columns"]]
     for row in reader:
+        if len(row) != len(kinds):  # a line cut short (or split): zip would drop the missing cells
+            raise ValidationError(f"{entry['file']} line {reader.line_num}: {len(row)} values where the header"
+                                  f" has {len(kinds)}: the file is incomplete or was edited.")
         yield [from_cell(kind, cell) for kind, cell in zip(kinds, row)]
 
 
@@ -218,9 +225,12 @@ class Importer:
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
             for batch in _batches(data.rows, self.batch_size):
-                rows = [tuple(decode(k, v) for k, v in zip(kinds, row)) for row in batch]
+                rows = [_decoded(data.table, kinds, row, result.rows + n + 1) for n, row in enumerate(batch)]
                 self._insert(model, fields, pk_index, rows, result)
                 bar.advance(len(rows))
+        if result.rows != data.count:  # rows lost (or added) since the export wrote its count
+            raise ValidationError(f"The export's table {data.table!r} holds {result.rows} rows where it says"
+                                  f" {data.count}: the file is incomplete or was edited. Nothing was imported.")
         return result
 
     def _insert(
@@ -252,9 +262,14 @@ class Importer:
             written = query.as_rowcount().execute()
         except peewee.IntegrityError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise Conflict(
-                f"{model._meta.table_name}: a row clashes with an existing one ({message});"
-                " --on-conflict skip keeps the existing rows."
+            if "unique" in message.lower() or "duplicate key" in message.lower():
+                raise Conflict(
+                    f"{model._meta.table_name}: a row clashes with an existing one ({message});"
+                    + (" --on-conflict skip keeps the existing rows." if self.policy != "skip" else "")
+                ) from None
+            raise ValidationError(  # a missing value, a parent missing from the file...
+                f"{model._meta.table_name}: a row of the file cannot be stored ({message}):"
+                " the file is incomplete or was edited. Nothing was imported."
             ) from None
         if self.policy == "skip":
             result.inserted += written
@@ -298,6 +313,19 @@ def _check_same_rows(model: type[peewee.Model], fields: list[peewee.Field], pk_i
                 f" in the file ({names}: {_shown(existing)} here, {_shown(exported)} in the file); keeping ids,"
                 " the file's rows that point at it would belong to it. Import into an empty database instead."
             )
+
+
+def _decoded(table: str, kinds: list[str], row: list[Any], number: int) -> tuple[Any, ...]:
+    """A row of the file as Python values; a value that is not of its column's kind is a one-line
+    error naming the table and row."""
+    if len(row) != len(kinds):
+        raise ValidationError(f"The export's table {table!r}, row {number}: {len(row)} values for"
+                              f" {len(kinds)} columns: the file is incomplete or was edited.")
+    try:
+        return tuple(decode(kind, value) for kind, value in zip(kinds, row))
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise ValidationError(f"The export's table {table!r}, row {number}: {exc}. The file was edited?"
+                              " Nothing was imported.") from None
 
 
 def _position(fields: list[peewee.Field], field: peewee.Field) -> int | None:
