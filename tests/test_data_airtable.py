@@ -275,6 +275,29 @@ def test_missing_key_and_bad_key_are_one_line_errors(tmp_path, standin):
 
 
 @pytest.mark.no_db
+def test_a_rate_limit_that_lasts_and_an_unreachable_airtable_are_one_line_errors(tmp_path, standin, monkeypatch):
+    import socket
+
+    from habitreward.data import airtable
+
+    monkeypatch.setattr(airtable, "RETRY_BACKOFF", 0.01)  # the retries, without their minute of waiting
+    db_url = f"sqlite:///{tmp_path / 'x.db'}"
+    base = ["--database-url", db_url, "--env-file", os.devnull, "import-airtable", "--api-key", standin.api_key,
+            "--base-id", standin.base_id]
+    standin.rate_limit("Users", airtable.RETRIES + 1)
+    limited = CliRunner().invoke(cli, [*base, "--endpoint-url", standin.url])
+    assert limited.exit_code == 1, limited.output
+    assert "Error: Airtable kept answering 429 (rate limited) for table 'Users'" in limited.output
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    away = CliRunner().invoke(cli, [*base, "--endpoint-url", f"http://127.0.0.1:{closed}"])
+    assert away.exit_code == 1, away.output
+    assert f"Error: Cannot reach Airtable at http://127.0.0.1:{closed}" in away.output
+    assert "Traceback" not in limited.output + away.output
+
+
+@pytest.mark.no_db
 def test_progress_bar_is_drawn_in_a_terminal(tmp_path, standin):
     """Run as a user would, with stderr on a terminal: click's bar is drawn while 5,000 logs are written."""
     leader, follower = pty.openpty()

@@ -125,7 +125,7 @@ def fetch_base(
             raise AirtableError(
                 f"Airtable answered {status} for table {name!r} of base {base_id}: {_airtable_message(exc)}"
             ) from None
-        except requests.RetryError:
+        except requests.exceptions.RetryError:  # not requests.RetryError: that name does not exist
             raise AirtableError(
                 f"Airtable kept answering 429 (rate limited) for table {name!r} after {RETRIES} retries;"
                 " try again in a minute."
