@@ -128,6 +128,16 @@ def test_bad_input_is_one_line_and_changes_nothing(run, engine, args, message):
     assert snapshot(engine) == before
 
 
+@pytest.mark.parametrize("args", [["users", "add", "99999999999999999999", "--name", "Huge"],
+                                  ["done", "99999999999999999999", "Running"], ["users", "add", "0", "--name", "Zero"],
+                                  ["habits", "list", "--user", "-3"]])
+def test_a_telegram_id_out_of_range_is_a_usage_error(run, args):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "A Telegram user id is a whole number from 1 to 9223372036854775807" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_bad_database_url_is_a_clear_error():
     runner = CliRunner()
     result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "postgresql://x", "users", "list"])

@@ -111,6 +111,11 @@ def test_backup_command_reports_and_refuses_to_overwrite(tmp_path):
         cli, ["--database-url", url, "--env-file", os.devnull, "backup", "--force", str(target)], env=ENV
     )
     assert forced.exit_code == 0, forced.output
+    nowhere = runner.invoke(cli, ["--database-url", url, "--env-file", os.devnull, "backup",
+                                  str(tmp_path / "missing" / "bot.db")], env=ENV)
+    assert nowhere.exit_code == 1
+    assert nowhere.output == f"Error: {tmp_path / 'missing'} is not a directory: create it first, or choose" \
+                             " another path.\n"
 
 
 @pytest.mark.postgres_only

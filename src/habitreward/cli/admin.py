@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import emit, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit, emit_table, json_option
 
 
 def _user_dict(user) -> dict:  # noqa: ANN001
@@ -43,7 +43,7 @@ def users_list(app: AppContext, as_json: bool) -> None:
 
 
 @users.command("add")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.option("--name", required=True, help="Display name.")
 @click.option("--active", is_flag=True, help="Approve at once (default: waits for approval).")
 @click.option("--admin", is_flag=True, help="Make an admin (implies --active).")
@@ -59,7 +59,7 @@ def users_add(app: AppContext, telegram_id: int, name: str, active: bool, admin:
 
 
 @users.command("activate")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @pass_app
 def users_activate(app: AppContext, telegram_id: int) -> None:
     """Approve a user: they can use the bot."""
@@ -68,7 +68,7 @@ def users_activate(app: AppContext, telegram_id: int) -> None:
 
 
 @users.command("deactivate")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @pass_app
 def users_deactivate(app: AppContext, telegram_id: int) -> None:
     """Block a user; their data stays."""
@@ -77,7 +77,7 @@ def users_deactivate(app: AppContext, telegram_id: int) -> None:
 
 
 @users.command("promote")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.option("--revoke", is_flag=True, help="Take admin rights away instead.")
 @pass_app
 def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
@@ -87,7 +87,7 @@ def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
 
 
 @users.command("delete")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def users_delete(app: AppContext, telegram_id: int, yes: bool) -> None:
@@ -126,7 +126,7 @@ def habits() -> None:
 
 
 @habits.command("list")
-@click.option("--user", "telegram_id", type=int, help="Only what this user sees.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Only what this user sees.")
 @click.option("--all", "include_inactive", is_flag=True, help="Include removed habits.")
 @json_option
 @pass_app
@@ -151,7 +151,7 @@ def habits_list(app: AppContext, telegram_id: int | None, include_inactive: bool
 @click.option("--weight", type=int, default=10, show_default=True, help="1-100; heavier habits raise reward odds.")
 @click.option("--category", help="Free-form group such as health.")
 @click.option("--skip-days", type=int, default=0, show_default=True, help="Missed days that keep a streak.")
-@click.option("--user", "telegram_id", type=int, help="Personal habit of this user (default: shared).")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Personal habit of this user (default: shared).")
 @pass_app
 def habits_add(app: AppContext, name: str, weight: int, category: str | None, skip_days: int,
                telegram_id: int | None) -> None:
@@ -167,7 +167,7 @@ def habits_add(app: AppContext, name: str, weight: int, category: str | None, sk
 @click.option("--weight", type=int, help="1-100.")
 @click.option("--category", help="New category ('' clears it).")
 @click.option("--skip-days", type=int, help="Missed days that keep a streak.")
-@click.option("--user", "telegram_id", type=int, help="Look the habit up among this user's habits.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the habit up among this user's habits.")
 @pass_app
 def habits_edit(app: AppContext, name: str, new_name: str | None, weight: int | None, category: str | None,
                 skip_days: int | None, telegram_id: int | None) -> None:
@@ -181,7 +181,7 @@ def habits_edit(app: AppContext, name: str, new_name: str | None, weight: int | 
 
 @habits.command("remove")
 @click.argument("name")
-@click.option("--user", "telegram_id", type=int, help="Look the habit up among this user's habits.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the habit up among this user's habits.")
 @pass_app
 def habits_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
     """Remove the habit called NAME (its history stays)."""
@@ -213,7 +213,7 @@ def rewards() -> None:
 
 
 @rewards.command("list")
-@click.option("--user", "telegram_id", type=int, help="Only what this user sees.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Only what this user sees.")
 @click.option("--all", "include_inactive", is_flag=True, help="Include removed rewards.")
 @json_option
 @pass_app
@@ -244,7 +244,7 @@ _TYPES = click.Choice(["virtual", "real", "none"], case_sensitive=False)
 @click.option("--pieces", type=int, default=1, show_default=True, help="Pieces needed before it can be claimed.")
 @click.option("--value", help="Value of one piece, e.g. 2.50.")
 @click.option("--max-per-day", type=int, default=1, show_default=True, help="Draws per user and day; 0 = no limit.")
-@click.option("--user", "telegram_id", type=int, help="Personal reward of this user (default: shared).")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Personal reward of this user (default: shared).")
 @pass_app
 def rewards_add(app: AppContext, name: str, weight: float, kind: str, pieces: int, value: str | None,
                 max_per_day: int, telegram_id: int | None) -> None:
@@ -262,7 +262,7 @@ def rewards_add(app: AppContext, name: str, weight: float, kind: str, pieces: in
 @click.option("--pieces", type=int, help="Pieces needed.")
 @click.option("--value", help="Value of one piece ('' clears it).")
 @click.option("--max-per-day", type=int, help="0 = no limit.")
-@click.option("--user", "telegram_id", type=int, help="Look the reward up among this user's rewards.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the reward up among this user's rewards.")
 @pass_app
 def rewards_edit(app: AppContext, name: str, new_name: str | None, weight: float | None, kind: str | None,
                  pieces: int | None, value: str | None, max_per_day: int | None, telegram_id: int | None) -> None:
@@ -277,7 +277,7 @@ def rewards_edit(app: AppContext, name: str, new_name: str | None, weight: float
 
 @rewards.command("remove")
 @click.argument("name")
-@click.option("--user", "telegram_id", type=int, help="Look the reward up among this user's rewards.")
+@click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the reward up among this user's rewards.")
 @pass_app
 def rewards_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
     """Remove the reward called NAME from the draw (earned pieces stay claimable)."""

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.output import TELEGRAM_ID
 
 #: A token of the right shape; the stand-in accepts any.
 CHAT_TOKEN = "100000:LOCAL-CHAT"
@@ -27,7 +28,7 @@ DEMO_REWARDS = (
 
 
 @cli.command("chat")
-@click.option("--user", "user_id", type=int, default=1, show_default=True, metavar="TELEGRAM_ID",
+@click.option("--user", "user_id", type=TELEGRAM_ID, default=1, show_default=True, metavar="TELEGRAM_ID",
               help="The Telegram id you chat as (try another one to see what a newcomer sees).")
 @click.option("--name", help="Your first name as Telegram would send it [default: your login name].")
 @click.option("--language", metavar="CODE",

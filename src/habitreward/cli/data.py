@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import emit_json, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit_json, emit_table, json_option
 
 
 @cli.command("import-airtable")
@@ -109,7 +109,7 @@ class _Null:
     show_default=True,
     help="json: one document. csv: a directory (or a PATH ending in .zip) with one CSV per table and a manifest.",
 )
-@click.option("--user", "user_id", type=int, metavar="TELEGRAM_ID",
+@click.option("--user", "user_id", type=TELEGRAM_ID, metavar="TELEGRAM_ID",
               help="Only this person's data (and the shared habits and rewards it uses).")
 @click.option(
     "-o", "--output", "output", metavar="PATH",

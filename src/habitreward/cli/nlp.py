@@ -6,7 +6,7 @@ import click
 
 from habitreward.cli.admin import habits
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import emit, emit_json, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
 
 
 def _habit(app: AppContext, name: str, telegram_id: int | None):  # noqa: ANN202
@@ -16,7 +16,7 @@ def _habit(app: AppContext, name: str, telegram_id: int | None):  # noqa: ANN202
 
 
 _user_option = click.option(
-    "--user", "telegram_id", type=int, help="Look the habit up among this user's habits (for personal habits)."
+    "--user", "telegram_id", type=TELEGRAM_ID, help="Look the habit up among this user's habits (for personal habits)."
 )
 
 
@@ -78,7 +78,7 @@ def alias_list(app: AppContext, habit: str | None, telegram_id: int | None, as_j
 
 
 @cli.command("match")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("text")
 @json_option
 @pass_app

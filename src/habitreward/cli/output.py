@@ -11,6 +11,25 @@ import click
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
+class TelegramIdParam(click.ParamType):
+    """A Telegram user id on the command line (a number too big for the database is refused
+    here, as a usage error, not by the database driver)."""
+
+    name = "telegram_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from habitreward.engine.validation import telegram_id
+        from habitreward.errors import ValidationError
+
+        try:
+            return telegram_id(value)
+        except ValidationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TELEGRAM_ID = TelegramIdParam()
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 

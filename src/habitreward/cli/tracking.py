@@ -7,7 +7,7 @@ import datetime as dt
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import emit, emit_json, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
 from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
 from habitreward.errors import ValidationError
 
@@ -22,7 +22,7 @@ def _parse_date(value: str | None) -> dt.date | None:
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("habit")
 @click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Backdate to one of the user's last 7 days.")
 @json_option
@@ -50,7 +50,7 @@ def done(app: AppContext, telegram_id: int, habit: str, date_text: str | None, a
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("habit")
 @json_option
 @pass_app
@@ -68,7 +68,7 @@ def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("reward")
 @json_option
 @pass_app
@@ -85,7 +85,7 @@ def claim(app: AppContext, telegram_id: int, reward: str, as_json: bool) -> None
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @json_option
 @pass_app
 def streaks(app: AppContext, telegram_id: int, as_json: bool) -> None:
@@ -101,7 +101,7 @@ def streaks(app: AppContext, telegram_id: int, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.option("--limit", type=click.IntRange(1, 10_000), help="How many (default: RECENT_LOGS_LIMIT).")
 @json_option
 @pass_app
@@ -117,7 +117,7 @@ def history(app: AppContext, telegram_id: int, limit: int | None, as_json: bool)
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("habit")
 @json_option
 @pass_app
@@ -139,7 +139,7 @@ def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @json_option
 @pass_app
 def progress(app: AppContext, telegram_id: int, as_json: bool) -> None:

@@ -58,6 +58,8 @@ def backup_sqlite(
         raise BackupError(f"{target} already exists: choose another path or pass --force.")
     if target.resolve() == source.resolve():
         raise BackupError("The backup must go to another file than the database itself.")
+    if not target.parent.is_dir():
+        raise BackupError(f"{target.parent} is not a directory: create it first, or choose another path.")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
 

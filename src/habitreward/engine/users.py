@@ -44,6 +44,7 @@ class UsersMixin(EngineBase):
         language: str | None = None,
     ) -> User:
         """Create a user as an operator would (``habitreward users add``)."""
+        telegram_id = validation.telegram_id(telegram_id)
         name = validation.clean_name(name, "user name")
         zone = validation.timezone_name(timezone) if timezone else self.settings.default_timezone
         lang = validation.language(language) if language else self.settings.default_language

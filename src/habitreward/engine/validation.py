@@ -108,6 +108,21 @@ def language(value: str) -> str:
     return code
 
 
+#: Telegram's user ids are positive and fit in 64 bits (the column is a BIGINT).
+MAX_TELEGRAM_ID = 2**63 - 1
+
+
+def telegram_id(value: int | str) -> int:
+    """A Telegram user id: a whole number from 1 to 2**63-1."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= MAX_TELEGRAM_ID:
+        raise ValidationError(f"A Telegram user id is a whole number from 1 to {MAX_TELEGRAM_ID}, got {value!r}.")
+    return number
+
+
 def timezone_name(value: str) -> str:
     """An IANA name (``Asia/Almaty``) or a UTC offset (``+5``, ``UTC-10``, ``+05:30``), normalised."""
     text = str(value or "").strip()
