@@ -46,6 +46,8 @@ def populate(engine, clock: FrozenClock) -> None:
     engine.grant_piece(ann, coffee)
     engine.claim(ann, coffee)
     engine.undo(bob, journal)
+    engine.add_alias(journal, "diary")
+    engine.add_alias(running, "jog")
     with engine.session():
         KeyValue.create(namespace="bot.user_data", key="101", value=json.dumps({"lang": "kk", "x": [1, 2.5]}))
         ProcessedUpdate.create(update_id=987654321, payload='{"update_id": 987654321}', attempts=2,
@@ -243,6 +245,8 @@ def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_pat
         ("bot.conversations", "dialog:[102,102]", '"name"')}
     rewards = {dict(zip(columns["rewards"], r))["name"] for r in tables["rewards"]["rows"]}
     assert "Sticker" not in rewards  # Ann's personal reward
+    aliases = {dict(zip(columns["habit_aliases"], r))["alias"] for r in tables["habit_aliases"]["rows"]}
+    assert aliases == {"diary"}  # his habit's; not the shared Running's, not Ann's
 
 
 def test_big_table_export_shows_progress_on_stderr(engine, db_url, tmp_path):

@@ -97,6 +97,17 @@ class Exporter:
             owner_fks = [f for f in model._meta.refs if f.rel_model is User]
             if model is not User and owner_fks:
                 conditions[model] = [fk == user.id for fk in owner_fks]
+        # Rows of their rows: the aliases of their personal habits (tables with no user of their own
+        # that point at what is theirs); `users delete` takes these with the person too.
+        owned = {m: _any(c) for m, c in conditions.items() if m not in (User, KeyValue)}
+        for model in models:
+            if model in conditions:
+                continue
+            for fk in model._meta.refs:
+                parent = fk.rel_model
+                if parent in owned and parent is not model:
+                    theirs = parent.select(parent._meta.primary_key).where(owned[parent])
+                    conditions.setdefault(model, []).append(fk.in_(theirs))
         # Parents of included rows, children before parents so each parent sees all its children.
         for model in reversed(models):
             for fk in model._meta.refs:
