@@ -95,6 +95,10 @@ def test_cli_alias_match_and_stats(run, engine):
 
     duplicate = run("habits", "alias", "add", "Running", "JOG")
     assert duplicate.exit_code == 1 and duplicate.output.strip() == "Error: 'Running' already has the alias 'JOG'."
+    half = run("habits", "alias", "add", "Running", "trot", "dash", "")  # the last is refused: none is added
+    assert half.exit_code == 1 and "An alias needs at least one letter or digit." in half.output
+    assert "now also matches" not in half.output
+    assert "trot" not in run("habits", "alias", "list", "Running").output
     missing = run("habits", "alias", "remove", "Running", "walk")
     assert missing.exit_code == 1 and "has no alias 'walk'" in missing.output
     assert run("habits", "alias", "remove", "Running", "sprint").exit_code == 0

@@ -35,11 +35,13 @@ def alias() -> None:
 @_user_option
 @pass_app
 def alias_add(app: AppContext, habit: str, aliases: tuple[str, ...], telegram_id: int | None) -> None:
-    """Add one or more ALIASES to the habit called HABIT."""
+    """Add one or more ALIASES to the habit called HABIT (all of them, or none if one is refused)."""
     found = _habit(app, habit, telegram_id)
-    for text in aliases:
-        stored = app.engine().add_alias(found, text)
-        click.echo(f"{found.name!r} now also matches {stored!r}.")
+    engine = app.engine()
+    with engine.transaction():  # one refused alias (empty, taken, one too many) leaves none added
+        stored = [engine.add_alias(found, text) for text in aliases]
+    for text in stored:
+        click.echo(f"{found.name!r} now also matches {text!r}.")
 
 
 @alias.command("remove")
