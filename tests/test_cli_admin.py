@@ -90,6 +90,7 @@ BAD_INPUT = [
     (["rewards", "add", "R", "--pieces", "0"], "Pieces required must be from 1"),
     (["rewards", "add", "R", "--weight", "0"], "weight must be above 0"),
     (["rewards", "add", "R", "--weight", "-3"], "weight must be above 0"),
+    (["rewards", "add", "R", "--weight", "1e308"], "weight must be above 0 and at most 1,000,000,000"),
     (["rewards", "add", "R", "--value", "abc"], "piece value must be a number"),
     (["rewards", "add", "R", "--max-per-day", "-1"], "Max per day must be 0"),
     (["rewards", "add", "coffee"], "already a reward called"),

@@ -52,13 +52,18 @@ def skip_days(value: int | str) -> int:
     return days
 
 
+#: A reward weight no one needs more than; far larger ones overflow once the draw multiplies
+#: them (1e308 became infinite, and the reward silently left every draw).
+MAX_REWARD_WEIGHT = 1_000_000_000
+
+
 def reward_weight(value: float | str) -> float:
     try:
         weight = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"The reward weight must be a number above 0, got {value!r}.") from None
-    if not (math.isfinite(weight) and weight > 0):
-        raise ValidationError(f"The reward weight must be above 0, got {value}.")
+    if not (math.isfinite(weight) and 0 < weight <= MAX_REWARD_WEIGHT):
+        raise ValidationError(f"The reward weight must be above 0 and at most {MAX_REWARD_WEIGHT:,}, got {value}.")
     return weight
 
 
