@@ -50,3 +50,18 @@ def test_readme_gives_the_two_commands():
     assert "habitreward chat" in readme
     assert "python -m pytest" in readme
     assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.no_db
+def test_the_plugin_and_test_in_plugins_md_work_as_written(tmp_path):
+    """docs/plugins.md's first example (a plugin) and its test, in a project of their own."""
+    blocks = (ROOT / "docs" / "plugins.md").read_text().split("```python\n")
+    plugin = blocks[1].split("```")[0]
+    test = next(b.split("```")[0] for b in blocks[2:] if "def test_my_plugin" in b)
+    (tmp_path / "my_plugin.py").write_text(plugin)
+    (tmp_path / "test_my_plugin.py").write_text(test)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={"HABITREWARD_LOAD_PLUGINS": "", "PATH": "", "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout

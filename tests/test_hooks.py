@@ -239,3 +239,80 @@ def test_deleting_a_user_removes_their_processed_updates_from_the_inbox(engine):
     engine.delete_user(12345)
     with engine.session():
         assert sorted(u.update_id for u in ProcessedUpdate.select()) == [2, 3]
+
+
+# --- a plugin that breaks a hook's contract: the completion is refused whole --------------------------
+
+
+def _refused(engine, plugin, match: str) -> None:
+    from habitreward.errors import PluginError
+    from habitreward.models import HabitLog, RewardProgress
+
+    engine.pm.register(plugin)
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    with pytest.raises(PluginError, match=match):
+        engine.complete(user, habit)
+    with engine.session():
+        assert HabitLog.select().count() == 0 and RewardProgress.select().count() == 0
+
+
+def test_a_drawn_reward_must_be_one_of_the_candidates(engine):
+    bob = engine.add_user(2, "Bob", active=True)
+    secret = engine.add_reward("Bob's secret", owner=bob)
+    engine.add_reward("Coffee")
+
+    class Thief:
+        @hookimpl
+        def habitreward_draw_reward(self, candidates, rng):
+            from habitreward.draw import Candidate
+            return Candidate(reward=secret, weight=1.0)  # another user's: not Ann's to draw
+
+    _refused(engine, Thief(), "habitreward_draw_reward answered .* not one of the candidates")
+
+
+@pytest.mark.parametrize("answer", ["Nice streak!", {"a": 1}, [None]])
+def test_habit_completed_answers_awards_or_nothing(engine, answer):
+    class Chatty:
+        @hookimpl
+        def habitreward_habit_completed(self, engine, event):
+            return answer  # a str would have been an award per letter
+
+    _refused(engine, Chatty(), "habitreward_habit_completed answered .*: an Award, a list of Awards or None")
+
+
+@pytest.mark.parametrize(("hook", "answer"), [("streak", 0), ("streak", -3), ("streak", "5"), ("odds", -1.0),
+                                              ("odds", float("inf")), ("odds", float("nan")), ("odds", "2")])
+def test_streaks_and_multipliers_out_of_their_range_are_refused(engine, hook, answer):
+    class Odd:
+        if hook == "streak":
+            @hookimpl
+            def habitreward_compute_streak(self, habit, day, previous_day, previous_streak):
+                return answer
+        else:
+            @hookimpl
+            def habitreward_odds_multiplier(self, habit, streak, settings):
+                return answer
+
+    _refused(engine, Odd(), "habitreward_compute_streak answered" if hook == "streak"
+             else "habitreward_odds_multiplier answered")
+
+
+def test_the_odds_multiplier_is_told_the_user_and_the_completions_day(engine, clock):
+    import datetime as dt
+
+    asked = []
+
+    class DayRule:
+        @hookimpl
+        def habitreward_odds_multiplier(self, user, day):  # only what it needs
+            asked.append((user.telegram_id, day))
+
+    engine.pm.register(DayRule())
+    clock.set(dt.datetime(2026, 1, 10, 20, tzinfo=dt.timezone.utc))  # already the 11th in Almaty
+    ann = engine.add_user(1, "Ann", active=True, timezone="Asia/Almaty")
+    clock.advance(days=-3)
+    run = engine.add_habit("Run")
+    clock.advance(days=3)
+    engine.odds(ann, run)
+    engine.complete(ann, run, day=dt.date(2026, 1, 9))  # backdated
+    assert asked == [(1, dt.date(2026, 1, 11)), (1, dt.date(2026, 1, 9))]

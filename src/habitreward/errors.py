@@ -33,3 +33,8 @@ class NothingToUndo(HabitRewardError):
 
 class NotClaimable(HabitRewardError):
     """Claim was asked for a reward whose pieces are not all earned yet."""
+
+
+class PluginError(HabitRewardError):
+    """A plugin's hook answered what its contract does not allow; the message names the hook.
+    Raised inside the operation's transaction, so nothing of it is kept."""

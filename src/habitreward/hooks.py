@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
 import random
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from habitreward.draw import NO_REWARD, Candidate
+from habitreward.errors import PluginError
 from habitreward.events import Award, CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
 
 if TYPE_CHECKING:
@@ -26,29 +29,49 @@ class Hooks:
         self.pm = pm
 
     def compute_streak(self, habit: Habit, day: dt.date, previous_day: dt.date | None, previous_streak: int) -> int:
-        return int(
-            self.pm.hook.habitreward_compute_streak(
-                habit=habit, day=day, previous_day=previous_day, previous_streak=previous_streak
-            )
+        streak = self.pm.hook.habitreward_compute_streak(
+            habit=habit, day=day, previous_day=previous_day, previous_streak=previous_streak
         )
+        if not isinstance(streak, numbers.Integral) or isinstance(streak, bool) or streak < 1:
+            raise PluginError(f"habitreward_compute_streak answered {streak!r}: a streak is a whole number from 1"
+                              " (the completion itself counts)")
+        return int(streak)
 
-    def odds_multiplier(self, habit: Habit, streak: int, settings: Settings) -> float:
-        return float(self.pm.hook.habitreward_odds_multiplier(habit=habit, streak=streak, settings=settings))
+    def odds_multiplier(self, habit: Habit, streak: int, settings: Settings, user: User, day: dt.date) -> float:
+        multiplier = self.pm.hook.habitreward_odds_multiplier(habit=habit, streak=streak, settings=settings,
+                                                              user=user, day=day)
+        if not isinstance(multiplier, numbers.Real) or isinstance(multiplier, bool) \
+                or not (math.isfinite(multiplier) and multiplier >= 0):
+            raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}: a multiplier is a finite"
+                              " number from 0")
+        return float(multiplier)
 
     def weigh_rewards(self, candidates: Sequence[Candidate], multiplier: float) -> list[Candidate]:
         return list(self.pm.hook.habitreward_weigh_rewards(candidates=candidates, multiplier=multiplier))
 
     def draw_reward(self, candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:
         chosen = self.pm.hook.habitreward_draw_reward(candidates=candidates, rng=rng)
-        return None if chosen is None or chosen is NO_REWARD else chosen
+        if chosen is None or chosen is NO_REWARD:
+            return None
+        # Only a candidate: another user's personal reward, a removed one or one waiting to be
+        # claimed is out of the draw for a reason (privacy, a piece never silently lost).
+        reward = getattr(chosen, "reward", None)
+        if not isinstance(chosen, Candidate) or not any(c.reward.id == getattr(reward, "id", None)
+                                                        for c in candidates):
+            raise PluginError(f"habitreward_draw_reward answered {chosen!r}, which is not one of the candidates"
+                              " (the rewards this user may draw now)")
+        return chosen
 
     def habit_completed(self, engine: Engine, event: HabitCompleted) -> tuple[Award, ...]:
         awards: list[Award] = []
         for answer in self.pm.hook.habitreward_habit_completed(engine=engine, event=event):
             if isinstance(answer, Award):
                 awards.append(answer)
-            elif answer:
+            elif isinstance(answer, (list, tuple)) and all(isinstance(a, Award) for a in answer):
                 awards.extend(answer)
+            elif answer is not None:  # a str is a Sequence too: it would become an award per letter
+                raise PluginError(f"habitreward_habit_completed answered {answer!r}: an Award, a list of"
+                                  " Awards or None")
         return tuple(awards)
 
     def completion_undone(self, engine: Engine, event: CompletionUndone) -> None:

@@ -108,7 +108,7 @@ class QueriesMixin(EngineBase):
                 streak = self.hooks.compute_streak(
                     habit, today, latest.completed_on if latest else None, latest.streak_count if latest else 0
                 )
-            multiplier = self.hooks.odds_multiplier(habit, streak, self.settings)
+            multiplier = self.hooks.odds_multiplier(habit, streak, self.settings, user, today)
             excluded: list[tuple[Reward, str]] = []
             candidates = self._candidates(user, today, excluded)
         weighted = self.hooks.weigh_rewards(candidates, multiplier)

@@ -121,7 +121,7 @@ class TrackingMixin(EngineBase):
         previous_day = latest.completed_on if latest else None
         previous_streak = latest.streak_count if latest else 0
         streak = self.hooks.compute_streak(habit, day, previous_day, previous_streak)
-        multiplier = self.hooks.odds_multiplier(habit, streak, self.settings)
+        multiplier = self.hooks.odds_multiplier(habit, streak, self.settings, user, day)
 
         candidates = self._candidates(user, day)
         weighted = self.hooks.weigh_rewards(candidates, multiplier)
