@@ -16,6 +16,7 @@ import peewee
 from playhouse.migrations import Migration, MigrationError, Runner
 
 from habitreward.db import is_postgres
+from habitreward.errors import ConfigError
 
 CORE_NAMESPACE = "habitreward"
 CORE_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -65,8 +66,10 @@ class MigrationState:
 def _sources(extra: list[MigrationSource] | None) -> list[MigrationSource]:
     sources = [MigrationSource(CORE_NAMESPACE, CORE_MIGRATIONS)]
     for source in extra or []:
-        if source.namespace in {s.namespace for s in sources}:
-            raise MigrationError(f"two sources of migrations use the namespace {source.namespace!r}")
+        clash = next((s for s in sources if s.namespace == source.namespace), None)
+        if clash is not None:
+            raise ConfigError(f"two sources of migrations use the namespace {source.namespace!r} ({clash.directory}"
+                              f" and {source.directory}): each plugin needs a namespace of its own")
         sources.append(source)
     return sources
 

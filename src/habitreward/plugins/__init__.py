@@ -11,6 +11,7 @@ importable modules (no packaging needed: a local plugin, or a test's).
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,27 +43,45 @@ def make_plugin_manager(
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         env = os.environ if environ is None else environ
-        allowed = env.get(LOAD_PLUGINS_ENV)
-        try:
-            if allowed is None:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-            elif allowed.strip():
-                for name in (n.strip() for n in allowed.split(",") if n.strip()):
-                    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
-        except Exception as exc:  # a broken third-party package must not look like our bug
-            raise ConfigError(
-                f"A habitreward plugin failed to load ({type(exc).__name__}: {exc}); "
-                f"{LOAD_PLUGINS_ENV} can leave it out"
-            ) from exc
+        _load_entry_points(pm, env.get(LOAD_PLUGINS_ENV))
         for module_name in (n.strip() for n in env.get(EXTRA_PLUGINS_ENV, "").split(",") if n.strip()):
             if not pm.has_plugin(module_name):
                 try:
                     module = importlib.import_module(module_name)
-                except ImportError as exc:
-                    raise ConfigError(f"{EXTRA_PLUGINS_ENV}: cannot import {module_name!r}: {exc}") from exc
-                pm.register(module, name=module_name)
-    pm.check_pending()
+                except Exception as exc:  # not only ImportError: a module may fail while it runs
+                    raise ConfigError(f"{EXTRA_PLUGINS_ENV}: cannot import {module_name!r}"
+                                      f" ({type(exc).__name__}: {exc})") from exc
+                if not pm.is_registered(module):  # also installed with an entry point: loaded once
+                    pm.register(module, name=module_name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:  # e.g. a misspelled hook name
+        raise ConfigError(f"A habitreward plugin does not fit: {exc}") from exc
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
+    """The installed plugins (entry points of the ``habitreward`` group), or only those named in
+    HABITREWARD_LOAD_PLUGINS; a name nothing provides is an error, as a typo would silently
+    turn a plugin off."""
+    installed = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    if allowed is None:
+        names = installed
+    else:
+        names = [n.strip() for n in allowed.split(",") if n.strip()]
+        unknown = [n for n in names if n not in installed]
+        if unknown:
+            raise ConfigError(f"{LOAD_PLUGINS_ENV} names {', '.join(unknown)}, which no installed package provides"
+                              f" (installed: {', '.join(installed) or 'none'})")
+    for name in names:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        except Exception as exc:  # a broken third-party package must not look like our bug
+            others = ",".join(n for n in installed if n != name)
+            raise ConfigError(
+                f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {exc}); to run without"
+                f" it, set {LOAD_PLUGINS_ENV}={others}"
+            ) from exc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Loading plugins: whatever goes wrong is one line that says which plugin and what to do."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from habitreward.errors import ConfigError
+from habitreward.plugins import make_plugin_manager
+
+pytestmark = pytest.mark.no_db
+
+
+@pytest.fixture
+def modules(tmp_path, monkeypatch):
+    """Write importable modules: ``modules(name=source, ...)``."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(**sources: str) -> None:
+        for name, source in sources.items():
+            (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+            sys.modules.pop(name, None)
+
+    yield write
+
+
+def test_a_name_in_load_plugins_that_nothing_provides_is_an_error():
+    with pytest.raises(ConfigError, match=r"HABITREWARD_LOAD_PLUGINS names jornal, which no installed package"
+                                          r" provides \(installed: "):
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "jornal"})
+
+
+def test_an_extra_plugin_that_fails_while_importing_is_one_line(modules):
+    modules(broken="raise RuntimeError('boom at import')\n")
+    with pytest.raises(ConfigError, match=r"HABITREWARD_EXTRA_PLUGINS: cannot import 'broken' \(RuntimeError: boom"):
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "broken"})
+
+
+def test_a_misspelled_hook_is_one_line(modules):
+    modules(typo="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_habit_complete(engine, event):
+            pass
+    """)
+    with pytest.raises(ConfigError, match="does not fit: unknown hook 'habitreward_habit_complete' in plugin"):
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "typo"})
+
+
+def test_a_plugin_named_twice_is_loaded_once(modules):
+    modules(twice="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_register_commands(cli):
+            pass
+    """)
+    pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "twice, twice"})
+    assert [pm.get_name(p) for p in pm.get_plugins()].count("twice") == 1
+
+
+def test_two_plugins_with_one_migration_namespace_are_named(tmp_path):
+    from habitreward.schema import MigrationSource, status
+
+    with pytest.raises(ConfigError, match=r"two sources of migrations use the namespace 'journal' \(.*a and .*b\)"):
+        status(None, [MigrationSource("journal", tmp_path / "a"), MigrationSource("journal", tmp_path / "b")])
+
+
+def test_a_plugin_installed_and_named_in_extra_plugins_too_is_loaded_once():
+    pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")
+    pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "perfect_day",
+                                      "HABITREWARD_EXTRA_PLUGINS": "habitreward_perfect_day"})
+    import habitreward_perfect_day
+
+    assert sum(plugin is habitreward_perfect_day for plugin in pm.get_plugins()) == 1
