@@ -316,3 +316,21 @@ def test_the_odds_multiplier_is_told_the_user_and_the_completions_day(engine, cl
     engine.odds(ann, run)
     engine.complete(ann, run, day=dt.date(2026, 1, 9))  # backdated
     assert asked == [(1, dt.date(2026, 1, 11)), (1, dt.date(2026, 1, 9))]
+
+
+def test_a_plugins_own_integrity_error_is_reported_as_itself(engine):
+    import peewee
+
+    from habitreward.models import HabitLog, User
+
+    class Clumsy:
+        @hookimpl
+        def habitreward_habit_completed(self, engine, event):
+            User.create(id=event.user.id, telegram_id=999, name="clash")  # a taken primary key
+
+    engine.pm.register(Clumsy())
+    user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    with pytest.raises(peewee.IntegrityError):  # not HabitLog.DoesNotExist from the race handling
+        engine.complete(user, habit)
+    with engine.session():
+        assert HabitLog.select().count() == 0

@@ -77,12 +77,15 @@ class TrackingMixin(EngineBase):
             with self.transaction(lock_user=user):
                 return self._complete_locked(user, habit, day, today, moment, source)
         except peewee.IntegrityError:
-            # The unique (user, habit, day) index caught a race the lock did not
-            # (only possible when callers bypass the lock); report, never double-log.
+            # The unique (user, habit, day) index caught a race the lock did not (only possible
+            # when callers bypass the lock): report, never double-log. Any other integrity error
+            # (a plugin's write, say) is that error, not "already done".
             with self.session():
-                log = HabitLog.get(
+                log = HabitLog.get_or_none(
                     (HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day)
                 )
+            if log is None:
+                raise
             return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
                                     multiplier=log.total_weight_applied)
 
