@@ -76,3 +76,22 @@ def test_a_plugin_installed_and_named_in_extra_plugins_too_is_loaded_once():
     import habitreward_perfect_day
 
     assert sum(plugin is habitreward_perfect_day for plugin in pm.get_plugins()) == 1
+
+
+def test_plugins_lists_an_extra_plugin_as_such_not_as_built_in(modules, monkeypatch):
+    from click.testing import CliRunner
+
+    from habitreward.cli import cli
+
+    modules(local_rules="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_register_commands(cli):
+            pass
+    """)
+    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"],
+                                env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "local_rules"})
+    assert listed.exit_code == 0, listed.output
+    line = next(line for line in listed.output.splitlines() if line.startswith("local_rules"))
+    assert "(HABITREWARD_EXTRA_PLUGINS)" in line and "(built in)" not in line

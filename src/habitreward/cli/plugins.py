@@ -21,6 +21,7 @@ def plugins_command(app: AppContext, show_all: bool, as_json: bool) -> None:
              "builtin": i.builtin} for i in infos]
     emit(as_json, data, lambda: emit_table(
         ["name", "package", "version", "hooks"],
-        [(i.name, i.package or "(built in)", i.version or "", ", ".join(i.hooks)) for i in infos],
+        [(i.name, i.package or ("(built in)" if i.builtin else "(HABITREWARD_EXTRA_PLUGINS)"), i.version or "",
+          ", ".join(i.hooks)) for i in infos],
         empty="No third-party plugins installed (--all shows the built-in ones).",
     ))
