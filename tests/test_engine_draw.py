@@ -39,7 +39,7 @@ def test_draw_frequencies_match_the_formula(engine, habit_weight, streak):
     # The engine's own pipeline: candidates -> plugin weights -> plugin draw.
     with engine.session():
         candidates = engine._candidates(user, engine.today(user))
-    multiplier = engine.hooks.odds_multiplier(habit, streak, engine.settings)
+    multiplier = engine.hooks.odds_multiplier(habit, streak, engine.settings, user, engine.today(user))
     weighted = engine.hooks.weigh_rewards(candidates, multiplier)
     rng = random.Random(7)
     counts = Counter()

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import IN_CI
+from habitreward.errors import ConfigError
 from habitreward.testing.engines import make_engine
 
 
@@ -104,7 +105,8 @@ def test_switching_third_party_plugins_off(monkeypatch):
     assert "perfect_day" in names(make_plugin_manager(environ={}))
     assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": ""}))
     assert "perfect_day" in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "perfect_day"}))
-    assert "perfect_day" not in names(make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "other"}))
+    with pytest.raises(ConfigError, match="HABITREWARD_LOAD_PLUGINS names other, which no installed package provides"):
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "other"})  # a typo must not turn plugins off
 
 
 def test_an_unimportable_extra_plugin_is_a_one_line_error(tmp_path):
@@ -116,6 +118,6 @@ def test_an_unimportable_extra_plugin_is_a_one_line_error(tmp_path):
                             env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module':"
-        " No module named 'no_such_plugin_module'"
+        "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module'"
+        " (ModuleNotFoundError: No module named 'no_such_plugin_module')"
     ]
