@@ -176,3 +176,28 @@ def test_a_report_names_the_day_it_is_about(text, back):
     from habitreward.nlp.days import days_back
 
     assert days_back(text) == back
+
+
+def test_an_alias_two_habits_share_is_a_question_not_two_completions():
+    habits = [SimpleNamespace(id=1, name="Running"), SimpleNamespace(id=2, name="Yoga")]
+    result = match_local("went to the gym", habits, {1: ["gym"], 2: ["gym"]})
+    assert names(result) == ["Running", "Yoga"] and not result.confident
+    assert result.reason == "ambiguous: several habits for the same words"
+    both = match_local("ran and did yoga", habits, {1: ["gym"], 2: ["gym"]})
+    assert names(both) == ["Running", "Yoga"] and both.confident  # each found by words of its own
+
+
+@pytest.mark.parametrize("text", [
+    "I'll run", "I'll read 20 pages", "about to run", "Did I run today", "бегал ли я сегодня",
+    "пойду бегать", "пора бегать", "бүгін жүгірген жоқпын", "жүгірдің бе", "I failed to run today",
+    "stopped running", "was supposed to run but it rained", "отменил бег",
+])
+def test_more_plans_negations_and_questions_are_never_confident(text):
+    assert not match_local(text, EN + RU + KK).confident
+
+
+@pytest.mark.parametrize("text", ["ок", "ок, спасибо", "ok thanks"])
+def test_small_talk_is_not_the_start_of_a_habits_name(text):
+    habits = [SimpleNamespace(id=1, name="Оқу"), SimpleNamespace(id=2, name="Okra salad")]
+    result = match_local(text, habits)
+    assert result.matches == () and result.confident and result.reason.startswith("no habit")

@@ -57,12 +57,13 @@ _HEDGE_WORDS = frozenset(
     "not no never without didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
     "wanted wants wanting wish wished wishes hope hoped hoping going gotta need needs needed "
-    "would wouldve id intend intended intending planned plans might "
+    "would wouldve id intend intended intending planned plans might ill about "
+    "failed fail stopped cancelled canceled supposed nope "
     # ru
     "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
-    "собираюсь собиралась собирался может наверное думаю мечтаю "
+    "собираюсь собиралась собирался может наверное думаю мечтаю пойду пора ли отменил отменила "
     # kk (folded alphabet)
-    "жок емес ертен керек калаймын калаймыз келеди кейин мумкин".split()
+    "жок емес ертен керек калаймын калаймыз келеди кейин мумкин ма ме ба бе па пе".split()
 )
 _HEDGE_PREFIXES = (
     # en
@@ -72,7 +73,10 @@ _HEDGE_PREFIXES = (
     "хоч", "хотел", "хотим", "хотит", "хотят", "хотет", "собира", "планир", "нужн",
     # kk: wish, plan, intention (калап, жоспарлап, ниет)
     "умыт", "нускау", "елеме", "адет", "откизип", "калап", "жоспар", "ниет",
+    "жок",  # жоқпын, жоқпыз: "I have not"
 )
+# Small talk and Kazakh question particles are words of their own: never the start of a habit's word.
+_NEVER_EXTENDED = SMALL_TALK | frozenset("ма ме ба бе па пе ли".split())
 # Kazakh negative verb forms: stem + ма/ме/ба/бе/па/пе + past/participle/person ending
 # (жүгірмедім "I did not run", оқымадым "I did not read"), in the folded alphabet.
 _KAZAKH_NEGATIVE = re.compile(
@@ -152,6 +156,8 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
     """How well a message word matches a term word: (score, by_typo)."""
     if term_word.text == word.text:
         return EXACT, False
+    if word.text in _NEVER_EXTENDED:  # "ок" is "ok", not the start of "Оқу"; "бе" asks, it is not "Бег"
+        return 0.0, False
     if term_word.stems & word.stems:
         return STEM, False
     if term_word.cyrillic and word.cyrillic:
@@ -260,6 +266,9 @@ class _Entry(NamedTuple):
 _IdMatch = tuple[int, float, str]
 
 
+#: How a question opens when its "?" is left out ("did I run today").
+_QUESTION_OPENINGS = [["did", "i"], ["have", "i"], ["do", "i"], ["was", "i"]]
+
 #: Longer messages are analysed afresh each time (they seldom recur and would fill the memory).
 _REMEMBERED_TEXT = 200
 
@@ -296,7 +305,10 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple((c.habit_id, round(c.score, 3), c.source) for c in candidates)
     doubts = hedges(message_words)
-    question = text.rstrip().endswith("?")
+    question = text.rstrip().endswith("?") or message_words[:2] in _QUESTION_OPENINGS
+    # Two habits found by the same words (an alias both share): which one is meant is a guess.
+    found = [c for c in candidates if c.score >= FOUND]
+    shared = any(a.covered == b.covered for i, a in enumerate(found) for b in found[i + 1:])
     if not matches:
         # Certainly no habit report, so no LLM call: small talk, a question, or no words at all.
         if not message_words or all(w in SMALL_TALK or w in STOPWORDS for w in message_words):
@@ -306,6 +318,8 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
         reason = "no match"
     elif question:  # "did I run today?" asks, it does not report
         reason = "doubt: a question"
+    elif shared:
+        reason = "ambiguous: several habits for the same words"
     elif doubts:
         reason = "doubt: " + " ".join(doubts)
     elif any(confidence < FOUND for _, confidence, _ in matches):
