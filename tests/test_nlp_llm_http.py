@@ -35,6 +35,7 @@ class StandInLLM:
         self.reply: str | None = '{"habit_ids": []}'
         self.status = 200
         self.delay = 0.0
+        self.drip = 0.0  # seconds between the reply's bytes: each read is quick, the whole is not
         self.reply_with: Any = None  # callable(request_body) -> content, e.g. "every id it was shown"
         standin = self
 
@@ -67,7 +68,13 @@ class StandInLLM:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if standin.drip:
+                        for byte in data:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(standin.drip)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                     pass
 
@@ -196,6 +203,16 @@ def test_timeout_is_no_match_after_one_request(llm_engine, standin):
     # Had the matcher waited, the (valid) reply would have picked Yoga.
     assert result.matches == () and result.reason == "llm failed"
     assert len(standin.requests) == 1  # no retry
+
+
+def test_a_reply_that_trickles_in_is_given_up_after_llm_timeout_in_all(llm_engine, standin):
+    user, habits = _setup(llm_engine)
+    standin.reply = json.dumps({"habit_ids": [habits["Yoga"].id]})
+    standin.drip = 0.05  # ~200 bytes: 10 s in all, no read waits more than 0.05 s
+    started = time.monotonic()
+    result = _match(llm_engine, user, "did 30 minutes of vinyasa flow")
+    assert time.monotonic() - started < 4  # LLM_TIMEOUT is 1 s
+    assert result.matches == () and result.reason == "llm failed"
 
 
 def test_http_500_is_no_match_without_retries(llm_engine, standin):

@@ -4,12 +4,14 @@ plugin's matcher, PostgreSQL round trips). Either way the report is logged."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
 from habitreward import hookimpl
 from habitreward.plugins import nlp
+from habitreward.testing.builders import message_update
 from habitreward.testing.engines import make_engine
 
 
@@ -102,3 +104,40 @@ def test_on_postgres_reporting_a_habit_never_makes_the_loop_wait_for_a_round_tri
     reply = bot.send(7, "read a book")
     assert "<b>Reading</b> done!" in "\n".join(reply.texts)
     assert on_loop == []
+
+
+def test_matches_that_wait_leave_asyncios_worker_threads_to_everyone_else(bot, engine):
+    """Slow matches (an LLM that takes its time) run on threads of their own: while every one
+    of them waits, the default worker threads, which other updates' database work and the
+    server's inbox claims hop to, stay free."""
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    class Stuck:
+        @hookimpl(tryfirst=True)
+        def habitreward_match_habits(self, user, text, habits):
+            started.release()
+            release.wait(10)
+            return None
+
+    engine.pm.register(Stuck(), name="stuck")
+    for user_id in range(100, 108):
+        engine.add_habit("Reading", owner=engine.add_user(user_id, f"User {user_id}", active=True))
+
+    async def default_pool_answers() -> str:
+        return await asyncio.to_thread(lambda: threading.current_thread().name)
+
+    def reports() -> None:  # eight users at once, as serve runs them
+        bot.process_concurrently([message_update(user_id, "read a book") for user_id in range(100, 108)])
+
+    waiting = threading.Thread(target=reports)
+    waiting.start()
+    try:
+        for _ in range(8):  # every slow match is running...
+            assert started.acquire(timeout=10)
+        # ...and a default worker thread still answers at once.
+        name = asyncio.run_coroutine_threadsafe(default_pool_answers(), bot._loop).result(timeout=2)
+        assert name.startswith("asyncio")
+    finally:
+        release.set()
+        waiting.join(30)

@@ -17,10 +17,12 @@ litellm is imported on the first call, never at import time of this module.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,6 +30,39 @@ from typing import Any
 from habitreward.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: LLM calls at once. Each runs on a thread of its own, so it can be given up after LLM_TIMEOUT
+#: in all (litellm's own timeout bounds each read: a server answering a byte at a time held a
+#: call for minutes). A call given up on runs on until a read times out, on a daemon thread
+#: (a process that stops does not wait for it); the slots bound how many do so at once.
+LLM_CALLS_AT_ONCE = 8
+_slots = threading.BoundedSemaphore(LLM_CALLS_AT_ONCE)
+
+
+class _GivenUp(Exception):
+    """No complete answer within LLM_TIMEOUT."""
+
+
+def _call_within(limit: float, function: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """``function(**kwargs)``, or _GivenUp once ``limit`` seconds have passed in all."""
+    deadline = time.monotonic() + limit
+    if not _slots.acquire(timeout=limit):
+        raise _GivenUp(f"every one of the {LLM_CALLS_AT_ONCE} LLM calls at once is still running")
+    answer: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            answer.set_result(function(**kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            answer.set_exception(exc)
+        finally:
+            _slots.release()
+
+    threading.Thread(target=run, name="habitreward-llm", daemon=True).start()
+    try:
+        return answer.result(timeout=max(deadline - time.monotonic(), 0.0))
+    except concurrent.futures.TimeoutError:
+        raise _GivenUp(f"no complete answer within LLM_TIMEOUT ({limit:g} s)") from None
 
 INSTALL_HINT = "LLM_MODEL is set but litellm is not installed: pip install 'habitreward[llm]'"
 
@@ -178,7 +213,9 @@ class LLMMatcher:
         started = time.monotonic()
         ok = False
         try:
-            response = litellm.completion(
+            response = _call_within(
+                self.timeout,
+                litellm.completion,
                 model=self.model,
                 messages=build_messages(text, habits, aliases or {}),
                 api_base=self.api_base,

@@ -11,7 +11,10 @@ was a date carry a number of days back (0..7), still read as such.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
+import functools
 import html
 from typing import Any
 
@@ -353,16 +356,33 @@ def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | Non
     return habits, matches, confident, outcomes
 
 
+@functools.cache
+def _waiting_matches() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for matches that may wait on an LLM (or another plugin's matcher), apart from
+    asyncio's default ones; as many as LLM calls may run at once."""
+    from habitreward.nlp.llm import LLM_CALLS_AT_ONCE
+
+    return concurrent.futures.ThreadPoolExecutor(LLM_CALLS_AT_ONCE, thread_name_prefix="habitreward-match")
+
+
 async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
     """Free text: log what is certain, confirm what is not, offer the keyboard otherwise."""
     t = s.t
     on_postgres = is_postgres(s.engine.db)
-    if on_postgres or matching_may_wait(s.engine.pm):
+    may_wait = matching_may_wait(s.engine.pm)
+    if on_postgres or may_wait:
         # An LLM, another plugin's matcher or database round trips: keep the event loop free,
         # with one thread hop for the habits, the match and, on PostgreSQL, the completion (a
-        # SQLite write stays on the loop: see run_engine).
-        habits, matches, confident, outcomes = await asyncio.to_thread(
-            _read_match_and_log, s.engine, s.user, text, at, on_postgres)
+        # SQLite write stays on the loop: see run_engine). A match that may wait on an LLM runs
+        # on threads of its own: slow calls must not take the threads every other update's
+        # database work (and the server's inbox claims) hop to.
+        run = functools.partial(_read_match_and_log, s.engine, s.user, text, at, on_postgres)
+        if may_wait:
+            context = contextvars.copy_context()  # as asyncio.to_thread: the update being processed
+            habits, matches, confident, outcomes = await asyncio.get_running_loop().run_in_executor(
+                _waiting_matches(), context.run, run)
+        else:
+            habits, matches, confident, outcomes = await asyncio.to_thread(run)
     else:  # the built-in local matcher on SQLite: a thread hop would cost more than the match
         habits, matches, confident, outcomes = _read_match_and_log(s.engine, s.user, text, at, True)
     if not habits:
