@@ -199,13 +199,21 @@ def test_a_plugins_command_is_not_called_unknown(db_url, clock, botapi):
     engine.close()
 
 
+def older_coffee_setup(bot, clock, owner, *more_habits: str, days: int = 3):
+    """:func:`coffee_setup` (and ``more_habits``) as made ``days`` ago: earlier days can be logged."""
+    clock.advance(days=-days)
+    made = coffee_setup(bot, owner)
+    for name in more_habits:
+        bot.engine.add_habit(name, owner=owner)
+    clock.advance(days=days)
+    return made
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_earlier_day(tg, clock, lang):
     bot = tg()
     ann = user(bot, lang=lang)
-    clock.advance(days=-3)
-    habit, _ = coffee_setup(bot, ann)
-    clock.advance(days=3)
+    habit, _ = older_coffee_setup(bot, clock, ann)
     t = Translator(lang)
     bot.send(ANN, "/habit_done")
     days = bot.press(ANN, t._("📅 Earlier day"))
@@ -237,9 +245,7 @@ def test_earlier_day(tg, clock, lang):
 def test_an_earlier_days_keyboard_logs_the_day_it_shows_even_after_midnight(tg, clock):
     bot = tg()
     ann = user(bot)
-    clock.advance(days=-3)
-    coffee_setup(bot, ann)
-    clock.advance(days=3)
+    older_coffee_setup(bot, clock, ann)
     clock.set(dt.datetime.combine(bot.engine.today(ann), dt.time(23, 59), tzinfo=bot.engine.user_zone(ann)))
     shown_day = bot.engine.today(ann) - dt.timedelta(days=1)
     bot.send(ANN, "/habit_done")
@@ -267,9 +273,7 @@ def test_an_older_button_with_days_back_still_logs(tg, clock):
 
     bot = tg()
     ann = user(bot)
-    clock.advance(days=-3)
-    habit, _ = coffee_setup(bot, ann)
-    clock.advance(days=3)
+    habit, _ = older_coffee_setup(bot, clock, ann)
     sent = bot.send(ANN, "/habit_done")
     bot.process(callback_update(ANN, f"d:{habit.id}:2", message_id=sent[-1]["message_id"],
                                 date=bot.engine.now()))
@@ -358,10 +362,7 @@ class Unsure:
 def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back):
     bot = tg()
     ann = user(bot)
-    clock.advance(days=-3)
-    coffee_setup(bot, ann)
-    bot.engine.add_habit("Бег", owner=ann)
-    clock.advance(days=3)
+    older_coffee_setup(bot, clock, ann, "Бег")
     day = bot.engine.today(ann) - dt.timedelta(days=back)
     logged = bot.send(ANN, text)
     assert f"logged for {day:%b} {day.day}, {day.year}." in logged.text
@@ -373,9 +374,7 @@ def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back
 def test_yes_to_a_guess_logs_the_day_the_message_was_written(tg, clock):
     bot = tg()
     ann = user(bot)
-    clock.advance(days=-3)
-    coffee_setup(bot, ann)
-    clock.advance(days=3)
+    older_coffee_setup(bot, clock, ann)
     bot.engine.pm.register(Unsure(), name="unsure")
     written = dt.datetime.combine(bot.engine.today(ann), dt.time(23, 58), tzinfo=bot.engine.user_zone(ann))
     clock.set(written)
