@@ -30,10 +30,12 @@ def test_habitreward_compute_streak_plugin_gets_the_first_word(engine, clock):
 
 
 def test_habitreward_odds_multiplier_and_weigh_rewards(engine):
+    from decimal import Decimal
+
     class Flat:
         @hookimpl
         def habitreward_odds_multiplier(self, habit, streak, settings):
-            return 7.0
+            return Decimal("7.0")  # any real number, a Decimal too
 
         @hookimpl
         def habitreward_weigh_rewards(self, candidates, multiplier):

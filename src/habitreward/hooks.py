@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import numbers
 import random
@@ -40,7 +41,7 @@ class Hooks:
     def odds_multiplier(self, habit: Habit, streak: int, settings: Settings, user: User, day: dt.date) -> float:
         multiplier = self.pm.hook.habitreward_odds_multiplier(habit=habit, streak=streak, settings=settings,
                                                               user=user, day=day)
-        if not isinstance(multiplier, numbers.Real) or isinstance(multiplier, bool) \
+        if not isinstance(multiplier, (numbers.Real, decimal.Decimal)) or isinstance(multiplier, bool) \
                 or not (math.isfinite(multiplier) and multiplier >= 0):
             raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}: a multiplier is a finite"
                               " number from 0")
