@@ -83,7 +83,8 @@ def test_negation_and_intent_are_never_confident(text):
 
 
 @pytest.mark.parametrize("text", [
-    "wanted to run", "wants to run", "going to run", "need to read", "I'd like to run", "I wish I ran",
+    "wanted to run", "wants to run", "going to run", "need to read", "needs to read", "I'd like to run",
+    "I wish I ran",
     "hoping to meditate tonight", "хочется побегать", "хотим бегать", "хотелось бы побегать",
     "думаю побегать", "собираемся на пробежку", "жүгіргім келеді", "жүгіруді жоспарлап отырмын",
 ])
@@ -194,6 +195,15 @@ def test_an_alias_two_habits_share_is_a_question_not_two_completions():
 ])
 def test_more_plans_negations_and_questions_are_never_confident(text):
     assert not match_local(text, EN + RU + KK).confident
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ran about 5 km", ["Running"]), ("kept going, ran 10k", ["Running"]), ("ran 5km, needed that", ["Running"]),
+    ("read about an hour", ["Reading"]),
+])
+def test_words_doubtful_only_before_to_leave_a_report_alone(text, expected):
+    result = match_local(text, EN)
+    assert names(result) == expected and result.confident, result.reason
 
 
 @pytest.mark.parametrize("text", ["ок", "ок, спасибо", "ok thanks"])

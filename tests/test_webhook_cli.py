@@ -121,12 +121,13 @@ def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx"])
-def test_a_bot_api_url_missing_its_bot_suffix_is_an_error_without_the_token(tmp_path, monkeypatch, client):
+@pytest.mark.parametrize("api_url", ["http://127.0.0.1:9", "http://api.example.org"])
+def test_a_bot_api_url_missing_its_bot_suffix_is_an_error_without_the_token(tmp_path, monkeypatch, client, api_url):
     """The Bot API URL is TELEGRAM_API_URL + token: without "/bot" the token lands in the host or
-    port, and the HTTP client's error quotes the URL."""
+    port, and the HTTP client's error quotes the URL, or only the token's secret half."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["serve", "--webhook", "--port", "0"], env={
-        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:9", "TELEGRAM_HTTP_CLIENT": client,
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api_url, "TELEGRAM_HTTP_CLIENT": client,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HABITREWARD_LOAD_PLUGINS": ""})
     assert result.exit_code == 1, result.output
     assert "Error: cannot reach the Bot API" in result.output and "[REDACTED]" in result.output

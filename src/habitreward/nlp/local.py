@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -56,8 +56,8 @@ _HEDGE_WORDS = frozenset(
     # en
     "not no never without didnt dont doesnt havent hasnt wasnt werent couldnt wont cant cannot "
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
-    "wanted wants wanting wish wished wishes hope hoped hoping going gotta need needs needed "
-    "would wouldve id intend intended intending planned plans might ill about "
+    "wanted wants wanting wish wished wishes hope hoped hoping gotta "
+    "would wouldve id intend intended intending planned plans might ill "
     "failed fail stopped cancelled canceled supposed nope "
     # ru
     "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
@@ -234,12 +234,19 @@ def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
     return Candidate(term.habit_id, score, source, frozenset(covered))
 
 
-def hedges(message: Iterable[str]) -> list[str]:
+# Words that are doubtful only with the next one: "about to run" (not "ran about 5 km"), "going
+# to" (not "kept going"), "need to" (not "needed that").
+_HEDGE_PHRASES = frozenset({("about", "to"), ("going", "to"), ("need", "to"), ("needs", "to")})
+
+
+def hedges(message: Sequence[str]) -> list[str]:
     """The words of a normalized message that make a report doubtful."""
     found = []
-    for word in message:
+    for i, word in enumerate(message):
         if word in _HEDGE_WORDS or word.startswith(_HEDGE_PREFIXES) or _KAZAKH_NEGATIVE.fullmatch(word):
             found.append(word)
+        elif (word, message[i + 1] if i + 1 < len(message) else "") in _HEDGE_PHRASES:
+            found.append(f"{word} {message[i + 1]}")
     return found
 
 

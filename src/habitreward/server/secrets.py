@@ -52,6 +52,8 @@ def secrets_of(settings: Settings) -> list[str]:
     configured one, valid or not, and the one derived from the token)."""
     token = settings.telegram_bot_token
     found = [token, settings.telegram_webhook_secret, derive_webhook_secret(token) if token else None]
+    if token and ":" in token:  # its secret half alone: an HTTP client may quote just that part of a URL
+        found.append(token.split(":", 1)[1])
     return [secret for secret in found if secret]
 
 
