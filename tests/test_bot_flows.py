@@ -630,6 +630,14 @@ def test_a_second_admin_pressing_approve_later_welcomes_nobody_twice(tg, botapi)
     assert len(welcomes) == 1
 
 
+def test_a_request_settled_at_the_command_line_is_not_pending_any_more(tg):
+    bot = tg()
+    bot.send(ANN, "/start", first_name="Ann")  # the admins are asked
+    bot.engine.activate_user(ANN)  # `habitreward users activate 2`
+    bot.engine.deactivate_user(ANN)  # ...and later taken out again
+    assert bot.send(ANN, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
+
+
 def test_decline_and_other_modes(tg, botapi):
     bot = tg()
     bot.send(ADMIN, "/start")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from habitreward.engine.users import APPROVAL_NAMESPACE
 from habitreward.hookspecs import hookimpl
 from habitreward.models import KeyValue, User
 
@@ -19,7 +20,7 @@ CHAT_DATA = "bot.chat_data"  # key: chat id (a private chat's id is the user's)
 BOT_DATA = "bot.bot_data"  # key: BOT_DATA_KEY
 CONVERSATIONS = "bot.conversations"  # key: "<conversation name>:[chat_id,user_id]"
 CALLBACK_DATA = "bot.callback_data"  # key: CALLBACK_DATA_KEY
-APPROVAL = "bot.approval"  # key: Telegram user id; "requested" (admins were asked) or "declined"
+APPROVAL = APPROVAL_NAMESPACE  # key: Telegram user id; "requested" (admins were asked) or "declined"
 BOT_DATA_KEY = "bot"
 CALLBACK_DATA_KEY = "cache"
 

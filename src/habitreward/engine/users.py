@@ -8,7 +8,11 @@ from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
 from habitreward.errors import Conflict, NotFound
-from habitreward.models import User
+from habitreward.models import KeyValue, User
+
+#: Where someone's request to use the bot stands (KeyValue rows keyed by Telegram id, written by
+#: the bot's approval flow): settled, and so forgotten, whenever the user is made active.
+APPROVAL_NAMESPACE = "bot.approval"
 
 # Every update looks its sender up (see engine/prepared.py).
 _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
@@ -100,7 +104,14 @@ class UsersMixin(EngineBase):
             for key, value in fields.items():
                 setattr(user, key, value)
             user.save()
+            if fields.get("active"):
+                self._settle_request(user.telegram_id)
         return user
+
+    def _settle_request(self, telegram_id: int) -> None:
+        """Let in (by the bot's button or ``users activate``): a request, or a decline, is over."""
+        KeyValue.delete().where((KeyValue.namespace == APPROVAL_NAMESPACE)
+                                & (KeyValue.key == str(int(telegram_id)))).execute()
 
     def activate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=True)
@@ -111,6 +122,8 @@ class UsersMixin(EngineBase):
         with self.transaction():
             changed = (User.update(active=True, updated_at=self.utcnow())
                        .where((User.telegram_id == int(telegram_id)) & ~User.active).execute())
+            if changed:
+                self._settle_request(telegram_id)
             return self.get_user(telegram_id), changed == 1
 
     def deactivate_user(self, telegram_id: int) -> User:

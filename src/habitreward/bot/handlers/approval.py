@@ -116,7 +116,6 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         if not approved:  # another admin was first: the newcomer is welcomed once
             await s.show(t._("{name} is already active.", name=newcomer.name), [menu_row(t)])
             return
-        await s.run(set_approval, s.engine, newcomer.telegram_id, None)
         await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
