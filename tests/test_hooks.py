@@ -336,3 +336,17 @@ def test_a_plugins_own_integrity_error_is_reported_as_itself(engine):
         engine.complete(user, habit)
     with engine.session():
         assert HabitLog.select().count() == 0
+
+
+def test_weighing_may_not_add_a_reward(engine):
+    bob = engine.add_user(2, "Bob", active=True)
+    secret = engine.add_reward("Bob's secret", owner=bob)
+    engine.add_reward("Coffee")
+
+    class Smuggler:
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates, multiplier):
+            from habitreward.draw import Candidate
+            return [*candidates, Candidate(reward=secret, weight=100.0)]
+
+    _refused(engine, Smuggler(), "habitreward_weigh_rewards answered a reward that is not one of the candidates")

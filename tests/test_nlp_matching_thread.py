@@ -112,10 +112,12 @@ def test_matches_that_wait_leave_asyncios_worker_threads_to_everyone_else(bot, e
     server's inbox claims hop to, stay free."""
     release = threading.Event()
     started = threading.Semaphore(0)
+    threads: list[str] = []
 
     class Stuck:
         @hookimpl(tryfirst=True)
         def habitreward_match_habits(self, user, text, habits):
+            threads.append(threading.current_thread().name)
             started.release()
             release.wait(10)
             return None
@@ -138,6 +140,8 @@ def test_matches_that_wait_leave_asyncios_worker_threads_to_everyone_else(bot, e
         # ...and a default worker thread still answers at once.
         name = asyncio.run_coroutine_threadsafe(default_pool_answers(), bot._loop).result(timeout=2)
         assert name.startswith("asyncio")
+        # (on a machine with more CPUs the default pool could hold them all: where they ran tells)
+        assert len(threads) == 8 and all(t.startswith("habitreward-match") for t in threads), threads
     finally:
         release.set()
         waiting.join(30)

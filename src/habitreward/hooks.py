@@ -48,7 +48,12 @@ class Hooks:
         return float(multiplier)
 
     def weigh_rewards(self, candidates: Sequence[Candidate], multiplier: float) -> list[Candidate]:
-        return list(self.pm.hook.habitreward_weigh_rewards(candidates=candidates, multiplier=multiplier))
+        weighted = list(self.pm.hook.habitreward_weigh_rewards(candidates=candidates, multiplier=multiplier))
+        allowed = {c.reward.id for c in candidates}
+        if not all(isinstance(c, Candidate) and c.reward.id in allowed for c in weighted):
+            raise PluginError("habitreward_weigh_rewards answered a reward that is not one of the candidates"
+                              " (weigh them, do not add any)")
+        return weighted
 
     def draw_reward(self, candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:
         chosen = self.pm.hook.habitreward_draw_reward(candidates=candidates, rng=rng)

@@ -285,9 +285,9 @@ def _identity(model: type[peewee.Model]) -> list[peewee.Field]:
     created = model._meta.fields.get("created_at")
     if created is not None:
         return [created]
-    for columns, unique in model._meta.indexes:
-        if unique:
-            return [model._meta.fields[name] for name in columns]
+    for index in model._meta.indexes:  # (columns, unique) pairs; add_index() may also leave ModelIndex or SQL
+        if isinstance(index, tuple) and len(index) == 2 and index[1]:
+            return [model._meta.fields[name] for name in index[0] if name in model._meta.fields]
     return []
 
 

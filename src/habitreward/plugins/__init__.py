@@ -77,7 +77,7 @@ def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
         except Exception as exc:  # a broken third-party package must not look like our bug
-            others = ",".join(n for n in installed if n != name)
+            others = ",".join(n for n in names if n != name)
             raise ConfigError(
                 f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {exc}); to run without"
                 f" it, set {LOAD_PLUGINS_ENV}={others}"
