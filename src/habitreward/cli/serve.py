@@ -51,7 +51,8 @@ class CpuChoiceParam(click.ParamType):
 @cli.command()
 @click.option("--webhook", is_flag=True, help="Serve a webhook under waitress instead of long polling.")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="HABITREWARD_HOST", show_envvar=True,
-              help="Address the webhook server listens on (use 0.0.0.0 only without a proxy in front).")
+              help="Address the webhook server listens on (use 0.0.0.0 only without a proxy in front); a name"
+                   " that resolves to several addresses listens on the first.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), envvar="HABITREWARD_PORT",
               show_envvar=True, help="Port of the webhook server (0 = any free port, printed at start).")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), envvar="HABITREWARD_THREADS",
