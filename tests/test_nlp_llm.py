@@ -119,6 +119,13 @@ def test_cross_check_rules():
     # Negation seen locally: the LLM cannot make it confident.
     text = "didn't drink water"
     assert not cross_check([4], match_local(text, HABITS), HABITS, text).confident
+    # A word two habits share ("run"): the LLM's choice between them is a guess, even of both.
+    runs = [SimpleNamespace(id=1, name="Morning run"), SimpleNamespace(id=2, name="Evening run"),
+            SimpleNamespace(id=3, name="Reading")]
+    local = match_local("run", runs)
+    for picked in ([1], [1, 2]):
+        result = cross_check(picked, local, runs, "run")
+        assert not result.confident and result.reason == "llm: one of several habits the message may mean"
 
 
 def test_engine_fallback_with_mock_response(engine):

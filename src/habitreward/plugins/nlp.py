@@ -98,9 +98,13 @@ def cross_check(picked_ids: Sequence[int], local: MatchResult, habits: Sequence[
       in the message (confidence >= SUGGEST).
     * If the message talks about instructions, the bot or "every habit",
       unbacked picks are dropped altogether.
+    * A pick backed only partly is a guess when another habit has as much
+      backing ("run" for Morning run and Evening run): the LLM chose, the
+      message did not.
     * The result is confident (logged without asking) only when every pick is
-      backed and the local matcher saw no negation, intent or instruction
-      words. Anything else is a suggestion the user confirms with buttons.
+      backed, none is such a guess, and the local matcher saw no negation,
+      intent or instruction words. Anything else is a suggestion the user
+      confirms with buttons.
     """
     by_id = {h.id: h for h in habits}
     evidence = {m.habit.id: m.confidence for m in local.matches}
@@ -114,13 +118,21 @@ def cross_check(picked_ids: Sequence[int], local: MatchResult, habits: Sequence[
         matches.append(HabitMatch(by_id[habit_id], confidence, "llm"))
     doubtful = local.reason.startswith("doubt") or suspicious
     all_backed = all(evidence.get(m.habit.id, 0.0) >= SUGGEST for m in matches)
-    confident = bool(matches) and all_backed and not doubtful
+
+    def a_guess(habit_id: int) -> bool:
+        backing = evidence.get(habit_id, 0.0)
+        return backing < FOUND and any(other != habit_id and score >= backing for other, score in evidence.items())
+
+    guess = any(a_guess(m.habit.id) for m in matches)
+    confident = bool(matches) and all_backed and not doubtful and not guess
     if confident:
         reason = ""
     elif not matches:
         reason = "llm: no habit"
     elif doubtful:
         reason = "llm: " + (local.reason or "message talks to the bot")
+    elif guess:
+        reason = "llm: one of several habits the message may mean"
     else:
         reason = "llm: not named in the message"
     matches.sort(key=lambda m: -m.confidence)
