@@ -258,18 +258,26 @@ def _refused(engine, plugin, match: str) -> None:
         assert HabitLog.select().count() == 0 and RewardProgress.select().count() == 0
 
 
-def test_a_drawn_reward_must_be_one_of_the_candidates(engine):
+@pytest.mark.parametrize("hook", ["draw", "weigh"])
+def test_a_plugin_cannot_bring_a_reward_that_is_not_a_candidate(engine, hook):
+    """Another user's personal reward: not Ann's to draw, whether drawn or slipped into the weights."""
+    from habitreward.draw import Candidate
+
     bob = engine.add_user(2, "Bob", active=True)
-    secret = engine.add_reward("Bob's secret", owner=bob)
+    secret = Candidate(reward=engine.add_reward("Bob's secret", owner=bob), weight=100.0)
     engine.add_reward("Coffee")
 
     class Thief:
-        @hookimpl
-        def habitreward_draw_reward(self, candidates, rng):
-            from habitreward.draw import Candidate
-            return Candidate(reward=secret, weight=1.0)  # another user's: not Ann's to draw
+        if hook == "draw":
+            @hookimpl
+            def habitreward_draw_reward(self, candidates, rng):
+                return secret
+        else:
+            @hookimpl
+            def habitreward_weigh_rewards(self, candidates, multiplier):
+                return [*candidates, secret]
 
-    _refused(engine, Thief(), "habitreward_draw_reward answered .* not one of the candidates")
+    _refused(engine, Thief(), f"habitreward_{hook}_reward[s]? answered .*not one of the candidates")
 
 
 @pytest.mark.parametrize("answer", ["Nice streak!", {"a": 1}, [None]])
@@ -336,17 +344,3 @@ def test_a_plugins_own_integrity_error_is_reported_as_itself(engine):
         engine.complete(user, habit)
     with engine.session():
         assert HabitLog.select().count() == 0
-
-
-def test_weighing_may_not_add_a_reward(engine):
-    bob = engine.add_user(2, "Bob", active=True)
-    secret = engine.add_reward("Bob's secret", owner=bob)
-    engine.add_reward("Coffee")
-
-    class Smuggler:
-        @hookimpl
-        def habitreward_weigh_rewards(self, candidates, multiplier):
-            from habitreward.draw import Candidate
-            return [*candidates, Candidate(reward=secret, weight=100.0)]
-
-    _refused(engine, Smuggler(), "habitreward_weigh_rewards answered a reward that is not one of the candidates")
