@@ -148,7 +148,9 @@ def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | No
     type=click.Choice(["fail", "skip", "replace"]),
     default="fail",
     show_default=True,
-    help="A row whose id is already taken: fail (change nothing), skip (keep the existing row) or replace it.",
+    help="A row whose id is already taken: fail (change nothing), skip (keep the existing row) or replace it;"
+         " skip and replace are for the same rows (an export imported again): an id held by another row here"
+         " stops the import.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 @json_option

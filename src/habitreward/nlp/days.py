@@ -7,6 +7,8 @@ typed without its own letters reads the same.
 
 from __future__ import annotations
 
+import functools
+
 from habitreward.nlp.normalize import normalize, words
 
 _YESTERDAY_WORDS = frozenset({"yesterday", "yday", "вчера", "вчерашний", "вчерашняя", "кеше", "кешеги"})
@@ -17,6 +19,13 @@ _DAY_BEFORE_PHRASES = (("before", "yesterday"), ("алдынгы", "куни"), 
 
 def days_back(text: str) -> int:
     """How many days before the message the report is about: 2, 1 or 0."""
+    # Every free-text message asks, and people send the same few words: short ones are remembered
+    # (as the local matcher's answers are), long ones read afresh.
+    return _days_back(text) if len(text) <= 200 else _days_back.__wrapped__(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _days_back(text: str) -> int:
     found = words(normalize(text))
     if _DAY_BEFORE_WORDS.intersection(found) or any(
             pair in zip(found, found[1:]) for pair in _DAY_BEFORE_PHRASES):
