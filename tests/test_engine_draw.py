@@ -175,3 +175,21 @@ def test_candidate_weights_only_scale_real_rewards(engine):
     weighted = {c.reward.name: c.weight for c in engine.hooks.weigh_rewards(candidates, 3.0)}
     assert weighted == {"Coffee": 6.0, "Nothing": 5.0}
     assert all(isinstance(c, Candidate) for c in candidates)
+
+
+def test_a_claim_spends_the_pieces_required_and_keeps_the_rest(engine, clock):
+    """An admin lowered pieces_required below what the user held: no piece is lost at the claim."""
+    user = engine.add_user(1, "Ann", active=True)
+    trip = engine.add_reward("Trip", weight=1000, pieces_required=10, max_per_day=0)
+    for i in range(7):
+        engine.complete(user, engine.add_habit(f"Habit {i}"))
+    trip = engine.edit_reward(trip, pieces_required=3)
+
+    engine.claim(user, trip)
+    (entry,) = engine.progress(user)
+    assert (entry.pieces_earned, entry.status, entry.times_claimed) == (4, ProgressStatus.ACHIEVED, 1)
+    engine.claim(user, trip)
+    (entry,) = engine.progress(user)
+    assert (entry.pieces_earned, entry.status, entry.times_claimed) == (1, ProgressStatus.PENDING, 2)
+    result = engine.complete(user, engine.add_habit("One more"))
+    assert (result.progress.pieces_earned, result.status) == (2, ProgressStatus.PENDING)

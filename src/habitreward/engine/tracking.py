@@ -286,7 +286,12 @@ class TrackingMixin(EngineBase):
     # --- claim ---------------------------------------------------------------------------
 
     def claim(self, user: User, reward: Reward) -> RewardProgress:
-        """Claim an ACHIEVED reward: it becomes CLAIMED and the next piece starts a new cycle."""
+        """Claim an ACHIEVED reward: it becomes CLAIMED and the next piece starts a new cycle.
+
+        A claim spends ``pieces_required`` pieces. Pieces beyond that (held when an admin
+        lowered ``pieces_required``) are not lost: they begin the next cycle, so the
+        progress is PENDING (or ACHIEVED again) with those pieces instead of CLAIMED.
+        """
         with self.transaction(lock_user=user):
             progress = RewardProgress.get_or_none(
                 (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
@@ -299,8 +304,12 @@ class TrackingMixin(EngineBase):
                 raise NotClaimable(
                     f"{reward.name!r} is not achieved yet: {earned} of {reward.pieces_required} pieces."
                 )
-            progress.claimed = True
+            surplus = progress.pieces_earned - reward.pieces_required
             progress.times_claimed += 1
+            if surplus > 0:
+                progress.pieces_earned = surplus
+            else:
+                progress.claimed = True
             progress.save()
             progress.reward = reward
             self.hooks.reward_claimed(self, RewardClaimed(user=user, reward=reward, progress=progress))
