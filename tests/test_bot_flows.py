@@ -572,12 +572,16 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
             register(CommandHandler("start", pong), description="A plugin cannot take over /start")
 
     engine.pm.register(Ping())
-    with BotDriver(engine, botapi):
+    with BotDriver(engine, botapi) as bot:
         for language in ("", "en", "ru", "kk"):
             menu = [(c["command"], c["description"]) for c in botapi.commands(language_code=language)]
             assert menu[-1] == ("ping", "Check that the bot answers"), language
             assert [name for name, _ in menu].count("start") == 1
             assert dict(menu)["start"] != "A plugin cannot take over /start"
+        user(bot)
+        help_text = bot.send(ANN, "/help").text  # /help lists them as the menu does
+        assert help_text.splitlines()[-1] == "/ping — Check that the bot answers"
+        assert "A plugin cannot take over /start" not in help_text
 
 
 def test_a_failing_command_registration_does_not_stop_the_bot(tg, botapi):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -113,7 +114,9 @@ def help_text(s: Screen) -> str:
         t._("You can also just type what you did, for example \"went for a run\"."),
         "",
     ]
-    lines += [f"/{name} — {t._(description)}" for name, description in COMMANDS]
+    # Plugins' commands follow ours, as in Telegram's command menu (bot_commands).
+    plugin_commands = getattr(s.context.application, "plugin_commands", ())
+    lines += [f"/{c.command} — {escape(c.description)}" for c in bot_commands(t, plugin_commands)]
     if not s.user.active:
         lines += ["", t._("Your account is not active yet, so only /start and /help work for now.")]
     return "\n".join(lines)
