@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import tempfile
+import threading
 from pathlib import Path
 
 from habitreward import hookimpl
@@ -24,17 +25,27 @@ from habitreward.testing.engines import FrozenClock, make_engine
 
 
 class JackpotDays:
+    """The draw hook is not told the streak, the multiplier hook is: a completion asks for its
+    multiplier, then draws, in one thread, so the multiplier hook notes the streak for the draw
+    in a thread-local (on PostgreSQL several completions run at once on worker threads)."""
+
+    def __init__(self) -> None:
+        self.this_completion = threading.local()
+
     @hookimpl
     def habitreward_draw_reward(self, candidates, rng):
-        if not candidates or not getattr(self, "jackpot", False):
+        jackpot = getattr(self.this_completion, "jackpot", False)
+        self.this_completion.jackpot = False  # used once
+        if not candidates or not jackpot:
             return None  # not our day: the built-in draw answers
         real = [c for c in candidates if not c.reward.is_nothing]
         return weighted_choice(real, rng)
 
-    @hookimpl
+    # tryfirst: the first answer wins, so a multiplier plugin that answers before this one
+    # would leave it uncalled; this one only looks, and answers None (the others decide m).
+    @hookimpl(tryfirst=True)
     def habitreward_odds_multiplier(self, habit, streak, settings):
-        # Remember whether this completion is a jackpot; return None so the built-in computes m.
-        self.jackpot = streak > 0 and streak % 7 == 0
+        self.this_completion.jackpot = streak > 0 and streak % 7 == 0
         return None
 
 
