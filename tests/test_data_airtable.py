@@ -131,7 +131,9 @@ def test_import_maps_everything_skips_bad_rows_and_retries_429(db_url, standin):
     assert "skipped RewardProgress recPbad: reward links to recRbad, which is not in Rewards or was skipped" in out
     assert "skipped HabitLog recLbad1: user links to recGONE" in out
     assert "skipped HabitLog recLbad2: habit links to recHbad" in out
-    # The progress of writing 5,000 logs is shown on stderr.
+    # The progress of reading and of writing 5,000 logs is shown on stderr.
+    assert "Reading HabitLog: 1000 records so far" in result.stderr
+    assert "Reading HabitLog: 5000 records so far" in result.stderr
     assert "Writing HabitLog: 500/5000 (10%)" in result.stderr
     assert "Writing HabitLog: 5000/5000 (100%)" in result.stderr
 
@@ -324,6 +326,9 @@ def test_progress_bar_is_drawn_in_a_terminal(tmp_path, standin):
 
     assert process.returncode == 0, terminal.decode(errors="replace")
     screen = terminal.decode(errors="replace")
+    # Reading counts up on one line, cleared for the line that sums the table up.
+    assert "\rReading HabitLog: 4900 records\rReading HabitLog: 5000 records\r" in screen
+    assert f"\r\x1b[KRead {LOG_COUNT + 2} records from HabitLog" in screen
     assert "Writing HabitLog  [" in screen
     assert "#" * 10 in screen and "5000/5000" in screen and "100%" in screen
     assert b"HabitLog" in stdout and Path(tmp_path / "tty.db").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 import click
 import peewee
 
-from habitreward.data.progress import Progress
+from habitreward.data.progress import Progress, Tally
 from habitreward.engine.validation import (
     clean_name,
     habit_weight,
@@ -118,8 +119,11 @@ def fetch_base(
     for key, name in names.items():
         rows: list[Record] = []
         try:
-            for page in api.table(base_id, name).iterate(page_size=100):
-                rows.extend(page)
+            # Airtable gives 100 records a page, about 5 pages a second: a big table takes minutes.
+            with Tally(f"Reading {name}", file=log if log is not None else sys.stderr) as tally:
+                for page in api.table(base_id, name).iterate(page_size=100):
+                    rows.extend(page)
+                    tally.advance(len(page))
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise AirtableError(

@@ -62,6 +62,44 @@ class Progress:
         click.echo(f"{self.label}: {self.done}/{self.total} ({percent}%)", file=self.file)
 
 
+class Tally:
+    """Progress of work whose total is unknown until it ends (records read page by page):
+    ``with Tally("Reading HabitLog") as tally: tally.advance(100)``.
+
+    In a terminal, one line counts up in place (and is cleared at the end, for the line
+    that sums the work up); elsewhere a line every ``every`` items.
+    """
+
+    def __init__(self, label: str, *, unit: str = "records", every: int = 1000,
+                 file: TextIO | None = None, enabled: bool = True):
+        self.label, self.unit, self.every = label, unit, max(int(every), 1)
+        self.file = file if file is not None else sys.stderr
+        self.enabled = enabled
+        self.done = 0
+        self._terminal = False
+
+    def __enter__(self) -> Tally:
+        self._terminal = self.enabled and _is_terminal(self.file)
+        return self
+
+    def advance(self, count: int) -> None:
+        if not self.enabled or count <= 0:
+            return
+        before, self.done = self.done, self.done + count
+        if self._terminal:
+            self.file.write(f"\r{self.label}: {self.done} {self.unit}")
+            self.file.flush()
+        elif self.done // self.every > before // self.every:
+            click.echo(f"{self.label}: {self.done} {self.unit} so far", file=self.file)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._terminal and self.done:
+            self.file.write("\r\x1b[K")  # back to the start of the line, and clear it
+            self.file.flush()
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
