@@ -321,6 +321,12 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
     def logs(document):  # the habit_logs table of a JSON export
         return next(t for t in document["tables"] if t["table"] == "habit_logs")
 
+    def set_cell(table, column, value):  # a JSON export's first row of ``table``, edited
+        def change(document):
+            entry = next(t for t in document["tables"] if t["table"] == table)
+            entry["rows"][0][[c["name"] for c in entry["columns"]].index(column)] = value
+        return change
+
     manifest = json.loads((dump / "manifest.json" if fmt == "csv" else dump).read_text())
     n = logs(manifest)["count"]
 
@@ -330,6 +336,11 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
             (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"), "'habit_logs', row 1: "),
             (lambda d: logs(d)["rows"][2].pop(), "'habit_logs', row 3: "),
             (lambda d: d.pop("tables"), 'has no "tables"'),
+            # Values the bot and the CLI refuse are refused in a file too.
+            (set_cell("habits", "weight", 500),
+             "'habits', row 1, weight: The habit weight must be from 1 to 100, got 500."),
+            (set_cell("rewards", "pieces_required", 0), "'rewards', row 1, pieces_required: Pieces required"),
+            (set_cell("users", "language", "de"), "'users', row 1, language: The language must be one of"),
         ]
     else:
         def cut_last_line(folder):

@@ -36,9 +36,23 @@ from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres
+from habitreward.engine import validation
 from habitreward.errors import Conflict, ValidationError
 
 POLICIES = ("fail", "skip", "replace")
+
+#: The engine's rules for values people type, checked on the file's rows too (table -> column ->
+#: rule): an edited file must not put into the database what the bot and the CLI refuse (a habit
+#: weight of 500, a reward needing 0 pieces). Values the file leaves empty are the column's NULL.
+RULES: dict[str, dict[str, Any]] = {
+    "users": {"telegram_id": validation.telegram_id, "language": validation.language,
+              "name": lambda v: validation.clean_name(v, "user name")},
+    "habits": {"name": lambda v: validation.clean_name(v, "habit name"), "weight": validation.habit_weight,
+               "allowed_skip_days": validation.skip_days},
+    "rewards": {"name": lambda v: validation.clean_name(v, "reward name"), "weight": validation.reward_weight,
+                "type": validation.reward_type, "pieces_required": validation.pieces_required,
+                "max_per_day": validation.max_per_day, "piece_value": validation.piece_value},
+}
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
 
@@ -222,10 +236,13 @@ class Importer:
         if pk_index is None:
             raise ValidationError(f"The export's table {data.table!r} lacks its primary key column {pk.column_name!r}.")
         kinds = [c["kind"] for c in data.columns]
+        rules = RULES.get(data.table, {})
+        checks = [(i, rules[c["name"]]) for i, c in enumerate(data.columns) if c["name"] in rules]
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
             for batch in _batches(data.rows, self.batch_size):
                 rows = [_decoded(data.table, kinds, row, result.rows + n + 1) for n, row in enumerate(batch)]
+                _check_values(data, checks, rows, result.rows + 1)
                 self._insert(model, fields, pk_index, rows, result)
                 bar.advance(len(rows))
         if result.rows != data.count:  # rows lost (or added) since the export wrote its count
@@ -326,6 +343,18 @@ def _decoded(table: str, kinds: list[str], row: list[Any], number: int) -> tuple
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise ValidationError(f"The export's table {table!r}, row {number}: {exc}. The file was edited?"
                               " Nothing was imported.") from None
+
+
+def _check_values(data: TableData, checks: list[tuple[int, Any]], rows: list[tuple[Any, ...]], first: int) -> None:
+    for n, row in enumerate(rows):
+        for i, rule in checks:
+            if row[i] is None:
+                continue  # NULL: the database's NOT NULL decides
+            try:
+                rule(row[i])
+            except ValidationError as exc:
+                raise ValidationError(f"The export's table {data.table!r}, row {first + n},"
+                                      f" {data.columns[i]['name']}: {exc} Nothing was imported.") from None
 
 
 def _position(fields: list[peewee.Field], field: peewee.Field) -> int | None:
