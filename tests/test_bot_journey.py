@@ -51,11 +51,11 @@ def test_the_whole_journey(tg, clock):
     # Day 1: a button and a typed message.
     bot.send(ANN, "/habit_done")
     day1 = bot.press(ANN, "Бег")
-    assert day1.text == "✅ <b>Бег</b> выполнено!\n🔥 Серия: 1 день\n🎁 Вы получили часть: <b>Кофе</b> 1/3"
-    assert bot.send(ANN, "чтение").text.startswith("✅ <b>Чтение</b> выполнено!\n🔥 Серия: 1 день")
+    assert day1.text == "✅ Выполнено: <b>Бег</b>!\n🔥 Серия: 1 день\n🎁 Вы выиграли часть: <b>Кофе</b> 1/3"
+    assert bot.send(ANN, "чтение").text.startswith("✅ Выполнено: <b>Чтение</b>!\n🔥 Серия: 1 день")
     # Day 2: typed, then a button.
     clock.advance(days=1)
-    assert "🎁 Вы получили часть: <b>Кофе</b> 2/3" in bot.send(ANN, "бег").text
+    assert "🎁 Вы выиграли часть: <b>Кофе</b> 2/3" in bot.send(ANN, "бег").text
     bot.send(ANN, "/habit_done")
     assert "🔥 Серия: 2 дня" in bot.press(ANN, "Чтение").text
     # Day 3: the third piece.
@@ -69,12 +69,12 @@ def test_the_whole_journey(tg, clock):
     streaks = bot.send(ANN, "/streaks").text
     assert "🔥 <b>Бег</b>: 3 дня (сегодня выполнено)" in streaks and "🔥 <b>Чтение</b>: 2 дня" in streaks
     history = bot.send(ANN, "/history").text
-    assert history.startswith("<b>Последние 5 выполнений</b>") and history.count("Бег") == 3
+    assert history.startswith("<b>Последние выполнения (5)</b>") and history.count("Бег") == 3
     bot.send(ANN, "/odds")
     odds = bot.press(ANN, "Бег").text
     # Kофе is achieved and not yet claimed: out of the draw until claimed, so no reward is certain.
     assert "🎲 <b>Шансы: Бег</b>" in odds and "• Без награды — 100%" in odds
-    assert "⏸ <b>Кофе</b> не участвует в розыгрыше, пока вы её не получите." in odds
+    assert "⏸ Награда <b>Кофе</b> не участвует в розыгрыше, пока вы её не получите." in odds
 
     # Claim it.
     assert "🎉 можно получить" in bot.send(ANN, "/my_rewards").text
