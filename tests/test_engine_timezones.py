@@ -43,3 +43,26 @@ def test_an_unknown_stored_zone_counts_as_utc_with_a_warning(engine, clock, capl
     assert "unknown time zone 'Etc/GMT+13' stored for a user: UTC is used until it is changed" in caplog.text
     engine.set_timezone(ann, "UTC-12")
     assert engine.get_user(42).timezone == "Etc/GMT+12"
+
+
+def test_after_moving_west_the_days_already_logged_ahead_keep_true_streaks(engine, clock):
+    """Kiritimati (UTC+14) logs its 5 January while Honolulu (UTC-10) is still on the 4th; after the
+    move, the 4th, 5th and 6th in a row are a streak of 1, 2, 3, and today is today."""
+    clock.set(dt.datetime(2026, 1, 4, 12, tzinfo=dt.timezone.utc))  # Kiritimati: 5 Jan, 02:00
+    ann = engine.add_user(1, "Ann", active=True, timezone="Pacific/Kiritimati")
+    habit = engine.add_habit("Run")
+    clock.advance(hours=1)
+    assert engine.complete(ann, habit).day == dt.date(2026, 1, 5)
+    ann = engine.set_timezone(ann, "Pacific/Honolulu")  # 4 Jan, 03:00 there
+
+    today = engine.complete(ann, habit)
+    assert (today.day, today.streak) == (dt.date(2026, 1, 4), 1)
+    (info,) = engine.streaks(ann)
+    assert (info.streak, info.done_today, info.last_day) == (1, True, dt.date(2026, 1, 4))
+    clock.advance(days=1)  # Honolulu's 5 January: logged already, from Kiritimati
+    assert engine.complete(ann, habit).already_done
+    (info,) = engine.streaks(ann)
+    assert (info.streak, info.done_today) == (2, True)
+    clock.advance(days=1)
+    assert engine.complete(ann, habit).streak == 3
+    assert [(e.log.completed_on.day, e.log.streak_count) for e in engine.history(ann)] == [(6, 3), (5, 2), (4, 1)]

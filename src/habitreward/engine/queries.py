@@ -21,11 +21,15 @@ def shown_streak(last_day: dt.date | None, stored_streak: int, today: dt.date, a
 
 
 class QueriesMixin(EngineBase):
-    def _latest_logs(self, user: User, habit_ids: list[int] | None = None) -> dict[int, HabitLog]:
-        """The latest completion of each of the user's habits, in one query."""
+    def _latest_logs(self, user: User, until: dt.date, habit_ids: list[int] | None = None) -> dict[int, HabitLog]:
+        """The latest completion up to ``until`` of each of the user's habits, in one query.
+
+        ``until`` is the user's today: after a move west, logs of days ahead of it can exist
+        (``tracking.LATER_DAYS``); they are not today's streak yet.
+        """
         latest = (
             HabitLog.select(HabitLog.habit, peewee.fn.MAX(HabitLog.completed_on).alias("last_day"))
-            .where(HabitLog.user == user.id)
+            .where((HabitLog.user == user.id) & (HabitLog.completed_on <= until))
             .group_by(HabitLog.habit)
         )
         if habit_ids is not None:
@@ -40,10 +44,10 @@ class QueriesMixin(EngineBase):
 
     def streaks(self, user: User) -> list[StreakInfo]:
         """The current streak of each of the user's active habits (0 when broken)."""
+        today = self.today(user)
         with self.session():
             habits = self.habits_for(user)
-            latest = self._latest_logs(user)
-        today = self.today(user)
+            latest = self._latest_logs(user, today)
         infos = []
         for habit in habits:
             log = latest.get(habit.id)
@@ -59,16 +63,17 @@ class QueriesMixin(EngineBase):
         return infos
 
     def current_streak(self, user: User, habit: Habit) -> int:
+        today = self.today(user)
         with self.session():
             log = (
                 HabitLog.select(HabitLog.completed_on, HabitLog.streak_count)
-                .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id))
+                .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on <= today))
                 .order_by(HabitLog.completed_on.desc())
                 .first()
             )
         if log is None:
             return 0
-        return shown_streak(log.completed_on, log.streak_count, self.today(user), habit.allowed_skip_days)
+        return shown_streak(log.completed_on, log.streak_count, today, habit.allowed_skip_days)
 
     def history(self, user: User, limit: int | None = None) -> list[HistoryEntry]:
         """The user's latest completions, newest first."""

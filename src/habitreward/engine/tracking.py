@@ -17,9 +17,13 @@ from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardPr
 _LOG_FIELDS = (HabitLog.id, HabitLog.completed_on, HabitLog.streak_count)
 
 # The statements every completion runs, compiled once (see engine/prepared.py).
+#: Days a log can lie after the user's today: local dates of two time zones differ by up to 26
+#: hours, so a user who moved west (UTC+14 -> UTC-12) may have logged up to two of their new days
+#: ahead. A completion looks that far ahead: a later log needs its streak recomputed.
+LATER_DAYS = 2
 _LATEST_LOG = Prepared(
-    lambda user_id, habit_id, day: HabitLog.select(*_LOG_FIELDS)
-    .where((HabitLog.user == user_id) & (HabitLog.habit == habit_id) & (HabitLog.completed_on <= day))
+    lambda user_id, habit_id, until: HabitLog.select(*_LOG_FIELDS)
+    .where((HabitLog.user == user_id) & (HabitLog.habit == habit_id) & (HabitLog.completed_on <= until))
     .order_by(HabitLog.completed_on.desc())
     .limit(1),
     3,
@@ -115,7 +119,10 @@ class TrackingMixin(EngineBase):
     def _complete_locked(
         self, user: User, habit: Habit, day: dt.date, today: dt.date, moment: dt.datetime, source: str
     ) -> CompletionResult:
-        latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)
+        latest = _LATEST_LOG.first(self.db, user.id, habit.id, day + dt.timedelta(days=LATER_DAYS))
+        later = latest is not None and latest.completed_on > day
+        if later:  # rare (see LATER_DAYS): the streak builds on the latest on or before the day
+            latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)
         if latest is not None and latest.completed_on == day:
             return CompletionResult(
                 habit=habit, day=day, streak=latest.streak_count, already_done=True,
@@ -149,7 +156,7 @@ class TrackingMixin(EngineBase):
         )
         log.id = _INSERT_LOG.insert(self.db, *(log.__data__[f.name] for f in _INSERT_LOG_FIELDS))
         backdated = day < today
-        if backdated:
+        if backdated or later:
             self._restreak(user, habit, day, day, streak)
 
         if previous_day is not None and streak == 1 and previous_streak > 0:
