@@ -231,12 +231,15 @@ def test_earlier_day(tg, clock, lang):
     three_back = bot.engine.today(ann) - dt.timedelta(days=3)
     day_buttons = [data for row in offered.buttons for _, data in row if data and data.startswith("done:0:")]
     assert len(day_buttons) == 3 and day_buttons[-1] == f"done:0:{three_back:%Y%m%d}"
-    # ...and a week ago (an older keyboard's button) is refused with a reason, nothing logged.
+    # ...and a week ago (an older day picker's button) is refused, as is an older habit keyboard's
+    # button for that day, with a reason; nothing logged.
     week_ago = bot.engine.today(ann) - dt.timedelta(days=7)
     from habitreward.testing.builders import callback_update
     keyboard = bot.process(callback_update(ANN, f"done:0:{week_ago:%Y%m%d}", message_id=offered[-1]["message_id"],
                                            date=bot.engine.now()))
-    too_early = bot.press(ANN, "Running", message_id=keyboard[-1]["message_id"])
+    assert keyboard.text == t._("Sorry, that button is not valid any more.")
+    too_early = bot.process(callback_update(ANN, f"d:{habit.id}:{week_ago:%Y%m%d}",
+                                            message_id=offered[-1]["message_id"], date=bot.engine.now()))
     assert t._("That day cannot be logged for <b>{habit}</b>: only the last {n} days since the habit was added "
                "count.", habit="Running", n=7) == too_early.text
     assert len(bot.engine.history(ann)) == 1
@@ -255,6 +258,21 @@ def test_an_earlier_days_keyboard_logs_the_day_it_shows_even_after_midnight(tg, 
     logged = bot.press(ANN, "Running")
     assert bot.engine.history(ann)[0].log.completed_on == shown_day
     assert f"logged for {shown_day:%b} {shown_day.day}, {shown_day.year}" in logged.text
+
+
+def test_an_earlier_days_keyboard_offers_only_the_habits_that_existed_that_day(tg, clock):
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, days=3)  # Running, added three days ago
+    bot.engine.add_habit("Reading", owner=ann)
+    clock.advance(days=1)  # Reading was added yesterday
+    bot.send(ANN, "/habit_done")
+    offered = bot.press(ANN, "📅 Earlier day")
+    labels = {data: label for row in offered.buttons for label, data in row}
+    yesterday, four_back = (bot.engine.today(ann) - dt.timedelta(days=n) for n in (1, 4))
+    assert buttons(bot.press(ANN, labels[f"done:0:{yesterday:%Y%m%d}"]))[:2] == ["Reading", "Running"]
+    bot.press(ANN, "📅 Another day")
+    assert "Reading" not in buttons(bot.press(ANN, labels[f"done:0:{four_back:%Y%m%d}"]))
 
 
 def test_no_earlier_day_is_offered_before_any_habit_existed(tg):

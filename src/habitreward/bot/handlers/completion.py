@@ -63,10 +63,13 @@ def no_habits_rows(s: Screen) -> Rows:
     return [[(s.t._("➕ Add a habit"), "ha")], menu_row(s.t)]
 
 
-def _keyboard_habits(engine: Any, user: User, today: bool) -> tuple[list[Habit], set[int]]:
-    """The user's habits, and for today's keyboard the ids of those already done today."""
+def _keyboard_habits(engine: Any, user: User, day: dt.date | None) -> tuple[list[Habit], set[int]]:
+    """The user's habits, and the ids of those already done today; for an earlier ``day``, the
+    habits that can be logged for it (they existed then), none marked."""
     habits = engine.habits_for(user)
-    done = {info.habit.id for info in engine.streaks(user) if info.done_today} if today and habits else set()
+    if day is not None:
+        return [habit for habit in habits if engine.earliest_day(user, habit) <= day], set()
+    done = {info.habit.id for info in engine.streaks(user) if info.done_today} if habits else set()
     return habits, done
 
 
@@ -74,7 +77,10 @@ async def show_habit_keyboard(s: Screen, page: int = 0, day: dt.date = _NO_DAY, 
     """The habits to pick from, for today or (``day``) an earlier day."""
     t = s.t
     earlier = day != _NO_DAY
-    habits, done_today = await s.run(_keyboard_habits, s.engine, s.user, not earlier)
+    habits, done_today = await s.run(_keyboard_habits, s.engine, s.user, day if earlier else None)
+    if not habits and earlier:  # an old day picker's button: no habit can be logged that day now
+        await s.refuse()
+        return
     if not habits:
         await s.show(t._("You have no habits yet. Add your first one!"), no_habits_rows(s))
         return
