@@ -369,7 +369,7 @@ class Unsure:
 
     @hookimpl(tryfirst=True)
     def habitreward_match_habits(self, user, text, habits):
-        if text == "did something":
+        if text in ("did something", "did something yesterday"):
             return MatchResult(matches=(HabitMatch(habits[0], 0.5, "fuzzy"),), confident=False)
         if text == "did things":
             return MatchResult(matches=tuple(HabitMatch(h, 0.5, "llm") for h in habits), confident=False)
@@ -387,6 +387,24 @@ def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back
     assert [e.log.completed_on for e in bot.engine.history(ann)] == [day]
     assert "Running" in buttons(bot.send(ANN, "/habit_done"))  # today's is still to log
     assert "✔️" not in " ".join(buttons(bot.send(ANN, "/habit_done")))
+
+
+def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, clock):
+    """Not recognised, or "Pick another habit" after a guess: the keyboard is the named day's."""
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Reading")
+    bot.engine.pm.register(Unsure(), name="unsure")
+    yesterday = bot.engine.today(ann) - dt.timedelta(days=1)
+    asked = f"Which habit did you do on {yesterday.day} {yesterday:%B}?"
+    unknown = bot.send(ANN, "did the laundry yesterday")
+    assert unknown.text == "I could not tell which habit that was.\n\n" + asked
+    bot.press(ANN, "Reading")
+    assert bot.send(ANN, "did something yesterday").text == "Did you mean <b>Reading</b>?"
+    assert bot.press(ANN, "📋 Pick another habit").text == asked
+    bot.send(ANN, "did something")  # a guess about today: today's keyboard
+    assert "Which habit did you do today?" in bot.press(ANN, "📋 Pick another habit").text
+    assert [e.log.completed_on for e in bot.engine.history(ann)] == [yesterday]
 
 
 def test_yes_to_a_guess_logs_the_day_the_message_was_written(tg, clock):

@@ -402,9 +402,12 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
+    named = _reported_day(s.engine, s.user, text, at)  # "yesterday": the keyboards are that day's
+    if named is not None and not any(s.engine.earliest_day(s.user, habit) <= named for habit in habits):
+        named = None  # no habit existed that day: today's keyboard
     if matches:
         # The answer logs the day the message is about, even if it comes after midnight.
-        day = _reported_day(s.engine, s.user, text, at) or (s.engine.local_date(s.user, at) if at else None)
+        day = named or (s.engine.local_date(s.user, at) if at else None)
         on = f":{day_data(day)}" if day is not None else ""
         if len(matches) == 1:
             question = t._("Did you mean <b>{habit}</b>?", habit=matches[0].name)
@@ -413,10 +416,11 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             question = t._("Which one did you mean?")
             rows = [[(h.name, f"d:{h.id}{on}")] for h in matches[:8]]
             rows.append([(t._("❌ None of these"), "fn")])
-        rows.append([(t._("📋 Pick another habit"), "done")])
+        rows.append([(t._("📋 Pick another habit"), f"done:0:{day_data(named)}" if named else "done")])
         await s.send(question, rows)
         return
-    await show_habit_keyboard(s, intro=t._("I could not tell which habit that was."))
+    await show_habit_keyboard(s, day=named if named is not None else _NO_DAY,
+                              intro=t._("I could not tell which habit that was."))
 
 
 @screen()
