@@ -193,3 +193,15 @@ def test_a_claim_spends_the_pieces_required_and_keeps_the_rest(engine, clock):
     assert (entry.pieces_earned, entry.status, entry.times_claimed) == (1, ProgressStatus.PENDING, 2)
     result = engine.complete(user, engine.add_habit("One more"))
     assert (result.progress.pieces_earned, result.status) == (2, ProgressStatus.PENDING)
+
+
+def test_undoing_the_first_piece_after_a_claim_leaves_the_reward_claimed(engine, clock):
+    user = engine.add_user(1, "Ann", active=True)
+    trip = engine.add_reward("Trip", weight=1000, pieces_required=1, max_per_day=0)
+    engine.complete(user, engine.add_habit("Run"))
+    engine.claim(user, trip)
+    read = engine.add_habit("Read")
+    assert engine.complete(user, read).status is ProgressStatus.ACHIEVED  # a new cycle's piece
+    assert engine.undo(user, read).piece_taken_back
+    (entry,) = engine.progress(user)
+    assert (entry.status, entry.times_claimed) == (ProgressStatus.CLAIMED, 1)

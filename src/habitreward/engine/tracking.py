@@ -266,8 +266,11 @@ class TrackingMixin(EngineBase):
                     and progress.times_claimed == log.reward_cycle
                     and progress.pieces_earned > 0
                 ):
+                    # The first piece of a new cycle taken back: claimed, as before it came.
+                    back_to_claimed = progress.pieces_earned == 1 and progress.times_claimed > 0
                     RewardProgress.update(
-                        pieces_earned=RewardProgress.pieces_earned - 1, updated_at=self.utcnow()
+                        pieces_earned=RewardProgress.pieces_earned - 1, claimed=back_to_claimed,
+                        updated_at=self.utcnow(),
                     ).where(RewardProgress.id == progress.id).execute()
                     taken_back = True
             log.delete_instance()
