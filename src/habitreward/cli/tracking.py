@@ -10,6 +10,7 @@ from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
 from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
 from habitreward.errors import ValidationError
+from habitreward.models import Reward, User
 
 
 def _parse_date(value: str | None) -> dt.date | None:
@@ -67,16 +68,34 @@ def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
         click.echo(f"A piece of {result.reward.name} was taken back.")
 
 
+def _reward_to_claim(engine, user: User, name: str) -> Reward:  # noqa: ANN001
+    """The reward called ``name`` that ``user`` would claim: an achieved one of theirs first.
+
+    A removed reward leaves the draw but its earned pieces stay claimable (as the bot's
+    /claim_reward offers it), so the user's achieved rewards are searched, removed ones included,
+    the active one preferred. Otherwise the active reward of that name, so that the claim says
+    why it is not claimable (or NotFound says there is none).
+    """
+    wanted = " ".join(name.split()).lower()
+    achieved = [entry.reward for entry in engine.claimable(user) if entry.reward.name.lower() == wanted]
+    if achieved:
+        return min(achieved, key=lambda item: (not item.active, item.id))
+    return engine.find_reward(user, name)
+
+
 @cli.command()
 @click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("reward")
 @json_option
 @pass_app
 def claim(app: AppContext, telegram_id: int, reward: str, as_json: bool) -> None:
-    """Claim the achieved REWARD for user TELEGRAM_ID."""
+    """Claim the achieved REWARD for user TELEGRAM_ID.
+
+    A removed reward stays claimable while it is achieved: pieces already earned are not lost.
+    """
     engine = app.engine()
     user = engine.get_user(telegram_id)
-    item = engine.find_reward(user, reward)
+    item = _reward_to_claim(engine, user, reward)
     progress = engine.claim(user, item)
     if as_json:
         emit_json({"reward": item.name, "status": "claimed", "times_claimed": progress.times_claimed})
