@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from habitreward.cli import cli
+from habitreward.models import Habit
 
 
 @pytest.fixture
@@ -51,3 +53,31 @@ def test_undo_of_a_removed_habit_is_refused_as_the_bot_refuses_it(run):
     result = run("undo", "42", "A")
     assert result.exit_code == 1 and "No habit called 'A'." in result.output
     assert [h["habit"] for h in json.loads(run("history", "42", "--json").output)] == ["A"]  # history stays
+
+
+def test_done_again_reports_the_stored_completion(run, engine):
+    run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
+    run("habits", "add", "A", "--weight", "20")
+    week_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=7)
+    with engine.session():  # added a week ago (the CLI's clock is the real one), so yesterday can be logged
+        Habit.update(created_at=week_ago).execute()
+
+    def done(*args: str) -> dict:
+        result = run("done", "42", "A", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    today = dt.date.fromisoformat(done()["date"])
+    run("undo", "42", "A")
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    first = done("--date", yesterday)
+    assert (first["streak"], first["multiplier"], first["backdated"]) == (1, 2.2, True)  # 20/10 x 1.1
+
+    again = done("--date", yesterday)
+    assert again["already_done"] is True and again["reward"] is None
+    assert (again["date"], again["streak"], again["multiplier"], again["backdated"]) == (yesterday, 1, 2.2, True)
+
+    assert (done()["streak"], done()["multiplier"]) == (2, 2.4)  # the second call is already done
+    again_today = done()
+    assert (again_today["already_done"], again_today["streak"], again_today["multiplier"],
+            again_today["backdated"]) == (True, 2, 2.4, False)

@@ -13,6 +13,10 @@ from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardPr
 
 @dataclass(frozen=True)
 class CompletionResult:
+    """What a completion did. ``already_done``: the day was logged before and nothing was drawn;
+    ``streak``, ``multiplier`` and ``log`` are then the stored log's, ``backdated`` whether the day
+    is before the user's today."""
+
     habit: Habit
     day: dt.date
     streak: int

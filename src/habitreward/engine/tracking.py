@@ -90,8 +90,7 @@ class TrackingMixin(EngineBase):
                 )
             if log is None:
                 raise
-            return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
-                                    multiplier=log.total_weight_applied)
+            return _already_done(habit, day, today, log)
 
     def earliest_day(self, user: User, habit: Habit) -> dt.date:
         """The earliest day ``habit`` can be logged for today: 7 days back, not before it was added."""
@@ -124,10 +123,7 @@ class TrackingMixin(EngineBase):
         if later:  # rare (see LATER_DAYS): the streak builds on the latest on or before the day
             latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)
         if latest is not None and latest.completed_on == day:
-            return CompletionResult(
-                habit=habit, day=day, streak=latest.streak_count, already_done=True,
-                log=HabitLog.get_by_id(latest.id),
-            )
+            return _already_done(habit, day, today, HabitLog.get_by_id(latest.id))
         previous_day = latest.completed_on if latest else None
         previous_streak = latest.streak_count if latest else 0
         streak = self.hooks.compute_streak(habit, day, previous_day, previous_streak)
@@ -324,6 +320,12 @@ class TrackingMixin(EngineBase):
             progress.reward = reward
             self.hooks.reward_claimed(self, RewardClaimed(user=user, reward=reward, progress=progress))
         return progress
+
+
+def _already_done(habit: Habit, day: dt.date, today: dt.date, log: HabitLog) -> CompletionResult:
+    """A completion of a day already logged: nothing drawn, the stored log's streak and multiplier."""
+    return CompletionResult(habit=habit, day=day, streak=log.streak_count, already_done=True, log=log,
+                            multiplier=log.total_weight_applied, backdated=day < today)
 
 
 _UNREAD = object()
