@@ -50,7 +50,7 @@ def test_admin_commands_and_json(run, clock):
     history = json.loads(run("history", "42", "--json").output)
     assert [(h["habit"], h["streak_count"], h["reward"]) for h in history] == [("Running", 1, "Coffee")]
     assert history[0]["completed_on"]
-    odds = json.loads(run("odds", "42", "Running", "--json").output)
+    odds = json.loads(run("odds", "42", "Running", "--json").output)["rewards"]
     assert {o["reward"] for o in odds} == {"Coffee", None}
     assert sum(o["probability"] for o in odds) == pytest.approx(1.0, abs=1e-5)
 

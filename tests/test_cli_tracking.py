@@ -81,3 +81,27 @@ def test_done_again_reports_the_stored_completion(run, engine):
     again_today = done()
     assert (again_today["already_done"], again_today["streak"], again_today["multiplier"],
             again_today["backdated"]) == (True, 2, 2.4, False)
+
+
+def test_odds_json_gives_what_the_table_shows(run):
+    run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
+    for habit in ("A", "B", "C"):
+        run("habits", "add", habit)
+    run("rewards", "add", "Star", "--weight", "1000", "--pieces", "1")
+    assert json.loads(run("done", "42", "A", "--json").output)["status"] == "achieved"  # the only one
+    run("rewards", "add", "Coffee", "--weight", "1000", "--pieces", "5", "--max-per-day", "1")
+    assert json.loads(run("done", "42", "B", "--json").output)["reward"] == "Coffee"  # Star is out
+    run("rewards", "add", "Tea", "--weight", "3")
+    run("rewards", "add", "Nothing", "--type", "none", "--weight", "1")
+
+    table = run("odds", "42", "C")
+    assert table.exit_code == 0, table.output
+    assert "C: streak 1, multiplier x1.10" in table.output
+    assert "Out of the draw: Star (achieved, waiting to be claimed)" in table.output
+    assert "Out of the draw: Coffee (came out its max_per_day today)" in table.output
+
+    odds = json.loads(run("odds", "42", "C", "--json").output)
+    assert (odds["habit"], odds["streak"], odds["multiplier"]) == ("C", 1, 1.1)
+    assert odds["excluded"] == [{"reward": "Star", "reason": "achieved"}, {"reward": "Coffee", "reason": "max_per_day"}]
+    assert [(r["reward"], r["weight"]) for r in odds["rewards"]] == [("Tea", 3.3), (None, 1.0)]  # Tea: 3 x 1.1
+    assert [r["probability"] for r in odds["rewards"]] == pytest.approx([3.3 / 4.3, 1 / 4.3], abs=1e-6)

@@ -141,20 +141,27 @@ def history(app: AppContext, telegram_id: int, limit: int | None, as_json: bool)
 @json_option
 @pass_app
 def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
-    """Chance of each reward if user TELEGRAM_ID completed HABIT now."""
+    """Chance of each reward if user TELEGRAM_ID completed HABIT now.
+
+    Shows the streak and the multiplier that completion would have, each reward's chance and the
+    rewards out of the draw, with why. --json prints the same as {"habit", "streak", "multiplier",
+    "rewards": [{"reward", "probability", "weight"}], "excluded": [{"reward", "reason"}]}; "reward":
+    null is "no reward"; a reason is "achieved" (waiting to be claimed) or "max_per_day" (came out as
+    often as it may that day).
+    """
     engine = app.engine()
     user = engine.get_user(telegram_id)
     result = engine.odds(user, engine.find_habit(user, habit))
-    rows = [r.as_dict() for r in result.rows]
 
     def table() -> None:
         click.echo(f"{result.habit.name}: streak {result.streak}, multiplier x{result.multiplier:.2f}")
-        emit_table(["reward", "chance"], [(r["reward"] or "(no reward)", f"{r['probability']:.1%}") for r in rows])
+        emit_table(["reward", "chance"],
+                   [(r.reward.name if r.reward else "(no reward)", f"{r.probability:.1%}") for r in result.rows])
         why = {EXCLUDED_ACHIEVED: "achieved, waiting to be claimed", EXCLUDED_TODAY: "came out its max_per_day today"}
         for reward, reason in result.excluded:
             click.echo(f"Out of the draw: {reward.name} ({why.get(reason, reason)})")
 
-    emit(as_json, rows, table)
+    emit(as_json, result.as_dict(), table)
 
 
 @cli.command()

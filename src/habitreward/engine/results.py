@@ -131,6 +131,15 @@ class Odds:
     rows: tuple[OddsRow, ...] = field(default_factory=tuple)
     excluded: tuple[tuple[Reward, str], ...] = ()  # (reward, EXCLUDED_*) left out of the draw
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "habit": self.habit.name,
+            "streak": self.streak,
+            "multiplier": round(self.multiplier, 6),
+            "rewards": [row.as_dict() for row in self.rows],
+            "excluded": [{"reward": reward.name, "reason": reason} for reward, reason in self.excluded],
+        }
+
 
 @dataclass(frozen=True)
 class ProgressEntry:
