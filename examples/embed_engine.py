@@ -30,7 +30,7 @@ def main() -> None:
         print("completed:", result.as_dict())
         print("again:", engine.complete(user, reading).already_done)  # one per local day
         print("streaks:", [s.as_dict() for s in engine.streaks(user)])
-        print("odds:", [row.as_dict() for row in engine.odds(user, reading).rows])
+        print("odds:", engine.odds(user, reading).as_dict())  # done today: tomorrow's completion's
         print("history:", [entry.as_dict() for entry in engine.history(user)])
         engine.close()
 

@@ -314,6 +314,23 @@ def test_odds_say_a_reward_drawn_its_most_today_is_back_tomorrow(tg, lang):
     assert t._("• No reward — {percent}", percent=t.percent(1.0)) in shown.text
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_odds_of_a_habit_done_today_are_tomorrows(tg, lang):
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    bot.engine.add_habit("Running", owner=ann)
+    bot.engine.add_reward("Movie", pieces_required=5, max_per_day=1, owner=ann)
+    bot.send(ANN, "running")  # the only reward: a piece of Movie, as often as it may today
+    bot.send(ANN, "/odds")
+    shown = bot.press(ANN, "Running")
+    assert t._("Done today: these are the odds for tomorrow's completion.") in shown.text
+    assert t.ngettext("Streak: {n} day", "Streak: {n} days", 2) in shown.text  # the streak it would then have
+    assert t._("• <b>{reward}</b> — {percent}", reward="Movie", percent=t.percent(1.0)) in shown.text
+    assert t._("⏸ <b>{reward}</b> came out as often as it may today: back in the draw tomorrow.",
+               reward="Movie") not in shown.text
+
+
 def test_escaped_names(tg):
     bot = tg()
     ann = user(bot)

@@ -105,3 +105,20 @@ def test_odds_json_gives_what_the_table_shows(run):
     assert odds["excluded"] == [{"reward": "Star", "reason": "achieved"}, {"reward": "Coffee", "reason": "max_per_day"}]
     assert [(r["reward"], r["weight"]) for r in odds["rewards"]] == [("Tea", 3.3), (None, 1.0)]  # Tea: 3 x 1.1
     assert [r["probability"] for r in odds["rewards"]] == pytest.approx([3.3 / 4.3, 1 / 4.3], abs=1e-6)
+
+
+def test_odds_of_a_habit_done_today_are_tomorrows(run):
+    run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
+    run("habits", "add", "A")
+    run("rewards", "add", "Movie", "--pieces", "5", "--max-per-day", "1")
+    today = dt.date.fromisoformat(json.loads(run("done", "42", "A", "--json").output)["date"])  # Movie drawn
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+
+    table = run("odds", "42", "A").output
+    assert f"A is done today: odds for tomorrow's completion ({tomorrow})." in table
+    assert "A: streak 2, multiplier x1.20" in table and "Out of the draw" not in table
+
+    odds = json.loads(run("odds", "42", "A", "--json").output)
+    assert (odds["done_today"], odds["for_day"], odds["streak"], odds["multiplier"]) == (True, tomorrow, 2, 1.2)
+    assert odds["rewards"] == [{"reward": "Movie", "probability": 1.0, "weight": 1.2}]
+    assert odds["excluded"] == []

@@ -78,6 +78,30 @@ def test_odds_tell_which_rewards_are_out_of_the_draw_and_why(engine, clock):
     assert [(reward.name, why) for reward, why in engine.odds(user, run).excluded] == [("Coffee", EXCLUDED_ACHIEVED)]
 
 
+def test_odds_of_a_habit_done_today_are_those_of_tomorrows_completion(engine, clock):
+    """A second completion today draws nothing, so the odds shown are the next one's: tomorrow's."""
+    import datetime as dt
+
+    user = engine.add_user(1, "Ann", active=True)
+    run = engine.add_habit("Run", weight=20)
+    engine.add_reward("Movie", max_per_day=1, pieces_required=5)
+    today = engine.today(user)
+    before = engine.odds(user, run)
+    assert (before.done_today, before.day, before.streak) == (False, today, 1)
+    assert engine.complete(user, run).reward.name == "Movie"  # the only reward: drawn, its max for today
+
+    odds = engine.odds(user, run)
+    assert (odds.done_today, odds.day, odds.streak) == (True, today + dt.timedelta(days=1), 2)
+    assert odds.multiplier == pytest.approx(2 * 1.2)  # weight 20, streak 2
+    assert odds.excluded == ()  # Movie is back in tomorrow's draw
+    assert [(row.reward.name, row.probability) for row in odds.rows] == [("Movie", 1.0)]
+
+    clock.advance(days=1)  # tomorrow: the odds shown yesterday are today's, and the completion's
+    assert (engine.odds(user, run).streak, engine.odds(user, run).done_today) == (2, False)
+    done = engine.complete(user, run)
+    assert (done.streak, done.multiplier) == (odds.streak, odds.multiplier)
+
+
 def test_longer_streak_and_heavier_habit_raise_the_reward_rate(engine, clock):
     engine.add_reward("Coffee", weight=1, max_per_day=0, pieces_required=10_000)
     engine.add_reward("Nothing", weight=9, type="none")

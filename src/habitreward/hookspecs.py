@@ -54,7 +54,8 @@ def habitreward_odds_multiplier(habit: Habit, streak: int, settings: Settings, u
     """The multiplier applied to real rewards' weights for this completion. First answer wins.
 
     ``day`` is the completion's day in ``user``'s time zone (a backdated one, too; for the odds
-    shown beforehand, the user's today): a rule about days uses it, not the server's clock.
+    shown beforehand, the user's today, or tomorrow for a habit already done today): a rule about
+    days uses it, not the server's clock.
     Take only the arguments you need. A finite number from 0 (anything else fails the completion).
     Built-in: ``(habit.weight / 10) * (1 + min(streak, STREAK_MULTIPLIER_MAX_STREAK) * STREAK_MULTIPLIER_RATE)``.
     """

@@ -141,19 +141,22 @@ def history(app: AppContext, telegram_id: int, limit: int | None, as_json: bool)
 @json_option
 @pass_app
 def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
-    """Chance of each reward if user TELEGRAM_ID completed HABIT now.
+    """Chance of each reward at user TELEGRAM_ID's next completion of HABIT.
 
-    Shows the streak and the multiplier that completion would have, each reward's chance and the
-    rewards out of the draw, with why. --json prints the same as {"habit", "streak", "multiplier",
-    "rewards": [{"reward", "probability", "weight"}], "excluded": [{"reward", "reason"}]}; "reward":
-    null is "no reward"; a reason is "achieved" (waiting to be claimed) or "max_per_day" (came out as
-    often as it may that day).
+    That is a completion now, or tomorrow's when HABIT is already done today (a second completion
+    today draws nothing). Shows the streak and the multiplier that completion would have, each
+    reward's chance and the rewards out of the draw, with why. --json prints the same as {"habit",
+    "for_day", "done_today", "streak", "multiplier", "rewards": [{"reward", "probability",
+    "weight"}], "excluded": [{"reward", "reason"}]}; "reward": null is "no reward"; a reason is
+    "achieved" (waiting to be claimed) or "max_per_day" (came out as often as it may that day).
     """
     engine = app.engine()
     user = engine.get_user(telegram_id)
     result = engine.odds(user, engine.find_habit(user, habit))
 
     def table() -> None:
+        if result.done_today:
+            click.echo(f"{result.habit.name} is done today: odds for tomorrow's completion ({result.day.isoformat()}).")
         click.echo(f"{result.habit.name}: streak {result.streak}, multiplier x{result.multiplier:.2f}")
         emit_table(["reward", "chance"],
                    [(r.reward.name if r.reward else "(no reward)", f"{r.probability:.1%}") for r in result.rows])

@@ -98,7 +98,12 @@ class QueriesMixin(EngineBase):
             ]
 
     def odds(self, user: User, habit: Habit) -> Odds:
-        """The chances the next completion of ``habit`` today would have (today's, if done)."""
+        """The chances the next completion of ``habit`` would have.
+
+        That is today's, or tomorrow's when ``habit`` is already done today (a second completion
+        today draws nothing): the streak it would then have, the multiplier for that day, and what
+        is out of that day's draw. ``Odds.day`` and ``Odds.done_today`` say which.
+        """
         today = self.today(user)
         with self.session():
             latest = (
@@ -107,15 +112,14 @@ class QueriesMixin(EngineBase):
                 .order_by(HabitLog.completed_on.desc())
                 .first()
             )
-            if latest is not None and latest.completed_on == today:
-                streak = latest.streak_count
-            else:
-                streak = self.hooks.compute_streak(
-                    habit, today, latest.completed_on if latest else None, latest.streak_count if latest else 0
-                )
-            multiplier = self.hooks.odds_multiplier(habit, streak, self.settings, user, today)
+            done_today = latest is not None and latest.completed_on == today
+            day = today + dt.timedelta(days=1) if done_today else today
+            streak = self.hooks.compute_streak(
+                habit, day, latest.completed_on if latest else None, latest.streak_count if latest else 0
+            )
+            multiplier = self.hooks.odds_multiplier(habit, streak, self.settings, user, day)
             excluded: list[tuple[Reward, str]] = []
-            candidates = self._candidates(user, today, excluded)
+            candidates = self._candidates(user, day, excluded)
         weighted = self.hooks.weigh_rewards(candidates, multiplier)
         rows: list[OddsRow] = []
         nothing_probability = 0.0
@@ -128,7 +132,8 @@ class QueriesMixin(EngineBase):
                 rows.append(OddsRow(reward=candidate.reward, probability=probability, weight=candidate.weight))
         if nothing_probability > 0 or not rows:
             rows.append(OddsRow(reward=None, probability=nothing_probability if rows else 1.0, weight=nothing_weight))
-        return Odds(habit=habit, streak=streak, multiplier=multiplier, rows=tuple(rows), excluded=tuple(excluded))
+        return Odds(habit=habit, streak=streak, multiplier=multiplier, rows=tuple(rows), excluded=tuple(excluded),
+                    day=day, done_today=done_today)
 
     def progress(self, user: User) -> list[ProgressEntry]:
         """The user's progress on every reward they have pieces of, or can still earn."""

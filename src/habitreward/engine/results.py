@@ -125,15 +125,23 @@ EXCLUDED_TODAY = "max_per_day"
 
 @dataclass(frozen=True)
 class Odds:
+    """The chances of the next completion of ``habit``: on ``day``, the user's today, or tomorrow
+    when the habit is ``done_today`` (a second completion today draws nothing). ``streak`` and
+    ``multiplier`` are the ones that completion would have."""
+
     habit: Habit
     streak: int
     multiplier: float
     rows: tuple[OddsRow, ...] = field(default_factory=tuple)
     excluded: tuple[tuple[Reward, str], ...] = ()  # (reward, EXCLUDED_*) left out of the draw
+    day: dt.date | None = None
+    done_today: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "habit": self.habit.name,
+            "for_day": self.day.isoformat() if self.day else None,
+            "done_today": self.done_today,
             "streak": self.streak,
             "multiplier": round(self.multiplier, 6),
             "rewards": [row.as_dict() for row in self.rows],

@@ -108,8 +108,10 @@ async def odds(s: Screen, args: list[str]) -> None:
     if habit is None:
         await s.refuse(t._("That habit no longer exists."))
         return
-    lines = [
-        t._("🎲 <b>Odds for {habit}</b>", habit=habit.name),
+    lines = [t._("🎲 <b>Odds for {habit}</b>", habit=habit.name)]
+    if result.done_today:  # a second completion today draws nothing: the next one is tomorrow's
+        lines.append(t._("Done today: these are the odds for tomorrow's completion."))
+    lines += [
         t.ngettext("Streak: {n} day", "Streak: {n} days", result.streak)
         + " · " + t._("multiplier ×{value}", value=f"{result.multiplier:.2f}"),
         "",
