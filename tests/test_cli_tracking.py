@@ -24,6 +24,13 @@ def run(db_url, engine, monkeypatch):
     return invoke
 
 
+def added_a_week_ago(engine) -> None:
+    """Date every habit a week back (the CLI runs on the real clock, not the engine fixture's)."""
+    week_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=7)
+    with engine.session():
+        Habit.update(created_at=week_ago).execute()
+
+
 def test_a_removed_reward_that_is_achieved_is_still_claimed(run):
     run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
     run("habits", "add", "A")
@@ -58,9 +65,7 @@ def test_undo_of_a_removed_habit_is_refused_as_the_bot_refuses_it(run):
 def test_done_again_reports_the_stored_completion(run, engine):
     run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
     run("habits", "add", "A", "--weight", "20")
-    week_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=7)
-    with engine.session():  # added a week ago (the CLI's clock is the real one), so yesterday can be logged
-        Habit.update(created_at=week_ago).execute()
+    added_a_week_ago(engine)  # so that yesterday can be logged
 
     def done(*args: str) -> dict:
         result = run("done", "42", "A", "--json", *args)
@@ -122,3 +127,17 @@ def test_odds_of_a_habit_done_today_are_tomorrows(run):
     assert (odds["done_today"], odds["for_day"], odds["streak"], odds["multiplier"]) == (True, tomorrow, 2, 1.2)
     assert odds["rewards"] == [{"reward": "Movie", "probability": 1.0, "weight": 1.2}]
     assert odds["excluded"] == []
+
+
+def test_undo_reverts_the_most_recently_recorded_completion_as_its_help_says(run, engine):
+    assert "Revert the most recently recorded completion of HABIT" in run("undo", "--help").output
+    run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
+    run("habits", "add", "A")
+    added_a_week_ago(engine)  # so that yesterday can be logged
+    today = dt.date.fromisoformat(json.loads(run("done", "42", "A", "--json").output)["date"])
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    run("done", "42", "A", "--date", yesterday)  # recorded after today's
+
+    undone = json.loads(run("undo", "42", "A", "--json").output)
+    assert (undone["date"], undone["streak"]) == (yesterday, 1)  # not today's, the latest day
+    assert [h["completed_on"] for h in json.loads(run("history", "42", "--json").output)] == [today.isoformat()]

@@ -56,7 +56,12 @@ def done(app: AppContext, telegram_id: int, habit: str, date_text: str | None, a
 @json_option
 @pass_app
 def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
-    """Revert the last completion of HABIT by user TELEGRAM_ID (and its unclaimed piece)."""
+    """Revert the most recently recorded completion of HABIT by user TELEGRAM_ID.
+
+    That is the completion logged last, not the latest day: after `done --date` for an earlier
+    day, undo reverts that day. Its piece is taken back unless the reward was claimed since, and
+    later streaks are recomputed.
+    """
     engine = app.engine()
     user = engine.get_user(telegram_id)
     result = engine.undo(user, engine.find_habit(user, habit))
