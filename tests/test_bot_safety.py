@@ -79,6 +79,24 @@ def test_forged_callback_data_is_refused_and_changes_nothing(tg):
     assert snapshot(bot.engine) == before
 
 
+UNKNOWN_ZONE = "I don't know the time zone {}. Type an IANA name such as Europe/Berlin or an offset such as UTC+5."
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "UTC+23:5", "UTC*23:00", "Asia/" + "x" * 300])
+def test_a_word_or_an_offset_that_is_no_zone_is_answered_not_crashed_on(tg, zone):
+    """A region without its city is a directory of the tz database, a long name no file at all,
+    and an offset is one only with a real sign inside -12:00..+14:00: each is just unknown,
+    typed or from a forged button, and nothing is stored."""
+    bot = tg()
+    user(bot, ANN)
+    bot.send(ANN, "/timezone")
+    assert bot.send(ANN, zone).text == UNKNOWN_ZONE.format(zone)
+    assert bot.send(ANN, "/start").text  # the dialog was not left in a broken state
+    assert forge(bot, ANN, f"tz:{zone}").text == UNKNOWN_ZONE.format(zone)
+    assert bot.engine.get_user(ANN).timezone == "UTC"
+    assert bot.errors == []
+
+
 def test_a_stale_undo_button_cannot_revert_a_newer_completion(tg, clock, backend):
     """SQLite gives an undone log's id to the next completion: the first message's Undo names the
     old completion, not whatever now has its id."""

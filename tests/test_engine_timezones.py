@@ -66,3 +66,23 @@ def test_after_moving_west_the_days_already_logged_ahead_keep_true_streaks(engin
     clock.advance(days=1)
     assert engine.complete(ann, habit).streak == 3
     assert [(e.log.completed_on.day, e.log.streak_count) for e in engine.history(ann)] == [(6, 3), (5, 2), (4, 1)]
+@pytest.mark.no_db
+@pytest.mark.parametrize("typed", [
+    "Europe", "America", "Etc",      # directories of the tz database, not zones (IsADirectoryError)
+    "Europe/" + "x" * 300,           # too long for a file name (OSError)
+    "UTC+23:5", "UTC*23:00", "UTC/05:00", "UTC+5:0", "UTC+05:00x",  # no offset's spelling
+    "a\x00b",
+])
+def test_a_word_that_is_no_zone_is_unknown(typed):
+    with pytest.raises(ValidationError, match="Unknown time zone"):
+        timezone_name(typed)
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("stored", ["UTC+23:05", "UTC*05:00", "Europe"])
+def test_a_stored_offset_outside_the_rule_counts_as_utc(stored, caplog):
+    """What the old check let through (``UTC*05:00`` was read as UTC-05:00)."""
+    stored_zone.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        assert stored_zone(stored) == dt.timezone.utc
+    assert f"unknown time zone {stored!r} stored for a user" in caplog.text

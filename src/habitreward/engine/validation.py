@@ -21,6 +21,8 @@ MAX_NAME_LENGTH = 100
 MAX_SKIP_DAYS = 30
 BACKDATE_DAYS = 7
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+#: How :func:`timezone_name` stores an offset that is not a whole hour (``UTC+05:30``).
+_STORED_OFFSET = re.compile(r"UTC([+-])([0-9]{2}):([0-9]{2})")
 
 
 def clean_name(name: str | None, what: str = "name") -> str:
@@ -134,8 +136,7 @@ def timezone_name(value: str) -> str:
     match = _OFFSET.match(text)
     if match:
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-        offset = (hours * 60 + minutes) * (1 if sign == "+" else -1)
-        if minutes >= 60 or not -12 * 60 <= offset <= 14 * 60:  # the offsets the world uses (Etc/GMT too)
+        if _offset_minutes(sign, hours, minutes) is None:  # the offsets the world uses (Etc/GMT too)
             raise ValidationError(f"A UTC offset must be between -12:00 and +14:00, got {value!r}.")
         if minutes == 0:
             # Etc/GMT names have the sign inverted (POSIX style): UTC+5 is Etc/GMT-5.
@@ -152,14 +153,31 @@ def timezone_name(value: str) -> str:
     return text
 
 
+def _offset_minutes(sign: str, hours: int, minutes: int) -> int | None:
+    """The offset in minutes, or None outside the offsets the world uses (-12:00 to +14:00)."""
+    offset = (hours * 60 + minutes) * (1 if sign == "+" else -1)
+    return offset if minutes < 60 and -12 * 60 <= offset <= 14 * 60 else None
+
+
 def zone_of(name: str) -> dt.tzinfo:
     """The tzinfo for a time zone name (IANA, or ``UTC+05:30`` for odd offsets); ValueError or
-    ZoneInfoNotFoundError for an unknown one (see :func:`stored_zone` for a stored name)."""
+    ZoneInfoNotFoundError for an unknown one (see :func:`stored_zone` for a stored name).
+
+    Only the names :func:`timezone_name` stores pass: ``UTC`` with a real sign, two-digit hours
+    and minutes inside -12:00..+14:00, or a file of the tz database. Anything else is unknown,
+    however the lookup fails: ``Europe`` is a directory of the database (IsADirectoryError), a
+    300-character name is too long for a file name (OSError), ``a\\0b`` has a NUL (ValueError).
+    """
     if name.startswith("UTC") and len(name) > 3:
-        sign = 1 if name[3] == "+" else -1
-        hours, minutes = name[4:].split(":")
-        return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
-    return zoneinfo.ZoneInfo(name)
+        match = _STORED_OFFSET.fullmatch(name)
+        offset = _offset_minutes(match.group(1), int(match.group(2)), int(match.group(3))) if match else None
+        if offset is None:
+            raise ValueError(f"not a UTC offset from -12:00 to +14:00: {name!r}")
+        return dt.timezone(dt.timedelta(minutes=offset))
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except OSError as exc:  # a directory, a name too long for a file, ...
+        raise zoneinfo.ZoneInfoNotFoundError(f"No time zone found with key {name!r}") from exc
 
 
 @lru_cache(maxsize=512)
