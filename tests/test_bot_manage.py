@@ -149,3 +149,33 @@ def test_a_menu_button_leaves_a_dialog(tg):
     bot.send(ANN, "Tea")
     assert bot.send(ANN, "/streaks").text.startswith("You have no habits yet")
     assert bot.engine.rewards_for(ann) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_name_with_nothing_visible_is_asked_again(tg, lang):
+    """Zero-width spaces made a habit with an empty button; a zero-width joiner made a second
+    "Run" that looked like the first."""
+    bot = tg()
+    ann = user(bot, lang=lang)
+    t = Translator(lang)
+    blank = t._("Please type a name: that one has nothing visible in it.")
+    bot.engine.add_habit("Run", owner=ann)
+    for command in ("/add_habit", "/add_reward"):
+        bot.send(ANN, command)
+        for invisible in ("\u200b\u200b", "\u202e"):
+            again = bot.send(ANN, invisible)
+            assert again.text == blank
+            assert buttons(again) == [t._("🏠 Menu")]
+        bot.send(ANN, "/cancel")
+    bot.send(ANN, "/add_habit")
+    lookalike = bot.send(ANN, "\u200bRun\u200d")
+    assert lookalike.text == t._("There is already a habit called <b>{name}</b>. Type another name:", name="Run")
+    bot.send(ANN, "/edit_habit")
+    bot.press(ANN, "Run")
+    for field in (t._("Name"), t._("Category")):
+        bot.press(ANN, field)
+        assert bot.send(ANN, "\u200b").text == blank
+        bot.send(ANN, "/edit_habit")
+        bot.press(ANN, "Run")
+    assert [(h.name, h.category) for h in bot.engine.habits_for(ann)] == [("Run", None)]
+    assert bot.engine.rewards_for(ann) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from habitreward.errors import Conflict
+from habitreward.errors import Conflict, ValidationError
 
 
 @pytest.mark.parametrize(("name", "typed"), [("Ёж", "ёж"), ("Кофе ☕", "КОФЕ ☕"), ("Оқу", "оҚу")])
@@ -24,3 +24,30 @@ def test_a_lowercase_name_does_not_stand_in_for_a_capitalised_one(engine):
     with pytest.raises(Conflict):
         engine.add_habit("Бег 🏃")  # the same name: used to be a second habit on SQLite
     assert [h.name for h in engine.habits_for(ann)] == ["бег 🏃"]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u202e", "\u200d \u2060\ufeff", "\xad", "\x00\x01"])
+def test_a_name_with_nothing_visible_is_refused(engine, invisible):
+    """A zero-width or bidi control character draws nothing: such a name would be an empty button."""
+    for add in (engine.add_habit, engine.add_reward):
+        with pytest.raises(ValidationError, match="must not be empty or invisible"):
+            add(invisible)
+    habit = engine.add_habit("Run", category="Sport")
+    with pytest.raises(ValidationError):
+        engine.edit_habit(habit, category=invisible)
+    assert engine.all_habits()[0].category == "Sport"
+
+
+def test_invisible_characters_are_no_part_of_a_name(engine):
+    """"\\u200bRun\\u200d" looked like "Run" but was another habit; a right-to-left override turned
+    a name around. Format characters are removed, except where they make one emoji."""
+    engine.add_habit("Run")
+    with pytest.raises(Conflict):
+        engine.add_habit("\u200bRun\u200d")
+    engine.add_reward("Coffee")
+    with pytest.raises(Conflict):
+        engine.add_reward("Cof\u00adfee")  # a soft hyphen
+    assert engine.add_habit("\u202eevil").name == "evil"
+    family, flag = "Family 👨\u200d👩\u200d👧", "Walk 🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"
+    assert engine.add_habit(family).name == family  # joiners inside an emoji stay
+    assert engine.add_habit(flag).name == flag

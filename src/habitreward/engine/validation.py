@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import math
 import re
+import unicodedata
 import zoneinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -25,10 +26,44 @@ _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IG
 _STORED_OFFSET = re.compile(r"UTC([+-])([0-9]{2}):([0-9]{2})")
 
 
+#: Kept in a name although they are format characters: U+200D (zero-width joiner) between two
+#: symbols (👨‍👩‍👧, 🏳️‍🌈) and the tag characters of a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿), where they draw one emoji.
+_ZWJ, _TAGS, _BLACK_FLAG = "\u200d", range(0xE0020, 0xE0080), "\U0001F3F4"
+
+
+def _symbol(ch: str) -> bool:
+    return unicodedata.category(ch) in ("So", "Sk")
+
+
+def tidy_name(name: str | None) -> str:
+    """A name as it is stored: runs of whitespace become one space, none at the ends, and
+    invisible characters are removed: control characters and Unicode format characters
+    (category Cf: zero-width space and joiners, bidi controls such as U+202E, soft hyphen,
+    BOM), except where they are part of an emoji. "\\u200bRun\\u200d" is "Run", and a name of
+    nothing but such characters is empty."""
+    text = name or ""
+    kept: list[str] = []
+    for i, ch in enumerate(text):
+        kind = unicodedata.category(ch)
+        if kind == "Cc" and not ch.isspace():
+            continue
+        if kind == "Cf" and not ch.isspace():
+            previous = next((c for c in reversed(kept) if unicodedata.category(c) != "Mn"), "")  # skip U+FE0F
+            after = text[i + 1:i + 2]
+            if ch == _ZWJ and previous and after and _symbol(previous) and _symbol(after):
+                kept.append(ch)
+            elif ord(ch) in _TAGS and (previous == _BLACK_FLAG or (kept and ord(kept[-1]) in _TAGS)):
+                kept.append(ch)
+            continue
+        kept.append(ch)
+    return " ".join("".join(kept).split())
+
+
 def clean_name(name: str | None, what: str = "name") -> str:
-    cleaned = " ".join((name or "").split())
+    """A name, tidied (:func:`tidy_name`): 1 to 100 characters, something visible among them."""
+    cleaned = tidy_name(name)
     if not cleaned:
-        raise ValidationError(f"The {what} must not be empty.")
+        raise ValidationError(f"The {what} must not be empty or invisible.")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ValidationError(f"The {what} is too long: at most {MAX_NAME_LENGTH} characters, got {len(cleaned)}.")
     return cleaned

@@ -25,6 +25,7 @@ from habitreward.bot.handlers.common import TEXT_INPUT, Screen, int_args, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.handlers.views import _page
+from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row, picker
 from habitreward.engine import validation
 from habitreward.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -40,6 +41,11 @@ class Field:
     error: str  # may use {n}
     change: Callable[[str], dict[str, Any]]  # typed text -> keyword arguments of engine.edit_<kind>
     n: int | None = None  # the error's {n}
+    named: bool = False  # a name: one with nothing visible in it gets :data:`BLANK_NAME`
+
+
+#: The answer to a name of nothing but spaces and invisible characters (zero-width space, ...).
+BLANK_NAME = N_("Please type a name: that one has nothing visible in it.")
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,15 @@ async def ask_scope(s: Screen, kind: Kind, name: str) -> None:
 
 
 async def read_name(s: Screen, kind: Kind) -> str | None:
-    """The typed name of a new item, tidied; None (the user was told why) when it is too long
-    or the user already has one called that."""
+    """The typed name of a new item, tidied; None (the user was told why) when it is too long,
+    has nothing visible in it or the user already has one called that."""
     t = s.t
+    typed = s.update.effective_message.text or ""
+    if not validation.tidy_name(typed):
+        await s.send(t._(BLANK_NAME), [menu_row(t)])
+        return None
     try:
-        name = validation.clean_name(s.update.effective_message.text or "", f"{kind.key} name")
+        name = validation.clean_name(typed, f"{kind.key} name")
     except ValidationError:
         await s.send(t._("Please type a name of at most {n} characters.", n=validation.MAX_NAME_LENGTH),
                      [menu_row(t)])
@@ -271,6 +281,9 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
             await refuse(s)
             return ConversationHandler.END
         text = (s.update.effective_message.text or "").strip()
+        if chosen.named and not validation.tidy_name(text):
+            await s.send(t._(BLANK_NAME), [menu_row(t)])
+            return kind.edit_state
         try:
             item = await s.run(getattr(s.engine, f"edit_{t_}"), item, actor=s.user, **chosen.change(text))
         except ValidationError:

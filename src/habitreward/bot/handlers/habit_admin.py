@@ -72,7 +72,7 @@ HABITS = Kind(
     fields=(
         Field("name", N_("Name"), N_("Type the new name:"),
               N_("Please type a name of at most {n} characters."), lambda text: {"name": text},
-              n=validation.MAX_NAME_LENGTH),
+              n=validation.MAX_NAME_LENGTH, named=True),
         Field("weight", N_("Weight"), N_("Type the new weight, from 1 to 100:"),
               N_("Please type a whole number from 1 to 100."), lambda text: {"weight": text}),
         Field("skip", N_("Grace days"),
@@ -81,7 +81,8 @@ HABITS = Kind(
               n=validation.MAX_SKIP_DAYS),
         Field("category", N_("Category"), N_("Type the category (or - for none):"),
               N_("Please type a name of at most {n} characters."),
-              lambda text: {"category": None if text in ("-", "—") else text}, n=validation.MAX_NAME_LENGTH),
+              lambda text: {"category": None if text in ("-", "—") else text}, n=validation.MAX_NAME_LENGTH,
+              named=True),
     ),
     cannot_change=N_("You cannot change that habit."),
     none_to_change=N_("You have no habits you can change."),

@@ -51,7 +51,7 @@ REWARDS = Kind(
     fields=(
         Field("name", N_("Name"), N_("Type the new name:"),
               N_("Please type a name of at most {n} characters."), lambda text: {"name": text},
-              n=validation.MAX_NAME_LENGTH),
+              n=validation.MAX_NAME_LENGTH, named=True),
         Field("weight", N_("Weight"), N_("Type the new weight, a number above 0:"),
               N_("Please type a number above 0, such as 1 or 2.5."),
               lambda text: {"weight": text.replace(",", ".")}),
