@@ -127,6 +127,18 @@ def test_a_stale_undo_button_cannot_revert_a_newer_completion(tg, clock, backend
     assert bot.engine.history(ann) == []
 
 
+@pytest.mark.parametrize("first_name", ["\u00a0", "\u3000", "\u200b", " \u2003 "])
+def test_a_newcomer_whose_name_is_only_blank_is_registered_by_id(tg, first_name):
+    """Telegram allows a first name of a no-break or ideographic space: it was "The user name
+    must not be empty" and "Something went wrong" on every message."""
+    bot = tg(registration="open")
+    reply = bot.send(BOB, "/start", first_name=first_name)
+    assert reply.text == f"Hi, {BOB}! What would you like to do?"
+    assert bot.engine.get_user(BOB).name == str(BOB)
+    assert bot.send(BOB, "/streaks", first_name=first_name).text == "You have no habits yet. Add your first one!"
+    assert bot.errors == []
+
+
 def test_unknown_and_inactive_users_reach_only_start_and_help(tg, botapi):
     bot = tg()
     user(bot, ADMIN, admin=True)

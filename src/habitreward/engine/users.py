@@ -81,11 +81,13 @@ class UsersMixin(EngineBase):
         if lang not in self.settings.supported_languages:
             lang = self.settings.default_language
         is_admin = int(telegram_id) in self.settings.admin_telegram_ids
+        # Telegram's first name, tidied; the id when nothing visible is left ("\u00a0", "\u3000").
+        shown = validation.tidy_name(name)[:validation.MAX_NAME_LENGTH].strip() or str(int(telegram_id))
         try:
             with self.transaction():
                 user = User.create(
                     telegram_id=int(telegram_id),
-                    name=validation.clean_name((name or str(telegram_id))[:100], "user name"),
+                    name=shown,
                     language=lang,
                     timezone=self.settings.default_timezone,
                     active=is_admin or self.settings.registration == "open",
