@@ -9,7 +9,9 @@ import pytest
 from bot_support import ADMIN, ANN, BOB, buttons, coffee_setup, drivers, forge, user
 from habitreward.bot.handlers.completion import undo_data
 from habitreward.bot.keyboards import MAX_CALLBACK_DATA
+from habitreward.bot.text import fit
 from habitreward.models import HabitLog, RewardProgress
+from habitreward.testing.botapi import check_text
 from habitreward.testing.driver import BotDriver
 
 
@@ -89,10 +91,11 @@ def test_a_word_or_an_offset_that_is_no_zone_is_answered_not_crashed_on(tg, zone
     typed or from a forged button, and nothing is stored."""
     bot = tg()
     user(bot, ANN)
+    quoted = zone if len(zone) <= 64 else zone[:63] + "…"  # typed text is quoted shortened
     bot.send(ANN, "/timezone")
-    assert bot.send(ANN, zone).text == UNKNOWN_ZONE.format(zone)
+    assert bot.send(ANN, zone).text == UNKNOWN_ZONE.format(quoted)
     assert bot.send(ANN, "/start").text  # the dialog was not left in a broken state
-    assert forge(bot, ANN, f"tz:{zone}").text == UNKNOWN_ZONE.format(zone)
+    assert forge(bot, ANN, f"tz:{zone}").text == UNKNOWN_ZONE.format(quoted)
     assert bot.engine.get_user(ANN).timezone == "UTC"
     assert bot.errors == []
 
@@ -238,6 +241,103 @@ def test_many_rewards_are_paginated_too(tg):
     assert bot.press(ANN, names[-1]).text == f"Claim <b>{names[-1]}</b> now?"
     bot.press(ANN, "✅ Yes, claim it")
     assert len(bot.engine.claimable(ann)) == 44
+
+
+def utf16(text: str) -> int:
+    """A message's length as Telegram counts it (the stand-in refuses more than 4096)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def emoji_name(i: int) -> str:
+    """100 characters, 198 of Telegram's UTF-16 units: a letter, two digits and 97 runners."""
+    return f"a{i:02d}" + "🏃" * 97
+
+
+def test_names_of_emoji_fit_in_every_message(tg, clock):
+    """20 lines of 100-character names stayed under 4096 characters, but Telegram counts an emoji
+    twice: /streaks, the odds (of every user, with 20 shared rewards) and the habit edit screen
+    with 20 aliases were refused as too long, and the user got silence."""
+    bot = tg()
+    admin = user(bot, ADMIN, admin=True)
+    ann = user(bot)
+    for i in range(20):
+        bot.engine.add_habit(emoji_name(i), owner=ann)
+        bot.engine.add_reward(emoji_name(i), actor=admin)  # shared: on everyone's odds screen
+    first = bot.engine.find_habit(ann, emoji_name(0))
+    for i in range(20):
+        bot.engine.add_alias(first, f"x{i:02d}" + "🏃" * 97, actor=ann)
+
+    seen, reply = [], bot.send(ANN, "/streaks")
+    while True:
+        seen += [name for name in map(emoji_name, range(20)) if f"<b>{name}</b>" in reply.text]
+        if "Next »" not in buttons(reply):
+            break
+        reply = bot.press(ANN, "Next »")
+    assert seen == [emoji_name(i) for i in range(20)]  # every habit on some page, once
+
+    bot.send(ANN, "/odds")
+    odds = bot.press(ANN, emoji_name(0))
+    assert odds.text.startswith(f"🎲 <b>Odds for {emoji_name(0)}</b>")
+    shown = sum(f"<b>{emoji_name(i)}</b> — " in odds.text for i in range(20))
+    assert 0 < shown < 20 and f"…and {20 - shown} more rewards" in odds.text
+    assert utf16(odds.text) <= 4096
+
+    bot.send(ANN, "/edit_habit")
+    edit = bot.press(ANN, emoji_name(0))
+    assert "🏷 Aliases: x00" in edit.text and "more aliases" in edit.text
+    assert edit.text.endswith("What do you want to change?")
+    aliases = bot.press(ANN, "🏷 Aliases")
+    listed = sum(f"• x{i:02d}" in aliases.text for i in range(20))
+    assert 0 < listed < 20 and f"…and {20 - listed} more aliases" in aliases.text
+    assert sum(text.startswith("✖️ x") for text in buttons(aliases)) == 20  # each one still removable
+    assert bot.errors == []
+
+
+def test_history_pages_by_size_so_every_completion_is_on_a_page(tg, clock):
+    """With RECENT_LOGS_LIMIT 20 and long names the page was cut to fit, and the lines cut were
+    on no page."""
+    bot = tg(recent_logs_limit="20")
+    ann = user(bot)
+    habit = bot.engine.add_habit(emoji_name(0), owner=ann)
+    bot.engine.add_reward(emoji_name(1), pieces_required=1000, max_per_day=0, owner=ann)
+    for _ in range(20):
+        bot.engine.complete(ann, habit)
+        clock.advance(days=1)
+    pages, reply = [], bot.send(ANN, "/history")
+    while True:
+        assert not reply.text.endswith("\n…")  # never cut
+        pages.append(reply.text)
+        if "Next »" not in buttons(reply):
+            break
+        reply = bot.press(ANN, "Next »")
+    assert len(pages) > 1
+    assert sum(text.count(f"<b>{emoji_name(0)}</b> · 🔥") for text in pages) == 20
+    assert all(f"/{len(pages)}" in b for b in buttons(reply) if "/" in b)
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("text", "start"), [
+    ("x" * 5000, "x" * 4000),                         # no newline: was text[:-1] + "\n…", still too long
+    ("<b>" + "🏃" * 3000 + "</b>", "🏃" * 2000),       # 3000 characters but 6000 UTF-16 units
+    ("Title\n<b>" + "y" * 4100 + "</b>", "Title\n…"),  # the lines that fit
+    ("line 🏃\n" * 800, "line 🏃\n" * 500),
+])
+def test_fit_keeps_any_message_inside_telegram_s_limit(text, start):
+    """The last line of defence: whatever a screen builds, Telegram accepts what is sent."""
+    fitted = fit(text)
+    check_text(fitted, "HTML")  # the stand-in's check: HTML that parses, at most 4096 UTF-16 units
+    assert fitted.startswith(start) and fitted.endswith("…")
+
+
+def test_a_very_long_unknown_time_zone_is_answered_shortened(tg):
+    bot = tg()
+    user(bot)
+    bot.send(ANN, "/timezone")
+    typed = "Mars/" + "x" * 4000
+    reply = bot.send(ANN, typed)
+    assert reply.text.startswith("I don't know the time zone Mars/xxx")
+    assert typed not in reply.text and "…" in reply.text and len(reply.text) < 300
+    assert bot.send(ANN, "UTC+5").text.startswith("Time zone set to UTC+5.")
 
 
 def test_restart_in_the_middle_of_add_habit(tg):

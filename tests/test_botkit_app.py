@@ -287,6 +287,7 @@ def test_flood_control_that_does_not_end_is_logged_and_the_bot_goes_on(habitrewa
     ("Your habit <b>&", None, 'Can\'t find end tag corresponding to start tag "b"'),
     ("<b>bold <i>both</b></i>", None, 'Unmatched end tag at byte offset 15, expected "</i>", found "</b>"'),
     ("x" * 4097, None, "message is too long"),
+    ("a" + "🏃" * 2048, None, "message is too long"),  # 4097 UTF-16 units: an emoji counts twice
     ("", None, "message text is empty"),
     ("Pick", {"inline_keyboard": [[{"text": str(i), "callback_data": str(i)}] for i in range(101)]},
      "reply markup is too long"),

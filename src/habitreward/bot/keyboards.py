@@ -1,6 +1,6 @@
 """Inline keyboards: the main menu, paged pickers and the standard way back.
 
-Telegram limits what one message may carry (4096 characters of text, 64
+Telegram limits what one message may carry (4096 UTF-16 code units of text, 64
 bytes of callback data per button, about 100 buttons per keyboard), so every
 list of the user's things is shown a page at a time.
 """

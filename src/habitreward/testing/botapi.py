@@ -46,7 +46,7 @@ MESSAGE_METHODS = frozenset(
 BOT_ID_DEFAULT = 123456
 
 # Telegram's limits, as its servers enforce them (core.telegram.org/bots/api and observed).
-MAX_TEXT = 4096  # characters after entity parsing
+MAX_TEXT = 4096  # UTF-16 code units after entity parsing (an emoji such as 🏃 is 2)
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_INLINE_BUTTONS, MAX_INLINE_PER_ROW = 100, 8
@@ -164,7 +164,7 @@ class BotApiStandIn:
 
     It refuses what Telegram refuses, with Telegram's 400 descriptions: HTML that does
     not parse (unsupported or unclosed tags, e.g. an unescaped user-supplied name), text
-    over 4096 characters or empty, callback data over 64 bytes, keyboards over 100
+    over 4096 UTF-16 code units (an emoji counts twice) or empty, callback data over 64 bytes, keyboards over 100
     inline buttons (8 a row); editing a message to exactly what it already shows
     ("message is not modified") or a message that is not there ("message to edit not
     found"). ``validate=False`` / ``lenient_edits=True`` switch these off.

@@ -290,8 +290,8 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
             await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error),
                          [menu_row(t)])
             return kind.edit_state
-        except Conflict:
-            await s.send(t._(kind.duplicate_name, name=text), [menu_row(t)])
+        except Conflict:  # the name as stored (the typed text may be thousands of spaces longer)
+            await s.send(t._(kind.duplicate_name, name=validation.tidy_name(text)), [menu_row(t)])
             return kind.edit_state
         except PermissionDenied:
             await refuse(s)

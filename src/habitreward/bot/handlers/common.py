@@ -29,13 +29,13 @@ from telegram.ext import filters
 from habitreward.bot.api_calls import edit_html, send_html
 from habitreward.bot.i18n import Translator, resolve_language
 from habitreward.bot.keyboards import Rows, inline_keyboard, menu_row
+from habitreward.bot.text import fit
 from habitreward.db import is_postgres
 from habitreward.models import User
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
-MAX_TEXT = 4096
 #: Typed input: new text messages only. An edited message is not a new report or answer
 #: (re-reading it would log a habit twice or change a dialog answer behind the user's back).
 TEXT_INPUT = filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE
@@ -151,18 +151,6 @@ async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
                 return None
             raise
     return None
-
-
-def fit(text: str) -> str:
-    """Keep a message inside Telegram's 4096 characters without cutting an HTML tag in half.
-
-    Screens page their lists so this never triggers; if it does, it is a bug (logged), and
-    the user still gets the first lines (each line is self-contained HTML) and a "…".
-    """
-    if len(text) <= MAX_TEXT:
-        return text
-    log.error("message of %d characters cut to Telegram's limit", len(text))
-    return text[: text.rfind("\n", 0, MAX_TEXT - 2)] + "\n…"
 
 
 class Screen:

@@ -11,6 +11,7 @@ continues where the user was. Editing and removing are the screens
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
@@ -32,8 +33,10 @@ from habitreward.bot.handlers.catalog_admin import (
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
+from habitreward.bot.handlers.views import MORE_LINE_ROOM
 from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row
+from habitreward.bot.text import MAX_TEXT, fitting, shown_units
 from habitreward.engine import validation
 from habitreward.models import Habit
 
@@ -58,13 +61,27 @@ async def aliases_of(s: Screen, habit: Habit) -> list[str]:
     return (await s.run(s.engine.aliases_for, [habit]))[habit.id]
 
 
-def aliases_line(s: Screen, habit: Habit) -> str:
-    """The edit screen's reminder of the habit's other words (managed in :mod:`habit_aliases`);
-    reads them, so it runs where the database may be used (see ``Kind.details``)."""
+def more_aliases(s: Screen, n: int) -> str:
+    return s.t.ngettext("…and {n} more alias", "…and {n} more aliases", n)
+
+
+def aliases_line(s: Screen, habit: Habit, room: int = MAX_TEXT) -> str:
+    """The edit screen's reminder of the habit's other words (managed in :mod:`habit_aliases`):
+    as many as fit in ``room`` UTF-16 units (20 aliases of 100 emoji would not), then how many
+    more. Reads them, so it runs where the database may be used (see ``Kind.details``)."""
     aliases = s.engine.aliases_for([habit])[habit.id]
     if not aliases:
         return s.t._("🏷 No aliases yet.")
-    return s.t._("🏷 Aliases: {aliases}", aliases=", ".join(aliases))
+    room -= shown_units(s.t._("🏷 Aliases: {aliases}", aliases="")) + MORE_LINE_ROOM
+    count = fitting([html.escape(a, quote=False) + "," for a in aliases], room)  # ", " between them
+    line = s.t._("🏷 Aliases: {aliases}", aliases=", ".join(aliases[:count]))
+    return line if count == len(aliases) else line + " " + more_aliases(s, len(aliases) - count)
+
+
+def details(s: Screen, habit: Habit) -> str:
+    """The edit screen's text above "What do you want to change?" (room kept for it)."""
+    described = describe(s, habit)
+    return described + "\n" + aliases_line(s, habit, MAX_TEXT - shown_units(described) - 2 * MORE_LINE_ROOM)
 
 
 HABITS = Kind(
@@ -97,7 +114,7 @@ HABITS = Kind(
     add_prompt=N_("What is the new habit called? Type its name (or /cancel)."),
     name_state=NAME,
     added=N_("✅ Habit added:"),
-    details=lambda s, habit: describe(s, habit) + "\n" + aliases_line(s, habit),
+    details=details,
     extra_rows=lambda s, habit: [[(s.t._("🏷 Aliases"), f"hal:{habit.id}")]],
 )
 _edit_entry_points, _edit_states = catalog_admin.register(HABITS)

@@ -21,11 +21,13 @@ from typing import Any
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
-from habitreward.bot.handlers.habit_admin import aliases_of
+from habitreward.bot.handlers.habit_admin import aliases_of, more_aliases
 from habitreward.bot.handlers.habit_admin import visible_habit as _visible
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback
+from habitreward.bot.handlers.views import MORE_LINE_ROOM
 from habitreward.bot.keyboards import Rows, menu_row
+from habitreward.bot.text import MAX_TEXT, fitting, shown_units
 from habitreward.engine.aliases import MAX_ALIAS_LENGTH, MAX_ALIASES_PER_HABIT
 from habitreward.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from habitreward.models import Habit
@@ -44,12 +46,17 @@ async def show_aliases(s: Screen, habit: Habit, intro: str | None = None, new_me
     aliases = await aliases_of(s, habit)
     lines = [t._("🏷 Other words for <b>{habit}</b>: typing one of them in a message counts as this habit.",
                  habit=habit.name)]
-    if aliases:
-        lines += ["• " + html.escape(a, quote=False) for a in aliases]
-    else:
-        lines.append(t._("No aliases yet."))
     if intro:
         lines.insert(0, intro + "\n")
+    if aliases:
+        # As many as fit in the message (20 of 100 emoji would not); every one is on a ✖️ button.
+        listed = ["• " + html.escape(a, quote=False) for a in aliases]
+        count = fitting(listed, MAX_TEXT - shown_units("\n".join(lines)) - MORE_LINE_ROOM)
+        lines += listed[:count]
+        if count < len(listed):
+            lines.append(more_aliases(s, len(listed) - count))
+    else:
+        lines.append(t._("No aliases yet."))
     rows: Rows = []
     if len(aliases) < MAX_ALIASES_PER_HABIT:
         rows.append([(t._("➕ Add an alias"), f"haa:{habit.id}")])

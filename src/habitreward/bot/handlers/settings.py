@@ -14,6 +14,7 @@ from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen, translat
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import LANGUAGE_NAMES
 from habitreward.bot.keyboards import Rows, menu_row
+from habitreward.bot.text import shorten
 from habitreward.engine.validation import stored_zone
 from habitreward.errors import ValidationError
 
@@ -85,7 +86,7 @@ async def _zone_set(s: Screen, zone: str) -> bool:
         s.user = await s.run(s.engine.set_timezone, s.user, zone)
     except ValidationError:
         await s.send(t._("I don't know the time zone {zone}. Type an IANA name such as Europe/Berlin "
-                         "or an offset such as UTC+5.", zone=zone), zone_rows(s))
+                         "or an offset such as UTC+5.", zone=shorten(zone)), zone_rows(s))
         return False
     moment = s.engine.now().astimezone(stored_zone(s.user.timezone))
     await s.show(t._("Time zone set to {zone}. Your time now: {time}.", zone=zone_label(s.user.timezone),

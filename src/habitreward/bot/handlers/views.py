@@ -10,12 +10,15 @@ from typing import Any
 from habitreward.bot.handlers.common import Screen, int_args
 from habitreward.bot.handlers.completion import no_habits_rows
 from habitreward.bot.handlers.router import on_callback, on_command
-from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, page_of, picker
+from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, picker
+from habitreward.bot.text import MAX_TEXT, fitting, pages, shown_units
 from habitreward.engine.results import EXCLUDED_TODAY, Odds, ProgressEntry
 from habitreward.errors import NotFound
 from habitreward.models import Habit, User
 
-MAX_ODDS_LINES = 20  # with 100-character names, the message stays under 4096 characters
+MAX_ODDS_LINES = 20  # and no more than fit (a name of 100 emoji is 200 of Telegram's 4096 units)
+#: Room kept for a "…and n more" line (its longest translation is well under this).
+MORE_LINE_ROOM = 64
 MAX_WAITING_LINES = 3
 
 
@@ -26,13 +29,16 @@ def _page(args: list[str]) -> int:
 
 def paged(s: Screen, title: str, lines: list[str], page: int, prefix: str, extra: Rows | None = None
           ) -> tuple[str, Rows]:
-    shown, page, pages = page_of(lines, page, LIST_PAGE_SIZE)
+    """A page of a list screen: at most LIST_PAGE_SIZE lines and as many as fit in one message
+    under ``title`` (long names make shorter pages), so every line is on some page."""
+    split = pages(lines, LIST_PAGE_SIZE, MAX_TEXT - shown_units(title) - 2)
+    page = min(max(0, page), len(split) - 1)
     rows: Rows = list(extra or [])
-    nav = nav_row(s.t, page, pages, lambda p: f"{prefix}:{p}")
+    nav = nav_row(s.t, page, len(split), lambda p: f"{prefix}:{p}")
     if nav:
         rows.append(nav)
     rows.append(menu_row(s.t))
-    return "\n".join([title, "", *shown]), rows
+    return "\n".join([title, "", *split[page]]), rows
 
 
 @on_command("streaks")
@@ -117,23 +123,29 @@ async def odds(s: Screen, args: list[str]) -> None:
         "",
     ]
     rewards = sorted((row for row in result.rows if row.reward is not None), key=lambda row: -row.probability)
-    for row in rewards[:MAX_ODDS_LINES]:
-        lines.append(t._("• <b>{reward}</b> — {percent}", reward=row.reward.name, percent=t.percent(row.probability)))
-    if len(rewards) > MAX_ODDS_LINES:
-        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(rewards) - MAX_ODDS_LINES))
+    reward_lines = [t._("• <b>{reward}</b> — {percent}", reward=row.reward.name, percent=t.percent(row.probability))
+                    for row in rewards[:MAX_ODDS_LINES]]
+    rest: list[str] = []
     for row in result.rows:
         if row.reward is None:
-            lines.append(t._("• No reward — {percent}", percent=t.percent(row.probability)))
+            rest.append(t._("• No reward — {percent}", percent=t.percent(row.probability)))
     for entry in waiting[:MAX_WAITING_LINES]:
         # An achieved reward is out of the draw until claimed (a piece is never lost): say why.
-        lines.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
+        rest.append(t._("⏸ <b>{reward}</b> is out of the draw until you claim it.", reward=entry.reward.name))
     if len(waiting) > MAX_WAITING_LINES:
-        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(waiting) - MAX_WAITING_LINES))
+        rest.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(waiting) - MAX_WAITING_LINES))
     used_up = [reward for reward, why in result.excluded if why == EXCLUDED_TODAY]
     for reward in used_up[:MAX_WAITING_LINES]:
-        lines.append(t._("⏸ <b>{reward}</b> came out as often as it may today: back in the draw tomorrow.",
-                         reward=reward.name))
+        rest.append(t._("⏸ <b>{reward}</b> came out as often as it may today: back in the draw tomorrow.",
+                        reward=reward.name))
     if len(used_up) > MAX_WAITING_LINES:
-        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(used_up) - MAX_WAITING_LINES))
-    lines += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
+        rest.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(used_up) - MAX_WAITING_LINES))
+    rest += ["", t._("A longer streak and a heavier habit raise the odds of a real reward.")]
+    # As many of the likeliest rewards as fit beside the rest (long names: fewer), then how many more.
+    room = MAX_TEXT - shown_units("\n".join(lines + rest)) - 1 - MORE_LINE_ROOM
+    shown = reward_lines[:fitting(reward_lines, room)]
+    lines += shown
+    if len(rewards) > len(shown):
+        lines.append(t.ngettext("…and {n} more reward", "…and {n} more rewards", len(rewards) - len(shown)))
+    lines += rest
     await s.show("\n".join(lines), [[(t._("🎲 Another habit"), "od")], menu_row(t)])
