@@ -66,6 +66,8 @@ def test_after_moving_west_the_days_already_logged_ahead_keep_true_streaks(engin
     clock.advance(days=1)
     assert engine.complete(ann, habit).streak == 3
     assert [(e.log.completed_on.day, e.log.streak_count) for e in engine.history(ann)] == [(6, 3), (5, 2), (4, 1)]
+
+
 @pytest.mark.no_db
 @pytest.mark.parametrize("typed", [
     "Europe", "America", "Etc",      # directories of the tz database, not zones (IsADirectoryError)
