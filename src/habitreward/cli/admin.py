@@ -280,7 +280,7 @@ def rewards_edit(app: AppContext, name: str, new_name: str | None, weight: float
 @click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the reward up among this user's rewards.")
 @pass_app
 def rewards_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
-    """Remove the reward called NAME from the draw (earned pieces stay claimable)."""
+    """Remove the reward called NAME from the draw (whoever achieved it can still claim it)."""
     engine = app.engine()
     reward = engine.remove_reward(engine.find_reward(_owner(app, telegram_id), name))
     click.echo(f"Removed reward {reward.name!r}.")

@@ -76,7 +76,7 @@ def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
 def _reward_to_claim(engine, user: User, name: str) -> Reward:  # noqa: ANN001
     """The reward called ``name`` that ``user`` would claim: an achieved one of theirs first.
 
-    A removed reward leaves the draw but its earned pieces stay claimable (as the bot's
+    A removed reward leaves the draw but stays claimable once achieved (as the bot's
     /claim_reward offers it), so the user's achieved rewards are searched, removed ones included,
     the active one preferred. Otherwise the active reward of that name, so that the claim says
     why it is not claimable (or NotFound says there is none).
