@@ -98,6 +98,36 @@ def test_a_word_or_an_offset_that_is_no_zone_is_answered_not_crashed_on(tg, zone
     assert forge(bot, ANN, f"tz:{zone}").text == UNKNOWN_ZONE.format(quoted)
     assert bot.engine.get_user(ANN).timezone == "UTC"
     assert bot.errors == []
+HUGE = "9999999999999999999999999"
+CANNOT_HABIT, CANNOT_REWARD = "You cannot change that habit.", "You cannot change that reward."
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (f"d:{HUGE}", REFUSAL), (f"o:{HUGE}", "That habit no longer exists."),
+    (f"he:{HUGE}", CANNOT_HABIT), (f"hr:{HUGE}", CANNOT_HABIT), (f"hrx:{HUGE}", CANNOT_HABIT),
+    (f"re:{HUGE}", CANNOT_REWARD), (f"rr:{HUGE}", CANNOT_REWARD), (f"rrx:{HUGE}", CANNOT_REWARD),
+    (f"u:{HUGE}:1:1", REFUSAL), (f"u:1:{HUGE}:1", REFUSAL),
+    (f"hal:{HUGE}", CANNOT_HABIT), (f"hax:{HUGE}:abcd", CANNOT_HABIT), (f"haa:{HUGE}", CANNOT_HABIT),
+    (f"hf:{HUGE}:name", CANNOT_HABIT), (f"rf:{HUGE}:name", CANNOT_REWARD),
+    (f"ap:{HUGE}", REFUSAL), (f"dc:{HUGE}", REFUSAL), (f"cl:{HUGE}", "That reward is not ready to claim."),
+    (f"d:{2**63}", REFUSAL),  # the first number a 64-bit id column cannot hold
+    (f"d:{2**63 - 1}", "That habit no longer exists."),  # the last one it can: looked up, not there
+    ("/edit_habit " + HUGE, CANNOT_HABIT), ("/remove_reward " + HUGE, CANNOT_REWARD),  # typed, not pressed
+])
+def test_a_forged_huge_id_is_refused_not_a_crash(tg, data, expected):
+    """Ids beyond what the database's integer columns hold are refused before any query (SQLite's
+    driver raised OverflowError, and the user got "Something went wrong")."""
+    bot = tg()
+    user(bot, ADMIN, admin=True)  # an admin: approve/decline get as far as reading the id
+    bot.send(ADMIN, "/start")
+    before = snapshot(bot.engine)
+
+    reply = bot.send(ADMIN, data) if data.startswith("/") else forge(bot, ADMIN, data)
+
+    assert reply.text == expected
+    assert buttons(reply) == ["🏠 Menu"]
+    assert bot.errors == []
+    assert snapshot(bot.engine) == before
 
 
 def test_a_stale_undo_button_cannot_revert_a_newer_completion(tg, clock, backend):

@@ -17,7 +17,15 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from habitreward.bot.handlers.common import Screen, engine_of, remember_user, run_engine, take_gate_user, telegram_call
+from habitreward.bot.handlers.common import (
+    Screen,
+    engine_of,
+    int_args,
+    remember_user,
+    run_engine,
+    take_gate_user,
+    telegram_call,
+)
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import command_of, on_callback
 from habitreward.bot.i18n import Translator
@@ -106,9 +114,12 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
     if not is_admin(s.engine, s.user):
         await s.refuse(t._("Only an admin can do that."))
         return
+    ids = int_args(args, 1)
     try:
-        newcomer = await s.run(s.engine.get_user, int(args[0]))
-    except (IndexError, ValueError, NotFound):
+        newcomer = await s.run(s.engine.get_user, ids[0]) if ids else None
+    except NotFound:
+        newcomer = None
+    if newcomer is None:
         await s.refuse()
         return
     if approve:

@@ -241,11 +241,27 @@ def screen(active: bool = True) -> Callable[[Handler], Callable[[Update, Any], A
     return wrap
 
 
+#: The largest id (or page) callback data or a command's argument may name: what a 64-bit
+#: integer column (SQLite INTEGER, PostgreSQL BIGINT) holds. A larger number is garbage from a
+#: forged button; passed on, SQLite's driver would raise OverflowError instead of finding nothing.
+MAX_INT_ARG = 2**63 - 1
+
+
 def int_args(args: list[str], count: int) -> list[int] | None:
-    """``count`` integers from callback data arguments, or None for garbage."""
+    """``count`` integers from callback data (or command) arguments, or None for garbage.
+
+    Only plain ASCII digits (ids and pages are never negative) up to :data:`MAX_INT_ARG`:
+    every id the bot reads from a button goes through here, so a forged one is refused
+    in one place, before it reaches the database.
+    """
     if len(args) < count:
         return None
-    try:
-        return [int(a) for a in args[:count]]
-    except ValueError:
-        return None
+    values = []
+    for arg in args[:count]:
+        if not (arg.isascii() and arg.isdigit() and len(arg) <= 19):
+            return None
+        value = int(arg)
+        if value > MAX_INT_ARG:
+            return None
+        values.append(value)
+    return values
