@@ -513,6 +513,46 @@ def test_an_edited_message_is_not_a_second_report(tg):
     assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
 
 
+def typed(bot, tid: int, message_id: int, text: str):
+    """``tid`` sends ``text`` as their message ``message_id``."""
+    from habitreward.testing.builders import message_update
+
+    return bot.process(message_update(tid, text, date=bot.engine.now(), message_id=message_id))
+
+
+def edited(bot, tid: int, message_id: int, text: str) -> dict:
+    """The Update Telegram sends when ``tid`` edits their message ``message_id`` into ``text``."""
+    from habitreward.testing.builders import message_update
+
+    update = message_update(tid, text, date=bot.engine.now(), message_id=message_id)
+    update["edited_message"] = dict(update.pop("message"), edit_date=int(bot.engine.now().timestamp()))
+    return update
+
+
+def test_an_edited_command_is_not_run_again(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    bot.engine.add_habit("Reading", owner=ann)
+    assert "✅ <b>Running</b> done!" in typed(bot, ANN, 500, "/habit_done Running").text
+    assert bot.process(edited(bot, ANN, 500, "/habit_done Reading")) == []
+    assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]
+    assert bot.process(edited(bot, ANN, 500, "/remove_habit")) == []  # no remove screen
+
+    # In the middle of a dialog: an edited /cancel does not end it, an edited /add_reward or
+    # /streaks does not replace it, and the next new message is still the answer.
+    assert typed(bot, ANN, 501, "/add_habit").text.startswith("What is the new habit called?")
+    for text in ("/cancel", "/add_reward", "/streaks", "/timezone"):
+        assert bot.process(edited(bot, ANN, 501, text)) == [], text
+    bot.send(ANN, "Swimming")
+    bot.press(ANN, "20")
+    assert bot.engine.find_habit(ann, "Swimming").weight == 20
+
+    # Someone not let in yet is not told again why, for an edit.
+    assert typed(bot, BOB, 502, "/streaks").text.endswith("Until then only /start and /help work.")
+    assert bot.process(edited(bot, BOB, 502, "/history")) == []
+
+
 def test_habit_done_with_words_reports_them(tg):
     bot = tg()
     ann = user(bot)

@@ -30,7 +30,7 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
     settings,
     views,
 )
-from habitreward.bot.handlers.common import TEXT_INPUT
+from habitreward.bot.handlers.common import NEW_MESSAGE, TEXT_INPUT
 from habitreward.bot.handlers.menu import set_commands
 from habitreward.bot.handlers.router import COMMANDS, UnknownCommandHandler, route_callback, route_command
 
@@ -46,7 +46,7 @@ def register(application: Any) -> None:
         # per chat, not per message: exactly what we want (one dialog per user).
         warnings.filterwarnings("ignore", message=".*per_message.*")
         application.add_handler(dialog.conversation(persistent=application.persistence is not None))
-    application.add_handler(CommandHandler(list(COMMANDS), route_command))
+    application.add_handler(CommandHandler(list(COMMANDS), route_command, filters=NEW_MESSAGE))
     application.add_handler(CallbackQueryHandler(route_callback))
     # Free text is a habit report only in a private chat: in a group, people talk to each other.
     application.add_handler(MessageHandler(TEXT_INPUT & filters.ChatType.PRIVATE,

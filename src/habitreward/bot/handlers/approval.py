@@ -77,8 +77,10 @@ async def gate(update: Update, context: Any) -> None:
     query = update.callback_query
     parsed = command_of(update) if query is None else None
     chat = update.effective_chat
-    # Group chatter (not a command, not a button) is not addressed to the bot.
-    chatter = parsed is None and query is None and chat is not None and chat.type != "private"
+    # Group chatter (not a command, not a button) is not addressed to the bot; neither is an
+    # edit of a message already handled (the bot's handlers ignore edits).
+    chatter = (parsed is None and query is None and chat is not None and chat.type != "private") \
+        or update.edited_message is not None
     user = await take_gate_user(engine, tg_user.id)
     if user is None:
         if chatter:

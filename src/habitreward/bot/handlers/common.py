@@ -36,9 +36,12 @@ from habitreward.models import User
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
-#: Typed input: new text messages only. An edited message is not a new report or answer
-#: (re-reading it would log a habit twice or change a dialog answer behind the user's back).
-TEXT_INPUT = filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE
+#: New messages only: an edited message is not a new report, answer or command (re-reading it
+#: would log a habit twice, change a dialog answer or open a screen behind the user's back).
+#: PTB's CommandHandler accepts edits by default: every command handler of the bot passes this.
+NEW_MESSAGE = filters.UpdateType.MESSAGE
+#: Typed input: new text messages only.
+TEXT_INPUT = filters.TEXT & ~filters.COMMAND & NEW_MESSAGE
 
 
 def engine_of(context: Any) -> Any:

@@ -11,9 +11,12 @@ so a restart, or another process, continues the dialog.
 
 from __future__ import annotations
 
-from telegram.ext import ConversationHandler
+from typing import Any
+
+from telegram.ext import CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers import habit_admin, habit_aliases, reward_admin, settings
+from habitreward.bot.handlers.common import NEW_MESSAGE
 from habitreward.bot.handlers.menu import standard_fallbacks
 
 NAME = "dialog"
@@ -25,6 +28,8 @@ def conversation(persistent: bool) -> ConversationHandler:
     for module in (habit_admin, habit_aliases, reward_admin, settings):
         entry_points += module.entry_points()
         states.update(module.states())
+    for handler in entry_points:
+        _new_messages_only(handler)
     return ConversationHandler(
         entry_points=entry_points,
         states=states,
@@ -34,3 +39,11 @@ def conversation(persistent: bool) -> ConversationHandler:
         allow_reentry=True,
         per_message=False,
     )
+
+
+def _new_messages_only(handler: Any) -> None:
+    """An entry point's command answers new messages only: PTB's CommandHandler also takes an
+    edited one, so editing an old "/add_habit" would restart the dialog. Done here, for every
+    module's entry points at once, so none can forget it."""
+    if isinstance(handler, CommandHandler):
+        handler.filters = handler.filters & NEW_MESSAGE

@@ -11,7 +11,7 @@ from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from habitreward.bot.handlers.common import Screen, run_engine, screen, telegram_call, translator_for
+from habitreward.bot.handlers.common import NEW_MESSAGE, Screen, run_engine, screen, telegram_call, translator_for
 from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
@@ -161,8 +161,8 @@ async def cancel_conversation(update: Update, context: Any) -> int:
 def standard_fallbacks() -> list[Any]:
     """/cancel ends a conversation; any other command or button ends it and opens that screen."""
     return [
-        CommandHandler("cancel", cancel_conversation),
-        MessageHandler(filters.COMMAND, leave_conversation),
+        CommandHandler("cancel", cancel_conversation, filters=NEW_MESSAGE),
+        MessageHandler(filters.COMMAND & NEW_MESSAGE, leave_conversation),
         CallbackQueryHandler(leave_conversation),
     ]
 
