@@ -163,6 +163,30 @@ def test_group_chatter_is_not_a_habit_report(tg):
     assert bot.engine.history(ann) == []
 
 
+def test_another_bots_command_in_a_group_registers_nobody(tg, botapi):
+    """/roll is for a dice bot: its sender is not asked about, nor answered, nor told to wait."""
+    bot = tg()
+    user(bot, ADMIN, admin=True)
+    for typed in ("/roll@dice_bot", "/roll", "/roll@dice_bot 2d6", "/start@dice_bot"):
+        assert bot.send(77, typed, chat_id=-100) == [], typed
+    assert bot.send(77, "/roll@dice_bot") == []  # in a private chat too
+    assert bot.engine.find_user(77) is None
+    assert botapi.sent(ADMIN) == [] and botapi.sent(-100) == []
+
+    # Someone waiting for approval is not told so again and again for every /roll.
+    bot.send(BOB, "/start")
+    assert [m["text"] for m in botapi.sent(ADMIN)] == ["🆕 Test (id 3) wants to use the bot."]
+    for typed in ("/roll", "/roll@dice_bot", "hello all"):
+        assert bot.send(BOB, typed, chat_id=-100) == [], typed
+    # A command for this bot, in a group, is still answered ...
+    waiting = "Hello! An admin has been asked to approve you. I will write as soon as you are in."
+    assert bot.send(BOB, "/streaks", chat_id=-100).text.startswith(waiting)
+    assert bot.send(BOB, "/streaks@habitreward_test_bot", chat_id=-100).text.startswith(waiting)
+    # ... and a newcomer who writes one to this bot in a group is registered, as before.
+    assert bot.send(78, "/start@habitreward_test_bot", chat_id=-100).text == waiting
+    assert bot.engine.find_user(78) is not None
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_a_command_nothing_answers_is_told_so_in_a_private_chat_only(tg, lang):
     bot = tg()

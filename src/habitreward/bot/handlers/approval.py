@@ -27,7 +27,7 @@ from habitreward.bot.handlers.common import (
     telegram_call,
 )
 from habitreward.bot.handlers.menu import pending_text
-from habitreward.bot.handlers.router import command_of, on_callback
+from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import set_approval
@@ -75,34 +75,34 @@ async def gate(update: Update, context: Any) -> None:
         return
     engine = engine_of(context)
     query = update.callback_query
-    parsed = command_of(update) if query is None else None
-    chat = update.effective_chat
-    # Group chatter (not a command, not a button) is not addressed to the bot; neither is an
-    # edit of a message already handled (the bot's handlers ignore edits).
-    chatter = (parsed is None and query is None and chat is not None and chat.type != "private") \
-        or update.edited_message is not None
     user = await take_gate_user(engine, tg_user.id)
+    if user is not None and user.active:
+        remember_user(context, user)
+        if query is not None and not query.data:
+            # PTB lets a press without data match every pattern; it can only be forged.
+            await Screen(update, context, user).refuse()
+            raise ApplicationHandlerStop
+        return
+    # Someone unknown or not let in: registered, or told why, only for a button press or a new
+    # message addressed to this bot. Not for group chatter, a command for another bot (/roll,
+    # /x@other_bot), an edit of a message already handled (the bot's handlers ignore edits), or
+    # another kind of update.
+    if query is None and (update.message is None or not addressed_to_bot(update, context.application)):
+        raise ApplicationHandlerStop
+    parsed = command_of(update) if query is None else None
     if user is None:
-        if chatter:
-            raise ApplicationHandlerStop  # someone in a group, not (yet) a user: stay out of it
         user, created = await run_engine(engine, engine.register, tg_user.id, tg_user.full_name or str(tg_user.id),
                                          language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
             await run_engine(engine, set_approval, engine, user.telegram_id, "requested")
             await notify_admins(context, user, tg_user.username)
     remember_user(context, user)
-    if user.active:
-        if query is not None and not query.data:
-            # PTB lets a press without data match every pattern; it can only be forged.
-            await Screen(update, context, user).refuse()
-            raise ApplicationHandlerStop
+    if user.active:  # "open" registration
         return
     if parsed is not None and parsed[0] in OPEN_TO_INACTIVE:
         return
     if query is not None and query.data == "help":
         return
-    if chatter:
-        raise ApplicationHandlerStop
     s = Screen(update, context, user)
     if query is not None:
         await s.answer(s.t._("Your account is not active yet."), alert=True)

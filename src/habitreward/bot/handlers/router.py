@@ -91,6 +91,44 @@ def _handled_commands(handlers: Any) -> set[str]:
     return found
 
 
+def for_another_bot(update: Update, bot: Any) -> bool:
+    """A command addressed ``/x@name`` to a bot that is not this one (also when this bot's own
+    name cannot be told: it is not initialized). PTB's CommandHandler applies the same rule."""
+    message = update.effective_message
+    words = ((message.text or "") if message is not None else "").split()
+    addressee = words[0].partition("@")[2] if words else ""
+    if not addressee:
+        return False
+    try:
+        ours = bot.username or ""
+    except RuntimeError:  # the bot is not initialized: whose name it is cannot be told
+        return True
+    return addressee.lower() != ours.lower()
+
+
+def answered_here(application: Any, command: str) -> bool:
+    """Whether a handler of ``application`` (the bot's or a plugin's) answers ``/command``."""
+    if command in COMMANDS:
+        return True
+    return command in _handled_commands(h for group in application.handlers.values() for h in group)
+
+
+def addressed_to_bot(update: Update, application: Any) -> bool:
+    """Whether a new message is for this bot: anything in a private chat except a command for
+    another bot (``/x@other_bot``); in a group only a command for this bot: ``/x@this_bot``,
+    or ``/x`` that this bot (or a plugin) answers. ``/roll`` in a group is some other bot's."""
+    chat = update.effective_chat
+    parsed = command_of(update)
+    if parsed is not None and for_another_bot(update, application.bot):
+        return False
+    if chat is not None and chat.type == "private":
+        return True
+    if parsed is None:
+        return False  # group chatter
+    first = (update.effective_message.text or "").split()[0]  # type: ignore[union-attr]
+    return "@" in first or answered_here(application, parsed[0])
+
+
 class UnknownCommandHandler(BaseHandler[Update, Any, None]):
     """A command in a private chat that no handler of the application answers (a typo, an
     old command): told so, instead of silence. Commands for another bot (``/x@other_bot``)
@@ -105,17 +143,9 @@ class UnknownCommandHandler(BaseHandler[Update, Any, None]):
             return False
         if update.effective_chat.type != "private" or command_of(update) is None:
             return False
-        text = update.message.text or ""
-        addressee = text.split()[0].partition("@")[2]
-        if addressee:
-            try:
-                ours = self.application.bot.username or ""
-            except RuntimeError:  # the bot is not initialized: whose name it is cannot be told
-                return False
-            if addressee.lower() != ours.lower():
-                return False
-        known = _handled_commands(h for group in self.application.handlers.values() for h in group)
-        return command_of(update)[0] not in known  # type: ignore[index]
+        if for_another_bot(update, self.application.bot):
+            return False
+        return not answered_here(self.application, command_of(update)[0])  # type: ignore[index]
 
 
 async def route_callback(update: Update, context: Any) -> None:
