@@ -187,6 +187,29 @@ def test_another_bots_command_in_a_group_registers_nobody(tg, botapi):
     assert bot.engine.find_user(78) is not None
 
 
+def test_an_anonymous_admin_or_a_channel_is_not_a_user(tg, botapi):
+    """Telegram sends an anonymous group admin's messages from one bot account (GroupAnonymousBot,
+    for every anonymous admin of every group) with the group as ``sender_chat``; a post on behalf
+    of a channel comes from Channel_Bot with the channel. Neither is a person to register."""
+    from habitreward.testing.builders import message_update
+
+    bot = tg()
+    user(bot, ADMIN, admin=True)
+    anonymous = message_update(1087968824, "/start@habitreward_test_bot", chat_id=-100, first_name="Group")
+    anonymous["message"]["from"]["is_bot"] = True
+    anonymous["message"]["sender_chat"] = {"id": -100, "type": "supergroup", "title": "Test group"}
+    channel = message_update(136817688, "/streaks", chat_id=-100, first_name="Channel")
+    channel["message"]["from"]["is_bot"] = True
+    channel["message"]["sender_chat"] = {"id": -1009, "type": "channel", "title": "News"}
+    # A linked channel's post forwarded into its discussion group: from 777000, not flagged a bot.
+    on_behalf = message_update(777000, "/start", chat_id=-100, first_name="Telegram")
+    on_behalf["message"]["sender_chat"] = {"id": -1009, "type": "channel", "title": "News"}
+    for update in (anonymous, channel, on_behalf):
+        assert bot.process(update) == []
+    assert [u.telegram_id for u in bot.engine.list_users()] == [ADMIN]
+    assert botapi.sent(ADMIN) == []  # no approval request
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_a_command_nothing_answers_is_told_so_in_a_private_chat_only(tg, lang):
     bot = tg()

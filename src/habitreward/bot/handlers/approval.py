@@ -73,8 +73,14 @@ async def gate(update: Update, context: Any) -> None:
     tg_user = update.effective_user
     if tg_user is None:
         return
-    engine = engine_of(context)
     query = update.callback_query
+    if tg_user.is_bot or (query is None and update.effective_message is not None
+                          and update.effective_message.sender_chat is not None):
+        # Not a person: Telegram's anonymous group admin (one account, id 1087968824, for every
+        # anonymous admin of every group) or a message sent on behalf of a channel or group.
+        # No user row (they would all share one), no answer.
+        raise ApplicationHandlerStop
+    engine = engine_of(context)
     user = await take_gate_user(engine, tg_user.id)
     if user is not None and user.active:
         remember_user(context, user)
