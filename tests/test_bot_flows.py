@@ -762,6 +762,34 @@ def test_admins_in_the_database_are_asked_too(tg, botapi):
     assert any(m["chat_id"] == BOB and m["text"].startswith("🎉 You're in! Bob") for m in approved)
 
 
+def test_one_definition_of_admin_for_approving_and_for_shared_habits(tg, botapi):
+    """ADMIN_TELEGRAM_IDS makes an admin (its row is flagged at their next message), and so does the
+    flag alone (`users add --admin`): the same person may approve newcomers and change shared habits,
+    or neither."""
+    bot = tg(admin_telegram_ids="1,2")
+    boss = user(bot, ADMIN, admin=True)
+    water = bot.engine.add_habit("Water", actor=boss)  # shared: admins only
+    user(bot, ANN)  # registered before her id was added to the list
+    user(bot, 5, admin=True)  # an admin in the database only
+    listed_later = bot.engine.get_user(ANN)
+    assert not listed_later.is_admin
+
+    bot.send(BOB, "/start", first_name="Bob")  # all three are asked
+    assert "✅ Bob is approved." in bot.press(ANN, "✅ Approve").texts
+    for admin in (ANN, 5):
+        edit = forge(bot, admin, f"he:{water.id}")
+        assert "What do you want to change?" in edit.text, admin
+    assert bot.engine.get_user(ANN).is_admin  # `users list` says so too
+
+    # Demoted in the database while still listed: the list wins, for both rights alike.
+    bot.engine.promote_user(ANN, admin=False)
+    assert "What do you want to change?" in bot.send(ANN, f"/edit_habit {water.id}").text
+    # Neither listed nor flagged: neither right.
+    bot.send(6, "/start", first_name="Cid")
+    assert forge(bot, BOB, f"he:{water.id}").text == "You cannot change that habit."
+    assert forge(bot, BOB, "ap:6").text == "Only an admin can do that."
+
+
 def test_a_second_admin_pressing_approve_later_welcomes_nobody_twice(tg, botapi):
     bot = tg(admin_telegram_ids="1,5")
     bot.send(ADMIN, "/start")

@@ -6,6 +6,11 @@ Approve / Decline message; ``open`` makes new users active at once; ``closed``
 tells them to ask the admin. Until a user is active, only /start and /help
 answer; everything else gets one line saying why.
 
+An admin is an active user whose row says so (``is_admin``), for approving here as for
+changing shared habits and rewards (the engine): ``users add --admin`` / ``users promote``
+set the flag, and so does being listed in ``ADMIN_TELEGRAM_IDS`` (at registration, or in the
+gate at the person's next update, which writes only when the row changes).
+
 Callback data: ``ap:telegram_id`` approve, ``dc:telegram_id`` decline (admins only).
 """
 
@@ -46,7 +51,16 @@ def admin_ids(engine: Any) -> list[int]:
 
 
 def is_admin(engine: Any, user: User) -> bool:
-    return bool(user.active and (user.is_admin or user.telegram_id in engine.settings.admin_telegram_ids))
+    """The one definition, as the engine and the edit screens read it: the row's flag. Being
+    listed in ADMIN_TELEGRAM_IDS sets that flag (at registration, or by the gate at the
+    person's next update: :func:`listed_but_not_flagged`)."""
+    return bool(user.active and user.is_admin)
+
+
+def listed_but_not_flagged(engine: Any, user: User) -> bool:
+    """Listed in ADMIN_TELEGRAM_IDS, but the row does not say admin (yet): listed after they
+    registered, or demoted or deactivated in the database while still listed. The list wins."""
+    return not (user.is_admin and user.active) and user.telegram_id in engine.settings.admin_telegram_ids
 
 
 def _admins_to_notify(engine: Any, newcomer: User) -> list[tuple[int, User | None]]:
@@ -82,6 +96,8 @@ async def gate(update: Update, context: Any) -> None:
         raise ApplicationHandlerStop
     engine = engine_of(context)
     user = await take_gate_user(engine, tg_user.id)
+    if user is not None and listed_but_not_flagged(engine, user):  # a write only when it changed
+        user = await run_engine(engine, engine.promote_user, user.telegram_id)
     if user is not None and user.active:
         remember_user(context, user)
         if query is not None and not query.data:
