@@ -751,6 +751,18 @@ def test_approval(tg, lang):
     assert bot.engine.get_user(ANN).active
 
 
+def test_the_approval_request_shows_a_name_as_typed(tg, botapi):
+    from habitreward.testing.botapi import visible_text
+
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    bot.send(BOB, "/start", first_name="Tom & <Jerry>", username="tom_j")
+    request = botapi.sent(ADMIN)[-1]
+    assert visible_text(request["text"], "HTML") == "🆕 Tom & <Jerry> (id 3) @tom_j wants to use the bot."
+    approved = bot.press(ADMIN, "✅ Approve")
+    assert visible_text(approved[0]["text"], "HTML") == "✅ Tom & <Jerry> is approved."
+
+
 def test_admins_in_the_database_are_asked_too(tg, botapi):
     bot = tg(admin_telegram_ids="")
     bot.engine.add_user(5, "Dbadmin", admin=True, language="kk")

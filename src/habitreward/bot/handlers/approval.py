@@ -16,6 +16,7 @@ Callback data: ``ap:telegram_id`` approve, ``dc:telegram_id`` decline (admins on
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -73,10 +74,11 @@ async def notify_admins(context: Any, newcomer: User, username: str | None) -> N
     engine = engine_of(context)
     for admin_id, admin in await run_engine(engine, _admins_to_notify, engine, newcomer):
         t = Translator(admin.language if admin else engine.settings.default_language)
-        who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)
+        who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)  # escaped here
         if username:
-            who += " @" + username
-        text = t._("🆕 {who} wants to use the bot.", who=who)
+            who += " @" + html.escape(username, quote=False)
+        # ``who`` is HTML already: filled in as is (t._ would escape "Tom &amp; Jerry" a second time).
+        text = t._("🆕 {who} wants to use the bot.").format(who=who)
         rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
         await telegram_call(lambda chat=admin_id, text=text, rows=rows: context.bot.send_message(
             chat, text, parse_mode="HTML", reply_markup=markup(rows)))
