@@ -163,6 +163,31 @@ def test_group_chatter_is_not_a_habit_report(tg):
     assert bot.engine.history(ann) == []
 
 
+def test_in_a_group_a_button_answers_only_the_member_its_message_is_for(tg, botapi):
+    bot = tg()
+    ann, bob = user(bot, ANN), user(bot, BOB, lang="ru")
+    coffee_setup(bot, ann)
+    screen = bot.send(ANN, "/habit_done", chat_id=-100)
+    before = botapi.messages(-100)
+
+    not_yours = "Это сообщение для другого участника. Отправьте /menu, чтобы открыть своё."
+    for button in ("Running", "🏠 Menu"):
+        pressed = bot.press(BOB, button, chat_id=-100)
+        assert pressed == [] and pressed.alert == not_yours
+    assert botapi.messages(-100) == before  # Ann's screen is left as it was
+    assert bot.engine.history(bob) == [] and bot.engine.history(ann) == []
+
+    # Ann's own presses work; a screen Bob asks for is his to press.
+    assert "✅ <b>Running</b> done!" in bot.press(ANN, "Running", chat_id=-100).text
+    bot.send(BOB, "/streaks", chat_id=-100)
+    assert bot.press(ANN, "🏠 Меню", chat_id=-100).alert.startswith("This message is for someone else.")
+    assert bot.press(BOB, "🏠 Меню", chat_id=-100).text == "Что вы хотите сделать?"
+    assert screen[0]["message_id"] != botapi.sent(-100)[-1]["message_id"]
+    # In a private chat nothing is remembered (no extra write on the usual path).
+    bot.send(ANN, "/streaks")
+    assert "message_owners" not in (bot.application.chat_data.get(ANN) or {})
+
+
 def test_another_bots_command_in_a_group_registers_nobody(tg, botapi):
     """/roll is for a dice bot: its sender is not asked about, nor answered, nor told to wait."""
     bot = tg()

@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop
 
 from habitreward.bot.handlers.common import (
@@ -29,8 +30,10 @@ from habitreward.bot.handlers.common import (
     int_args,
     remember_user,
     run_engine,
+    someone_elses,
     take_gate_user,
     telegram_call,
+    translator_for,
 )
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
@@ -100,6 +103,15 @@ async def gate(update: Update, context: Any) -> None:
     user = await take_gate_user(engine, tg_user.id)
     if user is not None and listed_but_not_flagged(engine, user):  # a write only when it changed
         user = await run_engine(engine, engine.promote_user, user.telegram_id)
+    if someone_elses(update, context):  # only ever True for a button in a group
+        # Left as it is: the press would turn another member's screen into the presser's.
+        t = translator_for(user, update, engine.settings)
+        try:
+            await telegram_call(lambda: query.answer(
+                t._("This message is for someone else. Send /menu to get your own."), show_alert=True))
+        except BadRequest:  # a query older than Telegram's limit: nothing to answer
+            pass
+        raise ApplicationHandlerStop
     if user is not None and user.active:
         remember_user(context, user)
         if query is not None and not query.data:

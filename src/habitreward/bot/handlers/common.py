@@ -48,6 +48,33 @@ def engine_of(context: Any) -> Any:
     return context.engine
 
 
+#: ``chat_data`` key of a group's {message id: Telegram id of the person the message is for}:
+#: in a group anyone can press any button, and a press edits the message it is on.
+MESSAGE_OWNERS = "message_owners"
+#: How many of a group's latest screens are remembered (older ones: anyone's press counts).
+MAX_MESSAGE_OWNERS = 200
+
+
+def note_owner(context: Any, chat: Any, message: Any, telegram_id: int) -> None:
+    """Remember that ``message``, just sent to a group, is ``telegram_id``'s screen (a private
+    chat has one person in it: nothing to remember, nothing written)."""
+    if chat is None or chat.type == "private" or not isinstance(message, dict) or "message_id" not in message:
+        return
+    owners = context.chat_data.setdefault(MESSAGE_OWNERS, {})
+    owners[str(message["message_id"])] = telegram_id
+    for old in list(owners)[:-MAX_MESSAGE_OWNERS]:
+        del owners[old]
+
+
+def someone_elses(update: Update, context: Any) -> bool:
+    """A button pressed in a group on a screen the bot sent for another member."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or chat.type == "private" or query.message is None:
+        return False
+    owner = (context.chat_data or {}).get(MESSAGE_OWNERS, {}).get(str(query.message.message_id))
+    return owner is not None and owner != query.from_user.id
+
+
 #: Where the registration gate leaves the user row it read, on the update's context
 #: (PTB builds one context per update and hands it to every group's handler).
 _GATE_USER = "_habitreward_gate_user"
@@ -195,7 +222,10 @@ class Screen:
     async def send(self, text: str, rows: Rows | None = None, chat_id: int | None = None) -> Any:
         await self.answer()
         target = chat_id if chat_id is not None else self.chat_id
-        return await telegram_call(lambda: send_html(self.context.bot, target, fit(text), inline_keyboard(rows)))
+        sent = await telegram_call(lambda: send_html(self.context.bot, target, fit(text), inline_keyboard(rows)))
+        if target == self.chat_id:
+            note_owner(self.context, self.update.effective_chat, sent, self.user.telegram_id)
+        return sent
 
     async def show(self, text: str, rows: Rows | None = None) -> Any:
         """Show a screen: edit the pressed message, or send a new one for a command."""
