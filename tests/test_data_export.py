@@ -419,3 +419,53 @@ def test_a_plugin_tables_index_added_with_add_index_does_not_break_the_identity_
     Note.add_index(Note.index(Note.key, unique=True))
     Note.add_index(peewee.SQL("CREATE INDEX note_text ON note (text)"))
     assert _identity(Note) == []  # nothing to compare by: no check, and no TypeError
+
+
+def test_a_running_export_on_sqlite_does_not_hold_up_writers_in_other_processes(tmp_path, monkeypatch):
+    """The export reads one snapshot while the bot keeps writing: a completion made by another
+    process meanwhile goes through at once (and is not in this export)."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from habitreward.data.exporter import Exporter
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    engine = make_engine(url, load_entry_points=False)
+    try:
+        engine.add_user(42, "Ann", active=True)
+        engine.add_habit("Running")
+        reading, go_on = threading.Event(), threading.Event()
+        meta = Exporter._meta
+
+        def held_meta(self, tables):  # inside the snapshot, after the counts were read
+            reading.set()
+            go_on.wait(60)
+            return meta(self, tables)
+
+        monkeypatch.setattr(Exporter, "_meta", held_meta)
+        target = tmp_path / "during.json"
+        export = threading.Thread(target=lambda: Exporter(engine, show_progress=False).write_json(target))
+        export.start()
+        try:
+            assert reading.wait(30)
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "habitreward", "--env-file", os.devnull, "--database-url", url,
+                 "done", "42", "Running", "--json"],
+                capture_output=True, text=True, timeout=60, env={**os.environ, **ENV},
+            )
+            took = time.monotonic() - started
+        finally:
+            go_on.set()
+            export.join(30)
+        assert done.returncode == 0, done.stderr  # was "database is locked" after 15 s
+        assert json.loads(done.stdout)["habit"] == "Running"
+        assert took < 10
+        exported = {t["table"]: t["count"] for t in json.loads(target.read_text())["tables"]}
+        assert exported["habit_logs"] == 0  # the snapshot from before the completion
+        with engine.session():
+            assert HabitLog.select().count() == 1
+    finally:
+        engine.close()

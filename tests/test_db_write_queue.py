@@ -97,3 +97,41 @@ def test_without_flock_writers_still_take_turns_in_the_process(sqlite_url, monke
     assert database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 2
     assert database.write_queue._file() is None  # noqa: SLF001 - no lock file opened
     database.close()
+
+
+def test_a_deferred_transaction_reads_one_snapshot_without_taking_the_turn(sqlite_url):
+    """The export's read transaction: writers go on meanwhile; savepoints inside it still work."""
+    database = open_database(sqlite_url, bind=False)
+    database.execute_sql("CREATE TABLE t (v INTEGER)")
+    with database.atomic(lock_type="DEFERRED"):
+        assert database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 0
+        assert _write_from_another_thread(database) is None
+        with database.atomic():  # a savepoint
+            assert database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 0  # still its snapshot
+    assert database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 1
+    assert _write_from_another_thread(database) is None
+    database.close()
+
+
+def test_ending_a_read_transaction_keeps_the_turn_of_a_writer_in_the_same_thread(sqlite_url):
+    writer, reader = open_database(sqlite_url, bind=False), open_database(sqlite_url, bind=False)
+    writer.execute_sql("CREATE TABLE t (v INTEGER)")
+    failure: list[BaseException] = []
+
+    def try_to_queue() -> None:
+        try:
+            writer.write_queue.acquire(timeout=0.3)
+            writer.write_queue.release()
+        except peewee.OperationalError as exc:
+            failure.append(exc)
+
+    with writer.atomic():
+        writer.execute_sql("INSERT INTO t (v) VALUES (1)")
+        with reader.atomic(lock_type="DEFERRED"):
+            reader.execute_sql("SELECT COUNT(*) FROM t").fetchone()
+        thread = threading.Thread(target=try_to_queue)
+        thread.start()
+        thread.join(10)
+        assert failure, "the writer's turn was given away while its transaction was open"
+    writer.close()
+    reader.close()

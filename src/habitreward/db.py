@@ -69,7 +69,9 @@ class _WriteQueue:
     more threads or ``serve --workers`` processes write, the longer they get. Here a
     thread lock queues this process's writers and an ``flock`` on ``<db>.write-lock``
     queues other processes' (waited for in steps of at most 2 ms): whoever is next goes
-    in as soon as the lock is free. Held from BEGIN to COMMIT or ROLLBACK.
+    in as soon as the lock is free. Held from BEGIN to COMMIT or ROLLBACK of every
+    transaction but a DEFERRED one, which is for reading (a write in it would wait in
+    SQLite's busy handler instead).
     """
 
     def __init__(self, path: Path):
@@ -156,26 +158,36 @@ class SqliteDatabase(peewee.SqliteDatabase):
         self.register_function(_lower, "lower", 1, deterministic=True)
 
     def begin(self, lock_type: str | None = None) -> None:
-        if self.write_queue is None:
+        # A DEFERRED transaction only reads (the export's snapshot): under WAL it never
+        # blocks a writer, so it does not queue behind them nor make them wait for it.
+        self._state.queued = False
+        lock_type = lock_type or self._lock_type
+        if self.write_queue is None or str(lock_type).upper() == "DEFERRED":
             return super().begin(lock_type)
         self.write_queue.acquire()
+        self._state.queued = True
         try:
             super().begin(lock_type)
         except BaseException:
-            self.write_queue.release()
+            self._release_turn()
             raise
+
+    def _release_turn(self) -> None:
+        """Give the turn away if this thread's transaction on this database took it (and only then:
+        another Database on the same file may hold the shared queue in this thread)."""
+        if getattr(self._state, "queued", False):
+            self._state.queued = False
+            self.write_queue.release()
 
     def commit(self) -> None:
         super().commit()  # a failed COMMIT is followed by ROLLBACK, which gives the turn away
-        if self.write_queue is not None:
-            self.write_queue.release()
+        self._release_turn()
 
     def rollback(self) -> None:
         try:
             super().rollback()
         finally:
-            if self.write_queue is not None:
-                self.write_queue.release()
+            self._release_turn()
 
 
 #: A pooled PostgreSQL connection given back this recently is handed out again without
@@ -408,7 +420,8 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
                 "pragmas": {**SQLITE_PRAGMAS, "synchronous": synchronous},
                 "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
                 # Every transaction takes the write lock up front, so two writers
-                # queue instead of failing to upgrade a read lock.
+                # queue instead of failing to upgrade a read lock (reads that need one
+                # snapshot ask for DEFERRED).
                 "lock_type": "IMMEDIATE",
                 **options,  # the URL's own options (?timeout=...) win
             }
