@@ -332,3 +332,18 @@ def test_progress_bar_is_drawn_in_a_terminal(tmp_path, standin):
     assert "Writing HabitLog  [" in screen
     assert "#" * 10 in screen and "5000/5000" in screen and "100%" in screen
     assert b"HabitLog" in stdout and Path(tmp_path / "tty.db").exists()
+
+
+def test_greek_names_with_a_final_sigma_are_one_name_for_the_import_too(engine, db_url, standin):
+    """The import compares names as the engine does: "ΔΡΟΜΟΣ" and "δρομοσ" are the same name."""
+    engine.add_habit("Δρομος")
+    standin.tables["Habits"] += [record("recH4", name="ΔΡΟΜΟΣ", active=True),
+                                 record("recH5", name="δρομοσ", active=True)]
+
+    result = run_import(db_url, standin, "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert "skipped Habits recH5: the habit name 'δρομοσ' is also in record recH4" in result.stdout
+    with engine.session():
+        greek = Habit.select().where(Habit.name.not_in(["Running", "Reading", "Old habit"]))
+        assert [(h.name, h.airtable_id) for h in greek] == [("ΔΡΟΜΟΣ", "recH4")]  # adopted, renamed

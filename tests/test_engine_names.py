@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
 
 from habitreward.errors import Conflict, ValidationError
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.errors import Conflict
 
 
 @pytest.mark.parametrize(("name", "typed"), [("Ёж", "ёж"), ("Кофе ☕", "КОФЕ ☕"), ("Оқу", "оҚу")])
@@ -51,3 +57,26 @@ def test_invisible_characters_are_no_part_of_a_name(engine):
     family, flag = "Family 👨\u200d👩\u200d👧", "Walk 🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"
     assert engine.add_habit(family).name == family  # joiners inside an emoji stay
     assert engine.add_habit(flag).name == flag
+def test_greek_names_with_a_final_sigma_are_one_name_on_every_backend(engine, db_url):
+    """PostgreSQL lowers "ΔΡΟΜΟΣ" to "δρομοσ", Python to "δρομος": names lowered in Python were
+    compared with names lowered by the database, so on PostgreSQL the exact name was not found,
+    the same name was taken twice, and a completion went to the other habit."""
+    ann = engine.add_user(42, "Ann", active=True)
+    upper = engine.add_habit("ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ")
+    assert engine.find_habit(ann, "ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ").id == upper.id
+    assert engine.find_habit(ann, "τρεξιμο δρομος").id == upper.id
+    for same in ("ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ", "Τρεξιμο δρομος", "τρεξιμο δρομοσ"):
+        with pytest.raises(Conflict):
+            engine.add_habit(same)
+    other = engine.add_habit("Τρεξιμο")
+    with pytest.raises(Conflict):
+        engine.edit_habit(other, name="τρεξιμο δρομος")
+    assert [h.name for h in engine.habits_for(ann)] == ["Τρεξιμο", "ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ"]
+    reward = engine.add_reward("ΚΑΦΕΣ")
+    assert engine.find_reward(ann, "ΚΑΦΕΣ").id == engine.find_reward(ann, "καφες").id == reward.id
+    with pytest.raises(Conflict):
+        engine.add_reward("Καφες")
+    done = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", db_url,
+                                    "done", "42", "ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ", "--json"], env={"HABITREWARD_LOAD_PLUGINS": ""})
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["habit"] == "ΤΡΕΞΙΜΟ ΔΡΟΜΟΣ"

@@ -154,7 +154,7 @@ class SqliteDatabase(peewee.SqliteDatabase):
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         self.write_queue = None if in_memory else _write_queue_for(database)
         # SQLite's own LOWER() folds ASCII only: "Ёж" and "ёж" were two names, and finding "Кофе"
-        # by name failed. Python's, as the engine lowers the other side (PostgreSQL's is Unicode).
+        # by name failed. Python's folds every alphabet, as PostgreSQL's does.
         self.register_function(_lower, "lower", 1, deterministic=True)
 
     def begin(self, lock_type: str | None = None) -> None:

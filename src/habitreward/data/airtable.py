@@ -25,6 +25,7 @@ from habitreward.data.progress import Progress, Tally
 from habitreward.engine.validation import (
     clean_name,
     habit_weight,
+    name_key,
     piece_value,
     pieces_required,
     reward_type,
@@ -343,8 +344,8 @@ class AirtableImporter:
             fields = record.get("fields", {})
             try:
                 name = _validated(lambda v: clean_name(v, "habit name"), fields.get("name"))
-                if name.lower() in seen:
-                    raise BadRecord(f"the habit name {name!r} is also in record {seen[name.lower()]}")
+                if name_key(name) in seen:
+                    raise BadRecord(f"the habit name {name!r} is also in record {seen[name_key(name)]}")
                 category = fields.get("category")
                 values = {
                     "name": name,
@@ -356,11 +357,11 @@ class AirtableImporter:
             except BadRecord as exc:
                 self._skip(stats, record, str(exc))
                 continue
-            seen[name.lower()] = record["id"]
+            seen[name_key(name)] = record["id"]
             weights[record["id"]] = values["weight"]
             planned.append(self._plan(record, values))
         ids = self._sync(
-            Habit, stats, planned, key=lambda v: v["name"].lower(), adoptable=Habit.owner.is_null(True)
+            Habit, stats, planned, key=lambda v: name_key(v["name"]), adoptable=Habit.owner.is_null(True)
         )
         return ids, weights
 
@@ -372,8 +373,8 @@ class AirtableImporter:
             fields = record.get("fields", {})
             try:
                 name = _validated(lambda v: clean_name(v, "reward name"), fields.get("name"))
-                if name.lower() in seen:
-                    raise BadRecord(f"the reward name {name!r} is also in record {seen[name.lower()]}")
+                if name_key(name) in seen:
+                    raise BadRecord(f"the reward name {name!r} is also in record {seen[name_key(name)]}")
                 values = {
                     "name": name,
                     "weight": _validated(reward_weight, fields.get("weight", 1.0)),
@@ -386,11 +387,11 @@ class AirtableImporter:
             except BadRecord as exc:
                 self._skip(stats, record, str(exc))
                 continue
-            seen[name.lower()] = record["id"]
+            seen[name_key(name)] = record["id"]
             types[record["id"]] = values["type"]
             planned.append(self._plan(record, values))
         ids = self._sync(
-            Reward, stats, planned, key=lambda v: v["name"].lower(), adoptable=Reward.owner.is_null(True)
+            Reward, stats, planned, key=lambda v: name_key(v["name"]), adoptable=Reward.owner.is_null(True)
         )
         return ids, types
 

@@ -30,6 +30,15 @@ _HABITS_OF_USER = Prepared(
 )
 
 
+def _name_key(value: Any) -> peewee.Expression:
+    """A name (a column or a text) as names are compared, worked out by the database for both
+    sides: Python's lower() is not PostgreSQL's LOWER ("ΔΡΟΜΟΣ" is "δρομος" in Python,
+    "δρομοσ" in PostgreSQL), so a name lowered in Python could miss itself. A final sigma
+    counts as any sigma (as casefold has it), so both backends see the same names as one
+    (validation.name_key is the same in Python)."""
+    return peewee.fn.REPLACE(peewee.fn.LOWER(value), "ς", "σ")
+
+
 def _visible_to(model: type[ItemT], user: User | None) -> peewee.Expression:
     if user is None:
         return model.owner.is_null()
@@ -40,7 +49,7 @@ class CatalogMixin(EngineBase):
     # --- shared helpers ------------------------------------------------------------
 
     def _check_unique(self, model: type[ItemT], name: str, owner: User | None, exclude_id: int | None = None) -> None:
-        query = model.select(model.id).where(model.active & (peewee.fn.LOWER(model.name) == name.lower()))
+        query = model.select(model.id).where(model.active & (_name_key(model.name) == _name_key(name)))
         if owner is not None:
             query = query.where(_visible_to(model, owner))
         if exclude_id is not None:
@@ -68,9 +77,9 @@ class CatalogMixin(EngineBase):
         return item
 
     def _find_by_name(self, model: type[ItemT], user: User | None, name: str) -> ItemT:
-        wanted = " ".join((name or "").split()).lower()
+        wanted = " ".join((name or "").split())
         with self.session():
-            query = model.select().where(model.active & (peewee.fn.LOWER(model.name) == wanted))
+            query = model.select().where(model.active & (_name_key(model.name) == _name_key(wanted)))
             query = query.where(_visible_to(model, user)) if user is not None else query
             # A personal item shadows nothing (names are unique) but prefer it if data is odd.
             item = query.order_by(model.owner.is_null(), model.id).first()

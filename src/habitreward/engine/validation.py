@@ -69,6 +69,12 @@ def clean_name(name: str | None, what: str = "name") -> str:
     return cleaned
 
 
+def name_key(name: str) -> str:
+    """A name as names are compared, worked out in Python (the Airtable import's checks): lower
+    case, a final sigma as any sigma; the engine asks the database the same (catalog._name_key)."""
+    return name.lower().replace("ς", "σ")
+
+
 def habit_weight(value: int | str) -> int:
     try:
         weight = int(value)
