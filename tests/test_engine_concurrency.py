@@ -140,3 +140,53 @@ def test_a_progress_row_stored_after_the_draw_read_it_gets_the_piece(engine, mon
     assert result.reward is not None and result.reward.id == reward.id
     with engine.session():
         assert [(p.pieces_earned, p.claimed) for p in RewardProgress.select()] == [(3, False)]
+
+
+@pytest.mark.parametrize("write", ["add a habit", "rename a reward"])
+def test_two_writers_giving_the_same_name_at_once_one_gets_a_conflict(engine, monkeypatch, write):
+    """Both check the name, then both write it: on PostgreSQL (READ COMMITTED, no unique index)
+    both used to succeed. The window between check and write is widened: each waits, after its
+    check, for the other's check, which never comes when the checks take turns."""
+    import contextlib
+
+    from habitreward.engine.catalog import CatalogMixin
+    from habitreward.errors import Conflict
+    from habitreward.models import Habit, Reward
+
+    if write == "add a habit":
+        model, writes = Habit, [lambda: engine.add_habit("Run"), lambda: engine.add_habit("run")]
+    else:
+        first, second = engine.add_reward("Coffee"), engine.add_reward("Tea")
+        model = Reward
+        writes = [lambda: engine.edit_reward(first, name="Cake"), lambda: engine.edit_reward(second, name="CAKE")]
+    checked = threading.Barrier(2, timeout=2)
+    check = CatalogMixin._check_unique
+
+    def widened(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        check(self, *args, **kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other waits on the lock
+            checked.wait()
+
+    monkeypatch.setattr(CatalogMixin, "_check_unique", widened)
+    outcomes: list[object] = []
+
+    def worker(write) -> None:  # noqa: ANN001
+        try:
+            outcomes.append(write())
+        except Exception as exc:  # reported below
+            outcomes.append(exc)
+        finally:
+            engine.db.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in writes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(outcomes) == 2 and len(errors) == 1 and isinstance(errors[0], Conflict), outcomes
+    assert str(errors[0]).startswith("There is already a")
+    with engine.session():
+        names = [m.name.lower() for m in model.select().where(model.active)]
+    assert names.count("run" if model is Habit else "cake") == 1

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import peewee
 
+from habitreward.db import is_postgres
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
@@ -28,6 +29,12 @@ _HABITS_OF_USER = Prepared(
     .order_by(peewee.fn.LOWER(Habit.name), Habit.id),
     1,
 )
+
+
+# PostgreSQL advisory locks (any constants) that take turns among the writes giving a habit or
+# a reward a name: checking a name and inserting it are two statements, and in READ COMMITTED two
+# transactions both saw the name free and both wrote it. (SQLite's writers queue at BEGIN.)
+_NAME_LOCK_KEYS = {Habit: 0x6861626974_0001, Reward: 0x6861626974_0002}
 
 
 def _name_key(value: Any) -> peewee.Expression:
@@ -49,6 +56,10 @@ class CatalogMixin(EngineBase):
     # --- shared helpers ------------------------------------------------------------
 
     def _check_unique(self, model: type[ItemT], name: str, owner: User | None, exclude_id: int | None = None) -> None:
+        """Conflict if ``name`` is taken; called in the transaction that then writes the name,
+        which on PostgreSQL it makes wait for any other such transaction to end."""
+        if is_postgres(self.db):
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_NAME_LOCK_KEYS[model],))
         query = model.select(model.id).where(model.active & (_name_key(model.name) == _name_key(name)))
         if owner is not None:
             query = query.where(_visible_to(model, owner))
