@@ -104,7 +104,9 @@ def test_add_edit_remove_reward(tg, lang):
     bot.send(ANN, "/edit_reward")
     bot.press(ANN, "Cinema")
     bot.press(ANN, t._("Daily limit"))
-    assert bot.send(ANN, "x").text == t._("Please type a whole number: 0 means no limit.")
+    assert bot.send(ANN, "x").text == t._("Please type a whole number from 0 to {n}: 0 means no limit.", n=1000)
+    assert bot.send(ANN, "3000000000").text == t._("Please type a whole number from 0 to {n}: 0 means no limit.",
+                                                   n=1000)
     bot.send(ANN, "0")
     assert bot.engine.get_reward(ann, reward.id).max_per_day == 0
 

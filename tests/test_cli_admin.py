@@ -92,7 +92,10 @@ BAD_INPUT = [
     (["rewards", "add", "R", "--weight", "-3"], "weight must be above 0"),
     (["rewards", "add", "R", "--weight", "1e308"], "weight must be above 0 and at most 1,000,000,000"),
     (["rewards", "add", "R", "--value", "abc"], "piece value must be a number"),
-    (["rewards", "add", "R", "--max-per-day", "-1"], "Max per day must be 0"),
+    (["rewards", "add", "R", "--max-per-day", "-1"], "Max per day must be from 0 (no limit) to 1000, got -1."),
+    # Stored on SQLite, a DataError traceback on PostgreSQL (a 32-bit column):
+    (["rewards", "add", "Cake", "--max-per-day", "3000000000"], "Max per day must be from 0 (no limit) to 1000"),
+    (["rewards", "edit", "coffee", "--max-per-day", "1001"], "Max per day must be from 0 (no limit) to 1000"),
     (["rewards", "add", "coffee"], "already a reward called"),
     (["users", "add", "42", "--name", "Again"], "already exists"),
     (["users", "add", "43", "--name", "Tz", "--timezone", "Mars/Olympus"], "Unknown time zone"),

@@ -347,3 +347,29 @@ def test_greek_names_with_a_final_sigma_are_one_name_for_the_import_too(engine, 
     with engine.session():
         greek = Habit.select().where(Habit.name.not_in(["Running", "Reading", "Old habit"]))
         assert [(h.name, h.airtable_id) for h in greek] == [("ΔΡΟΜΟΣ", "recH4")]  # adopted, renamed
+
+
+def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
+    """A count beyond what a real one could be used to reach the database: stored on SQLite, a
+    DataError on PostgreSQL (32-bit columns) that stopped the import. Now the record is skipped."""
+    standin.tables["Users"].append(record("recU4", name="Huge", telegram_id=2**64, active=True))
+    standin.tables["RewardProgress"].append(record("recP4", user=["recU3"], reward=["recR1"],
+                                                   pieces_earned=3_000_000_000))
+    standin.tables["HabitLog"] += [
+        record("recLhuge1", user=["recU1"], habit=["recH1"], timestamp="2030-01-01T10:00:00.000Z",
+               streak_count=3_000_000_000),
+        record("recLhuge2", user=["recU1"], habit=["recH2"], timestamp="2030-01-01T10:00:00.000Z",
+               habit_weight=-3_000_000_000),
+    ]
+
+    result = run_import(db_url, standin, "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "skipped Users recU4: telegram_id must be at most 9,223,372,036,854,775,807" in out
+    assert "skipped RewardProgress recP4: pieces_earned must be at most 1,000,000, got 3000000000" in out
+    assert "skipped HabitLog recLhuge1: streak_count must be at most 1,000,000, got 3000000000" in out
+    assert "skipped HabitLog recLhuge2: habit_weight must be at least 0, got -3000000000" in out
+    lines = table_lines(out)
+    assert (lines["Users"][4], lines["RewardProgress"][4], lines["HabitLog"][4]) == (2, 2, 4)
+    assert lines["HabitLog"][1] == LOG_COUNT

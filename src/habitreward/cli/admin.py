@@ -243,7 +243,8 @@ _TYPES = click.Choice(["virtual", "real", "none"], case_sensitive=False)
               help="'none' is a 'no reward this time' entry.")
 @click.option("--pieces", type=int, default=1, show_default=True, help="Pieces needed before it can be claimed.")
 @click.option("--value", help="Value of one piece, e.g. 2.50.")
-@click.option("--max-per-day", type=int, default=1, show_default=True, help="Draws per user and day; 0 = no limit.")
+@click.option("--max-per-day", type=int, default=1, show_default=True,
+              help="Draws per user and day, 0-1000; 0 = no limit.")
 @click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Personal reward of this user (default: shared).")
 @pass_app
 def rewards_add(app: AppContext, name: str, weight: float, kind: str, pieces: int, value: str | None,
@@ -261,7 +262,7 @@ def rewards_add(app: AppContext, name: str, weight: float, kind: str, pieces: in
 @click.option("--type", "kind", type=_TYPES)
 @click.option("--pieces", type=int, help="Pieces needed.")
 @click.option("--value", help="Value of one piece ('' clears it).")
-@click.option("--max-per-day", type=int, help="0 = no limit.")
+@click.option("--max-per-day", type=int, help="0-1000; 0 = no limit.")
 @click.option("--user", "telegram_id", type=TELEGRAM_ID, help="Look the reward up among this user's rewards.")
 @pass_app
 def rewards_edit(app: AppContext, name: str, new_name: str | None, weight: float | None, kind: str | None,

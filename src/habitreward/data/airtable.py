@@ -23,6 +23,7 @@ import peewee
 
 from habitreward.data.progress import Progress, Tally
 from habitreward.engine.validation import (
+    MAX_TELEGRAM_ID,
     clean_name,
     habit_weight,
     name_key,
@@ -190,7 +191,14 @@ def _link(fields: dict[str, Any], name: str) -> str | None:
     return str(value) if value else None
 
 
-def _int(value: Any, what: str, default: int | None = None, minimum: int | None = None) -> int:
+#: The most a count read from Airtable (pieces, a streak, a weight) may be: far more than any real
+#: one, and within the 32-bit INTEGER columns of PostgreSQL, where a larger one was a DataError
+#: that stopped the import instead of skipping the record.
+MAX_COUNT = 1_000_000
+
+
+def _int(value: Any, what: str, default: int | None = None, minimum: int | None = None,
+         maximum: int = MAX_COUNT) -> int:
     if value in (None, ""):
         if default is None:
             raise BadRecord(f"{what} is missing")
@@ -204,6 +212,8 @@ def _int(value: Any, what: str, default: int | None = None, minimum: int | None 
         raise BadRecord(f"{what} must be a whole number, got {value!r}") from None
     if minimum is not None and result < minimum:
         raise BadRecord(f"{what} must be at least {minimum}, got {result}")
+    if result > maximum:
+        raise BadRecord(f"{what} must be at most {maximum:,}, got {result}")
     return result
 
 
@@ -315,7 +325,7 @@ class AirtableImporter:
         for record in records:
             fields = record.get("fields", {})
             try:
-                tid = _int(_first(fields, "telegram_id"), "telegram_id")
+                tid = _int(_first(fields, "telegram_id"), "telegram_id", minimum=1, maximum=MAX_TELEGRAM_ID)
                 if tid in seen:
                     raise BadRecord(f"telegram_id {tid} is also in record {seen[tid]}")
                 name = " ".join(str(fields.get("name") or "").split())[:255] or str(tid)
@@ -465,7 +475,7 @@ class AirtableImporter:
                     earlier = seen[user, habit, completed_on]
                     raise BadRecord(f"the same habit is already logged for {completed_on} in record {earlier}")
                 default_weight = habit_weights.get(_link(fields, "habit") or "", 10)
-                weight = _int(fields.get("habit_weight"), "habit_weight", default=default_weight)
+                weight = _int(fields.get("habit_weight"), "habit_weight", default=default_weight, minimum=0)
                 values = {
                     "user": user,
                     "habit": habit,

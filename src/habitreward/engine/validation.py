@@ -127,13 +127,18 @@ def pieces_required(value: int | str) -> int:
     return pieces
 
 
+#: More draws of one reward a day than anyone completes habits; the column is a 32-bit integer
+#: on PostgreSQL, where 3,000,000,000 was a DataError instead of a message.
+MAX_PER_DAY = 1000
+
+
 def max_per_day(value: int | str) -> int:
     try:
         cap = int(value)
     except (TypeError, ValueError):
         raise ValidationError(f"Max per day must be a whole number (0 = no limit), got {value!r}.") from None
-    if cap < 0:
-        raise ValidationError(f"Max per day must be 0 (no limit) or more, got {cap}.")
+    if not 0 <= cap <= MAX_PER_DAY:
+        raise ValidationError(f"Max per day must be from 0 (no limit) to {MAX_PER_DAY}, got {cap}.")
     return cap
 
 
