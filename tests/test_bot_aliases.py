@@ -31,6 +31,8 @@ def test_alias_added_in_the_bot_logs_the_habit_from_free_text(bot, lang):
     again = bot.send(ANN, "  !!  ")
     assert again.text == t._("An alias needs at least one letter or digit. Type another:")
     assert buttons(again) == buttons(ask)  # the first prompt's way back stays
+    too_long = bot.send(ANN, "ß" * 60)  # 60 characters, 120 once "ß" is "ss" as the key stores it
+    assert too_long.text == t._("Please type an alias of at most {n} characters.", n=100)
     assert bot.send(ANN, "running").text == t._(
         "<b>{alias}</b> is already the name or an alias of <b>{habit}</b>. Type another:",
         alias="running", habit="Running")

@@ -37,6 +37,9 @@ class AliasesMixin(EngineBase):
             raise ValidationError("An alias needs at least one letter or digit.")
         if len(text) > MAX_ALIAS_LENGTH:
             raise ValidationError(f"An alias can have at most {MAX_ALIAS_LENGTH} characters.")
+        if len(key) > MAX_ALIAS_LENGTH:  # stored too, in a column of that size; "ß" is "ss" in it
+            raise ValidationError(f"An alias can have at most {MAX_ALIAS_LENGTH} characters, counting ß as ss"
+                                  f" and the like: this one has {len(key)}.")
         if key == alias_key(habit.name):
             raise Conflict(f"{text!r} is already the habit's name.")
         with self.transaction():

@@ -130,7 +130,7 @@ async def add_value(s: Screen) -> str | int:
     if not alias_key(text):
         await s.send(t._("An alias needs at least one letter or digit. Type another:"), back)
         return ALIAS
-    if len(text) > MAX_ALIAS_LENGTH:
+    if max(len(text), len(alias_key(text))) > MAX_ALIAS_LENGTH:  # "ß" is "ss" in the stored key
         await s.send(t._("Please type an alias of at most {n} characters.", n=MAX_ALIAS_LENGTH), back)
         return ALIAS
     try:
