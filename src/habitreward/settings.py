@@ -8,6 +8,7 @@ override one value without editing the file. Every problem is a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ from habitreward.errors import ConfigError
 LANGUAGES = ("en", "ru", "kk")
 REGISTRATION_MODES = ("approval", "open", "closed")
 HTTP_CLIENTS = ("aiohttp", "httpx")
+#: +10,000% a day is plenty; a huge finite rate (1e308) made the multiplier infinite, as "inf" did.
+MAX_STREAK_MULTIPLIER_RATE = 100.0
 
 
 def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, str], int]:
@@ -39,14 +42,18 @@ def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[st
     return parse
 
 
-def _float(minimum: float = 0.0) -> Callable[[str, str], float]:
+def _float(minimum: float = 0.0, maximum: float | None = None) -> Callable[[str, str], float]:
     def parse(name: str, raw: str) -> float:
         try:
             value = float(raw.strip())
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if not value >= minimum:  # also rejects NaN
+        if not math.isfinite(value):  # "inf" passed the minimum, then broke every draw
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, got {raw!r}")
         return value
 
     return parse
@@ -156,7 +163,8 @@ class Settings:
     llm_api_base: str | None = _setting("LLM_API_BASE", _text, None, "Base URL of the LLM API (Ollama, vLLM, proxy).")
     llm_timeout: float = _setting("LLM_TIMEOUT", _float(0.1), 10.0, "Seconds before an LLM call is given up.")
     streak_multiplier_rate: float = _setting(
-        "STREAK_MULTIPLIER_RATE", _float(0.0), 0.1, "Extra reward odds per streak day (0.1 = +10% a day)."
+        "STREAK_MULTIPLIER_RATE", _float(0.0, MAX_STREAK_MULTIPLIER_RATE), 0.1,
+        "Extra reward odds per streak day (0.1 = +10% a day; at most 100).",
     )
     streak_multiplier_max_streak: int = _setting(
         "STREAK_MULTIPLIER_MAX_STREAK", _int(0), 30, "Streak length beyond which the odds stop growing."

@@ -1,0 +1,43 @@
+"""Settings refuse, in one line naming the variable, a value that would only fail later."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.errors import ConfigError
+from habitreward.settings import Settings
+
+pytestmark = pytest.mark.no_db
+
+
+@pytest.mark.parametrize(("variable", "raw", "message"), [
+    # "inf" was accepted, then every completion failed: "habitreward_odds_multiplier answered inf".
+    ("STREAK_MULTIPLIER_RATE", "inf", "STREAK_MULTIPLIER_RATE must be a finite number, got 'inf'"),
+    ("STREAK_MULTIPLIER_RATE", "-Infinity", "STREAK_MULTIPLIER_RATE must be a finite number, got '-Infinity'"),
+    ("STREAK_MULTIPLIER_RATE", "nan", "STREAK_MULTIPLIER_RATE must be a finite number, got 'nan'"),
+    ("STREAK_MULTIPLIER_RATE", "-0.5", "STREAK_MULTIPLIER_RATE must be at least 0.0, got '-0.5'"),
+    ("STREAK_MULTIPLIER_RATE", "1e308", "STREAK_MULTIPLIER_RATE must be at most 100.0, got '1e308'"),
+    ("LLM_TIMEOUT", "inf", "LLM_TIMEOUT must be a finite number, got 'inf'"),
+    ("LLM_TIMEOUT", "0", "LLM_TIMEOUT must be at least 0.1, got '0'"),
+])
+def test_a_float_setting_out_of_range_is_refused_by_name(variable, raw, message):
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({variable: raw}, env_file=None)
+    assert str(refused.value) == message
+
+
+def test_the_command_line_says_so_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
+                                      "odds", "1", "Running"],
+                                env={"STREAK_MULTIPLIER_RATE": "inf", "HABITREWARD_LOAD_PLUGINS": ""})
+    assert result.exit_code == 1
+    assert result.output == "Error: STREAK_MULTIPLIER_RATE must be a finite number, got 'inf'\n"
+
+
+def test_finite_values_in_range_are_kept():
+    settings = Settings.load({"STREAK_MULTIPLIER_RATE": "100", "LLM_TIMEOUT": "2.5"}, env_file=None)
+    assert (settings.streak_multiplier_rate, settings.llm_timeout) == (100.0, 2.5)
