@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 
-from habitreward.errors import Conflict, ValidationError
 import pytest
 from click.testing import CliRunner
 
 from habitreward.cli import cli
-from habitreward.errors import Conflict
+from habitreward.errors import Conflict, ValidationError
 
 
 @pytest.mark.parametrize(("name", "typed"), [("Ёж", "ёж"), ("Кофе ☕", "КОФЕ ☕"), ("Оқу", "оҚу")])
