@@ -102,6 +102,10 @@ BAD_INPUT = [
     (["users", "add", "43", "--name", "Lang", "--language", "de"], "language must be one of"),
     (["users", "add", "43", "--name", ""], "must not be empty"),
     (["users", "activate", "999"], "No user with Telegram id 999"),
+    (["users", "edit", "42", "--name", "Anna", "--timezone", "Mars/Olympus"], "Unknown time zone"),
+    (["users", "edit", "42", "--language", "kk", "--name", " "], "must not be empty"),
+    (["users", "edit", "999", "--name", "Nobody"], "No user with Telegram id 999"),
+    (["users", "edit", "42"], "Nothing to change"),
     (["done", "999", "Running"], "No user with Telegram id 999"),
     (["done", "42", "Swimming"], "No habit called 'Swimming'"),
     (["done", "42", "Running", "--date", "2099-01-01"], "in the future"),
@@ -183,6 +187,16 @@ def test_user_lifecycle_commands(run):
     assert users() == {42: (True, False)}
     assert run("users", "delete", "42", "--yes").exit_code == 0
     assert users() == {}
+
+
+def test_a_user_s_name_time_zone_and_language_can_be_changed(run):
+    run("users", "add", "42", "--name", "Ann", "--timezone", "UTC+5")
+    assert "Ann" in run("users", "list").output and "UTC+5" in run("users", "list").output
+    changed = run("users", "edit", "42", "--name", "Anna", "--timezone", "Asia/Almaty", "--language", "kk")
+    assert changed.output == "Anna (42): language kk, time zone Asia/Almaty.\n"
+    (user,) = json.loads(run("users", "list", "--json").output)
+    assert (user["name"], user["timezone"], user["language"]) == ("Anna", "Asia/Almaty", "kk")
+    assert run("users", "edit", "42", "--timezone", "-3").output.endswith("time zone UTC-3.\n")
 
 
 def test_edit_and_remove_habits_and_rewards(run):

@@ -6,6 +6,7 @@ import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit, emit_table, json_option
+from habitreward.engine import validation
 
 
 def _user_dict(user) -> dict:  # noqa: ANN001
@@ -32,12 +33,12 @@ def users() -> None:
 @json_option
 @pass_app
 def users_list(app: AppContext, as_json: bool) -> None:
-    """Every user, oldest first."""
+    """Every user, oldest first (the table shows a UTC offset as UTC+5; --json the stored name)."""
     rows = [_user_dict(u) for u in app.engine().list_users()]
     emit(as_json, rows, lambda: emit_table(
         ["telegram_id", "name", "active", "admin", "language", "timezone"],
         [(r["telegram_id"], r["name"], "yes" if r["active"] else "no", "yes" if r["admin"] else "no",
-          r["language"], r["timezone"]) for r in rows],
+          r["language"], validation.zone_label(r["timezone"])) for r in rows],
         empty="No users yet.",
     ))
 
@@ -56,6 +57,30 @@ def users_add(app: AppContext, telegram_id: int, name: str, active: bool, admin:
     user = app.engine().add_user(telegram_id, name, active=active, admin=admin, timezone=timezone, language=language)
     state = "admin" if user.is_admin else ("active" if user.active else "waiting for approval")
     click.echo(f"Added {user.name} ({user.telegram_id}), {state}.")
+
+
+@users.command("edit")
+@click.argument("telegram_id", type=TELEGRAM_ID)
+@click.option("--name", help="New display name.")
+@click.option("--timezone", "timezone", metavar="TZ", help="IANA name (Asia/Almaty) or offset (UTC+5).")
+@click.option("--language", metavar="xx", help="en, ru or kk (as if chosen in /settings).")
+@pass_app
+def users_edit(app: AppContext, telegram_id: int, name: str | None, timezone: str | None,
+               language: str | None) -> None:
+    """Change the name, time zone or language of user TELEGRAM_ID."""
+    if name is None and timezone is None and language is None:
+        raise click.ClickException("Nothing to change: give --name, --timezone or --language.")
+    engine = app.engine()
+    with engine.transaction():  # one bad value changes nothing
+        user = engine.get_user(telegram_id)
+        if name is not None:
+            user = engine.rename_user(user, name)
+        if timezone is not None:
+            user = engine.set_timezone(user, timezone)
+        if language is not None:
+            user = engine.set_language(user, language)
+    click.echo(f"{user.name} ({user.telegram_id}): language {user.language},"
+               f" time zone {validation.zone_label(user.timezone)}.")
 
 
 @users.command("activate")

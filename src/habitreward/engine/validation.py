@@ -205,6 +205,14 @@ def _offset_minutes(sign: str, hours: int, minutes: int) -> int | None:
     return offset if minutes < 60 and -12 * 60 <= offset <= 14 * 60 else None
 
 
+def zone_label(name: str) -> str:
+    """How a stored zone is shown: ``Etc/GMT-5`` (POSIX signs are inverted) reads as ``UTC+5``."""
+    if name.startswith("Etc/GMT") and len(name) > len("Etc/GMT") + 1:
+        sign, hours = name[len("Etc/GMT")], name[len("Etc/GMT") + 1:]
+        return f"UTC{'+' if sign == '-' else '-'}{hours}"
+    return name
+
+
 def zone_of(name: str) -> dt.tzinfo:
     """The tzinfo for a time zone name (IANA, or ``UTC+05:30`` for odd offsets); ValueError or
     ZoneInfoNotFoundError for an unknown one (see :func:`stored_zone` for a stored name).

@@ -15,7 +15,7 @@ from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import LANGUAGE_NAMES
 from habitreward.bot.keyboards import Rows, menu_row
 from habitreward.bot.text import shorten
-from habitreward.engine.validation import stored_zone
+from habitreward.engine.validation import stored_zone, zone_label
 from habitreward.errors import ValidationError
 
 #: Offered as buttons; any other IANA name or a UTC offset can be typed.
@@ -25,14 +25,6 @@ COMMON_ZONES = (
     "America/New_York", "America/Chicago", "America/Los_Angeles",
 )
 TYPING_ZONE = "timezone"
-
-
-def zone_label(name: str) -> str:
-    """How a stored zone is shown: ``Etc/GMT-5`` (POSIX signs are inverted) reads as ``UTC+5``."""
-    if name.startswith("Etc/GMT") and len(name) > len("Etc/GMT") + 1:
-        sign, hours = name[len("Etc/GMT")], name[len("Etc/GMT") + 1:]
-        return f"UTC{'+' if sign == '-' else '-'}{hours}"
-    return name
 
 
 @on_command("settings")
