@@ -180,7 +180,9 @@ class Settings:
         "REGISTRATION", _registration, "approval", "approval, open or closed: what happens when someone new writes."
     )
     admin_telegram_ids: tuple[int, ...] = _setting(
-        "ADMIN_TELEGRAM_IDS", _telegram_ids, (), "Telegram ids of the admins who approve new users."
+        "ADMIN_TELEGRAM_IDS", _telegram_ids, (),
+        "Telegram ids of admins: they approve new users and manage shared habits and rewards"
+        " (made admins at their next message; see docs/bot.md, Admins)."
     )
     airtable_api_key: str | None = _setting(
         "AIRTABLE_API_KEY", _text, None, "Airtable personal access token, for import-airtable."
