@@ -277,6 +277,12 @@ class Importer:
             query = query.on_conflict(conflict_target=[pk], preserve=[f for f in fields if f is not pk])
         try:
             written = query.as_rowcount().execute()
+        except (peewee.DataError, OverflowError) as exc:  # a number too big for its column, say
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValidationError(
+                f"{model._meta.table_name}: a value of the file does not fit its column ({message}):"
+                " the file was edited? Nothing was imported."
+            ) from None
         except peewee.IntegrityError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "unique" in message.lower() or "duplicate key" in message.lower():
