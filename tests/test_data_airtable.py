@@ -360,6 +360,8 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
                streak_count=3_000_000_000),
         record("recLhuge2", user=["recU1"], habit=["recH2"], timestamp="2030-01-01T10:00:00.000Z",
                habit_weight=-3_000_000_000),
+        record("recLinf", user=["recU1"], habit=["recH3"], timestamp="2030-01-01T10:00:00.000Z",
+               total_weight_applied="inf"),
     ]
 
     result = run_import(db_url, standin, "--no-progress")
@@ -370,6 +372,7 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
     assert "skipped RewardProgress recP4: pieces_earned must be at most 1,000,000, got 3000000000" in out
     assert "skipped HabitLog recLhuge1: streak_count must be at most 1,000,000, got 3000000000" in out
     assert "skipped HabitLog recLhuge2: habit_weight must be at least 0, got -3000000000" in out
+    assert "skipped HabitLog recLinf: total_weight_applied must be a finite number, got 'inf'" in out
     lines = table_lines(out)
-    assert (lines["Users"][4], lines["RewardProgress"][4], lines["HabitLog"][4]) == (2, 2, 4)
+    assert (lines["Users"][4], lines["RewardProgress"][4], lines["HabitLog"][4]) == (2, 2, 5)
     assert lines["HabitLog"][1] == LOG_COUNT

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -221,9 +222,12 @@ def _float(value: Any, what: str, default: float) -> float:
     if value in (None, ""):
         return default
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise BadRecord(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):  # "inf", "nan": the odds shown from it would be nonsense
+        raise BadRecord(f"{what} must be a finite number, got {value!r}")
+    return number
 
 
 def _datetime(value: Any, what: str) -> dt.datetime:
