@@ -56,6 +56,10 @@ def test_invisible_characters_are_no_part_of_a_name(engine):
     family, flag = "Family 👨\u200d👩\u200d👧", "Walk 🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"
     assert engine.add_habit(family).name == family  # joiners inside an emoji stay
     assert engine.add_habit(flag).name == flag
+    ann = engine.add_user(42, "Ann", active=True)
+    assert engine.find_habit(ann, "R\u200bun").name == "Run"  # looked up as stored
+
+
 def test_greek_names_with_a_final_sigma_are_one_name_on_every_backend(engine, db_url):
     """PostgreSQL lowers "ΔΡΟΜΟΣ" to "δρομοσ", Python to "δρομος": names lowered in Python were
     compared with names lowered by the database, so on PostgreSQL the exact name was not found,

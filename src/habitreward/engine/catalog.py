@@ -88,7 +88,7 @@ class CatalogMixin(EngineBase):
         return item
 
     def _find_by_name(self, model: type[ItemT], user: User | None, name: str) -> ItemT:
-        wanted = " ".join((name or "").split())
+        wanted = validation.tidy_name(name)  # tidied as names are stored: "R\u200bun" finds "Run"
         with self.session():
             query = model.select().where(model.active & (_name_key(model.name) == _name_key(wanted)))
             query = query.where(_visible_to(model, user)) if user is not None else query
