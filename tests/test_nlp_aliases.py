@@ -51,6 +51,8 @@ def test_alias_rules(engine):
     with pytest.raises(ValidationError):
         engine.add_alias(running, "x" * 101)
     engine.add_alias(reading, "jog")  # another habit may use the same word: the matcher then asks
+    assert engine.add_alias(reading, "\u200bbo\u200bok\u202e") == "book"  # nothing invisible kept
+    engine.remove_alias(reading, "book")
     # 98 characters, but 111 once "ß" is "ss": its key did not fit the column (PostgreSQL: a DataError).
     with pytest.raises(ValidationError, match="at most 100 characters, counting ß as ss.*: this one has 111"):
         engine.add_alias(running, "Straße " * 14)

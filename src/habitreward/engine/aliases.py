@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import peewee
 
+from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.errors import Conflict, NotFound, ValidationError
 from habitreward.models import Habit, HabitAlias, User
@@ -27,11 +28,11 @@ class AliasesMixin(EngineBase):
         bind_engine(self)
 
     def add_alias(self, habit: Habit, alias: str, *, actor: User | None = None) -> str:
-        """Add ``alias`` to ``habit``; returns the alias as stored (spacing tidied)."""
+        """Add ``alias`` to ``habit``; returns the alias as stored (tidied as a name is)."""
         from habitreward.nlp.store import alias_key
 
         self._check_may_edit(habit, actor)  # type: ignore[attr-defined] - from CatalogMixin
-        text = " ".join((alias or "").split())
+        text = validation.tidy_name(alias)  # as names: spacing tidied, invisible characters gone
         key = alias_key(text)
         if not key:
             raise ValidationError("An alias needs at least one letter or digit.")
