@@ -194,7 +194,8 @@ def timezone_name(value: str) -> str:
         zone_of(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            f"Unknown time zone {value!r}: use an IANA name such as Europe/Berlin or an offset such as UTC+5."
+            f"Unknown time zone {_quoted(value)}: use an IANA name such as Europe/Berlin or an offset such as"
+            " UTC+5."
         ) from None
     return text
 
@@ -203,6 +204,12 @@ def _offset_minutes(sign: str, hours: int, minutes: int) -> int | None:
     """The offset in minutes, or None outside the offsets the world uses (-12:00 to +14:00)."""
     offset = (hours * 60 + minutes) * (1 if sign == "+" else -1)
     return offset if minutes < 60 and -12 * 60 <= offset <= 14 * 60 else None
+
+
+def _quoted(value: object, most: int = 64) -> str:
+    """``value`` as an error message quotes it: a long one cut (a pasted page is no zone name)."""
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def zone_label(name: str) -> str:
