@@ -134,6 +134,26 @@ def test_export_then_import_into_an_empty_database_is_identical(engine, clock, d
     assert inserted["habit_logs"] == len(before["habit_logs"]) == 35  # really carried over, not already there
 
 
+def test_values_earlier_versions_stored_import_again(engine, clock, db_url, empty_db_url, tmp_path):
+    """Rules tightened since (user names of 100 characters, nothing invisible, a daily limit of at
+    most 1000) must not make an export of a database's own data unimportable."""
+    populate(engine, clock)
+    with engine.session():
+        User.update(name="A" * 150).where(User.telegram_id == 101).execute()  # import-airtable kept 255
+        User.update(name="\u200b").where(User.telegram_id == 103).execute()  # tidied before invisibles were
+        Reward.update(max_per_day=5000).where(Reward.name == "Coffee").execute()
+    before = snapshot(engine)
+    path = str(tmp_path / "old.json")
+    assert invoke(db_url, "export", "-o", path).exit_code == 0
+    imported = invoke(empty_db_url, "import", path)
+    assert imported.exit_code == 0, imported.output
+    target = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
+    try:
+        assert snapshot(target) == before
+    finally:
+        target.close()
+
+
 @pytest.mark.postgres_only
 def test_sqlite_to_postgresql(backend, db_url, tmp_path):
     """The documented move: export from SQLite, import into PostgreSQL, same data."""

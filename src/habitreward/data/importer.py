@@ -41,17 +41,37 @@ from habitreward.errors import Conflict, ValidationError
 
 POLICIES = ("fail", "skip", "replace")
 
+def _stored_name(what: str, longest: int) -> Any:
+    """A name as earlier versions may have stored it: not blank and fitting its column. Names
+    are tidied more strictly today (invisible characters, 100 characters for users too), but
+    an export of this program's own data must always import again."""
+    def check(value: Any) -> None:
+        if not str(value).split():
+            raise ValidationError(f"The {what} must not be empty.")
+        if len(str(value)) > longest:
+            raise ValidationError(f"The {what} is too long: at most {longest} characters, got {len(str(value))}.")
+    return check
+
+
+def _daily_limit(value: Any) -> None:
+    """0 or more, as earlier versions allowed (today's bound, 1000, is newer), within 32 bits."""
+    if not 0 <= int(value) <= 2**31 - 1:
+        raise ValidationError(f"Max per day must be 0 (no limit) or more, got {value}.")
+
+
 #: The engine's rules for values people type, checked on the file's rows too (table -> column ->
 #: rule): an edited file must not put into the database what the bot and the CLI refuse (a habit
-#: weight of 500, a reward needing 0 pieces). Values the file leaves empty are the column's NULL.
+#: weight of 500, a reward needing 0 pieces). Rules tightened since data could first be stored
+#: (names, the daily limit) are checked as they were then. Values the file leaves empty are the
+#: column's NULL.
 RULES: dict[str, dict[str, Any]] = {
     "users": {"telegram_id": validation.telegram_id, "language": validation.language,
-              "name": lambda v: validation.clean_name(v, "user name")},
-    "habits": {"name": lambda v: validation.clean_name(v, "habit name"), "weight": validation.habit_weight,
+              "name": _stored_name("user name", 255)},
+    "habits": {"name": _stored_name("habit name", 100), "weight": validation.habit_weight,
                "allowed_skip_days": validation.skip_days},
-    "rewards": {"name": lambda v: validation.clean_name(v, "reward name"), "weight": validation.reward_weight,
+    "rewards": {"name": _stored_name("reward name", 100), "weight": validation.reward_weight,
                 "type": validation.reward_type, "pieces_required": validation.pieces_required,
-                "max_per_day": validation.max_per_day, "piece_value": validation.piece_value},
+                "max_per_day": _daily_limit, "piece_value": validation.piece_value},
 }
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
