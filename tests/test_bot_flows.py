@@ -496,6 +496,27 @@ def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, c
     assert [e.log.completed_on for e in bot.engine.history(ann)] == [yesterday]
 
 
+def test_yes_to_a_guess_about_a_day_before_the_habit_existed_logs_nothing(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.engine.add_habit("Running", owner=ann)  # added today
+    bot.engine.pm.register(Unsure(), name="unsure")
+    assert bot.send(ANN, "did something yesterday").text == "Did you mean <b>Running</b>?"
+    refused = bot.press(ANN, "✅ Yes, log it")
+    assert refused.text.startswith("That day cannot be logged for <b>Running</b>")
+    assert bot.engine.history(ann) == []  # not logged for today instead
+
+
+def test_the_typing_hint_is_only_where_typing_reports(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.engine.add_habit("Running", owner=ann)
+    assert "You can also type what you did." in bot.send(ANN, "/habit_done").text
+    in_group = bot.send(ANN, "/habit_done", chat_id=-100)
+    assert in_group.text == "Which habit did you do today?"  # typed text in a group is no report
+    assert bot.send(ANN, "Running", chat_id=-100) == []
+
+
 def test_yes_to_a_guess_logs_the_day_the_message_was_written(tg, clock):
     bot = tg()
     ann = user(bot)

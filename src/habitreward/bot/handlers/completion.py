@@ -99,8 +99,11 @@ async def show_habit_keyboard(s: Screen, page: int = 0, day: dt.date = _NO_DAY, 
         question = t._("Which habit did you do today?")
         rows.append([(t._("📅 Earlier day"), "ed")])
     rows.append(menu_row(t))
-    # Typed text always reports today, so the hint is only true on today's keyboard.
-    text = question if earlier else question + "\n" + t._("You can also type what you did.")
+    # Typed text reports today unless it names a day, and only in a private chat: the hint
+    # belongs on today's keyboard there.
+    chat = s.update.effective_chat
+    typing_reports = not earlier and (chat is None or chat.type == "private")
+    text = question + "\n" + t._("You can also type what you did.") if typing_reports else question
     if intro:
         text = intro + "\n\n" + text
     await s.show(text, rows)
@@ -402,9 +405,10 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
-    named = _reported_day(s.engine, s.user, text, at)  # "yesterday": the keyboards are that day's
-    if named is not None and not any(s.engine.earliest_day(s.user, habit) <= named for habit in habits):
-        named = None  # no habit existed that day: today's keyboard
+    named = _reported_day(s.engine, s.user, text, at)  # "yesterday"
+    # The keyboard offered instead is that day's, unless no habit existed then (today's).
+    keyboard_day = named if named is not None and any(
+        s.engine.earliest_day(s.user, habit) <= named for habit in habits) else None
     if matches:
         # The answer logs the day the message is about, even if it comes after midnight.
         day = named or (s.engine.local_date(s.user, at) if at else None)
@@ -416,10 +420,10 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             question = t._("Which one did you mean?")
             rows = [[(h.name, f"d:{h.id}{on}")] for h in matches[:8]]
             rows.append([(t._("❌ None of these"), "fn")])
-        rows.append([(t._("📋 Pick another habit"), f"done:0:{day_data(named)}" if named else "done")])
+        rows.append([(t._("📋 Pick another habit"), f"done:0:{day_data(keyboard_day)}" if keyboard_day else "done")])
         await s.send(question, rows)
         return
-    await show_habit_keyboard(s, day=named if named is not None else _NO_DAY,
+    await show_habit_keyboard(s, day=keyboard_day if keyboard_day is not None else _NO_DAY,
                               intro=t._("I could not tell which habit that was."))
 
 
