@@ -189,6 +189,20 @@ def test_user_lifecycle_commands(run):
     assert users() == {}
 
 
+def test_a_listed_admin_cannot_be_deactivated_or_demoted_from_the_cli(run, engine, monkeypatch):
+    """ADMIN_TELEGRAM_IDS makes them an active admin again at their next message: refuse, say why."""
+    run("users", "add", "42", "--name", "Ann", "--admin")
+    monkeypatch.setenv("ADMIN_TELEGRAM_IDS", "42")
+    before = snapshot(engine)
+    for args in (["users", "deactivate", "42"], ["users", "promote", "42", "--revoke"]):
+        refused = run(*args)
+        assert refused.exit_code == 1
+        assert "42 is listed in ADMIN_TELEGRAM_IDS, which makes them an active admin again" in refused.output
+    assert snapshot(engine) == before
+    monkeypatch.setenv("ADMIN_TELEGRAM_IDS", "7")
+    assert "is inactive" in run("users", "deactivate", "42").output
+
+
 def test_a_user_s_name_time_zone_and_language_can_be_changed(run):
     run("users", "add", "42", "--name", "Ann", "--timezone", "UTC+5")
     assert "Ann" in run("users", "list").output and "UTC+5" in run("users", "list").output

@@ -92,11 +92,22 @@ def users_activate(app: AppContext, telegram_id: int) -> None:
     click.echo(f"{user.name} ({user.telegram_id}) is active.")
 
 
+def _not_listed(app: AppContext, telegram_id: int, what: str) -> None:
+    """ADMIN_TELEGRAM_IDS makes its people active admins again at their next message (see
+    docs/bot.md, Admins): doing otherwise here would last until then, and say it worked."""
+    if telegram_id in app.settings.admin_telegram_ids:
+        raise click.ClickException(
+            f"{telegram_id} is listed in ADMIN_TELEGRAM_IDS, which makes them an active admin again at"
+            f" their next message: take the id off that list (and restart the bot) before you {what}."
+        )
+
+
 @users.command("deactivate")
 @click.argument("telegram_id", type=TELEGRAM_ID)
 @pass_app
 def users_deactivate(app: AppContext, telegram_id: int) -> None:
-    """Block a user; their data stays."""
+    """Block a user; their data stays. Not for someone listed in ADMIN_TELEGRAM_IDS."""
+    _not_listed(app, telegram_id, "deactivate them")
     user = app.engine().deactivate_user(telegram_id)
     click.echo(f"{user.name} ({user.telegram_id}) is inactive.")
 
@@ -106,7 +117,9 @@ def users_deactivate(app: AppContext, telegram_id: int) -> None:
 @click.option("--revoke", is_flag=True, help="Take admin rights away instead.")
 @pass_app
 def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
-    """Make a user an admin (approves them too)."""
+    """Make a user an admin (approves them too); --revoke not for someone in ADMIN_TELEGRAM_IDS."""
+    if revoke:
+        _not_listed(app, telegram_id, "revoke their rights")
     user = app.engine().promote_user(telegram_id, admin=not revoke)
     click.echo(f"{user.name} ({user.telegram_id}) is {'an admin' if user.is_admin else 'no longer an admin'}.")
 
