@@ -217,6 +217,11 @@ def test_a_claim_spends_the_pieces_required_and_keeps_the_rest(engine, clock):
     assert (entry.pieces_earned, entry.status, entry.times_claimed) == (1, ProgressStatus.PENDING, 2)
     result = engine.complete(user, engine.add_habit("One more"))
     assert (result.progress.pieces_earned, result.status) == (2, ProgressStatus.PENDING)
+    # A kept piece is the newest one's: undoing its completion takes it back, as before a claim.
+    assert engine.undo(user, engine.find_habit(user, "Habit 6")).piece_taken_back
+    assert engine.undo(user, engine.find_habit(user, "One more")).piece_taken_back
+    (entry,) = engine.progress(user)
+    assert (entry.pieces_earned, entry.status, entry.times_claimed) == (0, ProgressStatus.CLAIMED, 2)
 
 
 def test_undoing_the_first_piece_after_a_claim_leaves_the_reward_claimed(engine, clock):

@@ -314,6 +314,13 @@ class TrackingMixin(EngineBase):
             progress.times_claimed += 1
             if surplus > 0:
                 progress.pieces_earned = surplus
+                # The pieces kept are the newest: their logs join the new cycle, so an undo of one
+                # still takes its piece back (undo compares the log's cycle with the progress's).
+                newest = (HabitLog.select(HabitLog.id)
+                          .where((HabitLog.user == user.id) & (HabitLog.reward == reward.id)
+                                 & (HabitLog.reward_cycle == progress.times_claimed - 1))
+                          .order_by(HabitLog.id.desc()).limit(surplus))
+                HabitLog.update(reward_cycle=progress.times_claimed).where(HabitLog.id.in_(newest)).execute()
             else:
                 progress.claimed = True
             progress.save()
