@@ -31,7 +31,8 @@ def test_a_lowercase_name_does_not_stand_in_for_a_capitalised_one(engine):
     assert [h.name for h in engine.habits_for(ann)] == ["бег 🏃"]
 
 
-@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u202e", "\u200d \u2060\ufeff", "\xad", "\x00\x01"])
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u202e", "\u200d \u2060\ufeff", "\xad", "\x00\x01",
+                                       "\u3164", "\u2800 \uffa0"])
 def test_a_name_with_nothing_visible_is_refused(engine, invisible):
     """A zero-width or bidi control character draws nothing: such a name would be an empty button."""
     for add in (engine.add_habit, engine.add_reward):

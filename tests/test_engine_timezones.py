@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from habitreward.engine.validation import stored_zone, timezone_name
+from habitreward.engine.validation import stored_zone, timezone_name, zone_label
 from habitreward.errors import ValidationError
 from habitreward.models import User
 
@@ -20,6 +20,13 @@ from habitreward.models import User
 ])
 def test_every_offset_in_use_is_accepted(typed, stored):
     assert timezone_name(typed) == stored
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(("stored", "shown"), [("Etc/GMT-5", "UTC+5"), ("Etc/GMT+12", "UTC-12"), ("Etc/GMT+0", "UTC"),
+                                               ("Etc/GMT-0", "UTC"), ("Asia/Almaty", "Asia/Almaty")])
+def test_a_stored_zone_is_shown_with_the_sign_people_use(stored, shown):
+    assert zone_label(stored) == shown
 
 
 @pytest.mark.no_db

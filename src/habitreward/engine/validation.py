@@ -29,6 +29,9 @@ _STORED_OFFSET = re.compile(r"UTC([+-])([0-9]{2}):([0-9]{2})")
 #: Kept in a name although they are format characters: U+200D (zero-width joiner) between two
 #: symbols (👨‍👩‍👧, 🏳️‍🌈) and the tag characters of a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿), where they draw one emoji.
 _ZWJ, _TAGS, _BLACK_FLAG = "\u200d", range(0xE0020, 0xE0080), "\U0001F3F4"
+#: Letters and symbols that draw nothing: Hangul fillers and the Braille blank, the usual way to
+#: an "empty" Telegram name. Removed like format characters.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def _symbol(ch: str) -> bool:
@@ -45,7 +48,7 @@ def tidy_name(name: str | None) -> str:
     kept: list[str] = []
     for i, ch in enumerate(text):
         kind = unicodedata.category(ch)
-        if kind == "Cc" and not ch.isspace():
+        if (kind == "Cc" and not ch.isspace()) or ch in _BLANKS:
             continue
         if kind == "Cf" and not ch.isspace():
             previous = next((c for c in reversed(kept) if unicodedata.category(c) != "Mn"), "")  # skip U+FE0F
@@ -70,8 +73,10 @@ def clean_name(name: str | None, what: str = "name") -> str:
 
 
 def name_key(name: str) -> str:
-    """A name as names are compared, worked out in Python (the Airtable import's checks): lower
-    case, a final sigma as any sigma; the engine asks the database the same (catalog._name_key)."""
+    """A name as names are compared, worked out in Python (the Airtable import's checks, the
+    CLI's claim): lower case, a final sigma as any sigma. The engine asks the database the same
+    (catalog._name_key); the two agree on the alphabets the bot speaks, not on every letter
+    (PostgreSQL lowers "İ" to "i", Python to "i̇")."""
     return name.lower().replace("ς", "σ")
 
 
@@ -216,7 +221,7 @@ def zone_label(name: str) -> str:
     """How a stored zone is shown: ``Etc/GMT-5`` (POSIX signs are inverted) reads as ``UTC+5``."""
     if name.startswith("Etc/GMT") and len(name) > len("Etc/GMT") + 1:
         sign, hours = name[len("Etc/GMT")], name[len("Etc/GMT") + 1:]
-        return f"UTC{'+' if sign == '-' else '-'}{hours}"
+        return "UTC" if hours.strip("0") == "" else f"UTC{'+' if sign == '-' else '-'}{hours}"
     return name
 
 
