@@ -52,6 +52,18 @@ def test_a_removed_reward_that_is_achieved_is_still_claimed(run):
     assert again.exit_code == 1 and "'Star' is not achieved yet: 0 of 5 pieces." in again.output
 
 
+def test_a_removed_reward_is_claimed_by_its_name_as_names_are_compared(run):
+    """Typed with a non-final sigma and a zero-width space, as a lookup of an active one finds it."""
+    run("users", "add", "42", "--name", "Eleni", "--active", "--timezone", "UTC")
+    run("habits", "add", "A")
+    run("rewards", "add", "ΚΑΦΕΣ", "--pieces", "1")
+    run("done", "42", "A")
+    run("rewards", "remove", "ΚΑΦΕΣ")
+    claimed = run("claim", "42", "καφ\u200bεσ", "--json")
+    assert claimed.exit_code == 0, claimed.output
+    assert json.loads(claimed.output)["reward"] == "ΚΑΦΕΣ"
+
+
 def test_undo_of_a_removed_habit_is_refused_as_the_bot_refuses_it(run):
     run("users", "add", "42", "--name", "Ann", "--active", "--timezone", "UTC")
     run("habits", "add", "A")

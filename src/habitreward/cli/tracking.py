@@ -8,6 +8,7 @@ import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
+from habitreward.engine import validation
 from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
 from habitreward.errors import ValidationError
 from habitreward.models import Reward, User
@@ -81,8 +82,10 @@ def _reward_to_claim(engine, user: User, name: str) -> Reward:  # noqa: ANN001
     the active one preferred. Otherwise the active reward of that name, so that the claim says
     why it is not claimable (or NotFound says there is none).
     """
-    wanted = " ".join(name.split()).lower()
-    achieved = [entry.reward for entry in engine.claimable(user) if entry.reward.name.lower() == wanted]
+    def key(text: str) -> str:  # as the engine compares names (tidied, case and final sigma aside)
+        return validation.name_key(validation.tidy_name(text))
+
+    achieved = [entry.reward for entry in engine.claimable(user) if key(entry.reward.name) == key(name)]
     if achieved:
         return min(achieved, key=lambda item: (not item.active, item.id))
     return engine.find_reward(user, name)
