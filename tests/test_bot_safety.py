@@ -98,6 +98,8 @@ def test_a_word_or_an_offset_that_is_no_zone_is_answered_not_crashed_on(tg, zone
     assert forge(bot, ANN, f"tz:{zone}").text == UNKNOWN_ZONE.format(quoted)
     assert bot.engine.get_user(ANN).timezone == "UTC"
     assert bot.errors == []
+
+
 HUGE = "9999999999999999999999999"
 CANNOT_HABIT, CANNOT_REWARD = "You cannot change that habit.", "You cannot change that reward."
 

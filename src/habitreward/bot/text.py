@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 #: How much of what a user typed an answer quotes back (a time zone, ...), in UTF-16 units.
 MAX_ECHO = 64
+#: Room kept for a "…and n more" line (its longest translation is well under this).
+MORE_LINE_ROOM = 64
 _TAG = re.compile(r"<[^>]*>")
 _MORE = "\n…"
 

@@ -16,11 +16,12 @@ from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardPr
 
 _LOG_FIELDS = (HabitLog.id, HabitLog.completed_on, HabitLog.streak_count)
 
-# The statements every completion runs, compiled once (see engine/prepared.py).
 #: Days a log can lie after the user's today: local dates of two time zones differ by up to 26
 #: hours, so a user who moved west (UTC+14 -> UTC-12) may have logged up to two of their new days
-#: ahead. A completion looks that far ahead: a later log needs its streak recomputed.
+#: ahead. A completion of today looks that far ahead: a later log needs its streak recomputed.
 LATER_DAYS = 2
+
+# The statements every completion runs, compiled once (see engine/prepared.py).
 _LATEST_LOG = Prepared(
     lambda user_id, habit_id, until: HabitLog.select(*_LOG_FIELDS)
     .where((HabitLog.user == user_id) & (HabitLog.habit == habit_id) & (HabitLog.completed_on <= until))
@@ -118,7 +119,9 @@ class TrackingMixin(EngineBase):
     def _complete_locked(
         self, user: User, habit: Habit, day: dt.date, today: dt.date, moment: dt.datetime, source: str
     ) -> CompletionResult:
-        latest = _LATEST_LOG.first(self.db, user.id, habit.id, day + dt.timedelta(days=LATER_DAYS))
+        # A backdated day's later logs are recomputed anyway; today's exist only after a move west.
+        until = day + dt.timedelta(days=LATER_DAYS) if day == today else day
+        latest = _LATEST_LOG.first(self.db, user.id, habit.id, until)
         later = latest is not None and latest.completed_on > day
         if later:  # rare (see LATER_DAYS): the streak builds on the latest on or before the day
             latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)

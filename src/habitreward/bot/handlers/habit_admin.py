@@ -33,10 +33,9 @@ from habitreward.bot.handlers.catalog_admin import (
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
-from habitreward.bot.handlers.views import MORE_LINE_ROOM
 from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row
-from habitreward.bot.text import MAX_TEXT, fitting, shown_units
+from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
 from habitreward.engine import validation
 from habitreward.models import Habit
 

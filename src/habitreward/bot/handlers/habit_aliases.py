@@ -25,9 +25,8 @@ from habitreward.bot.handlers.habit_admin import aliases_of, more_aliases
 from habitreward.bot.handlers.habit_admin import visible_habit as _visible
 from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback
-from habitreward.bot.handlers.views import MORE_LINE_ROOM
 from habitreward.bot.keyboards import Rows, menu_row
-from habitreward.bot.text import MAX_TEXT, fitting, shown_units
+from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
 from habitreward.engine.aliases import MAX_ALIAS_LENGTH, MAX_ALIASES_PER_HABIT
 from habitreward.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from habitreward.models import Habit

@@ -11,14 +11,12 @@ from habitreward.bot.handlers.common import Screen, int_args
 from habitreward.bot.handlers.completion import no_habits_rows
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import LIST_PAGE_SIZE, Rows, menu_row, nav_row, picker
-from habitreward.bot.text import MAX_TEXT, fitting, pages, shown_units
+from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, pages, shown_units
 from habitreward.engine.results import EXCLUDED_TODAY, Odds, ProgressEntry
 from habitreward.errors import NotFound
 from habitreward.models import Habit, User
 
 MAX_ODDS_LINES = 20  # and no more than fit (a name of 100 emoji is 200 of Telegram's 4096 units)
-#: Room kept for a "…and n more" line (its longest translation is well under this).
-MORE_LINE_ROOM = 64
 MAX_WAITING_LINES = 3
 
 
