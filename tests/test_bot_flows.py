@@ -770,6 +770,30 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
         assert "A plugin cannot take over /start" not in help_text
 
 
+def test_help_lists_as_many_plugin_commands_as_fit_in_one_message(engine, botapi):
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+
+    async def pong(update, context):
+        await update.message.reply_text("pong")
+
+    class Many:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            for i in range(80):  # Telegram takes up to 100 commands of up to 256 characters
+                register(CommandHandler(f"cmd{i:02d}", pong), description=f"Command {i} " + "x" * 240)
+
+    engine.pm.register(Many())
+    with BotDriver(engine, botapi) as bot:
+        user(bot)
+        shown = bot.send(ANN, "/help").text  # delivered: the stand-in refuses over 4096 units
+        listed = [line for line in shown.splitlines() if line.startswith("/cmd")]
+        assert 0 < len(listed) < 80
+        assert shown.splitlines()[-1] == f"…and {80 - len(listed)} more in the command menu"
+
+
 def test_a_failing_command_registration_does_not_stop_the_bot(tg, botapi):
     botapi.fail_next("setMyCommands", 400, "Bad Request: something odd", times=10)
     bot = tg()

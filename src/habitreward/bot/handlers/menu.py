@@ -16,6 +16,7 @@ from habitreward.bot.handlers.router import leave_conversation, on_callback, on_
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import approval_of
+from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,19 @@ def help_text(s: Screen) -> str:
         t._("You can also just type what you did, for example \"went for a run\"."),
         "",
     ]
-    # Plugins' commands follow ours, as in Telegram's command menu (bot_commands).
+    tail = ["", t._("Your account is not active yet, so only /start and /help work for now.")] \
+        if not s.user.active else []
+    # Plugins' commands follow ours, as in Telegram's command menu (bot_commands); as many as fit
+    # in one message (up to 100 commands of up to 256 characters would not).
     plugin_commands = getattr(s.context.application, "plugin_commands", ())
-    lines += [f"/{c.command} — {escape(c.description)}" for c in bot_commands(t, plugin_commands)]
-    if not s.user.active:
-        lines += ["", t._("Your account is not active yet, so only /start and /help work for now.")]
-    return "\n".join(lines)
+    commands = [f"/{c.command} — {escape(c.description)}" for c in bot_commands(t, plugin_commands)]
+    room = MAX_TEXT - shown_units("\n".join(lines + tail)) - MORE_LINE_ROOM
+    shown = fitting(commands, room)
+    lines += commands[:shown]
+    if shown < len(commands):
+        lines.append(t.ngettext("…and {n} more in the command menu", "…and {n} more in the command menu",
+                                len(commands) - shown))
+    return "\n".join(lines + tail)
 
 
 @on_command("help", active=False)
