@@ -181,3 +181,54 @@ def test_a_name_with_nothing_visible_is_asked_again(tg, lang):
         bot.press(ANN, "Run")
     assert [(h.name, h.category) for h in bot.engine.habits_for(ann)] == [("Run", None)]
     assert bot.engine.rewards_for(ann) == []
+
+
+GROUP = -100
+
+
+def test_dialogs_in_two_chats_keep_their_own_answers(tg):
+    """A dialog's state is per (chat, person), and so are its answers: a dialog in the private chat
+    and one in a group, open at once, never fill in each other, not even after a restart."""
+    bot = tg()
+    ann = user(bot)
+    assert bot.send(ANN, "/add_habit").text.startswith("What is the new habit called?")
+    assert bot.send(ANN, "Meditation").text.startswith("How important is <b>Meditation</b>?")
+    assert bot.send(ANN, "/add_reward", chat_id=GROUP).text.startswith("What is the new reward called?")
+    assert bot.send(ANN, "Cinema", chat_id=GROUP).text.startswith("What kind of reward is <b>Cinema</b>?")
+    bot.restart()  # both drafts survive, each with its own chat
+    assert bot.send(ANN, "20").text.startswith("✅ Habit added: <b>Meditation</b> · weight 20")
+    assert bot.press(ANN, "🎁 Real", chat_id=GROUP).text.startswith("How many pieces make <b>Cinema</b> complete?")
+    bot.send(ANN, "2", chat_id=GROUP)
+    assert bot.send(ANN, "1", chat_id=GROUP).text.startswith("✅ Reward added: <b>Cinema</b> · real · 2 pieces")
+    assert [h.name for h in bot.engine.habits_for(ann)] == ["Meditation"]
+    assert [r.name for r in bot.engine.rewards_for(ann)] == ["Cinema"]
+
+
+def test_editing_in_two_chats_changes_the_item_each_chat_picked(tg):
+    bot = tg()
+    ann = user(bot)
+    running = bot.engine.add_habit("Running", owner=ann)
+    reading = bot.engine.add_habit("Reading", owner=ann)
+    bot.send(ANN, f"/edit_habit {running.id}")
+    bot.press(ANN, "Name")
+    bot.send(ANN, f"/edit_habit {reading.id}", chat_id=GROUP)
+    bot.press(ANN, "Name", chat_id=GROUP)
+
+    def names() -> tuple[str, str]:
+        return bot.engine.get_habit(ann, running.id).name, bot.engine.get_habit(ann, reading.id).name
+
+    assert bot.send(ANN, "Jogging").text.startswith("✅ Saved.\n<b>Jogging</b>")
+    assert names() == ("Jogging", "Reading")
+    assert bot.send(ANN, "Books", chat_id=GROUP).text.startswith("✅ Saved.\n<b>Books</b>")
+    assert names() == ("Jogging", "Books")
+
+
+def test_cancel_in_one_chat_keeps_the_other_chats_dialog(tg):
+    bot = tg()
+    ann = user(bot)
+    bot.send(ANN, "/add_habit")
+    bot.send(ANN, "Meditation")
+    bot.send(ANN, "/add_reward", chat_id=GROUP)
+    assert bot.send(ANN, "/cancel", chat_id=GROUP).text == "Cancelled. Nothing was changed."
+    assert bot.send(ANN, "20").text.startswith("✅ Habit added: <b>Meditation</b> · weight 20")
+    assert bot.engine.rewards_for(ann) == []

@@ -22,7 +22,6 @@ from typing import Any
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, int_args, screen
-from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.handlers.views import _page
 from habitreward.bot.i18n import N_
@@ -110,20 +109,20 @@ async def visible(s: Screen, kind: Kind, args: list[str]) -> Any | None:
 
 def draft(s: Screen) -> dict[str, Any]:
     """A copy of the dialog's answers so far."""
-    return dict(s.context.user_data.get(DRAFT_KEY) or {})
+    return s.draft()
 
 
 def store(s: Screen, **values: Any) -> dict[str, Any]:
     """Add answers to the draft (written to the database with the conversation)."""
     answers = draft(s)
     answers.update(values)
-    s.context.user_data[DRAFT_KEY] = answers
+    s.set_draft(answers)
     return answers
 
 
 async def start_add(s: Screen, kind: Kind) -> str:
     """The add dialog's first step (also where it starts over when its draft is gone)."""
-    s.context.user_data[DRAFT_KEY] = {"flow": f"add_{kind.key}"}
+    s.set_draft({"flow": f"add_{kind.key}"})
     await s.show(s.t._(kind.add_prompt), [menu_row(s.t)])
     return kind.name_state
 
@@ -141,7 +140,7 @@ async def save_new(s: Screen, kind: Kind, create: Callable[[dict[str, Any]], Any
     except Conflict:
         await s.show(t._(kind.duplicate_name, name=answers["name"]), [menu_row(t)])
         return kind.name_state
-    s.context.user_data.pop(DRAFT_KEY, None)
+    s.drop_draft()
     await s.show(t._(kind.added) + " " + kind.describe(s, item), rows(item))
     return ConversationHandler.END
 
@@ -265,7 +264,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         if item is None or len(args) < 2 or args[1] not in fields:
             await refuse(s)
             return ConversationHandler.END
-        s.context.user_data[DRAFT_KEY] = {"flow": f"edit_{t_}", t_: item.id, "field": args[1]}
+        s.set_draft({"flow": f"edit_{t_}", t_: item.id, "field": args[1]})
         await s.show(kind.describe(s, item) + "\n\n" + s.t._(fields[args[1]].prompt),
                      [menu_row(s.t, back=f"{p}e:{item.id}")])
         return kind.edit_state
@@ -277,7 +276,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         item = await visible(s, kind, [str(answers.get(t_, ""))])
         chosen = fields.get(answers.get("field"))  # type: ignore[arg-type]
         if item is None or chosen is None:
-            s.context.user_data.pop(DRAFT_KEY, None)
+            s.drop_draft()
             await refuse(s)
             return ConversationHandler.END
         text = (s.update.effective_message.text or "").strip()
@@ -296,7 +295,7 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         except PermissionDenied:
             await refuse(s)
             return ConversationHandler.END
-        s.context.user_data.pop(DRAFT_KEY, None)
+        s.drop_draft()
         await s.send(t._("✅ Saved.") + "\n" + kind.describe(s, item),
                      [[(t._("✏️ Change more"), f"{p}e:{item.id}")], menu_row(t)])
         return ConversationHandler.END

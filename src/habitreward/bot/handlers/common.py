@@ -75,6 +75,41 @@ def someone_elses(update: Update, context: Any) -> bool:
     return owner is not None and owner != query.from_user.id
 
 
+#: ``user_data`` key of a person's dialog answers so far, one draft per chat: {chat id (str):
+#: answers}. The dialog's state is per (chat, person), so are its answers: a dialog in a group
+#: and one in the private chat, open at once, each keep their own (JSON values only).
+DRAFTS = "drafts"
+
+
+def _chat_key(update: Update) -> str:
+    """The chat of the update's conversation (without one, as in a private chat: the person's id)."""
+    chat = update.effective_chat
+    if chat is not None:
+        return str(chat.id)
+    return str(update.effective_user.id) if update.effective_user is not None else ""
+
+
+def get_draft(update: Update, context: Any) -> dict[str, Any]:
+    """A copy of the answers so far of this chat's dialog ({} when there are none)."""
+    drafts = context.user_data.get(DRAFTS) or {}
+    return dict(drafts.get(_chat_key(update)) or {})
+
+
+def set_draft(update: Update, context: Any, answers: dict[str, Any]) -> None:
+    """Replace this chat's dialog answers (written to the database with the conversation)."""
+    context.user_data.setdefault(DRAFTS, {})[_chat_key(update)] = answers
+
+
+def drop_draft(update: Update, context: Any) -> None:
+    """Forget this chat's dialog answers; another chat's dialog keeps its own."""
+    drafts = context.user_data.get(DRAFTS)
+    if drafts is None:
+        return
+    drafts.pop(_chat_key(update), None)
+    if not drafts:
+        del context.user_data[DRAFTS]
+
+
 #: Where the registration gate leaves the user row it read, on the update's context
 #: (PTB builds one context per update and hands it to every group's handler).
 _GATE_USER = "_habitreward_gate_user"
@@ -194,6 +229,16 @@ class Screen:
         self.user = user
         self.t = translator_for(user, update, self.settings)
         self._answered = False
+
+    def draft(self) -> dict[str, Any]:
+        """A copy of this chat's dialog answers so far (see :data:`DRAFTS`)."""
+        return get_draft(self.update, self.context)
+
+    def set_draft(self, answers: dict[str, Any]) -> None:
+        set_draft(self.update, self.context, answers)
+
+    def drop_draft(self) -> None:
+        drop_draft(self.update, self.context)
 
     async def run(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Database work for this screen, kept off the event loop on PostgreSQL (see

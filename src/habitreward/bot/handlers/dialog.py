@@ -5,8 +5,9 @@ Add/edit habit, adding an alias, add/edit reward and typing a time zone are stat
 ``allow_reentry`` any flow's entry point (a button or a command) starts that
 flow even in the middle of another, so a user is never stuck in a state that
 swallows the next thing they type. Its state and the answers so far
-(``user_data["draft"]``) are stored in the database by the bot's persistence,
-so a restart, or another process, continues the dialog.
+(``user_data["drafts"]``, keyed by chat id as the state is kept per chat and person, see
+``common.DRAFTS``) are stored in the database by the bot's persistence, so a restart, or
+another process, continues the dialog.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Adding asks for typed answers, so its steps belong to the persistent ``dialog``
 conversation (see :mod:`habitreward.bot.handlers.dialog`); answers so far live in
-``user_data["draft"]`` (stored in the database), so a restart in the middle
+``user_data["drafts"]``, one per chat (stored in the database), so a restart in the middle
 continues where the user was. Editing and removing are the screens
 :mod:`catalog_admin` builds for habits and rewards alike (``he``, ``hf``, ``hr``
 ...); ``hm`` is the hub, ``ha`` adds, ``hal:habit`` shows a habit's aliases
@@ -31,7 +31,6 @@ from habitreward.bot.handlers.catalog_admin import (
     typed_value,
 )
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
-from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.i18n import N_
 from habitreward.bot.keyboards import Rows, menu_row
@@ -154,7 +153,7 @@ async def add_name(s: Screen) -> str:
     name = await read_name(s, HABITS)
     if name is None:
         return NAME
-    s.context.user_data[DRAFT_KEY] = {"flow": "add_habit", "name": name}
+    s.set_draft({"flow": "add_habit", "name": name})
     await s.send(t._("How important is <b>{name}</b>? Pick a weight or type one from 1 to 100 "
                      "(10 is normal; heavier habits win rewards more often).", name=name), weight_rows(s))
     return WEIGHT

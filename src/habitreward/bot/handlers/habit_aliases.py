@@ -23,7 +23,6 @@ from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandl
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
 from habitreward.bot.handlers.habit_admin import aliases_of, more_aliases
 from habitreward.bot.handlers.habit_admin import visible_habit as _visible
-from habitreward.bot.handlers.menu import DRAFT_KEY
 from habitreward.bot.handlers.router import on_callback
 from habitreward.bot.keyboards import Rows, menu_row
 from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
@@ -108,7 +107,7 @@ async def add_start(s: Screen) -> str | int:
     if habit is None:
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
-    s.context.user_data[DRAFT_KEY] = {"flow": "habit_alias", "habit": habit.id}
+    s.set_draft({"flow": "habit_alias", "habit": habit.id})
     await s.show(t._("Type another word for <b>{habit}</b>, as you would write it in a message (or /cancel):",
                      habit=habit.name), [menu_row(t, back=f"hal:{habit.id}")])
     return ALIAS
@@ -117,10 +116,10 @@ async def add_start(s: Screen) -> str | int:
 @screen()
 async def add_value(s: Screen) -> str | int:
     t = s.t
-    draft = s.context.user_data.get(DRAFT_KEY) or {}
+    draft = s.draft()
     habit = await _visible(s, [str(draft.get("habit", ""))])
     if habit is None:
-        s.context.user_data.pop(DRAFT_KEY, None)
+        s.drop_draft()
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
     text = " ".join((s.update.effective_message.text or "").split())
@@ -139,17 +138,17 @@ async def add_value(s: Screen) -> str | int:
                          alias=text, habit=habit.name), back)
         return ALIAS
     except PermissionDenied:
-        s.context.user_data.pop(DRAFT_KEY, None)
+        s.drop_draft()
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
     except ValidationError:  # the most a habit can have (someone else added the last one)
-        s.context.user_data.pop(DRAFT_KEY, None)
+        s.drop_draft()
         await show_aliases(s, habit, new_message=True, intro=t.ngettext(
             "<b>{habit}</b> already has {n} alias, the most a habit can have.",
             "<b>{habit}</b> already has {n} aliases, the most a habit can have.",
             MAX_ALIASES_PER_HABIT, habit=habit.name))
         return ConversationHandler.END
-    s.context.user_data.pop(DRAFT_KEY, None)
+    s.drop_draft()
     await show_aliases(s, habit, new_message=True, intro=t._(
         "✅ Typing <b>{alias}</b> now logs <b>{habit}</b>.", alias=alias, habit=habit.name))
     return ConversationHandler.END

@@ -151,12 +151,9 @@ async def unknown_command(s: Screen) -> None:
                  [menu_row(s.t)])
 
 
-DRAFT_KEY = "draft"  # user_data key holding a conversation's answers so far (JSON-safe values only)
-
-
 @screen()
 async def _cancel_conversation(s: Screen) -> int:
-    s.context.user_data.pop(DRAFT_KEY, None)
+    s.drop_draft()  # this chat's dialog only: one open in another chat keeps its answers
     await s.show(s.t._("Cancelled. Nothing was changed."), main_menu(s.t))
     return ConversationHandler.END
 

@@ -18,7 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
-from habitreward.bot.handlers.common import Screen, user_for
+from habitreward.bot.handlers.common import Screen, drop_draft, user_for
 
 ScreenFunc = Callable[..., Awaitable[Any]]
 
@@ -166,6 +166,7 @@ async def route_callback(update: Update, context: Any) -> None:
 
 async def leave_conversation(update: Update, context: Any) -> int:
     """Conversation fallback: end it and show what the command or button asked for."""
+    drop_draft(update, context)  # this chat's dialog is over; one in another chat keeps its answers
     if update.callback_query is not None:
         await route_callback(update, context)
     elif command_of(update) is not None:
