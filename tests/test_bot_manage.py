@@ -232,3 +232,56 @@ def test_cancel_in_one_chat_keeps_the_other_chats_dialog(tg):
     assert bot.send(ANN, "/cancel", chat_id=GROUP).text == "Cancelled. Nothing was changed."
     assert bot.send(ANN, "20").text.startswith("✅ Habit added: <b>Meditation</b> · weight 20")
     assert bot.engine.rewards_for(ann) == []
+
+
+def test_only_this_bots_commands_leave_a_dialog(tg):
+    """Another bot's command is ignored entirely and the dialog goes on; a typo in a private chat
+    is told so, as outside a dialog, and the dialog goes on; this bot's command ends it."""
+    bot = tg()
+    ann = user(bot)
+    unknown = "I don't know the command /habbits. /help lists what I can do."
+    for chat in (ANN, GROUP):
+        assert bot.send(ANN, "/add_habit", chat_id=chat).text.startswith("What is the new habit called?")
+        others = ["/streaks@dice_bot", "/roll@dice_bot", "/cancel@dice_bot"] + (["/roll"] if chat == GROUP else [])
+        for typed in others:
+            assert bot.send(ANN, typed, chat_id=chat) == [], typed
+        if chat == ANN:
+            typo = bot.send(ANN, "/habbits")
+            assert typo.text == unknown and buttons(typo) == ["🏠 Menu"]
+        else:
+            assert bot.send(ANN, "/habbits@habitreward_test_bot", chat_id=chat) == []  # a group: left alone
+        # Still in the dialog: the next text is the habit's name.
+        assert bot.send(ANN, f"Yoga{chat}", chat_id=chat).text.startswith(f"How important is <b>Yoga{chat}</b>?")
+        # One of this bot's commands, addressed to it or not, ends the dialog and opens its screen.
+        assert bot.send(ANN, "/streaks@habitreward_test_bot", chat_id=chat).text.startswith("You have no habits yet")
+        assert "How important" not in bot.send(ANN, "Pilates", chat_id=chat).text  # not a name any more
+    assert bot.engine.habits_for(ann) == []
+
+
+def test_a_plugins_command_runs_and_ends_a_dialog(db_url, clock, botapi):
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+    from habitreward.testing.engines import make_engine
+
+    class Wave:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            async def wave(update, context):
+                await update.effective_message.reply_text("👋")
+            register(CommandHandler("wave", wave))  # group 0, after the bot's own handlers and the dialog
+
+    engine = make_engine(db_url, clock=clock, load_entry_points=False, admin_telegram_ids=str(ADMIN))
+    engine.pm.register(Wave(), name="wave")
+    try:
+        with BotDriver(engine, botapi) as bot:
+            ann = user(bot)
+            for chat in (ANN, GROUP):
+                bot.send(ANN, "/add_habit", chat_id=chat)
+                assert bot.send(ANN, "/wave", chat_id=chat).texts == ["👋"]
+                # The dialog is over: the text is not a habit's name.
+                bot.send(ANN, "Yoga", chat_id=chat)
+            assert bot.engine.habits_for(ann) == []
+    finally:
+        engine.close()

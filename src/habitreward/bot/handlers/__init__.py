@@ -45,7 +45,7 @@ def register(application: Any) -> None:
         # PTB warns that CallbackQueryHandlers in a per_message=False conversation are tracked
         # per chat, not per message: exactly what we want (one dialog per user).
         warnings.filterwarnings("ignore", message=".*per_message.*")
-        application.add_handler(dialog.conversation(persistent=application.persistence is not None))
+        application.add_handler(dialog.conversation(application))
     application.add_handler(CommandHandler(list(COMMANDS), route_command, filters=NEW_MESSAGE))
     application.add_handler(CallbackQueryHandler(route_callback))
     # Free text is a habit report only in a private chat: in a group, people talk to each other.

@@ -23,7 +23,7 @@ from habitreward.bot.handlers.menu import standard_fallbacks
 NAME = "dialog"
 
 
-def conversation(persistent: bool) -> ConversationHandler:
+def conversation(application: Any) -> ConversationHandler:
     states: dict = {}
     entry_points: list = []
     for module in (habit_admin, habit_aliases, reward_admin, settings):
@@ -34,9 +34,9 @@ def conversation(persistent: bool) -> ConversationHandler:
     return ConversationHandler(
         entry_points=entry_points,
         states=states,
-        fallbacks=standard_fallbacks(),
+        fallbacks=standard_fallbacks(application),
         name=NAME,
-        persistent=persistent,
+        persistent=application.persistence is not None,
         allow_reentry=True,
         per_message=False,
     )

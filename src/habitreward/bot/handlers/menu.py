@@ -9,10 +9,10 @@ from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers.common import NEW_MESSAGE, Screen, run_engine, screen, telegram_call, translator_for
-from habitreward.bot.handlers.router import leave_conversation, on_callback, on_command
+from habitreward.bot.handlers.router import LeavingCommandHandler, leave_conversation, on_callback, on_command
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import approval_of
@@ -163,11 +163,13 @@ async def cancel_conversation(update: Update, context: Any) -> int:
     return ConversationHandler.END
 
 
-def standard_fallbacks() -> list[Any]:
-    """/cancel ends a conversation; any other command or button ends it and opens that screen."""
+def standard_fallbacks(application: Any) -> list[Any]:
+    """/cancel ends a conversation; any other command of this bot (or of a plugin) or button
+    ends it and opens that screen. Other bots' commands and typos leave it alone
+    (:class:`~habitreward.bot.handlers.router.LeavingCommandHandler`)."""
     return [
         CommandHandler("cancel", cancel_conversation, filters=NEW_MESSAGE),
-        MessageHandler(filters.COMMAND & NEW_MESSAGE, leave_conversation),
+        LeavingCommandHandler(application),
         CallbackQueryHandler(leave_conversation),
     ]
 

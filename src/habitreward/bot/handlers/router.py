@@ -5,9 +5,9 @@ arguments are validated by the screen against the current user through the
 engine (``engine.get_habit(user, id)`` raises NotFound for anything that is
 not theirs). Unknown or malformed data gets a polite refusal.
 
-Conversations use :func:`leave_conversation` as their fallback, so a
-command or a menu button pressed in the middle of one ends it and opens that
-screen: there is always a way out.
+Conversations use :func:`leave_conversation` and :class:`LeavingCommandHandler` as
+their fallbacks, so a command of this bot or a menu button pressed in the middle of one
+ends it and opens that screen: there is always a way out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
+from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers.common import Screen, drop_draft, user_for
 
@@ -165,10 +165,58 @@ async def route_callback(update: Update, context: Any) -> None:
 
 
 async def leave_conversation(update: Update, context: Any) -> int:
-    """Conversation fallback: end it and show what the command or button asked for."""
+    """Conversation fallback for a button: end the dialog and show what the button asked for."""
     drop_draft(update, context)  # this chat's dialog is over; one in another chat keeps its answers
-    if update.callback_query is not None:
-        await route_callback(update, context)
-    elif command_of(update) is not None:
-        await route_command(update, context)
+    await route_callback(update, context)
     return ConversationHandler.END
+
+
+class LeavingCommandHandler(BaseHandler[Update, Any, Any]):
+    """The dialog's fallback for a command: a command this bot answers (its own or a plugin's)
+    and that is addressed to it ends the dialog and runs as it would outside one.
+
+    Anything else is not taken, so it is handled as outside a dialog and the dialog goes on:
+    another bot's command (``/roll`` in a group, ``/roll@dice_bot``, ``/streaks@dice_bot``)
+    is ignored entirely, and a command nothing answers (a typo) in a private chat is told so by
+    :class:`UnknownCommandHandler`. Edited messages are not taken (an edited command ends
+    nothing)."""
+
+    def __init__(self, application: Any):
+        super().__init__(self._leave)
+        self.application = application
+
+    def check_update(self, update: object) -> bool:
+        if not isinstance(update, Update) or update.message is None:
+            return False
+        parsed = command_of(update)
+        if parsed is None or not addressed_to_bot(update, self.application):
+            return False
+        return answered_here(self.application, parsed[0])
+
+    async def _leave(self, update: Update, context: Any) -> int:
+        drop_draft(update, context)  # this chat's dialog is over; one in another chat keeps its answers
+        try:
+            await self._run_as_outside(update, context)
+        except ApplicationHandlerStop:  # a plugin's handler stops the other groups: still the end
+            raise ApplicationHandlerStop(ConversationHandler.END) from None
+        return ConversationHandler.END
+
+    async def _run_as_outside(self, update: Update, context: Any) -> None:
+        """Run the handler that would take the command in the dialog's group had there been no
+        dialog: the bot's screen (``route_command``) or a plugin's CommandHandler registered in
+        that group (one in another group runs anyway, as python-telegram-bot runs one handler
+        per group)."""
+        for handlers in list(self.application.handlers.values()):
+            for index, handler in enumerate(handlers):
+                if isinstance(handler, ConversationHandler) and self in handler.fallbacks:
+                    for later in handlers[index + 1:]:
+                        check = later.check_update(update)
+                        if check is None or check is False:
+                            continue
+                        coroutine = later.handle_update(update, self.application, check, context)
+                        if later.block is False:
+                            self.application.create_task(coroutine, update=update)
+                        else:
+                            await coroutine
+                        return
+                    return
