@@ -950,3 +950,26 @@ def test_crawl_every_button(tg, clock, lang):
     assert prefixes >= {"done", "d", "u", "ed", "st", "hi", "my", "cl", "clx", "od", "o", "rw", "hm", "ha", "he",
                         "hf", "hal", "haa", "hax", "hr", "hrx",
                         "rm", "ra", "re", "rf", "rr", "rrx", "set", "lang", "tz", "help", "m"}
+
+
+def test_a_group_forgets_its_oldest_screens_even_after_a_restart(tg, botapi):
+    """The group's screens are remembered by message id; stored as JSON with sorted keys they come
+    back in string order ("10101" before "9703"), yet the oldest (smallest id) are the ones dropped."""
+    group = -100
+    bot = tg()
+    ann, bob = user(bot, ANN), user(bot, BOB)
+    coffee_setup(bot, ann)
+    for _ in range(9699):  # the group's messages are numbered from 9700 on
+        botapi.allocate_message_id(group)
+    for _ in range(200):  # Bob's screens 9701 ... 10099
+        bot.send(BOB, "/streaks", chat_id=group)
+    anns = bot.send(ANN, "/habit_done", chat_id=group)[-1]["message_id"]
+    assert anns == 10101
+    bot.restart()
+    for _ in range(60):  # newer screens push out the 60 oldest (9701 ... 9819), not Ann's
+        bot.send(BOB, "/streaks", chat_id=group)
+    pressed = bot.press(BOB, "Running", chat_id=group, message_id=anns)
+    assert pressed == [] and pressed.alert == "This message is for someone else. Send /menu to get your own."
+    assert bot.engine.history(bob) == [] and bot.engine.history(ann) == []
+    # The oldest one is forgotten: anyone's press counts there, as for any older screen.
+    assert bot.press(ANN, "🏠 Menu", chat_id=group, message_id=9701).text == "What would you like to do?"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import heapq
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
@@ -62,8 +63,12 @@ def note_owner(context: Any, chat: Any, message: Any, telegram_id: int) -> None:
         return
     owners = context.chat_data.setdefault(MESSAGE_OWNERS, {})
     owners[str(message["message_id"])] = telegram_id
-    for old in list(owners)[:-MAX_MESSAGE_OWNERS]:
-        del owners[old]
+    excess = len(owners) - MAX_MESSAGE_OWNERS
+    if excess > 0:
+        # The oldest are the smallest ids, not the first keys: stored as JSON with sorted keys,
+        # the map comes back from the database in string order ("10101" before "9703").
+        for old in heapq.nsmallest(excess, owners, key=int):
+            del owners[old]
 
 
 def someone_elses(update: Update, context: Any) -> bool:
