@@ -884,6 +884,29 @@ def test_a_second_admin_pressing_approve_later_welcomes_nobody_twice(tg, botapi)
     assert len(welcomes) == 1
 
 
+def test_a_second_admin_pressing_decline_later_tells_nobody_twice(tg, botapi):
+    bot = tg(admin_telegram_ids="1,5")
+    bot.send(ADMIN, "/start")
+    bot.send(5, "/start", first_name="Second")
+    bot.send(BOB, "/start", first_name="Bob")  # both admins are asked
+    assert "❌ Bob was declined." in bot.press(ADMIN, "❌ Decline").texts
+    late = bot.press(5, "❌ Decline")  # on the second admin's own copy of the request
+    assert late.texts == ["Bob was already declined."]  # Bob is not told again
+    declines = [m for m in botapi.sent(BOB) if m["text"] == "Sorry, your request to use this bot was declined."]
+    assert len(declines) == 1
+    # Declining someone another admin approved meanwhile tells neither of them they were declined.
+    bot.send(ANN, "/start", first_name="Ann")
+    bot.press(ADMIN, "✅ Approve")
+    too_late = bot.press(5, "❌ Decline")
+    assert too_late.texts == ["Ann is already active."]
+    assert bot.engine.get_user(ANN).active
+    assert not any("declined" in m["text"] for m in botapi.sent(ANN))
+    # Let in, then taken out at the command line: an old Decline button decides nothing any more.
+    bot.engine.deactivate_user(ANN)
+    assert forge(bot, 5, f"dc:{ANN}").texts == ["Ann is not waiting for an answer any more."]
+    assert bot.send(ANN, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
+
+
 def test_a_request_settled_at_the_command_line_is_not_pending_any_more(tg):
     bot = tg()
     bot.send(ANN, "/start", first_name="Ann")  # the admins are asked

@@ -12,7 +12,7 @@ from typing import Any
 
 from habitreward.engine.users import APPROVAL_NAMESPACE
 from habitreward.hookspecs import hookimpl
-from habitreward.models import KeyValue, User
+from habitreward.models import KeyValue, User, utcnow
 
 # KeyValue namespaces of the bot's state (JSON documents).
 USER_DATA = "bot.user_data"  # key: Telegram user id
@@ -75,6 +75,18 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
         KeyValue.delete().where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))).execute()
         if state is not None:
             KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
+
+
+def decline_request(engine: Any, telegram_id: int) -> bool:
+    """Mark a waiting request "declined"; whether this call did (False: it was not waiting any
+    more: another admin declined or let them in first, even at the same moment). One
+    conditional UPDATE, as ``engine.approve_user`` is one, so two admins cannot both decide."""
+    with engine.transaction():
+        changed = (KeyValue.update(value=json.dumps("declined"), updated_at=utcnow())
+                   .where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))
+                          & (KeyValue.value == json.dumps("requested")))
+                   .execute())
+    return changed == 1
 
 
 @hookimpl

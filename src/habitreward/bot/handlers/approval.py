@@ -39,7 +39,7 @@ from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
-from habitreward.bot.state import set_approval
+from habitreward.bot.state import approval_of, decline_request, set_approval
 from habitreward.errors import NotFound
 from habitreward.models import User
 
@@ -170,13 +170,27 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
                      nt._("What would you like to do?"), main_menu(nt), chat_id=newcomer.telegram_id)
     else:
-        if newcomer.active:
-            await s.refuse(t._("{name} is already active.", name=newcomer.name))
+        declined, newcomer, request = await s.run(_decline, s.engine, newcomer)
+        if not declined:  # decided already (by another admin, or at the command line): told once
+            if newcomer.active:
+                text = t._("{name} is already active.", name=newcomer.name)
+            elif request == "declined":
+                text = t._("{name} was already declined.", name=newcomer.name)
+            else:  # let in earlier and taken out again since: not waiting for anyone
+                text = t._("{name} is not waiting for an answer any more.", name=newcomer.name)
+            await s.show(text, [menu_row(t)])
             return
-        await s.run(set_approval, s.engine, newcomer.telegram_id, "declined")
         await s.show(t._("❌ {name} was declined.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)
+
+
+def _decline(engine: Any, newcomer: User) -> tuple[bool, User, str | None]:
+    """Decline a waiting request (conditionally: :func:`decline_request`); whether this call did,
+    the newcomer as they are now and where their request stands."""
+    if not newcomer.active and decline_request(engine, newcomer.telegram_id):
+        return True, newcomer, "declined"
+    return False, engine.get_user(newcomer.telegram_id), approval_of(engine, newcomer.telegram_id)
 
 
 @on_callback("ap")
