@@ -830,7 +830,8 @@ def test_the_approval_request_shows_a_name_as_typed(tg, botapi):
     request = botapi.sent(ADMIN)[-1]
     assert visible_text(request["text"], "HTML") == "🆕 Tom & <Jerry> (id 3) @tom_j wants to use the bot."
     approved = bot.press(ADMIN, "✅ Approve")
-    assert visible_text(approved[0]["text"], "HTML") == "✅ Tom & <Jerry> is approved."
+    to_admin = [m for m in approved if m["chat_id"] == ADMIN]
+    assert visible_text(to_admin[0]["text"], "HTML") == "✅ Tom & <Jerry> is approved."
 
 
 def test_admins_in_the_database_are_asked_too(tg, botapi):
@@ -905,6 +906,24 @@ def test_a_second_admin_pressing_decline_later_tells_nobody_twice(tg, botapi):
     bot.engine.deactivate_user(ANN)
     assert forge(bot, 5, f"dc:{ANN}").texts == ["Ann is not waiting for an answer any more."]
     assert bot.send(ANN, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
+
+
+def test_approving_someone_the_bot_cannot_write_to_tells_the_admin(tg, botapi):
+    """Someone who only ever wrote in a group has no private chat with the bot: Telegram refuses
+    the welcome (403), so the admin is told, and the newcomer is in all the same."""
+    group = -100
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    waiting = bot.send(BOB, "/start@habitreward_test_bot", chat_id=group, first_name="Bob")
+    assert waiting.text.startswith("Hello! An admin has been asked to approve you.")
+    botapi.fail_next("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
+    approved = bot.press(ADMIN, "✅ Approve")
+    assert approved.texts == ["✅ Bob is in, but I cannot write to them until they open a private chat with me."]
+    assert buttons(approved) == ["🏠 Menu"]
+    assert bot.engine.get_user(BOB).active and bot.errors == []
+    # Their next message, in the group or privately, works as for any active user.
+    assert bot.send(BOB, "/streaks", chat_id=group).text.startswith("You have no habits yet")
+    assert bot.send(BOB, "/start").text == "Hi, Bob! What would you like to do?"
 
 
 def test_a_request_settled_at_the_command_line_is_not_pending_any_more(tg):

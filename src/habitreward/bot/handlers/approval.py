@@ -21,9 +21,10 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import ApplicationHandlerStop
 
+from habitreward.bot.api_calls import send_html
 from habitreward.bot.handlers.common import (
     Screen,
     engine_of,
@@ -38,8 +39,9 @@ from habitreward.bot.handlers.common import (
 from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
-from habitreward.bot.keyboards import main_menu, markup, menu_row
+from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
 from habitreward.bot.state import approval_of, decline_request, set_approval
+from habitreward.bot.text import fit
 from habitreward.errors import NotFound
 from habitreward.models import User
 
@@ -165,10 +167,11 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         if not approved:  # another admin was first: the newcomer is welcomed once
             await s.show(t._("{name} is already active.", name=newcomer.name), [menu_row(t)])
             return
-        await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
-        nt = Translator(newcomer.language)
-        await s.send(nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" +
-                     nt._("What would you like to do?"), main_menu(nt), chat_id=newcomer.telegram_id)
+        if await _welcome(s, newcomer):
+            await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
+        else:
+            await s.show(t._("✅ {name} is in, but I cannot write to them until they open a private chat "
+                             "with me.", name=newcomer.name), [menu_row(t)])
     else:
         declined, newcomer, request = await s.run(_decline, s.engine, newcomer)
         if not declined:  # decided already (by another admin, or at the command line): told once
@@ -183,6 +186,22 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
         await s.show(t._("❌ {name} was declined.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)
+
+
+async def _welcome(s: Screen, newcomer: User) -> bool:
+    """Send the newcomer the menu; False when Telegram will not let the bot write to them (403):
+    someone who only ever wrote in a group has no private chat with the bot until they open
+    one ("bot can't initiate conversation with a user"), or they blocked it."""
+    nt = Translator(newcomer.language)
+    text = nt._("🎉 You're in! {name}, welcome.", name=newcomer.name) + "\n" + nt._("What would you like to do?")
+    await s.answer()
+    try:
+        await telegram_call(lambda: send_html(s.context.bot, newcomer.telegram_id, fit(text),
+                                              inline_keyboard(main_menu(nt))), raise_forbidden=True)
+    except Forbidden as exc:
+        log.info("Cannot welcome user %s: %s", newcomer.telegram_id, exc.message)
+        return False
+    return True
 
 
 def _decline(engine: Any, newcomer: User) -> tuple[bool, User, str | None]:

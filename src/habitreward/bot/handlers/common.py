@@ -196,10 +196,12 @@ def translator_for(user: User | None, update: Update | None, settings: Any) -> T
     ))
 
 
-async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
+async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: bool = False) -> Any:
     """Run one Bot API call; retry on 429, ignore "not modified", log a blocked user.
 
-    Returns the call's result, or None when it could not be delivered.
+    Returns the call's result, or None when it could not be delivered. ``raise_forbidden``:
+    a 403 (blocked, or a private chat the person never opened) is raised instead, for a caller
+    that tells someone else the message did not arrive.
     """
     for attempt in range(MAX_RETRIES + 1):
         try:
@@ -214,6 +216,8 @@ async def telegram_call(make: Callable[[], Awaitable[Any]]) -> Any:
             delay = delay.total_seconds() if hasattr(delay, "total_seconds") else delay
             await asyncio.sleep(min(float(delay), 30.0))
         except Forbidden as exc:
+            if raise_forbidden:
+                raise
             log.info("Telegram refused delivery (%s); the data is saved anyway", exc.message)
             return None
         except BadRequest as exc:
