@@ -770,6 +770,39 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
         assert "A plugin cannot take over /start" not in help_text
 
 
+def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
+    """A plugin's CallbackQueryHandler, added after the bot's own, gets its presses; data that
+    no handler takes is still refused politely."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+    from telegram.ext import CallbackQueryHandler, CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+
+    async def offer(update, context):
+        await update.message.reply_text("Wave?", reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("👋 Wave", callback_data="wave:1")]]))
+
+    async def wave(update, context):
+        await update.callback_query.answer("👋 waved")
+
+    class Waving:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("offer", offer), description="Offer a wave")
+            register(CallbackQueryHandler(wave, pattern=r"^wave:"))
+
+    engine.pm.register(Waving())
+    with BotDriver(engine, botapi) as bot:
+        user(bot)
+        bot.send(ANN, "/offer")
+        assert bot.press(ANN, "👋 Wave").alert == "👋 waved"
+        bot.send(ANN, "/add_habit")  # a dialog asks for a name
+        assert bot.press(ANN, "👋 Wave").alert == "👋 waved"
+        assert "How important is <b>Swim</b>" in bot.send(ANN, "Swim").text  # the dialog goes on
+        assert forge(bot, ANN, "zzz:1").text == "Sorry, that button is not valid any more."
+
+
 def test_help_lists_as_many_plugin_commands_as_fit_in_one_message(engine, botapi):
     from telegram.ext import CommandHandler
 

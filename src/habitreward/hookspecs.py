@@ -162,7 +162,9 @@ def habitreward_register_handlers(register: Callable[..., None], settings: Setti
     never waits for the database while other users' updates queue. Register a command with a
     ``CommandHandler`` (in any group): a private chat's command that none answers is told "I
     don't know the command", which a ``MessageHandler`` matching the command's text would not
-    prevent.
+    prevent. A ``CallbackQueryHandler`` with a ``pattern``
+    gets the presses it matches, in any group, also during a dialog (pick a prefix of your own:
+    the bot's buttons use short ones such as ``d:``).
     """
 
 

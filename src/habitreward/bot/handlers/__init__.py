@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import CommandHandler, MessageHandler, TypeHandler, filters
 
 from habitreward.bot.handlers import (  # noqa: F401  (importing registers the screens)
     approval,
@@ -32,7 +32,13 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
 )
 from habitreward.bot.handlers.common import NEW_MESSAGE, TEXT_INPUT
 from habitreward.bot.handlers.menu import set_commands
-from habitreward.bot.handlers.router import COMMANDS, UnknownCommandHandler, route_callback, route_command
+from habitreward.bot.handlers.router import (
+    COMMANDS,
+    ButtonHandler,
+    UnknownCommandHandler,
+    route_callback,
+    route_command,
+)
 
 __all__ = ["register", "set_commands"]
 
@@ -47,7 +53,7 @@ def register(application: Any) -> None:
         warnings.filterwarnings("ignore", message=".*per_message.*")
         application.add_handler(dialog.conversation(application))
     application.add_handler(CommandHandler(list(COMMANDS), route_command, filters=NEW_MESSAGE))
-    application.add_handler(CallbackQueryHandler(route_callback))
+    application.add_handler(ButtonHandler(application, route_callback))
     # Free text is a habit report only in a private chat: in a group, people talk to each other.
     application.add_handler(MessageHandler(TEXT_INPUT & filters.ChatType.PRIVATE,
                                            completion.free_text))

@@ -9,10 +9,16 @@ from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler
+from telegram.ext import CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers.common import NEW_MESSAGE, Screen, run_engine, screen, telegram_call, translator_for
-from habitreward.bot.handlers.router import LeavingCommandHandler, leave_conversation, on_callback, on_command
+from habitreward.bot.handlers.router import (
+    ButtonHandler,
+    LeavingCommandHandler,
+    leave_conversation,
+    on_callback,
+    on_command,
+)
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import approval_of
@@ -170,7 +176,7 @@ def standard_fallbacks(application: Any) -> list[Any]:
     return [
         CommandHandler("cancel", cancel_conversation, filters=NEW_MESSAGE),
         LeavingCommandHandler(application),
-        CallbackQueryHandler(leave_conversation),
+        ButtonHandler(application, leave_conversation),
     ]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, BaseHandler, CommandHandler, ConversationHandler
+from telegram.ext import ApplicationHandlerStop, BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
 
 from habitreward.bot.handlers.common import Screen, drop_draft, user_for
 
@@ -162,6 +162,38 @@ async def route_callback(update: Update, context: Any) -> None:
         await s.refuse()
         return
     await entry[0](s, args)
+
+
+class ButtonHandler(CallbackQueryHandler):
+    """The bot's buttons: ``callback`` (:func:`route_callback`, or a dialog's way out) takes the
+    presses of the bot's own prefixes, and of anything no other handler takes (refused politely).
+    A press a plugin's CallbackQueryHandler matches, in any group, is left to that handler, so
+    a plugin's button works whether its handler was added before or after the bot's, in a
+    dialog or not."""
+
+    def __init__(self, application: Any, callback: Callable[[Update, Any], Awaitable[Any]]):
+        super().__init__(callback)
+        self.application = application
+
+    def check_update(self, update: object) -> Any:
+        check = super().check_update(update)
+        if not check:
+            return check
+        prefix = (update.callback_query.data or "").split(":")[0]  # type: ignore[union-attr]
+        if prefix in CALLBACKS:
+            return check
+        return None if _taken_by_another(self.application, update) else check
+
+
+def _taken_by_another(application: Any, update: object) -> bool:
+    """Whether a CallbackQueryHandler of a plugin (not a :class:`ButtonHandler`) takes ``update``."""
+    for handlers in application.handlers.values():
+        for handler in handlers:
+            if isinstance(handler, CallbackQueryHandler) and not isinstance(handler, ButtonHandler):
+                check = handler.check_update(update)
+                if check is not None and check is not False:
+                    return True
+    return False
 
 
 async def leave_conversation(update: Update, context: Any) -> int:
