@@ -803,6 +803,46 @@ def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
         assert forge(bot, ANN, "zzz:1").text == "Sorry, that button is not valid any more."
 
 
+@pytest.mark.parametrize("group", [0, 1])
+def test_a_plugins_conversation_started_by_a_button_runs(engine, botapi, group):
+    """A plugin's ConversationHandler with a button entry point, in the bot's group or another:
+    the press starts it, and is not refused as "not valid" first."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+    from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+
+    async def offer(update, context):
+        await update.message.reply_text("Quiz?", reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("Start quiz", callback_data="quiz:start")]]))
+
+    async def start(update, context):
+        await update.callback_query.answer()
+        await update.effective_message.reply_text("Type your answer")
+        return 1
+
+    async def answer(update, context):
+        await update.message.reply_text(f"You said {update.message.text}")
+        return ConversationHandler.END
+
+    class Quiz:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("quiz", offer))
+            register(ConversationHandler(
+                entry_points=[CallbackQueryHandler(start, pattern=r"^quiz:")],
+                states={1: [MessageHandler(filters.TEXT & ~filters.COMMAND, answer)]}, fallbacks=[],
+                per_message=False), group=group)
+
+    engine.pm.register(Quiz())
+    with BotDriver(engine, botapi) as bot:
+        user(bot)
+        bot.send(ANN, "/quiz")
+        assert bot.press(ANN, "Start quiz").texts == ["Type your answer"]
+        assert "You said 42" in bot.send(ANN, "42").texts
+
+
 def test_help_lists_as_many_plugin_commands_as_fit_in_one_message(engine, botapi):
     from telegram.ext import CommandHandler
 

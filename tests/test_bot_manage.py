@@ -204,6 +204,32 @@ def test_dialogs_in_two_chats_keep_their_own_answers(tg):
     assert [r.name for r in bot.engine.rewards_for(ann)] == ["Cinema"]
 
 
+def test_a_dialog_open_across_the_upgrade_to_per_chat_answers_goes_on(tg):
+    """Versions before kept one draft per person (``user_data["draft"]``): a dialog open when the
+    bot was upgraded keeps its answers (and the old key goes)."""
+    import json
+
+    from habitreward.models import KeyValue
+
+    bot = tg()
+    ann = user(bot)
+    running = bot.engine.add_habit("Running", owner=ann)
+    bot.send(ANN, f"/edit_habit {running.id}")
+    bot.press(ANN, "Name")
+    bot.stop()
+    with bot.engine.session():
+        row = KeyValue.get((KeyValue.namespace == "bot.user_data") & (KeyValue.key == str(ANN)))
+        data = json.loads(row.value)
+        data["draft"] = data.pop("drafts")[str(ANN)]  # as the previous version stored it
+        KeyValue.update(value=json.dumps(data)).where(KeyValue.id == row.id).execute()
+    bot.restart()
+    assert bot.send(ANN, "Jogging").text.startswith("✅ Saved.")
+    assert bot.engine.get_habit(ann, running.id).name == "Jogging"
+    with bot.engine.session():
+        stored = KeyValue.get((KeyValue.namespace == "bot.user_data") & (KeyValue.key == str(ANN))).value
+    assert "draft" not in json.loads(stored)
+
+
 def test_editing_in_two_chats_changes_the_item_each_chat_picked(tg):
     bot = tg()
     ann = user(bot)
@@ -280,8 +306,37 @@ def test_a_plugins_command_runs_and_ends_a_dialog(db_url, clock, botapi):
             for chat in (ANN, GROUP):
                 bot.send(ANN, "/add_habit", chat_id=chat)
                 assert bot.send(ANN, "/wave", chat_id=chat).texts == ["👋"]
-                # The dialog is over: the text is not a habit's name.
-                bot.send(ANN, "Yoga", chat_id=chat)
+                # The dialog is over: the text is not a habit's name (no weight asked for it).
+                answer = bot.send(ANN, "Yoga", chat_id=chat)
+                assert not any("How important is" in text for text in answer.texts), answer.texts
             assert bot.engine.habits_for(ann) == []
+    finally:
+        engine.close()
+
+
+def test_a_plugins_private_command_typed_in_a_group_leaves_the_dialog_alone(db_url, clock, botapi):
+    """A plugin's command whose handler takes private chats only does not answer in a group:
+    typed there, it must not end the dialog for nothing."""
+    from telegram.ext import CommandHandler, filters
+
+    from habitreward import hookimpl
+    from habitreward.testing.driver import BotDriver
+    from habitreward.testing.engines import make_engine
+
+    class Ping:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            async def ping(update, context):
+                await update.effective_message.reply_text("pong")
+            register(CommandHandler("ping", ping, filters=filters.ChatType.PRIVATE))
+
+    engine = make_engine(db_url, clock=clock, load_entry_points=False, admin_telegram_ids=str(ADMIN))
+    engine.pm.register(Ping(), name="ping")
+    try:
+        with BotDriver(engine, botapi) as bot:
+            user(bot)
+            bot.send(ANN, "/add_habit", chat_id=GROUP)
+            assert bot.send(ANN, "/ping", chat_id=GROUP) == []
+            assert "How important is <b>Yoga</b>" in bot.send(ANN, "Yoga", chat_id=GROUP).text
     finally:
         engine.close()

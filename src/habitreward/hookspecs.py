@@ -164,7 +164,9 @@ def habitreward_register_handlers(register: Callable[..., None], settings: Setti
     don't know the command", which a ``MessageHandler`` matching the command's text would not
     prevent. A ``CallbackQueryHandler`` with a ``pattern``
     gets the presses it matches, in any group, also during a dialog (pick a prefix of your own:
-    the bot's buttons use short ones such as ``d:``).
+    the bot's buttons use short ones such as ``d:``); so does a ``ConversationHandler`` started by
+    a button or a command, and while it waits for a user's text in a private chat, that text
+    is its answer, not a habit report.
     """
 
 

@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import CommandHandler, TypeHandler
 
 from habitreward.bot.handlers import (  # noqa: F401  (importing registers the screens)
     approval,
@@ -30,11 +30,12 @@ from habitreward.bot.handlers import (  # noqa: F401  (importing registers the s
     settings,
     views,
 )
-from habitreward.bot.handlers.common import NEW_MESSAGE, TEXT_INPUT
+from habitreward.bot.handlers.common import NEW_MESSAGE
 from habitreward.bot.handlers.menu import set_commands
 from habitreward.bot.handlers.router import (
     COMMANDS,
     ButtonHandler,
+    FreeTextHandler,
     UnknownCommandHandler,
     route_callback,
     route_command,
@@ -49,14 +50,13 @@ def register(application: Any) -> None:
     application.read_gate_user_early = True  # the gate reads every update's user
     with warnings.catch_warnings():
         # PTB warns that CallbackQueryHandlers in a per_message=False conversation are tracked
-        # per chat, not per message: exactly what we want (one dialog per user).
+        # per chat, not per message: exactly what we want (one dialog per chat and person).
         warnings.filterwarnings("ignore", message=".*per_message.*")
         application.add_handler(dialog.conversation(application))
     application.add_handler(CommandHandler(list(COMMANDS), route_command, filters=NEW_MESSAGE))
     application.add_handler(ButtonHandler(application, route_callback))
     # Free text is a habit report only in a private chat: in a group, people talk to each other.
-    application.add_handler(MessageHandler(TEXT_INPUT & filters.ChatType.PRIVATE,
-                                           completion.free_text))
+    application.add_handler(FreeTextHandler(application, completion.free_text))
     # Last: a command nothing above (nor a plugin's CommandHandler) answers.
     application.add_handler(UnknownCommandHandler(application, menu.unknown_command))
 

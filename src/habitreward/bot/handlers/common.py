@@ -94,8 +94,16 @@ def _chat_key(update: Update) -> str:
     return str(update.effective_user.id) if update.effective_user is not None else ""
 
 
+#: Where versions before the per-chat drafts kept a person's one draft.
+_LEGACY_DRAFT = "draft"
+
+
 def get_draft(update: Update, context: Any) -> dict[str, Any]:
     """A copy of the answers so far of this chat's dialog ({} when there are none)."""
+    if _LEGACY_DRAFT in context.user_data:  # a dialog open across the upgrade: its answers go on
+        legacy = context.user_data.pop(_LEGACY_DRAFT)
+        if legacy:
+            context.user_data.setdefault(DRAFTS, {}).setdefault(_chat_key(update), legacy)
     drafts = context.user_data.get(DRAFTS) or {}
     return dict(drafts.get(_chat_key(update)) or {})
 

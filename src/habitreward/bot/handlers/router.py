@@ -16,9 +16,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, BaseHandler, CallbackQueryHandler, CommandHandler, ConversationHandler
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
-from habitreward.bot.handlers.common import Screen, drop_draft, user_for
+from habitreward.bot.handlers.common import TEXT_INPUT, Screen, drop_draft, user_for
 
 ScreenFunc = Callable[..., Awaitable[Any]]
 
@@ -185,11 +193,36 @@ class ButtonHandler(CallbackQueryHandler):
         return None if _taken_by_another(self.application, update) else check
 
 
-def _taken_by_another(application: Any, update: object) -> bool:
-    """Whether a CallbackQueryHandler of a plugin (not a :class:`ButtonHandler`) takes ``update``."""
+class FreeTextHandler(MessageHandler):
+    """Text in a private chat outside the bot's dialog: a habit report (``callback``), unless a
+    plugin's ConversationHandler waits for this chat's text (in any group): then the answer is
+    the plugin's alone."""
+
+    def __init__(self, application: Any, callback: Callable[[Update, Any], Awaitable[Any]]):
+        super().__init__(TEXT_INPUT & filters.ChatType.PRIVATE, callback)
+        self.application = application
+
+    def check_update(self, update: object) -> Any:
+        check = super().check_update(update)
+        if not check:
+            return check
+        return None if _taken_by_another(self.application, update, ()) else check
+
+
+def _is_the_dialog(handler: object) -> bool:
+    """The bot's own dialog: the ConversationHandler whose ways out are ours."""
+    return isinstance(handler, ConversationHandler) and any(
+        isinstance(f, (ButtonHandler, LeavingCommandHandler)) for f in handler.fallbacks)
+
+
+def _taken_by_another(application: Any, update: object, kinds: tuple[type, ...] = (CallbackQueryHandler,)) -> bool:
+    """Whether a plugin's handler of ``kinds`` (a CallbackQueryHandler, a CommandHandler) or a
+    plugin's ConversationHandler (in the state it is in for this chat) takes ``update``."""
     for handlers in application.handlers.values():
         for handler in handlers:
-            if isinstance(handler, CallbackQueryHandler) and not isinstance(handler, ButtonHandler):
+            if isinstance(handler, (ButtonHandler, LeavingCommandHandler)) or _is_the_dialog(handler):
+                continue
+            if isinstance(handler, (*kinds, ConversationHandler)):
                 check = handler.check_update(update)
                 if check is not None and check is not False:
                     return True
@@ -223,7 +256,9 @@ class LeavingCommandHandler(BaseHandler[Update, Any, Any]):
         parsed = command_of(update)
         if parsed is None or not addressed_to_bot(update, self.application):
             return False
-        return answered_here(self.application, parsed[0])
+        # A handler that really takes it (its filters too: a plugin's private-chat command typed
+        # in a group is not taken), the bot's own screens included.
+        return _taken_by_another(self.application, update, (CommandHandler,))
 
     async def _leave(self, update: Update, context: Any) -> int:
         drop_draft(update, context)  # this chat's dialog is over; one in another chat keeps its answers
