@@ -141,7 +141,7 @@ def test_values_earlier_versions_stored_import_again(engine, clock, db_url, empt
     with engine.session():
         User.update(name="A" * 150).where(User.telegram_id == 101).execute()  # import-airtable kept 255
         User.update(name="\u200b").where(User.telegram_id == 103).execute()  # tidied before invisibles were
-        Reward.update(max_per_day=5000).where(Reward.name == "Coffee").execute()
+        Reward.update(max_per_day=5000, weight=3e9).where(Reward.name == "Coffee").execute()
     before = snapshot(engine)
     path = str(tmp_path / "old.json")
     assert invoke(db_url, "export", "-o", path).exit_code == 0

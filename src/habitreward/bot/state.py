@@ -79,8 +79,10 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
 
 def decline_request(engine: Any, telegram_id: int) -> bool:
     """Mark a waiting request "declined"; whether this call did (False: it was not waiting any
-    more: another admin declined or let them in first, even at the same moment). One
-    conditional UPDATE, as ``engine.approve_user`` is one, so two admins cannot both decide."""
+    more: another admin declined or let them in first). One conditional UPDATE, so of two
+    Declines only one decides, even at the same moment. An Approve at the very same moment
+    may still let them in after it (approving after a decline is allowed: a change of mind),
+    and the newcomer then hears both, in that order."""
     with engine.transaction():
         changed = (KeyValue.update(value=json.dumps("declined"), updated_at=utcnow())
                    .where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))

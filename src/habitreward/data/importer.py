@@ -23,6 +23,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,13 @@ def _stored_name(what: str, longest: int) -> Any:
     return check
 
 
+def _reward_weight(value: Any) -> None:
+    """Above 0 and finite, as earlier versions allowed (today's bound, 1e9, is newer)."""
+    weight = float(value)
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValidationError(f"The reward weight must be a number above 0, got {value}.")
+
+
 def _daily_limit(value: Any) -> None:
     """0 or more, as earlier versions allowed (today's bound, 1000, is newer), within 32 bits."""
     if not 0 <= int(value) <= 2**31 - 1:
@@ -62,14 +70,14 @@ def _daily_limit(value: Any) -> None:
 #: The engine's rules for values people type, checked on the file's rows too (table -> column ->
 #: rule): an edited file must not put into the database what the bot and the CLI refuse (a habit
 #: weight of 500, a reward needing 0 pieces). Rules tightened since data could first be stored
-#: (names, the daily limit) are checked as they were then. Values the file leaves empty are the
-#: column's NULL.
+#: (names, the reward weight's upper bound, the daily limit) are checked as they were then.
+#: Values the file leaves empty are the column's NULL.
 RULES: dict[str, dict[str, Any]] = {
     "users": {"telegram_id": validation.telegram_id, "language": validation.language,
               "name": _stored_name("user name", 255)},
     "habits": {"name": _stored_name("habit name", 100), "weight": validation.habit_weight,
                "allowed_skip_days": validation.skip_days},
-    "rewards": {"name": _stored_name("reward name", 100), "weight": validation.reward_weight,
+    "rewards": {"name": _stored_name("reward name", 100), "weight": _reward_weight,
                 "type": validation.reward_type, "pieces_required": validation.pieces_required,
                 "max_per_day": _daily_limit, "piece_value": validation.piece_value},
 }
