@@ -208,7 +208,10 @@ def test_another_bots_command_in_a_group_registers_nobody(tg, botapi):
     assert bot.send(BOB, "/streaks", chat_id=-100).text.startswith(waiting)
     assert bot.send(BOB, "/streaks@habitreward_test_bot", chat_id=-100).text.startswith(waiting)
     # ... and a newcomer who writes one to this bot in a group is registered, as before.
-    assert bot.send(78, "/start@habitreward_test_bot", chat_id=-100).text == waiting
+    # In a group the newcomer also learns how to get the bot's word when they are in.
+    assert bot.send(78, "/start@habitreward_test_bot", chat_id=-100).text == (
+        waiting + "\nOpen a private chat with me (@habitreward_test_bot) so that I can.")
+    assert bot.send(79, "/start").text == waiting  # privately: the chat is there
     assert bot.engine.find_user(78) is not None
 
 

@@ -86,7 +86,12 @@ async def pending_text(s: Screen) -> str:
     """What someone not (yet) let in is told: where their request stands."""
     request = await s.run(approval_of, s.engine, s.user.telegram_id)
     if request == "requested":
-        return s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+        text = s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+        chat = s.update.effective_chat
+        if chat is not None and chat.type != "private":  # Telegram lets a bot write first to no one
+            text += "\n" + s.t._("Open a private chat with me (@{bot}) so that I can.",
+                                  bot=s.context.bot.username)
+        return text
     if request == "declined":
         return s.t._("Sorry, your request to use this bot was declined.")
     return s.t._("Hello! This bot is private. Please ask the admin to give you access.")
