@@ -984,15 +984,17 @@ def test_a_second_admin_pressing_decline_later_tells_nobody_twice(tg, botapi):
     assert bot.send(ANN, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
 
 
-def test_approving_someone_the_bot_cannot_write_to_tells_the_admin(tg, botapi):
+@pytest.mark.parametrize(("status", "description"), [
+    (403, "Forbidden: bot can't initiate conversation with a user"), (400, "Bad Request: chat not found")])
+def test_approving_someone_the_bot_cannot_write_to_tells_the_admin(tg, botapi, status, description):
     """Someone who only ever wrote in a group has no private chat with the bot: Telegram refuses
-    the welcome (403), so the admin is told, and the newcomer is in all the same."""
+    the welcome (403, or 400 "chat not found"), so the admin is told, and the newcomer is in all the same."""
     group = -100
     bot = tg()
     bot.send(ADMIN, "/start")
     waiting = bot.send(BOB, "/start@habitreward_test_bot", chat_id=group, first_name="Bob")
     assert waiting.text.startswith("Hello! An admin has been asked to approve you.")
-    botapi.fail_next("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
+    botapi.fail_next("sendMessage", status, description)
     approved = bot.press(ADMIN, "✅ Approve")
     assert approved.texts == ["✅ Bob is in, but I cannot write to them until they open a private chat with me."]
     assert buttons(approved) == ["🏠 Menu"]

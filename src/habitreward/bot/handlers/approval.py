@@ -189,7 +189,8 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
 
 
 async def _welcome(s: Screen, newcomer: User) -> bool:
-    """Send the newcomer the menu; False when Telegram will not let the bot write to them (403):
+    """Send the newcomer the menu; False when Telegram will not let the bot write to them (403,
+    or 400 "chat not found"):
     someone who only ever wrote in a group has no private chat with the bot until they open
     one ("bot can't initiate conversation with a user"), or they blocked it."""
     nt = Translator(newcomer.language)
@@ -198,7 +199,7 @@ async def _welcome(s: Screen, newcomer: User) -> bool:
     try:
         await telegram_call(lambda: send_html(s.context.bot, newcomer.telegram_id, fit(text),
                                               inline_keyboard(main_menu(nt))), raise_forbidden=True)
-    except Forbidden as exc:
+    except (Forbidden, BadRequest) as exc:  # 400 "chat not found": no chat with them either
         log.info("Cannot welcome user %s: %s", newcomer.telegram_id, exc.message)
         return False
     return True
