@@ -318,6 +318,35 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert Reward.select().count() == 0
 
 
+def test_an_output_the_export_cannot_write_is_one_line_and_nothing_half_written(engine, clock, db_url, tmp_path,
+                                                                                monkeypatch):
+    populate(engine, clock)
+    for args, message in [
+        (["-o", str(tmp_path / "missing" / "x.json")], f"the directory {tmp_path / 'missing'} does not exist"),
+        (["--format", "csv", "-o", str(tmp_path / "missing" / "x.zip")], "does not exist"),
+        (["--format", "csv", "-o", str(tmp_path / "missing" / "dir")], "does not exist"),
+        (["-o", str(tmp_path)], "it is a directory; give a file name"),
+    ]:
+        result = invoke(db_url, "export", *args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith("Error: Cannot write the export to ") and message in result.output
+    assert not (tmp_path / "missing").exists()  # no directory made on a guess
+
+    # An export that fails half way leaves an earlier export of that name as it was, and no part.
+    good = tmp_path / "data.json"
+    assert invoke(db_url, "export", "-o", str(good)).exit_code == 0
+    before = good.read_bytes()
+    from habitreward.data.exporter import Exporter
+
+    def broken(self, export):
+        yield from ()
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Exporter, "_rows", broken)
+    assert invoke(db_url, "export", "-o", str(good)).exit_code != 0
+    assert good.read_bytes() == before and not (tmp_path / "data.json.part").exists()
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock, db_url, empty_db_url, tmp_path,
                                                                    fmt):
@@ -347,13 +376,19 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
             entry["rows"][0][[c["name"] for c in entry["columns"]].index(column)] = value
         return change
 
+    def break_bot_state(document):  # the bot's stored user data, no longer JSON
+        entry = next(t for t in document["tables"] if t["table"] == "key_values")
+        names = [c["name"] for c in entry["columns"]]
+        row = next(r for r in entry["rows"] if r[names.index("namespace")] == "bot.user_data")
+        row[names.index("value")] = "{not json"
+
     manifest = json.loads((dump / "manifest.json" if fmt == "csv" else dump).read_text())
     n = logs(manifest)["count"]
 
     if fmt == "json":
         cases = [
             (lambda d: logs(d)["rows"].pop(), f"holds {n - 1} rows where it says {n}"),
-            (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"), "'habit_logs', row 1: "),
+            (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"), "'habit_logs', row 1, user_id: invalid literal"),
             (lambda d: logs(d)["rows"][2].pop(), "'habit_logs', row 3: "),
             (lambda d: d.pop("tables"), 'has no "tables"'),
             # Values the bot and the CLI refuse are refused in a file too.
@@ -361,6 +396,15 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
              "'habits', row 1, weight: The habit weight must be from 1 to 100, got 500."),
             (set_cell("rewards", "pieces_required", 0), "'rewards', row 1, pieces_required: Pieces required"),
             (set_cell("users", "language", "de"), "'users', row 1, language: The language must be one of"),
+            # A value of the wrong kind is refused, not read as something else ("yes" as false,
+            # an id of 1.5 as 1: another habit's).
+            (set_cell("users", "is_admin", "yes"), "'users', row 1, is_admin: not true or false: 'yes'"),
+            (set_cell("habit_logs", "habit_id", 1.5), "'habit_logs', row 1, habit_id: not a whole number: 1.5"),
+            (set_cell("rewards", "piece_value", "2.5x"), "'rewards', row 1, piece_value: not a decimal number"),
+            (set_cell("users", "timezone", "Mars/Olympus"), "'users', row 1, timezone: Unknown time zone"),
+            (set_cell("reward_progress", "pieces_earned", -3), "pieces_earned: The pieces earned must be at least 0"),
+            (set_cell("habit_logs", "streak_count", 0), "streak_count: The streak must be at least 1, got 0."),
+            (break_bot_state, "value: The bot's state must be JSON, got '{not json'."),
             # A number too big for its column (a 32-bit one on PostgreSQL, 64 bits on SQLite).
             (set_cell("habit_logs", "streak_count", 2**70), "habit_logs: a value of the file does not fit"),
         ]

@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -219,15 +220,30 @@ def _open_text(path: str | Path | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    with open(path, "w", encoding="utf-8") as handle:
+    with _replaced_at_the_end(Path(path)) as partial, open(partial, "w", encoding="utf-8") as handle:
         yield handle
+
+
+@contextlib.contextmanager
+def _replaced_at_the_end(path: Path) -> Iterator[Path]:
+    """A ``<path>.part`` to write, renamed to ``path`` once complete: an export that fails half
+    way (a full disk, a database error) leaves no file that looks whole, and an earlier export
+    of that name stays as it was."""
+    partial = path.with_name(path.name + ".part")
+    try:
+        yield partial
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
 
 
 @contextlib.contextmanager
 def _csv_sink(target: Path) -> Iterator[Any]:
     """``open_member(name)`` for a zip file or a directory."""
     if target.suffix.lower() == ".zip":
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with _replaced_at_the_end(target) as partial, \
+                zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
 
             @contextlib.contextmanager
             def open_zip_member(name: str) -> Iterator[TextIO]:

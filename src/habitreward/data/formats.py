@@ -86,13 +86,18 @@ def decode(kind: str, value: Any) -> Any:
     if value is None:
         return None
     if kind == "int":
-        return int(value)
+        return _whole(value)
     if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"not a number: {value!r}")
         return float(value)
     if kind == "decimal":
-        return Decimal(str(value))
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:  # decimal.InvalidOperation, whose message is a class name
+            raise ValueError(f"not a decimal number: {value!r}") from None
     if kind == "bool":
-        return value if isinstance(value, bool) else str(value).lower() in ("true", "1")
+        return _truth(value)
     if kind == "datetime":
         return dt.datetime.fromisoformat(value)
     if kind == "date":
@@ -104,6 +109,26 @@ def decode(kind: str, value: Any) -> Any:
     if kind == "bytes":
         return base64.b64decode(value)
     return value
+
+
+def _whole(value: Any) -> int:
+    """An integer column's value: a whole number, never a float cut to one (an id of 1.5 is not 1)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"not a whole number: {value!r}")
+    return int(value)
+
+
+def _truth(value: Any) -> bool:
+    """A yes/no column's value: true or false (also 1 and 0, as SQLite writes them); anything
+    else is no answer at all ("yes" is not read as false)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"not true or false: {value!r}")
 
 
 def to_cell(kind: str, value: Any) -> str:
@@ -133,5 +158,5 @@ def from_cell(kind: str, cell: str) -> Any:
     if kind == "float":
         return float(cell)
     if kind == "bool":
-        return cell == "true"
+        return _truth(cell)
     return cell

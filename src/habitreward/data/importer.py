@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -67,6 +68,29 @@ def _daily_limit(value: Any) -> None:
         raise ValidationError(f"Max per day must be 0 (no limit) or more, got {value}.")
 
 
+def _stored_zone(value: Any) -> None:
+    """A time zone the engine knows, or an ``Etc/GMT`` offset an earlier version could store
+    (``Etc/GMT+13``: read as UTC since, with a warning): "Mars/Olympus" is refused."""
+    if not re.fullmatch(r"Etc/GMT[+-]\d{1,2}", str(value)):
+        validation.timezone_name(value)
+
+
+def _at_least(what: str, least: int | float) -> Any:
+    """A count or amount of at least ``least`` (a finite number)."""
+    def check(value: Any) -> None:
+        if not (math.isfinite(float(value)) and value >= least):
+            raise ValidationError(f"The {what} must be at least {least}, got {value}.")
+    return check
+
+
+def _bot_state(value: Any) -> None:
+    """The bot's state (``bot.*`` namespaces) is JSON: anything else breaks every update of its user."""
+    try:
+        json.loads(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"The bot's state must be JSON, got {str(value)[:40]!r}.") from None
+
+
 #: The engine's rules for values people type, checked on the file's rows too (table -> column ->
 #: rule): an edited file must not put into the database what the bot and the CLI refuse (a habit
 #: weight of 500, a reward needing 0 pieces). Rules tightened since data could first be stored
@@ -74,12 +98,17 @@ def _daily_limit(value: Any) -> None:
 #: Values the file leaves empty are the column's NULL.
 RULES: dict[str, dict[str, Any]] = {
     "users": {"telegram_id": validation.telegram_id, "language": validation.language,
-              "name": _stored_name("user name", 255)},
+              "name": _stored_name("user name", 255), "timezone": _stored_zone},
     "habits": {"name": _stored_name("habit name", 100), "weight": validation.habit_weight,
                "allowed_skip_days": validation.skip_days},
     "rewards": {"name": _stored_name("reward name", 100), "weight": _reward_weight,
                 "type": validation.reward_type, "pieces_required": validation.pieces_required,
                 "max_per_day": _daily_limit, "piece_value": validation.piece_value},
+    "reward_progress": {"pieces_earned": _at_least("pieces earned", 0),
+                        "times_claimed": _at_least("number of claims", 0)},
+    "habit_logs": {"streak_count": _at_least("streak", 1), "habit_weight": _at_least("habit weight", 0),
+                   "total_weight_applied": _at_least("odds multiplier", 0),
+                   "reward_cycle": _at_least("reward cycle", 0)},
 }
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
@@ -264,12 +293,20 @@ class Importer:
         if pk_index is None:
             raise ValidationError(f"The export's table {data.table!r} lacks its primary key column {pk.column_name!r}.")
         kinds = [c["kind"] for c in data.columns]
+        names = [c["name"] for c in data.columns]
         rules = RULES.get(data.table, {})
-        checks = [(i, rules[c["name"]]) for i, c in enumerate(data.columns) if c["name"] in rules]
+        # (column, check(value, row)): the rules above, and the bot state's JSON.
+        checks = [(i, lambda value, row, rule=rules[c["name"]]: rule(value))
+                  for i, c in enumerate(data.columns) if c["name"] in rules]
+        if data.table == "key_values" and {"namespace", "value"} <= set(names):  # the bot's state: JSON
+            namespace = names.index("namespace")
+            checks.append((names.index("value"), lambda value, row: _bot_state(value)
+                           if str(row[namespace]).startswith("bot.") else None))
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
             for batch in _batches(data.rows, self.batch_size):
-                rows = [_decoded(data.table, kinds, row, result.rows + n + 1) for n, row in enumerate(batch)]
+                rows = [_decoded(data.table, kinds, row, result.rows + n + 1, names)
+                        for n, row in enumerate(batch)]
                 _check_values(data, checks, rows, result.rows + 1)
                 self._insert(model, fields, pk_index, rows, result)
                 bar.advance(len(rows))
@@ -315,8 +352,10 @@ class Importer:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "unique" in message.lower() or "duplicate key" in message.lower():
                 raise Conflict(
-                    f"{model._meta.table_name}: a row clashes with an existing one ({message});"
-                    + (" --on-conflict skip keeps the existing rows." if self.policy != "skip" else "")
+                    f"{model._meta.table_name}: a row clashes with another ({message}): with a row here, or"
+                    " with another row of the file, which an export never holds (the file was edited?)."
+                    + (" If the rows here are the ones to keep, --on-conflict skip keeps them."
+                       if self.policy != "skip" else "")
                 ) from None
             raise ValidationError(  # a missing value, a parent missing from the file...
                 f"{model._meta.table_name}: a row of the file cannot be stored ({message}):"
@@ -366,17 +405,24 @@ def _check_same_rows(model: type[peewee.Model], fields: list[peewee.Field], pk_i
             )
 
 
-def _decoded(table: str, kinds: list[str], row: list[Any], number: int) -> tuple[Any, ...]:
+def _decoded(table: str, kinds: list[str], row: list[Any], number: int,
+             names: list[str] | None = None) -> tuple[Any, ...]:
     """A row of the file as Python values; a value that is not of its column's kind is a one-line
-    error naming the table and row."""
+    error naming the table, row and column."""
     if len(row) != len(kinds):
         raise ValidationError(f"The export's table {table!r}, row {number}: {len(row)} values for"
                               f" {len(kinds)} columns: the file is incomplete or was edited.")
     try:
         return tuple(decode(kind, value) for kind, value in zip(kinds, row))
-    except (ValueError, TypeError, ArithmeticError) as exc:
-        raise ValidationError(f"The export's table {table!r}, row {number}: {exc}. The file was edited?"
-                              " Nothing was imported.") from None
+    except (ValueError, TypeError, ArithmeticError):
+        for i, (kind, value) in enumerate(zip(kinds, row)):  # again, to say which column
+            try:
+                decode(kind, value)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                column = f", {names[i]}" if names else ""
+                raise ValidationError(f"The export's table {table!r}, row {number}{column}: {exc}. The file"
+                                      " was edited? Nothing was imported.") from None
+        raise
 
 
 def _check_values(data: TableData, checks: list[tuple[int, Any]], rows: list[tuple[Any, ...]], first: int) -> None:
@@ -385,7 +431,7 @@ def _check_values(data: TableData, checks: list[tuple[int, Any]], rows: list[tup
             if row[i] is None:
                 continue  # NULL: the database's NOT NULL decides
             try:
-                rule(row[i])
+                rule(row[i], row)
             except ValidationError as exc:
                 raise ValidationError(f"The export's table {data.table!r}, row {first + n},"
                                       f" {data.columns[i]['name']}: {exc} Nothing was imported.") from None
