@@ -102,6 +102,7 @@ BAD_INPUT = [
     (["users", "add", "43", "--name", "Lang", "--language", "de"], "language must be one of"),
     (["users", "add", "43", "--name", ""], "must not be empty"),
     (["users", "activate", "999"], "No user with Telegram id 999"),
+    (["rewards", "add", "Cent", "--value", "0.005"], "at most two decimals (2.50), got '0.005'"),
     (["users", "edit", "42", "--name", "Anna", "--timezone", "Mars/Olympus"], "Unknown time zone"),
     (["users", "edit", "42", "--language", "kk", "--name", " "], "must not be empty"),
     (["users", "edit", "999", "--name", "Nobody"], "No user with Telegram id 999"),

@@ -156,6 +156,8 @@ def piece_value(value: Decimal | float | str | None) -> Decimal | None:
         raise ValidationError(f"The piece value must be a number such as 2.50, got {value!r}.") from None
     if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
         raise ValidationError(f"The piece value must be between 0 and 9999999999.99, got {value!r}.")
+    if amount != amount.quantize(Decimal("0.01")):  # 0.005 was stored as 0.00 without a word
+        raise ValidationError(f"The piece value has at most two decimals (2.50), got {value!r}.")
     return amount.quantize(Decimal("0.01"))
 
 
