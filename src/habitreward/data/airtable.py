@@ -249,6 +249,13 @@ def _date(value: Any, what: str) -> dt.date:
         raise BadRecord(f"{what} is not a date: {value!r}") from None
 
 
+def _to_cents(value: Any) -> Any:
+    """A number rounded to two decimals (what the piece value column keeps); anything else as is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return round(value, 2)
+    return value
+
+
 def _validated(rule: Callable[[Any], Any], value: Any) -> Any:
     try:
         return rule(value)
@@ -394,7 +401,8 @@ class AirtableImporter:
                     "weight": _validated(reward_weight, fields.get("weight", 1.0)),
                     "type": _validated(reward_type, fields.get("type") or RewardType.VIRTUAL.value),
                     "pieces_required": _validated(pieces_required, fields.get("pieces_required", 1)),
-                    "piece_value": _validated(piece_value, fields.get("piece_value")),
+                    # Airtable's currency fields may hold more decimals: kept to the cent, as before.
+                    "piece_value": _validated(piece_value, _to_cents(fields.get("piece_value"))),
                     "active": _checkbox(fields, "active", columns, True),
                     "owner": None,
                 }
