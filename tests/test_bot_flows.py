@@ -481,6 +481,37 @@ def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back
     assert "✔️" not in " ".join(buttons(bot.send(ANN, "/habit_done")))
 
 
+@pytest.mark.parametrize("text", ["I ran yesterday and read today", "ran today, read yesterday",
+                                  "вчера бегал, а сегодня читал"])
+def test_a_report_naming_two_days_is_asked_habit_by_day(tg, clock, text):
+    """Not everything logged for one of the days: each habit on each day is a button."""
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Reading", "Чтение", "Бег")
+    asked = bot.send(ANN, text)
+    assert asked.text == "Your message names more than one day. Which habit, on which day?"
+    assert bot.engine.history(ann) == []
+    habit = "Бег" if "бегал" in text else "Running"
+    assert f"{habit} · Yesterday" in buttons(asked) and f"{habit} · Today" in buttons(asked)
+    yesterday = bot.engine.today(ann) - dt.timedelta(days=1)
+    logged = bot.press(ANN, f"{habit} · Yesterday")
+    assert f"logged for {yesterday:%b} {yesterday.day}, {yesterday.year}." in logged.text
+    assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, yesterday)]
+
+
+def test_a_report_naming_yesterday_and_the_day_before_logs_neither_at_once(tg, clock):
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Бег")
+    two_back = bot.engine.today(ann) - dt.timedelta(days=2)
+    for text in ("ran yesterday and the day before", "бегал вчера и позавчера"):
+        asked = bot.send(ANN, text)
+        assert asked.text == "Your message names more than one day. Which habit, on which day?"
+        assert f"{two_back:%a}, {two_back.day} {two_back:%b}" in " ".join(buttons(asked))
+    assert bot.engine.history(ann) == []
+    assert "logged for" in bot.send(ANN, "ran yesterday").text  # one day: logged at once
+
+
 def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, clock):
     """Not recognised, or "Pick another habit" after a guess: the keyboard is the named day's."""
     bot = tg()

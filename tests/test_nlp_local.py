@@ -211,3 +211,26 @@ def test_small_talk_is_not_the_start_of_a_habits_name(text):
     habits = [SimpleNamespace(id=1, name="Оқу"), SimpleNamespace(id=2, name="Okra salad")]
     result = match_local(text, habits)
     assert result.matches == () and result.confident and result.reason.startswith("no habit")
+
+
+@pytest.mark.parametrize("text", [
+    "I ran yesterday and read today", "вчера бегал, а сегодня читал", "кеше жүгірдім, бүгін кітап оқыдым",
+    "slept badly yesterday but ran 5k this morning", "ran today, read yesterday", "ran yesterday and the day before",
+    "бегал вчера и позавчера",
+])
+def test_a_message_naming_several_days_is_asked_about(text):
+    from habitreward.nlp.days import reported_days
+
+    result = match_local(text, EN + RU + KK)
+    assert result.matches and not result.confident and "several days" in result.reason
+    assert not reported_days(text).certain
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ran yesterday", ["Running"]), ("вчера бегал", ["Бег"]), ("кеше жүгірдім", ["Жүгіру"]),
+    ("ran today", ["Running"]), ("the day before yesterday I ran", ["Running"]),
+    ("бүгін кітап оқыдым", ["Кітап оқу"]), ("read 20 pages this afternoon", ["Reading"]),
+])
+def test_a_message_naming_one_day_stays_confident(text, expected):
+    result = match_local(text, EN + RU + KK)
+    assert names(result) == expected and result.confident, result.reason

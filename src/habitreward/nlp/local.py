@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from habitreward.nlp.days import read_days
 from habitreward.nlp.normalize import normalize, stems, words
 from habitreward.nlp.results import HabitMatch, MatchResult
 
@@ -312,6 +313,9 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple((c.habit_id, round(c.score, 3), c.source) for c in candidates)
     doubts = hedges(message_words)
+    day_doubt = read_days(message_words).doubt  # "ran yesterday and read today": which habit on which day?
+    if day_doubt:
+        doubts.append(day_doubt)
     question = text.rstrip().endswith("?") or message_words[:2] in _QUESTION_OPENINGS
     # Two habits found by the same words (an alias both share): which one is meant is a guess.
     found = [c for c in candidates if c.score >= FOUND]

@@ -28,7 +28,7 @@ from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, HabitLog, ProgressStatus, User
-from habitreward.nlp.days import days_back
+from habitreward.nlp.days import Days, days_back, reported_days
 from habitreward.plugins.nlp import matching_may_wait
 
 _NO_DAY = dt.date.min  # callback data without a day: today, when the button is pressed
@@ -354,6 +354,9 @@ def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | Non
     if not habits:
         return habits, [], False, []
     matches, confident = _matched(text, habits, engine.hooks.match_habits(user, text, habits))
+    # A message naming several days ("ran yesterday and read today") is never logged at once,
+    # whatever matcher answered: which habit goes with which day is the user's to say.
+    confident = confident and reported_days(text).certain
     outcomes: list[CompletionResult | Exception] = []
     if matches and confident and log:
         day = _reported_day(engine, user, text, at)
@@ -405,6 +408,10 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
+    days = reported_days(text)
+    if matches and not days.certain:
+        await _ask_habit_and_day(s, matches, days, at)
+        return
     named = _reported_day(s.engine, s.user, text, at)  # "yesterday"
     # The keyboard offered instead is that day's, unless no habit existed then (today's).
     keyboard_day = named if named is not None and any(
@@ -425,6 +432,25 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         return
     await show_habit_keyboard(s, day=keyboard_day if keyboard_day is not None else _NO_DAY,
                               intro=t._("I could not tell which habit that was."))
+
+
+async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt.datetime | None) -> None:
+    """A report naming several days: a button for each habit on each day it names (that the
+    habit existed on), pressed one at a time."""
+    t = s.t
+    written = s.engine.local_date(s.user, at) if at else s.engine.today(s.user)
+    rows: Rows = []
+    for habit in matches:
+        earliest = s.engine.earliest_day(s.user, habit)
+        for back in days.back:
+            day = written - dt.timedelta(days=back)
+            if day < earliest or len(rows) >= 8:
+                continue
+            label = t._("Today") if back == 0 else t._("Yesterday") if back == 1 else t.date(day, "EEE, d MMM")
+            rows.append([(f"{habit.name} · {label}", f"d:{habit.id}:{day_data(day)}")])
+    rows.append([(t._("❌ None of these"), "fn")])
+    rows.append([(t._("📋 Pick another habit"), "done")])
+    await s.send(t._("Your message names more than one day. Which habit, on which day?"), rows)
 
 
 @screen()
