@@ -512,6 +512,31 @@ def test_a_report_naming_yesterday_and_the_day_before_logs_neither_at_once(tg, c
     assert "logged for" in bot.send(ANN, "ran yesterday").text  # one day: logged at once
 
 
+@pytest.mark.parametrize("text", ["ran last week", "ran on 25 November", "ran on Monday", "на прошлой неделе бегал",
+                                  "в понедельник бегал", "өткен аптада жүгірдім", "дүйсенбіде жүгірдім",
+                                  "ran 10 days ago"])
+def test_a_report_of_an_earlier_day_we_cannot_tell_is_not_logged_for_today(tg, clock, text):
+    """The day picker instead: the user says which day, then which habit."""
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Бег", "Жүгіру")
+    asked = bot.send(ANN, text)
+    assert asked.text == "I could not tell which day that was.\n\nWhich day? You can log up to 7 days back."
+    assert "Yesterday" in buttons(asked)
+    assert bot.engine.history(ann) == []
+
+
+@pytest.mark.parametrize(("text", "habit"), [("ran 3 days ago", "Running"), ("бегал 3 дня назад", "Бег"),
+                                             ("3 күн бұрын жүгірдім", "Жүгіру")])
+def test_a_report_of_n_days_ago_is_logged_for_that_day(tg, clock, text, habit):
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Бег", "Жүгіру", days=5)
+    day = bot.engine.today(ann) - dt.timedelta(days=3)
+    assert f"logged for {day:%b} {day.day}, {day.year}." in bot.send(ANN, text).text
+    assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, day)]
+
+
 def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, clock):
     """Not recognised, or "Pick another habit" after a guess: the keyboard is the named day's."""
     bot = tg()

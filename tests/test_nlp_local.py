@@ -234,3 +234,28 @@ def test_a_message_naming_several_days_is_asked_about(text):
 def test_a_message_naming_one_day_stays_confident(text, expected):
     result = match_local(text, EN + RU + KK)
     assert names(result) == expected and result.confident, result.reason
+
+
+@pytest.mark.parametrize("text", [
+    "ran last week", "ran on 25 November", "на прошлой неделе бегал", "өткен аптада жүгірдім", "ran on Monday",
+    "в понедельник бегал", "дүйсенбіде жүгірдім", "ran a week ago", "ran 10 days ago", "бегал неделю назад",
+    "бір апта бұрын жүгірдім",
+])
+def test_an_earlier_day_we_do_not_resolve_is_asked_about(text):
+    from habitreward.nlp.days import reported_days
+
+    result = match_local(text, EN + RU + KK)
+    assert result.matches and not result.confident and "an earlier day" in result.reason
+    assert reported_days(text).unresolved
+
+
+@pytest.mark.parametrize(("text", "back"), [
+    ("ran 3 days ago", 3), ("бегал 3 дня назад", 3), ("3 күн бұрын жүгірдім", 3), ("ran two days ago", 2),
+    ("бегал два дня назад", 2), ("екі күн бұрын жүгірдім", 2), ("ran last night", 1), ("ran 7 days ago", 7),
+    ("ran 2 hours ago", 0), ("таңғы астан бұрын жүгірдім", 0), ("ran before breakfast", 0),
+])
+def test_n_days_ago_is_that_day_and_stays_confident(text, back):
+    from habitreward.nlp.days import days_back, reported_days
+
+    assert days_back(text) == back and reported_days(text).certain
+    assert match_local(text, EN + RU + KK).confident

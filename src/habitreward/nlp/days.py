@@ -1,9 +1,10 @@
 """Which day a free-text report is about: "ran yesterday", "вчера бегал", "кеше жүгірдім".
 
 Only the words that name a day: today ("today", "this morning", "сегодня", "бүгін"),
-yesterday and the day before. A message naming none is about the day it was written; one
+yesterday, the day before and "N days ago" (up to 7). A message naming none is about the day it was written; one
 naming more than one ("ran yesterday and read today") is not certain: which habit goes
-with which day is the user's to say. Normalized forms (see :mod:`habitreward.nlp.normalize`),
+with which day is the user's to say, and so is one naming an earlier day we do not resolve ("last week", "on
+Monday", "on 25 November"): it is not today. Normalized forms (see :mod:`habitreward.nlp.normalize`),
 so Kazakh typed without its own letters reads the same.
 """
 
@@ -25,20 +26,72 @@ _DAY_BEFORE_WORDS = frozenset({"позавчера", "позавчерашний
 _DAY_BEFORE_PHRASES = frozenset({("before", "yesterday"), ("day", "before"), ("алдынгы", "куни"),
                                  ("бурнагы", "куни")})
 
+# "3 days ago", "3 дня назад", "3 күн бұрын": a day resolved when it is at most a week back.
+_AGO_WORDS = frozenset({"ago", "назад", "бурын"})
+_DAY_UNITS = frozenset({"day", "days", "день", "дня", "дней", "суток", "кун"})
+# "2 hours ago", "час назад", "2 сағат бұрын": still the day written ("бұрын" is also "before").
+_HOUR_UNITS = frozenset({"hour", "hours", "hr", "hrs", "minute", "minutes", "mins", "час", "часа", "часов",
+                         "минут", "минуту", "минуты", "сагат", "минот"})
+_LONGER_UNITS = frozenset({"week", "weeks", "month", "months", "year", "years", "неделю", "недели", "недель",
+                           "месяц", "месяца", "месяцев", "год", "года", "лет", "апта", "ай", "жыл"})
+_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "один": 1, "одни": 1, "два": 2, "три": 3, "четыре": 4, "пять": 5, "шесть": 6, "семь": 7,
+    "бир": 1, "еки": 2, "уш": 3, "торт": 4, "бес": 5, "алты": 6, "жети": 7,
+}
+# An earlier day we do not resolve: a weekday, a month (a date), last week, the other day.
+_EARLIER_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday mondays weekend "
+    "january february march april june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec "
+    "среда среду мая март марта днях "
+    "жума жумада жуманы".split()
+)
+_EARLIER_PREFIXES = (
+    "понедельн", "вторник", "четверг", "пятниц", "суббот", "воскресен", "прошл",
+    "январ", "феврал", "апрел", "июн", "июл", "август", "сентябр", "октябр", "ноябр", "декабр",
+    # kk (folded): дүйсенбі ... жексенбі, өткен ("last"), the months
+    "дуйсенб", "сейсенб", "сарсенб", "бейсенб", "сенби", "жексенб", "откен",
+    "кантар", "акпан", "наурыз", "сауир", "мамыр", "маусым", "шилде", "тамыз", "кыркуйек", "казан",
+    "караша", "желтоксан",
+)
+# "last week", "the other day" (but "last night" is yesterday).
+_EARLIER_PHRASES = frozenset({("last", "week"), ("last", "month"), ("last", "year"), ("other", "day"),
+                              ("this", "week"), ("last", "time")})
+_YESTERDAY_PHRASES = frozenset({("last", "night")})
+
+
+def _ago(found: Sequence[str], i: int) -> int | None:
+    """The days back "N days ago" ending at ``found[i]`` names: N, 0 for no day (an hour
+    ago), None for an earlier day we do not resolve (a week ago, 10 days ago)."""
+    unit = found[i - 1] if i >= 1 else ""
+    if unit in _HOUR_UNITS:
+        return 0
+    if unit not in _DAY_UNITS:
+        return None
+    count = found[i - 2] if i >= 2 else "a"
+    n = int(count) if count.isdigit() and len(count) <= 2 else _NUMBERS.get(count, 1 if unit in ("day", "день",
+                                                                                           "кун") else None)
+    return n if n is not None and 1 <= n <= 7 else None
+
 
 class Days(NamedTuple):
     """The days a message names, as days before the day it was written (0: that day)."""
 
     back: tuple[int, ...] = ()
+    #: An earlier day is named that we do not resolve ("last week", "on Monday", "on 25 November").
+    unresolved: bool = False
 
     @property
     def certain(self) -> bool:
-        """At most one day named: a report may be logged for it without asking."""
-        return len(self.back) <= 1
+        """At most one day named, and known: a report may be logged for it without asking."""
+        return len(self.back) <= 1 and not self.unresolved
 
     @property
     def doubt(self) -> str:
-        """Why the day is not certain ("several days"), or ""."""
+        """Why the day is not certain ("an earlier day", "several days"), or ""."""
+        if self.unresolved:
+            return "an earlier day"
         return "" if self.certain else "several days"
 
     @property
@@ -56,9 +109,21 @@ def read_days(found: Sequence[str]) -> Days:
     # "before yesterday" names the day before, not yesterday too.
     if any(w in _YESTERDAY_WORDS and (i == 0 or found[i - 1] != "before") for i, w in enumerate(found)):
         named.add(1)
+    if pairs & _YESTERDAY_PHRASES:
+        named.add(1)
     if _TODAY_WORDS.intersection(found) or pairs & _TODAY_PHRASES:
         named.add(0)
-    return Days(tuple(sorted(named)))
+    unresolved = bool(_EARLIER_WORDS.intersection(found) or pairs & _EARLIER_PHRASES) or any(
+        w.startswith(_EARLIER_PREFIXES) for w in found)
+    for i, w in enumerate(found):
+        if w in _AGO_WORDS:
+            back = _ago(found, i)
+            if back is None:
+                # "бұрын" is also "before" ("таңғы астан бұрын": before breakfast)
+                unresolved = unresolved or w != "бурын" or (i >= 1 and found[i - 1] in _LONGER_UNITS)
+            elif back:
+                named.add(back)
+    return Days(tuple(sorted(named)), unresolved)
 
 
 def reported_days(text: str) -> Days:

@@ -135,7 +135,7 @@ def _earliest_day(engine: Any, user: User) -> dt.date | None:
 
 
 @on_callback("ed")
-async def earlier_day(s: Screen, args: list[str]) -> None:
+async def earlier_day(s: Screen, args: list[str], intro: str | None = None) -> None:
     t = s.t
     today = s.engine.today(s.user)
     earliest = await s.run(_earliest_day, s.engine, s.user)
@@ -144,8 +144,8 @@ async def earlier_day(s: Screen, args: list[str]) -> None:
         return
     back = (today - earliest).days  # days before it: no habit of the user's existed yet
     if back < 1:
-        await s.show(t._("Your habits were all added today: there is no earlier day to log yet."),
-                     [menu_row(t, back="done")])
+        text = t._("Your habits were all added today: there is no earlier day to log yet.")
+        await s.show(intro + "\n\n" + text if intro else text, [menu_row(t, back="done")])
         return
     rows: Rows = []
     days = [(t._("Yesterday") if ago == 1 else t.date(today - dt.timedelta(days=ago), "EEE, d MMM"),
@@ -153,7 +153,8 @@ async def earlier_day(s: Screen, args: list[str]) -> None:
     for start in range(0, len(days), 2):
         rows.append(days[start:start + 2])
     rows.append(menu_row(t, back="done"))
-    await s.show(t._("Which day? You can log up to {n} days back.", n=BACKDATE_DAYS), rows)
+    text = t._("Which day? You can log up to {n} days back.", n=BACKDATE_DAYS)
+    await s.show(intro + "\n\n" + text if intro else text, rows)
 
 
 def completion_text(s: Screen, result: CompletionResult) -> str:
@@ -354,8 +355,9 @@ def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | Non
     if not habits:
         return habits, [], False, []
     matches, confident = _matched(text, habits, engine.hooks.match_habits(user, text, habits))
-    # A message naming several days ("ran yesterday and read today") is never logged at once,
-    # whatever matcher answered: which habit goes with which day is the user's to say.
+    # A message naming several days ("ran yesterday and read today") or an earlier one we do not
+    # resolve ("last week") is never logged at once, whatever matcher answered: which habit goes
+    # with which day is the user's to say.
     confident = confident and reported_days(text).certain
     outcomes: list[CompletionResult | Exception] = []
     if matches and confident and log:
@@ -409,6 +411,9 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             await show_completion(s, habit, outcome, new_message=True)
         return
     days = reported_days(text)
+    if days.unresolved:  # "ran last week", "on Monday": which day is the user's to say, not today
+        await earlier_day(s, [], intro=t._("I could not tell which day that was."))
+        return
     if matches and not days.certain:
         await _ask_habit_and_day(s, matches, days, at)
         return
