@@ -537,6 +537,21 @@ def test_a_report_of_n_days_ago_is_logged_for_that_day(tg, clock, text, habit):
     assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, day)]
 
 
+def test_a_plan_is_asked_about_and_a_past_report_logged(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    for name in ("Бег", "Жүгіру", "Кітап оқу"):
+        bot.engine.add_habit(name, owner=ann)
+    for text, habit in [("let's run", "Running"), ("вечером побегаю", "Бег"), ("давай побегаем", "Бег"),
+                        ("жүгіремін", "Жүгіру"), ("жүгірейін", "Жүгіру"), ("кітап оқимын", "Кітап оқу")]:
+        assert bot.send(ANN, text).text == f"Did you mean <b>{habit}</b>?", text
+    assert bot.engine.history(ann) == []
+    for text, habit in [("побегал", "Бег"), ("жүгірдім", "Жүгіру"), ("кітап оқыдым", "Кітап оқу")]:
+        assert f"<b>{habit}</b> done!" in bot.send(ANN, text).text, text
+    assert sorted(e.habit_name for e in bot.engine.history(ann)) == ["Бег", "Жүгіру", "Кітап оқу"]
+
+
 def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, clock):
     """Not recognised, or "Pick another habit" after a guess: the keyboard is the named day's."""
     bot = tg()

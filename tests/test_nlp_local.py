@@ -259,3 +259,28 @@ def test_n_days_ago_is_that_day_and_stays_confident(text, back):
 
     assert days_back(text) == back and reported_days(text).certain
     assert match_local(text, EN + RU + KK).confident
+
+
+RU_READ_ALIAS = {21: ["читать"]}  # Чтение, also "читать": "почитаю" is found
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("let's run", ["Running"]), ("вечером побегаю", ["Бег"]), ("потом почитаю", ["Чтение"]),
+    ("давай побегаем", ["Бег"]), ("прочитаю 20 страниц", ["Чтение"]), ("жүгіремін", ["Жүгіру"]),
+    ("жүгірейін", ["Жүгіру"]), ("кітап оқимын", ["Кітап оқу"]), ("жүгірейік", ["Жүгіру"]),
+    ("ертең кітап оқимын", ["Кітап оқу"]),
+])
+def test_plans_in_future_and_optative_forms_are_asked_about(text, expected):
+    result = match_local(text, EN + RU + KK, RU_READ_ALIAS)
+    assert names(result) == expected and not result.confident and result.reason.startswith("doubt")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("бегал", ["Бег"]), ("побегала", ["Бег"]), ("вечером побегал", ["Бег"]), ("почитал", ["Чтение"]),
+    ("прочитал 20 страниц", ["Чтение"]), ("позанималась йогой", ["Йога"]), ("занимаюсь йогой", ["Йога"]),
+    ("жүгірдім", ["Жүгіру"]), ("жүгірдік", ["Жүгіру"]), ("кітап оқыдым", ["Кітап оқу"]),
+    ("кітап оқыдық", ["Кітап оқу"]), ("ran", ["Running"]), ("выпил витамин и бегал", ["Бег"]),
+])
+def test_past_reports_that_look_like_plans_stay_confident(text, expected):
+    result = match_local(text, EN + RU + KK, RU_READ_ALIAS if "чита" in text else {})
+    assert names(result) == expected and result.confident, result.reason

@@ -59,10 +59,11 @@ _HEDGE_WORDS = frozenset(
     "tomorrow will gonna want wanna plan planning should shall later maybe tonight "
     "wanted wants wanting wish wished wishes hope hoped hoping gotta "
     "would wouldve id intend intended intending planned plans might ill "
-    "failed fail stopped cancelled canceled supposed nope "
+    "failed fail stopped cancelled canceled supposed nope lets "
     # ru
     "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
     "собираюсь собиралась собирался может наверное думаю мечтаю пойду пора ли отменил отменила "
+    "давай давайте пойдем пойдемте схожу сделаю сделаем сбегаю "
     # kk (folded alphabet)
     "жок емес ертен керек калаймын калаймыз келеди кейин мумкин ма ме ба бе па пе".split()
 )
@@ -78,10 +79,22 @@ _HEDGE_PREFIXES = (
 )
 # Small talk and Kazakh question particles are words of their own: never the start of a habit's word.
 _NEVER_EXTENDED = SMALL_TALK | frozenset("ма ме ба бе па пе ли".split())
-# Kazakh negative verb forms: stem + ма/ме/ба/бе/па/пе + past/participle/person ending
-# (жүгірмедім "I did not run", оқымадым "I did not read"), in the folded alphabet.
-_KAZAKH_NEGATIVE = re.compile(
-    r".{2,}(ма|ме|ба|бе|па|пе)(ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)$")
+# Kazakh verb forms that report nothing done, in the folded alphabet, one pattern:
+# - negative: stem + ма/ме/ба/бе/па/пе + past/participle/person ending (жүгірмедім "I did not
+#   run", оқымадым "I did not read");
+# - present-future: vowel + мын/мін/мыз/міз (жүгіремін "I will run", оқимын, ойнаймын), while
+#   the past is -дым/-дім/-тым/-тім (жүгірдім, оқыдым);
+# - optative: -йын/-йін/-айын/-ейін, -йық/-йік (жүгірейін "let me run", оқиын, жүгірейік).
+_KAZAKH_DOUBT = re.compile(
+    r".{2,}(?:(?:ма|ме|ба|бе|па|пе)(?:ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)"
+    r"|[аеий](?:мын|мин|мыз|миз)|[йи](?:ын|ин|ык|ик))$")
+# Russian words ending like a Kazakh present-future.
+_NOT_KAZAKH_VERBS = frozenset({"витамин", "камин"})
+# Russian perfective future, first person: a prefix and a present ending (побегаю, почитаю,
+# позанимаюсь, помедитирую, прочитаем); the past (побегал, почитала) ends in -л/-ла/-ли.
+# (Not за-, на-, с-: занимаюсь, наблюдаю, слушаю are present tense.)
+_RUSSIAN_FUTURE_PREFIXES = ("по", "про", "при", "вы", "от", "пере")
+_RUSSIAN_FUTURE_ENDINGS = ("аю", "яю", "ую", "аюсь", "яюсь", "уюсь", "аем", "яем", "уем", "аемся", "уемся")
 
 
 # Russian verbs take a prefix the habit's noun lacks: "побегал" (Бег), "прочитал" (alias "читать").
@@ -244,7 +257,10 @@ def hedges(message: Sequence[str]) -> list[str]:
     """The words of a normalized message that make a report doubtful."""
     found = []
     for i, word in enumerate(message):
-        if word in _HEDGE_WORDS or word.startswith(_HEDGE_PREFIXES) or _KAZAKH_NEGATIVE.fullmatch(word):
+        if (word in _HEDGE_WORDS or word.startswith(_HEDGE_PREFIXES)
+                or (word.endswith(_RUSSIAN_FUTURE_ENDINGS) and word.startswith(_RUSSIAN_FUTURE_PREFIXES)
+                    and len(word) >= 5)
+                or (_KAZAKH_DOUBT.fullmatch(word) and word not in _NOT_KAZAKH_VERBS)):
             found.append(word)
         elif (word, message[i + 1] if i + 1 < len(message) else "") in _HEDGE_PHRASES:
             found.append(f"{word} {message[i + 1]}")
