@@ -552,6 +552,24 @@ def test_a_plan_is_asked_about_and_a_past_report_logged(tg):
     assert sorted(e.habit_name for e in bot.engine.history(ann)) == ["Бег", "Жүгіру", "Кітап оқу"]
 
 
+def test_a_report_of_something_not_done_logs_nothing_without_asking(tg):
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    for name in ("Reading", "Push-ups", "Бег", "Жүгіру"):
+        bot.engine.add_habit(name, owner=ann)
+    for text in ("hadn't read", "0 push-ups", "zero push-ups today", "too tired to run", "almost ran",
+                 "didn;t run", "dint run", "лень было бегать", "бегал бы, но дождь", "почти бегал",
+                 "жүгірмей қалдым"):
+        assert bot.send(ANN, text).text.startswith("Did you mean"), text
+    for text in ("run ✅ read ❌", "instead of running I read"):
+        assert bot.send(ANN, text).text == "Which one did you mean?", text
+    assert bot.engine.history(ann) == []
+    for text in ("ran 10k", "read 20 pages", "did 30 push-ups"):
+        assert "done!" in bot.send(ANN, text).text, text
+    assert sorted(e.habit_name for e in bot.engine.history(ann)) == ["Push-ups", "Reading", "Running"]
+
+
 def test_a_report_of_an_earlier_day_keeps_its_day_when_no_habit_is_certain(tg, clock):
     """Not recognised, or "Pick another habit" after a guess: the keyboard is the named day's."""
     bot = tg()

@@ -284,3 +284,23 @@ def test_plans_in_future_and_optative_forms_are_asked_about(text, expected):
 def test_past_reports_that_look_like_plans_stay_confident(text, expected):
     result = match_local(text, EN + RU + KK, RU_READ_ALIAS if "чита" in text else {})
     assert names(result) == expected and result.confident, result.reason
+
+
+@pytest.mark.parametrize("text", [
+    "hadn't read", "wouldn't read", "zero push-ups today", "0 push-ups", "run ✅ read ❌", "too tired to run",
+    "instead of running I read", "almost ran", "didn;t run", "dint run", "лень было бегать", "бегал бы, но дождь",
+    "вместо бега читал", "почти бегал", "ленился бегать", "жүгірмей қалдым", "кітап оқымай қалдым",
+])
+def test_reports_of_something_not_done_are_asked_about(text):
+    result = match_local(text, EN + RU + KK)
+    assert result.matches and not result.confident and result.reason.startswith("doubt"), result.reason
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ran 10k", ["Running"]), ("read 20 pages", ["Reading"]), ("did 30 push-ups", ["Push-ups"]),
+    ("ran 5.0 km", ["Running"]), ("run ✅ read ✅", ["Reading", "Running"]), ("бегал 10 км", ["Бег"]),
+    ("жүгірдім", ["Жүгіру"]),
+])
+def test_reports_with_numbers_and_marks_stay_confident(text, expected):
+    result = match_local(text, EN + RU + KK)
+    assert names(result) == expected and result.confident, result.reason

@@ -60,21 +60,25 @@ _HEDGE_WORDS = frozenset(
     "wanted wants wanting wish wished wishes hope hoped hoping gotta "
     "would wouldve id intend intended intending planned plans might ill "
     "failed fail stopped cancelled canceled supposed nope lets "
+    "hadnt wouldnt shouldnt isnt arent aint mustnt neednt zero instead almost nearly "
+    # typed apostrophes gone wrong: "didn;t" (didn t), "dint"
+    "didn dint didint havnt hadn wouldn couldn wasn doesn hasn "
     # ru
     "не нет ни без никак завтра хочу хотел хотела буду будем надо нужно позже планирую "
     "собираюсь собиралась собирался может наверное думаю мечтаю пойду пора ли отменил отменила "
     "давай давайте пойдем пойдемте схожу сделаю сделаем сбегаю "
+    "лень лениво ленюсь бы вместо почти ноль нуль "
     # kk (folded alphabet)
-    "жок емес ертен керек калаймын калаймыз келеди кейин мумкин ма ме ба бе па пе".split()
+    "жок емес ертен керек калаймын калаймыз келеди кейин мумкин ма ме ба бе па пе орнына нол".split()
 )
 _HEDGE_PREFIXES = (
     # en
     "skip", "miss", "forg", "ignor", "instruct", "prompt", "system", "assistant", "habit",
     # ru: wishes and plans in every form (хочется, хотим, хотелось бы; собираемся, планировал)
-    "пропуст", "пропуск", "забыл", "забыв", "игнор", "инструкц", "промпт", "систем", "привычк",
+    "пропуст", "пропуск", "забыл", "забыв", "игнор", "ленил", "инструкц", "промпт", "систем", "привычк",
     "хоч", "хотел", "хотим", "хотит", "хотят", "хотет", "собира", "планир", "нужн",
     # kk: wish, plan, intention (калап, жоспарлап, ниет)
-    "умыт", "нускау", "елеме", "адет", "откизип", "калап", "жоспар", "ниет",
+    "умыт", "нускау", "ерин", "елеме", "адет", "откизип", "калап", "жоспар", "ниет",
     "жок",  # жоқпын, жоқпыз: "I have not"
 )
 # Small talk and Kazakh question particles are words of their own: never the start of a habit's word.
@@ -84,10 +88,15 @@ _NEVER_EXTENDED = SMALL_TALK | frozenset("ма ме ба бе па пе ли".sp
 #   run", оқымадым "I did not read");
 # - present-future: vowel + мын/мін/мыз/міз (жүгіремін "I will run", оқимын, ойнаймын), while
 #   the past is -дым/-дім/-тым/-тім (жүгірдім, оқыдым);
-# - optative: -йын/-йін/-айын/-ейін, -йық/-йік (жүгірейін "let me run", оқиын, жүгірейік).
+# - optative: -йын/-йін/-айын/-ейін, -йық/-йік (жүгірейін "let me run", оқиын, жүгірейік);
+# - negative converb: -май/-мей/-бай/-бей/-пай/-пей, -мастан/-местен (жүгірмей қалдым "I
+#   ended up not running").
 _KAZAKH_DOUBT = re.compile(
     r".{2,}(?:(?:ма|ме|ба|бе|па|пе)(?:ды|ди|дым|дим|дык|дик|ган|ген|ймын|ймин|йды|йди|ймыз|ймиз|са|се)"
-    r"|[аеий](?:мын|мин|мыз|миз)|[йи](?:ын|ин|ык|ик))$")
+    r"|[аеий](?:мын|мин|мыз|миз)|[йи](?:ын|ин|ык|ик)"
+    r"|мей|май|бей|бай|пей|пай|мастан|местен|бастан|бестен|пастан|пестен)$")
+# Marks saying "not done" ("run ✅ read ❌"), which normalizing drops with the other emoji.
+_NOT_DONE_MARKS = frozenset("❌✖✗✘🚫⛔👎❎")
 # Russian words ending like a Kazakh present-future.
 _NOT_KAZAKH_VERBS = frozenset({"витамин", "камин"})
 # Russian perfective future, first person: a prefix and a present ending (побегаю, почитаю,
@@ -264,6 +273,10 @@ def hedges(message: Sequence[str]) -> list[str]:
             found.append(word)
         elif (word, message[i + 1] if i + 1 < len(message) else "") in _HEDGE_PHRASES:
             found.append(f"{word} {message[i + 1]}")
+        elif word == "too" and i + 2 < len(message) and message[i + 2] == "to":  # "too tired to run"
+            found.append(f"too {message[i + 1]} to")
+        elif word == "0" and (i == 0 or not message[i - 1].isdigit()):  # "0 push-ups", not "5.0 km"
+            found.append(word)
     return found
 
 
@@ -329,6 +342,8 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple((c.habit_id, round(c.score, 3), c.source) for c in candidates)
     doubts = hedges(message_words)
+    if not _NOT_DONE_MARKS.isdisjoint(text):  # "run ✅ read ❌": the marks are not words
+        doubts.append("❌")
     day_doubt = read_days(message_words).doubt  # "ran yesterday and read today": which habit on which day?
     if day_doubt:
         doubts.append(day_doubt)
