@@ -122,3 +122,28 @@ def test_cli_alias_match_and_stats(run, engine):
     shown = json.loads(run("stats", "--json").output)
     assert shown["llm_calls"] == 3 and shown["llm_failures"] == 1 and shown["llm_model"] is None
     assert "not configured (local matching only)" in run("stats").output
+
+
+def test_cli_match_shows_the_day_the_bot_would_log(run, engine):
+    import datetime as dt
+
+    user, _ = engine.register(42, "Ann")
+    engine.add_habit("Running", owner=user)
+    engine.add_habit("Reading", owner=user)
+    plain = json.loads(run("match", "42", "ran", "--json").output)
+    assert plain["confident"] is True and plain["days"] == []
+    today = dt.date.fromisoformat(plain["day"])  # the command's own clock: the day it is now
+
+    def day(back: int) -> str:
+        return (today - dt.timedelta(days=back)).isoformat()
+
+    yesterday = json.loads(run("match", "42", "ran yesterday", "--json").output)
+    assert yesterday["confident"] is True and yesterday["day"] == day(1) and yesterday["days"] == [day(1)]
+    assert f"logged at once for {day(1)} (yesterday)" in run("match", "42", "ran yesterday").output
+    assert f"logged at once for {day(0)} (today)" in run("match", "42", "ran").output
+    assert f"logged at once for {day(3)} (3 days ago)" in run("match", "42", "ran 3 days ago").output
+    two = json.loads(run("match", "42", "I ran yesterday and read today", "--json").output)
+    assert two["confident"] is False and two["day"] is None and two["days"] == [day(0), day(1)]
+    assert f"asking which day ({day(0)}, {day(1)})" in run("match", "42", "I ran yesterday and read today").output
+    week = run("match", "42", "ran last week")
+    assert "asked to confirm (doubt: an earlier day), with the day picked first" in week.output

@@ -88,13 +88,27 @@ def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
     """Show which of TELEGRAM_ID's habits TEXT reports, as the bot would see it (nothing is logged).
 
     Runs the same matchers as the bot: the local one, then the LLM when
-    LLM_MODEL is set and the local one is unsure.
+    LLM_MODEL is set and the local one is unsure. Also shows the day the
+    report would be logged for ("ran yesterday": yesterday), as if sent now;
+    a message naming several days, or an earlier day the bot cannot tell, is
+    always asked about (--json: "day" null, "days" the days named).
     """
+    import datetime as dt
+
+    from habitreward.nlp.days import reported_days
+
     engine = app.engine()
     user = engine.get_user(telegram_id)
     result = engine.hooks.match_habits(user, text, engine.habits_for(user))
     data = result.as_dict() if result is not None else {"matches": [], "confident": False, "used_llm": False,
                                                           "reason": "no matcher answered"}
+    days, today = reported_days(text), engine.today(user)
+    if not days.certain:  # as the bot: several days or an unknown earlier one are asked, whatever matched
+        data["confident"] = False
+        data["reason"] = data["reason"] or f"doubt: {days.doubt}"
+    day = today - dt.timedelta(days=days.days_back) if days.certain else None
+    data["day"] = day.isoformat() if day else None
+    data["days"] = [(today - dt.timedelta(days=back)).isoformat() for back in days.back]
     if as_json:
         emit_json(data)
         return
@@ -106,7 +120,14 @@ def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
         [(m["habit"], f"{m['confidence']:.2f}", m["source"]) for m in data["matches"]],
     )
     verdict = "logged at once" if data["confident"] else f"asked to confirm ({data['reason']})"
-    click.echo(f"The bot would have these {verdict}; LLM called: {'yes' if data['used_llm'] else 'no'}.")
+    if day is not None:
+        when = "today" if day == today else "yesterday" if (today - day).days == 1 else f"{(today - day).days} days ago"
+        on = f" for {day.isoformat()} ({when})"
+    elif days.unresolved:
+        on = ", with the day picked first (the message names an earlier day it cannot tell)"
+    else:
+        on = f", asking which day ({', '.join(data['days'])})"
+    click.echo(f"The bot would have these {verdict}{on}; LLM called: {'yes' if data['used_llm'] else 'no'}.")
 
 
 @cli.command("stats")
