@@ -149,3 +149,20 @@ def test_language_is_what_the_telegram_app_would_send(chat, db_url):
         assert not engine.get_user(1).language_chosen  # not a choice: /settings can still set one
     finally:
         engine.close()
+
+
+def test_each_message_of_a_reply_shows_its_own_buttons(chat, db_url):
+    """Two habits in one message: each completion has its own Undo, and each can be pressed."""
+    result = chat("--user", "5", "--name", "Ann", "--demo", tiny_bot=False,
+                  input="ran 5k and read 20 pages\n1\n/quit\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    first, second = out.index("bot> ✅ Reading done!"), out.index("bot> ✅ Running done!")
+    assert out.count("] ↩️ Undo") == 2
+    assert "[1] ↩️ Undo" in out[first:second]  # under the first completion, not only the last
+    assert "(pressed ↩️ Undo)" in out and "↩️ Undone: Reading on " in out
+    engine = open_engine(db_url)
+    try:
+        assert [entry.habit_name for entry in engine.history(engine.get_user(5), 10)] == ["Running"]
+    finally:
+        engine.close()

@@ -42,7 +42,7 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
 
     No bot token and no network are needed; everything is stored in the
     database as usual (SQLite by default), so what you do here is real data.
-    Buttons are shown numbered: type the number to press one. Anything else
+    Buttons are shown numbered, under each message that has them: type the number to press one. Anything else
     is sent as a message (commands too, e.g. /help); to send a number that is
     also a button's, start it with a quote ('3). /quit or Ctrl-D leaves.
 
@@ -184,21 +184,30 @@ class ChatSession:
         for answer in reply.answers:
             if answer.get("text"):
                 click.echo(f"  [{'alert' if answer.get('show_alert') else 'note'}] {answer['text']}")
+        # Each message of the reply with its own buttons ("Reading done!" and "Running done!" each
+        # have an Undo), numbered on; without any, the newest buttons still shown in the chat.
+        self.numbered = []
         for message in reply:
             if message["chat_id"] != self.user_id:
                 click.echo(f"(to chat {message['chat_id']}: {render(message['text'] or '', message['parse_mode'])})")
                 continue
             marker = "bot (edited)>" if message["method"].startswith("edit") else "bot>"
             click.echo(f"{marker} {render(message['text'] or '', message['parse_mode'])}")
-        self.number_buttons()
+            if message.get("buttons"):
+                self.echo_buttons(message, message["buttons"])
+        if not self.numbered:
+            self.number_buttons()
         for error in errors:
             click.echo(f"(the bot ran into an error: {error})", err=True)
 
     def number_buttons(self) -> None:
         message, rows = self.bot.shown_buttons(self.user_id)
         self.numbered = []
-        if message is None:
-            return
+        if message is not None:
+            self.echo_buttons(message, rows)
+
+    def echo_buttons(self, message: dict, rows: list) -> None:
+        """Print ``message``'s buttons numbered after those already numbered."""
         inline = (message.get("reply_markup") or {}).get("inline_keyboard") or []
         for r, row in enumerate(rows):
             cells = []
