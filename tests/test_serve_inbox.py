@@ -342,8 +342,39 @@ def test_on_postgres_a_completion_sends_its_inbox_mark_with_its_commit(engine, i
     with processing(31):
         engine.complete(user, habit)
     last = as_sql(engine, sent[-1])
-    assert last.startswith('UPDATE "processed_updates"') and last.endswith("; COMMIT"), sent
+    assert last.startswith("WITH marked AS (UPDATE processed_updates") and last.endswith("; COMMIT"), sent
     assert not any(sql == "COMMIT" for sql in sent)  # no COMMIT of its own
     assert row(31).processed_at is not None and consume_mark(31)
     inbox.finish(31, already_marked=True)
+
+
+def test_a_completion_of_an_update_another_process_applied_is_rolled_back(engine, inbox):
+    """Two processes running one update (on PostgreSQL, when the connection holding one's lock on
+    it was dropped): the later application's transaction fails at its inbox mark (with its
+    COMMIT on PostgreSQL) and keeps nothing: one log, whichever committed first."""
+    from habitreward.errors import UpdateAppliedElsewhere
+    from habitreward.models import HabitLog
+    from habitreward.server import applied
+
+    applied.register(engine.pm)
+    user, _ = engine.register(40, "Ann")
+    engine.activate_user(40)
+    running, reading = engine.add_habit("Running"), engine.add_habit("Reading")
+    assert inbox.accept(41, "{}") is Accepted.NEW_CLAIMED
+    other = threading.Thread(target=_apply_elsewhere, args=(engine, 41, user, reading))
+    other.start()
+    other.join(10)
+    with processing(41), pytest.raises(UpdateAppliedElsewhere):
+        engine.complete(user, running)
+    consume_mark(41)
+    with engine.session():
+        assert [log.habit_id for log in HabitLog.select()] == [reading.id]
+    assert row(41).processed_at is not None
+
+
+def _apply_elsewhere(engine, update_id, user, habit) -> None:
+    """Another process's run of the update: its completion and its inbox mark, committed."""
+    with processing(update_id):
+        engine.complete(user, habit)
+    consume_mark(update_id)
 

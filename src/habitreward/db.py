@@ -19,7 +19,7 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-from habitreward.errors import ConfigError
+from habitreward.errors import ConfigError, UpdateAppliedElsewhere
 from habitreward.pg_statements import LOST, UNTRUSTED_AFTER, ServerStatements
 
 database_proxy = peewee.DatabaseProxy()
@@ -340,12 +340,16 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
             sql = "; ".join([*(write for write, _ in writes), "COMMIT"])
             sql, params = "BEGIN; " + sql if begin else sql, tuple(value for _, values in writes for value in values)
             peewee.logger.debug((sql, params))  # as execute_sql logs every statement
-            with peewee.__exception_wrapper__:
-                try:
-                    self.cursor().execute(sql, params)
-                except Exception as exc:
-                    self._distrust_on(exc)
-                    raise
+            try:
+                with peewee.__exception_wrapper__:
+                    try:
+                        self.cursor().execute(sql, params)
+                    except Exception as exc:
+                        self._distrust_on(exc)
+                        raise
+            except peewee.DataError as exc:  # the inbox mark found its update applied elsewhere?
+                UpdateAppliedElsewhere.raise_for(exc)
+                raise
         elif not begin:
             super().commit()
 

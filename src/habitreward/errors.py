@@ -38,3 +38,19 @@ class NotClaimable(HabitRewardError):
 class PluginError(HabitRewardError):
     """A plugin's hook answered what its contract does not allow; the message names the hook.
     Raised inside the operation's transaction, so nothing of it is kept."""
+
+
+class UpdateAppliedElsewhere(HabitRewardError):
+    """``habitreward serve``: the update being processed was applied by another process while
+    this one ran it too (possible on PostgreSQL when the database dropped the connection holding
+    this process's lock on it). Raised at the commit of the second application's transaction,
+    so nothing of it is kept; the bot says nothing more (the other process answered)."""
+
+    #: What the inbox mark's guard makes PostgreSQL say (see habitreward.server.applied).
+    MARKER = "habitreward: update applied elsewhere"
+
+    @classmethod
+    def raise_for(cls, exc: BaseException) -> None:
+        """Raise this instead of ``exc`` when ``exc`` is the guard's refusal."""
+        if cls.MARKER in str(exc):
+            raise cls("the update was applied by another process") from None

@@ -24,6 +24,7 @@ from habitreward.bot.handlers.common import offer_gate_user, read_gate_user
 from habitreward.bot.persistence import DatabasePersistence
 from habitreward.bot.request import make_bot_request
 from habitreward.db import is_postgres
+from habitreward.errors import UpdateAppliedElsewhere
 
 if TYPE_CHECKING:
     from habitreward.engine import Engine
@@ -157,6 +158,8 @@ async def log_error(update: object, context: BotContext) -> None:
         logger.debug("Message not modified%s", who)
     elif isinstance(error, (TimedOut, NetworkError)):
         logger.warning("Network problem talking to Telegram%s: %s", who, error)
+    elif isinstance(error, UpdateAppliedElsewhere):
+        logger.info("Update applied by another process%s: this run's writes were rolled back", who)
     else:
         logger.error("Error while handling an update%s", who, exc_info=error)
 

@@ -13,10 +13,14 @@ the update is applied on restart.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
-from habitreward.db import database_proxy
+import peewee
+
+from habitreward.db import database_proxy, is_postgres
 from habitreward.engine.prepared import Prepared, Slot
+from habitreward.errors import UpdateAppliedElsewhere
 from habitreward.hookspecs import hookimpl
 from habitreward.models import ProcessedUpdate, utcnow
 from habitreward.server.inbox import current_update_id
@@ -31,6 +35,17 @@ _MARK_APPLIED = Prepared(
     2,
 )
 
+#: PostgreSQL: the mark sent with the COMMIT (its row count is not read there), made to fail when
+#: it finds the row processed already, so the whole transaction is rolled back: the update was
+#: applied by another process (the CASE is not a constant, so the cast runs only then).
+ELSEWHERE = UpdateAppliedElsewhere.MARKER
+_MARK_OR_FAIL_SQL = (
+    "WITH marked AS (UPDATE processed_updates SET processed_at = %s WHERE update_id = %s"
+    " AND processed_at IS NULL RETURNING 1)"
+    f" SELECT CAST(CASE WHEN COUNT(*) = 0 THEN '{ELSEWHERE}' ELSE '1' END AS integer) FROM marked"
+)
+
+_registered: weakref.WeakSet = weakref.WeakSet()
 _marked: set[int] = set()
 _marked_lock = threading.Lock()
 
@@ -52,13 +67,33 @@ def mark_current_update_applied() -> None:
     Outside ``habitreward serve`` (no update being processed) it does nothing.
     """
     update_id = current_update_id.get()
-    if update_id is not None:
-        # With the COMMIT on PostgreSQL (one round trip fewer); nothing reads its row count.
-        _MARK_APPLIED.write_at_commit(database_proxy.obj, utcnow(), update_id)
-        # Should the transaction roll back, the operation raised, and the runner records
-        # that error with a write of its own; so the note is only used when nothing failed.
-        with _marked_lock:
-            _marked.add(update_id)
+    if update_id is None:
+        return
+    with _marked_lock:
+        if update_id in _marked:  # an earlier transaction of this update marked it ("ran and read")
+            return
+    db = database_proxy.obj
+    if is_postgres(db):
+        # With the COMMIT (one round trip fewer); it fails the commit if the row was marked meanwhile.
+        if db not in _registered:  # prepared on the server, as the engine's statements
+            _registered.add(db)
+            register = getattr(db, "register_statement", None)
+            if register is not None:
+                register(_MARK_OR_FAIL_SQL)
+        params = (ProcessedUpdate.processed_at.db_value(utcnow()), update_id)
+        if not db.write_at_commit(_MARK_OR_FAIL_SQL, params):
+            try:
+                db.execute_sql(_MARK_OR_FAIL_SQL, params)
+            except peewee.DataError as exc:
+                UpdateAppliedElsewhere.raise_for(exc)
+                raise
+    elif not _MARK_APPLIED.write(db, utcnow(), update_id):
+        raise UpdateAppliedElsewhere(f"update {update_id} was applied by another process")
+    # Should the transaction roll back, the operation raised, and the runner records
+    # that error with a write of its own; so the note is only used when nothing failed.
+    with _marked_lock:
+        _marked.add(update_id)
+
 
 
 @hookimpl(trylast=True)

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from habitreward.db import is_postgres
+from habitreward.errors import UpdateAppliedElsewhere
 from habitreward.models import utcnow
 from habitreward.server import applied
 from habitreward.server.inbox import Accepted, Inbox, processing
@@ -603,7 +604,12 @@ class BotRunner:
         """PTB's error handler: log with the update id and keep the error for the inbox row."""
         from telegram import Update
 
-        if isinstance(update, Update):
+        if isinstance(update, Update) and isinstance(context.error, UpdateAppliedElsewhere):
+            # Another process applied it (this one's lock on it was lost with a connection):
+            # this run's writes were rolled back; the row is the other's, nothing to record.
+            logger.warning("update %s: applied by another process meanwhile; this run's writes rolled back",
+                           update.update_id)
+        elif isinstance(update, Update):
             self._handler_errors[update.update_id] = f"{type(context.error).__name__}: {context.error}"
             logger.error("update %s: a handler failed: %s", update.update_id, context.error, exc_info=context.error)
         else:

@@ -23,6 +23,7 @@ from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import approval_of
 from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
+from habitreward.errors import UpdateAppliedElsewhere
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,9 @@ def standard_fallbacks(application: Any) -> list[Any]:
 
 async def on_error(update: object, context: Any) -> None:
     """A bug must not leave the user waiting in silence: say so (the app's error handler logs it)."""
-    if not isinstance(update, Update) or update.effective_chat is None or isinstance(context.error, TelegramError):
-        return
+    if not isinstance(update, Update) or update.effective_chat is None \
+            or isinstance(context.error, (TelegramError, UpdateAppliedElsewhere)):
+        return  # Telegram's refusals are logged; an update applied elsewhere was answered there
     engine = context.engine
     tg_user = update.effective_user
     user = await run_engine(engine, engine.find_user, tg_user.id) if tg_user is not None else None
