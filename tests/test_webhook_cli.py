@@ -159,6 +159,33 @@ def test_an_address_it_cannot_listen_on_is_one_line_before_the_bot_starts(tmp_pa
         assert "Traceback" not in refused.output
 
 
+def test_a_refused_start_with_set_webhook_tells_telegram_nothing(tmp_path, monkeypatch, botapi):
+    """The port is taken (the running server's): the start is refused, and Telegram keeps posting
+    where it did with the secret it had, so the running server still accepts its updates."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    import json
+    import urllib.request
+
+    registered = json.dumps({"url": "https://old.example.org/webhook/telegram", "secret_token": "the-old-secret-1234"})
+    urllib.request.urlopen(urllib.request.Request(f"{botapi.base_url}{TOKEN}/setWebhook", data=registered.encode(),
+                                                  headers={"Content-Type": "application/json"}))
+    calls_before = len(botapi.calls)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        refused = CliRunner().invoke(cli, ["serve", "--webhook", "--set-webhook", "--port",
+                                           str(taken.getsockname()[1])], env={
+            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": botapi.base_url,
+            "TELEGRAM_WEBHOOK_URL": "https://new.example.org/webhook/telegram",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HABITREWARD_LOAD_PLUGINS": ""})
+    assert refused.exit_code == 1 and "Error: cannot listen on" in refused.output, refused.output
+    assert (botapi.webhook["url"], botapi.webhook["secret_token"]) == (
+        "https://old.example.org/webhook/telegram", "the-old-secret-1234")
+    assert not any(method == "setWebhook" for method, _ in botapi.calls[calls_before:])
+
+
 @pytest.mark.parametrize("url", ["bot.example.org/hook", "not-a-url", "ftp://bot.example.org/hook"])
 def test_serve_refuses_a_webhook_url_no_request_could_reach(tmp_path, monkeypatch, url):
     monkeypatch.chdir(tmp_path)

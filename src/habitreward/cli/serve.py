@@ -60,7 +60,8 @@ class CpuChoiceParam(click.ParamType):
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 10000),
               help="Updates of different users processed at the same time (one user's are always in order).")
 @click.option("--set-webhook", "set_webhook_on_start", is_flag=True,
-              help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) before serving.")
+              help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) once listening"
+                   " (a refused start changes nothing).")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to finish the updates in flight after SIGTERM/SIGINT; the rest run on the next start.")
 @click.option("--poll-timeout", default=30, show_default=True, type=click.IntRange(0, 50),
@@ -123,10 +124,13 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     worker = _parse_worker(worker_spec) if worker_spec else None
     if workers > 1 and not webhook:
         raise click.ClickException("--workers needs --webhook: Telegram allows one getUpdates consumer per bot")
+    on_ready = None
     if set_webhook_on_start and worker is None:
         if not webhook:
             raise click.UsageError("--set-webhook needs --webhook")
-        _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
+
+        def on_ready() -> None:  # once listening: a start refused (port, lock) tells Telegram nothing
+            _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
                            shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit,
@@ -134,7 +138,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
                            pin_cpu=pin_cpu)
     if workers > 1 and worker is None:
         options.worker_command = _worker_command(options)
-    service = Service(engine, options, announce=lambda line: click.echo(line))
+    service = Service(engine, options, announce=lambda line: click.echo(line), on_ready=on_ready)
     if webhook:
         service.serve_webhook()
     else:

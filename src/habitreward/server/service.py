@@ -158,8 +158,11 @@ class Service:
     """One ``habitreward serve`` process."""
 
     def __init__(self, engine: Any, options: ServeOptions, *, application_factory: Callable[[Any], Any] | None = None,
-                 announce: Callable[[str], None] = print):
+                 announce: Callable[[str], None] = print, on_ready: Callable[[], None] | None = None):
         self.engine = engine
+        #: Run once the webhook listens and the bot runs (all workers, with --workers): what must
+        #: not happen for a start that is refused (``--set-webhook`` tells Telegram where to post).
+        self.on_ready = on_ready
         self.settings = engine.settings
         self.options = options
         self.application_factory = application_factory or (lambda e: build_bot(e, rate_limit=options.rate_limit))
@@ -315,6 +318,8 @@ class Service:
                 _watch_supervisor(control, stop)
                 control.sendall(b"ready\n")  # the supervisor logs it
             else:
+                if self.on_ready is not None:  # bound, locked, the bot running: requests will be served
+                    self.on_ready()
                 self.announce(f"{self._name()}: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
@@ -478,6 +483,8 @@ class _Supervisor:
                 self.listening = _listening_socket(options.host, options.port)
                 self._start_all()
                 if not self.stop.event.is_set():
+                    if service.on_ready is not None:
+                        service.on_ready()
                     self.announce(self.listening.getsockname()[1])
                     self._supervise()
             except BaseException:
