@@ -88,8 +88,9 @@ class _StopSignal:
         self.trigger(f"{signal.Signals(signum).name} received")
 
     def trigger(self, reason: str) -> None:
-        if not self.event.is_set():
-            logger.warning("%s: stopping after the updates in flight", reason)
+        if self.event.is_set():
+            return  # stopping already: a repeated signal changes nothing (the server it would wake is gone)
+        logger.warning("%s: stopping after the updates in flight", reason)
         self.event.set()
         if self.on_signal is not None:
             self.on_signal()
@@ -323,8 +324,10 @@ class Service:
                 self.announce(f"{self._name()}: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
-            stop.restore()
-            self._stop_bot()
+            try:
+                self._stop_bot()  # a second SIGTERM meanwhile must not kill it mid-way: handlers stay
+            finally:
+                stop.restore()
             if control is not None:
                 control.close()
             if own is not None:  # waitress closes it too; not when the start failed before it ran
@@ -349,8 +352,10 @@ class Service:
             if poller.error is not None:
                 raise ConfigError(str(poller.error))
         finally:
-            stop.restore()
-            self._stop_bot()
+            try:
+                self._stop_bot()
+            finally:
+                stop.restore()
 
 
 def _run_until_stopped(server: Any, app: WebhookApp, stopping: threading.Event, grace: float = 10.0) -> None:
