@@ -68,7 +68,7 @@ def test_configured_secret_is_used_and_checked(run, botapi):
     assert run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="Custom_secret-16").exit_code == 0
     assert botapi.webhook["secret_token"] == "Custom_secret-16"
     bad = run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="no spaces allowed!")
-    assert bad.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters" in bad.output
+    assert bad.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be 16-256 characters" in bad.output
     short = run("webhook", "set", TELEGRAM_WEBHOOK_SECRET="abc")
     assert short.exit_code == 1 and "TELEGRAM_WEBHOOK_SECRET must be at least 16 characters" in short.output
     assert botapi.webhook["secret_token"] == "Custom_secret-16"  # nothing was sent
@@ -184,6 +184,29 @@ def test_a_refused_start_with_set_webhook_tells_telegram_nothing(tmp_path, monke
     assert (botapi.webhook["url"], botapi.webhook["secret_token"]) == (
         "https://old.example.org/webhook/telegram", "the-old-secret-1234")
     assert not any(method == "setWebhook" for method, _ in botapi.calls[calls_before:])
+
+
+def test_a_refused_start_is_one_line_on_stderr(tmp_path):
+    """As an operator reads it: the error alone, no "stopped; database closed" for a database
+    that was never opened."""
+    import os
+    import socket
+    import subprocess
+
+    from test_serve_kit import HABITREWARD_BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL="http://127.0.0.1:9/bot",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}", HABITREWARD_LOAD_PLUGINS="")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", port], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"], result.stderr
 
 
 @pytest.mark.parametrize("url", ["bot.example.org/hook", "not-a-url", "ftp://bot.example.org/hook"])

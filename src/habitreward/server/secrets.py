@@ -35,7 +35,8 @@ def webhook_secret(settings: Settings) -> str:
     if configured:
         if not _ALLOWED.match(configured):
             raise ConfigError(
-                "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+                f"TELEGRAM_WEBHOOK_SECRET must be {MIN_SECRET_LENGTH}-256 characters of A-Z, a-z, 0-9, _ and -"
+                " (Telegram's characters)"
             )
         if len(configured) < MIN_SECRET_LENGTH:
             raise ConfigError(

@@ -245,6 +245,7 @@ class Service:
             logger.warning("applied %d migration(s): %s", len(applied_migrations), ", ".join(applied_migrations))
 
     def _stop_bot(self) -> None:
+        started = self.runner is not None  # a refused start closes quietly: its error is the one line
         try:
             if self.runner is not None and self.runner.loop is not None:
                 self.runner.stop(self.options.shutdown_timeout)
@@ -255,7 +256,8 @@ class Service:
             self._sqlite_lock.release()
             if self._worker_lock is not None:  # last: its rows become claimable by other workers
                 self._worker_lock.release()
-        logger.warning("stopped; database closed")
+        if started:
+            logger.warning("stopped; database closed")
 
     # --- webhook ------------------------------------------------------------------------
 

@@ -108,7 +108,7 @@ class WebhookApp:
         try:
             new = self.receive(update_id, body.decode("utf-8"), data, update)
         except Exception as exc:  # e.g. the database is down: not stored, so not 2xx; Telegram retries
-            logger.error("update %s: could not be stored: %s", update_id, exc)
+            logger.error("update %s: could not be stored: %s", update_id, str(exc).strip())  # psycopg2 ends in \n
             raise BadRequest("503 Service Unavailable", "could not store the update; retry later") from None
         if not new:
             logger.info("update %s: seen before, acknowledged", update_id)
