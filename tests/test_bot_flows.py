@@ -898,7 +898,8 @@ def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
 @pytest.mark.parametrize("group", [0, 1])
 def test_a_plugins_conversation_started_by_a_button_runs(engine, botapi, group):
     """A plugin's ConversationHandler with a button entry point, in the bot's group or another:
-    the press starts it, and is not refused as "not valid" first."""
+    the press starts it (not refused as "not valid" first), and the text it waits for is its
+    answer alone, not also a habit report."""
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup
     from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
@@ -932,7 +933,8 @@ def test_a_plugins_conversation_started_by_a_button_runs(engine, botapi, group):
         user(bot)
         bot.send(ANN, "/quiz")
         assert bot.press(ANN, "Start quiz").texts == ["Type your answer"]
-        assert "You said 42" in bot.send(ANN, "42").texts
+        assert bot.send(ANN, "42").texts == ["You said 42"]
+        assert bot.send(ANN, "43").texts == ["You have no habits yet. Add your first one!"]  # a report again
 
 
 def test_help_lists_as_many_plugin_commands_as_fit_in_one_message(engine, botapi):
