@@ -164,3 +164,20 @@ def serve(db_url, botapi, tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def run(db_url, engine, monkeypatch):
+    """Invoke the CLI against the test database, returning the click Result (the CLI runs on the
+    real clock, not the ``engine`` fixture's)."""
+    from click.testing import CliRunner
+
+    from habitreward.cli import cli
+
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+
+    return invoke

@@ -11,18 +11,6 @@ from habitreward.cli import cli
 from habitreward.models import CORE_MODELS
 
 
-@pytest.fixture
-def run(db_url, engine, monkeypatch):
-    """Invoke the CLI against the test database, returning the click Result."""
-    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
-
-    return invoke
-
-
 def snapshot(engine) -> dict:
     with engine.session():
         return {m._meta.table_name: sorted(tuple(r.values()) for r in m.select().dicts()) for m in CORE_MODELS}

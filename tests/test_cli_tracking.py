@@ -6,22 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from habitreward.cli import cli
 from habitreward.models import Habit
-
-
-@pytest.fixture
-def run(db_url, engine, monkeypatch):
-    """Invoke the CLI against the test database (the ``engine`` fixture's frozen clock is not the CLI's)."""
-    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
-
-    return invoke
 
 
 def added_a_week_ago(engine) -> None:
