@@ -8,6 +8,7 @@ replies the stand-in received, and the inbox table.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -178,7 +179,8 @@ time.sleep(600)
 """
 
 
-def test_a_claim_never_takes_a_row_of_a_live_worker_and_takes_a_dead_ones_once(engine, backend, db_url, tmp_path):
+def test_a_claim_never_takes_a_row_of_a_live_worker_and_takes_a_dead_ones_once(engine, backend, db_url, tmp_path,
+                                                                                caplog):
     if backend != "sqlite":
         pytest.skip("on PostgreSQL advisory locks keep workers apart (test_serve_inbox.py)")
     directory = tmp_path / "habitreward.db.workers"
@@ -230,6 +232,17 @@ def test_a_claim_never_takes_a_row_of_a_live_worker_and_takes_a_dead_ones_once(e
         attempts, claimed_by = query_row(db_url, 2)
         assert attempts == 2 and claimed_by in (mine.token, other.token)
         assert not (directory / f"{token}.lock").exists()  # the dead worker's file was cleaned up
+
+        # Its other rows are taken over too; the log says so once, not once per row.
+        for update_id in (3, 4, 5):
+            engine.db.execute_sql(
+                "INSERT INTO processed_updates (update_id, payload, received_at, attempts, claimed_by)"
+                " VALUES (?, '{}', '2026-01-01 00:00:00', 1, ?)", (update_id, token))
+        taker = first if claimed_by == mine.token else second
+        with caplog.at_level(logging.WARNING, logger="habitreward.server.inbox"):
+            caplog.clear()
+            assert [taker.claim(update_id) for update_id in (3, 4, 5)] == ["{}"] * 3
+        assert [r.message for r in caplog.records if "which is gone" in r.message] == []  # told at update 2
     finally:
         first.close()
         second.close()

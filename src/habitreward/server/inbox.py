@@ -491,6 +491,7 @@ class Inbox:
         self._mutex = threading.Lock()
         self._locks = _AdvisoryLocks(self.db) if is_postgres(self.db) else None
         self._owner = owner if self._locks is None else None
+        self._gone_workers: set[str] = set()  # workers whose rows were taken over (logged once each)
         #: Other processes may hold rows of this inbox (PostgreSQL, or one of several workers on
         #: SQLite): then a chat's update may have to wait for an earlier one (pending_before).
         self.shared = self._locks is not None or self._owner is not None
@@ -657,7 +658,12 @@ class Inbox:
         if not taken:
             return None
         if holder is not None and holder != self._owner.token:
-            logger.warning("update %s: taking it over from worker %s, which is gone", update_id, holder)
+            # Once per gone worker at WARNING (its updates may be many), the rest at DEBUG.
+            first = holder not in self._gone_workers
+            self._gone_workers.add(holder)
+            logger.log(logging.WARNING if first else logging.DEBUG,
+                       "update %s: taking it over from worker %s, which is gone%s", update_id, holder,
+                       " (its other updates are taken over too, logged at DEBUG)" if first else "")
         row.attempts += 1
         return row
 
