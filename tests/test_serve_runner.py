@@ -115,3 +115,36 @@ def test_a_backlog_longer_than_a_page_is_all_queued_at_the_start(tmp_path, botap
         runner.stop(10)
         inbox.close()
         engine.close()
+
+
+def test_a_sweep_that_cannot_reach_the_database_logs_one_line(tmp_path, botapi, caplog):
+    """A database restart makes the periodic sweep fail until it is back: one line each time, not
+    the driver's fifty-line stack."""
+    import logging
+    import time
+
+    import peewee
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'runner.db'}", load_entry_points=False,
+                         telegram_bot_token="123456:RUNNER-TEST", telegram_api_url=botapi.base_url)
+    inbox = Inbox(engine)
+
+    def database_away() -> None:
+        raise peewee.OperationalError("server closed the connection unexpectedly\n\tThis probably means...\n")
+
+    inbox.release_finished = database_away  # what the sweep does first
+    runner = BotRunner(build_bot(engine, rate_limit=False), inbox, sweep_interval=0.05)
+    with caplog.at_level(logging.WARNING, logger="habitreward.server.runner"):
+        runner.start()
+        try:
+            deadline = time.monotonic() + 10
+            while "inbox sweep failed" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            runner.stop(10)
+            inbox.close()
+            engine.close()
+    failed = [r for r in caplog.records if "inbox sweep failed" in r.getMessage()]
+    assert failed and all(r.exc_info is None for r in failed)
+    assert failed[0].getMessage() == (
+        "inbox sweep failed (retrying later): server closed the connection unexpectedly")

@@ -31,6 +31,8 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import peewee
+
 from habitreward.db import is_postgres
 from habitreward.errors import UpdateAppliedElsewhere
 from habitreward.models import utcnow
@@ -629,5 +631,9 @@ class BotRunner:
                 if utcnow() - last_prune > dt.timedelta(hours=1):
                     last_prune = utcnow()
                     await asyncio.to_thread(self.inbox.prune, processed_before=utcnow() - self.keep_processed)
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:  # the database is away
+                # One line: a restart of the database server is news, its driver's stack is not.
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                logger.warning("inbox sweep failed (retrying later): %s", first_line)
             except Exception:
                 logger.exception("inbox sweep failed (retrying later)")
