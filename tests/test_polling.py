@@ -57,3 +57,28 @@ def test_crash_mid_batch_loses_nothing_and_duplicates_nothing(poller, db_url, bo
     second.signal(signal.SIGTERM)
     assert second.wait(30) == 0
     assert "database closed" in second.logs()
+
+
+def test_polling_says_so_when_it_removes_a_webhook(poller, botapi):
+    """Another deployment may be serving that webhook: it gets nothing once polling starts, so the
+    log says which webhook went (its host: a path may hold the token)."""
+    import json
+    import urllib.request
+
+    from test_serve_kit import TOKEN
+
+    hook = json.dumps({"url": f"https://bot.example.org/hook/{TOKEN}"}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{botapi.base_url}{TOKEN}/setWebhook", data=hook,
+                                                  headers={"Content-Type": "application/json"}))
+    started = poller()
+    wait_until(lambda: botapi.webhook["url"] == "" and "removing the webhook" in started.logs(),
+               what="the webhook removed, and said so")
+    logs = started.logs()
+    assert "removing the webhook at https://bot.example.org so that polling works" in logs
+    assert TOKEN not in logs
+
+
+def test_polling_without_a_webhook_says_nothing_about_one(poller, botapi):
+    started = poller()
+    wait_until(lambda: botapi.calls_of("getUpdates"), what="polling under way")  # after the check
+    assert "removing the webhook" not in started.logs()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any
 
 from habitreward.server.inbox import Inbox
@@ -53,9 +54,15 @@ class Poller:
         bot = self.runner.application.bot
         # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
         try:
+            webhook = (await bot.get_webhook_info()).url
+            if webhook:  # a deployment serving that webhook gets nothing from now on: say so
+                parts = urllib.parse.urlsplit(webhook)  # no path: it may hold the token
+                logger.warning("removing the webhook at %s://%s so that polling works: a webhook server"
+                               " gets no updates from now on (`serve --webhook --set-webhook` sets it"
+                               " again)", parts.scheme, parts.netloc)
             await bot.delete_webhook(drop_pending_updates=False)
         except (InvalidToken, Forbidden, Conflict, NetworkError) as exc:
-            self.error = PollingStopped(f"Telegram refused deleteWebhook: {exc}")
+            self.error = PollingStopped(f"Telegram refused getWebhookInfo or deleteWebhook: {exc}")
             logger.error("polling not started: %s", exc)
             raise self.error from None
         offset: int | None = None
