@@ -6,8 +6,6 @@ commands so ``habitreward --help`` stays fast.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
@@ -90,15 +88,6 @@ def import_airtable(
     )
 
 
-def _check_output(path: Path, *, directory: bool) -> None:
-    """Refuse an output the export could not write, before it reads anything (one line, not an
-    OSError's traceback at the end): a missing parent directory is not created on a guess."""
-    if not path.parent.is_dir():
-        raise click.ClickException(f"Cannot write the export to {path}: the directory {path.parent} does not exist.")
-    if path.is_dir() and not directory:
-        raise click.ClickException(f"Cannot write the export to {path}: it is a directory; give a file name.")
-
-
 class _Null:
     """A file that swallows writes (for --no-progress)."""
 
@@ -145,8 +134,6 @@ def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | No
 
     if fmt == "csv" and not output:
         raise click.UsageError("--format csv needs -o PATH (a new directory, or a file ending in .zip).")
-    if output and output != "-":
-        _check_output(Path(output), directory=fmt == "csv" and not output.lower().endswith(".zip"))
     exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress)
     tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
     if output and output != "-":

@@ -29,6 +29,7 @@ from habitreward.bot.state import user_state_ids
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres, is_sqlite
+from habitreward.errors import Conflict, ValidationError
 from habitreward.models import KeyValue, User
 
 #: Tables with at least this many rows show progress on stderr.
@@ -145,6 +146,8 @@ class Exporter:
 
     def write_json(self, path: str | Path | None) -> list[TableExport]:
         """One JSON document to ``path`` (``None`` or ``-`` = stdout), written row by row."""
+        if path is not None and str(path) != "-":
+            _check_output(Path(path), directory=False)
         with self.engine.session(), read_snapshot(self.engine.db):
             tables = self.tables()
             with _open_text(path) as out:
@@ -165,6 +168,7 @@ class Exporter:
     def write_csv(self, path: str | Path) -> list[TableExport]:
         """A directory (or a ``.zip``) with ``manifest.json`` and one ``<table>.csv`` per table."""
         target = Path(path)
+        _check_output(target, directory=target.suffix.lower() != ".zip")
         with self.engine.session(), read_snapshot(self.engine.db):
             tables = self.tables()
             with _csv_sink(target) as open_member:
@@ -224,6 +228,15 @@ def _open_text(path: str | Path | None) -> Iterator[TextIO]:
         yield handle
 
 
+def _check_output(path: Path, *, directory: bool) -> None:
+    """Refuse an output the export could not write, before anything is read (one line, not an
+    OSError at the end): a missing parent directory is not created on a guess."""
+    if not path.parent.is_dir():
+        raise ValidationError(f"Cannot write the export to {path}: the directory {path.parent} does not exist.")
+    if path.is_dir() and not directory:
+        raise ValidationError(f"Cannot write the export to {path}: it is a directory; give a file name.")
+
+
 @contextlib.contextmanager
 def _replaced_at_the_end(path: Path) -> Iterator[Path]:
     """A ``<path>.part`` to write, renamed to ``path`` once complete: an export that fails half
@@ -253,10 +266,8 @@ def _csv_sink(target: Path) -> Iterator[Any]:
             yield open_zip_member
         return
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        from habitreward.errors import Conflict
-
         raise Conflict(f"{target} exists and is not an empty directory: choose a new path for the CSV export.")
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(exist_ok=True)  # its parent exists: _check_output
 
     @contextlib.contextmanager
     def open_file_member(name: str) -> Iterator[TextIO]:
