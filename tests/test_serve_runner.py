@@ -1,5 +1,5 @@
-"""The bot loop's runner (habitreward.server.runner): a failed start, and updates handed over
-from many threads at once."""
+"""The bot loop's runner (habitreward.server.runner): a failed start, updates handed over
+from many threads at once, a sweep while the database is away, an update applied elsewhere."""
 
 from __future__ import annotations
 
@@ -148,3 +148,53 @@ def test_a_sweep_that_cannot_reach_the_database_logs_one_line(tmp_path, botapi, 
     assert failed and all(r.exc_info is None for r in failed)
     assert failed[0].getMessage() == (
         "inbox sweep failed (retrying later): server closed the connection unexpectedly")
+
+
+@pytest.mark.postgres_only  # where a process can lose its lock on an update it still runs
+def test_an_update_applied_elsewhere_meanwhile_keeps_nothing_and_says_nothing(engine, db_url, botapi, caplog):
+    """Another process applied the update while this one ran it (the connection holding this one's
+    lock was dropped): this run's completion is rolled back, and the user gets neither its reply
+    nor "something went wrong" (the other process answered)."""
+    import json
+    import logging
+
+    import psycopg2
+
+    from habitreward import hookimpl
+    from habitreward.models import HabitLog
+    from habitreward.server import applied
+    from habitreward.server.inbox import current_update_id
+    from habitreward.testing.builders import message_update
+
+    class AppliedElsewhereMeanwhile:
+        @hookimpl(tryfirst=True)
+        def habitreward_habit_completed(self, engine, event):  # noqa: ANN001
+            other = psycopg2.connect(db_url)  # the other process, committing its mark first
+            try:
+                with other, other.cursor() as cursor:
+                    cursor.execute("UPDATE processed_updates SET processed_at = now() WHERE update_id = %s",
+                                   (current_update_id.get(),))
+            finally:
+                other.close()
+
+    served = make_engine(db_url, load_entry_points=False, telegram_bot_token="123456:RUNNER-TEST",
+                         telegram_api_url=botapi.base_url, registration="open")
+    applied.register(served.pm)
+    served.pm.register(AppliedElsewhereMeanwhile())
+    served.add_habit("Running")
+    inbox = Inbox(served)
+    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        update = message_update(700, "Running", update_id=9001)
+        with caplog.at_level(logging.WARNING):
+            runner.receive(9001, json.dumps(update), update)
+            assert runner.drain(20)
+    finally:
+        runner.stop(10)
+        inbox.close()
+    with served.session():
+        assert HabitLog.select().count() == 0
+    served.close()
+    assert [m["text"] for m in botapi.sent(700)] == []
+    assert "update 9001: applied by another process meanwhile" in caplog.text
