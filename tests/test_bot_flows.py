@@ -862,6 +862,44 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
         assert "A plugin cannot take over /start" not in help_text
 
 
+def test_a_plugin_command_description_is_translated_through_its_catalog(engine, botapi, tmp_path,
+                                                                         monkeypatch):
+    """A plugin that ships a Russian catalog has its command described in Russian in the
+    Russian menu and /help; a language it has no catalog for shows its English."""
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.bot import i18n
+    from habitreward.testing.driver import BotDriver
+
+    po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+                  'msgid "Rate your mood"\nmsgstr "Оцените настроение"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "_extra_dirs", [])
+    i18n.register_catalog_dir(tmp_path, "moody")
+
+    async def mood(update, context):
+        await update.message.reply_text("ok")
+
+    class Mood:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("mood", mood), description="Rate your mood")
+
+    engine.pm.register(Mood())
+    try:
+        with BotDriver(engine, botapi) as bot:
+            menus = {lang: dict((c["command"], c["description"]) for c in botapi.commands(language_code=lang))
+                     for lang in ("en", "ru", "kk")}
+            assert [menus[lang]["mood"] for lang in ("en", "ru", "kk")] == [
+                "Rate your mood", "Оцените настроение", "Rate your mood"]
+            user(bot, lang="ru")
+            assert bot.send(ANN, "/help").text.splitlines()[-1] == "/mood — Оцените настроение"
+    finally:
+        i18n.translations.cache_clear()
+
+
 def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
     """A plugin's CallbackQueryHandler, added after the bot's own, gets its presses; data that
     no handler takes is still refused politely."""

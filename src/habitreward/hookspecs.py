@@ -156,7 +156,8 @@ def habitreward_register_handlers(register: Callable[..., None], settings: Setti
 
     Called once when the Application is built (``habitreward.bot.app.build_application``).
     A ``CommandHandler`` registered with a ``description`` also appears in Telegram's command
-    menu (setMyCommands) and in /help, after the built-in commands, in every language. Handlers reach the
+    menu (setMyCommands) and in /help, after the built-in commands, in every language (the
+    description translated through the plugin's catalogs, see docs/bot.md). Handlers reach the
     engine as ``context.engine`` and run its calls with ``await habitreward.bot.run_engine(
     context.engine, function, *args)``: on PostgreSQL on a worker thread, so the event loop
     never waits for the database while other users' updates queue. Register a command with a

@@ -55,13 +55,14 @@ MAX_MENU_COMMANDS = 100
 
 def bot_commands(t: Translator, extra: Sequence[tuple[str, str]] = ()) -> list[BotCommand]:
     """The built-in commands in ``t``'s language, then ``extra`` (plugins' (command, description),
-    as given; a plugin cannot replace a built-in one), within Telegram's 100."""
+    the description translated through the plugins' catalogs when they have it; a plugin cannot
+    replace a built-in one), within Telegram's 100."""
     commands = [BotCommand(name, t._(description)) for name, description in COMMANDS]
     taken = {name for name, _ in COMMANDS}
     for name, description in extra:
         if name not in taken:
             taken.add(name)
-            commands.append(BotCommand(name, description))
+            commands.append(BotCommand(name, t._(description)))
     return commands[:MAX_MENU_COMMANDS]
 
 
