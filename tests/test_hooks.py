@@ -277,7 +277,8 @@ def test_a_plugin_cannot_bring_a_reward_that_is_not_a_candidate(engine, hook):
             def habitreward_weigh_rewards(self, candidates, multiplier):
                 return [*candidates, secret]
 
-    _refused(engine, Thief(), f"habitreward_{hook}_reward[s]? answered .*not one of the candidates")
+    _refused(engine, Thief(), f"(?=.*\\(plugin 'test_hooks.Thief'\\))habitreward_{hook}_reward[s]? answered .*not"
+                              " one of the candidates")
 
 
 @pytest.mark.parametrize("answer", ["Nice streak!", {"a": 1}, [None]])
@@ -287,7 +288,8 @@ def test_habit_completed_answers_awards_or_nothing(engine, answer):
         def habitreward_habit_completed(self, engine, event):
             return answer  # a str would have been an award per letter
 
-    _refused(engine, Chatty(), "habitreward_habit_completed answered .*: an Award, a list of Awards or None")
+    _refused(engine, Chatty(), "habitreward_habit_completed answered .* \\(plugin 'test_hooks.Chatty'\\): an Award,"
+                               " a list of Awards or None")
 
 
 @pytest.mark.parametrize(("hook", "answer"), [("streak", 0), ("streak", -3), ("streak", "5"), ("odds", -1.0),
@@ -303,8 +305,26 @@ def test_streaks_and_multipliers_out_of_their_range_are_refused(engine, hook, an
             def habitreward_odds_multiplier(self, habit, streak, settings):
                 return answer
 
-    _refused(engine, Odd(), "habitreward_compute_streak answered" if hook == "streak"
-             else "habitreward_odds_multiplier answered")
+    _refused(engine, Odd(), ("habitreward_compute_streak" if hook == "streak" else "habitreward_odds_multiplier")
+             + r" answered .* \(plugin 'test_hooks.Odd'\): ")
+
+
+def test_a_refused_answer_names_the_plugin_that_gave_it_among_several(engine):
+    """Two plugins implement the hook: the error says which one answered, by the name it was
+    loaded under (an entry point's name), so the author knows where to look."""
+    class Quiet:
+        @hookimpl
+        def habitreward_odds_multiplier(self, streak):
+            return None  # lets the next one answer
+
+    class Weekend:
+        @hookimpl
+        def habitreward_odds_multiplier(self, day):
+            return "2"
+
+    engine.pm.register(Weekend(), name="weekend_rules")
+    _refused(engine, Quiet(), r"^habitreward_odds_multiplier answered '2' \(plugin 'weekend_rules'\): a multiplier"
+                              " is a finite number from 0$")
 
 
 def test_the_odds_multiplier_is_told_the_user_and_the_completions_day(engine, clock):

@@ -36,7 +36,8 @@ class NotClaimable(HabitRewardError):
 
 
 class PluginError(HabitRewardError):
-    """A plugin's hook answered what its contract does not allow; the message names the hook.
+    """A plugin's hook answered what its contract does not allow; the message names the hook and
+    the plugin.
     Raised inside the operation's transaction, so nothing of it is kept."""
 
 

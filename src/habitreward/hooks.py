@@ -25,38 +25,76 @@ if TYPE_CHECKING:
     from habitreward.settings import Settings
 
 
+def _plugin_label(impl: Any) -> str:
+    """How an error names a plugin: its entry point or registered name, else (registered
+    without a name, under its id) its module's or class's name."""
+    name = impl.plugin_name
+    if name != str(id(impl.plugin)):
+        return name
+    plugin = impl.plugin
+    if isinstance(getattr(plugin, "__name__", None), str):  # a module
+        return plugin.__name__
+    return f"{type(plugin).__module__}.{type(plugin).__name__}"
+
+
 class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
 
+    def _answers(self, hook_name: str, kwargs: dict[str, Any], *, first: bool) -> list[tuple[Any, str | None]]:
+        """The hook's non-None answers, each with the plugin that gave it, so that an error
+        about an answer names the plugin (with several implementing a hook, the hook's name
+        alone leaves the author guessing). Called in pluggy's order; with a wrapper among the
+        implementations pluggy calls them, and the plugin goes unnamed."""
+        caller = getattr(self.pm.hook, hook_name)
+        impls = caller.get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            result = caller(**kwargs)
+            return [(result, None)] if first else [(answer, None) for answer in result]
+        answers: list[tuple[Any, str | None]] = []
+        for impl in reversed(impls):  # pluggy calls the last registered (and tryfirst) first
+            answer = impl.function(*(kwargs[name] for name in impl.argnames))
+            if answer is not None:
+                answers.append((answer, _plugin_label(impl)))
+                if first:
+                    break
+        return answers
+
+    def _first_answer(self, hook_name: str, **kwargs: Any) -> tuple[Any, str]:
+        answers = self._answers(hook_name, kwargs, first=True)
+        answer, plugin = answers[0] if answers else (None, None)
+        return answer, f" (plugin {plugin!r})" if plugin else ""
+
     def compute_streak(self, habit: Habit, day: dt.date, previous_day: dt.date | None, previous_streak: int) -> int:
-        streak = self.pm.hook.habitreward_compute_streak(
-            habit=habit, day=day, previous_day=previous_day, previous_streak=previous_streak
+        streak, by = self._first_answer(
+            "habitreward_compute_streak", habit=habit, day=day, previous_day=previous_day,
+            previous_streak=previous_streak
         )
         if not isinstance(streak, numbers.Integral) or isinstance(streak, bool) or streak < 1:
-            raise PluginError(f"habitreward_compute_streak answered {streak!r}: a streak is a whole number from 1"
-                              " (the completion itself counts)")
+            raise PluginError(f"habitreward_compute_streak answered {streak!r}{by}: a streak is a whole number"
+                              " from 1 (the completion itself counts)")
         return int(streak)
 
     def odds_multiplier(self, habit: Habit, streak: int, settings: Settings, user: User, day: dt.date) -> float:
-        multiplier = self.pm.hook.habitreward_odds_multiplier(habit=habit, streak=streak, settings=settings,
-                                                              user=user, day=day)
+        multiplier, by = self._first_answer("habitreward_odds_multiplier", habit=habit, streak=streak,
+                                            settings=settings, user=user, day=day)
         if not isinstance(multiplier, (numbers.Real, decimal.Decimal)) or isinstance(multiplier, bool) \
                 or not (math.isfinite(multiplier) and multiplier >= 0):
-            raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}: a multiplier is a finite"
-                              " number from 0")
+            raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}{by}: a multiplier is a"
+                              " finite number from 0")
         return float(multiplier)
 
     def weigh_rewards(self, candidates: Sequence[Candidate], multiplier: float) -> list[Candidate]:
-        weighted = list(self.pm.hook.habitreward_weigh_rewards(candidates=candidates, multiplier=multiplier))
+        answer, by = self._first_answer("habitreward_weigh_rewards", candidates=candidates, multiplier=multiplier)
+        weighted = list(answer)
         allowed = {c.reward.id for c in candidates}
         if not all(isinstance(c, Candidate) and c.reward.id in allowed for c in weighted):
-            raise PluginError("habitreward_weigh_rewards answered a reward that is not one of the candidates"
+            raise PluginError(f"habitreward_weigh_rewards answered a reward that is not one of the candidates{by}"
                               " (weigh them, do not add any)")
         return weighted
 
     def draw_reward(self, candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:
-        chosen = self.pm.hook.habitreward_draw_reward(candidates=candidates, rng=rng)
+        chosen, by = self._first_answer("habitreward_draw_reward", candidates=candidates, rng=rng)
         if chosen is None or chosen is NO_REWARD:
             return None
         # Only a candidate: another user's personal reward, a removed one or one waiting to be
@@ -64,19 +102,21 @@ class Hooks:
         reward = getattr(chosen, "reward", None)
         if not isinstance(chosen, Candidate) or not any(c.reward.id == getattr(reward, "id", None)
                                                         for c in candidates):
-            raise PluginError(f"habitreward_draw_reward answered {chosen!r}, which is not one of the candidates"
-                              " (the rewards this user may draw now)")
+            raise PluginError(f"habitreward_draw_reward answered {chosen!r}{by}, which is not one of the"
+                              " candidates (the rewards this user may draw now)")
         return chosen
 
     def habit_completed(self, engine: Engine, event: HabitCompleted) -> tuple[Award, ...]:
         awards: list[Award] = []
-        for answer in self.pm.hook.habitreward_habit_completed(engine=engine, event=event):
+        for answer, plugin in self._answers("habitreward_habit_completed", {"engine": engine, "event": event},
+                                            first=False):
             if isinstance(answer, Award):
                 awards.append(answer)
             elif isinstance(answer, (list, tuple)) and all(isinstance(a, Award) for a in answer):
                 awards.extend(answer)
             elif answer is not None:  # a str is a Sequence too: it would become an award per letter
-                raise PluginError(f"habitreward_habit_completed answered {answer!r}: an Award, a list of"
+                by = f" (plugin {plugin!r})" if plugin else ""
+                raise PluginError(f"habitreward_habit_completed answered {answer!r}{by}: an Award, a list of"
                                   " Awards or None")
         return tuple(awards)
 
