@@ -50,6 +50,22 @@ def test_a_misspelled_hook_is_one_line(modules):
         make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "typo"})
 
 
+def test_a_hook_argument_the_hook_does_not_have_is_one_line_naming_the_plugin(modules):
+    modules(badargs="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_odds_multiplier(habit, streaks):
+            return None
+    """)
+    with pytest.raises(ConfigError) as refused:
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "badargs"})
+    message = str(refused.value)
+    assert message.startswith("HABITREWARD_EXTRA_PLUGINS: the plugin 'badargs' does not fit: ")
+    assert "habitreward_odds_multiplier(habit, streaks)" in message and "{'streaks'}" in message
+    assert "\n" not in message
+
+
 def test_a_plugin_named_twice_is_loaded_once(modules):
     modules(twice="""
         from habitreward import hookimpl

@@ -52,12 +52,22 @@ def make_plugin_manager(
                     raise ConfigError(f"{EXTRA_PLUGINS_ENV}: cannot import {module_name!r}"
                                       f" ({type(exc).__name__}: {exc})") from exc
                 if not pm.is_registered(module):  # also installed with an entry point: loaded once
-                    pm.register(module, name=module_name)
+                    try:
+                        pm.register(module, name=module_name)
+                    except pluggy.PluginValidationError as exc:  # e.g. an argument the hook has not
+                        raise ConfigError(f"{EXTRA_PLUGINS_ENV}: the plugin {module_name!r} does not fit:"
+                                          f" {one_line(exc)}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:  # e.g. a misspelled hook name
-        raise ConfigError(f"A habitreward plugin does not fit: {exc}") from exc
+        raise ConfigError(f"A habitreward plugin does not fit: {one_line(exc)}") from exc
     return pm
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line: pluggy's validation errors span three (the plugin and
+    hook, the definition, what is wrong), and a load error is meant to be one line."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
@@ -79,8 +89,8 @@ def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
         except Exception as exc:  # a broken third-party package must not look like our bug
             others = ",".join(n for n in names if n != name)
             raise ConfigError(
-                f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {exc}); to run without"
-                f" it, set {LOAD_PLUGINS_ENV}={others}"
+                f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {one_line(exc)}); to run"
+                f" without it, set {LOAD_PLUGINS_ENV}={others}"
             ) from exc
 
 
