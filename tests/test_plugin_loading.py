@@ -111,3 +111,19 @@ def test_plugins_lists_an_extra_plugin_as_such_not_as_built_in(modules, monkeypa
     assert listed.exit_code == 0, listed.output
     line = next(line for line in listed.output.splitlines() if line.startswith("local_rules"))
     assert "(HABITREWARD_EXTRA_PLUGINS)" in line and "(built in)" not in line
+
+
+@pytest.mark.parametrize(("first", "answer"), [(None, 5.0), ("a_rule", 3.0)])
+def test_between_plugins_tryfirst_is_asked_first_else_the_one_loaded_last(modules, first, answer):
+    """As plugins.md says: without tryfirst the plugin loaded last answers a first-answer hook."""
+    for name, value in (("a_rule", 3.0), ("b_rule", 5.0)):
+        marker = "tryfirst=True" if name == first else ""
+        modules(**{name: f"""
+            from habitreward import hookimpl
+
+            @hookimpl({marker})
+            def habitreward_odds_multiplier(habit):
+                return {value}
+        """})
+    pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "a_rule,b_rule"})
+    assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == answer
