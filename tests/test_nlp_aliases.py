@@ -147,3 +147,33 @@ def test_cli_match_shows_the_day_the_bot_would_log(run, engine):
     assert f"asking which day ({day(0)}, {day(1)})" in run("match", "42", "I ran yesterday and read today").output
     week = run("match", "42", "ran last week")
     assert "asked to confirm (doubt: an earlier day), with the day picked first" in week.output
+
+
+def test_cli_match_keeps_a_plugin_matcher_to_the_users_habits(run, engine, tmp_path, monkeypatch):
+    """A matcher plugin naming another user's personal habit: `habitreward match` no longer
+    shows it as logged at once (the bot never logged it); an answer that is not a MatchResult
+    is one line naming the plugin, not an AttributeError."""
+    (tmp_path / "nosy_matcher.py").write_text(
+        "from habitreward import hookimpl\n"
+        "from habitreward.models import Habit\n"
+        "from habitreward.nlp import HabitMatch, MatchResult\n"
+        "@hookimpl\n"
+        "def habitreward_match_habits(user, text, habits):\n"
+        "    if text == 'words':\n"
+        "        return 'Piano'\n"
+        "    return MatchResult((HabitMatch(Habit.get(Habit.name == 'Piano'), 1.0, 'fuzzy'),), confident=True)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "nosy_matcher")
+    ann, _ = engine.register(42, "Ann")
+    bob, _ = engine.register(43, "Bob")
+    engine.add_habit("Running", owner=ann)
+    engine.add_habit("Piano", owner=bob)
+
+    nosy = run("match", "42", "played piano")
+    assert nosy.exit_code == 0, nosy.output
+    assert "Piano" not in nosy.output and "No habit found" in nosy.output
+    assert json.loads(run("match", "43", "played piano", "--json").output)["matches"][0]["habit"] == "Piano"
+    wrong = run("match", "42", "words")
+    assert wrong.exit_code == 1
+    assert wrong.output == ("Error: habitreward_match_habits answered 'Piano' (plugin 'nosy_matcher'): a MatchResult"
+                            " (habitreward.nlp) or None\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import math
@@ -162,4 +163,18 @@ class Hooks:
         self.pm.hook.habitreward_register_handlers(register=register, settings=settings)
 
     def match_habits(self, user: User, text: str, habits: Iterable[Habit]) -> Any:
-        return self.pm.hook.habitreward_match_habits(user=user, text=text, habits=list(habits))
+        """The first matcher's MatchResult (or None), keeping only habits among ``habits``: a
+        matcher cannot make anyone log another user's personal habit, in the bot or in
+        ``habitreward match`` alike."""
+        from habitreward.nlp.results import MatchResult
+
+        habits = list(habits)
+        result, by = self._first_answer("habitreward_match_habits", user=user, text=text, habits=habits)
+        if result is None:
+            return None
+        if not isinstance(result, MatchResult):
+            raise PluginError(f"habitreward_match_habits answered {result!r}{by}: a MatchResult"
+                              " (habitreward.nlp) or None")
+        visible = {h.id for h in habits}
+        kept = tuple(m for m in result.matches if getattr(m.habit, "id", None) in visible)
+        return result if len(kept) == len(result.matches) else dataclasses.replace(result, matches=kept)

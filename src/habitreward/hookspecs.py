@@ -176,5 +176,7 @@ def habitreward_match_habits(user: User, text: str, habits: Sequence[Habit]) -> 
     """Turn free text into the user's habits it reports. First answer wins.
 
     Return a :class:`habitreward.nlp.MatchResult` (or ``None`` to let the next
-    matcher try). Matchers may only return habits from ``habits``.
+    matcher try). Matchers may only return habits from ``habits``: any other is dropped (in the
+    bot and in ``habitreward match``); an answer that is not a ``MatchResult`` fails with
+    ``PluginError`` naming the plugin.
     """
