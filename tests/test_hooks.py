@@ -281,6 +281,21 @@ def test_a_plugin_cannot_bring_a_reward_that_is_not_a_candidate(engine, hook):
                               " one of the candidates")
 
 
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), "3"])
+def test_a_weight_out_of_its_range_is_refused(engine, weight):
+    """A negative weight used to leave the reward out of the draw without a word (as 0 does on
+    purpose), and so did an endless one: now the author hears which plugin answered what."""
+    engine.add_reward("Coffee")
+
+    class Skewed:
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates, multiplier):
+            return [c.with_weight(weight) for c in candidates]
+
+    _refused(engine, Skewed(), r"habitreward_weigh_rewards answered the weight .* \(plugin 'test_hooks.Skewed'\):"
+                               " a weight is a finite number from 0")
+
+
 @pytest.mark.parametrize("answer", ["Nice streak!", {"a": 1}, [None]])
 def test_habit_completed_answers_awards_or_nothing(engine, answer):
     class Chatty:

@@ -38,6 +38,11 @@ def _plugin_label(impl: Any) -> str:
     return f"{type(plugin).__module__}.{type(plugin).__name__}"
 
 
+def _is_weight(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool) \
+        and math.isfinite(value) and value >= 0
+
+
 class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
@@ -92,6 +97,11 @@ class Hooks:
         if not all(isinstance(c, Candidate) and c.reward.id in allowed for c in weighted):
             raise PluginError(f"habitreward_weigh_rewards answered a reward that is not one of the candidates{by}"
                               " (weigh them, do not add any)")
+        # 0 leaves a reward out of this draw; a negative or endless weight was dropped without a word.
+        odd = next((c.weight for c in weighted if not _is_weight(c.weight)), None)
+        if odd is not None:
+            raise PluginError(f"habitreward_weigh_rewards answered the weight {odd!r}{by}: a weight is a finite"
+                              " number from 0")
         return weighted
 
     def draw_reward(self, candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:

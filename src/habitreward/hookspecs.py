@@ -67,7 +67,8 @@ def habitreward_weigh_rewards(candidates: Sequence[Candidate], multiplier: float
 
     ``candidates`` are the rewards still allowed in the draw, each with its base
     weight. Return new :class:`~habitreward.draw.Candidate` objects (use
-    ``candidate.with_weight(w)``). Built-in: real rewards' weights times
+    ``candidate.with_weight(w)``); a weight is a finite number from 0, and 0
+    leaves the reward out of this draw. Built-in: real rewards' weights times
     ``multiplier``; "none" rewards keep theirs. The result is also what
     ``odds`` reports.
     """
