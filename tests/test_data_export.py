@@ -472,6 +472,40 @@ def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monke
         check.close()
 
 
+def test_data_of_a_plugin_no_longer_loaded_is_not_left_out_of_an_export_silently(backend, db_url, tmp_path,
+                                                                                   monkeypatch):
+    """The perfect-day plugin ran here and left rows, then was left out of HABITREWARD_LOAD_PLUGINS:
+    an export (to move to PostgreSQL, say) went without its table and the data was lost on the move."""
+    pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "perfect_day")
+    source = make_engine(db_url, clock=FrozenClock())
+    try:
+        ann = source.add_user(101, "Ann", active=True)
+        source.complete(ann, source.add_habit("Run"))
+    finally:
+        source.close()
+    dump = tmp_path / "data.json"
+
+    refused = invoke(db_url, "export", "-o", str(dump))
+    assert refused.exit_code == 1
+    assert "perfect_day (0001_perfect_days)" in refused.output and "--skip-unloaded-plugins" in refused.output
+    assert not dump.exists() and not list(tmp_path.glob("data.json*"))  # no file, no .part
+    to_stdout = invoke(db_url, "export", "--user", "101")
+    assert to_stdout.exit_code == 1 and not to_stdout.stdout.startswith("{")
+
+    status = invoke(db_url, "db", "status")
+    assert status.exit_code == 0
+    assert any(line.split()[:2] == ["perfect_day", "0001_perfect_days"] and line.endswith("(plugin not loaded)")
+               for line in status.output.splitlines())
+    as_json = json.loads(invoke(db_url, "db", "status", "--json").output)
+    assert {"namespace": "perfect_day", "name": "0001_perfect_days", "loaded": False}.items() <= \
+        next(row for row in as_json if row["namespace"] == "perfect_day").items()
+
+    skipped = invoke(db_url, "export", "--skip-unloaded-plugins", "-o", str(dump))
+    assert skipped.exit_code == 0, skipped.output
+    assert "perfect_days" not in {t["table"] for t in json.loads(dump.read_text())["tables"]}
+
+
 @pytest.mark.no_db
 def test_a_plugin_tables_index_added_with_add_index_does_not_break_the_identity_check():
     import peewee

@@ -83,6 +83,22 @@ def status(database: peewee.Database, extra: list[MigrationSource] | None = None
     return rows
 
 
+def unloaded(database: peewee.Database, extra: list[MigrationSource] | None = None) -> dict[str, list[MigrationState]]:
+    """Migrations applied here whose namespace no source provides now, by namespace: a plugin
+    uninstalled or left out by ``HABITREWARD_LOAD_PLUGINS``. Its tables and rows are still in
+    the database, but without its models nothing here reads them (an export would leave them out)."""
+    known = {source.namespace for source in _sources(extra)}
+    history = NamespacedRunner(database, CORE_NAMESPACE, CORE_MIGRATIONS).History
+    found: dict[str, list[MigrationState]] = {}
+    if not history.table_exists():
+        return found
+    for row in history.select().order_by(history.name):
+        namespace, _, name = row.name.partition(":")
+        if name and namespace not in known:
+            found.setdefault(namespace, []).append(MigrationState(namespace, name, row.applied))
+    return found
+
+
 def upgrade(database: peewee.Database, extra: list[MigrationSource] | None = None) -> list[str]:
     """Apply every pending migration, core first, then plugins; return what was applied.
 
@@ -109,4 +125,5 @@ def pending(database: peewee.Database, extra: list[MigrationSource] | None = Non
     return [f"{m.namespace}:{m.name}" for m in status(database, extra) if m.applied is None]
 
 
-__all__ = ["Migration", "MigrationError", "MigrationSource", "MigrationState", "pending", "status", "upgrade"]
+__all__ = ["Migration", "MigrationError", "MigrationSource", "MigrationState", "pending", "status", "unloaded",
+           "upgrade"]

@@ -98,8 +98,6 @@ class _Null:
         pass
 
 
-
-
 @cli.command("export")
 @click.option(
     "--format",
@@ -116,8 +114,12 @@ class _Null:
     help="Where to write; default for json: standard output. Required for csv."
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@click.option("--skip-unloaded-plugins", is_flag=True,
+              help="Export even though plugins that are not loaded have data here, leaving their tables out"
+                   " (without it, such an export is refused).")
 @pass_app
-def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | None, no_progress: bool) -> None:
+def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | None, no_progress: bool,
+                skip_unloaded_plugins: bool) -> None:
     """Write every table (core and plugins') to JSON or CSV, ids and all.
 
     The export is lossless: decimals, dates and times are written exactly and
@@ -134,7 +136,8 @@ def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | No
 
     if fmt == "csv" and not output:
         raise click.UsageError("--format csv needs -o PATH (a new directory, or a file ending in .zip).")
-    exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress)
+    exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress,
+                        skip_unloaded_plugins=skip_unloaded_plugins)
     tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
     if output and output != "-":
         total = sum(t.count for t in tables)

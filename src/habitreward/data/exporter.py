@@ -68,15 +68,19 @@ class Exporter:
         user_telegram_id: int | None = None,
         progress_file: TextIO | None = None,
         show_progress: bool = True,
+        skip_unloaded_plugins: bool = False,
     ):
         self.engine = engine
         self.user_telegram_id = user_telegram_id
+        self.skip_unloaded_plugins = skip_unloaded_plugins
         self.progress_file = progress_file
         self.show_progress = show_progress
 
     # --- what goes out ---------------------------------------------------------------------
 
     def tables(self) -> list[TableExport]:
+        if not self.skip_unloaded_plugins:
+            self._refuse_unloaded_plugins()
         models = ordered_models(self.engine.hooks.models())
         if self.user_telegram_id is None:
             queries = {m: m.select(*m._meta.sorted_fields) for m in models}
@@ -89,6 +93,21 @@ class Exporter:
             query = queries[model].order_by(model._meta.primary_key)
             exports.append(TableExport(model, query, query.count()))
         return exports
+
+    def _refuse_unloaded_plugins(self) -> None:
+        """A plugin whose migrations ran here but which is not loaded now has tables the export
+        cannot see (no models): leaving them out without a word would lose its data on a move."""
+        from habitreward import schema
+
+        gone = schema.unloaded(self.engine.db, self.engine.hooks.migration_sources())
+        if gone:
+            names = ", ".join(f"{namespace} ({', '.join(s.name for s in states)})"
+                              for namespace, states in gone.items())
+            raise ValidationError(
+                f"Data of plugins that are not loaded is in this database, and the export would leave it out:"
+                f" {names}. Install or load them (HABITREWARD_LOAD_PLUGINS), or export without their data"
+                f" with --skip-unloaded-plugins."
+            )
 
     def _user_queries(self, models: list[type[peewee.Model]], user: User) -> dict[type[peewee.Model], peewee.Select]:
         """One person's rows: theirs, and the parents those rows point at (shared habits, rewards)."""
