@@ -1113,6 +1113,49 @@ def test_a_second_admin_pressing_decline_later_tells_nobody_twice(tg, botapi):
     assert bot.send(ANN, "/start").text == "Hello! This bot is private. Please ask the admin to give you access."
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_approve_after_another_admins_decline_decides_nothing(tg, botapi, lang):
+    """The first answer wins: the newcomer hears one of them, never "declined" and then "welcome"."""
+    bot = tg(admin_telegram_ids="1,5")
+    bot.send(ADMIN, "/start")
+    bot.send(5, "/start", first_name="Second", language_code=lang)
+    bot.send(BOB, "/start", first_name="Bob")  # both admins are asked
+    t = Translator(lang)
+    assert "❌ Bob was declined." in bot.press(ADMIN, "❌ Decline").texts
+    late = bot.press(5, t._("✅ Approve"), language_code=lang)  # on the second admin's own copy
+    assert late.texts == [t._("{name} was already declined: the first answer counts. To let them in after all: "
+                              "habitreward users activate {id}", name="Bob", id=BOB)]
+    assert not bot.engine.get_user(BOB).active
+    assert [m["text"] for m in botapi.sent(BOB)][-1] == "Sorry, your request to use this bot was declined."
+    assert not any(m["text"].startswith("🎉 You're in!") for m in botapi.sent(BOB))
+
+
+@pytest.mark.parametrize("first", ["dc", "ap"])
+def test_approve_and_decline_at_the_same_moment_reach_the_newcomer_once(tg, botapi, first):
+    from habitreward.testing.builders import callback_update
+
+    bot = tg(admin_telegram_ids="1,5")
+    bot.send(ADMIN, "/start")
+    bot.send(5, "/start", first_name="Second")
+    bot.send(BOB, "/start", first_name="Bob")  # both admins are asked
+    presses = {admin: bot.find_button(admin, f"{data}:{BOB}")[0]["message_id"]
+               for admin, data in ((ADMIN, "ap"), (5, "dc"))}
+    updates = [callback_update(ADMIN, f"ap:{BOB}", message_id=presses[ADMIN]),
+               callback_update(5, f"dc:{BOB}", message_id=presses[5])]
+    bot.process_concurrently(updates if first == "ap" else updates[::-1])
+    to_bob = [m["text"] for m in botapi.sent(BOB)][1:]  # after "an admin has been asked"
+    assert len(to_bob) == 1, to_bob
+    approved = to_bob[0].startswith("🎉 You're in!")
+    assert approved or to_bob == ["Sorry, your request to use this bot was declined."]
+    assert bot.engine.get_user(BOB).active is approved
+    told = {admin: botapi.sent(admin)[-1]["text"] for admin in (ADMIN, 5)}
+    if approved:
+        assert told == {ADMIN: "✅ Bob is approved.", 5: "Bob is already active."}
+    else:
+        assert told == {5: "❌ Bob was declined.", ADMIN: "Bob was already declined: the first answer counts. "
+                        "To let them in after all: habitreward users activate 3"}
+
+
 @pytest.mark.parametrize(("status", "description"), [
     (403, "Forbidden: bot can't initiate conversation with a user"), (400, "Bad Request: chat not found")])
 def test_approving_someone_the_bot_cannot_write_to_tells_the_admin(tg, botapi, status, description):

@@ -190,3 +190,34 @@ def test_two_writers_giving_the_same_name_at_once_one_gets_a_conflict(engine, mo
     with engine.session():
         names = [m.name.lower() for m in model.select().where(model.active)]
     assert names.count("run" if model is Habit else "cake") == 1
+
+
+def test_an_approve_and_a_decline_at_the_same_moment_one_decides(engine):
+    """Two admins answer one newcomer at once: exactly one answer decides, whichever comes first."""
+    from habitreward.bot.state import approval_of, set_approval
+
+    for round_ in range(10):
+        newcomer = engine.add_user(100 + round_, f"New {round_}")
+        set_approval(engine, newcomer.telegram_id, "requested")
+        barrier = threading.Barrier(2)
+        outcomes: dict[bool, object] = {}
+
+        def worker(approve: bool, tid: int = newcomer.telegram_id, barrier: threading.Barrier = barrier,
+                   outcomes: dict = outcomes) -> None:
+            try:
+                barrier.wait()
+                outcomes[approve] = engine.decide_request(tid, approve)[1]
+            except Exception as exc:  # reported below
+                outcomes[approve] = exc
+            finally:
+                engine.db.close()
+
+        threads = [threading.Thread(target=worker, args=(approve,)) for approve in (True, False)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes.values(), key=str) == [False, True], outcomes
+        active = engine.get_user(newcomer.telegram_id).active
+        assert active is outcomes[True]
+        assert approval_of(engine, newcomer.telegram_id) == (None if active else "declined")

@@ -12,7 +12,7 @@ from typing import Any
 
 from habitreward.engine.users import APPROVAL_NAMESPACE
 from habitreward.hookspecs import hookimpl
-from habitreward.models import KeyValue, User, utcnow
+from habitreward.models import KeyValue, User
 
 # KeyValue namespaces of the bot's state (JSON documents).
 USER_DATA = "bot.user_data"  # key: Telegram user id
@@ -75,20 +75,6 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
         KeyValue.delete().where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))).execute()
         if state is not None:
             KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
-
-
-def decline_request(engine: Any, telegram_id: int) -> bool:
-    """Mark a waiting request "declined"; whether this call did (False: it was not waiting any
-    more: another admin declined or let them in first). One conditional UPDATE, so of two
-    Declines only one decides, even at the same moment. An Approve at the very same moment
-    may still let them in after it (approving after a decline is allowed: a change of mind),
-    and the newcomer then hears both, in that order."""
-    with engine.transaction():
-        changed = (KeyValue.update(value=json.dumps("declined"), updated_at=utcnow())
-                   .where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))
-                          & (KeyValue.value == json.dumps("requested")))
-                   .execute())
-    return changed == 1
 
 
 @hookimpl

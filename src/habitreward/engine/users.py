@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import peewee
 
 from habitreward.engine import validation
@@ -13,6 +15,7 @@ from habitreward.models import KeyValue, User
 #: Where someone's request to use the bot stands (KeyValue rows keyed by Telegram id, written by
 #: the bot's approval flow): settled, and so forgotten, whenever the user is made active.
 APPROVAL_NAMESPACE = "bot.approval"
+REQUESTED, DECLINED = "requested", "declined"  # the JSON-encoded values of those rows
 
 # Every update looks its sender up (see engine/prepared.py).
 _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
@@ -118,15 +121,29 @@ class UsersMixin(EngineBase):
     def activate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=True)
 
-    def approve_user(self, telegram_id: int) -> tuple[User, bool]:
-        """Activate a waiting user; the user, and whether this call activated them (False:
-        active already, e.g. another admin approved first, even at the same moment)."""
+    def decide_request(self, telegram_id: int, approve: bool) -> tuple[User, bool]:
+        """Approve (activate) or decline someone's waiting request to use the bot; the user as
+        they are now, and whether this call decided (False: the request was not waiting any
+        more: another admin approved or declined it first, even at the same moment, or it was
+        settled at the command line).
+
+        The first answer wins: one conditional statement on the waiting request (only a row
+        still saying "requested" passes), so of an Approve and a Decline at the same instant only
+        one decides and the newcomer hears one answer. A change of mind after a decline is
+        ``activate_user`` (``habitreward users activate``)."""
+        key = str(int(telegram_id))
+        waiting = ((KeyValue.namespace == APPROVAL_NAMESPACE) & (KeyValue.key == key)
+                   & (KeyValue.value == json.dumps(REQUESTED)))
         with self.transaction():
-            changed = (User.update(active=True, updated_at=self.utcnow())
-                       .where((User.telegram_id == int(telegram_id)) & ~User.active).execute())
-            if changed:
-                self._settle_request(telegram_id)
-            return self.get_user(telegram_id), changed == 1
+            if approve:
+                decided = KeyValue.delete().where(waiting).execute() == 1
+                if decided:
+                    User.update(active=True, updated_at=self.utcnow()).where(
+                        User.telegram_id == int(telegram_id)).execute()
+            else:
+                decided = KeyValue.update(value=json.dumps(DECLINED), updated_at=self.utcnow()).where(
+                    waiting).execute() == 1
+            return self.get_user(telegram_id), decided
 
     def deactivate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=False)

@@ -40,7 +40,7 @@ from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
-from habitreward.bot.state import approval_of, decline_request, set_approval
+from habitreward.bot.state import approval_of, set_approval
 from habitreward.bot.text import fit
 from habitreward.errors import NotFound
 from habitreward.models import User
@@ -162,27 +162,29 @@ async def _decide(s: Screen, args: list[str], approve: bool) -> None:
     if newcomer is None:
         await s.refuse()
         return
+    # The first answer wins (engine.decide_request): of an Approve and a Decline pressed at the
+    # same moment, by two admins or on two copies, only one reaches the newcomer.
+    newcomer, decided = await s.run(s.engine.decide_request, newcomer.telegram_id, approve)
+    if not decided:  # decided already (by another admin, or at the command line): told once
+        request = await s.run(approval_of, s.engine, newcomer.telegram_id)
+        if newcomer.active:
+            text = t._("{name} is already active.", name=newcomer.name)
+        elif request == "declined" and approve:
+            text = t._("{name} was already declined: the first answer counts. To let them in after all: "
+                       "habitreward users activate {id}", name=newcomer.name, id=newcomer.telegram_id)
+        elif request == "declined":
+            text = t._("{name} was already declined.", name=newcomer.name)
+        else:  # let in earlier and taken out again since: not waiting for anyone
+            text = t._("{name} is not waiting for an answer any more.", name=newcomer.name)
+        await s.show(text, [menu_row(t)])
+        return
     if approve:
-        newcomer, approved = await s.run(s.engine.approve_user, newcomer.telegram_id)
-        if not approved:  # another admin was first: the newcomer is welcomed once
-            await s.show(t._("{name} is already active.", name=newcomer.name), [menu_row(t)])
-            return
         if await _welcome(s, newcomer):
             await s.show(t._("✅ {name} is approved.", name=newcomer.name), [menu_row(t)])
         else:
             await s.show(t._("✅ {name} is in, but I cannot write to them until they open a private chat "
                              "with me.", name=newcomer.name), [menu_row(t)])
     else:
-        declined, newcomer, request = await s.run(_decline, s.engine, newcomer)
-        if not declined:  # decided already (by another admin, or at the command line): told once
-            if newcomer.active:
-                text = t._("{name} is already active.", name=newcomer.name)
-            elif request == "declined":
-                text = t._("{name} was already declined.", name=newcomer.name)
-            else:  # let in earlier and taken out again since: not waiting for anyone
-                text = t._("{name} is not waiting for an answer any more.", name=newcomer.name)
-            await s.show(text, [menu_row(t)])
-            return
         await s.show(t._("❌ {name} was declined.", name=newcomer.name), [menu_row(t)])
         nt = Translator(newcomer.language)
         await s.send(nt._("Sorry, your request to use this bot was declined."), chat_id=newcomer.telegram_id)
@@ -203,14 +205,6 @@ async def _welcome(s: Screen, newcomer: User) -> bool:
         log.info("Cannot welcome user %s: %s", newcomer.telegram_id, exc.message)
         return False
     return True
-
-
-def _decline(engine: Any, newcomer: User) -> tuple[bool, User, str | None]:
-    """Decline a waiting request (conditionally: :func:`decline_request`); whether this call did,
-    the newcomer as they are now and where their request stands."""
-    if not newcomer.active and decline_request(engine, newcomer.telegram_id):
-        return True, newcomer, "declined"
-    return False, engine.get_user(newcomer.telegram_id), approval_of(engine, newcomer.telegram_id)
 
 
 @on_callback("ap")
