@@ -569,3 +569,43 @@ def test_a_running_export_on_sqlite_does_not_hold_up_writers_in_other_processes(
             assert HabitLog.select().count() == 1
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("table", ["habits", "rewards"])
+def test_two_names_differing_only_in_case_are_refused_and_nothing_is_imported(engine, clock, db_url, empty_db_url,
+                                                                              tmp_path, table):
+    """Names are unique among what one user sees whatever their case (the engine refuses "running"
+    beside "Running"); an edited export must not bring in what the bot and the CLI refuse."""
+    populate(engine, clock)
+    dump = tmp_path / "dump.json"
+    assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
+    document = json.loads(dump.read_text())
+    entry = next(t for t in document["tables"] if t["table"] == table)
+    names = [c["name"] for c in entry["columns"]]
+    first, second = ("Running", "Reading") if table == "habits" else ("Coffee", "Nothing")
+    rows = {row[names.index("name")]: row for row in entry["rows"]}
+    rows[second][names.index("name")] = first.lower()  # two shared ones: "Running" and "running"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    result = invoke(empty_db_url, "import", str(edited))
+    assert result.exit_code == 1, result.output
+    what = table[:-1]
+    ids = rows[first][names.index("id")], rows[second][names.index("id")]
+    assert (f"{table}: the {what}s {first!r} (id {ids[0]}, shared) and {first.lower()!r} (id {ids[1]}, shared)"
+            " have one name") in result.output, result.output
+    assert "Nothing was imported." in result.output and "Traceback" not in result.output
+    if table == "habits":  # Bob's own "Journal" renamed "RUNNING": he would see two
+        rows[second][names.index("name")] = second
+        rows["Journal"][names.index("name")] = "RUNNING"
+        edited.write_text(json.dumps(document))
+        result = invoke(empty_db_url, "import", str(edited))
+        assert result.exit_code == 1, result.output
+        journal = rows["Journal"][names.index("id")]
+        assert (f"'Running' (id {ids[0]}, shared) and 'RUNNING' (id {journal}, personal, of Telegram id 102)"
+                " have one name") in result.output, result.output
+    check = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        with check.session():
+            assert User.select().count() == 0
+    finally:
+        check.close()

@@ -39,7 +39,9 @@ from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_c
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres
 from habitreward.engine import validation
+from habitreward.engine.catalog import sql_name_key
 from habitreward.errors import Conflict, ValidationError
+from habitreward.models import Habit, Reward, User
 
 POLICIES = ("fail", "skip", "replace")
 
@@ -257,8 +259,12 @@ class Importer:
         plan = self._plan(document)
         result = ImportResult(self.policy)
         with self.engine.session(), self.engine.db.atomic():
+            loaded: dict[type[peewee.Model], set[Any]] = {}
             for model, data, fields in plan:
-                result.tables.append(self._load(model, data, fields))
+                result.tables.append(self._load(model, data, fields, loaded))
+            for model in (Habit, Reward):  # every row is in: a clash may be with a later one
+                if loaded.get(model):
+                    _check_names(model, loaded[model])
             if is_postgres(self.engine.db):
                 for model, _, _ in plan:
                     reset_sequence(self.engine.db, model)
@@ -286,7 +292,8 @@ class Importer:
         order = {m: i for i, m in enumerate(ordered_models([m for m, _, _ in plan]))}
         return sorted(plan, key=lambda item: order[item[0]])
 
-    def _load(self, model: type[peewee.Model], data: TableData, fields: list[peewee.Field]) -> TableResult:
+    def _load(self, model: type[peewee.Model], data: TableData, fields: list[peewee.Field],
+              loaded: dict[type[peewee.Model], set[Any]]) -> TableResult:
         result = TableResult(data.table)
         pk = model._meta.primary_key
         pk_index = _position(fields, pk)
@@ -309,6 +316,8 @@ class Importer:
                         for n, row in enumerate(batch)]
                 _check_values(data, checks, rows, result.rows + 1)
                 self._insert(model, fields, pk_index, rows, result)
+                if model in (Habit, Reward):  # their names are checked once all are in
+                    loaded.setdefault(model, set()).update(row[pk_index] for row in rows)
                 bar.advance(len(rows))
         if result.rows != data.count:  # rows lost (or added) since the export wrote its count
             raise ValidationError(f"The export's table {data.table!r} holds {result.rows} rows where it says"
@@ -367,6 +376,33 @@ class Importer:
         else:
             result.replaced += len(taken)
             result.inserted += len(rows) - len(taken)
+
+
+def _check_names(model: type[Habit] | type[Reward], ids: set[Any]) -> None:
+    """Refuse two active habits (or rewards) one user would see under one name, whatever its case
+    (the engine's rule: shared ones among themselves, a shared one and anybody's personal one,
+    one person's own), where at least one came from the file: an edited export, or one written
+    before the rule. Rows already here that clash among themselves are not the file's doing."""
+    first, second = model.alias(), model.alias()
+    seen = ((first.id < second.id) & second.active & (sql_name_key(first.name) == sql_name_key(second.name))
+            & (first.owner.is_null() | second.owner.is_null() | (first.owner == second.owner)))
+    pairs = (first.select(first.id, first.name, first.owner, second.id, second.name, second.owner)
+             .join(second, on=seen).where(first.active).order_by(first.id, second.id).tuples())
+    for id_a, name_a, owner_a, id_b, name_b, owner_b in pairs:
+        if id_a in ids or id_b in ids:
+            table = model._meta.table_name
+            raise Conflict(
+                f"{table}: the {table} {name_a!r} (id {id_a}, {_whose(owner_a)}) and {name_b!r} (id {id_b},"
+                f" {_whose(owner_b)}) have one name: names are unique whatever their case among the {table}"
+                " one person sees. Rename one in the file. Nothing was imported."
+            )
+
+
+def _whose(owner_id: int | None) -> str:
+    if owner_id is None:
+        return "shared"
+    telegram_id = User.select(User.telegram_id).where(User.id == owner_id).scalar()
+    return f"personal, of Telegram id {telegram_id}"
 
 
 def _identity(model: type[peewee.Model]) -> list[peewee.Field]:

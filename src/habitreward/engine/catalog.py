@@ -37,7 +37,7 @@ _HABITS_OF_USER = Prepared(
 _NAME_LOCK_KEYS = {Habit: 0x6861626974_0001, Reward: 0x6861626974_0002}
 
 
-def _name_key(value: Any) -> peewee.Expression:
+def sql_name_key(value: Any) -> peewee.Expression:
     """A name (a column or a text) as names are compared, worked out by the database for both
     sides: Python's lower() is not PostgreSQL's LOWER ("ΔΡΟΜΟΣ" is "δρομος" in Python,
     "δρομοσ" in PostgreSQL), so a name lowered in Python could miss itself. A final sigma
@@ -60,7 +60,7 @@ class CatalogMixin(EngineBase):
         which on PostgreSQL it makes wait for any other such transaction to end."""
         if is_postgres(self.db):
             self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_NAME_LOCK_KEYS[model],))
-        query = model.select(model.id).where(model.active & (_name_key(model.name) == _name_key(name)))
+        query = model.select(model.id).where(model.active & (sql_name_key(model.name) == sql_name_key(name)))
         if owner is not None:
             query = query.where(_visible_to(model, owner))
         if exclude_id is not None:
@@ -90,7 +90,7 @@ class CatalogMixin(EngineBase):
     def _find_by_name(self, model: type[ItemT], user: User | None, name: str) -> ItemT:
         wanted = validation.tidy_name(name)  # tidied as names are stored: "R\u200bun" finds "Run"
         with self.session():
-            query = model.select().where(model.active & (_name_key(model.name) == _name_key(wanted)))
+            query = model.select().where(model.active & (sql_name_key(model.name) == sql_name_key(wanted)))
             query = query.where(_visible_to(model, user)) if user is not None else query
             # A personal item shadows nothing (names are unique) but prefer it if data is odd.
             item = query.order_by(model.owner.is_null(), model.id).first()

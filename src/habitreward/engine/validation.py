@@ -75,7 +75,7 @@ def clean_name(name: str | None, what: str = "name") -> str:
 def name_key(name: str) -> str:
     """A name as names are compared, worked out in Python (the Airtable import's checks, the
     CLI's claim): lower case, a final sigma as any sigma. The engine asks the database the same
-    (catalog._name_key); the two agree on the alphabets the bot speaks, not on every letter
+    (catalog.sql_name_key); the two agree on the alphabets the bot speaks, not on every letter
     (PostgreSQL lowers "İ" to "i", Python to "i̇")."""
     return name.lower().replace("ς", "σ")
 
