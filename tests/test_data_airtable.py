@@ -376,3 +376,27 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
     lines = table_lines(out)
     assert (lines["Users"][4], lines["RewardProgress"][4], lines["HabitLog"][4]) == (2, 2, 5)
     assert lines["HabitLog"][1] == LOG_COUNT
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_shared_name_that_repeats_someones_personal_one_stops_the_import(engine, db_url, standin, dry_run):
+    """The engine refuses a shared habit (or reward) named like anybody's personal one (that
+    person would see two of one name); the import refuses it the same way, before writing anything."""
+    zed = engine.add_user(105, "Zed", active=True)
+    engine.add_habit("running", owner=zed)  # Airtable's recH1 is "Running", to become shared
+    before = snapshot(db_url)
+
+    result = run_import(db_url, standin, "--no-progress", *(["--dry-run"] if dry_run else []))
+
+    assert result.exit_code == 1, result.output
+    assert ("Habits record recH1: the shared habit 'Running' would have the name of the personal habit"
+            " 'running' of Telegram id 105") in result.output
+    assert "Nothing was imported." in result.output and "Traceback" not in result.output
+    assert snapshot(db_url) == before  # no user, habit, reward or log of the base went in
+    # Rewards alike; an inactive personal one (deleted) is no clash, as for the engine.
+    engine.remove_habit(engine.find_habit(zed, "running"), actor=zed)
+    engine.add_reward("sticker", owner=zed)
+    result = run_import(db_url, standin, "--no-progress")
+    assert result.exit_code == 1, result.output
+    assert ("Rewards record recR3: the shared reward 'Sticker' would have the name of the personal reward"
+            in result.output)

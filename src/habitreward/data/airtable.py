@@ -318,6 +318,9 @@ class AirtableImporter:
         self._names = names
         self._now = self.engine.utcnow()
         with self.engine.session():
+            # Before anything is written: refused, the import would stop half way.
+            self._refuse_taken_names(Habit, records.get("habits", []), names.habits)
+            self._refuse_taken_names(Reward, records.get("rewards", []), names.rewards)
             users = self._import_users(records.get("users", []))
             habits, habit_weights = self._import_habits(records.get("habits", []))
             rewards, reward_types = self._import_rewards(records.get("rewards", []))
@@ -325,6 +328,36 @@ class AirtableImporter:
             self._import_logs(records.get("logs", []), users, habits, habit_weights, rewards, reward_types,
                               open_cycles)
         return self.report
+
+    def _refuse_taken_names(self, model: type[Habit] | type[Reward], records: list[Record], table: str) -> None:
+        """Stop, before anything is written, when an active record would become a shared item named
+        like somebody's active personal one, whatever the case: the engine refuses such a shared
+        name (that person would see two of one name), so the import does too."""
+        what = "habit" if model is Habit else "reward"
+        columns = _columns(records)
+        wanted: dict[str, tuple[str, str]] = {}
+        for record in records:
+            fields = record.get("fields", {})
+            try:
+                name = clean_name(fields.get("name"), f"{what} name")
+            except ValidationError:  # skipped and listed later, with the reason
+                continue
+            if _checkbox(fields, "active", columns, True):
+                wanted.setdefault(name_key(name), (str(record.get("id", "?")), name))
+        if not wanted:
+            return
+        personal = (model.select(model.name, User.telegram_id).join(User, on=(model.owner == User.id))
+                    .where(model.active & model.owner.is_null(False)).order_by(model.id).tuples())
+        for their_name, telegram_id in personal:
+            if name_key(their_name) in wanted:
+                record_id, name = wanted[name_key(their_name)]
+                raise ValidationError(
+                    f"{table} record {record_id}: the shared {what} {name!r} would have the name of the personal"
+                    f" {what} {their_name!r} of Telegram id {telegram_id}, which the bot refuses (names are"
+                    f" unique, whatever their case, among what one person sees). Rename one, in Airtable or"
+                    f" here (habitreward {what}s edit --user {telegram_id}), and run the import again. Nothing was"
+                    " imported."
+                )
 
     # --- per table ---------------------------------------------------------------------------
 
