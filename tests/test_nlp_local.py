@@ -49,6 +49,17 @@ def test_typo_is_fuzzy_and_still_confident():
     assert names(result) == ["Meditation"] and result.matches[0].source == "fuzzy" and result.confident
 
 
+def test_a_word_one_letter_off_in_its_stem_only_is_no_typo():
+    """The alias "читать" (stem "чита") made "выпил витамин" (stem "вита") a typo of Reading, logged
+    at once: one letter is a quarter of a 4-letter stem. Real typos of the alias still match."""
+    habits = [*EN, SimpleNamespace(id=90, name="Vitamins")]
+    aliases = {2: ["читать"]}
+    assert names(match_local("выпил витамин", habits, aliases)) == []
+    for text in ("читать", "прочитал главу", "чмтать"):  # the alias, a word form, a typo
+        result = match_local(text, habits, aliases)
+        assert names(result) == ["Reading"] and result.confident, text
+
+
 def test_compound_written_together():
     assert names(match_local("50 pushups", EN)) == ["Push-ups"]
 

@@ -209,7 +209,10 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
     if length >= 5 and len(word.text) >= 4:
         allowed = 1 if length < 8 else 2
         distances = [_typo_distance(term_word.text, word.text, allowed)]
-        distances += [_typo_distance(a, b, allowed) for a in term_word.stems for b in word.stems if len(a) >= 4]
+        # Stems of five letters or more only: one letter is a quarter of a 4-letter stem ("чита"
+        # of the alias "читать" and "вита" of "витамин" are one letter apart, no typo of each other).
+        distances += [_typo_distance(a, b, allowed) for a in term_word.stems for b in word.stems
+                      if min(len(a), len(b)) >= 5]
         distance = min(distances)
         if distance <= allowed:
             return 0.9 - 0.1 * (distance - 1), True
