@@ -42,6 +42,7 @@ class PostgresServer:
         self.url: str | None = None
         self.error: str | None = None
         self.migrated = False
+        self.core_tables: set[str] | None = None  # the tables the core and built-in plugins make
 
     def start(self) -> None:
         try:
@@ -73,9 +74,12 @@ class PostgresServer:
         conn.close()
 
     def reset(self) -> None:
-        """Empty every table (keeping the schema and its migration history)."""
+        """Empty every core table (keeping the schema and the core's migration history), and take
+        out what an earlier test's plugins added (their tables and history rows), so each test
+        starts from the core alone, as on SQLite."""
         import psycopg2
 
+        core = self.core_tables
         conn = psycopg2.connect(self.url)
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -83,8 +87,15 @@ class PostgresServer:
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
             )
             tables = [row[0] for row in cur.fetchall()]
-            if tables:
-                cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            if core is None:  # the first reset follows the core's migration: these are its tables
+                core = self.core_tables = set(tables)
+            extra = [t for t in tables if t not in core]
+            if extra:
+                cur.execute("DROP TABLE " + ", ".join(f'"{t}"' for t in extra) + " CASCADE")
+            cur.execute("DELETE FROM schema_migrations WHERE name NOT LIKE 'habitreward:%%'")
+            kept = [t for t in tables if t in core]
+            if kept:
+                cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in kept) + " RESTART IDENTITY CASCADE")
         conn.close()
 
 
