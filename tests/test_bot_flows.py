@@ -468,7 +468,8 @@ class Unsure:
         return None
 
 
-@pytest.mark.parametrize(("text", "back"), [("ran yesterday", 1), ("вчера бегал", 1), ("позавчера бегал", 2)])
+@pytest.mark.parametrize(("text", "back"), [("ran yesterday", 1), ("вчера бегал", 1), ("позавчера бегал", 2),
+                                           ("did yesterday's running", 1), ("бег, позавчерашняя тренировка", 2)])
 def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back):
     bot = tg()
     ann = user(bot)

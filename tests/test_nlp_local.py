@@ -183,6 +183,10 @@ def test_a_long_message_is_matched_like_a_short_one():
     ("ran yesterday", 1), ("Yesterday I read 20 pages", 1), ("вчера бегал", 1), ("кеше жүгірдім", 1),
     ("кеше жугирдим", 1), ("the day before yesterday I ran", 2), ("позавчера читал", 2),
     ("алдыңғы күні жүгірдім", 2), ("ran today", 0), ("went running", 0), ("ran before breakfast", 0),
+    # the possessive and the adjectives in every form: they were no day at all, so today
+    ("did yesterday's run", 1), ("yesterday’s reading done", 1), ("сделал вчерашнюю зарядку", 1),
+    ("вчерашнее чтение", 1), ("позавчерашняя пробежка", 2), ("позавчерашнюю тренировку сделал", 2),
+    ("кешегі жүгіру", 1), ("кешегіні оқыдым", 1), ("кешке жүгірдім", 0),
 ])
 def test_a_report_names_the_day_it_is_about(text, back):
     from habitreward.nlp.days import days_back

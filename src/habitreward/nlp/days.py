@@ -16,12 +16,16 @@ from typing import NamedTuple
 
 from habitreward.nlp.normalize import normalize, words
 
-_TODAY_WORDS = frozenset({"today", "todays", "tonight", "сегодня", "сегодняшний", "сегодняшняя", "бугин",
-                          "бугинги"})
+_TODAY_WORDS = frozenset({"today", "todays", "tonight", "сегодня", "бугин"})
 # "this morning", "this evening": today, read together ("утром" alone may be yesterday's morning).
 _TODAY_PHRASES = frozenset({("this", "morning"), ("this", "afternoon"), ("this", "evening")})
-_YESTERDAY_WORDS = frozenset({"yesterday", "yday", "вчера", "вчерашний", "вчерашняя", "кеше", "кешеги"})
-_DAY_BEFORE_WORDS = frozenset({"позавчера", "позавчерашний"})
+_YESTERDAY_WORDS = frozenset({"yesterday", "yesterdays", "yday", "вчера", "кеше"})
+_DAY_BEFORE_WORDS = frozenset({"позавчера"})
+# The adjectives, in every form ("вчерашнюю пробежку", "позавчерашняя", "бүгінгі", "кешегіні"):
+# a word starting with one of these names that day.
+_TODAY_STEMS = ("сегодняшн", "бугинги")
+_YESTERDAY_STEMS = ("вчерашн", "кешеги")
+_DAY_BEFORE_STEMS = ("позавчерашн",)
 # "the day before yesterday", "алдыңғы күні" ("the day before"): two words read together.
 _DAY_BEFORE_PHRASES = frozenset({("before", "yesterday"), ("day", "before"), ("алдынгы", "куни"),
                                  ("бурнагы", "куни")})
@@ -104,14 +108,15 @@ def read_days(found: Sequence[str]) -> Days:
     """The days named by the words of a normalized message."""
     named: set[int] = set()
     pairs = set(zip(found, found[1:]))
-    if _DAY_BEFORE_WORDS.intersection(found) or pairs & _DAY_BEFORE_PHRASES:
+    if any(w in _DAY_BEFORE_WORDS or w.startswith(_DAY_BEFORE_STEMS) for w in found) or pairs & _DAY_BEFORE_PHRASES:
         named.add(2)
     # "before yesterday" names the day before, not yesterday too.
-    if any(w in _YESTERDAY_WORDS and (i == 0 or found[i - 1] != "before") for i, w in enumerate(found)):
+    if any((w in _YESTERDAY_WORDS or w.startswith(_YESTERDAY_STEMS)) and (i == 0 or found[i - 1] != "before")
+           for i, w in enumerate(found)):
         named.add(1)
     if pairs & _YESTERDAY_PHRASES:
         named.add(1)
-    if _TODAY_WORDS.intersection(found) or pairs & _TODAY_PHRASES:
+    if any(w in _TODAY_WORDS or w.startswith(_TODAY_STEMS) for w in found) or pairs & _TODAY_PHRASES:
         named.add(0)
     unresolved = bool(_EARLIER_WORDS.intersection(found) or pairs & _EARLIER_PHRASES) or any(
         w.startswith(_EARLIER_PREFIXES) for w in found)
