@@ -482,6 +482,21 @@ def test_a_report_of_an_earlier_day_is_logged_for_that_day(tg, clock, text, back
     assert "✔️" not in " ".join(buttons(bot.send(ANN, "/habit_done")))
 
 
+@pytest.mark.parametrize(("text", "back"), [("went running an hour ago", 1), ("бегал 2 часа назад", 1),
+                                           ("бір сағат бұрын жүгірдім", 1), ("went running 10 minutes ago", 0),
+                                           ("went running 30 hours ago", 2)])
+def test_hours_ago_soon_after_midnight_is_the_day_of_that_hour(tg, clock, text, back):
+    """Written at 00:20 in Kathmandu (UTC+5:45): an hour before was the day before."""
+    bot = tg()
+    ann = user(bot)
+    ann = bot.engine.set_timezone(ann, "Asia/Kathmandu")
+    older_coffee_setup(bot, clock, ann, "Бег", "Жүгіру")
+    written = dt.datetime.combine(bot.engine.today(ann), dt.time(0, 20), tzinfo=bot.engine.user_zone(ann))
+    clock.set(written + dt.timedelta(minutes=1))
+    bot.send(ANN, text, date=written)
+    assert [e.log.completed_on for e in bot.engine.history(ann)] == [written.date() - dt.timedelta(days=back)]
+
+
 @pytest.mark.parametrize("text", ["I ran yesterday and read today", "ran today, read yesterday",
                                   "вчера бегал, а сегодня читал"])
 def test_a_report_naming_two_days_is_asked_habit_by_day(tg, clock, text):

@@ -142,6 +142,7 @@ def test_cli_match_shows_the_day_the_bot_would_log(run, engine):
     assert f"logged at once for {day(1)} (yesterday)" in run("match", "42", "ran yesterday").output
     assert f"logged at once for {day(0)} (today)" in run("match", "42", "ran").output
     assert f"logged at once for {day(3)} (3 days ago)" in run("match", "42", "ran 3 days ago").output
+    assert json.loads(run("match", "42", "ran 48 hours ago", "--json").output)["day"] == day(2)  # Ann is on UTC
     two = json.loads(run("match", "42", "I ran yesterday and read today", "--json").output)
     assert two["confident"] is False and two["day"] is None and two["days"] == [day(0), day(1)]
     assert f"asking which day ({day(0)}, {day(1)})" in run("match", "42", "I ran yesterday and read today").output

@@ -276,6 +276,26 @@ def test_n_days_ago_is_that_day_and_stays_confident(text, back):
     assert match_local(text, EN + RU + KK).confident
 
 
+@pytest.mark.parametrize(("text", "written", "day"), [
+    ("ran an hour ago", "00:20", "01-04"), ("ran an hour ago", "01:20", "01-05"),
+    ("ran 2 hours ago", "01:59", "01-04"), ("бегал полчаса назад", "00:10", "01-04"),
+    ("бегал час назад", "12:00", "01-05"), ("ran 30 hours ago", "12:00", "01-04"),
+    ("2 сағат бұрын жүгірдім", "00:30", "01-04"), ("ran 10 minutes ago", "00:20", "01-05"),
+    ("ran today", "00:20", "01-05"),
+    ("ran a few hours ago", "00:20", "01-05"),  # no number: the day written, as before
+])
+def test_hours_ago_is_the_day_of_that_moment(text, written, day):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from habitreward.nlp.days import reported_days
+
+    moment = dt.datetime.fromisoformat(f"2026-01-05T{written}").replace(tzinfo=ZoneInfo("Asia/Kolkata"))
+    days = reported_days(text)
+    assert days.certain and days.day_of(moment) == dt.date.fromisoformat(f"2026-{day}")
+    assert match_local(text, EN + RU + KK).confident
+
+
 RU_READ_ALIAS = {21: ["читать"]}  # Чтение, also "читать": "почитаю" is found
 
 

@@ -106,7 +106,7 @@ def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
     if not days.certain:  # as the bot: several days or an unknown earlier one are asked, whatever matched
         data["confident"] = False
         data["reason"] = data["reason"] or f"doubt: {days.doubt}"
-    day = today - dt.timedelta(days=days.days_back) if days.certain else None
+    day = days.day_of(engine.now().astimezone(engine.user_zone(user))) if days.certain else None
     data["day"] = day.isoformat() if day else None
     data["days"] = [(today - dt.timedelta(days=back)).isoformat() for back in days.back]
     if as_json:

@@ -1,7 +1,8 @@
 """Which day a free-text report is about: "ran yesterday", "вчера бегал", "кеше жүгірдім".
 
 Only the words that name a day: today ("today", "this morning", "сегодня", "бүгін"),
-yesterday, the day before and "N days ago" (up to 7). A message naming none is about the day it was written; one
+yesterday, the day before and "N days ago" (up to 7), and "N hours ago", whose day is the one of
+that moment (sent at 00:20, "an hour ago" is yesterday). A message naming none is about the day it was written; one
 naming more than one ("ran yesterday and read today") is not certain: which habit goes
 with which day is the user's to say, and so is one naming an earlier day we do not resolve ("last week", "on
 Monday", "on 25 November"): it is not today. Normalized forms (see :mod:`habitreward.nlp.normalize`),
@@ -10,6 +11,7 @@ so Kazakh typed without its own letters reads the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -30,12 +32,17 @@ _DAY_BEFORE_STEMS = ("позавчерашн",)
 _DAY_BEFORE_PHRASES = frozenset({("before", "yesterday"), ("day", "before"), ("алдынгы", "куни"),
                                  ("бурнагы", "куни")})
 
-# "3 days ago", "3 дня назад", "3 күн бұрын": a day resolved when it is at most a week back.
+#: "3 days ago", "3 дня назад", "3 күн бұрын": a day resolved when it is at most a week back.
+MAX_BACK_DAYS = 7
 _AGO_WORDS = frozenset({"ago", "назад", "бурын"})
 _DAY_UNITS = frozenset({"day", "days", "день", "дня", "дней", "суток", "кун"})
-# "2 hours ago", "час назад", "2 сағат бұрын": still the day written ("бұрын" is also "before").
-_HOUR_UNITS = frozenset({"hour", "hours", "hr", "hrs", "minute", "minutes", "mins", "час", "часа", "часов",
-                         "минут", "минуту", "минуты", "сагат", "минот"})
+# "2 hours ago", "час назад", "2 сағат бұрын": the moment that long before the message, whose day
+# is the day written unless the message came soon after midnight ("бұрын" is also "before").
+# Minutes per unit; a unit that reads as one ("hour", "час") counts once without a number.
+_HOUR_UNITS = {"hour": 60, "hours": 60, "hr": 60, "hrs": 60, "час": 60, "часа": 60, "часов": 60, "сагат": 60,
+               "minute": 1, "minutes": 1, "min": 1, "mins": 1, "минут": 1, "минуту": 1, "минуты": 1, "минот": 1,
+               "полчаса": 30}
+_SINGLE_UNITS = frozenset({"hour", "hr", "час", "сагат", "minute", "min", "минуту", "минот", "полчаса"})
 _LONGER_UNITS = frozenset({"week", "weeks", "month", "months", "year", "years", "неделю", "недели", "недель",
                            "месяц", "месяца", "месяцев", "год", "года", "лет", "апта", "ай", "жыл"})
 _NUMBERS = {
@@ -65,18 +72,30 @@ _EARLIER_PHRASES = frozenset({("last", "week"), ("last", "month"), ("last", "yea
 _YESTERDAY_PHRASES = frozenset({("last", "night")})
 
 
-def _ago(found: Sequence[str], i: int) -> int | None:
-    """The days back "N days ago" ending at ``found[i]`` names: N, 0 for no day (an hour
-    ago), None for an earlier day we do not resolve (a week ago, 10 days ago)."""
+def _minutes_ago(found: Sequence[str], i: int) -> int | None:
+    """The minutes back "N hours ago" ending at ``found[i]`` names (0: a number we cannot read,
+    "a few hours ago"), None when it names no hours or minutes."""
     unit = found[i - 1] if i >= 1 else ""
-    if unit in _HOUR_UNITS:
-        return 0
+    per = _HOUR_UNITS.get(unit)
+    if per is None:
+        return None
+    count = found[i - 2] if i >= 2 else ""
+    n = int(count) if count.isdigit() and len(count) <= 4 else _NUMBERS.get(count)
+    if n is None:
+        n = 1 if unit in _SINGLE_UNITS else 0
+    return n * per
+
+
+def _ago(found: Sequence[str], i: int) -> int | None:
+    """The days back "N days ago" ending at ``found[i]`` names: N, None for an earlier day we do
+    not resolve (a week ago, 10 days ago)."""
+    unit = found[i - 1] if i >= 1 else ""
     if unit not in _DAY_UNITS:
         return None
     count = found[i - 2] if i >= 2 else "a"
     n = int(count) if count.isdigit() and len(count) <= 2 else _NUMBERS.get(count, 1 if unit in ("day", "день",
                                                                                            "кун") else None)
-    return n if n is not None and 1 <= n <= 7 else None
+    return n if n is not None and 1 <= n <= MAX_BACK_DAYS else None
 
 
 class Days(NamedTuple):
@@ -85,6 +104,9 @@ class Days(NamedTuple):
     back: tuple[int, ...] = ()
     #: An earlier day is named that we do not resolve ("last week", "on Monday", "on 25 November").
     unresolved: bool = False
+    #: "2 hours ago", "30 минут назад": how long before the message the report is about (0: none
+    #: named). Which day that is depends on when the message was written (see :meth:`day_of`).
+    minutes: int = 0
 
     @property
     def certain(self) -> bool:
@@ -103,6 +125,14 @@ class Days(NamedTuple):
         """The one day a certain message is about (0: the day it was written)."""
         return self.back[0] if len(self.back) == 1 else 0
 
+    def day_of(self, written: dt.datetime) -> dt.date:
+        """The day a certain message ``written`` at that moment (aware, in the user's time zone) is
+        about: "yesterday" the day before, "an hour ago" sent at 00:20 the day before too."""
+        if self.back or not self.minutes:  # a day named ("today") wins over the hours
+            return written.date() - dt.timedelta(days=self.days_back)
+        earlier = written.astimezone(dt.timezone.utc) - dt.timedelta(minutes=self.minutes)
+        return earlier.astimezone(written.tzinfo).date()
+
 
 def read_days(found: Sequence[str]) -> Days:
     """The days named by the words of a normalized message."""
@@ -120,15 +150,22 @@ def read_days(found: Sequence[str]) -> Days:
         named.add(0)
     unresolved = bool(_EARLIER_WORDS.intersection(found) or pairs & _EARLIER_PHRASES) or any(
         w.startswith(_EARLIER_PREFIXES) for w in found)
+    minutes = 0
     for i, w in enumerate(found):
         if w in _AGO_WORDS:
+            span = _minutes_ago(found, i)
+            if span is not None:
+                if span > MAX_BACK_DAYS * 24 * 60:  # "200 hours ago": an earlier day we do not resolve
+                    unresolved = True
+                minutes = minutes or span
+                continue
             back = _ago(found, i)
             if back is None:
                 # "бұрын" is also "before" ("таңғы астан бұрын": before breakfast)
                 unresolved = unresolved or w != "бурын" or (i >= 1 and found[i - 1] in _LONGER_UNITS)
             elif back:
                 named.add(back)
-    return Days(tuple(sorted(named)), unresolved)
+    return Days(tuple(sorted(named)), unresolved, minutes)
 
 
 def reported_days(text: str) -> Days:

@@ -28,7 +28,7 @@ from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.engine.validation import BACKDATE_DAYS
 from habitreward.errors import NotFound, NothingToUndo, ValidationError
 from habitreward.models import Habit, HabitLog, ProgressStatus, User
-from habitreward.nlp.days import Days, days_back, reported_days
+from habitreward.nlp.days import Days, reported_days
 from habitreward.plugins.nlp import matching_may_wait
 
 _NO_DAY = dt.date.min  # callback data without a day: today, when the button is pressed
@@ -340,10 +340,13 @@ def _matched(text: str, habits: list[Habit], result: Any) -> tuple[list[Habit], 
 
 
 def _reported_day(engine: Any, user: Any, text: str, at: dt.datetime | None) -> dt.date | None:
-    """The day a report is about when it names one just past ("ran yesterday"); None: the
-    day it was written (``at``)."""
-    back = days_back(text)
-    return engine.local_date(user, at) - dt.timedelta(days=back) if back else None
+    """The day a report is about when it names one just past ("ran yesterday", "an hour ago"
+    sent soon after midnight); None: the day it was written (``at``)."""
+    moment = at or engine.now()
+    written = (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(
+        engine.user_zone(user))
+    day = reported_days(text).day_of(written)
+    return day if day != written.date() else None
 
 
 def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | None, log: bool) -> tuple[
