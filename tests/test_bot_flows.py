@@ -530,7 +530,7 @@ def test_a_report_naming_yesterday_and_the_day_before_logs_neither_at_once(tg, c
 
 @pytest.mark.parametrize("text", ["ran last week", "ran on 25 November", "ran on Monday", "на прошлой неделе бегал",
                                   "в понедельник бегал", "өткен аптада жүгірдім", "дүйсенбіде жүгірдім",
-                                  "ran 10 days ago"])
+                                  "ran 10 days ago", "ran on 04.01", "бегал 4-го", "ran on 2026-01-04"])
 def test_a_report_of_an_earlier_day_we_cannot_tell_is_not_logged_for_today(tg, clock, text):
     """The day picker instead: the user says which day, then which habit."""
     bot = tg()

@@ -213,6 +213,8 @@ def test_more_plans_negations_and_questions_are_never_confident(text):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("ran 5.5 km", ["Running"]), ("ran 3.10 miles", ["Running"]), ("ran 5-10 km", ["Running"]),
+    ("read 1/2 book", ["Reading"]), ("my 4th run", ["Running"]),  # numbers, but no date
     ("ran about 5 km", ["Running"]), ("kept going, ran 10k", ["Running"]), ("ran 5km, needed that", ["Running"]),
     ("read about an hour", ["Reading"]),
 ])
@@ -255,6 +257,9 @@ def test_a_message_naming_one_day_stays_confident(text, expected):
     "ran last week", "ran on 25 November", "на прошлой неделе бегал", "өткен аптада жүгірдім", "ran on Monday",
     "в понедельник бегал", "дүйсенбіде жүгірдім", "ran a week ago", "ran 10 days ago", "бегал неделю назад",
     "бір апта бұрын жүгірдім",
+    # a date in numbers: it was no day at all, so today
+    "ran on 04.01", "ran 2026-01-04", "ran 4/01", "ran on the 4th", "бегал 04.01.2026", "бегал 4-го",
+    "04.01 жүгірдім", "ran 12/25",
 ])
 def test_an_earlier_day_we_do_not_resolve_is_asked_about(text):
     from habitreward.nlp.days import reported_days

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -175,9 +176,33 @@ def reported_days(text: str) -> Days:
     return _reported_days(text) if len(text) <= 200 else _reported_days.__wrapped__(text)
 
 
+# A date in numbers is an earlier day we do not resolve too: "04.01", "4/01", "25.11.2025",
+# "2026-01-04", "on the 4th", "4-го". Day 1-31 and a two-digit month 01-12 (in either order), so
+# a decimal ("5.5 km", "2.50 l", "10.25"), a fraction ("1/2"), a range ("5-10") or an amount
+# ("3.10 km") is no date.
+_UNIT_AFTER = r"(?!\s*(?:k|km|км|mi|miles?|l|л|kg|кг|m|м|h|ч|hours?|hrs?|час\w*|min\w*|мин\w*)\b)"
+_NUMERIC_DATE = re.compile(
+    r"(?<![\d.,/-])(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}([./-])\d{1,2}\1(?:\d{4}|\d{2})"
+    r"|(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{2})" + _UNIT_AFTER + r")(?![\d.,/-]?\d)"
+    r"|\bon\s+(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\b|(?<!\d)\d{1,2}-?го\b"
+)
+
+
+def _names_a_date(text: str) -> bool:
+    for match in _NUMERIC_DATE.finditer(text):
+        if match.group("a") is None:
+            return True
+        a, b = int(match.group("a")), int(match.group("b"))
+        if (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31 and match.group("sep") == "/"):
+            return True
+    return False
+
+
 @functools.lru_cache(maxsize=2048)
 def _reported_days(text: str) -> Days:
-    return read_days(words(normalize(text)))
+    folded = normalize(text)
+    days = read_days(words(folded))
+    return days._replace(unresolved=True) if not days.unresolved and _names_a_date(folded) else days
 
 
 def days_back(text: str) -> int:

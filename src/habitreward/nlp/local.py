@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from habitreward.nlp.days import read_days
+from habitreward.nlp.days import reported_days
 from habitreward.nlp.normalize import normalize, stems, words
 from habitreward.nlp.results import HabitMatch, MatchResult
 
@@ -347,7 +347,7 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     doubts = hedges(message_words)
     if not _NOT_DONE_MARKS.isdisjoint(text):  # "run ✅ read ❌": the marks are not words
         doubts.append("❌")
-    day_doubt = read_days(message_words).doubt  # "ran yesterday and read today": which habit on which day?
+    day_doubt = reported_days(text).doubt  # "ran yesterday and read today": which habit on which day?
     if day_doubt:
         doubts.append(day_doubt)
     question = text.rstrip().endswith("?") or message_words[:2] in _QUESTION_OPENINGS
