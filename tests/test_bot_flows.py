@@ -687,6 +687,26 @@ def test_typed_report_counts_for_the_day_it_was_written(tg, clock):
     assert bot.engine.history(ann)[0].log.completed_on == dt.date(2026, 1, 4)
 
 
+def test_a_report_handled_after_midnight_offers_the_day_it_was_written(tg, clock):
+    """Written at 23:58, handled at 00:03: what the bot asks is about the day written, and says so."""
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Reading")
+    written = dt.datetime.combine(bot.engine.today(ann), dt.time(23, 58), tzinfo=bot.engine.user_zone(ann))
+    day = written.date()
+    clock.set(written + dt.timedelta(minutes=5))
+    unknown = bot.send(ANN, "qwertyuiop zxcvb", date=written)
+    assert f"Which habit did you do on {day.day} {day:%B}?" in unknown.text
+    assert "logged for" in bot.press(ANN, "Running").text
+    assert [e.log.completed_on for e in bot.engine.history(ann)] == [day]
+
+    asked = bot.send(ANN, "I ran yesterday and read today", date=written)
+    before = day - dt.timedelta(days=1)  # the message's "today" is yesterday now
+    assert buttons(asked)[:2] == ["Reading · Yesterday", f"Reading · {before:%a}, {before.day} {before:%b}"]
+    bot.press(ANN, "Reading · Yesterday")
+    assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)][0] == ("Reading", day)
+
+
 def test_without_any_matcher_only_the_exact_name_counts(tg):
     bot = tg()
     ann = user(bot)

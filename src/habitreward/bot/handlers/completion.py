@@ -421,9 +421,13 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         await _ask_habit_and_day(s, matches, days, at)
         return
     named = _reported_day(s.engine, s.user, text, at)  # "yesterday"
-    # The keyboard offered instead is that day's, unless no habit existed then (today's).
-    keyboard_day = named if named is not None and any(
-        s.engine.earliest_day(s.user, habit) <= named for habit in habits) else None
+    # The keyboard offered instead is the day the message is about ("yesterday", or the day it
+    # was written when that is over: sent at 23:58, handled at 00:03), unless no habit existed
+    # then (today's).
+    today = s.engine.today(s.user)
+    about = named or (s.engine.local_date(s.user, at) if at else today)
+    keyboard_day = about if about < today and any(
+        s.engine.earliest_day(s.user, habit) <= about for habit in habits) else None
     if matches:
         # The answer logs the day the message is about, even if it comes after midnight.
         day = named or (s.engine.local_date(s.user, at) if at else None)
@@ -446,7 +450,8 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
     """A report naming several days: a button for each habit on each day it names (that the
     habit existed on), pressed one at a time."""
     t = s.t
-    written = s.engine.local_date(s.user, at) if at else s.engine.today(s.user)
+    today = s.engine.today(s.user)
+    written = s.engine.local_date(s.user, at) if at else today
     rows: Rows = []
     for habit in matches:
         earliest = s.engine.earliest_day(s.user, habit)
@@ -454,7 +459,9 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
             day = written - dt.timedelta(days=back)
             if day < earliest or len(rows) >= 8:
                 continue
-            label = t._("Today") if back == 0 else t._("Yesterday") if back == 1 else t.date(day, "EEE, d MMM")
+            # Named as seen now: the "today" of a message written before midnight is yesterday.
+            ago = (today - day).days
+            label = t._("Today") if ago == 0 else t._("Yesterday") if ago == 1 else t.date(day, "EEE, d MMM")
             rows.append([(f"{habit.name} · {label}", f"d:{habit.id}:{day_data(day)}")])
     rows.append([(t._("❌ None of these"), "fn")])
     rows.append([(t._("📋 Pick another habit"), "done")])
