@@ -41,3 +41,21 @@ def test_the_command_line_says_so_in_one_line(tmp_path):
 def test_finite_values_in_range_are_kept():
     settings = Settings.load({"STREAK_MULTIPLIER_RATE": "100", "LLM_TIMEOUT": "2.5"}, env_file=None)
     assert (settings.streak_multiplier_rate, settings.llm_timeout) == (100.0, 2.5)
+
+
+@pytest.mark.parametrize(("raw", "stored"), [("UTC+5", "Etc/GMT-5"), ("+05:45", "UTC+05:45"), ("UTC-12", "Etc/GMT+12"),
+                                             (" Asia/Kolkata ", "Asia/Kolkata")])
+def test_the_default_time_zone_takes_what_a_user_may_set(raw, stored):
+    """An offset, as users may type one, was refused ("must be an IANA time zone")."""
+    assert Settings.load({"DEFAULT_TIMEZONE": raw}, env_file=None).default_timezone == stored
+
+
+@pytest.mark.parametrize("raw", ["Europe", "Mars/Olympus", "UTC+15"])
+def test_a_default_time_zone_that_is_none_is_one_line(tmp_path, raw):
+    """"Europe" (a directory of the tz database) was a traceback ending in IsADirectoryError."""
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
+                                      "users", "add", "42", "--name", "Ann"],
+                                env={"DEFAULT_TIMEZONE": raw, "HABITREWARD_LOAD_PLUGINS": ""})
+    assert result.exit_code == 1
+    assert result.output == ("Error: DEFAULT_TIMEZONE must be an IANA time zone such as Europe/Berlin or an offset"
+                             f" such as UTC+5, got {raw!r}\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from habitreward.errors import ConfigError
+from habitreward.errors import ConfigError, ValidationError
 
 LANGUAGES = ("en", "ru", "kk")
 REGISTRATION_MODES = ("approval", "open", "closed")
@@ -81,11 +80,16 @@ def _language(name: str, raw: str) -> str:
 
 
 def _timezone(name: str, raw: str) -> str:
+    """What a user may set (an IANA name or a UTC offset), stored the same way: "UTC+5" was refused
+    and "Europe" (a directory of the tz database) was a traceback."""
+    from habitreward.engine.validation import timezone_name  # it reads LANGUAGES from here
+
     try:
-        zoneinfo.ZoneInfo(raw.strip())
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{name} must be an IANA time zone such as Europe/Berlin, got {raw!r}") from None
-    return raw.strip()
+        return timezone_name(raw)
+    except ValidationError:
+        raise ConfigError(
+            f"{name} must be an IANA time zone such as Europe/Berlin or an offset such as UTC+5, got {raw!r}"
+        ) from None
 
 
 def _registration(name: str, raw: str) -> str:
@@ -175,7 +179,9 @@ class Settings:
         "SUPPORTED_LANGUAGES", _languages, LANGUAGES, "Languages offered to users."
     )
     default_language: str = _setting("DEFAULT_LANGUAGE", _language, "en", "Language when nothing else is known.")
-    default_timezone: str = _setting("DEFAULT_TIMEZONE", _timezone, "UTC", "Time zone of new users.")
+    default_timezone: str = _setting(
+        "DEFAULT_TIMEZONE", _timezone, "UTC", "Time zone of new users: an IANA name (Asia/Almaty) or an offset (UTC+5)."
+    )
     registration: str = _setting(
         "REGISTRATION", _registration, "approval", "approval, open or closed: what happens when someone new writes."
     )
