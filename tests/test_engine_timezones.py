@@ -88,6 +88,18 @@ def test_a_word_that_is_no_zone_is_unknown(typed):
     assert len(str(refused.value)) < 160  # a long one is quoted cut short (the CLI prints it)
 
 
+@pytest.mark.parametrize("typed", ["localtime", "posixrules", "posix/Europe/Berlin", "right/Europe/Berlin"])
+def test_a_file_of_the_machines_zone_folder_is_no_zone(engine, clock, typed):
+    """"localtime" was accepted: the user's day was the server's (/etc/localtime), wherever it stood;
+    the others exist on some machines only (and right/ counts leap seconds)."""
+    clock.set(dt.datetime(2026, 1, 5, 23, 30, tzinfo=dt.timezone.utc))
+    ann = engine.add_user(42, "Ann", active=True, timezone="Asia/Kolkata")
+    with pytest.raises(ValidationError, match="Unknown time zone"):
+        engine.set_timezone(ann, typed)
+    assert engine.get_user(42).timezone == "Asia/Kolkata"
+    assert engine.today(engine.get_user(42)) == dt.date(2026, 1, 6)
+
+
 @pytest.mark.no_db
 @pytest.mark.parametrize("stored", ["UTC+23:05", "UTC*05:00", "Europe"])
 def test_a_stored_offset_outside_the_rule_counts_as_utc(stored, caplog):

@@ -22,6 +22,10 @@ MAX_NAME_LENGTH = 100
 MAX_SKIP_DAYS = 30
 BACKDATE_DAYS = 7
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+#: Files of a system's time zone folder that are no zone of the tz database, refused as unknown:
+#: ``localtime`` is the machine's own zone (a user's day would be wherever the server stands) and
+#: ``posixrules``, ``posix/...``, ``right/...`` (leap seconds counted) exist on some machines only.
+_MACHINE_ZONES = frozenset({"localtime", "posixrules"})
 #: How :func:`timezone_name` stores an offset that is not a whole hour (``UTC+05:30``).
 _STORED_OFFSET = re.compile(r"UTC([+-])([0-9]{2}):([0-9]{2})")
 
@@ -198,6 +202,8 @@ def timezone_name(value: str) -> str:
     if text.upper() in ("UTC", "GMT", "Z"):
         return "UTC"
     try:
+        if text in _MACHINE_ZONES or text.startswith(("posix/", "right/")):
+            raise ValueError(f"not a zone of the tz database: {text!r}")
         zone_of(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
