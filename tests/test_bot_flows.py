@@ -936,6 +936,42 @@ def test_a_plugin_command_description_is_translated_through_its_catalog(engine, 
         i18n.translations.cache_clear()
 
 
+def test_a_plugin_handler_speaks_the_users_language(engine, botapi, tmp_path, monkeypatch):
+    """``habitreward.bot.translator`` gives a plugin's handler the language the bot speaks to
+    the user: the one chosen in /settings, whatever Telegram's app language says."""
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.bot import i18n, translator
+    from habitreward.testing.driver import BotDriver
+
+    po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+                  'msgid "How do you feel, {name}?"\nmsgstr "Как настроение, {name}?"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "_extra_dirs", [])
+    i18n.register_catalog_dir(tmp_path, "moody")
+
+    async def mood(update, context):
+        t = await translator(update, context)
+        await update.message.reply_html(t._("How do you feel, {name}?", name="<Ann>"))
+
+    class Mood:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("mood", mood), description="Rate your mood")
+
+    engine.pm.register(Mood())
+    try:
+        with BotDriver(engine, botapi) as bot:
+            ann = user(bot, lang="ru")
+            assert bot.send(ANN, "/mood", language_code="en").text == "Как настроение, &lt;Ann&gt;?"  # escaped for HTML
+            engine.set_language(ann, "kk")
+            assert bot.send(ANN, "/mood", language_code="ru").text == "How do you feel, &lt;Ann&gt;?"  # no kk catalog
+    finally:
+        i18n.translations.cache_clear()
+
+
 def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
     """A plugin's CallbackQueryHandler, added after the bot's own, gets its presses; data that
     no handler takes is still refused politely."""

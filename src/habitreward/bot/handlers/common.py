@@ -204,6 +204,15 @@ def translator_for(user: User | None, update: Update | None, settings: Any) -> T
     ))
 
 
+async def translator(update: Update, context: Any) -> Translator:
+    """The :class:`Translator` of the language the bot speaks to this update's user (their
+    choice in /settings, else Telegram's, else the default), for a plugin's handler:
+    ``t = await translator(update, context); await update.message.reply_html(t._("..."))``."""
+    tg_user = update.effective_user
+    user = await user_for(context, tg_user.id) if tg_user is not None else None
+    return translator_for(user, update, engine_of(context).settings)
+
+
 async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: bool = False) -> Any:
     """Run one Bot API call; retry on 429, ignore "not modified", log a blocked user.
 
