@@ -148,6 +148,10 @@ def test_cli_match_shows_the_day_the_bot_would_log(run, engine):
     assert f"asking which day ({day(0)}, {day(1)})" in run("match", "42", "I ran yesterday and read today").output
     week = run("match", "42", "ran last week")
     assert "asked to confirm (doubt: an earlier day), with the day picked first" in week.output
+    dated = (today - dt.timedelta(days=2)).strftime("%d.%m")  # "25.11": day first
+    assert f"logged at once for {day(2)} (2 days ago)" in run("match", "42", f"ran {dated}").output
+    too_far = (today - dt.timedelta(days=20)).strftime("%d.%m.%Y")
+    assert "with the day picked first" in run("match", "42", f"ran {too_far}").output
 
 
 def test_cli_match_keeps_a_plugin_matcher_to_the_users_habits(run, engine, tmp_path, monkeypatch):

@@ -257,9 +257,6 @@ def test_a_message_naming_one_day_stays_confident(text, expected):
     "ran last week", "ran on 25 November", "на прошлой неделе бегал", "өткен аптада жүгірдім", "ran on Monday",
     "в понедельник бегал", "дүйсенбіде жүгірдім", "ran a week ago", "ran 10 days ago", "бегал неделю назад",
     "бір апта бұрын жүгірдім",
-    # a date in numbers: it was no day at all, so today
-    "ran on 04.01", "ran 2026-01-04", "ran 4/01", "ran on the 4th", "бегал 04.01.2026", "бегал 4-го",
-    "04.01 жүгірдім", "ran 12/25",
 ])
 def test_an_earlier_day_we_do_not_resolve_is_asked_about(text):
     from habitreward.nlp.days import reported_days
@@ -299,6 +296,70 @@ def test_hours_ago_is_the_day_of_that_moment(text, written, day):
     days = reported_days(text)
     assert days.certain and days.day_of(moment) == dt.date.fromisoformat(f"2026-{day}")
     assert match_local(text, EN + RU + KK).confident
+
+
+@pytest.mark.parametrize(("text", "back"), [("бегал 25.11", 3), ("ran on 25/11", 3), ("25.11 жүгірдім", 3),
+                                          ("ran 25.11.2026.", 3), ("ran 28/11/26", 0), ("ran 22.11", 6)])
+def test_a_numeric_date_is_read_day_first(text, back):
+    import datetime as dt
+
+    from habitreward.nlp.days import reported_days
+
+    result = match_local(text, EN + RU + KK)
+    assert len(result.matches) == 1 and result.confident, result.reason
+    days = reported_days(text, dt.date(2026, 11, 28))
+    assert days.certain and days.days_back == back
+
+
+@pytest.mark.parametrize(("text", "back"), [
+    ("ran on 04.01", 1), ("ran 2026-01-04", 1), ("ran on the 4th", 1), ("бегал 04.01.2026", 1), ("бегал 4-го", 1),
+    ("04.01 жүгірдім", 1), ("ran 4.1.2026", 1), ("бегал 04-01-2026", 1), ("ran on the 5th", 0),
+    ("ran 31.12", 5),  # written on 5 January: last year's
+    ("ran on the 31st", 5),  # no 31st yet this month: last month's
+])
+def test_a_date_in_numbers_within_the_week_is_that_day(text, back):
+    import datetime as dt
+
+    from habitreward.nlp.days import days_back, reported_days
+
+    result = match_local(text, EN + RU + KK)
+    assert len(result.matches) == 1 and result.confident, result.reason
+    assert reported_days(text, dt.date(2026, 1, 5)).certain and days_back(text, dt.date(2026, 1, 5)) == back
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("ran 12/25", (2026, 1, 5)),  # 25 December: 11 days back
+    ("бегал 6-го", (2026, 1, 5)),  # the 6th is ahead this month: 6 December
+    ("ran 20.11.2026", (2026, 11, 28)), ("ran 30.11", (2026, 11, 28)),  # ahead
+    ("ran 25.11.2025", (2026, 11, 28)),  # a year back
+    ("ran 11/12", (2026, 12, 12)),  # 11 December (yesterday), or November 12: never guessed
+])
+def test_a_date_in_numbers_out_of_the_week_or_read_two_ways_is_an_earlier_day(text, written):
+    import datetime as dt
+
+    from habitreward.nlp.days import reported_days
+
+    days = reported_days(text, dt.date(*written))
+    assert days.unresolved and not days.certain and days.back == ()
+
+
+@pytest.mark.parametrize("text", ["ran 11/12", "ran on 3/4", "бегал 5/11", "ran 4/01"])
+def test_a_slash_date_that_also_reads_month_first_is_asked_about(text):
+    result = match_local(text, EN + RU + KK)
+    assert result.matches and not result.confident and result.reason == "doubt: an ambiguous date"
+
+
+@pytest.mark.parametrize("text", ["ran 5.5 km", "ran 10.12 km", "в 10.11 бегал", "ran at 10.11",
+                                  "did 3/3 sets of push-ups", "бегал 2.5 часа", "ran 7.05 am", "ran 3.10 miles",
+                                  "ran 5-10 km", "read 1/2 book", "my 4th run", "ran 2.50 l", "ran at 10:30",
+                                  "ran 10.25", "ran 25.11-28.11"])
+def test_numbers_that_are_no_date_leave_the_day_alone(text):
+    import datetime as dt
+
+    from habitreward.nlp.days import reported_days
+
+    assert match_local(text, EN + RU + KK).confident
+    assert reported_days(text).dates == () and reported_days(text, dt.date(2026, 11, 28)) == reported_days(text)
 
 
 RU_READ_ALIAS = {21: ["читать"]}  # Чтение, also "читать": "почитаю" is found

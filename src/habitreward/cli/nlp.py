@@ -102,11 +102,12 @@ def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
     result = engine.hooks.match_habits(user, text, engine.habits_for(user))
     data = result.as_dict() if result is not None else {"matches": [], "confident": False, "used_llm": False,
                                                           "reason": "no matcher answered"}
-    days, today = reported_days(text), engine.today(user)
+    written = engine.now().astimezone(engine.user_zone(user))
+    days, today = reported_days(text, written.date()), engine.today(user)
     if not days.certain:  # as the bot: several days or an unknown earlier one are asked, whatever matched
         data["confident"] = False
         data["reason"] = data["reason"] or f"doubt: {days.doubt}"
-    day = days.day_of(engine.now().astimezone(engine.user_zone(user))) if days.certain else None
+    day = days.day_of(written) if days.certain else None
     data["day"] = day.isoformat() if day else None
     data["days"] = [(today - dt.timedelta(days=back)).isoformat() for back in days.back]
     if as_json:

@@ -7,6 +7,11 @@ naming more than one ("ran yesterday and read today") is not certain: which habi
 with which day is the user's to say, and so is one naming an earlier day we do not resolve ("last week", "on
 Monday", "on 25 November"): it is not today. Normalized forms (see :mod:`habitreward.nlp.normalize`),
 so Kazakh typed without its own letters reads the same.
+
+Dates in numbers are read day first, as in Russian, Kazakh and most of the world ("25.11", "25.11.2026",
+"25/11", "2026-11-25", "on the 4th", "4-го") and put on the calendar of the day the message was written
+(``today``): within the backdating window they are that day, otherwise (further back, ahead, or a slash
+date that also reads month first, "11/12") an earlier day we do not resolve, as "on Monday" is.
 """
 
 from __future__ import annotations
@@ -99,24 +104,124 @@ def _ago(found: Sequence[str], i: int) -> int | None:
     return n if n is not None and 1 <= n <= MAX_BACK_DAYS else None
 
 
+# A date in numbers, day first: "25.11", "4.01.2026", "25/11", "11/12/26", "04-01-2026", "2026-01-04",
+# "on the 4th", "4-го". After a dot the month has two digits (and is at most 12: see read_dates), and
+# no digit, letter or separator is around it, so a decimal ("5.5 km", "2.50", "10.25"), a range
+# ("5-10", "25.11-28.11") or a clock time ("10:30") is none.
+_DATE = re.compile(
+    r"(?<![\w.,:/-])(?:(?P<iso_year>\d{4})-(?P<iso_month>\d{1,2})-(?P<iso_day>\d{1,2})"
+    r"|(?P<day3>\d{1,2})(?P<sep>[./-])(?P<month3>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
+    r"|(?P<day>\d{1,2})(?:\.(?P<dot_month>\d{2})|/(?P<slash_month>\d{1,2})))(?![\w:/%]|[.,/-]\d)"
+    r"|\bon\s+(?:the\s+)?(?P<nth>\d{1,2})(?:st|nd|rd|th)\b|(?<![\w.,:/-])(?P<go>\d{1,2})-?го\b"
+)
+# Before a date without a year, a time ("в 10.11", "at 10.11", "до 10.30"); after any, an amount
+# ("10.12 km", "3/3 sets", "7.05 am", "бегал 2.10 часа", "4-го подхода"): no date.
+_TIME_WORDS = frozenset("at around by till until from в во к около до с со после сагат".split())
+_AMOUNT_WORDS = frozenset(
+    "k km kms m mi mile miles l kg lb lbs h hr hrs hour hours min mins minute minutes sec set sets rep reps "
+    "times x pages page percent am pm км м мин минут минуты минуту ч час часа часов л литр литра литров кг раз "
+    "раза подход подхода подходов стр страниц страницы сек шаг шагов мл утра вечера ночи минот сагат бет рет "
+    "шакырым".split()
+)
+
+
+class DateReading(NamedTuple):
+    """The days a date in numbers may mean, as (day, month, year) with the year None when not
+    written and the month None for "on the 4th"; two for a slash date that also reads month first."""
+
+    readings: tuple[tuple[int, int | None, int | None], ...]
+
+
+def read_dates(text: str) -> tuple[DateReading, ...]:
+    """The dates in numbers of a normalized message (see :data:`_DATE`), not yet put on a calendar."""
+    found = []
+    for match in _DATE.finditer(text):
+        before = words(text[:match.start()])[-1:]
+        after = words(text[match.end():])[:1]
+        if after and after[0] in _AMOUNT_WORDS:
+            continue
+        groups = match.groupdict()
+        if groups["iso_year"]:
+            readings = [(int(groups["iso_day"]), int(groups["iso_month"]), int(groups["iso_year"]))]
+        elif groups["nth"] or groups["go"]:
+            readings = [(int(groups["nth"] or groups["go"]), None, None)]
+        else:
+            year_text = groups["year"]
+            year = None if year_text is None else int(year_text) + (2000 if len(year_text) == 2 else 0)
+            first = int(groups["day3"] or groups["day"])
+            second = int(groups["month3"] or groups["dot_month"] or groups["slash_month"])
+            slash = groups["sep"] == "/" or groups["slash_month"] is not None
+            if year is None and before and before[0] in _TIME_WORDS:
+                continue
+            # "1/2 book", "3/4 of the way" (a digit each): a fraction, unless after "on" ("ran on 3/4")
+            if groups["slash_month"] and len(groups["day"] + groups["slash_month"]) == 2 and before != ["on"]:
+                continue
+            readings = [(first, second, year)]
+            if slash and first != second and first <= 12:  # "11/12" also reads month first (November 12)
+                readings.append((second, first, year))
+        # Only real days ("31.11", "12/25" day first: none): any is one on 31 January of a leap year.
+        readings = [r for r in readings if _calendar_day(r, dt.date(2000, 1, 31)) is not None]
+        if readings:
+            found.append(DateReading(tuple(readings)))
+    return tuple(found)
+
+
+def _calendar_day(reading: tuple[int, int | None, int | None], today: dt.date) -> dt.date | None:
+    """The date a (day, month, year) reading is as written ``today``, None when there is none
+    ("31.11"). Without a month ("on the 4th"), this month's, or the last month's with that day when
+    this month's is ahead. Without a year, this year's, or last year's when this year's is more than
+    a month ahead ("31.12" written on 2 January); 29 February outside a leap year is the last leap
+    year's."""
+    day, month, year = reading
+    if month is None:
+        for back in range(3):  # 31st written on 1 March: 31 January
+            month_index = today.year * 12 + today.month - 1 - back
+            try:
+                date = dt.date(month_index // 12, month_index % 12 + 1, day)
+            except ValueError:
+                continue
+            if date <= today:
+                return date
+        return None
+    try:
+        if year is not None:
+            return dt.date(year, month, day)
+        if (month, day) == (2, 29):
+            leap = today.year
+            while leap % 4 or (leap % 100 == 0 and leap % 400):
+                leap -= 1
+            return dt.date(leap, 2, 29)
+        date = dt.date(today.year, month, day)
+    except ValueError:
+        return None
+    return date.replace(year=today.year - 1) if date > today + dt.timedelta(days=31) else date
+
+
 class Days(NamedTuple):
     """The days a message names, as days before the day it was written (0: that day)."""
 
     back: tuple[int, ...] = ()
-    #: An earlier day is named that we do not resolve ("last week", "on Monday", "on 25 November").
+    #: An earlier day is named that we do not resolve ("last week", "on Monday", "on 25 November",
+    #: a date in numbers out of the window or that reads two ways).
     unresolved: bool = False
     #: "2 hours ago", "30 минут назад": how long before the message the report is about (0: none
     #: named). Which day that is depends on when the message was written (see :meth:`day_of`).
     minutes: int = 0
+    #: Dates in numbers not yet put on the calendar (read without the day written: see :meth:`on`).
+    dates: tuple[DateReading, ...] = ()
+    #: A slash date that also reads month first ("11/12"): which day is the user's to say.
+    ambiguous: bool = False
 
     @property
     def certain(self) -> bool:
         """At most one day named, and known: a report may be logged for it without asking."""
-        return len(self.back) <= 1 and not self.unresolved
+        return len(self.back) + len(self.dates) <= 1 and not self.unresolved and not self.ambiguous
 
     @property
     def doubt(self) -> str:
-        """Why the day is not certain ("an earlier day", "several days"), or ""."""
+        """Why the day is not certain ("an ambiguous date", "an earlier day", "several days"), or ""."""
+        if self.ambiguous:
+            return "an ambiguous date"
         if self.unresolved:
             return "an earlier day"
         return "" if self.certain else "several days"
@@ -126,10 +231,26 @@ class Days(NamedTuple):
         """The one day a certain message is about (0: the day it was written)."""
         return self.back[0] if len(self.back) == 1 else 0
 
+    def on(self, today: dt.date) -> Days:
+        """The days named, with the dates in numbers put on the calendar as written ``today``:
+        within the backdating window a day back; further back, ahead or read two ways, an earlier
+        day we do not resolve (the two readings of "11/12" are weeks apart: never both in the window)."""
+        back, unresolved = set(self.back), self.unresolved or self.ambiguous
+        for date in self.dates:
+            day = _calendar_day(date.readings[0], today) if len(date.readings) == 1 else None
+            ago = (today - day).days if day is not None else -1
+            if 0 <= ago <= MAX_BACK_DAYS:
+                back.add(ago)
+            else:
+                unresolved = True
+        return self._replace(back=tuple(sorted(back)), unresolved=unresolved, dates=())
+
     def day_of(self, written: dt.datetime) -> dt.date:
         """The day a certain message ``written`` at that moment (aware, in the user's time zone) is
         about: "yesterday" the day before, "an hour ago" sent at 00:20 the day before too."""
-        if self.back or not self.minutes:  # a day named ("today") wins over the hours
+        if self.dates:
+            return self.on(written.date()).day_of(written)
+        if self.back or not self.minutes:  # a day named ("today", "25.11") wins over the hours
             return written.date() - dt.timedelta(days=self.days_back)
         earlier = written.astimezone(dt.timezone.utc) - dt.timedelta(minutes=self.minutes)
         return earlier.astimezone(written.tzinfo).date()
@@ -169,43 +290,23 @@ def read_days(found: Sequence[str]) -> Days:
     return Days(tuple(sorted(named)), unresolved, minutes)
 
 
-def reported_days(text: str) -> Days:
-    """The days ``text`` names (see :class:`Days`)."""
+def reported_days(text: str, today: dt.date | None = None) -> Days:
+    """The days ``text`` names (see :class:`Days`), its dates in numbers put on the calendar when
+    ``today``, the day it was written in the user's time zone, is given."""
     # Every free-text message asks, and people send the same few words: short ones are remembered
     # (as the local matcher's answers are), long ones read afresh.
-    return _reported_days(text) if len(text) <= 200 else _reported_days.__wrapped__(text)
-
-
-# A date in numbers is an earlier day we do not resolve too: "04.01", "4/01", "25.11.2025",
-# "2026-01-04", "on the 4th", "4-го". Day 1-31 and a two-digit month 01-12 (in either order), so
-# a decimal ("5.5 km", "2.50 l", "10.25"), a fraction ("1/2"), a range ("5-10") or an amount
-# ("3.10 km") is no date.
-_UNIT_AFTER = r"(?!\s*(?:k|km|км|mi|miles?|l|л|kg|кг|m|м|h|ч|hours?|hrs?|час\w*|min\w*|мин\w*)\b)"
-_NUMERIC_DATE = re.compile(
-    r"(?<![\d.,/-])(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}([./-])\d{1,2}\1(?:\d{4}|\d{2})"
-    r"|(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{2})" + _UNIT_AFTER + r")(?![\d.,/-]?\d)"
-    r"|\bon\s+(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\b|(?<!\d)\d{1,2}-?го\b"
-)
-
-
-def _names_a_date(text: str) -> bool:
-    for match in _NUMERIC_DATE.finditer(text):
-        if match.group("a") is None:
-            return True
-        a, b = int(match.group("a")), int(match.group("b"))
-        if (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31 and match.group("sep") == "/"):
-            return True
-    return False
+    days = _reported_days(text) if len(text) <= 200 else _reported_days.__wrapped__(text)
+    return days.on(today) if today is not None and days.dates else days
 
 
 @functools.lru_cache(maxsize=2048)
 def _reported_days(text: str) -> Days:
     folded = normalize(text)
-    days = read_days(words(folded))
-    return days._replace(unresolved=True) if not days.unresolved and _names_a_date(folded) else days
+    dates = read_dates(folded)
+    return read_days(words(folded))._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
 
 
-def days_back(text: str) -> int:
-    """How many days before the message the report is about: 2, 1 or 0 (also when it names
-    several days: see :func:`reported_days`)."""
-    return reported_days(text).days_back
+def days_back(text: str, today: dt.date | None = None) -> int:
+    """How many days before the message, written ``today``, the report is about: 0 to 7 (0 also
+    when it names several days: see :func:`reported_days`)."""
+    return reported_days(text, today).days_back

@@ -347,7 +347,9 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     doubts = hedges(message_words)
     if not _NOT_DONE_MARKS.isdisjoint(text):  # "run ✅ read ❌": the marks are not words
         doubts.append("❌")
-    day_doubt = reported_days(text).doubt  # "ran yesterday and read today": which habit on which day?
+    # "ran yesterday and read today": which habit on which day? "ran 11/12": which date? (Whether a
+    # date is within the backdating window is the caller's to find: the day written is not known here.)
+    day_doubt = reported_days(text).doubt
     if day_doubt:
         doubts.append(day_doubt)
     question = text.rstrip().endswith("?") or message_words[:2] in _QUESTION_OPENINGS

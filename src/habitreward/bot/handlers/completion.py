@@ -339,13 +339,22 @@ def _matched(text: str, habits: list[Habit], result: Any) -> tuple[list[Habit], 
     return matches, bool(getattr(result, "confident", False))
 
 
-def _reported_day(engine: Any, user: Any, text: str, at: dt.datetime | None) -> dt.date | None:
-    """The day a report is about when it names one just past ("ran yesterday", "an hour ago"
-    sent soon after midnight); None: the day it was written (``at``)."""
+def _written(engine: Any, user: Any, at: dt.datetime | None) -> dt.datetime:
+    """The moment a message was written (``at``, or now), in the user's time zone."""
     moment = at or engine.now()
-    written = (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(
-        engine.user_zone(user))
-    day = reported_days(text).day_of(written)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(engine.user_zone(user))
+
+
+def _reported_days(engine: Any, user: Any, text: str, at: dt.datetime | None) -> Days:
+    """The days ``text`` names, its dates in numbers ("25.11") read on the day it was written."""
+    return reported_days(text, _written(engine, user, at).date())
+
+
+def _reported_day(engine: Any, user: Any, text: str, at: dt.datetime | None) -> dt.date | None:
+    """The day a report is about when it names one just past ("ran yesterday", "25.11", "an hour
+    ago" sent soon after midnight); None: the day it was written (``at``)."""
+    written = _written(engine, user, at)
+    day = reported_days(text, written.date()).day_of(written)
     return day if day != written.date() else None
 
 
@@ -361,7 +370,7 @@ def _read_match_and_log(engine: Any, user: Any, text: str, at: dt.datetime | Non
     # A message naming several days ("ran yesterday and read today") or an earlier one we do not
     # resolve ("last week") is never logged at once, whatever matcher answered: which habit goes
     # with which day is the user's to say.
-    confident = confident and reported_days(text).certain
+    confident = confident and _reported_days(engine, user, text, at).certain
     outcomes: list[CompletionResult | Exception] = []
     if matches and confident and log:
         day = _reported_day(engine, user, text, at)
@@ -413,8 +422,10 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
         for habit, outcome in zip(matches, outcomes):
             await show_completion(s, habit, outcome, new_message=True)
         return
-    days = reported_days(text)
-    if days.unresolved:  # "ran last week", "on Monday": which day is the user's to say, not today
+    days = _reported_days(s.engine, s.user, text, at)
+    # "ran last week", "on Monday", "ran 12.11" out of the window, "ran 11/12" that reads two ways:
+    # which day is the user's to say, not today
+    if days.unresolved:
         await earlier_day(s, [], intro=t._("I could not tell which day that was."))
         return
     if matches and not days.certain:
