@@ -256,7 +256,7 @@ def test_a_message_naming_one_day_stays_confident(text, expected):
 @pytest.mark.parametrize("text", [
     "ran last week", "ran on 25 November", "на прошлой неделе бегал", "өткен аптада жүгірдім", "ran on Monday",
     "в понедельник бегал", "дүйсенбіде жүгірдім", "ran a week ago", "ran 10 days ago", "бегал неделю назад",
-    "бір апта бұрын жүгірдім",
+    "бір апта бұрын жүгірдім", "ran 25.11-28.11", "бегал 01.11 – 03.11", "ran 21/11 - 23/11",
 ])
 def test_an_earlier_day_we_do_not_resolve_is_asked_about(text):
     from habitreward.nlp.days import reported_days
@@ -352,7 +352,7 @@ def test_a_slash_date_that_also_reads_month_first_is_asked_about(text):
 @pytest.mark.parametrize("text", ["ran 5.5 km", "ran 10.12 km", "в 10.11 бегал", "ran at 10.11",
                                   "did 3/3 sets of push-ups", "бегал 2.5 часа", "ran 7.05 am", "ran 3.10 miles",
                                   "ran 5-10 km", "read 1/2 book", "my 4th run", "ran 2.50 l", "ran at 10:30",
-                                  "ran 10.25", "ran 25.11-28.11"])
+                                  "ran 10.25", "ran 5.5-6.5 km"])
 def test_numbers_that_are_no_date_leave_the_day_alone(text):
     import datetime as dt
 

@@ -125,6 +125,16 @@ _AMOUNT_WORDS = frozenset(
 )
 
 
+# From one date to another ("25.11-28.11", "1/11 - 3/11"): several days, none of them read; the
+# message is asked about (an earlier day), not logged for today. Not an amount ("5.5-6.5 km").
+_DATE_RANGE = re.compile(r"(?<![\w.,:/-])\d{1,2}([./])\d{2}\s*[-–—]\s*\d{1,2}\1\d{2}(?![\w:/%]|[.,/-]\d)")
+
+
+def _names_a_date_range(text: str) -> bool:
+    return any(not (after := words(text[match.end():])[:1]) or after[0] not in _AMOUNT_WORDS
+               for match in _DATE_RANGE.finditer(text))
+
+
 class DateReading(NamedTuple):
     """The days a date in numbers may mean, as (day, month, year) with the year None when not
     written and the month None for "on the 4th"; two for a slash date that also reads month first."""
@@ -303,7 +313,8 @@ def reported_days(text: str, today: dt.date | None = None) -> Days:
 def _reported_days(text: str) -> Days:
     folded = normalize(text)
     dates = read_dates(folded)
-    return read_days(words(folded))._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
+    days = read_days(words(folded))._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
+    return days._replace(unresolved=True) if _names_a_date_range(folded) else days
 
 
 def days_back(text: str, today: dt.date | None = None) -> int:
