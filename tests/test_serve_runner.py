@@ -198,3 +198,89 @@ def test_an_update_applied_elsewhere_meanwhile_keeps_nothing_and_says_nothing(en
     served.close()
     assert [m["text"] for m in botapi.sent(700)] == []
     assert "update 9001: applied by another process meanwhile" in caplog.text
+
+
+def _served(db_url, botapi, clock):
+    """An engine as ``serve`` builds it (on the test's clock), a user in Berlin and a habit."""
+    served = make_engine(db_url, clock=clock, load_entry_points=False, telegram_bot_token="123456:RUNNER-TEST",
+                         telegram_api_url=botapi.base_url)
+    served.add_user(700, "Ann", active=True, timezone="Europe/Berlin", language="en")
+    habit = served.add_habit("Running")
+    return served, habit
+
+
+def test_a_button_pressed_before_midnight_and_run_after_it_logs_that_day(db_url, botapi, clock):
+    """A button press is done when the server received it: a press at 23:59:55 that is processed
+    after midnight (a restart re-running stored updates, the sweep, a backlog) logs the day it
+    was pressed, and the reply names that day."""
+    import datetime as dt
+    import json
+
+    from habitreward.models import HabitLog, ProcessedUpdate
+    from habitreward.testing.builders import callback_update, message_update
+
+    clock.set(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc))
+    served, habit = _served(db_url, botapi, clock)
+    inbox = Inbox(served)
+    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        update = message_update(700, "/habit_done", update_id=8001)
+        runner.receive(8001, json.dumps(update), update)
+        assert runner.drain(20)
+        keyboard = botapi.last_message(700)
+        assert (habit.name, f"d:{habit.id}") in [b for row in keyboard["buttons"] for b in row]
+        # Pressed at 23:59:55 in Berlin (22:59:55 UTC) and stored; the process stopped before
+        # running it, and the next start (or a sweep) runs it at 00:00:30.
+        press = callback_update(700, f"d:{habit.id}", message_id=keyboard["message_id"], update_id=8002)
+        with served.session():
+            ProcessedUpdate.insert(update_id=8002, payload=json.dumps(press), attempts=0, chat_key=700,
+                                   received_at=dt.datetime(2026, 1, 5, 22, 59, 55)).execute()
+        clock.set(dt.datetime(2026, 1, 5, 23, 0, 30, tzinfo=dt.timezone.utc))
+        assert runner.submit_pending() == 1
+        assert runner.drain(20)
+    finally:
+        runner.stop(10)
+        inbox.close()
+    with served.session():
+        logs = [(log.completed_on, log.timestamp) for log in HabitLog.select()]
+    served.close()
+    assert logs == [(dt.date(2026, 1, 5), dt.datetime(2026, 1, 5, 22, 59, 55))]
+    assert "<b>Running</b> logged for Jan 5, 2026." in botapi.last_text(700)
+
+
+def test_a_button_press_received_by_the_server_is_done_at_its_receipt(db_url, botapi, clock):
+    """Handed over as it arrives (webhook, polling), a press is done at the moment the inbox
+    stored it too, however late the handlers run."""
+    import datetime as dt
+    import json
+    from zoneinfo import ZoneInfo
+
+    from habitreward.models import HabitLog, ProcessedUpdate, utcnow
+    from habitreward.testing.builders import callback_update, message_update
+
+    clock.set(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc))  # the habit is older than any receipt
+    served, habit = _served(db_url, botapi, clock)
+    inbox = Inbox(served)
+    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        update = message_update(700, "/habit_done", update_id=8101)
+        runner.receive(8101, json.dumps(update), update)
+        assert runner.drain(20)
+        keyboard = botapi.last_message(700)
+        # The handlers run a day after the server's clock said it received the press.
+        clock.set(utcnow().replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1))
+        press = callback_update(700, f"d:{habit.id}", message_id=keyboard["message_id"], update_id=8102)
+        runner.receive(8102, json.dumps(press), press)
+        assert runner.drain(20)
+    finally:
+        runner.stop(10)
+        inbox.close()
+    with served.session():
+        received = ProcessedUpdate.get_by_id(8102).received_at
+        logs = [(log.completed_on, log.timestamp) for log in HabitLog.select()]
+    served.close()
+    pressed_on = received.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo("Europe/Berlin")).date()
+    assert logs == [(pressed_on, received)]
+    assert "<b>Running</b> logged for" in botapi.last_text(700)

@@ -90,6 +90,13 @@ class PendingUpdate:
     payload: str
 
 
+class ClaimedUpdate(NamedTuple):
+    """A stored update taken for processing (:meth:`Inbox.claim_update`)."""
+
+    payload: str
+    received_at: dt.datetime  # when it was stored (naive UTC): the moment the server received it
+
+
 class _AdvisoryLocks:
     """PostgreSQL session-level advisory locks on one dedicated connection.
 
@@ -509,11 +516,13 @@ class Inbox:
         """
         return self.store(update_id, payload, chat_key).accepted
 
-    def store(self, update_id: int, payload: str, chat_key: int | None = None) -> Stored:
+    def store(self, update_id: int, payload: str, chat_key: int | None = None,
+              received_at: dt.datetime | None = None) -> Stored:
         """:meth:`accept`, also telling the latest earlier update of the chat still to process
-        (only asked when other processes may hold rows: :attr:`shared`)."""
+        (only asked when other processes may hold rows: :attr:`shared`). ``received_at``: when
+        the update arrived (naive UTC; default now), the moment a button press counts from."""
         claimed = self._take(update_id)
-        received_at = utcnow()
+        received_at = received_at or utcnow()
         owner = self._owner
         ask = self.shared and chat_key is not None
 
@@ -578,6 +587,11 @@ class Inbox:
 
     def claim(self, update_id: int) -> str | None:
         """Take a stored update for processing; its payload, or None when it is done or taken."""
+        claimed = self.claim_update(update_id)
+        return claimed.payload if claimed is not None else None
+
+    def claim_update(self, update_id: int) -> ClaimedUpdate | None:
+        """:meth:`claim`, telling also when the update was received."""
         if not self.may_claim(update_id):  # a read first: the transaction below takes the write lock
             return None
         if not self._take(update_id):
@@ -600,7 +614,7 @@ class Inbox:
         if row is None:
             self._release(update_id, True)
             return None
-        return row.payload
+        return ClaimedUpdate(row.payload, row.received_at)
 
     def may_claim(self, update_id: int) -> bool:
         """False when :meth:`claim` would surely find the row done or held by a live process
@@ -631,7 +645,7 @@ class Inbox:
             if not taken:
                 return None
             return (
-                ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts)
+                ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts, ProcessedUpdate.received_at)
                 .where(ProcessedUpdate.update_id == update_id)
                 .first()
             )
@@ -639,7 +653,8 @@ class Inbox:
         # worker, or a worker that is gone; then compare-and-set, so of two workers that
         # both found the holder dead only one takes the row.
         row = (
-            ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts, ProcessedUpdate.claimed_by)
+            ProcessedUpdate.select(ProcessedUpdate.payload, ProcessedUpdate.attempts, ProcessedUpdate.claimed_by,
+                                   ProcessedUpdate.received_at)
             .where((ProcessedUpdate.update_id == update_id) & ProcessedUpdate.processed_at.is_null())
             .first()
         )

@@ -257,7 +257,8 @@ class BotRunner:
         self._pending_cond = threading.Condition()
         # Updates handed over and not yet taken by the loop, and whether the loop has been told
         # (see submit: one wake-up for all that arrive while the loop is busy).
-        self._handed: collections.deque[tuple[int, int | None, str | None, Any, bool]] = collections.deque()
+        self._handed: collections.deque[tuple[int, int | None, str | None, Any, bool, dt.datetime | None]] = \
+            collections.deque()
         self._wake_scheduled = False
         self._handler_errors: dict[int, str] = {}
         self._turns = _ChatTurns()
@@ -392,7 +393,7 @@ class BotRunner:
     # --- feeding updates (any thread) --------------------------------------------------
 
     def submit(self, update_id: int, key: int | None = None, payload: str | None = None,
-               update: Any = None, *, behind: bool | None = None) -> None:
+               update: Any = None, *, behind: bool | None = None, received_at: dt.datetime | None = None) -> None:
         """Process the inbox row ``update_id`` on the loop (returns at once).
 
         ``payload``: the row was claimed when it was stored (:attr:`Accepted.NEW_CLAIMED`);
@@ -400,6 +401,7 @@ class BotRunner:
         PTB's Update (bound to the bot), which saves reading it again. ``behind``: an
         earlier update of the same chat (``key``) may still be in another process's hands,
         so look before processing (default: whenever other processes may hold rows).
+        ``received_at``: when the row was stored (with ``payload``; a claim reads it).
         """
         if behind is None:
             behind = self.inbox.shared and key is not None
@@ -408,7 +410,7 @@ class BotRunner:
             raise RuntimeError("the bot loop is not running")
         with self._pending_cond:
             self._pending[update_id] = self._pending.get(update_id, 0) + 1
-        self._handed.append((update_id, key, payload, update, behind))
+        self._handed.append((update_id, key, payload, update, behind, received_at))
         if self._wake_scheduled:
             return  # the loop has been told and takes this one too (it clears the flag before taking)
         self._wake_scheduled = True
@@ -427,8 +429,10 @@ class BotRunner:
         while self._handed:
             self._spawn(*self._handed.popleft())
 
-    def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any, behind: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._process(update_id, key, payload, update, behind))
+    def _spawn(self, update_id: int, key: int | None, payload: str | None, update: Any, behind: bool,
+               received_at: dt.datetime | None) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._process(update_id, key, payload, update, behind, received_at))
         self._tasks.add(task)  # the loop keeps only a weak reference to a task
         self._turns.enter(key, update_id)
         task.add_done_callback(lambda done: self._finished(update_id, key, done))
@@ -478,13 +482,14 @@ class BotRunner:
         # (one statement), so the loop asks again only when the answer is yes and this process
         # does not hold that update (if it does, it is ahead in the chat's line here, and
         # ordered after anything earlier itself).
-        accepted, after = self.inbox.store(update_id, payload, key)
+        received_at = utcnow()  # what the handlers count a button press from (see _apply)
+        accepted, after = self.inbox.store(update_id, payload, key, received_at)
         if accepted is Accepted.DUPLICATE:
             return False
         behind = after is not None and not self.inbox.is_in_flight(after)
         try:
             if accepted is Accepted.NEW_CLAIMED:
-                self.submit(update_id, key, payload, update, behind=behind)
+                self.submit(update_id, key, payload, update, behind=behind, received_at=received_at)
             else:
                 self.submit(update_id, key, behind=behind)
         except Exception:  # stored: the next start (or a sweep) processes it
@@ -496,7 +501,7 @@ class BotRunner:
     # --- on the loop -------------------------------------------------------------------
 
     async def _process(self, update_id: int, key: int | None, payload: str | None = None,
-                       update: Any = None, behind: bool = False) -> None:
+                       update: Any = None, behind: bool = False, received_at: dt.datetime | None = None) -> None:
         order = _OrderWait(asyncio.get_running_loop(), self.order_wait) if behind and key is not None else None
         while True:
             async with self._turns.turn(key, update_id):
@@ -505,10 +510,11 @@ class BotRunner:
                     assert self._semaphore is not None
                     async with self._semaphore:
                         if payload is None:
-                            payload = await asyncio.to_thread(self.inbox.claim, update_id)
-                            if payload is None:
+                            claimed = await asyncio.to_thread(self.inbox.claim_update, update_id)
+                            if claimed is None:
                                 return  # done already, or another worker has it
-                        await self._apply(update_id, payload, update)
+                            payload, received_at = claimed
+                        await self._apply(update_id, payload, update, received_at)
                     return
             # Out of the chat's turn while waiting (see _ChatTurns), then look again.
             assert order is not None
@@ -548,15 +554,15 @@ class BotRunner:
                     if self._local_reads and not self.inbox.may_claim(earlier_id):
                         held_elsewhere.add(earlier_id)
                         continue
-                payload = await asyncio.to_thread(self.inbox.claim, earlier_id)
-                if payload is None:  # queued here, but another process has it (or it is done)
+                claimed = await asyncio.to_thread(self.inbox.claim_update, earlier_id)
+                if claimed is None:  # queued here, but another process has it (or it is done)
                     held_elsewhere.add(earlier_id)
                     continue
                 logger.info("update %s: processing update %s of the same chat first (left unprocessed)",
                             update_id, earlier_id)
                 assert self._semaphore is not None
                 async with self._semaphore:
-                    await self._apply(earlier_id, payload, None)
+                    await self._apply(earlier_id, claimed.payload, None, claimed.received_at)
                 adopted = True
                 break  # look again: what is left may have changed meanwhile
             if adopted:
@@ -581,11 +587,17 @@ class BotRunner:
         """A database read from the loop: in place on SQLite, on a worker thread on PostgreSQL."""
         return read(*args) if self._local_reads else await asyncio.to_thread(read, *args)
 
-    async def _apply(self, update_id: int, payload: str, update: Any) -> None:
+    async def _apply(self, update_id: int, payload: str, update: Any, received_at: dt.datetime | None) -> None:
         """Run the handlers on a claimed update, then finish its inbox row."""
         from telegram import Update
 
+        from habitreward.bot.context import update_received_at
+
         error: str | None = None
+        # A button press counts from when the server received it, not from when it is run here
+        # (a backlog, a restart, the sweep): pressed at 23:59:55, it is that day's.
+        received = received_at.replace(tzinfo=dt.timezone.utc) if received_at is not None else None
+        received_token = update_received_at.set(received)
         with processing(update_id):
             try:
                 if update is None:
@@ -595,6 +607,8 @@ class BotRunner:
             except Exception as exc:  # a broken payload, or PTB itself failing
                 logger.exception("update %s: could not be processed", update_id)
                 error = f"{type(exc).__name__}: {exc}"
+            finally:
+                update_received_at.reset(received_token)
         marked = applied.consume_mark(update_id) and error is None
         if marked:
             self.inbox.finish(update_id, already_marked=True)  # no I/O at all

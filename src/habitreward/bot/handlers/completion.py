@@ -20,6 +20,7 @@ from typing import Any
 
 from telegram import Update
 
+from habitreward.bot.context import update_received_at
 from habitreward.bot.handlers.common import Screen, int_args, screen
 from habitreward.bot.handlers.router import on_callback, on_command
 from habitreward.bot.keyboards import Rows, menu_row, picker
@@ -56,7 +57,7 @@ def _day_of(s: Screen, args: list[str], index: int) -> dt.date | None:
         return None
     if not 0 <= ago <= BACKDATE_DAYS:
         return None
-    return _NO_DAY if ago == 0 else s.engine.today(s.user) - dt.timedelta(days=ago)
+    return _NO_DAY if ago == 0 else s.engine.local_date(s.user, update_received_at.get()) - dt.timedelta(days=ago)
 
 
 def no_habits_rows(s: Screen) -> Rows:
@@ -285,7 +286,9 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
     except NotFound:
         await s.refuse(s.t._("That habit no longer exists."))
         return
-    await log_habit(s, habit, day=None if day == _NO_DAY else day)
+    # Done when pressed: when the server received the press (``serve`` may run it after
+    # midnight: a backlog, a restart), or now where updates are handled as they arrive.
+    await log_habit(s, habit, at=update_received_at.get(), day=None if day == _NO_DAY else day)
 
 
 def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
