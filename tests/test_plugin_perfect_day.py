@@ -121,3 +121,26 @@ def test_an_unimportable_extra_plugin_is_a_one_line_error(tmp_path):
         "Error: HABITREWARD_EXTRA_PLUGINS: cannot import 'no_such_plugin_module'"
         " (ModuleNotFoundError: No module named 'no_such_plugin_module')"
     ]
+
+
+def test_a_day_logged_afterwards_asks_only_for_the_habits_there_were_that_day(plugin_engine, clock):
+    """Logging an earlier day completes it with the habits the user had then: a habit added
+    since (today) cannot have been done that day, and must not keep it from being perfect."""
+    engine = plugin_engine
+    user = engine.add_user(1, "Ann", active=True)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    engine.add_reward("Perfect day", weight=0.000001, pieces_required=3, max_per_day=0)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    yesterday = engine.today(user)
+    engine.complete(user, run)
+    clock.advance(days=1)
+    engine.add_habit("Swim")  # added today
+
+    late = engine.complete(user, read, day=yesterday)  # yesterday's last habit, logged today
+    assert [a.kind for a in late.awards] == ["perfect_day"]
+    assert {p.reward.name: p.pieces_earned for p in engine.progress(user)} == {"Perfect day": 1}
+
+    # Today's day asks for Swim too.
+    engine.complete(user, run)
+    assert engine.complete(user, read).awards == ()
+    assert [a.kind for a in engine.complete(user, engine.find_habit(user, "Swim")).awards] == ["perfect_day"]

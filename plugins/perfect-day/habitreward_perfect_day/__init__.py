@@ -1,7 +1,8 @@
-"""habitreward plugin: a bonus piece when every active habit of the day is done."""
+"""habitreward plugin: a bonus piece when every habit of the day is done."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -41,9 +42,19 @@ def habitreward_register_migrations(register):
     register("perfect_day", str(Path(__file__).parent / "migrations"))
 
 
+def habits_of_the_day(engine, user: User, day: dt.date) -> set[int]:
+    """The habits a perfect ``day`` asks for: the user's active ones that existed that day (a
+    habit added since could not be done then, so an earlier day logged afterwards ignores it)."""
+    return {
+        habit.id
+        for habit in engine.habits_for(user)
+        if engine.local_date(user, habit.created_at.replace(tzinfo=dt.timezone.utc)) <= day
+    }
+
+
 @hookimpl
 def habitreward_habit_completed(engine, event: HabitCompleted):
-    habit_ids = {h.id for h in engine.habits_for(event.user)}
+    habit_ids = habits_of_the_day(engine, event.user, event.day)
     done = {
         row.habit_id
         for row in HabitLog.select(HabitLog.habit).where(
