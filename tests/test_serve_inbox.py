@@ -218,7 +218,10 @@ def test_another_process_cannot_claim_a_row_in_flight(engine, inbox):
 def test_a_finished_updates_lock_is_released_with_the_next_statement_never_leaked(engine, inbox):
     def advisory_locks() -> int:
         return engine.db.execute_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                                     " AND granted AND pid <> pg_backend_pid()").fetchone()[0]
+                                     " AND granted AND pid <> pg_backend_pid()"
+                                     # this test's database only: other test runs may share the server
+                                     " AND database = (SELECT oid FROM pg_database"
+                                     " WHERE datname = current_database())").fetchone()[0]
 
     other_process = Inbox(engine)
     try:
@@ -242,7 +245,8 @@ def test_a_finished_updates_lock_is_released_with_the_next_statement_never_leake
 def test_a_lost_lock_connection_is_replaced_and_its_dead_locks_are_not_released_again(engine, inbox):
     def advisory_locks() -> list[int]:
         return [row[0] for row in engine.db.execute_sql(
-            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()")]
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")]
 
     with engine.session():
         assert inbox.accept(41, "{}") is Accepted.NEW_CLAIMED
