@@ -284,7 +284,9 @@ def test_n_days_ago_is_that_day_and_stays_confident(text, back):
     ("бегал час назад", "12:00", "01-05"), ("ran 30 hours ago", "12:00", "01-04"),
     ("2 сағат бұрын жүгірдім", "00:30", "01-04"), ("ran 10 minutes ago", "00:20", "01-05"),
     ("ran today", "00:20", "01-05"),
-    ("ran a few hours ago", "00:20", "01-05"),  # no number: the day written, as before
+    ("ran a few hours ago", "00:20", "01-04"), ("ran a few hours ago", "09:00", "01-05"),
+    ("бегал несколько часов назад", "00:30", "01-04"), ("бірнеше сағат бұрын жүгірдім", "01:30", "01-04"),
+    ("ran a couple of hours ago", "01:00", "01-04"), ("бегал пару часов назад", "03:00", "01-05"),
 ])
 def test_hours_ago_is_the_day_of_that_moment(text, written, day):
     import datetime as dt

@@ -56,6 +56,9 @@ _NUMBERS = {
     "один": 1, "одни": 1, "два": 2, "три": 3, "четыре": 4, "пять": 5, "шесть": 6, "семь": 7,
     "бир": 1, "еки": 2, "уш": 3, "торт": 4, "бес": 5, "алты": 6, "жети": 7,
 }
+# "A few hours ago", "пару часов назад", "бірнеше сағат бұрын": read as about that many, so that
+# sent soon after midnight it is the day before, as "2 hours ago" is.
+_A_FEW = {"few": 3, "couple": 2, "несколько": 3, "пару": 2, "пара": 2, "бирнеше": 3}
 # An earlier day we do not resolve: a weekday, a month (a date), last week, the other day.
 _EARLIER_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday mondays weekend "
@@ -79,14 +82,16 @@ _YESTERDAY_PHRASES = frozenset({("last", "night")})
 
 
 def _minutes_ago(found: Sequence[str], i: int) -> int | None:
-    """The minutes back "N hours ago" ending at ``found[i]`` names (0: a number we cannot read,
-    "a few hours ago"), None when it names no hours or minutes."""
+    """The minutes back "N hours ago" ending at ``found[i]`` names (0: a number we cannot read),
+    None when it names no hours or minutes."""
     unit = found[i - 1] if i >= 1 else ""
     per = _HOUR_UNITS.get(unit)
     if per is None:
         return None
     count = found[i - 2] if i >= 2 else ""
-    n = int(count) if count.isdigit() and len(count) <= 4 else _NUMBERS.get(count)
+    if count == "of" and i >= 3:  # "a couple of hours ago"
+        count = found[i - 3]
+    n = int(count) if count.isdigit() and len(count) <= 4 else _NUMBERS.get(count, _A_FEW.get(count))
     if n is None:
         n = 1 if unit in _SINGLE_UNITS else 0
     return n * per
