@@ -69,3 +69,39 @@ def test_queue_depth_warnings_are_limited_and_say_how_many_were_held_back(caplog
         now[0] += 61
         dispatcher.add_task(object())
     assert caplog.records[-1].getMessage() == "Task queue depth is 6 (4 similar warning(s) held back)"
+
+
+def test_a_completion_update_leaves_the_bot_state_untouched_without_flushing_it(bot, engine, monkeypatch):
+    """A completion changes no bot state: PTB's flush (a copy and a task per document) is skipped,
+    and the chat and user it marked are forgotten as the flush would have done."""
+    from habitreward.bot.persistence import DatabasePersistence
+
+    engine.add_user(7, "Ann", active=True)
+    engine.add_habit("Running")
+    flushes: list[int] = []
+
+    async def update_user_data(self, user_id: int, data: dict) -> None:
+        flushes.append(user_id)
+
+    monkeypatch.setattr(DatabasePersistence, "update_user_data", update_user_data)
+    reply = bot.send(7, "Running")
+    assert "Running" in reply.text and "done" in reply.text
+    assert flushes == []
+    app = bot.application
+    assert not app._chat_ids_to_be_updated_in_persistence and not app._user_ids_to_be_updated_in_persistence
+
+
+def test_state_an_update_changes_is_still_stored_at_once(bot, engine):
+    """The shortcut above never skips a write: a dialog's answers (user_data) and a group's
+    message owners (chat_data) reach the database with the update that made them."""
+    import json
+
+    from habitreward.models import KeyValue
+
+    engine.add_user(7, "Ann", active=True)
+    bot.send(7, "/add_habit")  # a dialog: its state and its answers so far are stored
+    bot.send(7, "Stretching")
+    with engine.session():
+        stored = {(row.namespace, row.key): json.loads(row.value) for row in KeyValue.select()}
+    assert stored[("bot.conversations", "dialog:[7,7]")] == "habit_weight"
+    assert stored[("bot.user_data", "7")]["drafts"]["7"]["name"] == "Stretching"

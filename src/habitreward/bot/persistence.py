@@ -111,10 +111,15 @@ class DatabasePersistence(BasePersistence[dict, dict, dict]):
                    .where((KeyValue.namespace == namespace) & (KeyValue.key == key)).tuples().first())
         return row[0] if row else None
 
+    def empty_as_stored(self, namespace: str, key: str, value: Any) -> bool:
+        """Whether ``value`` is an empty document stored as empty or not at all: writing it
+        changes nothing (the usual case after an update)."""
+        return not value and isinstance(value, dict) and self._known.get((namespace, key)) in (None, "{}")
+
     async def _write(self, namespace: str, key: str, value: Any, what: str) -> None:
+        if self.empty_as_stored(namespace, key, value):
+            return  # the usual case (PTB asks after every update)
         known = self._known.get((namespace, key))
-        if not value and isinstance(value, dict) and known in (None, "{}"):
-            return  # the usual case (PTB asks after every update): empty, and stored as empty or not at all
         text = _dumps(value, what)
         if known == text or (known is None and text == "{}"):
             return  # unchanged, or empty and never stored: no row for every passer-by
