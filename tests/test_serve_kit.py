@@ -98,6 +98,12 @@ def applications(db_url: str) -> dict[int, int]:
     return counts
 
 
+def applied_in_order(db_url: str) -> list[int]:
+    """The update_ids the counting handler applied, in the order their writes were made."""
+    rows = query(db_url, "SELECT key FROM key_values WHERE namespace = %s ORDER BY id", (APPLIED_NAMESPACE,))
+    return [int(key.split(":")[0]) for (key,) in rows]
+
+
 def inbox(db_url: str) -> dict[int, tuple[bool, int, str | None]]:
     """update_id -> (processed, attempts, error)."""
     rows = query(db_url, "SELECT update_id, processed_at, attempts, error FROM processed_updates")
