@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from habitreward.models import ProgressStatus, RewardProgress
 from habitreward.server.logging_filters import limit_queue_warnings
 
@@ -105,3 +107,55 @@ def test_state_an_update_changes_is_still_stored_at_once(bot, engine):
         stored = {(row.namespace, row.key): json.loads(row.value) for row in KeyValue.select()}
     assert stored[("bot.conversations", "dialog:[7,7]")] == "habit_weight"
     assert stored[("bot.user_data", "7")]["drafts"]["7"]["name"] == "Stretching"
+
+
+@pytest.mark.postgres_only
+def test_state_undone_while_an_earlier_write_is_on_its_way_is_stored_undone(engine, botapi, monkeypatch):
+    """Update A sets a key of bot_data; while A's write is still on a worker thread, update B
+    (another user) removes it. B must not skip its flush on what was stored before A: the row
+    said {"flag": 1} while the bot had {} (the next process to read it, or a crash, kept it)."""
+    import asyncio
+    import time
+
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+    from habitreward.bot import persistence
+    from habitreward.models import KeyValue
+    from habitreward.testing.builders import message_update
+    from habitreward.testing.driver import BotDriver
+
+    async def flag_on(update, context):
+        context.bot_data["flag"] = 1
+        await update.message.reply_text("on")
+
+    async def flag_off(update, context):
+        await asyncio.sleep(0.1)  # while the /on flush is still writing
+        context.bot_data.pop("flag", None)
+        await update.message.reply_text("off")
+
+    class Flag:
+        @hookimpl
+        def habitreward_register_handlers(self, register, settings):
+            register(CommandHandler("on", flag_on))
+            register(CommandHandler("off", flag_off))
+
+    store = persistence.DatabasePersistence._store
+
+    def slow_store(self, namespace, key, text):
+        if namespace == "bot.bot_data":
+            time.sleep(0.5)
+        store(self, namespace, key, text)
+
+    monkeypatch.setattr(persistence.DatabasePersistence, "_store", slow_store)
+    engine.pm.register(Flag())
+    engine.add_user(7, "Ann", active=True)
+    engine.add_user(8, "Bob", active=True)
+    with BotDriver(engine, botapi) as bot:
+        bot.process_concurrently([message_update(7, "/on", chat_id=7, message_id=1, date=engine.now()),
+                                  message_update(8, "/off", chat_id=8, message_id=1, date=engine.now())])
+        assert dict(bot.application.bot_data) == {}
+        time.sleep(0.6)  # every write has landed (none waits for the shutdown's flush)
+        with engine.session():
+            stored = KeyValue.select(KeyValue.value).where(KeyValue.namespace == "bot.bot_data").scalar()
+        assert stored in (None, "{}")

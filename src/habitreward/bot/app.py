@@ -55,6 +55,15 @@ class HabitRewardApplication(Application):
         #: Read each update's user row together with its bot state (set when the gate is
         #: installed: it reads the row of every update; see ``handlers.common.take_gate_user``).
         self.read_gate_user_early = False
+        #: PTB flushes under way (an earlier update's writes may still be on a worker thread).
+        self._flushes_running = 0
+
+    async def update_persistence(self) -> None:
+        self._flushes_running += 1
+        try:
+            await super().update_persistence()
+        finally:
+            self._flushes_running -= 1
 
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
@@ -83,6 +92,10 @@ class HabitRewardApplication(Application):
         bookkeeping (pinned by the tests of the installed release); where a release keeps it
         elsewhere, the flush runs as PTB's own.
         """
+        if self._flushes_running:
+            # An earlier update's flush may be writing what this one has just undone (a key it
+            # set, popped here); what is stored is not known yet. PTB's flush waits for it.
+            return False
         try:
             persistence: DatabasePersistence = self.persistence  # type: ignore[assignment]
             store = persistence.store_data
