@@ -287,6 +287,12 @@ def test_n_days_ago_is_that_day_and_stays_confident(text, back):
     ("ran a few hours ago", "00:20", "01-04"), ("ran a few hours ago", "09:00", "01-05"),
     ("бегал несколько часов назад", "00:30", "01-04"), ("бірнеше сағат бұрын жүгірдім", "01:30", "01-04"),
     ("ran a couple of hours ago", "01:00", "01-04"), ("бегал пару часов назад", "03:00", "01-05"),
+    # not whole hours: "1.5" was read as 5 hours, "half an hour" as an hour, "полтора" as none
+    ("ran 1.5 hours ago", "01:00", "01-04"), ("ran 1.5 hours ago", "02:00", "01-05"),
+    ("ran half an hour ago", "00:40", "01-05"), ("ran half an hour ago", "00:20", "01-04"),
+    ("бегал полтора часа назад", "01:00", "01-04"), ("бегал 1,5 часа назад", "02:00", "01-05"),
+    ("2,5 сағат бұрын жүгірдім", "03:00", "01-05"), ("жарты сағат бұрын жүгірдім", "00:20", "01-04"),
+    ("бегал 5 мин назад", "00:03", "01-04"), ("бегал 2 ч назад", "01:00", "01-04"),
 ])
 def test_hours_ago_is_the_day_of_that_moment(text, written, day):
     import datetime as dt

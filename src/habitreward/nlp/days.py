@@ -46,7 +46,8 @@ _DAY_UNITS = frozenset({"day", "days", "день", "дня", "дней", "сут
 # is the day written unless the message came soon after midnight ("бұрын" is also "before").
 # Minutes per unit; a unit that reads as one ("hour", "час") counts once without a number.
 _HOUR_UNITS = {"hour": 60, "hours": 60, "hr": 60, "hrs": 60, "час": 60, "часа": 60, "часов": 60, "сагат": 60,
-               "minute": 1, "minutes": 1, "min": 1, "mins": 1, "минут": 1, "минуту": 1, "минуты": 1, "минот": 1,
+               "ч": 60, "minute": 1, "minutes": 1, "min": 1, "mins": 1, "минут": 1, "минуту": 1, "минуты": 1,
+               "мин": 1, "минот": 1,
                "полчаса": 30}
 _SINGLE_UNITS = frozenset({"hour", "hr", "час", "сагат", "minute", "min", "минуту", "минот", "полчаса"})
 _LONGER_UNITS = frozenset({"week", "weeks", "month", "months", "year", "years", "неделю", "недели", "недель",
@@ -79,6 +80,31 @@ _EARLIER_PREFIXES = (
 _EARLIER_PHRASES = frozenset({("last", "week"), ("last", "month"), ("last", "year"), ("other", "day"),
                               ("this", "week"), ("last", "time")})
 _YESTERDAY_PHRASES = frozenset({("last", "night")})
+
+
+# Hours that are not a whole number ("1.5 hours", "1,5 часа", "half an hour", "полтора часа",
+# "жарты сағат"), spelt out in minutes before the message is cut into words (which would read
+# "1.5" as two numbers, and "half an hour" as an hour).
+_HOURS_NOT_WHOLE = re.compile(
+    r"\b(?:(?P<whole>\d{1,3})[.,](?P<part>\d{1,2})|(?P<half>half an?|half|жарты)|(?P<one_half>полтора|полторы))"
+    r"\s+(?=(?:hours?|hrs?|h|час\w*|ч|сагат)\b)"
+)
+_HOUR_WORD = re.compile(r"(?:hours?|hrs?|h|час\w*|ч|сагат)\b")
+
+
+def _spell_out_part_hours(folded: str) -> str:
+    def minutes(match: re.Match[str]) -> str:
+        if match["whole"] is not None:
+            hours = float(f"{match['whole']}.{match['part']}")
+        else:
+            hours = 0.5 if match["half"] else 1.5
+        return f"{round(hours * 60)} minutes "
+
+    spelt = _HOURS_NOT_WHOLE.sub(minutes, folded)
+    if spelt == folded:
+        return folded
+    # "90 minutes hours ago" -> "90 minutes ago": the unit now stands for the minutes.
+    return re.sub(r"(\d+ minutes )" + _HOUR_WORD.pattern, r"\1", spelt).replace("minutes  ", "minutes ")
 
 
 def _minutes_ago(found: Sequence[str], i: int) -> int | None:
@@ -318,7 +344,8 @@ def reported_days(text: str, today: dt.date | None = None) -> Days:
 def _reported_days(text: str) -> Days:
     folded = normalize(text)
     dates = read_dates(folded)
-    days = read_days(words(folded))._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
+    days = read_days(words(_spell_out_part_hours(folded)))
+    days = days._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
     return days._replace(unresolved=True) if _names_a_date_range(folded) else days
 
 
