@@ -360,7 +360,8 @@ def test_a_slash_date_that_also_reads_month_first_is_asked_about(text):
 @pytest.mark.parametrize("text", ["ran 5.5 km", "ran 10.12 km", "в 10.11 бегал", "ran at 10.11",
                                   "did 3/3 sets of push-ups", "бегал 2.5 часа", "ran 7.05 am", "ran 3.10 miles",
                                   "ran 5-10 km", "read 1/2 book", "my 4th run", "ran 2.50 l", "ran at 10:30",
-                                  "ran 10.25", "ran 5.5-6.5 km"])
+                                  "ran 10.25", "ran 5.5-6.5 km", "ran 10/10", "did 12/12 push-ups",
+                                  "бегал 12/12"])
 def test_numbers_that_are_no_date_leave_the_day_alone(text):
     import datetime as dt
 

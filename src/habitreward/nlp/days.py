@@ -197,6 +197,9 @@ def read_dates(text: str) -> tuple[DateReading, ...]:
             # "1/2 book", "3/4 of the way" (a digit each): a fraction, unless after "on" ("ran on 3/4")
             if groups["slash_month"] and len(groups["day"] + groups["slash_month"]) == 2 and before != ["on"]:
                 continue
+            # "10/10", "12/12" without a year: a score ("workout 10/10"), unless after "on"
+            if slash and first == second and year is None and before != ["on"]:
+                continue
             readings = [(first, second, year)]
             if slash and first != second and first <= 12:  # "11/12" also reads month first (November 12)
                 readings.append((second, first, year))
