@@ -481,6 +481,7 @@ def test_data_of_a_plugin_no_longer_loaded_is_not_left_out_of_an_export_silently
     source = make_engine(db_url, clock=FrozenClock())
     try:
         ann = source.add_user(101, "Ann", active=True)
+        source.add_reward("Perfect day", weight=1, pieces_required=5)  # the plugin's bonus
         source.complete(ann, source.add_habit("Run"))
     finally:
         source.close()
@@ -489,6 +490,7 @@ def test_data_of_a_plugin_no_longer_loaded_is_not_left_out_of_an_export_silently
     refused = invoke(db_url, "export", "-o", str(dump))
     assert refused.exit_code == 1
     assert "perfect_day (0001_perfect_days)" in refused.output and "--skip-unloaded-plugins" in refused.output
+    assert "perfect_days (1 rows)" in refused.output
     assert not dump.exists() and not list(tmp_path.glob("data.json*"))  # no file, no .part
     to_stdout = invoke(db_url, "export", "--user", "101")
     assert to_stdout.exit_code == 1 and not to_stdout.stdout.startswith("{")
@@ -504,6 +506,12 @@ def test_data_of_a_plugin_no_longer_loaded_is_not_left_out_of_an_export_silently
     skipped = invoke(db_url, "export", "--skip-unloaded-plugins", "-o", str(dump))
     assert skipped.exit_code == 0, skipped.output
     assert "perfect_days" not in {t["table"] for t in json.loads(dump.read_text())["tables"]}
+
+    with database_proxy.connection_context():  # the plugin's table emptied: nothing would be lost
+        database_proxy.execute_sql("DELETE FROM perfect_days")
+    dump.unlink()
+    emptied = invoke(db_url, "export", "-o", str(dump))
+    assert emptied.exit_code == 0, emptied.output
 
 
 @pytest.mark.no_db

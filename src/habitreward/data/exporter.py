@@ -96,17 +96,26 @@ class Exporter:
 
     def _refuse_unloaded_plugins(self) -> None:
         """A plugin whose migrations ran here but which is not loaded now has tables the export
-        cannot see (no models): leaving them out without a word would lose its data on a move."""
+        cannot see (no models): leaving their rows out without a word would lose them on a move.
+        Its tables are the ones no loaded model has; empty ones lose nothing."""
         from habitreward import schema
 
-        gone = schema.unloaded(self.engine.db, self.engine.hooks.migration_sources())
-        if gone:
+        db = self.engine.db
+        gone = schema.unloaded(db, self.engine.hooks.migration_sources())
+        if not gone:
+            return
+        known = {model._meta.table_name for model in self.engine.hooks.models()} | {schema.HISTORY_TABLE}
+        rows = {table: peewee.Table(table).select(peewee.fn.COUNT(peewee.SQL("*"))).bind(db).scalar()
+                for table in sorted(set(db.get_tables()) - known)}
+        filled = {table: count for table, count in rows.items() if count}
+        if filled:
             names = ", ".join(f"{namespace} ({', '.join(s.name for s in states)})"
                               for namespace, states in gone.items())
+            tables = ", ".join(f"{table} ({count} rows)" for table, count in filled.items())
             raise ValidationError(
                 f"Data of plugins that are not loaded is in this database, and the export would leave it out:"
-                f" {names}. Install or load them (HABITREWARD_LOAD_PLUGINS), or export without their data"
-                f" with --skip-unloaded-plugins."
+                f" {names}; tables {tables}. Install or load them (HABITREWARD_LOAD_PLUGINS), or export"
+                f" without their data with --skip-unloaded-plugins."
             )
 
     def _user_queries(self, models: list[type[peewee.Model]], user: User) -> dict[type[peewee.Model], peewee.Select]:
