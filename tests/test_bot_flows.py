@@ -940,6 +940,19 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
         assert "A plugin cannot take over /start" not in help_text
 
 
+def _plugin_catalog(tmp_path, monkeypatch, msgid: str, russian: str) -> None:
+    """A plugin's Russian catalog of one message, registered as a plugin registers its own
+    (the registrations are put back after the test: i18n.translations' cache is the test's to clear)."""
+    from habitreward.bot import i18n
+
+    po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+                  f'msgid "{msgid}"\nmsgstr "{russian}"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "_extra_dirs", [])
+    i18n.register_catalog_dir(tmp_path, "moody")
+
+
 def test_a_plugin_command_description_is_translated_through_its_catalog(engine, botapi, tmp_path,
                                                                          monkeypatch):
     """A plugin that ships a Russian catalog has its command described in Russian in the
@@ -950,12 +963,7 @@ def test_a_plugin_command_description_is_translated_through_its_catalog(engine, 
     from habitreward.bot import i18n
     from habitreward.testing.driver import BotDriver
 
-    po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
-    po.parent.mkdir(parents=True)
-    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-                  'msgid "Rate your mood"\nmsgstr "Оцените настроение"\n', encoding="utf-8")
-    monkeypatch.setattr(i18n, "_extra_dirs", [])
-    i18n.register_catalog_dir(tmp_path, "moody")
+    _plugin_catalog(tmp_path, monkeypatch, "Rate your mood", "Оцените настроение")
 
     async def mood(update, context):
         await update.message.reply_text("ok")
@@ -987,12 +995,7 @@ def test_a_plugin_handler_speaks_the_users_language(engine, botapi, tmp_path, mo
     from habitreward.bot import i18n, translator
     from habitreward.testing.driver import BotDriver
 
-    po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
-    po.parent.mkdir(parents=True)
-    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-                  'msgid "How do you feel, {name}?"\nmsgstr "Как настроение, {name}?"\n', encoding="utf-8")
-    monkeypatch.setattr(i18n, "_extra_dirs", [])
-    i18n.register_catalog_dir(tmp_path, "moody")
+    _plugin_catalog(tmp_path, monkeypatch, "How do you feel, {name}?", "Как настроение, {name}?")
 
     async def mood(update, context):
         t = await translator(update, context)
