@@ -307,7 +307,8 @@ def test_hours_ago_is_the_day_of_that_moment(text, written, day):
 
 
 @pytest.mark.parametrize(("text", "back"), [("бегал 25.11", 3), ("ran on 25/11", 3), ("25.11 жүгірдім", 3),
-                                          ("ran 25.11.2026.", 3), ("ran 28/11/26", 0), ("ran 22.11", 6)])
+                                          ("ran 25.11.2026.", 3), ("ran 28/11/26", 0), ("ran 22.11", 6),
+                                          ("бегал в 25.11", 3)])  # no 25 o'clock: a date, not a time
 def test_a_numeric_date_is_read_day_first(text, back):
     import datetime as dt
 

@@ -192,7 +192,8 @@ def read_dates(text: str) -> tuple[DateReading, ...]:
             first = int(groups["day3"] or groups["day"])
             second = int(groups["month3"] or groups["dot_month"] or groups["slash_month"])
             slash = groups["sep"] == "/" or groups["slash_month"] is not None
-            if year is None and before and before[0] in _TIME_WORDS:
+            # "в 10.11", "at 10.30": a time of day; "в 25.11" cannot be one (no 25 o'clock): a date
+            if year is None and before and before[0] in _TIME_WORDS and first <= 23 and second <= 59:
                 continue
             # "1/2 book", "3/4 of the way" (a digit each): a fraction, unless after "on" ("ran on 3/4")
             if groups["slash_month"] and len(groups["day"] + groups["slash_month"]) == 2 and before != ["on"]:
