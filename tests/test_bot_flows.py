@@ -940,62 +940,22 @@ def test_plugin_commands_join_the_menu_in_every_language(engine, botapi):
         assert "A plugin cannot take over /start" not in help_text
 
 
-def _plugin_catalog(tmp_path, monkeypatch, msgid: str, russian: str) -> None:
-    """A plugin's Russian catalog of one message, registered as a plugin registers its own
-    (the registrations are put back after the test: i18n.translations' cache is the test's to clear)."""
-    from habitreward.bot import i18n
+@pytest.fixture
+def mood_plugin(engine, tmp_path, monkeypatch) -> Iterator[None]:
+    """A plugin with a Russian catalog of its own (registered as a plugin registers it) and a
+    /mood command, described in the menu, that answers in the user's language through
+    ``habitreward.bot.translator``."""
+    from telegram.ext import CommandHandler
+
+    from habitreward.bot import i18n, translator
 
     po = tmp_path / "ru" / "LC_MESSAGES" / "moody.po"
     po.parent.mkdir(parents=True)
     po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-                  f'msgid "{msgid}"\nmsgstr "{russian}"\n', encoding="utf-8")
+                  'msgid "Rate your mood"\nmsgstr "Оцените настроение"\n\n'
+                  'msgid "How do you feel, {name}?"\nmsgstr "Как настроение, {name}?"\n', encoding="utf-8")
     monkeypatch.setattr(i18n, "_extra_dirs", [])
     i18n.register_catalog_dir(tmp_path, "moody")
-
-
-def test_a_plugin_command_description_is_translated_through_its_catalog(engine, botapi, tmp_path,
-                                                                         monkeypatch):
-    """A plugin that ships a Russian catalog has its command described in Russian in the
-    Russian menu and /help; a language it has no catalog for shows its English."""
-    from telegram.ext import CommandHandler
-
-    from habitreward import hookimpl
-    from habitreward.bot import i18n
-    from habitreward.testing.driver import BotDriver
-
-    _plugin_catalog(tmp_path, monkeypatch, "Rate your mood", "Оцените настроение")
-
-    async def mood(update, context):
-        await update.message.reply_text("ok")
-
-    class Mood:
-        @hookimpl
-        def habitreward_register_handlers(self, register, settings):
-            register(CommandHandler("mood", mood), description="Rate your mood")
-
-    engine.pm.register(Mood())
-    try:
-        with BotDriver(engine, botapi) as bot:
-            menus = {lang: dict((c["command"], c["description"]) for c in botapi.commands(language_code=lang))
-                     for lang in ("en", "ru", "kk")}
-            assert [menus[lang]["mood"] for lang in ("en", "ru", "kk")] == [
-                "Rate your mood", "Оцените настроение", "Rate your mood"]
-            user(bot, lang="ru")
-            assert bot.send(ANN, "/help").text.splitlines()[-1] == "/mood — Оцените настроение"
-    finally:
-        i18n.translations.cache_clear()
-
-
-def test_a_plugin_handler_speaks_the_users_language(engine, botapi, tmp_path, monkeypatch):
-    """``habitreward.bot.translator`` gives a plugin's handler the language the bot speaks to
-    the user: the one chosen in /settings, whatever Telegram's app language says."""
-    from telegram.ext import CommandHandler
-
-    from habitreward import hookimpl
-    from habitreward.bot import i18n, translator
-    from habitreward.testing.driver import BotDriver
-
-    _plugin_catalog(tmp_path, monkeypatch, "How do you feel, {name}?", "Как настроение, {name}?")
 
     async def mood(update, context):
         t = await translator(update, context)
@@ -1007,14 +967,34 @@ def test_a_plugin_handler_speaks_the_users_language(engine, botapi, tmp_path, mo
             register(CommandHandler("mood", mood), description="Rate your mood")
 
     engine.pm.register(Mood())
-    try:
-        with BotDriver(engine, botapi) as bot:
-            ann = user(bot, lang="ru")
-            assert bot.send(ANN, "/mood", language_code="en").text == "Как настроение, &lt;Ann&gt;?"  # escaped for HTML
-            engine.set_language(ann, "kk")
-            assert bot.send(ANN, "/mood", language_code="ru").text == "How do you feel, &lt;Ann&gt;?"  # no kk catalog
-    finally:
-        i18n.translations.cache_clear()
+    yield
+    i18n.translations.cache_clear()
+
+
+def test_a_plugin_command_description_is_translated_through_its_catalog(engine, botapi, mood_plugin):
+    """A plugin that ships a Russian catalog has its command described in Russian in the
+    Russian menu and /help; a language it has no catalog for shows its English."""
+    from habitreward.testing.driver import BotDriver
+
+    with BotDriver(engine, botapi) as bot:
+        menus = {lang: dict((c["command"], c["description"]) for c in botapi.commands(language_code=lang))
+                 for lang in ("en", "ru", "kk")}
+        assert [menus[lang]["mood"] for lang in ("en", "ru", "kk")] == [
+            "Rate your mood", "Оцените настроение", "Rate your mood"]
+        user(bot, lang="ru")
+        assert bot.send(ANN, "/help").text.splitlines()[-1] == "/mood — Оцените настроение"
+
+
+def test_a_plugin_handler_speaks_the_users_language(engine, botapi, mood_plugin):
+    """``habitreward.bot.translator`` gives a plugin's handler the language the bot speaks to
+    the user: the one chosen in /settings, whatever Telegram's app language says."""
+    from habitreward.testing.driver import BotDriver
+
+    with BotDriver(engine, botapi) as bot:
+        ann = user(bot, lang="ru")
+        assert bot.send(ANN, "/mood", language_code="en").text == "Как настроение, &lt;Ann&gt;?"  # escaped for HTML
+        engine.set_language(ann, "kk")
+        assert bot.send(ANN, "/mood", language_code="ru").text == "How do you feel, &lt;Ann&gt;?"  # no kk catalog
 
 
 def test_a_plugins_buttons_reach_its_handler_in_a_dialog_or_not(engine, botapi):
