@@ -3,6 +3,7 @@ from many threads at once, a sweep while the database is away, an update applied
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import pytest
@@ -209,6 +210,26 @@ def _served(db_url, botapi, clock):
     return served, habit
 
 
+@contextlib.contextmanager
+def _habit_keyboard_shown(served, botapi, update_id: int):
+    """A running BotRunner on ``served`` that has answered Ann's /habit_done: (runner, keyboard)."""
+    import json
+
+    from habitreward.testing.builders import message_update
+
+    inbox = Inbox(served)
+    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    try:
+        update = message_update(700, "/habit_done", update_id=update_id)
+        runner.receive(update_id, json.dumps(update), update)
+        assert runner.drain(20)
+        yield runner, botapi.last_message(700)
+    finally:
+        runner.stop(10)
+        inbox.close()
+
+
 def test_a_button_pressed_before_midnight_and_run_after_it_logs_that_day(db_url, botapi, clock):
     """A button press is done when the server received it: a press at 23:59:55 that is processed
     after midnight (a restart re-running stored updates, the sweep, a backlog) logs the day it
@@ -217,18 +238,11 @@ def test_a_button_pressed_before_midnight_and_run_after_it_logs_that_day(db_url,
     import json
 
     from habitreward.models import HabitLog, ProcessedUpdate
-    from habitreward.testing.builders import callback_update, message_update
+    from habitreward.testing.builders import callback_update
 
     clock.set(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc))
     served, habit = _served(db_url, botapi, clock)
-    inbox = Inbox(served)
-    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
-    runner.start()
-    try:
-        update = message_update(700, "/habit_done", update_id=8001)
-        runner.receive(8001, json.dumps(update), update)
-        assert runner.drain(20)
-        keyboard = botapi.last_message(700)
+    with _habit_keyboard_shown(served, botapi, 8001) as (runner, keyboard):
         assert (habit.name, f"d:{habit.id}") in [b for row in keyboard["buttons"] for b in row]
         # Pressed at 23:59:55 in Berlin (22:59:55 UTC) and stored; the process stopped before
         # running it, and the next start (or a sweep) runs it at 00:00:30.
@@ -239,9 +253,6 @@ def test_a_button_pressed_before_midnight_and_run_after_it_logs_that_day(db_url,
         clock.set(dt.datetime(2026, 1, 5, 23, 0, 30, tzinfo=dt.timezone.utc))
         assert runner.submit_pending() == 1
         assert runner.drain(20)
-    finally:
-        runner.stop(10)
-        inbox.close()
     with served.session():
         logs = [(log.completed_on, log.timestamp) for log in HabitLog.select()]
     served.close()
@@ -257,26 +268,16 @@ def test_a_button_press_received_by_the_server_is_done_at_its_receipt(db_url, bo
     from zoneinfo import ZoneInfo
 
     from habitreward.models import HabitLog, ProcessedUpdate, utcnow
-    from habitreward.testing.builders import callback_update, message_update
+    from habitreward.testing.builders import callback_update
 
     clock.set(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc))  # the habit is older than any receipt
     served, habit = _served(db_url, botapi, clock)
-    inbox = Inbox(served)
-    runner = BotRunner(build_bot(served, rate_limit=False), inbox, sweep_interval=0)
-    runner.start()
-    try:
-        update = message_update(700, "/habit_done", update_id=8101)
-        runner.receive(8101, json.dumps(update), update)
-        assert runner.drain(20)
-        keyboard = botapi.last_message(700)
+    with _habit_keyboard_shown(served, botapi, 8101) as (runner, keyboard):
         # The handlers run a day after the server's clock said it received the press.
         clock.set(utcnow().replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1))
         press = callback_update(700, f"d:{habit.id}", message_id=keyboard["message_id"], update_id=8102)
         runner.receive(8102, json.dumps(press), press)
         assert runner.drain(20)
-    finally:
-        runner.stop(10)
-        inbox.close()
     with served.session():
         received = ProcessedUpdate.get_by_id(8102).received_at
         logs = [(log.completed_on, log.timestamp) for log in HabitLog.select()]
