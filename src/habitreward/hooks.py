@@ -8,6 +8,8 @@ import decimal
 import math
 import numbers
 import random
+import traceback
+import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,13 +31,78 @@ if TYPE_CHECKING:
 def _plugin_label(impl: Any) -> str:
     """How an error names a plugin: its entry point or registered name, else (registered
     without a name, under its id) its module's or class's name."""
-    name = impl.plugin_name
-    if name != str(id(impl.plugin)):
+    return _label(impl.plugin_name, impl.plugin)
+
+
+def _label(name: str | None, plugin: Any) -> str:
+    if name and name != str(id(plugin)):
         return name
-    plugin = impl.plugin
-    if isinstance(getattr(plugin, "__name__", None), str):  # a module
+    if isinstance(getattr(plugin, "__name__", None), str):  # a module (or a class)
         return plugin.__name__
     return f"{type(plugin).__module__}.{type(plugin).__name__}"
+
+
+def _module_of(plugin: Any) -> str:
+    """The module a plugin's code lives in: the plugin itself, or its class's."""
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return plugin.__module__ if isinstance(plugin, type) else type(plugin).__module__
+
+
+def _is_builtin(plugin: Any) -> bool:
+    """habitreward's own plugins: an exception of theirs is the engine's own bug, reported as
+    before (a traceback), not blamed on "a plugin"."""
+    return _module_of(plugin).startswith("habitreward.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginFailure:
+    """Which third-party plugin raised an exception, and where: in ``hook``, or (``hook`` None)
+    in code of its own such as a bot handler it registered."""
+
+    plugin: str
+    hook: str | None
+
+    def describe(self, exc: BaseException) -> str:
+        """One line for a person: the plugin, where, and the exception as itself."""
+        where = self.hook or "a handler it registered"
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        return f"plugin {self.plugin!r} failed in {where}: {type(exc).__name__}" + (f": {message}" if message else "")
+
+
+_FAILURE_ATTRIBUTE = "habitreward_plugin_failure"
+
+
+def plugin_failure(exc: BaseException) -> PluginFailure | None:
+    """The plugin and hook that raised ``exc``, when a hook call of :class:`Hooks` saw a
+    third-party plugin raise it (else None)."""
+    failure = getattr(exc, _FAILURE_ATTRIBUTE, None)
+    return failure if isinstance(failure, PluginFailure) else None
+
+
+def _blame(exc: BaseException, impl: Any, hook_name: str) -> None:
+    """Mark ``exc`` as raised by ``impl``'s plugin in ``hook_name``, keeping the exception itself
+    (its type is the plugin's, and a plugin's own tests expect it): an attribute for the CLI and
+    the bot, and a note (PEP 678) that its traceback shows. The innermost hook call marks it:
+    a plugin calling the engine, whose hook another plugin failed in, does not take the blame."""
+    if plugin_failure(exc) is not None or _is_builtin(impl.plugin):
+        return
+    failure = PluginFailure(_plugin_label(impl), hook_name)
+    try:
+        setattr(exc, _FAILURE_ATTRIBUTE, failure)
+    except (AttributeError, TypeError):  # an exception class with __slots__: left unnamed
+        return
+    exc.add_note(f"habitreward: raised by the plugin {failure.plugin!r} in {hook_name}")
+
+
+def _raising_impl(exc: BaseException, impls: Sequence[Any]) -> Any:
+    """The implementation whose function is innermost in ``exc``'s traceback (pluggy called
+    them, so only the traceback tells)."""
+    by_code = {getattr(impl.function, "__code__", None): impl for impl in impls}
+    found = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        found = by_code.get(frame.f_code, found)
+    return found
 
 
 def _is_weight(value: Any) -> bool:
@@ -55,16 +122,45 @@ class Hooks:
         caller = getattr(self.pm.hook, hook_name)
         impls = caller.get_hookimpls()
         if any(impl.hookwrapper or impl.wrapper for impl in impls):
-            result = caller(**kwargs)
+            try:
+                result = caller(**kwargs)
+            except Exception as exc:
+                if (impl := _raising_impl(exc, impls)) is not None:
+                    _blame(exc, impl, hook_name)
+                raise
             return [(result, None)] if first else [(answer, None) for answer in result]
         answers: list[tuple[Any, str | None]] = []
         for impl in reversed(impls):  # pluggy calls the last registered (and tryfirst) first
-            answer = impl.function(*(kwargs[name] for name in impl.argnames))
+            try:
+                answer = impl.function(*(kwargs[name] for name in impl.argnames))
+            except Exception as exc:
+                _blame(exc, impl, hook_name)
+                raise
             if answer is not None:
                 answers.append((answer, _plugin_label(impl)))
                 if first:
                     break
         return answers
+
+    def _call(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every implementation of a hook whose answers mean nothing."""
+        self._answers(hook_name, kwargs, first=False)
+
+    def blame(self, exc: BaseException) -> PluginFailure | None:
+        """Which third-party plugin raised ``exc``: the one a hook call saw raise it, else the
+        plugin whose module (or a module inside its package) is innermost in the traceback,
+        e.g. a bot handler it registered. None when no plugin's code raised it."""
+        failure = plugin_failure(exc)
+        if failure is not None:
+            return failure
+        modules = {_module_of(plugin): _label(self.pm.get_name(plugin), plugin)
+                   for plugin in self.pm.get_plugins() if not _is_builtin(plugin)}
+        found = None
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            name = frame.f_globals.get("__name__", "")
+            found = next((label for module, label in modules.items()
+                          if name == module or name.startswith(module + ".")), found)
+        return PluginFailure(found, None) if found else None
 
     def _first_answer(self, hook_name: str, **kwargs: Any) -> tuple[Any, str]:
         answers = self._answers(hook_name, kwargs, first=True)
@@ -132,16 +228,16 @@ class Hooks:
         return tuple(awards)
 
     def completion_undone(self, engine: Engine, event: CompletionUndone) -> None:
-        self.pm.hook.habitreward_completion_undone(engine=engine, event=event)
+        self._call("habitreward_completion_undone", engine=engine, event=event)
 
     def reward_claimed(self, engine: Engine, event: RewardClaimed) -> None:
-        self.pm.hook.habitreward_reward_claimed(engine=engine, event=event)
+        self._call("habitreward_reward_claimed", engine=engine, event=event)
 
     def streak_broken(self, engine: Engine, event: StreakBroken) -> None:
-        self.pm.hook.habitreward_streak_broken(engine=engine, event=event)
+        self._call("habitreward_streak_broken", engine=engine, event=event)
 
     def user_deleted(self, engine: Engine, user: User) -> None:
-        self.pm.hook.habitreward_user_deleted(engine=engine, user=user)
+        self._call("habitreward_user_deleted", engine=engine, user=user)
 
     def models(self) -> list[type]:
         """Every model registered by a plugin (core first), each once."""
@@ -152,7 +248,7 @@ class Hooks:
                 if model not in registered:
                     registered.append(model)
 
-        self.pm.hook.habitreward_register_models(register=register)
+        self._call("habitreward_register_models", register=register)
         return registered
 
     def migration_sources(self) -> list[Any]:
@@ -163,14 +259,14 @@ class Hooks:
         def register(namespace: str, directory: str) -> None:
             sources.append(MigrationSource(namespace, Path(directory)))
 
-        self.pm.hook.habitreward_register_migrations(register=register)
+        self._call("habitreward_register_migrations", register=register)
         return sources
 
     def register_commands(self, cli: click.Group) -> None:
-        self.pm.hook.habitreward_register_commands(cli=cli)
+        self._call("habitreward_register_commands", cli=cli)
 
     def register_handlers(self, register: Callable[..., None], settings: Settings) -> None:
-        self.pm.hook.habitreward_register_handlers(register=register, settings=settings)
+        self._call("habitreward_register_handlers", register=register, settings=settings)
 
     def match_habits(self, user: User, text: str, habits: Iterable[Habit]) -> Any:
         """The first matcher's MatchResult (or None), keeping only habits among ``habits``: a

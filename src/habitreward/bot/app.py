@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 #: after waiting the retry_after it named (AIORateLimiter, when aiolimiter is installed).
 RATE_LIMIT_RETRIES = 2
 
+#: The log record's attribute holding the PluginFailure of an error a plugin raised
+#: (``habitreward chat`` shows those as one line of its own, the traceback with -vv).
+PLUGIN_FAILURE_LOG_FIELD = "habitreward_plugin_failure"
+
 
 class HabitRewardApplication(Application):
     """PTB's Application plus the engine, with database-fresh state around every update.
@@ -217,7 +221,15 @@ async def log_error(update: object, context: BotContext) -> None:
     elif isinstance(error, UpdateAppliedElsewhere):
         logger.info("Update applied by another process%s: this run's writes were rolled back", who)
     else:
-        logger.error("Error while handling an update%s", who, exc_info=error)
+        # Which update (to find it in the inbox and the webhook's log) and, when a plugin's code
+        # raised it, which plugin: several may be installed, and the traceback alone may not say.
+        which = f"update {update.update_id}" if isinstance(update, Update) else "an update"
+        failure = context.engine.hooks.blame(error) if error is not None else None
+        if failure is None:
+            logger.error("Error while handling %s%s", which, who, exc_info=error)
+        else:
+            logger.error("Error while handling %s%s: %s", which, who, failure.describe(error),
+                         exc_info=error, extra={PLUGIN_FAILURE_LOG_FIELD: failure})
 
 
 def make_rate_limiter(*, throttle: bool = True) -> Any:

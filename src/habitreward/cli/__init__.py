@@ -22,6 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     except HabitRewardError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:  # a plugin's habitreward_register_commands raised
+        from habitreward.hooks import plugin_failure
+
+        failure = plugin_failure(exc)
+        if failure is None:
+            raise
+        click.echo(f"Error: {failure.describe(exc)}", err=True)
+        sys.exit(1)
     sys.exit(run(argv))
 
 

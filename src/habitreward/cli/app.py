@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,8 +67,19 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+#: How many -v make a plugin's failure show its traceback too.
+TRACEBACK_VERBOSITY = 2
+
+
+def verbosity(ctx: click.Context | None = None) -> int:
+    """How many times -v/--verbose was given to ``habitreward``."""
+    ctx = ctx or click.get_current_context()
+    return ctx.find_root().params.get("verbose") or 0
+
+
 class HabitRewardGroup(click.Group):
-    """Turns domain and database errors into one line on stderr and exit code 1."""
+    """Turns domain and database errors, and a third-party plugin's exception, into one line on
+    stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -83,6 +95,20 @@ class HabitRewardGroup(click.Group):
         except click.ClickException as exc:
             exc.message = _without_secrets(ctx, exc.message)
             raise
+        except Exception as exc:
+            # A plugin's own exception stays itself for its author's tests; a person at the
+            # command line gets which plugin failed where, and the traceback with -vv.
+            from habitreward.hooks import plugin_failure
+
+            failure = plugin_failure(exc)
+            if failure is None:
+                raise
+            if verbosity(ctx) >= TRACEBACK_VERBOSITY:
+                click.echo(_without_secrets(ctx, "".join(traceback.format_exception(exc))), err=True, nl=False)
+                hint = ""
+            else:
+                hint = " (-vv shows the traceback)"
+            raise click.ClickException(_without_secrets(ctx, failure.describe(exc)) + hint) from None
 
 
 def _without_secrets(ctx: click.Context, message: str) -> str:
@@ -110,7 +136,8 @@ def _without_secrets(ctx: click.Context, message: str) -> str:
     type=click.Path(dir_okay=False),
     help="File of settings (KEY=value) read before the environment.",
 )
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output (-vv for debug, and the traceback of a plugin's failure).")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, env_file: str, verbose: int) -> None:
     """habitreward: a gamified habit tracker for Telegram, with plugins.

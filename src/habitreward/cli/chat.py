@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import html
+import logging
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from habitreward.cli.app import AppContext, cli, pass_app
+from habitreward.cli.app import TRACEBACK_VERBOSITY, AppContext, cli, pass_app, verbosity
 from habitreward.cli.output import TELEGRAM_ID
 
 #: A token of the right shape; the stand-in accepts any.
@@ -49,6 +52,10 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     On a fresh database you become an active admin, and a small demo set of
     habits and rewards (a "no reward this time" entry included) is offered, so
     the first habit you log already takes part in a reward draw.
+
+    An update a plugin fails on is answered as in Telegram ("Something went
+    wrong") with one line naming the plugin (-vv: its traceback too), and
+    the chat then ends with exit code 1.
     """
     from habitreward.testing.botapi import BotApiStandIn
     from habitreward.testing.driver import BotDriver
@@ -70,10 +77,34 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
         _seed_demo(engine)
 
     click.echo("Chatting with the bot. A number presses that button ('3 sends the text 3); /quit leaves.\n")
-    with BotApiStandIn() as api, BotDriver(engine, api, token=CHAT_TOKEN, raise_errors=False) as bot:
+    with BotApiStandIn() as api, BotDriver(engine, api, token=CHAT_TOKEN, raise_errors=False) as bot, \
+            _plugin_tracebacks_only_when_asked():
         session = ChatSession(bot, user_id, name, language)
         session.say("/start")
         session.loop()
+    if session.plugin_failures:
+        raise click.ClickException(f"a plugin failed on {session.plugin_failures} update(s) during this chat"
+                                   " (see above)")
+
+
+@contextlib.contextmanager
+def _plugin_tracebacks_only_when_asked() -> Iterator[None]:
+    """The chat shows a plugin's failure as one line of its own; the bot's log of it, traceback
+    and all, shows with -vv."""
+    from habitreward.bot.app import PLUGIN_FAILURE_LOG_FIELD
+    if verbosity() >= TRACEBACK_VERBOSITY:
+        yield
+        return
+    bot_logger = logging.getLogger("habitreward.bot.app")
+
+    def not_a_plugins_failure(record: logging.LogRecord) -> bool:
+        return not hasattr(record, PLUGIN_FAILURE_LOG_FIELD)
+
+    bot_logger.addFilter(not_a_plugins_failure)
+    try:
+        yield
+    finally:
+        bot_logger.removeFilter(not_a_plugins_failure)
 
 
 def _login_name() -> str:
@@ -127,6 +158,7 @@ class ChatSession:
         # (message_id, text, callback_data, url): a button without callback data is a reply-keyboard
         # button (pressing sends its text) or, with a url, a link.
         self.numbered: list[tuple[int, str, str | None, str | None]] = []
+        self.plugin_failures = 0  # updates a plugin failed on: the chat then exits with 1
 
     def loop(self) -> None:
         stream = sys.stdin
@@ -179,6 +211,8 @@ class ChatSession:
                                  language_code=self.language))
 
     def show(self, reply: Any) -> None:
+        from habitreward.testing.driver import is_bug
+
         errors = list(self.bot.errors)
         self.bot.errors.clear()
         for answer in reply.answers:
@@ -198,7 +232,14 @@ class ChatSession:
         if not self.numbered:
             self.number_buttons()
         for error in errors:
-            click.echo(f"(the bot ran into an error: {error})", err=True)
+            # Telegram's refusals (blocked, flood control) are not a plugin's failure.
+            failure = self.bot.engine.hooks.blame(error) if is_bug(error) else None
+            if failure is not None:
+                self.plugin_failures += 1
+                hint = "" if verbosity() >= TRACEBACK_VERBOSITY else " (-vv shows the traceback)"
+                click.echo(f"(the bot ran into an error: {failure.describe(error)}{hint})", err=True)
+            else:
+                click.echo(f"(the bot ran into an error: {error})", err=True)
 
     def number_buttons(self) -> None:
         message, rows = self.bot.shown_buttons(self.user_id)

@@ -1,0 +1,158 @@
+"""A third-party plugin's exception: itself for the plugin's tests, one line naming the plugin for a
+person at the command line, and a log line naming the plugin and the update in the bot."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from habitreward.cli import cli
+from habitreward.testing.botapi import BotApiStandIn
+from habitreward.testing.driver import BotDriver
+
+#: An installed plugin as its author wrote it: a hook and a bot command, both failing.
+MOOD_PLUGIN = textwrap.dedent('''
+    from telegram.ext import CommandHandler
+
+    from habitreward import hookimpl
+
+
+    @hookimpl
+    def habitreward_habit_completed(engine, event):
+        raise ValueError(f"no mood scale for {event.habit.name}")
+
+
+    @hookimpl
+    def habitreward_register_handlers(register, settings):
+        async def mood(update, context):
+            raise KeyError("no mood yet")
+
+        register(CommandHandler("mood", mood))
+''')
+
+
+@pytest.fixture
+def mood(tmp_path, monkeypatch):
+    """The plugin as an importable module named ``mood``, which HABITREWARD_EXTRA_PLUGINS loads."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "mood.py").write_text(MOOD_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "mood")
+    yield
+    sys.modules.pop("mood", None)
+
+
+@pytest.fixture
+def ann_runs(engine):
+    engine.add_user(42, "Ann", active=True)
+    engine.add_habit("Running")
+
+
+def test_a_plugins_exception_is_one_line_naming_the_plugin_and_the_hook(mood, ann_runs, run, engine):
+    result = run("done", "42", "Running")
+
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: plugin 'mood' failed in habitreward_habit_completed: ValueError: no mood scale"
+                             " for Running (-vv shows the traceback)\n")
+    assert "Traceback" not in result.output
+    assert engine.history(engine.get_user(42)) == []  # the completion was rolled back, as before
+
+
+def test_minus_vv_shows_the_plugins_traceback_too(mood, ann_runs, run):
+    result = run("-vv", "done", "42", "Running")
+
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert 'raise ValueError(f"no mood scale for {event.habit.name}")' in result.stderr
+    assert result.stderr.endswith("Error: plugin 'mood' failed in habitreward_habit_completed: ValueError: no mood"
+                                  " scale for Running\n")
+
+
+def test_the_plugins_own_tests_still_see_its_exception_with_a_note(mood, engine, ann_runs):
+    engine.pm.register(importlib.import_module("mood"), name="mood")
+    with pytest.raises(ValueError, match="no mood scale for Running") as raised:
+        engine.complete(engine.get_user(42), engine.find_habit(None, "Running"))
+    assert raised.value.__notes__ == ["habitreward: raised by the plugin 'mood' in habitreward_habit_completed"]
+
+
+def test_the_engines_own_errors_stay_as_they_were(mood, ann_runs, run):
+    result = run("done", "42", "Swimming")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and "plugin" not in result.stderr
+
+
+def test_a_plugin_failing_to_add_its_commands_is_one_line(tmp_path, monkeypatch, capsys):
+    from habitreward.cli import app, main
+
+    (tmp_path / "broken_commands.py").write_text(textwrap.dedent('''
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_register_commands(cli):
+            raise RuntimeError("click is too old for me")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "broken_commands")
+    monkeypatch.setattr(app, "_plugins_registered", False)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["--help"])
+    finally:
+        sys.modules.pop("broken_commands", None)
+
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == ("Error: plugin 'broken_commands' failed in habitreward_register_commands:"
+                                       " RuntimeError: click is too old for me\n")
+
+
+def test_chat_names_the_plugin_in_one_line_and_exits_with_1(mood, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+                                      f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
+                                input="Running\n/mood\n/quit\n")
+
+    assert result.exit_code == 1
+    assert "(the bot ran into an error: plugin 'mood' failed in habitreward_habit_completed: ValueError: no mood" \
+           " scale for Running (-vv shows the traceback))" in result.stderr
+    assert "(the bot ran into an error: plugin 'mood' failed in a handler it registered: KeyError: 'no mood yet'" \
+           in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stderr.endswith("Error: a plugin failed on 2 update(s) during this chat (see above)\n")
+
+
+def test_the_bot_logs_the_update_and_the_plugin(mood, engine, ann_runs, caplog):
+    engine.pm.register(importlib.import_module("mood"), name="mood")
+    caplog.set_level(logging.ERROR, logger="habitreward.bot.app")
+    with BotApiStandIn() as api, BotDriver(engine, api, raise_errors=False) as bot:
+        bot.send(42, "Running")
+        bot.send(42, "/mood")
+
+    logged = [(r.getMessage(), r.exc_info[0]) for r in caplog.records if r.name == "habitreward.bot.app"]
+    assert [error for _, error in logged] == [ValueError, KeyError]  # each with its traceback
+    hook, handler = (re.fullmatch(r"Error while handling update (\d+) \(user 42\): (.*)", m) for m, _ in logged)
+    assert hook[2] == "plugin 'mood' failed in habitreward_habit_completed: ValueError: no mood scale for Running"
+    assert handler[2] == "plugin 'mood' failed in a handler it registered: KeyError: 'no mood yet'"
+    assert hook[1] != handler[1]  # the update ids, which tell the two apart in the inbox
+
+
+def test_a_wrapper_among_the_hooks_still_leaves_the_failing_plugin_named(mood, engine, ann_runs):
+    from habitreward import hookimpl
+
+    class Timing:  # a wrapper: pluggy calls the implementations, not the engine one by one
+        @hookimpl(wrapper=True)
+        def habitreward_habit_completed(self, engine, event):
+            return (yield)
+
+    engine.pm.register(Timing(), name="timing")
+    engine.pm.register(importlib.import_module("mood"), name="mood")
+    with pytest.raises(ValueError) as raised:
+        engine.complete(engine.get_user(42), engine.find_habit(None, "Running"))
+    assert raised.value.__notes__ == ["habitreward: raised by the plugin 'mood' in habitreward_habit_completed"]
