@@ -586,6 +586,37 @@ def test_a_date_in_numbers_that_is_yesterday_is_logged_for_yesterday(tg, clock, 
     assert [e.log.completed_on for e in bot.engine.history(ann)] == [dt.date(2026, 1, 4)]
 
 
+@pytest.mark.parametrize(("text", "habit"), [("в 10.11 бегал", "Бег"), ("ran at 10.11", "Running")])
+def test_a_time_that_is_also_a_date_in_the_week_is_asked_about(tg, clock, text, habit):
+    """Written on 11 November, "в 10.11" is 10:11 today or 10 November: the user says which."""
+    clock.set(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.timezone.utc))
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Бег")
+    asked = bot.send(ANN, text)
+    assert asked.text == "Is 10.11 a time today or a date? Which habit, on which day?"
+    assert f"{habit} · Today" in buttons(asked) and f"{habit} · Yesterday" in buttons(asked)
+    assert bot.engine.history(ann) == []
+    assert "logged for Nov 10, 2026." in bot.press(ANN, f"{habit} · Yesterday").text
+    assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, dt.date(2026, 11, 10))]
+
+
+@pytest.mark.parametrize(("written", "text"), [
+    ((2026, 11, 11), "бегал в 10:11"),  # a colon: only a time
+    ((2026, 11, 28), "в 10.11 бегал"),  # 10 November is out of the week: a time
+    ((2026, 11, 10), "в 10.11 бегал"),  # today either way
+    ((2026, 11, 11), "бегал в 10.30"),  # no 30th month: a time
+    ((2026, 11, 11), "сағат 10.11 жүгірдім"),  # "10.11 o'clock"
+])
+def test_a_time_that_cannot_be_another_day_is_logged_for_today(tg, clock, written, text):
+    clock.set(dt.datetime(*written, 12, 0, tzinfo=dt.timezone.utc))
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Бег", "Жүгіру")
+    assert "done!" in bot.send(ANN, text).text
+    assert [e.log.completed_on for e in bot.engine.history(ann)] == [dt.date(*written)]
+
+
 def test_a_plan_is_asked_about_and_a_past_report_logged(tg):
     bot = tg()
     ann = user(bot)

@@ -372,6 +372,25 @@ def test_numbers_that_are_no_date_leave_the_day_alone(text):
     assert reported_days(text).dates == () and reported_days(text, dt.date(2026, 11, 28)) == reported_days(text)
 
 
+@pytest.mark.parametrize(("text", "written", "back"), [
+    ("в 10.11 бегал", (2026, 11, 11), (0, 1)), ("ran at 10.11", (2026, 11, 11), (0, 1)),
+    ("ran at 3.11", (2026, 11, 10), (0, 7)),  # 3 November: the last day of the window
+    ("в 10.11 бегал", (2026, 11, 28), ()), ("ran at 3.11", (2026, 11, 11), ()),  # out of the week: a time
+    ("в 10.11 бегал", (2026, 11, 10), ()),  # today either way
+    ("вчера в 10.11 бегал", (2026, 11, 11), (1,)),  # the day is named: "в 10.11" is its time
+    ("бегал в 10:11", (2026, 11, 11), ()), ("сағат 10.11 жүгірдім", (2026, 11, 11), ()),
+])
+def test_a_time_that_is_also_a_date_in_the_week_names_both_days(text, written, back):
+    import datetime as dt
+
+    from habitreward.nlp.days import reported_days
+
+    days = reported_days(text, dt.date(*written))
+    assert days.back == back
+    assert (days.certain, days.doubt) == ((False, "a time or a date") if len(back) == 2 else (True, ""))
+    assert match_local(text, EN + RU + KK).confident  # the day written is the bot's to know
+
+
 RU_READ_ALIAS = {21: ["читать"]}  # Чтение, also "читать": "почитаю" is found
 
 

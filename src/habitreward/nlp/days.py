@@ -12,6 +12,9 @@ Dates in numbers are read day first, as in Russian, Kazakh and most of the world
 "25/11", "2026-11-25", "on the 4th", "4-го") and put on the calendar of the day the message was written
 (``today``): within the backdating window they are that day, otherwise (further back, ahead, or a slash
 date that also reads month first, "11/12") an earlier day we do not resolve, as "on Monday" is.
+After "в", "at"... a pair that is also a time of day ("в 10.11") is a time, unless its date is one of
+the days back in the window and the message names no other day: then today at 10:11 or 10 November
+is the user's to say.
 """
 
 from __future__ import annotations
@@ -171,11 +174,19 @@ class DateReading(NamedTuple):
     written and the month None for "on the 4th"; two for a slash date that also reads month first."""
 
     readings: tuple[tuple[int, int | None, int | None], ...]
+    #: The date as written ("10.11").
+    written: str = ""
 
 
 def read_dates(text: str) -> tuple[DateReading, ...]:
     """The dates in numbers of a normalized message (see :data:`_DATE`), not yet put on a calendar."""
-    found = []
+    return _read_dates(text)[0]
+
+
+def _read_dates(text: str) -> tuple[tuple[DateReading, ...], tuple[DateReading, ...]]:
+    """The dates in numbers of a normalized message, and apart from them the pairs after "в",
+    "at"... that read as a time of day too ("в 10.11": 10:11, or 10 November)."""
+    found, maybe_times = [], []
     for match in _DATE.finditer(text):
         before = words(text[:match.start()])[-1:]
         after = words(text[match.end():])[:1]
@@ -192,8 +203,12 @@ def read_dates(text: str) -> tuple[DateReading, ...]:
             first = int(groups["day3"] or groups["day"])
             second = int(groups["month3"] or groups["dot_month"] or groups["slash_month"])
             slash = groups["sep"] == "/" or groups["slash_month"] is not None
-            # "в 10.11", "at 10.30": a time of day; "в 25.11" cannot be one (no 25 o'clock): a date
+            # "в 10.11", "at 10.30": a time of day, or (10.11) a date too; "в 25.11" cannot be a
+            # time (no 25 o'clock): a date
             if year is None and before and before[0] in _TIME_WORDS and first <= 23 and second <= 59:
+                # "сағат 10.11" ("10.11 o'clock"): surely a time
+                if before[0] != "сагат" and _calendar_day((first, second, None), dt.date(2000, 1, 31)):
+                    maybe_times.append(DateReading(((first, second, None),), match.group(0)))
                 continue
             # "1/2 book", "3/4 of the way" (a digit each): a fraction, unless after "on" ("ran on 3/4")
             if groups["slash_month"] and len(groups["day"] + groups["slash_month"]) == 2 and before != ["on"]:
@@ -207,8 +222,8 @@ def read_dates(text: str) -> tuple[DateReading, ...]:
         # Only real days ("31.11", "12/25" day first: none): any is one on 31 January of a leap year.
         readings = [r for r in readings if _calendar_day(r, dt.date(2000, 1, 31)) is not None]
         if readings:
-            found.append(DateReading(tuple(readings)))
-    return tuple(found)
+            found.append(DateReading(tuple(readings), match.group(0)))
+    return tuple(found), tuple(maybe_times)
 
 
 def _calendar_day(reading: tuple[int, int | None, int | None], today: dt.date) -> dt.date | None:
@@ -256,6 +271,12 @@ class Days(NamedTuple):
     dates: tuple[DateReading, ...] = ()
     #: A slash date that also reads month first ("11/12"): which day is the user's to say.
     ambiguous: bool = False
+    #: Times of day that read as a date too ("в 10.11"), not yet put on the calendar: times,
+    #: unless :meth:`on` finds the date among the days back (then see ``time_or_date``).
+    maybe_times: tuple[DateReading, ...] = ()
+    #: "в 10.11" written on 11 November: 10:11 today, or 10 November? The pair as written (``back``
+    #: then holds both days: which one is the user's to say), "" when none is in doubt.
+    time_or_date: str = ""
 
     @property
     def certain(self) -> bool:
@@ -264,9 +285,12 @@ class Days(NamedTuple):
 
     @property
     def doubt(self) -> str:
-        """Why the day is not certain ("an ambiguous date", "an earlier day", "several days"), or ""."""
+        """Why the day is not certain ("an ambiguous date", "a time or a date", "an earlier day",
+        "several days"), or ""."""
         if self.ambiguous:
             return "an ambiguous date"
+        if self.time_or_date:
+            return "a time or a date"
         if self.unresolved:
             return "an earlier day"
         return "" if self.certain else "several days"
@@ -279,7 +303,9 @@ class Days(NamedTuple):
     def on(self, today: dt.date) -> Days:
         """The days named, with the dates in numbers put on the calendar as written ``today``:
         within the backdating window a day back; further back, ahead or read two ways, an earlier
-        day we do not resolve (the two readings of "11/12" are weeks apart: never both in the window)."""
+        day we do not resolve (the two readings of "11/12" are weeks apart: never both in the window).
+        A time that reads as a date too ("в 10.11") in a message naming no other day: when that
+        date is one of the days back in the window, today or that day (``time_or_date``); else a time."""
         back, unresolved = set(self.back), self.unresolved or self.ambiguous
         for date in self.dates:
             day = _calendar_day(date.readings[0], today) if len(date.readings) == 1 else None
@@ -288,13 +314,19 @@ class Days(NamedTuple):
                 back.add(ago)
             else:
                 unresolved = True
-        return self._replace(back=tuple(sorted(back)), unresolved=unresolved, dates=())
+        time_or_date = self.time_or_date
+        if len(self.maybe_times) == 1 and not (back or unresolved or self.minutes or time_or_date):
+            day = _calendar_day(self.maybe_times[0].readings[0], today)
+            ago = (today - day).days if day is not None else -1
+            if 1 <= ago <= MAX_BACK_DAYS:
+                back, time_or_date = {0, ago}, self.maybe_times[0].written
+        return self._replace(back=tuple(sorted(back)), unresolved=unresolved, dates=(), time_or_date=time_or_date)
 
     def day_of(self, written: dt.datetime) -> dt.date:
         """The day a certain message ``written`` at that moment (aware, in the user's time zone) is
         about: "yesterday" the day before, "an hour ago" sent at 00:20 the day before too."""
-        if self.dates:
-            return self.on(written.date()).day_of(written)
+        if self.dates or (self.maybe_times and not self.time_or_date):
+            return self.on(written.date())._replace(maybe_times=()).day_of(written)
         if self.back or not self.minutes:  # a day named ("today", "25.11") wins over the hours
             return written.date() - dt.timedelta(days=self.days_back)
         earlier = written.astimezone(dt.timezone.utc) - dt.timedelta(minutes=self.minutes)
@@ -341,15 +373,15 @@ def reported_days(text: str, today: dt.date | None = None) -> Days:
     # Every free-text message asks, and people send the same few words: short ones are remembered
     # (as the local matcher's answers are), long ones read afresh.
     days = _reported_days(text) if len(text) <= 200 else _reported_days.__wrapped__(text)
-    return days.on(today) if today is not None and days.dates else days
+    return days.on(today) if today is not None and (days.dates or days.maybe_times) else days
 
 
 @functools.lru_cache(maxsize=2048)
 def _reported_days(text: str) -> Days:
     folded = normalize(text)
-    dates = read_dates(folded)
+    dates, maybe_times = _read_dates(folded)
     days = read_days(words(_spell_out_part_hours(folded)))
-    days = days._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates))
+    days = days._replace(dates=dates, ambiguous=any(len(d.readings) > 1 for d in dates), maybe_times=maybe_times)
     return days._replace(unresolved=True) if _names_a_date_range(folded) else days
 
 

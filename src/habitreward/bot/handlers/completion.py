@@ -461,8 +461,8 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
 
 
 async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt.datetime | None) -> None:
-    """A report naming several days: a button for each habit on each day it names (that the
-    habit existed on), pressed one at a time."""
+    """A report naming several days, or a time that reads as a date too ("в 10.11": today or 10
+    November): a button for each habit on each day (that the habit existed on), pressed one at a time."""
     t = s.t
     today = s.engine.today(s.user)
     written = s.engine.local_date(s.user, at) if at else today
@@ -479,7 +479,12 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
             rows.append([(f"{habit.name} · {label}", f"d:{habit.id}:{day_data(day)}")])
     rows.append([(t._("❌ None of these"), "fn")])
     rows.append([(t._("📋 Pick another habit"), "done")])
-    await s.send(t._("Your message names more than one day. Which habit, on which day?"), rows)
+    if days.time_or_date:  # "в 10.11": 10:11 today, or 10 November
+        question = t._("Is {time_or_date} a time today or a date? Which habit, on which day?",
+                       time_or_date=days.time_or_date)
+    else:
+        question = t._("Your message names more than one day. Which habit, on which day?")
+    await s.send(question, rows)
 
 
 @screen()
