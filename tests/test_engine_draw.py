@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from habitreward.draw import Candidate
+from habitreward.errors import NotClaimable
 from habitreward.models import ProgressStatus
 
 DRAWS = 100_000
@@ -222,6 +223,27 @@ def test_a_claim_spends_the_pieces_required_and_keeps_the_rest(engine, clock):
     assert engine.undo(user, engine.find_habit(user, "One more")).piece_taken_back
     (entry,) = engine.progress(user)
     assert (entry.pieces_earned, entry.status, entry.times_claimed) == (0, ProgressStatus.CLAIMED, 2)
+
+
+def test_undoing_the_last_piece_a_claim_kept_leaves_the_reward_claimed_with_none(engine, clock):
+    """rules.md, "Pieces and claims": 4 pieces of 3, claimed, keep 1; its completion undone, the
+    reward is CLAIMED with 0 pieces, as if the claim had spent all there were."""
+    user = engine.add_user(1, "Ann", active=True)
+    trip = engine.add_reward("Trip", weight=1000, pieces_required=10, max_per_day=0)
+    for i in range(4):
+        engine.complete(user, engine.add_habit(f"Habit {i}"))
+    trip = engine.edit_reward(trip, pieces_required=3)
+    engine.claim(user, trip)
+    (entry,) = engine.progress(user)
+    assert (entry.pieces_earned, entry.status, entry.times_claimed) == (1, ProgressStatus.PENDING, 1)
+
+    assert engine.undo(user, engine.find_habit(user, "Habit 3")).piece_taken_back  # the newest: kept
+
+    (entry,) = engine.progress(user)
+    assert (entry.pieces_earned, entry.status, entry.times_claimed) == (0, ProgressStatus.CLAIMED, 1)
+    with pytest.raises(NotClaimable, match="already claimed"):
+        engine.claim(user, trip)
+    assert engine.complete(user, engine.add_habit("Again")).progress.pieces_earned == 1  # a new cycle
 
 
 def test_undoing_the_first_piece_after_a_claim_leaves_the_reward_claimed(engine, clock):
