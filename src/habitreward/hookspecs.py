@@ -168,7 +168,9 @@ def habitreward_register_handlers(register: Callable[..., None], settings: Setti
     gets the presses it matches, in any group, also during a dialog (pick a prefix of your own:
     the bot's buttons use short ones such as ``d:``); so does a ``ConversationHandler`` started by
     a button or a command, and while it waits for a user's text in a private chat, that text
-    is its answer, not a habit report. ``await habitreward.bot.translator(update, context)``
+    is its answer, not a habit report (its ``per_*`` settings, and PTB's warning about
+    ``per_message``: docs/plugins.md, "A conversation started by a button").
+    ``await habitreward.bot.translator(update, context)``
     is the user's Translator. A button that logs a completion passes
     ``at=habitreward.bot.context.update_received_at.get()`` to ``engine.complete``: the moment
     ``serve`` received the press (None elsewhere: now), so a press just before midnight handled
