@@ -211,6 +211,35 @@ def test_standin_answers_errors_like_telegram(botapi):
 
 
 @pytest.mark.no_db
+def test_standin_misbehaves_as_an_unwell_telegram_on_request(botapi):
+    """A slow answer, an answer cut off mid-way, an outage and one chat's flood control: each
+    call was done (the message delivered) even when the client never heard of it."""
+    url = f"{botapi.base_url}1:T/sendMessage"
+    botapi.delay_next("sendMessage", 2.0)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json={"chat_id": 5, "text": "slow"}, timeout=0.3)
+    botapi.cut_next("sendMessage")
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(url, json={"chat_id": 5, "text": "cut"})
+    botapi.fail_next("sendMessage", 429, retry_after=3, chat_id=6)
+    assert httpx.post(url, json={"chat_id": 5, "text": "other chat"}).status_code == 200
+    assert httpx.post(url, json={"chat_id": 6, "text": "flooded"}).status_code == 429
+    base_url = botapi.base_url
+    botapi.go_down()
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(url, json={"chat_id": 5, "text": "down"})
+    botapi.come_back()
+    assert botapi.base_url == base_url
+    assert httpx.post(url, json={"chat_id": 5, "text": "back"}).status_code == 200
+
+    from test_serve_kit import wait_until
+
+    wait_until(lambda: len(botapi.sent(5)) == 4, what="the slow call done once its delay is over")
+    assert sorted(m["text"] for m in botapi.sent(5)) == ["back", "cut", "other chat", "slow"]
+    assert botapi.sent(6) == []
+
+
+@pytest.mark.no_db
 def test_builders_make_updates_ptb_understands():
     msg = Update.de_json(message_update(3, "/start@habitreward_test_bot hi", language_code="ru"), None)
     press = Update.de_json(callback_update(3, "x:1", message_id=8), None)

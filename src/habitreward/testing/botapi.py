@@ -20,6 +20,7 @@ import email.policy
 import html
 import json
 import re
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -159,6 +160,15 @@ def check_text(text: Any, parse_mode: str | None, *, limit: int = MAX_TEXT, capt
         raise _bad("message caption is too long" if caption else "message is too long")
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timeout, an outage, a cut): nothing to print."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class BotApiStandIn:
     """A fake Bot API server. Thread-safe; use as a context manager or ``start()``/``stop()``.
 
@@ -185,6 +195,11 @@ class BotApiStandIn:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._next_message_id: dict[int, int] = defaultdict(lambda: 1)
         self._failures: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._delays: dict[str, list[float]] = defaultdict(list)
+        self._cuts: dict[str, int] = defaultdict(int)
+        self._connections: set[socket.socket] = set()
+        self._port = 0  # kept across an outage: the bot comes back to the same address
+        self._down = False
         self._commands: dict[str, list[dict[str, Any]]] = {}
         self._webhook: dict[str, Any] = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
         self._server: ThreadingHTTPServer | None = None
@@ -209,11 +224,25 @@ class BotApiStandIn:
 
             do_GET = do_POST  # noqa: N815
 
+            def setup(self) -> None:
+                super().setup()
+                with standin._lock:
+                    standin._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with standin._lock:
+                    standin._connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:  # cut by cut_next or an outage
+                    pass
+
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # keep test output clean
 
         self._stopping = False
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server = _QuietHTTPServer((self.host, self._port), Handler)
+        self._port = self._server.server_address[1]
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="BotApiStandIn",
                                         daemon=True)
@@ -232,6 +261,27 @@ class BotApiStandIn:
             self._thread.join(timeout=5)
         self._server = None
         self._thread = None
+
+    def go_down(self) -> None:
+        """Become unreachable, as when the network or Telegram is down: connections to the port
+        are refused and those already open (a long poll, a pooled keep-alive one) are cut, until
+        :meth:`come_back` listens on the same port again."""
+        with self._lock:
+            self._down = True  # a call arriving meanwhile on an open connection is cut, not answered
+            self._updates_changed.notify_all()
+        self.stop()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def come_back(self) -> BotApiStandIn:
+        """Listen again, on the port of before :meth:`go_down` (state and queued updates kept)."""
+        self._down = False
+        return self.start()
 
     def __enter__(self) -> BotApiStandIn:
         return self.start()
@@ -267,8 +317,9 @@ class BotApiStandIn:
             return len(self._updates)
 
     def fail_next(self, method: str, error_code: int = 429, description: str | None = None,
-                  retry_after: int | None = None, *, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` fail as Telegram would."""
+                  retry_after: int | None = None, *, times: int = 1, chat_id: int | None = None) -> None:
+        """Make the next ``times`` calls of ``method`` fail as Telegram would (``chat_id``: only
+        those to that chat, as Telegram's flood control of one chat)."""
         if description is None:
             description = {
                 429: f"Too Many Requests: retry after {retry_after or 1}",
@@ -281,7 +332,22 @@ class BotApiStandIn:
         if retry_after is not None:
             failure["parameters"] = {"retry_after": retry_after}
         with self._lock:
-            self._failures[method.lower()].extend(copy.deepcopy(failure) for _ in range(times))
+            self._failures[method.lower()].extend(
+                {"chat_id": chat_id, "answer": copy.deepcopy(failure)} for _ in range(times))
+
+    def delay_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` ``seconds`` late (a slow Telegram): the
+        call is done (a message delivered) only then, and answered as usual if the client still
+        listens."""
+        with self._lock:
+            self._delays[method.lower()].extend([seconds] * times)
+
+    def cut_next(self, method: str, *, times: int = 1) -> None:
+        """Cut the connection in the middle of the answer to the next ``times`` calls of
+        ``method``: the call is done (a message delivered), the client gets half an answer and a
+        closed connection, as when a connection is reset on the way back."""
+        with self._lock:
+            self._cuts[method.lower()] += times
 
     def clear(self) -> None:
         """Forget recorded calls and messages (message ids keep increasing)."""
@@ -372,8 +438,45 @@ class BotApiStandIn:
         except ValueError as exc:
             self._reply(request, 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"})
             return
+        with self._lock:
+            delays = self._delays.get(method.lower())
+            delay = delays.pop(0) if delays else 0.0
+        if delay:
+            time.sleep(delay)
+        if self._down:  # went down meanwhile: no answer
+            self._hang_up(request)
+            return
         status, body = self.handle_call(token, method, params)
+        if self._down:  # a long poll the outage ended
+            self._hang_up(request)
+            return
+        with self._lock:
+            cut = self._cuts.get(method.lower(), 0) > 0
+            if cut:
+                self._cuts[method.lower()] -= 1
+        if cut:
+            self._cut(request, status, body)
+            return
         self._reply(request, status, body)
+
+    @staticmethod
+    def _hang_up(request: BaseHTTPRequestHandler) -> None:
+        request.close_connection = True
+        try:
+            request.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    @classmethod
+    def _cut(cls, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode("utf-8")
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data[: len(data) // 2])
+        request.wfile.flush()
+        cls._hang_up(request)
 
     @staticmethod
     def _read_params(request: BaseHTTPRequestHandler) -> dict[str, Any]:
@@ -424,9 +527,10 @@ class BotApiStandIn:
         with self._lock:
             self.calls.append((method, copy.deepcopy(params)))
             failures = self._failures.get(key)
-            if failures:
-                failure = failures.pop(0)
-                return failure["error_code"], failure
+            for index, failure in enumerate(failures or ()):
+                if failure["chat_id"] is None or str(failure["chat_id"]) == str(params.get("chat_id")):
+                    del failures[index]  # type: ignore[union-attr]
+                    return failure["answer"]["error_code"], failure["answer"]
         if key == "getupdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._lock:
@@ -599,6 +703,8 @@ class BotApiStandIn:
                 if offset:
                     # Confirming an offset forgets everything before it, as Telegram does.
                     self._updates = [u for u in self._updates if u.get("update_id", 0) >= offset]
+                if self._down:
+                    return []  # the connection is cut, this answer is never sent
                 if self._updates or self._stopping:
                     return copy.deepcopy(self._updates[:limit])
                 remaining = deadline - time.monotonic()
