@@ -82,3 +82,33 @@ def test_polling_without_a_webhook_says_nothing_about_one(poller, botapi):
     started = poller()
     wait_until(lambda: botapi.calls_of("getUpdates"), what="polling under way")  # after the check
     assert "removing the webhook" not in started.logs()
+
+
+def test_a_restart_that_meets_the_previous_runs_poll_still_open_keeps_polling(poller, db_url, botapi):
+    """After a restart Telegram answers 409 Conflict while the previous run's long poll is still
+    open on its side (up to that poll's timeout): the new run waits it out and serves everything,
+    where it used to stop polling and exit at once."""
+    conflict = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+    botapi.fail_next("getUpdates", 409, conflict, times=2)
+    updates = [message_update(1201, "count", update_id=71_000 + i) for i in range(3)]
+    for update in updates:
+        botapi.queue_update(update)
+
+    started = poller()
+    wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30,
+               what="every update applied once the conflict is over")
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert started.proc.poll() is None  # still polling
+    assert "getUpdates refused (Conflict: terminated by other getUpdates request" in started.logs()
+
+    started.signal(signal.SIGTERM)
+    assert started.wait(30) == 0
+
+
+def test_a_webhook_set_meanwhile_stops_polling_with_one_line(poller, botapi):
+    botapi.fail_next("getUpdates", 409, "Conflict: can't use getUpdates method while webhook is active;"
+                                         " use deleteWebhook to delete the webhook first")
+    started = poller()
+    assert started.wait(30) == 1
+    assert "Error: Telegram refused getUpdates: Conflict: can't use getUpdates method while webhook is active" \
+        in started.logs()

@@ -21,6 +21,12 @@ from habitreward.server.webhook_admin import ALLOWED_UPDATES
 
 logger = logging.getLogger(__name__)
 
+#: How long getUpdates may keep answering 409 Conflict ("terminated by other getUpdates
+#: request") before polling stops. A previous run's long poll stays open on Telegram's side
+#: until its timeout (at most 50 s) after that process is gone, so a restart meets the conflict
+#: for a while; a conflict lasting longer is another process polling with the same token.
+CONFLICT_PATIENCE = 120.0
+
 
 class PollingStopped(Exception):
     """Telegram refused polling for good (wrong token, another poller, a webhook)."""
@@ -29,11 +35,13 @@ class PollingStopped(Exception):
 class Poller:
     """Runs getUpdates on the bot loop of ``runner``."""
 
-    def __init__(self, runner: BotRunner, inbox: Inbox, *, timeout: int = 30, retry_delay: float = 1.0):
+    def __init__(self, runner: BotRunner, inbox: Inbox, *, timeout: int = 30, retry_delay: float = 1.0,
+                 conflict_patience: float = CONFLICT_PATIENCE):
         self.runner = runner
         self.inbox = inbox
         self.timeout = timeout
         self.retry_delay = retry_delay
+        self.conflict_patience = conflict_patience
         self.error: BaseException | None = None
         self._task: Any = None
 
@@ -67,13 +75,30 @@ class Poller:
             raise self.error from None
         offset: int | None = None
         delay = self.retry_delay
+        loop = asyncio.get_running_loop()
+        conflict_since: float | None = None
         while True:
             try:
                 updates = await bot.get_updates(
                     offset=offset, timeout=self.timeout, allowed_updates=list(ALLOWED_UPDATES)
                 )
                 delay = self.retry_delay
-            except (InvalidToken, Forbidden, Conflict) as exc:
+                conflict_since = None
+            except Conflict as exc:
+                # "terminated by other getUpdates request": after a restart, the previous run's
+                # long poll (still open on Telegram's side) for a while; "webhook is active":
+                # someone set a webhook meanwhile, which polling must not fight.
+                conflict_since = loop.time() if conflict_since is None else conflict_since
+                if "webhook" in exc.message.lower() or loop.time() - conflict_since > self.conflict_patience:
+                    self.error = PollingStopped(f"Telegram refused getUpdates: {exc}")
+                    logger.error("polling stopped: %s", exc)
+                    raise self.error from None
+                logger.warning("getUpdates refused (%s); another poll with this token is still open (a previous"
+                               " run's stays open up to its timeout): retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            except (InvalidToken, Forbidden) as exc:
                 self.error = PollingStopped(f"Telegram refused getUpdates: {exc}")
                 logger.error("polling stopped: %s", exc)
                 raise self.error from None
