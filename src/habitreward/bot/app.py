@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 
 from habitreward.bot.context import BotContext
-from habitreward.bot.handlers.common import offer_gate_user, read_gate_user
+from habitreward.bot.handlers.common import end_handling, handling, offer_gate_user, read_gate_user
 from habitreward.bot.persistence import DatabasePersistence
 from habitreward.bot.request import make_bot_request
 from habitreward.bot.state import BOT_DATA, BOT_DATA_KEY, CHAT_DATA, USER_DATA
@@ -72,9 +72,12 @@ class HabitRewardApplication(Application):
     async def process_update(self, update: object) -> None:
         persistent = isinstance(self.persistence, DatabasePersistence) and isinstance(update, Update)
         token = await self._refresh_state(update) if persistent else None  # type: ignore[arg-type]
+        handled = handling(update.update_id if isinstance(update, Update) else None,
+                           getattr(self.bot, "rate_limiter", None) is not None)
         try:
             await super().process_update(update)
         finally:
+            end_handling(handled)
             offer_gate_user(None)  # a row the gate did not take must not serve a later update
             if token is not None:
                 self.persistence.end_update(token)  # type: ignore[union-attr]

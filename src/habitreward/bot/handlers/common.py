@@ -213,19 +213,42 @@ async def translator(update: Update, context: Any) -> Translator:
     return translator_for(user, update, engine_of(context).settings)
 
 
+#: The update the handlers in this context (an asyncio task) run for, and whether the bot's rate
+#: limiter has waited out and retried a 429 before it reaches :func:`telegram_call` (set by the
+#: Application around each update's handlers).
+_HANDLING: contextvars.ContextVar[tuple[int | None, bool]] = contextvars.ContextVar(
+    "habitreward_handling", default=(None, False)
+)
+
+
+def handling(update_id: int | None, limiter_retries: bool) -> contextvars.Token:
+    """Note the update being handled in this context (see :data:`_HANDLING`); reset with the token."""
+    return _HANDLING.set((update_id, limiter_retries))
+
+
+def end_handling(token: contextvars.Token) -> None:
+    _HANDLING.reset(token)
+
+
 async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: bool = False) -> Any:
     """Run one Bot API call; retry on 429, ignore "not modified", log a blocked user.
 
     Returns the call's result, or None when it could not be delivered. ``raise_forbidden``:
     a 403 (blocked, or a private chat the person never opened) is raised instead, for a caller
     that tells someone else the message did not arrive.
+
+    A 429 is retried here only when the bot has no rate limiter: PTB's AIORateLimiter waits it
+    out and retries it itself (pausing every chat's calls meanwhile), and retrying its refusal
+    again would make each of those pauses four.
     """
+    update_id, limiter_retried = _HANDLING.get()
     for attempt in range(MAX_RETRIES + 1):
         try:
             return await make()
         except RetryAfter as exc:
-            if attempt == MAX_RETRIES:
-                log.warning("Telegram kept rate limiting; giving up on this message")
+            if limiter_retried or attempt == MAX_RETRIES:
+                log.warning("%sTelegram kept rate limiting (%s); giving up on this message (what the user did"
+                            " is saved)", f"update {update_id}: " if update_id is not None else "", exc.message)
                 return None
             with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta
                 warnings.simplefilter("ignore")
