@@ -112,3 +112,53 @@ def test_a_webhook_set_meanwhile_stops_polling_with_one_line(poller, botapi):
     assert started.wait(30) == 1
     assert "Error: Telegram refused getUpdates: Conflict: can't use getUpdates method while webhook is active" \
         in started.logs()
+
+
+def test_answers_it_cannot_read_are_retried_not_a_silent_stop(db_url, tmp_path):
+    """getUpdates answered 200 without a result (a proxy in the way, Telegram unwell): polling used
+    to end there with exit code 0 and no word in the log, which no supervisor restarts."""
+    from habitreward.testing.botapi import BotApiStandIn
+
+    class UnreadableAnswers(BotApiStandIn):
+        unreadable = 2
+
+        def handle_call(self, token, method, params):
+            if method.lower() == "getupdates" and self.unreadable:
+                self.unreadable -= 1
+                return 200, {"ok": False, "description": "upstream unavailable"}
+            return super().handle_call(token, method, params)
+
+    with UnreadableAnswers() as api:
+        updates = [message_update(1301, "count", update_id=72_000 + i) for i in range(3)]
+        for update in updates:
+            api.queue_update(update)
+        process = ServeProcess(db_url, api, tmp_path, env={"HABITREWARD_POLL_TIMEOUT": "1"}, name="poll")
+        process.start(wait_for="polling Telegram")
+        try:
+            wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30,
+                       what="every update applied after the unreadable answers")
+            assert process.proc.poll() is None
+            assert "getUpdates failed (KeyError" in process.logs()
+            process.signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+        finally:
+            process.kill()
+
+
+def test_polling_that_cannot_start_never_exits_quietly(db_url, tmp_path):
+    from habitreward.testing.botapi import BotApiStandIn
+
+    class UnreadableWebhookInfo(BotApiStandIn):
+        def handle_call(self, token, method, params):
+            if method.lower() == "getwebhookinfo":
+                return 200, {"ok": False}
+            return super().handle_call(token, method, params)
+
+    with UnreadableWebhookInfo() as api:
+        process = ServeProcess(db_url, api, tmp_path, env={"HABITREWARD_POLL_TIMEOUT": "1"}, name="poll")
+        process.start(wait_for="polling Telegram")
+        try:
+            assert process.wait(30) == 1
+            assert "Error: polling failed: KeyError: 'result'" in process.logs()
+        finally:
+            process.kill()

@@ -57,7 +57,17 @@ class Poller:
             self._task.cancel()
 
     async def _poll_forever(self) -> None:
-        from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+        try:
+            await self._poll()
+        except PollingStopped:
+            raise
+        except Exception as exc:  # a bug: polling must not end without a word (and exit code 0)
+            self.error = PollingStopped(f"polling failed: {type(exc).__name__}: {exc}")
+            logger.error("polling failed", exc_info=True)
+            raise self.error from None
+
+    async def _poll(self) -> None:
+        from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
         bot = self.runner.application.bot
         # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
@@ -108,6 +118,14 @@ class Poller:
                 continue
             except (NetworkError, TimedOut) as exc:
                 logger.warning("getUpdates failed (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            except Exception as exc:
+                # An answer PTB could not read (not JSON, no result: a proxy in the way, Telegram
+                # unwell): ending the loop here would leave a process that polls no more.
+                logger.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay,
+                               exc_info=not isinstance(exc, TelegramError))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
