@@ -4,6 +4,7 @@ checked, and a connection the server dropped costs at most one failed operation.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import peewee
@@ -12,6 +13,7 @@ import pytest
 
 from habitreward import db as db_module
 from habitreward.db import open_database
+from habitreward.testing.engines import make_engine
 
 pytestmark = pytest.mark.postgres_only
 
@@ -154,3 +156,27 @@ def test_a_write_queued_for_the_commit_goes_with_it_and_only_with_it(counted):
         assert not counted.write_at_commit("INSERT INTO t VALUES (%s)", (10,))  # no transaction
         assert values(counted) == [1, 2, 3, 9]
         assert counted.connection().get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+def test_a_lazy_read_outside_the_engine_gives_its_pooled_connection_back(db_url):
+    """A program embedding the engine reads a relation the engine did not load
+    (``result.log.habit``) after the call, on a thread of its own: peewee connects by itself for
+    that read. The connection must go back to the pool, or every such thread keeps one and the
+    pool runs dry."""
+    engine = make_engine(f"{db_url}?max_connections=2&timeout=1", load_entry_points=False)
+    try:
+        ann = engine.add_user(1, "Ann", active=True)
+        habits = [engine.add_habit(f"Habit {n}") for n in range(3)]
+        names = []
+
+        def request(habit):  # one request of a thread-per-request web app
+            names.append(engine.complete(ann, habit).log.habit.name)
+
+        for habit in habits:
+            thread = threading.Thread(target=request, args=(habit,))
+            thread.start()
+            thread.join()
+        assert sorted(names) == ["Habit 0", "Habit 1", "Habit 2"]
+        assert [s.streak for s in engine.streaks(ann)] == [1, 1, 1]  # the pool still has a connection
+    finally:
+        engine.close()

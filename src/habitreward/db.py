@@ -306,6 +306,20 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         return pending[1] if pending[0] is self._state.conn else []
 
     def _execute_cursor(self, sql: str, params: Any, **cursor_options: Any) -> Any:
+        if not self.is_closed() or cursor_options:
+            return self._execute_on_connection(sql, params, **cursor_options)
+        # A statement outside any connection (Engine.session, connection_context): peewee would
+        # connect by itself and keep the pooled connection for this thread's lifetime; a lazy
+        # read of a relation (result.log.habit) on each thread of a web app would run the pool
+        # dry. Borrow one for the statement instead (autocommit: its rows are already read).
+        self.connect()
+        try:
+            return self._execute_on_connection(sql, params)
+        finally:
+            if not self.in_transaction():
+                self.close()
+
+    def _execute_on_connection(self, sql: str, params: Any, **cursor_options: Any) -> Any:
         if self.statements is not None and not cursor_options:
             sql = self.statements.sql_for(self._state.conn, sql)
         if self._take_deferred_begin():
