@@ -73,7 +73,7 @@ class TrackingMixin(EngineBase):
             moment = moment.replace(tzinfo=dt.timezone.utc)
         moment = min(moment, now)  # clock skew must not move a completion into the future
         today = self.local_date(user, now)
-        day = day or self.local_date(user, moment)
+        day = validation.calendar_day(day) if day is not None else self.local_date(user, moment)
         self._check_day(user, habit, day, today)
         if day != self.local_date(user, moment):
             moment = now  # a backdated entry is recorded when it was reported

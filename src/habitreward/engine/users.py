@@ -22,15 +22,17 @@ _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.tel
 
 class UsersMixin(EngineBase):
     def get_user(self, telegram_id: int) -> User:
+        telegram_id = validation.lookup_telegram_id(telegram_id)
         with self.session():
-            user = User.get_or_none(User.telegram_id == int(telegram_id))
+            user = User.get_or_none(User.telegram_id == telegram_id)
         if user is None:
             raise NotFound(f"No user with Telegram id {telegram_id}.")
         return user
 
     def find_user(self, telegram_id: int) -> User | None:
+        telegram_id = validation.lookup_telegram_id(telegram_id)
         with self.session():
-            return _USER_BY_TELEGRAM_ID.first(self.db, int(telegram_id))
+            return _USER_BY_TELEGRAM_ID.first(self.db, telegram_id)
 
     def list_users(self) -> list[User]:
         with self.session():

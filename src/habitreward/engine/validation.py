@@ -187,6 +187,25 @@ def telegram_id(value: int | str) -> int:
     return number
 
 
+def lookup_telegram_id(value: int | str) -> int:
+    """A Telegram user id to look someone up by: any whole number (an unknown one is NotFound)."""
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValidationError(f"A Telegram user id is a whole number, got {value!r}.")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"A Telegram user id is a whole number, got {_quoted(value)}.") from None
+
+
+def calendar_day(value: dt.date) -> dt.date:
+    """A day to log (``complete(day=...)``): a ``datetime.date``. A ``datetime`` is refused, as
+    its day depends on a time zone: the moment goes in ``at`` and the user's zone picks the day."""
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise ValidationError(f"The day must be a date (datetime.date), got {_quoted(value)}; pass a moment as"
+                              " at= and the user's time zone decides its day.")
+    return value
+
+
 def timezone_name(value: str) -> str:
     """An IANA name (``Asia/Almaty``) or a UTC offset (``+5``, ``UTC-10``, ``+05:30``), normalised."""
     text = str(value or "").strip()

@@ -1,0 +1,38 @@
+"""The engine as a program embedding it calls it (a web app, a script): what it is handed from
+outside (a query string, a form) and gets wrong is refused with one of habitreward.errors, whose
+message says what to pass, never a TypeError or ValueError from deep inside."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from habitreward.errors import ValidationError
+
+
+@pytest.fixture
+def ann_runs(engine, clock):
+    clock.set(dt.datetime(2026, 3, 10, 12, tzinfo=dt.timezone.utc))
+    ann = engine.add_user(1, "Ann", active=True, timezone="Asia/Almaty")
+    run = engine.add_habit("Run")
+    clock.advance(days=3)
+    return ann, run
+
+
+@pytest.mark.parametrize("day", [dt.datetime(2026, 3, 12, 8), "2026-03-12"], ids=["datetime", "text"])
+def test_a_day_to_backdate_that_is_not_a_date_is_refused_and_says_what_to_pass(engine, ann_runs, day):
+    ann, run = ann_runs
+    with pytest.raises(ValidationError, match=r"must be a date \(datetime.date\).*at="):
+        engine.complete(ann, run, day=day)
+    assert engine.history(ann) == []
+    assert engine.complete(ann, run, day=dt.date(2026, 3, 12)).backdated
+
+
+@pytest.mark.parametrize("telegram_id", ["abc", "", None, 1.5])
+def test_a_telegram_id_that_is_no_whole_number_is_refused_when_looking_someone_up(engine, ann_runs, telegram_id):
+    with pytest.raises(ValidationError, match="whole number"):
+        engine.get_user(telegram_id)
+    with pytest.raises(ValidationError, match="whole number"):
+        engine.find_user(telegram_id)
+    assert engine.get_user("1").name == "Ann"  # a query string's digits are an id
