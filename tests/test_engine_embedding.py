@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from habitreward.errors import ValidationError
+from habitreward.errors import NotFound, ValidationError
 
 
 @pytest.fixture
@@ -36,3 +36,16 @@ def test_a_telegram_id_that_is_no_whole_number_is_refused_when_looking_someone_u
     with pytest.raises(ValidationError, match="whole number"):
         engine.find_user(telegram_id)
     assert engine.get_user("1").name == "Ann"  # a query string's digits are an id
+
+
+def test_completing_for_a_user_deleted_meanwhile_is_not_found(engine, ann_runs):
+    """A web app looked Ann up, then (another request) she was deleted: the completion it still
+    runs with her object is NotFound, as a lookup would be, not a database IntegrityError."""
+    ann, _ = ann_runs
+    mine = engine.add_habit("Mine", owner=ann)
+    shared = engine.add_habit("Walk")
+    engine.delete_user(1)
+    for habit in (shared, mine):
+        with pytest.raises(NotFound, match="No user with Telegram id 1"):
+            engine.complete(ann, habit)
+    assert engine.list_users() == []

@@ -89,6 +89,9 @@ class TrackingMixin(EngineBase):
                 log = HabitLog.get_or_none(
                     (HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day)
                 )
+                gone = log is None and not User.select().where(User.id == user.id).exists()
+            if gone:  # the caller's user object outlived the user (deleted meanwhile)
+                raise NotFound(f"No user with Telegram id {user.telegram_id}.") from None
             if log is None:
                 raise
             return _already_done(habit, day, today, log)
