@@ -49,3 +49,13 @@ def test_completing_for_a_user_deleted_meanwhile_is_not_found(engine, ann_runs):
         with pytest.raises(NotFound, match="No user with Telegram id 1"):
             engine.complete(ann, habit)
     assert engine.list_users() == []
+
+
+@pytest.mark.parametrize("item_id", ["abc", None])
+def test_a_habit_or_reward_id_that_is_no_number_is_not_found(engine, ann_runs, item_id):
+    ann, run = ann_runs
+    with pytest.raises(NotFound, match="That habit no longer exists"):
+        engine.get_habit(ann, item_id)
+    with pytest.raises(NotFound, match="That reward no longer exists"):
+        engine.get_reward(ann, item_id)
+    assert engine.get_habit(ann, str(run.id)) == run  # a URL's digits are an id

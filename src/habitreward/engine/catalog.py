@@ -78,11 +78,17 @@ class CatalogMixin(EngineBase):
             raise PermissionDenied("That belongs to someone else.")
 
     def _get_visible(self, model: type[ItemT], user: User | None, item_id: int) -> ItemT:
-        with self.session():
-            query = model.select().where((model.id == int(item_id)) & model.active)
-            if user is not None:
-                query = query.where(_visible_to(model, user))
-            item = query.first()
+        try:
+            wanted = int(item_id)
+        except (TypeError, ValueError):  # "abc" from a URL: no such item either
+            wanted = None
+        item = None
+        if wanted is not None:
+            with self.session():
+                query = model.select().where((model.id == wanted) & model.active)
+                if user is not None:
+                    query = query.where(_visible_to(model, user))
+                item = query.first()
         if item is None:
             raise NotFound("That habit no longer exists." if model is Habit else "That reward no longer exists.")
         return item
