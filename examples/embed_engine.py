@@ -1,7 +1,8 @@
 """Embedding the engine in another program: no Telegram, just Python.
 
 Shows the engine API a web app, another chat platform or a script would use: users, habits,
-rewards, a completion with its reward draw, streaks, odds and history.
+rewards, a completion with its reward draw, streaks, odds and history. The calls, the errors and
+how to use the engine from many threads are in docs/embedding.md.
 
     python examples/embed_engine.py            # uses a throwaway SQLite database
 """

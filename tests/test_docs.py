@@ -68,6 +68,37 @@ def test_the_plugin_and_test_in_plugins_md_work_as_written(tmp_path):
     assert "1 passed" in done.stdout
 
 
+def _python_blocks(page: str) -> list[str]:
+    return [b.split("```")[0] for b in (ROOT / "docs" / page).read_text().split("```python\n")[1:]]
+
+
+@pytest.mark.no_db
+def test_the_programs_in_embedding_md_run_as_written(tmp_path):
+    """docs/embedding.md's first program, then its plugin registered in code on that program's
+    engine: the plugin's award comes with the next completion."""
+    program, plugin = _python_blocks("embedding.md")
+    assert program.endswith("engine.close()\n")
+    check = ("clock.advance(days=1)\n"
+             "assert [a.message for a in engine.complete(ann, running).awards] == ['Well done, Ann!']\n"
+             "engine.close()\n"
+             "print('cheered')\n")
+    script = tmp_path / "embedding_program.py"
+    script.write_text(program.removesuffix("engine.close()\n") + plugin + check)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={"HABITREWARD_LOAD_PLUGINS": "", "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert "'Coffee' is" in done.stdout and done.stdout.strip().endswith("cheered")
+
+
+@pytest.mark.no_db
+def test_embedding_md_names_every_public_call_of_the_engine():
+    from habitreward.engine import Engine
+
+    page = (ROOT / "docs" / "embedding.md").read_text()
+    public = [name for name, _ in inspect.getmembers(Engine, inspect.isfunction) if not name.startswith("_")]
+    assert [name for name in public if f"{name}(" not in page] == []
+
+
 def _anchors(markdown: str) -> set[str]:
     """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens."""
     anchors = set()
