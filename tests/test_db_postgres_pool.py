@@ -13,6 +13,7 @@ import pytest
 
 from habitreward import db as db_module
 from habitreward.db import open_database
+from habitreward.models import Habit
 from habitreward.testing.engines import make_engine
 
 pytestmark = pytest.mark.postgres_only
@@ -178,5 +179,24 @@ def test_a_lazy_read_outside_the_engine_gives_its_pooled_connection_back(db_url)
             thread.join()
         assert sorted(names) == ["Habit 0", "Habit 1", "Habit 2"]
         assert [s.streak for s in engine.streaks(ann)] == [1, 1, 1]  # the pool still has a connection
+    finally:
+        engine.close()
+
+
+def test_a_lazy_read_outside_the_engine_survives_the_pool_closing_its_connection(db_url):
+    """The pool closes a connection at check-in when it is past its stale_timeout (or no longer
+    trusted); a read outside an engine call gives its connection back at once, so its rows must
+    already be read by then (psycopg2 refuses a closed connection's cursor)."""
+    engine = make_engine(db_url, load_entry_points=False)
+    try:
+        ann = engine.add_user(1, "Ann", active=True)
+        result = engine.complete(ann, engine.add_habit("Running"))
+        engine.db._can_reuse = lambda conn: False  # as for a connection past its stale_timeout
+        assert result.log.habit.name == "Running"
+        assert [h.name for h in Habit.select().where(Habit.active)] == ["Running"]
+        assert Habit.update(weight=20).where(Habit.name == "Running").execute() == 1
+        assert Habit.get(Habit.name == "Running").weight == 20
+        copy = Habit.insert(name="Reading", created_at=result.log.timestamp).execute()  # RETURNING id
+        assert Habit.get_by_id(copy).name == "Reading"
     finally:
         engine.close()

@@ -7,6 +7,7 @@ all share one code path.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -214,6 +215,30 @@ class _CountedSavepoint(peewee._savepoint):  # noqa: SLF001 - peewee's savepoint
             self.db._state.savepoints -= 1  # noqa: SLF001
 
 
+class _ReadCursor:
+    """A cursor's whole answer, read while its connection was still checked out."""
+
+    def __init__(self, cursor: Any):
+        self.description = cursor.description
+        self.rowcount = cursor.rowcount
+        self._rows = iter(cursor.fetchall() if cursor.description is not None else ())
+
+    def fetchone(self) -> Any:
+        return next(self._rows, None)
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        return list(itertools.islice(self._rows, size))
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Any:
+        return self._rows
+
+    def close(self) -> None:
+        pass
+
+
 class PostgresqlDatabase(PooledPostgresqlDatabase):
     """peewee's pooled PostgreSQL database, minus three kinds of round trips.
 
@@ -314,7 +339,13 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         # dry. Borrow one for the statement instead (autocommit: its rows are already read).
         self.connect()
         try:
-            return self._execute_on_connection(sql, params)
+            cursor = self._execute_on_connection(sql, params)
+            if self.in_transaction():
+                return cursor
+            # Read the answer before the connection goes back: the pool closes a connection past
+            # its stale_timeout (or one it no longer trusts) at check-in, and psycopg2 then
+            # refuses to read a closed connection's cursor.
+            return _ReadCursor(cursor)
         finally:
             if not self.in_transaction():
                 self.close()
