@@ -6,6 +6,7 @@ notice. The Bot API stand-in makes the faults (``fail_next``, ``delay_next``, ``
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -61,3 +62,52 @@ def test_a_reply_flood_controlled_for_good_is_given_up_after_the_limiters_retrie
     logs = server.logs()
     assert "update 81001: Telegram kept rate limiting" in logs
     assert TOKEN not in logs
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_a_reply_that_could_not_connect_is_sent_once_telegram_is_back(serve, engine, db_url, botapi, backend,
+                                                                       client):
+    """The Bot API unreachable for a moment (connections refused): the reply surely was not sent,
+    so it is sent again a few times; the user gets it, once, when Telegram is back."""
+    if backend == "postgres" and client == "httpx":
+        pytest.skip("the HTTP client does not depend on the database (httpx seen on SQLite)")
+    user = 2111
+    seed_runners(engine, [user])
+    server = serve(env={"TELEGRAM_HTTP_CLIENT": client})
+    botapi.go_down()
+
+    assert server.post_update(message_update(user, "Running", update_id=81_011)) == 200
+    # The first try refused (each client's words for it, at DEBUG or in the error once given up).
+    wait_until(lambda: re.search(r"\b(httpx\.ConnectError|aiohttp\.ClientConnectorError)\b", server.logs()),
+               what="the first try refused")
+    botapi.come_back()
+    wait_until(lambda: inbox(db_url).get(81_011) and idle(server), timeout=30, what="the update finished")
+
+    assert completions(db_url) == {user: 1}
+    replies = replies_to(botapi, user)
+    assert len(replies) == 1 and "done!" in replies[0]["text"]
+    assert len(botapi.sent(user)) == 1
+    assert inbox(db_url)[81_011] == (True, 1, None)
+
+
+@pytest.mark.parametrize("fault", ["cut", "late"])
+def test_a_reply_telegram_may_have_is_not_sent_again(serve, engine, db_url, botapi, backend, fault):
+    """A connection cut on the way back, or an answer later than the client waits: Telegram
+    has done the call, so sending it again would show the message twice."""
+    if backend == "postgres":
+        pytest.skip("what is sent again does not depend on the database (seen on SQLite)")
+    user = 2112
+    seed_runners(engine, [user])
+    server = serve()
+    if fault == "cut":
+        botapi.cut_next("sendMessage")
+    else:
+        botapi.delay_next("sendMessage", 6.0)  # past the client's 5 s read timeout
+
+    assert server.post_update(message_update(user, "Running", update_id=81_021)) == 200
+    wait_until(lambda: inbox(db_url).get(81_021) and idle(server), timeout=30, what="the update finished")
+    wait_until(lambda: botapi.sent(user), timeout=10, what="the late call done")
+
+    assert completions(db_url) == {user: 1}
+    assert len(replies_to(botapi, user)) == 1
+    assert len(botapi.sent(user)) == 1

@@ -13,6 +13,9 @@ cause chained), which PTB's retries and our error handler rely on.
 :func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``; ``None``
 means "let PTB build its own HTTPXRequest".
 
+:func:`surely_not_sent` tells, for either client, a call that could not connect (so was
+certainly not sent: safe to send again) from one that may have reached Telegram.
+
 The URL of every Bot API call contains the bot token, so nothing here logs a URL,
 and aiohttp errors that quote one (``Connection timeout to host http://.../bot<token>/...``)
 reach PTB with the token replaced by ``<token>``.
@@ -27,6 +30,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx  # python-telegram-bot's own HTTP client, always installed with it
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -278,6 +282,25 @@ class AiohttpRequest(BaseRequest):
         for name, (filename, content, mimetype) in request_data.multipart_data.items():
             form.add_field(name, content, filename=filename, content_type=mimetype)
         return form
+
+
+def surely_not_sent(error: BaseException) -> bool:
+    """Whether a Bot API call that raised ``error`` surely never reached Telegram: no connection
+    could be opened (refused, no route, no such host), so the request was not written and
+    sending it again cannot make a duplicate. Tells both clients' errors apart: aiohttp's
+    ``ClientConnectorError`` and httpx's ``ConnectError``, chained by :class:`AiohttpRequest` and
+    PTB's ``HTTPXRequest`` as the cause of a :class:`~telegram.error.NetworkError` (their texts
+    name the host and port, never the URL, so the token redaction leaves them as they are).
+
+    A timeout is not such a case (the request may have been sent and done; a connect or pool
+    timeout has already waited seconds), nor a connection cut or reset once open.
+    """
+    if not isinstance(error, NetworkError) or isinstance(error, TimedOut):
+        return False
+    cause = error.__cause__
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectorError):
+        return True
+    return isinstance(cause, httpx.ConnectError)
 
 
 def _aiohttp_importable() -> bool:
