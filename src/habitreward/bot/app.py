@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -201,32 +201,43 @@ def _persistent_conversations(groups: Any) -> list[ConversationHandler]:
     return found
 
 
+def reply_lost(error: BaseException | None) -> bool:
+    """Whether a handler failed because a Bot API call did not get through (a timeout, a cut or
+    refused connection, Telegram's 5xx), as opposed to a bug: Telegram's 400 (``BadRequest``,
+    a ``NetworkError`` too in PTB) is the bot asking for something wrong."""
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
 async def log_error(update: object, context: BotContext) -> None:
     """Telegram's refusals are facts of life, not crashes: log them and carry on.
 
     A user who blocked the bot (403), flood control (429, already retried by the
-    rate limiter), a "message is not modified" (400) or a network hiccup must not
-    stop the bot; handlers write to the database before they answer, so nothing
-    the user did is lost. Anything else is a bug and is logged with its traceback.
+    rate limiter), a "message is not modified" (400) or a network failure (one
+    WARNING line naming the update and the chat) must not stop the bot; handlers
+    write to the database before they answer, so nothing the user did is lost.
+    Anything else is a bug and is logged with its traceback.
     """
     error = context.error
     who = ""
     if isinstance(update, Update) and update.effective_user:
         who = f" (user {update.effective_user.id})"
-    if isinstance(error, Forbidden):
+    which = f"update {update.update_id}" if isinstance(update, Update) else "an update"
+    if reply_lost(error):
+        # One line, no traceback: an outage would otherwise fill the log with the client's stack.
+        chat = update.effective_chat if isinstance(update, Update) else None
+        logger.warning("%s: the reply%s may not have reached Telegram (%s: %s); what the user did is saved",
+                       which, f" to chat {chat.id}" if chat is not None else "", type(error).__name__, error)
+    elif isinstance(error, Forbidden):
         logger.info("Telegram refused to deliver%s: %s", who, error.message)
     elif isinstance(error, RetryAfter):
         logger.warning("Telegram flood control%s: %s", who, error.message)  # says how long to wait
     elif isinstance(error, BadRequest) and "not modified" in error.message.lower():
         logger.debug("Message not modified%s", who)
-    elif isinstance(error, (TimedOut, NetworkError)):
-        logger.warning("Network problem talking to Telegram%s: %s", who, error)
     elif isinstance(error, UpdateAppliedElsewhere):
         logger.info("Update applied by another process%s: this run's writes were rolled back", who)
     else:
         # Which update (to find it in the inbox and the webhook's log) and, when a plugin's code
         # raised it, which plugin: several may be installed, and the traceback alone may not say.
-        which = f"update {update.update_id}" if isinstance(update, Update) else "an update"
         failure = context.engine.hooks.blame(error) if error is not None else None
         if failure is None:
             logger.error("Error while handling %s%s", which, who, exc_info=error)

@@ -41,6 +41,10 @@ from habitreward.server.inbox import Accepted, Inbox, processing
 
 logger = logging.getLogger(__name__)
 
+#: How ``processed_updates.error`` starts for an update applied whose reply failed for a network
+#: reason (a timeout, a cut or refused connection): not a handler's failure.
+REPLY_LOST = "reply may not have reached Telegram: "
+
 
 def ordering_key(update: Mapping[str, Any]) -> int | None:
     """Whose update this is (user or chat id), to keep one person's updates in order."""
@@ -620,11 +624,17 @@ class BotRunner:
         """PTB's error handler: log with the update id and keep the error for the inbox row."""
         from telegram import Update
 
+        from habitreward.bot.app import reply_lost
+
         if isinstance(update, Update) and isinstance(context.error, UpdateAppliedElsewhere):
             # Another process applied it (this one's lock on it was lost with a connection):
             # this run's writes were rolled back; the row is the other's, nothing to record.
             logger.warning("update %s: applied by another process meanwhile; this run's writes rolled back",
                            update.update_id)
+        elif isinstance(update, Update) and reply_lost(context.error):
+            # Not a handler's bug: the bot's error handler logs it in one line (no traceback, which
+            # an outage would repeat for every update), and the row says what it was.
+            self._handler_errors[update.update_id] = f"{REPLY_LOST}{type(context.error).__name__}: {context.error}"
         elif isinstance(update, Update):
             self._handler_errors[update.update_id] = f"{type(context.error).__name__}: {context.error}"
             logger.error("update %s: a handler failed: %s", update.update_id, context.error, exc_info=context.error)
