@@ -367,14 +367,32 @@ class BotRunner:
         if self.loop is None or self.loop.is_closed() or self._thread is None or not self._thread.is_alive():
             return  # never started, or its start failed (the loop is closed already)
         if not self.drain(timeout):
-            logger.warning("%d update(s) still running at shutdown; they are processed on the next start",
-                           len(self._pending))
+            self._say_what_is_cut_short()
             self._cancel_updates()
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:  # the loop ended meanwhile
             return
         self._thread.join(timeout)
+
+    def _say_what_is_cut_short(self) -> None:
+        """Log the updates still running when the shutdown timeout is up. Those not applied yet
+        run at the next start; those applied (their completion committed, the reply still on its
+        way, e.g. to a slow Telegram) are done for good: only their replies are cut short. The
+        inbox says which is which (an applied update's row is marked in its own transaction)."""
+        with self._pending_cond:
+            running = sorted(self._pending)
+        try:
+            unapplied = len(self.inbox.still_pending(running))
+        except Exception:  # the database is away: say what is true either way
+            logger.warning("%d update(s) still running at shutdown; those not applied yet are processed on"
+                           " the next start", len(running))
+            return
+        if unapplied:
+            logger.warning("%d update(s) still running at shutdown; they are processed on the next start", unapplied)
+        if len(running) > unapplied:
+            logger.warning("%d update(s) applied and still sending their replies at shutdown; those replies"
+                           " may not arrive (the updates are saved and not run again)", len(running) - unapplied)
 
     def _cancel_updates(self, grace: float = 5.0) -> None:
         """Cancel the updates still running, and let them unwind, before the bot stops: stopping
