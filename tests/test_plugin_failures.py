@@ -156,3 +156,64 @@ def test_a_wrapper_among_the_hooks_still_leaves_the_failing_plugin_named(mood, e
     with pytest.raises(ValueError) as raised:
         engine.complete(engine.get_user(42), engine.find_habit(None, "Running"))
     assert raised.value.__notes__ == ["habitreward: raised by the plugin 'mood' in habitreward_habit_completed"]
+
+
+def _a_built_in_plugins_breaks(monkeypatch, when=lambda: True):
+    """The built-in streak rule raising, as habitreward's own bug would."""
+    import habitreward.plugins.streaks as streaks
+
+    def broken(*args):
+        if when():
+            raise ZeroDivisionError("the streak rule's own bug")
+        return 1
+
+    monkeypatch.setattr(streaks, "next_streak", broken)
+
+
+def test_a_built_in_plugins_bug_under_a_plugins_wrapper_is_not_blamed_on_that_plugin(engine, ann_runs, caplog,
+                                                                                   monkeypatch):
+    from habitreward import hookimpl
+
+    class Timing:  # wraps every streak computation, and does nothing wrong
+        @hookimpl(wrapper=True)
+        def habitreward_compute_streak(self, habit, day, previous_day, previous_streak):
+            return (yield)
+
+    engine.pm.register(Timing(), name="timing")
+    _a_built_in_plugins_breaks(monkeypatch)
+    caplog.set_level(logging.ERROR, logger="habitreward.bot.app")
+    with BotApiStandIn() as api, BotDriver(engine, api, raise_errors=False) as bot:
+        bot.send(42, "Running")
+
+    [logged] = [r for r in caplog.records if r.name == "habitreward.bot.app"]
+    assert re.fullmatch(r"Error while handling update \d+ \(user 42\)", logged.getMessage())
+    assert logged.exc_info[0] is ZeroDivisionError
+
+
+def test_a_plugin_calling_the_engine_is_not_blamed_for_a_built_in_plugins_bug(tmp_path, monkeypatch, ann_runs,
+                                                                              run):
+    (tmp_path / "coach.py").write_text(textwrap.dedent('''
+        from habitreward import hookimpl
+
+        calling = False
+
+        @hookimpl
+        def habitreward_habit_completed(engine, event):
+            global calling
+            calling = True  # the odds of tomorrow, for a tip
+            try:
+                engine.odds(event.user, event.habit)
+            finally:
+                calling = False
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "coach")
+    try:
+        _a_built_in_plugins_breaks(monkeypatch, when=lambda: sys.modules["coach"].calling)
+        result = run("done", "42", "Running")
+    finally:
+        sys.modules.pop("coach", None)
+
+    assert "plugin" not in result.output
+    assert isinstance(result.exception, ZeroDivisionError)  # a traceback, as any bug of habitreward's
+    assert not getattr(result.exception, "__notes__", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
@@ -72,6 +73,10 @@ class PluginFailure:
 
 _FAILURE_ATTRIBUTE = "habitreward_plugin_failure"
 
+#: The mark of an exception a built-in plugin raised: habitreward's own bug, which neither a
+#: plugin whose hook it passed through (one calling the engine) nor a wrapper is to be blamed for.
+_BUILTIN_FAILURE = "habitreward"
+
 
 def plugin_failure(exc: BaseException) -> PluginFailure | None:
     """The plugin and hook that raised ``exc``, when a hook call of :class:`Hooks` saw a
@@ -84,8 +89,13 @@ def _blame(exc: BaseException, impl: Any, hook_name: str) -> None:
     """Mark ``exc`` as raised by ``impl``'s plugin in ``hook_name``, keeping the exception itself
     (its type is the plugin's, and a plugin's own tests expect it): an attribute for the CLI and
     the bot, and a note (PEP 678) that its traceback shows. The innermost hook call marks it:
-    a plugin calling the engine, whose hook another plugin failed in, does not take the blame."""
-    if plugin_failure(exc) is not None or _is_builtin(impl.plugin):
+    a plugin calling the engine, whose hook another plugin (or a built-in one) failed in, does
+    not take the blame."""
+    if hasattr(exc, _FAILURE_ATTRIBUTE):  # an inner hook call's mark
+        return
+    if _is_builtin(impl.plugin):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(exc, _FAILURE_ATTRIBUTE, _BUILTIN_FAILURE)
         return
     failure = PluginFailure(_plugin_label(impl), hook_name)
     try:
@@ -149,10 +159,10 @@ class Hooks:
     def blame(self, exc: BaseException) -> PluginFailure | None:
         """Which third-party plugin raised ``exc``: the one a hook call saw raise it, else the
         plugin whose module (or a module inside its package) is innermost in the traceback,
-        e.g. a bot handler it registered. None when no plugin's code raised it."""
-        failure = plugin_failure(exc)
-        if failure is not None:
-            return failure
+        e.g. a bot handler it registered. None when no plugin's code raised it, or a built-in
+        plugin did (habitreward's own bug, even with a plugin's wrapper or call around it)."""
+        if hasattr(exc, _FAILURE_ATTRIBUTE):  # a hook call saw who raised it (a built-in: no plugin)
+            return plugin_failure(exc)
         modules = {_module_of(plugin): _label(self.pm.get_name(plugin), plugin)
                    for plugin in self.pm.get_plugins() if not _is_builtin(plugin)}
         found = None
