@@ -217,3 +217,27 @@ def test_a_plugin_calling_the_engine_is_not_blamed_for_a_built_in_plugins_bug(tm
     assert "plugin" not in result.output
     assert isinstance(result.exception, ZeroDivisionError)  # a traceback, as any bug of habitreward's
     assert not getattr(result.exception, "__notes__", None)
+
+
+def test_a_plugins_exception_that_cannot_be_printed_is_still_one_line(tmp_path, monkeypatch, ann_runs, run):
+    (tmp_path / "shy.py").write_text(textwrap.dedent('''
+        from habitreward import hookimpl
+
+        class ShyError(Exception):
+            def __str__(self):
+                raise RuntimeError("not telling")
+
+        @hookimpl
+        def habitreward_habit_completed(engine, event):
+            raise ShyError()
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "shy")
+    try:
+        result = run("done", "42", "Running")
+    finally:
+        sys.modules.pop("shy", None)
+
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: plugin 'shy' failed in habitreward_habit_completed: ShyError: <exception str()"
+                             " failed> (-vv shows the traceback)\n")

@@ -67,7 +67,11 @@ class PluginFailure:
     def describe(self, exc: BaseException) -> str:
         """One line for a person: the plugin, where, and the exception as itself."""
         where = self.hook or "a handler it registered"
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        try:
+            text = str(exc)
+        except Exception:  # a plugin's broken __str__ must not hide its failure (as traceback says)
+            text = "<exception str() failed>"
+        message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
         return f"plugin {self.plugin!r} failed in {where}: {type(exc).__name__}" + (f": {message}" if message else "")
 
 
