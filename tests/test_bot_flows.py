@@ -1202,6 +1202,23 @@ def test_a_failing_command_registration_does_not_stop_the_bot(tg, botapi):
     assert bot.send(ANN, "/start").text == "Hi, User2! What would you like to do?"
 
 
+def test_flood_control_of_the_command_menu_at_startup_is_given_up_after_the_limiters_retries(engine, botapi,
+                                                                                           caplog):
+    """setMyCommands runs before any update: a 429 the rate limiter waited out and retried twice
+    is not retried three more times (each with the limiter's retries: twelve tries, and as many
+    pauses of the start, for each language's menu)."""
+    from habitreward.bot.app import RATE_LIMIT_RETRIES
+    from habitreward.testing.driver import BotDriver
+
+    botapi.fail_next("setMyCommands", 429, retry_after=1, times=1 + RATE_LIMIT_RETRIES)  # the default menu's
+    with BotDriver(engine, botapi) as bot:
+        languages = len(engine.settings.supported_languages)  # then a menu per language, not refused
+        assert len(botapi.calls_of("setMyCommands")) == 1 + RATE_LIMIT_RETRIES + languages
+        assert bot.send(ANN, "/start").texts  # the bot works without the default menu
+    assert "giving up on the command menu" in caplog.text
+    assert "what the user did is saved" not in caplog.text  # no user did anything
+
+
 # --- approval ----------------------------------------------------------------------------------------
 
 

@@ -222,17 +222,18 @@ async def translator(update: Update, context: Any) -> Translator:
     return translator_for(user, update, engine_of(context).settings)
 
 
-#: The update the handlers in this context (an asyncio task) run for, and whether the bot's rate
-#: limiter has waited out and retried a 429 before it reaches :func:`telegram_call` (set by the
-#: Application around each update's handlers).
-_HANDLING: contextvars.ContextVar[tuple[int | None, bool]] = contextvars.ContextVar(
-    "habitreward_handling", default=(None, False)
+#: What the calls in this context (an asyncio task) are for (an update, or ``what`` else such as
+#: the command menu), and whether the bot's rate limiter has waited out and retried a 429 before
+#: it reaches :func:`telegram_call` (set by the Application around each update's handlers, and
+#: by callers outside an update).
+_HANDLING: contextvars.ContextVar[tuple[int | None, bool, str]] = contextvars.ContextVar(
+    "habitreward_handling", default=(None, False, "")
 )
 
 
-def handling(update_id: int | None, limiter_retries: bool) -> contextvars.Token:
+def handling(update_id: int | None, limiter_retries: bool, *, what: str = "") -> contextvars.Token:
     """Note the update being handled in this context (see :data:`_HANDLING`); reset with the token."""
-    return _HANDLING.set((update_id, limiter_retries))
+    return _HANDLING.set((update_id, limiter_retries, what))
 
 
 def end_handling(token: contextvars.Token) -> None:
@@ -256,7 +257,7 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
     connection cut is raised at once: Telegram may have the message already, and sending it
     again could show it twice.
     """
-    update_id, limiter_retried = _HANDLING.get()
+    update_id, limiter_retried, what = _HANDLING.get()
     which = f"update {update_id}: " if update_id is not None else ""
     rate_limited = 0
     pauses = iter(NOT_CONNECTED_PAUSES)
@@ -266,8 +267,12 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
             return await make()
         except RetryAfter as exc:
             if limiter_retried or rate_limited == MAX_RETRIES:
-                log.warning("%sTelegram kept rate limiting (%s); giving up on this message (what the user did"
-                            " is saved)", which, exc.message)
+                if update_id is not None:
+                    log.warning("update %s: Telegram kept rate limiting (%s); giving up on this message (what"
+                                " the user did is saved)", update_id, exc.message)
+                else:
+                    log.warning("Telegram kept rate limiting (%s); giving up on %s", exc.message,
+                                what or "this call")
                 return None
             rate_limited += 1
             with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta

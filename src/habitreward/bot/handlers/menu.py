@@ -11,7 +11,16 @@ from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler, ConversationHandler
 
-from habitreward.bot.handlers.common import NEW_MESSAGE, Screen, run_engine, screen, telegram_call, translator_for
+from habitreward.bot.handlers.common import (
+    NEW_MESSAGE,
+    Screen,
+    end_handling,
+    handling,
+    run_engine,
+    screen,
+    telegram_call,
+    translator_for,
+)
 from habitreward.bot.handlers.router import (
     ButtonHandler,
     LeavingCommandHandler,
@@ -73,6 +82,9 @@ async def set_commands(bot: Any, settings: Any, extra: Sequence[tuple[str, str]]
     ``extra`` are plugins' commands (``application.plugin_commands``), added after ours in
     every language. A failure is logged, never fatal: the bot works without Telegram's menu.
     """
+    # Before any update: say whether the bot's rate limiter already retries a 429 (as the
+    # Application does around an update's handlers).
+    handled = handling(None, getattr(bot, "rate_limiter", None) is not None, what="the command menu")
     try:
         await telegram_call(lambda: bot.set_my_commands(
             bot_commands(Translator(settings.default_language), extra)))
@@ -82,6 +94,8 @@ async def set_commands(bot: Any, settings: Any, extra: Sequence[tuple[str, str]]
                 commands, language_code=language))
     except TelegramError as exc:
         log.warning("Could not register the command list with Telegram: %s", exc)
+    finally:
+        end_handling(handled)
 
 
 async def pending_text(s: Screen) -> str:
