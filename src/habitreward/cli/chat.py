@@ -54,8 +54,8 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     the first habit you log already takes part in a reward draw.
 
     An update a plugin fails on is answered as in Telegram ("Something went
-    wrong") with one line naming the plugin (-vv: its traceback too), and
-    the chat then ends with exit code 1.
+    wrong") with one line naming the plugin (-vv: its traceback too); the
+    chat goes on, and exits with code 1 when you leave.
     """
     from habitreward.testing.botapi import BotApiStandIn
     from habitreward.testing.driver import BotDriver
