@@ -104,7 +104,7 @@ def _blame(exc: BaseException, impl: Any, hook_name: str) -> None:
     failure = PluginFailure(_plugin_label(impl), hook_name)
     try:
         setattr(exc, _FAILURE_ATTRIBUTE, failure)
-    except (AttributeError, TypeError):  # an exception class with __slots__: left unnamed
+    except (AttributeError, TypeError):  # a __setattr__ that refuses (a frozen dataclass): left unnamed
         return
     exc.add_note(f"habitreward: raised by the plugin {failure.plugin!r} in {hook_name}")
 
