@@ -290,6 +290,43 @@ def test_big_table_export_shows_progress_on_stderr(engine, db_url, tmp_path):
     assert "Exported 2502 rows from" in result.stderr
 
 
+@pytest.mark.postgres_only
+def test_a_postgresql_export_holds_a_batch_of_rows_at_a_time_not_a_whole_table(engine, backend, tmp_path,
+                                                                                 monkeypatch):
+    """psycopg2's ordinary cursor brings a whole result into the client: 2.3 GB for 6.4 million
+    habit logs. The export reads a server-side cursor a batch at a time instead."""
+    from habitreward.data import exporter
+
+    user = engine.add_user(5, "Many", active=True)
+    habit = engine.add_habit("Daily")
+    start = dt.date(2020, 1, 1)
+    with engine.session(), engine.db.atomic():
+        for n in range(0, 5000, 500):
+            HabitLog.insert_many([
+                {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
+                 "completed_on": start + dt.timedelta(days=day), "timestamp": dt.datetime(2020, 1, 1)}
+                for day in range(n, n + 500)
+            ]).execute()
+    results: list[int] = []  # rows each statement brought into the client
+    execute_sql = engine.db.execute_sql
+
+    def counted(sql, params=None, *args, **kwargs):
+        cursor = execute_sql(sql, params, *args, **kwargs)
+        results.append(cursor.rowcount)
+        return cursor
+
+    monkeypatch.setattr(engine.db, "execute_sql", counted)
+
+    exporter.Exporter(engine, show_progress=False).write_json(tmp_path / "all.json")
+
+    assert max(results) <= exporter._FETCH < 5000
+    document = json.loads((tmp_path / "all.json").read_text())
+    logs = next(t for t in document["tables"] if t["table"] == "habit_logs")
+    assert len(logs["rows"]) == logs["count"] == 5000
+    days = [dict(zip([c["name"] for c in logs["columns"]], row))["completed_on"] for row in logs["rows"]]
+    assert days == [(start + dt.timedelta(days=n)).isoformat() for n in range(5000)]
+
+
 def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_path):
     not_json = tmp_path / "notes.txt"
     not_json.write_text("hello")
