@@ -290,6 +290,33 @@ def test_prune_forgets_only_old_processed_rows(inbox):
     assert sorted(r.update_id for r in ProcessedUpdate.select()) == [2, 3]
 
 
+def test_a_big_backlog_is_pruned_in_short_transactions_oldest_first(inbox, monkeypatch):
+    """One DELETE of 2 million rows held SQLite's write lock, and the server's inbox writes, for
+    9 s: the prune goes a batch per transaction, so the bot's writes get in between."""
+    from habitreward.server import inbox as inbox_module
+
+    monkeypatch.setattr(inbox_module, "PRUNE_BATCH", 10, raising=False)
+    old = utcnow() - dt.timedelta(days=10)
+    ProcessedUpdate.insert_many([{"update_id": n, "payload": "{}", "processed_at": old + dt.timedelta(minutes=n)}
+                                 for n in range(1, 36)]).execute()
+    ProcessedUpdate.create(update_id=100, payload="{}", processed_at=utcnow())
+    ProcessedUpdate.create(update_id=101, payload="{}", received_at=old)  # never processed: kept
+    committed: list[int] = []  # rows each transaction of the prune deleted
+    run = inbox._commits.run
+
+    def counted(op, key=None):
+        result = run(op, key)
+        committed.append(result)
+        return result
+
+    monkeypatch.setattr(inbox._commits, "run", counted)
+
+    assert inbox.prune(processed_before=utcnow() - dt.timedelta(days=3)) == 35
+
+    assert committed == [10, 10, 10, 5]
+    assert sorted(r.update_id for r in ProcessedUpdate.select()) == [100, 101]
+
+
 @pytest.fixture
 def sent(engine, monkeypatch):
     """Every statement the engine's PostgreSQL connections send from here on, as sent."""

@@ -82,6 +82,8 @@ current_update_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 #: A row that has been claimed this many times without finishing is given up on
 #: (recorded with an error), so an update that kills the process cannot loop forever.
 MAX_ATTEMPTS = 5
+#: Processed rows :meth:`Inbox.prune` deletes per transaction.
+PRUNE_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -782,12 +784,31 @@ class Inbox:
                 return
 
     def prune(self, *, processed_before: dt.datetime) -> int:
-        """Forget processed updates older than a moment (Telegram re-delivers for 24 hours at most)."""
-        return self._commits.run(
-            lambda: ProcessedUpdate.delete()
-            .where(ProcessedUpdate.processed_at.is_null(False) & (ProcessedUpdate.processed_at < processed_before))
-            .execute()
-        )
+        """Forget processed updates older than a moment (Telegram re-delivers for 24 hours at most).
+
+        About :data:`PRUNE_BATCH` rows per transaction, oldest first: one DELETE of a big backlog
+        (an imported inbox, a long pause of the sweep) held SQLite's write lock, and this
+        process's inbox writes, for seconds (4 s for 2 million rows); between batches the
+        bot's writes go on.
+        """
+        processed_at = ProcessedUpdate.processed_at
+        forgotten = 0
+        after: dt.datetime | None = None  # the batches so far deleted every row up to this moment
+        while True:
+            # A batch is a range of processed_at (the index's order) up to the PRUNE_BATCH-th oldest
+            # row, rows of the same moment with it. It starts where the last one ended: on
+            # PostgreSQL deleted rows stay in the index until a vacuum, and each batch would step
+            # over all of them again. One upper bound (``last`` is before ``processed_before``):
+            # given two, SQLite's range scan used one and read every old row to check the other.
+            since = processed_at.is_null(False) if after is None else processed_at > after
+            with self.engine.session():
+                last = (ProcessedUpdate.select(processed_at).where(since & (processed_at < processed_before))
+                        .order_by(processed_at).offset(PRUNE_BATCH - 1).limit(1).scalar())
+            batch = since & (processed_at < processed_before if last is None else processed_at <= last)
+            forgotten += self._commits.run(lambda batch=batch: ProcessedUpdate.delete().where(batch).execute())
+            if last is None:
+                return forgotten
+            after = last
 
     def in_flight(self) -> int:
         with self._mutex:
