@@ -27,7 +27,7 @@ import math
 import re
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +36,7 @@ import peewee
 
 from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
+from habitreward.data.json_stream import JsonDocumentError, NumberTooBig, RowReader, read_header
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres
 from habitreward.engine import validation
@@ -174,11 +175,17 @@ def open_export(path: str | Path) -> Iterator[ExportDocument]:
                 yield doc
         return
     try:
-        with open(source, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        header = read_header(source)  # everything but the rows, which are read as they are imported
+    except NumberTooBig as exc:  # as the database would refuse it, had the parser read it
+        raise ValidationError(f"{exc.table}: a value of the file does not fit its column (a number beyond 64 bits):"
+                              " the file was edited? Nothing was imported.") from None
+    except JsonDocumentError as exc:
         raise ValidationError(f"{source} is not a habitreward export (not JSON, a zip or a directory): {exc}") from None
-    yield _json_document(data, str(source))
+    reader = RowReader(source)
+    try:
+        yield _json_document(header, str(source), rows=reader.rows)
+    finally:
+        reader.close()
 
 
 def _check_meta(meta: Any, where: str) -> dict[str, Any]:
@@ -191,14 +198,18 @@ def _check_meta(meta: Any, where: str) -> dict[str, Any]:
     return meta
 
 
-def _json_document(data: Any, where: str) -> ExportDocument:
+def _json_document(data: Any, where: str, rows: Callable[[int], Iterator[list[Any]]] | None = None) -> ExportDocument:
+    """``data``: the whole document, or with ``rows`` (the rows of the table at an index) its
+    header, each table's "rows" the number of its rows (json_stream.read_header)."""
     meta = _check_meta(data, where)
     if not isinstance(meta.get("tables"), list):
         raise ValidationError(f"{where} has no \"tables\": the file is incomplete.")
     try:
         # "count" (what the export wrote, checked against the rows read) may be left out by hand.
-        tables = [TableData(t["table"], t["columns"], int(t.get("count", len(t["rows"]))), t["rows"])
-                  for t in meta["tables"]]
+        tables = [TableData(t["table"], t["columns"],
+                            int(t.get("count", len(t["rows"]) if rows is None else t["rows"])),
+                            t["rows"] if rows is None else rows(index))
+                  for index, t in enumerate(meta["tables"])]
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"{where}: a table lacks its table, columns or rows ({exc}).") from None
     return ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
