@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -162,3 +163,72 @@ def test_polling_that_cannot_start_never_exits_quietly(db_url, tmp_path):
             assert "Error: polling failed: KeyError: 'result'" in process.logs()
         finally:
             process.kill()
+
+
+def test_getupdates_refused_for_good_stops_serve_with_exit_code_1(poller, botapi):
+    """A 400 Bad Request is Telegram refusing this request for good: it used to be tried again
+    forever (every 60 s), a process up that polls nothing, which `Restart=on-failure` never
+    restarts."""
+    botapi.fail_next("getUpdates", 400, "Bad Request: wrong parameter action in request", times=1000)
+    started = poller()
+    assert started.wait(30) == 1
+    logs = started.logs()
+    assert "polling stopped: Wrong parameter action in request" in logs
+    assert "Error: Telegram refused getUpdates: Wrong parameter action in request" in logs
+    assert "retrying in" not in logs
+    assert len(botapi.calls_of("getUpdates")) == 1
+
+
+def test_a_bug_of_ours_while_polling_stops_serve_with_exit_code_1(db_url, botapi, tmp_path):
+    """An exception raised by habitreward's own code (not by python-telegram-bot reading an
+    answer) is a bug: asking again cannot mend it, so polling stops with its traceback and exit
+    code 1, where it used to be tried again forever. The bug is planted by a module loaded as a
+    plugin: polling's list of update types becomes something that cannot be listed."""
+    (tmp_path / "plant_a_polling_bug.py").write_text(
+        "import habitreward.server.polling as polling\n"
+        "\n"
+        "class NotAList:\n"
+        "    def __iter__(self):\n"
+        "        raise TypeError('planted bug: not iterable')\n"
+        "\n"
+        "polling.ALLOWED_UPDATES = NotAList()\n"
+    )
+    from test_serve_kit import TESTS_DIR
+
+    process = ServeProcess(db_url, botapi, tmp_path, name="poll", env={
+        "HABITREWARD_POLL_TIMEOUT": "1",
+        "HABITREWARD_EXTRA_PLUGINS": "test_serve_kit,plant_a_polling_bug",
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
+    })
+    try:
+        process.start(wait_for="polling Telegram")
+        assert process.wait(30) == 1
+        logs = process.logs()
+        assert "ERROR habitreward.server.polling: polling failed\nTraceback" in logs
+        assert "TypeError: planted bug: not iterable" in logs
+        assert "Error: polling failed: TypeError: planted bug: not iterable" in logs
+        assert "retrying in" not in logs
+    finally:
+        process.kill()
+
+
+def test_getupdates_failures_that_pass_are_tried_again(poller, db_url, botapi):
+    """5xx answers and a connection cut are Telegram or the way to it unwell for a while: polling
+    tries again and serves everything, the process still up."""
+    botapi.fail_next("getUpdates", 502, "Bad Gateway", times=2)
+    botapi.cut_next("getUpdates")  # the first of them: its answer cut halfway
+    updates = [message_update(1401, "count", update_id=73_000 + i) for i in range(3)]
+    for update in updates:
+        botapi.queue_update(update)
+
+    started = poller()
+    wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30,
+               what="every update applied after the failures")
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert started.proc.poll() is None
+    logs = started.logs()
+    assert logs.count("getUpdates failed (") == 2
+    assert "getUpdates failed (Bad Gateway); retrying in 2 s" in logs
+
+    started.signal(signal.SIGTERM)
+    assert started.wait(30) == 0

@@ -29,7 +29,7 @@ CONFLICT_PATIENCE = 120.0
 
 
 class PollingStopped(Exception):
-    """Telegram refused polling for good (wrong token, another poller, a webhook)."""
+    """Telegram refused polling for good (wrong token, a bad request, another poller, a webhook)."""
 
 
 class Poller:
@@ -67,7 +67,16 @@ class Poller:
             raise self.error from None
 
     async def _poll(self) -> None:
-        from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+        from telegram.error import (
+            BadRequest,
+            Conflict,
+            EndPointNotFound,
+            Forbidden,
+            InvalidToken,
+            NetworkError,
+            RetryAfter,
+            TelegramError,
+        )
 
         bot = self.runner.application.bot
         # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
@@ -108,7 +117,10 @@ class Poller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            except (InvalidToken, Forbidden) as exc:
+            except (InvalidToken, Forbidden, BadRequest, EndPointNotFound) as exc:
+                # Refused for good (a revoked token, a request Telegram will never take): asking
+                # again forever would keep a process up that polls nothing, which no supervisor
+                # restarts. (BadRequest is a NetworkError in PTB: it must be caught before.)
                 self.error = PollingStopped(f"Telegram refused getUpdates: {exc}")
                 logger.error("polling stopped: %s", exc)
                 raise self.error from None
@@ -116,16 +128,20 @@ class Poller:
                 await asyncio.sleep(float(exc.retry_after if not hasattr(exc.retry_after, "total_seconds")
                                           else exc.retry_after.total_seconds()))
                 continue
-            except (NetworkError, TimedOut) as exc:
+            except TelegramError as exc:
+                # A network error, a timeout, a 5xx, an answer that is not JSON: Telegram or the
+                # way to it unwell for a while.
                 logger.warning("getUpdates failed (%s); retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
             except Exception as exc:
-                # An answer PTB could not read (not JSON, no result: a proxy in the way, Telegram
-                # unwell): ending the loop here would leave a process that polls no more.
+                if not _raised_reading_the_answer(exc):
+                    raise  # a bug of ours: `polling failed`, exit code 1, so a supervisor restarts
+                # An answer PTB could not read (JSON without a result: a proxy in the way,
+                # Telegram unwell): ending the loop here would leave a process that polls no more.
                 logger.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay,
-                               exc_info=not isinstance(exc, TelegramError))
+                               exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
                 continue
@@ -145,3 +161,16 @@ class Poller:
     async def _store(self, update_id: int, payload: str, data: dict[str, Any]) -> None:
         if not await asyncio.to_thread(self.runner.receive, update_id, payload, data):
             logger.info("update %s: seen before, skipped", update_id)
+
+
+def _raised_reading_the_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` (not a TelegramError) was raised inside python-telegram-bot, which reads
+    the answer there (``json_data["result"]``, the updates in it); only our own code (a bug)
+    raises one elsewhere between asking and storing."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return module == "telegram" or module.startswith("telegram.")
