@@ -21,7 +21,9 @@ HEADER = """# Command line reference
 
 Generated from `--help` by `python docs/gen_reference.py`; do not edit by hand. Every command reads its
 settings from the environment and `.env` (see [configuration.md](configuration.md)); errors are one
-line on stderr and exit code 1.
+line on stderr and exit code 1, a plugin's too (naming the plugin; `-vv` adds the traceback). A
+plugin whose `habitreward_register_commands` fails is one warning line on every command, and only
+its own commands are missing (see [plugins.md](plugins.md)).
 """
 
 

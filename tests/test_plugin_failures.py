@@ -88,28 +88,114 @@ def test_the_engines_own_errors_stay_as_they_were(mood, ann_runs, run):
     assert result.stderr.startswith("Error: ") and "plugin" not in result.stderr
 
 
-def test_a_plugin_failing_to_add_its_commands_is_one_line(tmp_path, monkeypatch, capsys):
+#: Two plugins adding commands: one fails halfway through (after adding `half`), the other works.
+BROKEN_COMMANDS_PLUGIN = textwrap.dedent('''
+    import click
+
+    from habitreward import hookimpl
+
+    @hookimpl
+    def habitreward_register_commands(cli):
+        @cli.command()
+        def half():
+            click.echo("half there")
+
+        raise RuntimeError("click is too old for me")
+''')
+MOOD_COMMANDS_PLUGIN = textwrap.dedent('''
+    import click
+
+    from habitreward import hookimpl
+
+    def scale(name):
+        return {"calm": 1}[name]
+
+    @hookimpl
+    def habitreward_register_commands(cli):
+        @cli.command("mood-scale")
+        @click.argument("name")
+        def mood_scale(name):
+            click.echo(scale(name))
+''')
+
+
+@pytest.fixture
+def command_plugins(tmp_path, monkeypatch, db_url):
+    """``main``, the console script, with both plugins loaded (their commands added afresh for
+    each run and taken off the shared ``cli`` afterwards); returns (exit code, stdout, stderr)."""
     from habitreward.cli import app, main
 
-    (tmp_path / "broken_commands.py").write_text(textwrap.dedent('''
-        from habitreward import hookimpl
-
-        @hookimpl
-        def habitreward_register_commands(cli):
-            raise RuntimeError("click is too old for me")
-    '''))
+    for name, text in (("broken_commands", BROKEN_COMMANDS_PLUGIN), ("mood_commands", MOOD_COMMANDS_PLUGIN)):
+        (tmp_path / f"{name}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "broken_commands")
-    monkeypatch.setattr(app, "_plugins_registered", False)
-    try:
-        with pytest.raises(SystemExit) as exited:
-            main(["--help"])
-    finally:
-        sys.modules.pop("broken_commands", None)
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "broken_commands,mood_commands")
+    built_in = dict(cli.commands)
 
-    assert exited.value.code == 1
-    assert capsys.readouterr().err == ("Error: plugin 'broken_commands' failed in habitreward_register_commands:"
-                                       " RuntimeError: click is too old for me\n")
+    def run_main(capsys, *args: str) -> tuple[int, str, str]:
+        # As in a process of its own: the plugins add their commands again.
+        monkeypatch.setattr(app, "_plugins_registered", False)
+        monkeypatch.setattr(app, "_command_plugins", None)
+        monkeypatch.setattr(cli, "commands", dict(built_in))
+        with pytest.raises(SystemExit) as exited:
+            main(["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+        out, err = capsys.readouterr()
+        return exited.value.code, out, err
+
+    yield run_main
+    for name in ("broken_commands", "mood_commands"):
+        sys.modules.pop(name, None)
+
+
+WARNING = ("Warning: plugin 'broken_commands' failed in habitreward_register_commands: RuntimeError: click is too"
+           " old for me; its commands are not available")
+
+
+def test_a_plugin_failing_to_add_its_commands_leaves_every_other_command_usable(command_plugins, capsys):
+    """It used to stop every command with that line, `habitreward plugins` too, which is where one
+    looks to find out about it."""
+    code, out, err = command_plugins(capsys, "plugins")
+    assert code == 0
+    assert err == WARNING + " (-vv shows the traceback)\n"
+    assert "broken_commands" in out and "habitreward_register_commands" in out
+    assert "mood_commands" in out
+
+
+def test_the_other_plugins_commands_work_and_the_failing_ones_are_left_out(command_plugins, capsys):
+    code, out, err = command_plugins(capsys, "mood-scale", "calm")
+    assert (code, out) == (0, "1\n")
+    assert err.startswith(WARNING)
+
+    code, out, err = command_plugins(capsys, "--help")
+    assert code == 0 and "mood-scale" in out and "plugins" in out
+    assert "half" not in out.split()  # added before its hook raised: left out with the rest
+    assert err.startswith(WARNING)
+
+    code, out, err = command_plugins(capsys, "half")
+    assert code == 2 and "No such command 'half'" in err
+
+
+def test_minus_vv_shows_the_traceback_of_a_plugin_failing_to_add_its_commands(command_plugins, capsys):
+    code, out, err = command_plugins(capsys, "-vv", "plugins")
+    assert code == 0
+    assert "Traceback (most recent call last)" in err
+    assert 'raise RuntimeError("click is too old for me")' in err
+    assert WARNING + "\n" in err and "(-vv shows the traceback)" not in err
+
+
+def test_a_plugins_own_command_failing_is_one_line_naming_the_plugin(command_plugins, capsys):
+    """The exception comes from the plugin's code, not from a hook call: it used to reach the
+    person as a raw traceback."""
+    code, out, err = command_plugins(capsys, "mood-scale", "sad")
+    assert code == 1
+    assert err.endswith("Error: plugin 'mood_commands' failed in the command 'mood-scale': KeyError: 'sad'"
+                        " (-vv shows the traceback)\n")
+    assert "Traceback" not in err
+
+    code, out, err = command_plugins(capsys, "-vv", "mood-scale", "sad")
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and 'return {"calm": 1}[name]' in err
+    assert err.endswith("Error: plugin 'mood_commands' failed in the command 'mood-scale': KeyError: 'sad'\n")
 
 
 def test_chat_names_the_plugin_in_one_line_and_exits_with_1(mood, tmp_path, monkeypatch):

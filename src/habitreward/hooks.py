@@ -58,8 +58,9 @@ def _is_builtin(plugin: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class PluginFailure:
-    """Which third-party plugin raised an exception, and where: in ``hook``, or (``hook`` None)
-    in code of its own such as a bot handler it registered."""
+    """Which third-party plugin raised an exception, and where: in ``hook`` (or what else it
+    names, such as a command), or (``hook`` None) in code of its own such as a bot handler it
+    registered."""
 
     plugin: str
     hook: str | None
@@ -276,8 +277,38 @@ class Hooks:
         self._call("habitreward_register_migrations", register=register)
         return sources
 
-    def register_commands(self, cli: click.Group) -> None:
-        self._call("habitreward_register_commands", cli=cli)
+    def register_commands(self, cli: click.Group) -> list[tuple[PluginFailure, Exception]]:
+        """Let each plugin add its commands, one at a time: a third-party plugin whose hook
+        raises loses the commands it added (it may have added half of them) and is returned with
+        its exception, and the others' commands, like the built-in ones, stay usable. A built-in
+        plugin's exception (habitreward's own bug) is raised."""
+        hook_name = "habitreward_register_commands"
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):  # pluggy must call them all
+            return self._register_commands_together(cli)
+        failures: list[tuple[PluginFailure, Exception]] = []
+        for impl in reversed(impls):  # pluggy's order
+            before = dict(cli.commands)
+            try:
+                impl.function(*({"cli": cli}[name] for name in impl.argnames))
+            except Exception as exc:
+                _blame(exc, impl, hook_name)
+                if (failure := plugin_failure(exc)) is None:
+                    raise
+                cli.commands = before
+                failures.append((failure, exc))
+        return failures
+
+    def _register_commands_together(self, cli: click.Group) -> list[tuple[PluginFailure, Exception]]:
+        before = dict(cli.commands)
+        try:
+            self._call("habitreward_register_commands", cli=cli)
+        except Exception as exc:
+            if (failure := plugin_failure(exc)) is None:
+                raise
+            cli.commands = before  # which plugin added what is unknown: none of theirs is kept
+            return [(failure, exc)]
+        return []
 
     def register_handlers(self, register: Callable[..., None], settings: Settings) -> None:
         self._call("habitreward_register_handlers", register=register, settings=settings)

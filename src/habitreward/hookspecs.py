@@ -148,7 +148,11 @@ def habitreward_register_migrations(register: Callable[[str, str], None]) -> Non
 
 @hookspec
 def habitreward_register_commands(cli: click.Group) -> None:
-    """Add click commands to the ``habitreward`` command line: ``@cli.command()``."""
+    """Add click commands to the ``habitreward`` command line: ``@cli.command()``.
+
+    Should this hook raise, the commands it added are taken off again and every command line
+    run says so in one warning line naming the plugin; every other command works (``habitreward
+    plugins`` too). An exception from one of its commands is one line naming the plugin."""
 
 
 @hookspec

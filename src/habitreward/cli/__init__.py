@@ -14,22 +14,16 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     import click
 
-    from habitreward.cli.app import register_plugin_commands
+    from habitreward.cli.app import register_plugin_commands, warn_about_plugin_commands
     from habitreward.errors import HabitRewardError
 
     try:
-        register_plugin_commands()
-    except HabitRewardError as exc:
+        failures = register_plugin_commands()
+    except HabitRewardError as exc:  # a plugin that cannot load: which plugins are on is unknown
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    except Exception as exc:  # a plugin's habitreward_register_commands raised
-        from habitreward.hooks import plugin_failure
-
-        failure = plugin_failure(exc)
-        if failure is None:
-            raise
-        click.echo(f"Error: {failure.describe(exc)}", err=True)
-        sys.exit(1)
+    # A plugin whose habitreward_register_commands raised: the rest works, `plugins` included.
+    warn_about_plugin_commands(failures, sys.argv[1:] if argv is None else argv)
     sys.exit(run(argv))
 
 

@@ -98,9 +98,7 @@ class HabitRewardGroup(click.Group):
         except Exception as exc:
             # A plugin's own exception stays itself for its author's tests; a person at the
             # command line gets which plugin failed where, and the traceback with -vv.
-            from habitreward.hooks import plugin_failure
-
-            failure = plugin_failure(exc)
+            failure = _plugin_that_failed(ctx, exc)
             if failure is None:
                 raise
             if verbosity(ctx) >= TRACEBACK_VERBOSITY:
@@ -109,6 +107,22 @@ class HabitRewardGroup(click.Group):
             else:
                 hint = " (-vv shows the traceback)"
             raise click.ClickException(_without_secrets(ctx, failure.describe(exc)) + hint) from None
+
+
+def _plugin_that_failed(ctx: click.Context, exc: Exception) -> Any:
+    """The third-party plugin that raised ``exc`` (a :class:`~habitreward.hooks.PluginFailure`):
+    the one a hook call saw raise it, else the one whose code is innermost in the traceback, as
+    in a command it registered (then named as failing in that command)."""
+    import dataclasses
+
+    from habitreward.hooks import Hooks, plugin_failure
+
+    pm = _command_plugins or getattr(ctx.obj, "_plugin_manager", None)
+    failure = plugin_failure(exc) if pm is None else Hooks(pm).blame(exc)
+    if failure is not None and failure.hook is None:
+        where = f"the command {ctx.invoked_subcommand!r}" if ctx.invoked_subcommand else "the command line"
+        failure = dataclasses.replace(failure, hook=where)
+    return failure
 
 
 def _without_secrets(ctx: click.Context, message: str) -> str:
@@ -191,18 +205,40 @@ def _env_file_defaults(group: click.Group, env_file: str | None) -> dict[str, An
 
 
 _plugins_registered = False
+#: The plugin manager whose plugins added commands: which plugin a command's failure is theirs.
+_command_plugins: Any = None
 
 
-def register_plugin_commands() -> None:
-    """Let plugins add commands (once per process)."""
-    global _plugins_registered
+def register_plugin_commands() -> list[tuple[Any, Exception]]:
+    """Let plugins add commands (once per process). Returns each third-party plugin whose
+    ``habitreward_register_commands`` raised (a :class:`~habitreward.hooks.PluginFailure`)
+    with its exception: its commands are left out, every other command works."""
+    global _plugins_registered, _command_plugins
     if _plugins_registered:
-        return
+        return []
     _plugins_registered = True
     from habitreward.hooks import Hooks
     from habitreward.plugins import make_plugin_manager
 
-    Hooks(make_plugin_manager()).register_commands(cli)
+    _command_plugins = make_plugin_manager()
+    return Hooks(_command_plugins).register_commands(cli)
+
+
+def warn_about_plugin_commands(failures: list[tuple[Any, Exception]], argv: list[str]) -> None:
+    """One line on stderr per plugin whose commands could not be added (``-vv`` in ``argv``:
+    its traceback first), so that a command missing from ``--help`` is explained, and
+    ``habitreward plugins`` is there to look into it."""
+    if not failures:
+        return
+    try:  # only the options before the command, nothing run (--help, --version included)
+        verbose = cli.make_context("habitreward", list(argv), resilient_parsing=True).params.get("verbose") or 0
+    except click.ClickException:
+        verbose = 0
+    for failure, exc in failures:
+        if verbose >= TRACEBACK_VERBOSITY:
+            click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+        hint = "" if verbose >= TRACEBACK_VERBOSITY else " (-vv shows the traceback)"
+        click.echo(f"Warning: {failure.describe(exc)}; its commands are not available{hint}", err=True)
 
 
 def run(argv: list[str] | None = None) -> int:
