@@ -290,6 +290,20 @@ def test_big_table_export_shows_progress_on_stderr(engine, db_url, tmp_path):
     assert "Exported 2502 rows from" in result.stderr
 
 
+def _daily_logs(engine, count: int, start: dt.date) -> dt.date:
+    """One user's habit logged every day for ``count`` days from ``start`` (inserted in bulk)."""
+    user = engine.add_user(5, "Many", active=True)
+    habit = engine.add_habit("Daily")
+    with engine.session(), engine.db.atomic():
+        for n in range(0, count, 500):
+            HabitLog.insert_many([
+                {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
+                 "completed_on": start + dt.timedelta(days=day), "timestamp": dt.datetime(2020, 1, 1)}
+                for day in range(n, min(n + 500, count))
+            ]).execute()
+    return start
+
+
 @pytest.mark.postgres_only
 def test_a_postgresql_export_holds_a_batch_of_rows_at_a_time_not_a_whole_table(engine, backend, tmp_path,
                                                                                  monkeypatch):
@@ -297,16 +311,7 @@ def test_a_postgresql_export_holds_a_batch_of_rows_at_a_time_not_a_whole_table(e
     habit logs. The export reads a server-side cursor a batch at a time instead."""
     from habitreward.data import exporter
 
-    user = engine.add_user(5, "Many", active=True)
-    habit = engine.add_habit("Daily")
-    start = dt.date(2020, 1, 1)
-    with engine.session(), engine.db.atomic():
-        for n in range(0, 5000, 500):
-            HabitLog.insert_many([
-                {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
-                 "completed_on": start + dt.timedelta(days=day), "timestamp": dt.datetime(2020, 1, 1)}
-                for day in range(n, n + 500)
-            ]).execute()
+    start = _daily_logs(engine, 5000, dt.date(2020, 1, 1))
     results: list[int] = []  # rows each statement brought into the client
     execute_sql = engine.db.execute_sql
 
@@ -336,16 +341,7 @@ def test_a_json_import_reads_the_rows_as_it_goes_not_the_whole_file_into_memory(
     from habitreward.data.exporter import Exporter
     from habitreward.data.importer import Importer, open_export
 
-    user = engine.add_user(5, "Many", active=True)
-    habit = engine.add_habit("Daily")
-    start = dt.date(1990, 1, 1)
-    with engine.session(), engine.db.atomic():
-        for n in range(0, 40_000, 500):
-            HabitLog.insert_many([
-                {"user": user.id, "habit": habit.id, "habit_weight": 10, "total_weight_applied": 1.0,
-                 "completed_on": start + dt.timedelta(days=day), "timestamp": dt.datetime(2020, 1, 1)}
-                for day in range(n, n + 500)
-            ]).execute()
+    _daily_logs(engine, 40_000, dt.date(1990, 1, 1))
     path = tmp_path / "all.json"
     Exporter(engine, show_progress=False).write_json(path)
     target = make_engine(empty_db_url, load_entry_points=False, upgrade=False)

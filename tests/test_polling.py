@@ -85,20 +85,25 @@ def test_polling_without_a_webhook_says_nothing_about_one(poller, botapi):
     assert "removing the webhook" not in started.logs()
 
 
+def _serve_three_updates(poller, db_url, botapi, chat_id: int, first_update_id: int, what: str):
+    """Queue three updates of one chat, start polling, and wait until each is applied exactly once."""
+    updates = [message_update(chat_id, "count", update_id=first_update_id + i) for i in range(3)]
+    for update in updates:
+        botapi.queue_update(update)
+    started = poller()
+    wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30, what=what)
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    return started
+
+
 def test_a_restart_that_meets_the_previous_runs_poll_still_open_keeps_polling(poller, db_url, botapi):
     """After a restart Telegram answers 409 Conflict while the previous run's long poll is still
     open on its side (up to that poll's timeout): the new run waits it out and serves everything,
     where it used to stop polling and exit at once."""
     conflict = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
     botapi.fail_next("getUpdates", 409, conflict, times=2)
-    updates = [message_update(1201, "count", update_id=71_000 + i) for i in range(3)]
-    for update in updates:
-        botapi.queue_update(update)
-
-    started = poller()
-    wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30,
-               what="every update applied once the conflict is over")
-    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    started = _serve_three_updates(poller, db_url, botapi, 1201, 71_000,
+                                   "every update applied once the conflict is over")
     assert started.proc.poll() is None  # still polling
     assert "getUpdates refused (Conflict: terminated by other getUpdates request" in started.logs()
 
@@ -217,14 +222,7 @@ def test_getupdates_failures_that_pass_are_tried_again(poller, db_url, botapi):
     tries again and serves everything, the process still up."""
     botapi.fail_next("getUpdates", 502, "Bad Gateway", times=2)
     botapi.cut_next("getUpdates")  # the first of them: its answer cut halfway
-    updates = [message_update(1401, "count", update_id=73_000 + i) for i in range(3)]
-    for update in updates:
-        botapi.queue_update(update)
-
-    started = poller()
-    wait_until(lambda: set(applications(db_url)) == {u["update_id"] for u in updates}, timeout=30,
-               what="every update applied after the failures")
-    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    started = _serve_three_updates(poller, db_url, botapi, 1401, 73_000, "every update applied after the failures")
     assert started.proc.poll() is None
     logs = started.logs()
     assert logs.count("getUpdates failed (") == 2
