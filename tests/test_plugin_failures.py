@@ -223,7 +223,7 @@ def test_the_bot_logs_the_update_and_the_plugin(mood, engine, ann_runs, caplog):
 
     logged = [(r.getMessage(), r.exc_info[0]) for r in caplog.records if r.name == "habitreward.bot.app"]
     assert [error for _, error in logged] == [ValueError, KeyError]  # each with its traceback
-    hook, handler = (re.fullmatch(r"Error while handling update (\d+) \(user 42\): (.*)", m) for m, _ in logged)
+    hook, handler = (re.fullmatch(r"update (\d+) \(user 42\): a handler failed: (.*)", m) for m, _ in logged)
     assert hook[2] == "plugin 'mood' failed in habitreward_habit_completed: ValueError: no mood scale for Running"
     assert handler[2] == "plugin 'mood' failed in a handler it registered: KeyError: 'no mood yet'"
     assert hook[1] != handler[1]  # the update ids, which tell the two apart in the inbox
@@ -272,7 +272,8 @@ def test_a_built_in_plugins_bug_under_a_plugins_wrapper_is_not_blamed_on_that_pl
         bot.send(42, "Running")
 
     [logged] = [r for r in caplog.records if r.name == "habitreward.bot.app"]
-    assert re.fullmatch(r"Error while handling update \d+ \(user 42\)", logged.getMessage())
+    assert re.fullmatch(r"update \d+ \(user 42\): a handler failed: ZeroDivisionError: the streak rule's own bug",
+                        logged.getMessage())
     assert logged.exc_info[0] is ZeroDivisionError
 
 

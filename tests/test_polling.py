@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from habitreward.testing.builders import message_update
-from test_serve_kit import ServeProcess, applications, counted, inbox, wait_until
+from test_serve_kit import ServeProcess, applications, assert_one_error_record, counted, inbox, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +230,17 @@ def test_getupdates_failures_that_pass_are_tried_again(poller, db_url, botapi):
 
     started.signal(signal.SIGTERM)
     assert started.wait(30) == 0
+
+
+def test_a_handlers_bug_is_one_error_record_with_the_update_and_its_traceback(poller, db_url, botapi):
+    """The bot's error handler and the runner each logged a handler's exception, traceback and all:
+    two ERROR records for one bug, which an operator's alert counted twice."""
+    boom, after = message_update(1501, "count boom", update_id=74_000), message_update(1501, "count", update_id=74_001)
+    botapi.queue_update(boom)
+    botapi.queue_update(after)
+    started = poller()
+    wait_until(lambda: counted(botapi).get(74_001) == 1, what="the update after the failing one answered")
+    processed, attempts, error = inbox(db_url)[74_000]
+    assert processed and attempts == 1 and error == "RuntimeError: boom in update 74000"
+    assert_one_error_record(started.logs(), 74_000, 1501)
+    assert started.proc.poll() is None

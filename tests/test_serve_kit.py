@@ -121,6 +121,20 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = 
         time.sleep(0.05)
 
 
+def assert_one_error_record(logs: str, update_id: int, user_id: int) -> None:
+    """The ``count boom`` handler's failure is in ``logs`` once: one ERROR record naming the update,
+    the user and the plugin (this module), with the handler's traceback under it, and no other."""
+    errors = re.findall(r" ERROR (\S+): (.*)", logs)
+    assert [message for _, message in errors] == [
+        f"update {update_id} (user {user_id}): a handler failed: plugin 'test_serve_kit' failed in a handler it"
+        f" registered: RuntimeError: boom in update {update_id}"
+    ], errors
+    assert logs.count("Traceback (most recent call last)") == 1
+    record = logs.split(" ERROR ", 1)[1]
+    assert "\nTraceback (most recent call last)" in record
+    assert f"RuntimeError: boom in update {update_id}" in record.split("Traceback", 1)[1]
+
+
 def counted(standin: Any) -> dict[int, int]:
     """update_id -> how many ``counted <id>`` replies the stand-in received."""
     replies: dict[int, int] = {}

@@ -215,7 +215,9 @@ async def log_error(update: object, context: BotContext) -> None:
     rate limiter), a "message is not modified" (400) or a network failure (one
     WARNING line naming the update and the chat) must not stop the bot; handlers
     write to the database before they answer, so nothing the user did is lost.
-    Anything else is a bug and is logged with its traceback.
+    Anything else is a bug: one ERROR record, ``update 123 (user 42): a handler failed: ...``
+    (naming the plugin whose code raised it, if one did), with its traceback. ``serve``'s runner
+    logs nothing more of it (it keeps the error in the update's inbox row).
     """
     error = context.error
     who = ""
@@ -239,11 +241,12 @@ async def log_error(update: object, context: BotContext) -> None:
         # Which update (to find it in the inbox and the webhook's log) and, when a plugin's code
         # raised it, which plugin: several may be installed, and the traceback alone may not say.
         failure = context.engine.hooks.blame(error) if error is not None else None
-        if failure is None:
-            logger.error("Error while handling %s%s", which, who, exc_info=error)
+        what = failure.describe(error) if failure is not None else f"{type(error).__name__}: {error}"
+        extra = {PLUGIN_FAILURE_LOG_FIELD: failure} if failure is not None else None
+        if update is None:  # a job's or a persistence flush's error: no update to name
+            logger.error("bot error: %s", what, exc_info=error, extra=extra)
         else:
-            logger.error("Error while handling %s%s: %s", which, who, failure.describe(error),
-                         exc_info=error, extra={PLUGIN_FAILURE_LOG_FIELD: failure})
+            logger.error("%s%s: a handler failed: %s", which, who, what, exc_info=error, extra=extra)
 
 
 def make_rate_limiter(*, throttle: bool = True) -> Any:

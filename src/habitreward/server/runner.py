@@ -265,6 +265,7 @@ class BotRunner:
             collections.deque()
         self._wake_scheduled = False
         self._handler_errors: dict[int, str] = {}
+        self._log_bugs = True  # see start()
         self._turns = _ChatTurns()
         self._semaphore: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task | None = None
@@ -274,6 +275,11 @@ class BotRunner:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the loop thread and initialize the Application; raise if that fails."""
+        from habitreward.bot.app import log_error
+
+        # The bot's own error handler logs a handler's bug (with the update, the user and the
+        # plugin); one record of it is enough. An Application without it gets one from here.
+        self._log_bugs = log_error not in self.application.error_handlers
         self.application.add_error_handler(self._on_error)
         self._thread = threading.Thread(target=self._run, name="habitreward-bot-loop", daemon=True)
         self._thread.start()
@@ -639,7 +645,8 @@ class BotRunner:
         self.processed += 1
 
     async def _on_error(self, update: object, context: Any) -> None:
-        """PTB's error handler: log with the update id and keep the error for the inbox row."""
+        """PTB's error handler: keep the error for the inbox row (and log it, unless the bot's own
+        error handler, :func:`habitreward.bot.app.log_error`, does)."""
         from telegram import Update
 
         from habitreward.bot.app import reply_lost
@@ -655,9 +662,11 @@ class BotRunner:
             self._handler_errors[update.update_id] = f"{REPLY_LOST}{type(context.error).__name__}: {context.error}"
         elif isinstance(update, Update):
             self._handler_errors[update.update_id] = f"{type(context.error).__name__}: {context.error}"
-            logger.error("update %s: a handler failed: %s", update.update_id, context.error, exc_info=context.error)
-        else:
-            logger.error("bot error: %s", context.error, exc_info=context.error)
+            if self._log_bugs:
+                logger.error("update %s: a handler failed: %s: %s", update.update_id, type(context.error).__name__,
+                             context.error, exc_info=context.error)
+        elif self._log_bugs:
+            logger.error("bot error: %s: %s", type(context.error).__name__, context.error, exc_info=context.error)
 
     async def _sweep_forever(self) -> None:
         """Pick up rows another (crashed) process left behind, and forget old processed rows."""
