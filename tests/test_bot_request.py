@@ -19,7 +19,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.ext import Application, ApplicationBuilder, MessageHandler, filters
 
 from habitreward.bot import request as request_module
-from habitreward.bot.request import AiohttpRequest, make_bot_request
+from habitreward.bot.request import AiohttpRequest, RetryingHTTPXRequest, make_bot_request
 from habitreward.errors import ConfigError
 from habitreward.settings import Settings
 
@@ -367,10 +367,11 @@ def test_aiohttp_is_the_default_client(no_proxies):
     assert calls.read_timeout == 5.0
 
 
-def test_httpx_leaves_the_client_to_ptb(no_proxies):
+def test_httpx_is_ptbs_client_sending_again_what_could_not_connect(no_proxies):
     settings = Settings.load(environ={"TELEGRAM_HTTP_CLIENT": " HTTPX "}, env_file=None)
-    assert make_bot_request(settings) is None
-    assert make_bot_request(settings, for_updates=True) is None
+    calls = make_bot_request(settings)
+    assert isinstance(calls, RetryingHTTPXRequest) and calls.read_timeout == 5.0
+    assert make_bot_request(settings, for_updates=True) is None  # PTB's own: polling tries again itself
 
 
 def test_a_bad_client_name_names_the_variable():
@@ -384,7 +385,7 @@ def test_without_aiohttp_it_falls_back_to_httpx_saying_so_once(no_proxies, monke
         AiohttpRequest()
     settings = Settings.load(environ={}, env_file=None)
     with caplog.at_level(logging.INFO, logger="habitreward.bot.request"):
-        assert make_bot_request(settings) is None
+        assert isinstance(make_bot_request(settings), RetryingHTTPXRequest)
         assert make_bot_request(settings, for_updates=True) is None
     assert [r.getMessage() for r in caplog.records] == [
         "TELEGRAM_HTTP_CLIENT=aiohttp but aiohttp is not installed: using httpx (pip install aiohttp)"
@@ -395,7 +396,7 @@ def test_a_proxy_in_the_environment_keeps_httpx(no_proxies, monkeypatch, caplog)
     monkeypatch.setenv("HTTPS_PROXY", "http://user:password@proxy.invalid:3128")
     settings = Settings.load(environ={}, env_file=None)
     with caplog.at_level(logging.INFO, logger="habitreward.bot.request"):
-        assert make_bot_request(settings) is None
+        assert isinstance(make_bot_request(settings), RetryingHTTPXRequest)
         assert make_bot_request(settings, for_updates=True) is None
     (line,) = [r.getMessage() for r in caplog.records]
     assert "HTTPS_PROXY is set" in line and "password" not in line

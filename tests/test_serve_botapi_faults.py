@@ -91,6 +91,30 @@ def test_a_reply_that_could_not_connect_is_sent_once_telegram_is_back(serve, eng
     assert inbox(db_url)[81_011] == (True, 1, None)
 
 
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_a_plugins_own_call_that_could_not_connect_is_sent_once_telegram_is_back(serve, db_url, botapi, backend,
+                                                                                  client):
+    """A plugin's handler calling ``context.bot.send_message`` itself (the serve tests' ``count``)
+    got no second try: only the bot's own screens' replies were sent again, so a moment's outage
+    lost the plugin's message. Every Bot API call of the bot is now sent again."""
+    if backend == "postgres":
+        pytest.skip("the HTTP client does not depend on the database (seen on SQLite)")
+    server = serve(env={"TELEGRAM_HTTP_CLIENT": client})
+    botapi.go_down()
+
+    assert server.post_update(message_update(2141, "count", update_id=81_051)) == 200
+    wait_until(lambda: re.search(r"\b(httpx\.ConnectError|aiohttp\.ClientConnectorError)\b", server.logs()),
+               what="the first try refused")
+    botapi.come_back()
+    wait_until(lambda: inbox(db_url).get(81_051) and idle(server), timeout=30, what="the update finished")
+
+    assert [m["text"] for m in botapi.sent(2141)] == ["counted 81051"]
+    assert inbox(db_url)[81_051] == (True, 1, None)
+    logs = server.logs()
+    assert "may not have reached Telegram" not in logs
+    assert "sendMessage could not connect to the Bot API (" in logs  # each new try, at DEBUG
+
+
 @pytest.mark.parametrize("fault", ["cut", "late"])
 def test_a_reply_telegram_may_have_is_not_sent_again(serve, engine, db_url, botapi, backend, fault):
     """A connection cut on the way back, or an answer later than the client waits: Telegram

@@ -21,10 +21,13 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_failed_start_leaves_a_closed_loop_and_stop_is_quiet(tmp_path):
+def test_a_failed_start_leaves_a_closed_loop_and_stop_is_quiet(tmp_path, monkeypatch):
     # Every round: `serve` stops the runner right after start() failed; the loop thread
     # used to close its loop only after start() had returned, so stop() sometimes
     # scheduled on a loop closing under it ("Event loop is closed" instead of the error).
+    from habitreward.bot import request
+
+    monkeypatch.setattr(request, "NOT_CONNECTED_PAUSES", (0.01,))  # getMe, refused, is tried twice
     engine = make_engine(f"sqlite:///{tmp_path / 'runner.db'}", load_entry_points=False,
                          telegram_bot_token="123456:RUNNER-TEST", telegram_api_url=f"http://127.0.0.1:{closed_port()}/bot")
     inbox = Inbox(engine)

@@ -10,11 +10,15 @@ form; multipart/form-data when files are uploaded) and the same errors
 (:class:`~telegram.error.TimedOut`, :class:`~telegram.error.NetworkError` with the
 cause chained), which PTB's retries and our error handler rely on.
 
-:func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``; ``None``
-means "let PTB build its own HTTPXRequest".
+:func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``: an
+:class:`AiohttpRequest`, or for httpx a :class:`RetryingHTTPXRequest` (``None`` means "let
+PTB build its own HTTPXRequest").
 
 :func:`surely_not_sent` tells, for either client, a call that could not connect (so was
-certainly not sent: safe to send again) from one that may have reached Telegram.
+certainly not sent: safe to send again) from one that may have reached Telegram. The bot's
+request objects send such a call again themselves (``retry_not_connected``), so every Bot API
+call of the bot gets it: the screens' replies and a plugin's own ``context.bot.send_message``.
+A timeout or a connection cut once open is never sent again (Telegram may have done it).
 
 The URL of every Bot API call contains the bot token, so nothing here logs a URL,
 and aiohttp errors that quote one (``Connection timeout to host http://.../bot<token>/...``)
@@ -23,16 +27,18 @@ reach PTB with the token replaced by ``<token>``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import urllib.request
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx  # python-telegram-bot's own HTTP client, always installed with it
 from telegram.error import NetworkError, TimedOut
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 try:
     import aiohttp
@@ -47,6 +53,14 @@ logger = logging.getLogger(__name__)
 #: PTB's defaults for its two request objects (ApplicationBuilder): the bot's calls, getUpdates.
 DEFAULT_POOL_SIZE = 256
 DEFAULT_UPDATES_POOL_SIZE = 1
+
+#: Pauses before each new try of a Bot API call that could not connect (it surely was not sent):
+#: about 3.5 s in all, so a short outage costs no reply, while the chat's next updates, which
+#: wait for this one, are not held long.
+NOT_CONNECTED_PAUSES = (0.5, 1.0, 2.0)
+#: No new try starts later than this many seconds after the first (a failure that itself takes
+#: long, such as a slow DNS answer, is not tried four times).
+NOT_CONNECTED_WINDOW = 5.0
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 # The token is the path segment after ".../bot" (Bot API calls) or ".../file/bot" (downloads).
@@ -92,6 +106,33 @@ def _safe_cause(err: BaseException, token: str | None) -> BaseException:
     return err
 
 
+def _endpoint(url: str) -> str:
+    """The Bot API method a URL calls (``.../bot<token>/sendMessage``), never the token."""
+    return url.rsplit("/", 1)[-1] or "a Bot API call"
+
+
+async def _send_again_while_not_connected(send: Callable[[], Awaitable[tuple[int, bytes]]], url: str,
+                                          error: NetworkError, started: float) -> tuple[int, bytes]:
+    """After ``send()``, started at loop time ``started``, failed with ``error``: ``send()`` again
+    after each of :data:`NOT_CONNECTED_PAUSES` while it could not connect (:func:`surely_not_sent`);
+    any other failure, or the last one, is raised."""
+    loop = asyncio.get_running_loop()
+    pauses = iter(NOT_CONNECTED_PAUSES)
+    while True:
+        if not surely_not_sent(error):
+            raise error
+        pause = next(pauses, None)
+        if pause is None or loop.time() - started + pause > NOT_CONNECTED_WINDOW:
+            raise error
+        logger.debug("%s could not connect to the Bot API (%s); trying again in %.1f s",
+                     _endpoint(url), error.message, pause)
+        await asyncio.sleep(pause)
+        try:
+            return await send()
+        except NetworkError as exc:
+            error = exc
+
+
 class AiohttpRequest(BaseRequest):
     """A :class:`telegram.request.BaseRequest` on one :class:`aiohttp.ClientSession`.
 
@@ -109,6 +150,9 @@ class AiohttpRequest(BaseRequest):
             for no limit; used when a call does not pass its own.
         media_write_timeout: the write timeout of calls that upload files.
         keepalive_timeout: seconds an idle connection stays open for reuse.
+        retry_not_connected: send a call that could not connect again, after each of
+            :data:`NOT_CONNECTED_PAUSES` (see :func:`surely_not_sent`); off by default, as
+            in HTTPXRequest.
 
     aiohttp measures time differently from httpx: ``read_timeout`` is the longest
     wait for the server's next bytes once the request is sent, ``connect_timeout``
@@ -125,6 +169,7 @@ class AiohttpRequest(BaseRequest):
         "_pool_size",
         "_pool_timeout",
         "_read_timeout",
+        "_retry_not_connected",
         "_session",
         "_timeouts",
         "_write_timeout",
@@ -139,6 +184,7 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
         keepalive_timeout: float = 15.0,
+        retry_not_connected: bool = False,
     ):
         if aiohttp is None:
             raise RuntimeError("AiohttpRequest needs aiohttp: pip install aiohttp (or use PTB's HTTPXRequest)")
@@ -151,6 +197,7 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._keepalive_timeout = keepalive_timeout
+        self._retry_not_connected = retry_not_connected
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
@@ -224,7 +271,23 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
         pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        """See :meth:`telegram.request.BaseRequest.do_request`."""
+        """See :meth:`telegram.request.BaseRequest.do_request`; with ``retry_not_connected``, a
+        call that could not connect is sent again."""
+        started = asyncio.get_running_loop().time() if self._retry_not_connected else 0.0
+        try:
+            return await self._send(url, method, request_data, read_timeout, write_timeout, connect_timeout,
+                                    pool_timeout)
+        except NetworkError as exc:
+            if not self._retry_not_connected:
+                raise
+            return await _send_again_while_not_connected(
+                lambda: self._send(url, method, request_data, read_timeout, write_timeout, connect_timeout,
+                                   pool_timeout),
+                url, exc, started)
+
+    async def _send(self, url: str, method: str, request_data: RequestData | None, read_timeout: Any,
+                    write_timeout: Any, connect_timeout: Any, pool_timeout: Any) -> tuple[int, bytes]:
+        """One try of :meth:`do_request` (the body is built for each try: a form is read once)."""
         session = self._session
         if session is None or session.closed:
             session = self._open()
@@ -284,6 +347,32 @@ class AiohttpRequest(BaseRequest):
         return form
 
 
+class RetryingHTTPXRequest(HTTPXRequest):
+    """python-telegram-bot's :class:`~telegram.request.HTTPXRequest` (same arguments) that sends a
+    call that could not connect again, as :class:`AiohttpRequest` with ``retry_not_connected``."""
+
+    __slots__ = ()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        send = super().do_request
+        started = asyncio.get_running_loop().time()
+        try:
+            return await send(url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout)
+        except NetworkError as exc:
+            return await _send_again_while_not_connected(
+                lambda: send(url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout),
+                url, exc, started)
+
+
 def surely_not_sent(error: BaseException) -> bool:
     """Whether a Bot API call that raised ``error`` surely never reached Telegram: no connection
     could be opened (refused, no route, no such host), so the request was not written and
@@ -324,7 +413,7 @@ def _say_once(message: str, *args: Any) -> None:
 
 
 def make_bot_request(
-    settings: Settings, *, pool_size: int | None = None, for_updates: bool = False
+    settings: Settings, *, pool_size: int | None = None, for_updates: bool = False, retry_not_connected: bool = True
 ) -> BaseRequest | None:
     """The request object for the bot's Bot API calls (``for_updates``: for getUpdates),
     or ``None`` to let python-telegram-bot build its own HTTPXRequest.
@@ -333,17 +422,27 @@ def make_bot_request(
     ``pool_size`` connections (default: PTB's, 256 for the bot's calls and 1 for
     getUpdates), unless aiohttp is not installed or a proxy is set in the environment
     (``HTTPS_PROXY``, ``ALL_PROXY``, ``HTTP_PROXY``: httpx honours them, this client does
-    not): then httpx, said once in the log. ``TELEGRAM_HTTP_CLIENT=httpx`` gives ``None``.
+    not): then httpx, said once in the log. ``TELEGRAM_HTTP_CLIENT=httpx`` gives httpx.
+
+    ``retry_not_connected``: a call that could not connect is sent again (see
+    :func:`surely_not_sent`); httpx is then a :class:`RetryingHTTPXRequest`. Never for
+    getUpdates, which polling tries again itself, nor where it is ``False``: then httpx
+    is ``None``.
     """
+    retry = retry_not_connected and not for_updates
+    size = pool_size or (DEFAULT_UPDATES_POOL_SIZE if for_updates else DEFAULT_POOL_SIZE)
+
+    def httpx_request() -> BaseRequest | None:
+        return RetryingHTTPXRequest(connection_pool_size=size) if retry else None
+
     if settings.telegram_http_client != "aiohttp":
-        return None
+        return httpx_request()
     if not _aiohttp_importable():
         _say_once("TELEGRAM_HTTP_CLIENT=aiohttp but aiohttp is not installed: using httpx (pip install aiohttp)")
-        return None
+        return httpx_request()
     proxies = _environment_proxies()
     if proxies:
         _say_once("%s is set: Bot API calls go through httpx, which uses it (TELEGRAM_HTTP_CLIENT=aiohttp does not)",
                   " and ".join(proxies))
-        return None
-    default = DEFAULT_UPDATES_POOL_SIZE if for_updates else DEFAULT_POOL_SIZE
-    return AiohttpRequest(connection_pool_size=pool_size or default)
+        return httpx_request()
+    return AiohttpRequest(connection_pool_size=size, retry_not_connected=retry)

@@ -53,7 +53,8 @@ def make_bot(settings: Settings) -> Any:
     kwargs: dict[str, Any] = {}
     if settings.telegram_api_url:
         kwargs["base_url"] = settings.telegram_api_url
-    request = make_bot_request(settings, pool_size=1)
+    # One call at the command line: a refused connection is said at once, not tried again.
+    request = make_bot_request(settings, pool_size=1, retry_not_connected=False)
     if request is not None:
         kwargs["request"] = request
     return Bot(settings.require("telegram_bot_token"), **kwargs)

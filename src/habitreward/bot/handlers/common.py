@@ -9,8 +9,9 @@ the event loop never waits for a round trip while other users' updates queue.
 
 Telegram errors never lose data: the engine call has already been committed
 when a message is sent, "message is not modified" is ignored, a 429 is
-retried after ``retry_after``, a call that could not connect is tried again
-for a few seconds, and a user who blocked the bot is logged.
+retried after ``retry_after``, and a user who blocked the bot is logged. (A call
+that could not connect is sent again by the bot's request object, for every
+call: see ``habitreward.bot.request``.)
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import filters
 
 from habitreward.bot.api_calls import edit_html, send_html
 from habitreward.bot.i18n import Translator, resolve_language
 from habitreward.bot.keyboards import Rows, inline_keyboard, menu_row
-from habitreward.bot.request import surely_not_sent
 from habitreward.bot.text import fit
 from habitreward.db import is_postgres
 from habitreward.models import User
@@ -39,13 +39,6 @@ from habitreward.models import User
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
-#: Pauses before each new try of a call that could not connect to the Bot API (it surely was not
-#: sent): about 3.5 s in all, so a short outage costs no reply, while the chat's next updates,
-#: which wait for this one, are not held long.
-NOT_CONNECTED_PAUSES = (0.5, 1.0, 2.0)
-#: No new try starts later than this many seconds after the first (a failure that itself takes
-#: long, such as a slow DNS answer, is not tried four times).
-NOT_CONNECTED_WINDOW = 5.0
 #: New messages only: an edited message is not a new report, answer or command (re-reading it
 #: would log a habit twice, change a dialog answer or open a screen behind the user's back).
 #: PTB's CommandHandler accepts edits by default: every command handler of the bot passes this.
@@ -241,8 +234,7 @@ def end_handling(token: contextvars.Token) -> None:
 
 
 async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: bool = False) -> Any:
-    """Run one Bot API call; retry on 429 and when Telegram could not be reached, ignore "not
-    modified", log a blocked user.
+    """Run one Bot API call; retry on 429, ignore "not modified", log a blocked user.
 
     Returns the call's result, or None when it could not be delivered. ``raise_forbidden``:
     a 403 (blocked, or a private chat the person never opened) is raised instead, for a caller
@@ -252,16 +244,12 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
     out and retries it itself (pausing every chat's calls meanwhile), and retrying its refusal
     again would make each of those pauses four.
 
-    A call that could not connect (the Bot API unreachable for a moment) surely was not sent, so
-    it is sent again after :data:`NOT_CONNECTED_PAUSES`; then its error is raised. A timeout or a
-    connection cut is raised at once: Telegram may have the message already, and sending it
-    again could show it twice.
+    A call that could not connect (the Bot API unreachable for a moment) is sent again by the
+    bot's request object before its error reaches this (``habitreward.bot.request``); a network
+    error is raised: the handler's error handler logs it as a reply lost.
     """
     update_id, limiter_retried, what = _HANDLING.get()
-    which = f"update {update_id}: " if update_id is not None else ""
     rate_limited = 0
-    pauses = iter(NOT_CONNECTED_PAUSES)
-    started = asyncio.get_running_loop().time()
     while True:
         try:
             return await make()
@@ -289,15 +277,6 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
             if "not modified" in exc.message.lower():
                 return None
             raise
-        except NetworkError as exc:
-            if not surely_not_sent(exc):
-                raise
-            pause = next(pauses, None)
-            waited = asyncio.get_running_loop().time() - started
-            if pause is None or waited + pause > NOT_CONNECTED_WINDOW:
-                raise
-            log.debug("%scould not connect to Telegram (%s); trying again in %.1f s", which, exc.message, pause)
-            await asyncio.sleep(pause)
 
 
 class Screen:

@@ -1,0 +1,160 @@
+"""A Bot API call that could not connect is sent again by the bot's request object, with both HTTP
+clients (aiohttp, PTB's httpx), whoever makes the call: a screen's reply through ``telegram_call``,
+a plugin's own ``bot.send_message``. A call Telegram may have done (timed out, cut) is not."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from telegram import Bot
+from telegram.error import NetworkError, TimedOut
+
+from habitreward.bot import request as request_module
+from habitreward.bot.api_calls import send_html
+from habitreward.bot.handlers.common import telegram_call
+from habitreward.bot.request import AiohttpRequest, RetryingHTTPXRequest, make_bot_request
+from habitreward.settings import Settings
+from test_serve_kit import wait_until
+
+pytestmark = pytest.mark.no_db
+
+TOKEN = "123456:AAHsecretTOKENvalue_-x9"
+PAUSES = (0.01, 0.01, 0.01)
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def no_proxies(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def bots_request(client: str) -> Any:
+    """The request object of the bot's calls, as ``build_application`` makes it (``context.bot``)."""
+    return make_bot_request(Settings.load(environ={"TELEGRAM_HTTP_CLIENT": client}, env_file=None))
+
+
+def retrying(client: str, **kwargs: Any) -> Any:
+    if client == "aiohttp":
+        return AiohttpRequest(retry_not_connected=True, **kwargs)
+    return RetryingHTTPXRequest(**kwargs)
+
+
+class Tries(logging.Handler):
+    """Counts the new tries the request logs; calls ``on_retry(n)`` at the n-th."""
+
+    def __init__(self, on_retry: Any = None):
+        super().__init__(logging.DEBUG)
+        self.retries: list[str] = []
+        self.on_retry = on_retry
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "trying again" in record.getMessage():
+            self.retries.append(record.getMessage())
+            if self.on_retry is not None:
+                self.on_retry(len(self.retries))
+
+
+@pytest.fixture
+def tries(monkeypatch):
+    monkeypatch.setattr(request_module, "NOT_CONNECTED_PAUSES", PAUSES)
+    logger = logging.getLogger("habitreward.bot.request")
+    handlers: list[Tries] = []
+    monkeypatch.setattr(logger, "level", logging.DEBUG)
+
+    def watch(on_retry: Any = None) -> Tries:
+        handler = Tries(on_retry)
+        logger.addHandler(handler)
+        handlers.append(handler)
+        return handler
+
+    yield watch
+    for handler in handlers:
+        logger.removeHandler(handler)
+
+
+def send(botapi: Any, request: Any, how: str, *, down: bool = False) -> Any:
+    """sendMessage "hi" to chat 42 through ``request`` (the stand-in gone down first if ``down``),
+    as a plugin does (``bot.send_message``) or a screen (``telegram_call``): the sent message, or the
+    error raised."""
+    base_url = botapi.base_url  # the same once it is back
+    if down:
+        botapi.go_down()
+
+    async def main() -> Any:
+        bot = Bot(TOKEN, base_url=base_url, request=request)
+        try:
+            if how == "plugin":
+                return (await bot.send_message(42, "hi")).text
+            return (await telegram_call(lambda: send_html(bot, 42, "hi", None)))["text"]
+        except NetworkError as exc:
+            return exc
+        finally:
+            await request.shutdown()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("how", ["plugin", "screen"])
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_a_call_that_could_not_connect_is_sent_when_telegram_is_back(botapi, client, how, tries):
+    """A plugin calling ``context.bot.send_message`` itself got no second try: its message was lost
+    to a moment's outage that the bot's own screens rode out."""
+    watched = tries(lambda n: botapi.come_back() if n == 2 else None)
+    assert send(botapi, bots_request(client), how, down=True) == "hi"
+    assert len(watched.retries) == 2  # refused twice, sent on the third try
+    assert watched.retries[0].startswith("sendMessage could not connect to the Bot API (")
+    assert TOKEN not in "".join(watched.retries)
+    assert [m["text"] for m in botapi.sent(42)] == ["hi"]
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_a_call_that_never_connects_is_given_up_after_a_few_tries(botapi, client, tries):
+    watched = tries()
+    result = send(botapi, bots_request(client), "plugin", down=True)
+    botapi.come_back()
+    assert isinstance(result, NetworkError) and not isinstance(result, TimedOut)
+    assert len(watched.retries) == len(PAUSES)
+
+
+def test_no_new_try_starts_after_the_window(botapi, tries, monkeypatch):
+    monkeypatch.setattr(request_module, "NOT_CONNECTED_PAUSES", (0.2, 0.2, 0.2))
+    monkeypatch.setattr(request_module, "NOT_CONNECTED_WINDOW", 0.3)
+    watched = tries()
+    assert isinstance(send(botapi, retrying("aiohttp"), "plugin", down=True), NetworkError)
+    botapi.come_back()
+    assert len(watched.retries) == 1  # a second pause would start the third try after 0.4 s
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("fault", ["cut", "late"])
+def test_a_call_telegram_may_have_done_is_not_sent_again(botapi, client, fault, tries):
+    watched = tries()
+    if fault == "cut":
+        botapi.cut_next("sendMessage")
+    else:
+        botapi.delay_next("sendMessage", 1.5)  # past the 0.5 s read timeout
+    result = send(botapi, retrying(client, read_timeout=0.5), "plugin")
+    assert isinstance(result, TimedOut if fault == "late" else NetworkError)
+    assert watched.retries == []
+    wait_until(lambda: botapi.sent(42), timeout=10, what="the late call done")
+    assert [m["text"] for m in botapi.sent(42)] == ["hi"]
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+def test_the_bots_calls_are_sent_again_not_getupdates_nor_a_command_lines(client):
+    """getUpdates is tried again by polling itself; a `habitreward webhook` command says at once."""
+    settings = Settings.load(environ={"TELEGRAM_HTTP_CLIENT": client}, env_file=None)
+    calls = make_bot_request(settings)
+    updates = make_bot_request(settings, for_updates=True)
+    once = make_bot_request(settings, pool_size=1, retry_not_connected=False)
+    if client == "aiohttp":
+        assert calls._retry_not_connected and not updates._retry_not_connected and not once._retry_not_connected
+    else:
+        assert isinstance(calls, RetryingHTTPXRequest)
+        assert updates is None and once is None  # PTB's own HTTPXRequest
