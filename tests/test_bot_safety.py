@@ -463,3 +463,40 @@ def test_a_bug_is_not_silence(tg, botapi, monkeypatch):
         assert isinstance(quiet.errors[-1], RuntimeError)
     finally:
         quiet.stop()
+
+
+def test_a_bug_in_the_http_client_is_a_bug_not_a_reply_lost_to_the_network(tg, botapi, monkeypatch, caplog,
+                                                                             backend):
+    """An exception our HTTP client raises (not the network's) reaches the handler as PTB's
+    NetworkError: it was logged as one WARNING "may not have reached Telegram", which an outage
+    also logs, so the bug went unseen. It is an ERROR with the client's traceback."""
+    import logging
+    import re
+
+    from habitreward.bot.request import AiohttpRequest
+
+    if backend == "postgres":
+        pytest.skip("what is logged does not depend on the database (seen on SQLite)")
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    quiet = BotDriver(bot.engine, botapi, raise_errors=False).start()
+    send = AiohttpRequest._send
+
+    async def broken(self, url, *args):
+        if url.endswith("/sendMessage"):
+            raise TypeError("planted bug in the client")
+        return await send(self, url, *args)
+
+    monkeypatch.setattr(AiohttpRequest, "_send", broken)
+    try:
+        with caplog.at_level(logging.WARNING, logger="habitreward"):
+            quiet.send(ANN, "Running")
+    finally:
+        quiet.stop()
+    assert [e.habit_name for e in bot.engine.history(ann)] == ["Running"]  # saved all the same
+    records = [r for r in caplog.records if r.name.startswith("habitreward")]
+    assert [r.levelname for r in records] == ["ERROR"], [r.getMessage() for r in records]
+    assert re.fullmatch(rf"update \d+ \(user {ANN}\): a handler failed: NetworkError: Unknown error in HTTP"
+                        r" implementation: TypeError\('planted bug in the client'\)", records[0].getMessage())
+    assert isinstance(records[0].exc_info[1].__cause__, TypeError)  # the client's traceback

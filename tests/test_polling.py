@@ -244,3 +244,42 @@ def test_a_handlers_bug_is_one_error_record_with_the_update_and_its_traceback(po
     assert processed and attempts == 1 and error == "RuntimeError: boom in update 74000"
     assert_one_error_record(started.logs(), 74_000, 1501)
     assert started.proc.poll() is None
+
+
+def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi, tmp_path):
+    """A TypeError raised inside the aiohttp request layer (habitreward's own code) reaches polling
+    as python-telegram-bot's NetworkError ("Unknown error in HTTP implementation"), which polling
+    tried again forever, a `getUpdates failed` warning a minute, as if Telegram were unreachable.
+    It is a bug: polling stops with its traceback in one record and exit code 1."""
+    (tmp_path / "plant_a_client_bug.py").write_text(
+        "from habitreward.bot.request import AiohttpRequest\n"
+        "\n"
+        "send = AiohttpRequest._send\n"
+        "\n"
+        "async def broken(self, url, *args):\n"
+        "    if url.endswith('/getUpdates'):\n"
+        "        raise TypeError('planted bug in the client')\n"
+        "    return await send(self, url, *args)\n"
+        "\n"
+        "AiohttpRequest._send = broken\n"
+    )
+    from test_serve_kit import TESTS_DIR
+
+    process = ServeProcess(db_url, botapi, tmp_path, name="poll", env={
+        "HABITREWARD_POLL_TIMEOUT": "1",
+        "HABITREWARD_EXTRA_PLUGINS": "test_serve_kit,plant_a_client_bug",
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
+    })
+    try:
+        process.start(wait_for="polling Telegram")
+        assert process.wait(30) == 1
+        logs = process.logs()
+        assert "retrying in" not in logs and "getUpdates failed" not in logs
+        errors = [line for line in logs.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            "polling stopped: the Bot API client failed with TypeError: planted bug in the client"
+            " (a bug, not a network failure)"), errors
+        assert logs.count("Traceback (most recent call last)") == 1
+        assert "Error: polling failed: TypeError: planted bug in the client" in logs
+    finally:
+        process.kill()

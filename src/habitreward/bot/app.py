@@ -22,7 +22,7 @@ from telegram.ext import (
 from habitreward.bot.context import BotContext
 from habitreward.bot.handlers.common import end_handling, handling, offer_gate_user, read_gate_user
 from habitreward.bot.persistence import DatabasePersistence
-from habitreward.bot.request import make_bot_request
+from habitreward.bot.request import client_bug, make_bot_request
 from habitreward.bot.state import BOT_DATA, BOT_DATA_KEY, CHAT_DATA, USER_DATA
 from habitreward.db import is_postgres
 from habitreward.errors import UpdateAppliedElsewhere
@@ -204,8 +204,10 @@ def _persistent_conversations(groups: Any) -> list[ConversationHandler]:
 def reply_lost(error: BaseException | None) -> bool:
     """Whether a handler failed because a Bot API call did not get through (a timeout, a cut or
     refused connection, Telegram's 5xx), as opposed to a bug: Telegram's 400 (``BadRequest``,
-    a ``NetworkError`` too in PTB) is the bot asking for something wrong."""
-    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    a ``NetworkError`` too in PTB) is the bot asking for something wrong, and an exception the
+    HTTP client raised that is no network failure (:func:`~habitreward.bot.request.client_bug`,
+    handed on by PTB as a ``NetworkError``) is one of ours."""
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest) and client_bug(error) is None
 
 
 async def log_error(update: object, context: BotContext) -> None:

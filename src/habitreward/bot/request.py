@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx  # python-telegram-bot's own HTTP client, always installed with it
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 try:
@@ -390,6 +390,30 @@ def surely_not_sent(error: BaseException) -> bool:
     if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectorError):
         return True
     return isinstance(cause, httpx.ConnectError)
+
+
+#: What the HTTP clients raise for a failure of the network or of the other side (their own
+#: errors, the operating system's, timeouts, an answer cut short).
+_NETWORK_FAILURES: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, EOFError, httpx.HTTPError, RedactedClientError, TelegramError,
+) + ((aiohttp.ClientError,) if aiohttp is not None else ())
+
+
+def client_bug(error: BaseException | None) -> BaseException | None:
+    """The exception a request object raised that is no failure of the network (a bug of ours,
+    say a ``TypeError`` in :class:`AiohttpRequest`, or a plugin's bad parameters), or ``None``.
+
+    python-telegram-bot hands such an exception on as a plain
+    :class:`~telegram.error.NetworkError` ("Unknown error in HTTP implementation", the exception
+    chained as its cause), which reads as a network failure that passes: a poll would be tried
+    again forever and a reply counted as lost to the network. Asking again cannot mend a bug.
+    """
+    if type(error) is not NetworkError:  # its subclasses (BadRequest, TimedOut) are Telegram's word
+        return None
+    cause = error.__cause__
+    if cause is None or isinstance(cause, _NETWORK_FAILURES):
+        return None
+    return cause
 
 
 def _aiohttp_importable() -> bool:

@@ -78,6 +78,8 @@ class Poller:
             TelegramError,
         )
 
+        from habitreward.bot.request import client_bug
+
         bot = self.runner.application.bot
         # getUpdates does not work while a webhook is set: remove it (pending updates are kept).
         try:
@@ -90,7 +92,7 @@ class Poller:
             await bot.delete_webhook(drop_pending_updates=False)
         except (InvalidToken, Forbidden, Conflict, NetworkError) as exc:
             self.error = PollingStopped(f"Telegram refused getWebhookInfo or deleteWebhook: {exc}")
-            logger.error("polling not started: %s", exc)
+            logger.error("polling not started: %s", exc, exc_info=client_bug(exc))  # a bug's traceback
             raise self.error from None
         offset: int | None = None
         delay = self.retry_delay
@@ -129,6 +131,14 @@ class Poller:
                                           else exc.retry_after.total_seconds()))
                 continue
             except TelegramError as exc:
+                bug = client_bug(exc)
+                if bug is not None:
+                    # Raised inside the HTTP client (ours), not by the network, and handed on by
+                    # python-telegram-bot as a NetworkError: asking again cannot mend it.
+                    self.error = PollingStopped(f"polling failed: {type(bug).__name__}: {bug}")
+                    logger.error("polling stopped: the Bot API client failed with %s: %s (a bug, not a network"
+                                 " failure)", type(bug).__name__, bug, exc_info=bug)
+                    raise self.error from None
                 # A network error, a timeout, a 5xx, an answer that is not JSON: Telegram or the
                 # way to it unwell for a while.
                 logger.warning("getUpdates failed (%s); retrying in %.0f s", exc, delay)
