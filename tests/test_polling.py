@@ -283,3 +283,62 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
         assert "Error: polling failed: TypeError: planted bug in the client" in logs
     finally:
         process.kill()
+
+
+def test_updates_that_cannot_be_stored_are_asked_again_with_a_growing_pause_one_line_each(tmp_path, botapi,
+                                                                                          caplog):
+    """The database unreachable while polling: each try used to be an ERROR with the driver's whole
+    traceback, about once a second however long the outage (the pause went back to 1 s with every
+    getUpdates answered). Now one WARNING line a try, the pause doubling up to a cap, nothing
+    confirmed meanwhile, and the update applied once the database is back."""
+    import logging
+
+    import peewee
+
+    from habitreward.server.inbox import Inbox
+    from habitreward.server.polling import Poller
+    from habitreward.server.runner import BotRunner
+    from habitreward.server.service import build_bot
+    from habitreward.testing.engines import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'poll.db'}", load_entry_points=False, registration="open",
+                         telegram_bot_token="123456:POLL-TEST", telegram_api_url=botapi.base_url)
+    inbox = Inbox(engine)
+    store, failures = inbox.store, [4]
+
+    def store_while_the_database_is_away(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise peewee.OperationalError("connection to server at \"127.0.0.1\", port 5432 failed: Connection"
+                                          " refused\n\tIs the server running on that host?\n")
+        return store(*args, **kwargs)
+
+    inbox.store = store_while_the_database_is_away
+    runner = BotRunner(build_bot(engine, rate_limit=False), inbox, sweep_interval=0)
+    runner.start()
+    botapi.queue_update(message_update(1601, "/help", update_id=75_000))
+    poller = Poller(runner, inbox, timeout=1, retry_delay=0.01, store_retry_cap=0.04)
+    try:
+        with caplog.at_level(logging.INFO, logger="habitreward.server.polling"):
+            poller.start()
+            wait_until(lambda: botapi.sent(1601), what="the update applied once the database is back")
+            wait_until(lambda: botapi.pending_updates() == 0, what="the update confirmed")
+    finally:
+        poller.stop()
+        runner.stop(10)
+        inbox.close()
+        engine.close()
+
+    records = [r for r in caplog.records if r.name == "habitreward.server.polling"]
+    tries = [r for r in records if "could not be stored" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in tries] == [("WARNING", None)] * 4
+    assert [r.getMessage() for r in tries] == [
+        "update 75000: could not be stored (OperationalError: connection to server at \"127.0.0.1\", port 5432"
+        f" failed: Connection refused); asking Telegram for it again in {pause} s, nothing is confirmed meanwhile"
+        for pause in ("0.01", "0.02", "0.04", "0.04")
+    ]
+    assert records[-1].getMessage() == "updates stored again after 4 failed tries"
+    assert len(botapi.sent(1601)) == 1
+    calls = botapi.calls_of("getUpdates")
+    assert [c.get("offset") for c in calls[:5]] == [None] * 5  # not confirmed until it was stored
+    assert calls[5].get("offset") == 75_001

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 #: for a while; a conflict lasting longer is another process polling with the same token.
 CONFLICT_PATIENCE = 120.0
 
+#: The longest pause between tries to store a batch while the database is unreachable: a restart
+#: of the database is waited out (no restart of the bot needed), its updates stored soon after.
+STORE_RETRY_CAP = 30.0
+
 
 class PollingStopped(Exception):
     """Telegram refused polling for good (wrong token, a bad request, another poller, a webhook)."""
@@ -36,12 +40,13 @@ class Poller:
     """Runs getUpdates on the bot loop of ``runner``."""
 
     def __init__(self, runner: BotRunner, inbox: Inbox, *, timeout: int = 30, retry_delay: float = 1.0,
-                 conflict_patience: float = CONFLICT_PATIENCE):
+                 conflict_patience: float = CONFLICT_PATIENCE, store_retry_cap: float = STORE_RETRY_CAP):
         self.runner = runner
         self.inbox = inbox
         self.timeout = timeout
         self.retry_delay = retry_delay
         self.conflict_patience = conflict_patience
+        self.store_retry_cap = store_retry_cap
         self.error: BaseException | None = None
         self._task: Any = None
 
@@ -96,6 +101,7 @@ class Poller:
             raise self.error from None
         offset: int | None = None
         delay = self.retry_delay
+        store_delay, store_failures = self.retry_delay, 0
         loop = asyncio.get_running_loop()
         conflict_since: float | None = None
         while True:
@@ -158,12 +164,22 @@ class Poller:
             try:
                 for update in updates:
                     await self._store(update.update_id, update.to_json(), update.to_dict())
-            except Exception:
+            except Exception as exc:
                 # Not confirmed: the whole batch comes again, and the stored part is skipped then.
-                logger.exception("could not store updates; asking again in %.0f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                # Its own pause (a getUpdates answered must not shorten it): a database outage is
+                # one line a try, less and less often, not a traceback a second.
+                lines = str(exc).strip().splitlines()
+                logger.warning("update %s: could not be stored (%s: %s); asking Telegram for it again in %g s,"
+                               " nothing is confirmed meanwhile", update.update_id, type(exc).__name__,
+                               lines[0] if lines else "", store_delay,
+                               exc_info=None if store_failures or _database_away(exc) else exc)  # a bug's, once
+                store_failures += 1
+                await asyncio.sleep(store_delay)
+                store_delay = min(store_delay * 2, self.store_retry_cap)
                 continue
+            if store_failures:
+                logger.info("updates stored again after %d failed tries", store_failures)
+                store_delay, store_failures = self.retry_delay, 0
             if updates:
                 # The next call confirms this batch: only now that every update of it is committed.
                 offset = max(u.update_id for u in updates) + 1
@@ -171,6 +187,14 @@ class Poller:
     async def _store(self, update_id: int, payload: str, data: dict[str, Any]) -> None:
         if not await asyncio.to_thread(self.runner.receive, update_id, payload, data):
             logger.info("update %s: seen before, skipped", update_id)
+
+
+def _database_away(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database unreachable or refusing for a while (its driver's errors,
+    as peewee raises them), which its first line says well enough: no traceback needed."""
+    import peewee
+
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError))
 
 
 def _raised_reading_the_answer(exc: BaseException) -> bool:
