@@ -500,3 +500,35 @@ def test_a_bug_in_the_http_client_is_a_bug_not_a_reply_lost_to_the_network(tg, b
     assert re.fullmatch(rf"update \d+ \(user {ANN}\): a handler failed: NetworkError: Unknown error in HTTP"
                         r" implementation: TypeError\('planted bug in the client'\)", records[0].getMessage())
     assert isinstance(records[0].exc_info[1].__cause__, TypeError)  # the client's traceback
+
+
+def test_a_bug_whose_apology_cannot_be_sent_is_still_one_error_record(tg, botapi, monkeypatch, caplog, backend):
+    """A handler's bug while Telegram answers 502: the "Something went wrong" message failed in the
+    error handler, which python-telegram-bot logged as a second ERROR with a second traceback."""
+    import logging
+    import re
+
+    if backend == "postgres":
+        pytest.skip("what is logged does not depend on the database (seen on SQLite)")
+    bot = tg()
+    user(bot)
+    quiet = BotDriver(bot.engine, botapi, raise_errors=False).start()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bot.engine, "streaks", broken)
+    botapi.fail_next("sendMessage", 502, "Bad Gateway")  # the apology, the only message sent
+    try:
+        with caplog.at_level(logging.WARNING):
+            quiet.send(ANN, "/streaks")
+    finally:
+        quiet.stop()
+    logged = [(r.levelname, r.name, re.sub(r"^update \d+", "update N", r.getMessage())) for r in caplog.records]
+    assert logged == [
+        ("ERROR", "habitreward.bot.app", f"update N (user {ANN}): a handler failed: RuntimeError: a bug"),
+        ("WARNING", "habitreward.bot.handlers.menu",
+         f"update N: the message that something went wrong may not have reached chat {ANN} (NetworkError: Bad"
+         " Gateway)"),
+    ], logged
+    assert sum(r.exc_info is not None for r in caplog.records) == 1

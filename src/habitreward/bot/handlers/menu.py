@@ -206,13 +206,22 @@ async def on_error(update: object, context: Any) -> None:
     if not isinstance(update, Update) or update.effective_chat is None \
             or isinstance(context.error, (TelegramError, UpdateAppliedElsewhere)):
         return  # Telegram's refusals are logged; an update applied elsewhere was answered there
+    from habitreward.bot.app import reply_lost
+
     engine = context.engine
     tg_user = update.effective_user
     user = await run_engine(engine, engine.find_user, tg_user.id) if tg_user is not None else None
     t = translator_for(user, update, engine.settings)
-    if update.callback_query is not None:
-        await telegram_call(lambda: update.callback_query.answer())
-    await telegram_call(lambda: context.bot.send_message(
-        update.effective_chat.id, t._("😕 Something went wrong on my side. Please try again."),
-        reply_markup=markup([menu_row(t)]) if user is not None and user.active else None,
-    ))
+    try:
+        if update.callback_query is not None:
+            await telegram_call(lambda: update.callback_query.answer())
+        await telegram_call(lambda: context.bot.send_message(
+            update.effective_chat.id, t._("😕 Something went wrong on my side. Please try again."),
+            reply_markup=markup([menu_row(t)]) if user is not None and user.active else None,
+        ))
+    except TelegramError as exc:
+        if not reply_lost(exc):
+            raise
+        # One line: the bug itself is logged already, once, with its traceback (app.log_error).
+        log.warning("update %s: the message that something went wrong may not have reached chat %s (%s: %s)",
+                    update.update_id, update.effective_chat.id, type(exc).__name__, exc)
