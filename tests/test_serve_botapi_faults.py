@@ -44,7 +44,7 @@ def idle(server) -> bool:
 
 
 def test_a_reply_flood_controlled_for_good_is_given_up_after_the_limiters_retries(serve, engine, db_url, botapi):
-    """The rate limiter waits out a 429 and retries (pausing every chat's replies meanwhile);
+    """The rate limiter waits out a 429 and retries (holding that chat's replies meanwhile);
     its refusal used to be retried three more times, each with the limiter's own retries: twelve
     tries and eight pauses of every chat for one message. The completion stays saved."""
     flooded, other = 2101, 2102
@@ -63,6 +63,33 @@ def test_a_reply_flood_controlled_for_good_is_given_up_after_the_limiters_retrie
     logs = server.logs()
     assert "update 81001: Telegram kept rate limiting" in logs
     assert TOKEN not in logs
+
+
+def test_one_chats_flood_control_holds_only_that_chats_replies(serve, engine, db_url, botapi):
+    """Telegram refuses a reply in chat A with 429 retry_after=2 (that chat over its limit). Chat
+    B's reply used to wait those 2 s too (the rate limiter held every chat's calls); now it goes
+    out at once, and A's reply is sent again once its wait is over: delivered once."""
+    flooded, other = 2141, 2142
+    seed_runners(engine, [flooded, other])
+    server = serve()
+    botapi.fail_next("sendMessage", 429, retry_after=2, chat_id=flooded)
+
+    assert server.post_update(message_update(flooded, "Running", update_id=81_051)) == 200
+    wait_until(lambda: replies_to(botapi, flooded), what="chat A refused")
+    assert server.post_update(message_update(other, "Running", update_id=81_052)) == 200
+    wait_until(lambda: len(replies_to(botapi, flooded)) == 2, timeout=30, what="chat A's reply sent again")
+    wait_until(lambda: all(inbox(db_url).get(u) for u in (81_051, 81_052)) and idle(server), what="both finished")
+
+    calls = botapi.timed_calls_of("sendMessage")
+    refused, retried = (at for at, params in calls if params["chat_id"] == flooded)
+    [answered] = (at for at, params in calls if params["chat_id"] == other)
+    assert retried - refused >= 2.0  # A waited what Telegram asked
+    assert answered < retried - 1.0  # B did not wait for it
+    assert "done!" in replies_to(botapi, other)[0]["text"]
+    assert len(botapi.sent(flooded)) == 1 and "done!" in botapi.sent(flooded)[0]["text"]
+    assert len(botapi.sent(other)) == 1
+    assert completions(db_url) == {flooded: 1, other: 1}
+    assert inbox(db_url)[81_051] == (True, 1, None)
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx"])

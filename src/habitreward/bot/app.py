@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: How often a request that Telegram answered with 429 (flood control) is retried,
-#: after waiting the retry_after it named (AIORateLimiter, when aiolimiter is installed).
+#: after waiting the retry_after it named (ChatRateLimiter, when aiolimiter is installed).
 RATE_LIMIT_RETRIES = 2
 
 #: The log record's attribute holding the PluginFailure of an error a plugin raised
@@ -252,17 +252,19 @@ async def log_error(update: object, context: BotContext) -> None:
 
 
 def make_rate_limiter(*, throttle: bool = True) -> Any:
-    """PTB's AIORateLimiter, if installed: retries a request Telegram answered with 429
-    after the retry_after it named, and (``throttle``) keeps under Telegram's limits of
-    30 messages per second overall and 20 per minute per group, so 429s are rare.
-    ``throttle=False`` only retries (tests, where the limits would just slow things down).
+    """PTB's AIORateLimiter as :class:`~habitreward.bot.ratelimit.ChatRateLimiter` (if aiolimiter
+    is installed): retries a request Telegram answered with 429 after the retry_after it named,
+    holding only that chat's requests meanwhile (every request's for a 429 without a chat), and
+    (``throttle``) keeps under Telegram's limits of 30 messages per second overall and 20 per
+    minute per group, so 429s are rare. ``throttle=False`` only retries (tests, where the limits
+    would just slow things down).
     """
-    try:
-        from telegram.ext import AIORateLimiter
+    from habitreward.bot.ratelimit import ChatRateLimiter
 
+    try:
         if throttle:
-            return AIORateLimiter(max_retries=RATE_LIMIT_RETRIES)
-        return AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=RATE_LIMIT_RETRIES)
+            return ChatRateLimiter(max_retries=RATE_LIMIT_RETRIES)
+        return ChatRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=RATE_LIMIT_RETRIES)
     except RuntimeError:  # aiolimiter missing: pip install 'python-telegram-bot[rate-limiter]'
         logger.debug("aiolimiter is not installed: no rate limiting, 429s reach the error handler")
         return None

@@ -71,7 +71,8 @@ class CpuChoiceParam(click.ParamType):
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, envvar="HABITREWARD_RATE_LIMIT",
               show_envvar=True,
               help="Keep replies under Telegram's flood limits (about 30 messages/s overall) with PTB's "
-                   "AIORateLimiter, when installed. Turn off only for a Bot API without limits (tests, benchmarks).")
+                   "AIORateLimiter, when installed; a 429 in one chat holds only that chat's replies. Turn off "
+                   "only for a Bot API without limits (tests, benchmarks).")
 @click.option("--sweep-interval", default=30.0, show_default=True, type=click.FloatRange(0.2),
               help="Seconds between looks for updates a crashed process left unprocessed (with several "
                    "processes, the survivors finish them; on start every such update is taken).")

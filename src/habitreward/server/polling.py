@@ -83,6 +83,7 @@ class Poller:
             TelegramError,
         )
 
+        from habitreward.bot.ratelimit import retry_after_seconds
         from habitreward.bot.request import client_bug
 
         bot = self.runner.application.bot
@@ -133,8 +134,7 @@ class Poller:
                 logger.error("polling stopped: %s", exc)
                 raise self.error from None
             except RetryAfter as exc:
-                await asyncio.sleep(float(exc.retry_after if not hasattr(exc.retry_after, "total_seconds")
-                                          else exc.retry_after.total_seconds()))
+                await asyncio.sleep(retry_after_seconds(exc))
                 continue
             except TelegramError as exc:
                 bug = client_bug(exc)

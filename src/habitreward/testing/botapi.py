@@ -188,6 +188,7 @@ class BotApiStandIn:
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._call_times: list[float] = []  # time.monotonic() of each of ``calls``
         self._lock = threading.RLock()
         self._updates_changed = threading.Condition(self._lock)
         self._updates: list[dict[str, Any]] = []
@@ -353,6 +354,7 @@ class BotApiStandIn:
         """Forget recorded calls and messages (message ids keep increasing)."""
         with self._lock:
             self.calls.clear()
+            self._call_times.clear()
             self._sent.clear()
             self._messages.clear()
 
@@ -367,6 +369,12 @@ class BotApiStandIn:
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(p) for m, p in self.calls if m.lower() == method.lower()]
+
+    def timed_calls_of(self, method: str) -> list[tuple[float, dict[str, Any]]]:
+        """Like :meth:`calls_of`, each call with the ``time.monotonic()`` it arrived at."""
+        with self._lock:
+            return [(at, copy.deepcopy(p)) for at, (m, p) in zip(self._call_times, self.calls, strict=True)
+                    if m.lower() == method.lower()]
 
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """Messages sent or edited, in order: dicts with method, chat_id, message_id, text,
@@ -526,6 +534,7 @@ class BotApiStandIn:
         key = method.lower()
         with self._lock:
             self.calls.append((method, copy.deepcopy(params)))
+            self._call_times.append(time.monotonic())
             failures = self._failures.get(key)
             for index, failure in enumerate(failures or ()):
                 if failure["chat_id"] is None or str(failure["chat_id"]) == str(params.get("chat_id")):

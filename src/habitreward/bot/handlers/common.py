@@ -21,7 +21,6 @@ import contextvars
 import functools
 import heapq
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from telegram.ext import filters
 from habitreward.bot.api_calls import edit_html, send_html
 from habitreward.bot.i18n import Translator, resolve_language
 from habitreward.bot.keyboards import Rows, inline_keyboard, menu_row
+from habitreward.bot.ratelimit import retry_after_seconds
 from habitreward.bot.text import fit
 from habitreward.db import is_postgres
 from habitreward.models import User
@@ -240,9 +240,9 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
     a 403 (blocked, or a private chat the person never opened) is raised instead, for a caller
     that tells someone else the message did not arrive.
 
-    A 429 is retried here only when the bot has no rate limiter: PTB's AIORateLimiter waits it
-    out and retries it itself (pausing every chat's calls meanwhile), and retrying its refusal
-    again would make each of those pauses four.
+    A 429 is retried here only when the bot has no rate limiter: the limiter (ChatRateLimiter)
+    waits it out and retries it itself (holding that chat's calls meanwhile), and retrying its
+    refusal again would make each of those waits four.
 
     A call that could not connect (the Bot API unreachable for a moment) is sent again by the
     bot's request object before its error reaches this (``habitreward.bot.request``); a network
@@ -263,11 +263,7 @@ async def telegram_call(make: Callable[[], Awaitable[Any]], *, raise_forbidden: 
                                 what or "this call")
                 return None
             rate_limited += 1
-            with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta
-                warnings.simplefilter("ignore")
-                delay = exc.retry_after
-            delay = delay.total_seconds() if hasattr(delay, "total_seconds") else delay
-            await asyncio.sleep(min(float(delay), 30.0))
+            await asyncio.sleep(min(retry_after_seconds(exc), 30.0))
         except Forbidden as exc:
             if raise_forbidden:
                 raise
