@@ -340,3 +340,24 @@ def test_a_plugins_private_command_typed_in_a_group_leaves_the_dialog_alone(db_u
             assert "How important is <b>Yoga</b>" in bot.send(ANN, "Yoga", chat_id=GROUP).text
     finally:
         engine.close()
+
+
+def test_a_habit_removed_while_its_new_value_is_typed_is_not_saved(tg, monkeypatch):
+    """Another admin removes the habit between the bot's lookup and the change: the bot says it
+    cannot be changed (it used to say "Saved" and change the removed habit)."""
+    bot = tg()
+    ann = user(bot)
+    running = bot.engine.add_habit("Running", owner=ann)
+    bot.send(ANN, f"/edit_habit {running.id}")
+    bot.press(ANN, "Weight")
+    looked_up = bot.engine.get_habit
+
+    def then_removed(*args, **kwargs):
+        habit = looked_up(*args, **kwargs)
+        bot.engine.remove_habit(looked_up(*args, **kwargs))
+        return habit
+
+    monkeypatch.setattr(bot.engine, "get_habit", then_removed)
+    assert bot.send(ANN, "50").text == "You cannot change that habit."
+    monkeypatch.undo()
+    assert [(h.name, h.weight) for h in bot.engine.all_habits(include_inactive=True)] == [("Running", 10)]

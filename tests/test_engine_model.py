@@ -3,10 +3,11 @@
 Hypothesis drives the real Engine through random sequences of users (time zones from UTC-12 to
 UTC+14, half- and three-quarter-hour ones), shared and personal habits and rewards, completions
 (today, a message's moment, backdated, and refused ones: the future, before the habit existed,
-more than 7 days back, removed or someone else's habit), undos, claims, a moving clock, grace
-edits, removals and moves east and west. Beside it runs a plain model written from rules.md (not
-from the engine's code), and after every step the database, the streaks view and the odds must
-agree with it. A failure prints the steps that lead to it (``run_state_machine_as_test``).
+more than 7 days back, removed or someone else's habit), undos (refused for a removed habit),
+claims, a moving clock, grace edits (refused for a removed habit), removals and moves east and
+west. Beside it runs a plain model written from rules.md (not from the engine's code), and after
+every step the database, the streaks view and the odds must agree with it. A failure prints the
+steps that lead to it (``run_state_machine_as_test``).
 """
 
 from __future__ import annotations
@@ -410,6 +411,8 @@ def machine_for(engine, clock: FrozenClock):
         def undo_last(self, mu: MUser, mh: MHabit) -> None:
             user, habit = self.user(mu), self.habit_row(mh)
             logs = self.model.logs_of(mu, mh)
+            if not mh.active or not self.model.sees(mu, mh):  # as a lookup of it would be
+                return self.refused(lambda: engine.undo(user, habit), NotFound)
             if not logs:
                 return self.refused(lambda: engine.undo(user, habit), NothingToUndo)
             log = max(logs.values(), key=lambda entry: entry.seq)  # the most recently recorded
@@ -428,6 +431,9 @@ def machine_for(engine, clock: FrozenClock):
             with engine.session():
                 row = HabitLog.get((HabitLog.user == mu.id) & (HabitLog.habit == mh.id)
                                    & (HabitLog.completed_on == log.day))
+            if not mh.active:  # removed since: nothing is undone
+                return self.refused(lambda: engine.undo(self.user(mu), self.habit_row(mh), log_id=row.id,
+                                                        recorded_at=row.created_at), NotFound)
             self.undone(mu, mh, log, engine.undo(self.user(mu), self.habit_row(mh), log_id=row.id,
                                                  recorded_at=row.created_at))
 
@@ -487,6 +493,8 @@ def machine_for(engine, clock: FrozenClock):
         @rule(h=st.integers(0, 10), grace=st.integers(0, 3))
         def edit_grace(self, h, grace):
             mh = _pick(list(self.model.habits.values()), h)
+            if not mh.active:  # removed: not found, as a lookup of it would be
+                return self.refused(lambda: engine.edit_habit(self.habit_row(mh), allowed_skip_days=grace), NotFound)
             engine.edit_habit(self.habit_row(mh), allowed_skip_days=grace)
             mh.grace = grace
 
@@ -494,6 +502,8 @@ def machine_for(engine, clock: FrozenClock):
         @rule(h=st.integers(0, 10), weight=st.sampled_from([1, 5, 10, 30]))
         def edit_weight(self, h, weight):
             mh = _pick(list(self.model.habits.values()), h)
+            if not mh.active:
+                return self.refused(lambda: engine.edit_habit(self.habit_row(mh), weight=weight), NotFound)
             engine.edit_habit(self.habit_row(mh), weight=weight)
             mh.weight = weight
 
@@ -513,6 +523,8 @@ def machine_for(engine, clock: FrozenClock):
         def edit_pieces_required(self, r, pieces, rewards=None):
             """An admin lowers or raises pieces_required while people hold pieces (rules "Pieces and claims")."""
             mr = _pick(rewards or list(self.model.rewards.values()), r)
+            if not mr.active:  # removed: not found (its achieved pieces stay claimable as they are)
+                return self.refused(lambda: engine.edit_reward(self.reward_row(mr), pieces_required=pieces), NotFound)
             engine.edit_reward(self.reward_row(mr), pieces_required=pieces)
             mr.pieces_required = pieces
 

@@ -93,6 +93,14 @@ class CatalogMixin(EngineBase):
             raise NotFound("That habit no longer exists." if model is Habit else "That reward no longer exists.")
         return item
 
+    def _current(self, model: type[ItemT], item: ItemT) -> ItemT:
+        """``item``'s row as it is now, to change: NotFound once it was removed (or deleted)
+        since the caller loaded it, as a lookup would be."""
+        current = model.get_or_none((model.id == item.id) & model.active)
+        if current is None:
+            raise NotFound("That habit no longer exists." if model is Habit else "That reward no longer exists.")
+        return current
+
     def _find_by_name(self, model: type[ItemT], user: User | None, name: str) -> ItemT:
         wanted = validation.tidy_name(name)  # tidied as names are stored: "R\u200bun" finds "Run"
         with self.session():
@@ -168,7 +176,7 @@ class CatalogMixin(EngineBase):
     ) -> Habit:
         self._check_may_edit(habit, actor)
         with self.transaction():
-            habit = Habit.get_by_id(habit.id)
+            habit = self._current(Habit, habit)
             if name is not None:
                 habit.name = validation.clean_name(name, "habit name")
                 self._check_unique(Habit, habit.name, habit.owner, exclude_id=habit.id)
@@ -249,7 +257,7 @@ class CatalogMixin(EngineBase):
     ) -> Reward:
         self._check_may_edit(reward, actor)
         with self.transaction():
-            reward = Reward.get_by_id(reward.id)
+            reward = self._current(Reward, reward)
             if name is not None:
                 reward.name = validation.clean_name(name, "reward name")
                 self._check_unique(Reward, reward.name, reward.owner, exclude_id=reward.id)

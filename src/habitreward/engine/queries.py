@@ -9,6 +9,7 @@ import peewee
 from habitreward.draw import probabilities
 from habitreward.engine.base import EngineBase
 from habitreward.engine.results import HistoryEntry, Odds, OddsRow, ProgressEntry, StreakInfo
+from habitreward.engine.tracking import current_habit
 from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress, User
 
 
@@ -63,17 +64,19 @@ class QueriesMixin(EngineBase):
         return infos
 
     def current_streak(self, user: User, habit: Habit) -> int:
+        """The streak of ``habit`` as of today (0 once broken), with the habit's grace as it is now."""
         today = self.today(user)
         with self.session():
             log = (
-                HabitLog.select(HabitLog.completed_on, HabitLog.streak_count)
+                HabitLog.select(HabitLog.completed_on, HabitLog.streak_count, Habit.allowed_skip_days)
+                .join(Habit)
                 .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on <= today))
                 .order_by(HabitLog.completed_on.desc())
                 .first()
             )
         if log is None:
             return 0
-        return shown_streak(log.completed_on, log.streak_count, today, habit.allowed_skip_days)
+        return shown_streak(log.completed_on, log.streak_count, today, log.habit.allowed_skip_days)
 
     def history(self, user: User, limit: int | None = None) -> list[HistoryEntry]:
         """The user's latest completions, newest first."""
@@ -98,7 +101,7 @@ class QueriesMixin(EngineBase):
             ]
 
     def odds(self, user: User, habit: Habit) -> Odds:
-        """The chances the next completion of ``habit`` would have.
+        """The chances the next completion of ``habit`` would have (NotFound once it is removed).
 
         That is today's, or tomorrow's when ``habit`` is already done today (a second completion
         today draws nothing): the streak it would then have, the multiplier for that day, and what
@@ -106,12 +109,8 @@ class QueriesMixin(EngineBase):
         """
         today = self.today(user)
         with self.session():
-            latest = (
-                HabitLog.select(HabitLog.completed_on, HabitLog.streak_count)
-                .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on <= today))
-                .order_by(HabitLog.completed_on.desc())
-                .first()
-            )
+            # The habit as it is now (NotFound once removed): its weight and grace make the odds.
+            habit, latest = current_habit(self.db, user, habit, today)
             done_today = latest is not None and latest.completed_on == today
             day = today + dt.timedelta(days=1) if done_today else today
             streak = self.hooks.compute_streak(

@@ -8,7 +8,7 @@ import peewee
 
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase, to_utc_naive
-from habitreward.engine.prepared import Prepared, Slot, prepared_insert
+from habitreward.engine.prepared import Prepared, Slot, loaded, prepared_insert
 from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
@@ -29,6 +29,30 @@ _LATEST_LOG = Prepared(
     .limit(1),
     3,
 )
+_Latest = HabitLog.alias("latest")
+
+
+def _habit_and_latest_query(user_id: Slot, habit_id: Slot, until: Slot) -> peewee.ModelSelect:
+    """The habit's current row with the user's latest log of it on or before ``until`` (its
+    ``_LOG_FIELDS`` as ``log_<name>``, None when there is none); no row once the habit is deleted.
+
+    What a completion decides on (active, owner, weight, grace) is the row as the transaction
+    finds it, not the Habit object the caller loaded earlier; read in the statement that looks
+    up the latest log anyway, so the check costs no round trip of its own.
+    """
+    latest = _Latest.select(_Latest.id).where(
+        (_Latest.user == user_id) & (_Latest.habit == habit_id) & (_Latest.completed_on <= until)
+    ).order_by(_Latest.completed_on.desc()).limit(1)
+    logged = [field.alias(f"log_{field.name}") for field in _LOG_FIELDS]
+    return (
+        Habit.select(Habit, *logged)
+        .join(HabitLog, peewee.JOIN.LEFT_OUTER, on=(HabitLog.id == latest))
+        .where(Habit.id == habit_id)
+    )
+
+
+#: Flat: the log's columns land on the Habit row (see :func:`current_habit`).
+_HABIT_AND_LATEST = Prepared(_habit_and_latest_query, 3, flat=True)
 _INSERT_LOG_FIELDS = tuple(f for f in HabitLog._meta.sorted_fields if not f.primary_key and f.name != "airtable_id")
 _INSERT_LOG = prepared_insert(HabitLog, _INSERT_LOG_FIELDS)
 _INSERT_PROGRESS_FIELDS = (
@@ -74,7 +98,6 @@ class TrackingMixin(EngineBase):
         moment = min(moment, now)  # clock skew must not move a completion into the future
         today = self.local_date(user, now)
         day = validation.calendar_day(day) if day is not None else self.local_date(user, moment)
-        self._check_day(user, habit, day, today)
         if day != self.local_date(user, moment):
             moment = now  # a backdated entry is recorded when it was reported
 
@@ -90,8 +113,11 @@ class TrackingMixin(EngineBase):
                     (HabitLog.user == user.id) & (HabitLog.habit == habit.id) & (HabitLog.completed_on == day)
                 )
                 gone = log is None and not User.select().where(User.id == user.id).exists()
+                habit_gone = log is None and not Habit.select().where(Habit.id == habit.id).exists()
             if gone:  # the caller's user object outlived the user (deleted meanwhile)
                 raise NotFound(f"No user with Telegram id {user.telegram_id}.") from None
+            if habit_gone:  # deleted after the transaction read it (PostgreSQL: no lock on habits)
+                raise NotFound("That habit no longer exists.") from None
             if log is None:
                 raise
             return _already_done(habit, day, today, log)
@@ -102,10 +128,8 @@ class TrackingMixin(EngineBase):
         return max(self.today(user) - dt.timedelta(days=validation.BACKDATE_DAYS), created)
 
     def _check_day(self, user: User, habit: Habit, day: dt.date, today: dt.date) -> None:
-        if not habit.active:
-            raise NotFound(f"The habit {habit.name!r} was removed.")
-        if habit.owner_id is not None and habit.owner_id != user.id:
-            raise NotFound("That habit no longer exists.")
+        """A day ``habit`` may be logged on: not in the future, not more than BACKDATE_DAYS ago,
+        not before the habit existed."""
         if day > today:
             raise ValidationError(f"{day.isoformat()} is in the future for this user (today is {today.isoformat()}).")
         if (today - day).days > validation.BACKDATE_DAYS:
@@ -124,7 +148,8 @@ class TrackingMixin(EngineBase):
     ) -> CompletionResult:
         # A backdated day's later logs are recomputed anyway; today's exist only after a move west.
         until = day + dt.timedelta(days=LATER_DAYS) if day == today else day
-        latest = _LATEST_LOG.first(self.db, user.id, habit.id, until)
+        habit, latest = current_habit(self.db, user, habit, until)  # NotFound first, as before any day rule
+        self._check_day(user, habit, day, today)
         later = latest is not None and latest.completed_on > day
         if later:  # rare (see LATER_DAYS): the streak builds on the latest on or before the day
             latest = _LATEST_LOG.first(self.db, user.id, habit.id, day)
@@ -211,16 +236,35 @@ class TrackingMixin(EngineBase):
     def grant_piece(self, user: User, reward: Reward) -> RewardProgress | None:
         """Give ``user`` a piece of ``reward`` outside the draw (for plugins: bonuses).
 
-        Returns ``None`` when the reward is ACHIEVED and unclaimed: the piece
-        would be lost, so it is not granted. Joins the caller's transaction.
+        Returns ``None`` when the reward is ACHIEVED and unclaimed (the piece would be
+        lost) or was removed since ``reward`` was loaded: no piece is granted. The reward's
+        current ``pieces_required`` decides. Joins the caller's transaction.
         """
         with self.transaction(lock_user=user):
-            existing = RewardProgress.get_or_none(
-                (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
-            )
+            reward, existing = self._reward_and_progress(user, reward)
+            if reward is None or not reward.active:
+                return None
             if existing is not None and existing.status_for(reward.pieces_required) is ProgressStatus.ACHIEVED:
                 return None
-            return self._add_piece(user, reward)
+            return self._add_piece(user, reward, existing, existing is None)
+
+    def _reward_and_progress(self, user: User, reward: Reward) -> tuple[Reward | None, RewardProgress | None]:
+        """``reward`` as its row is now (None once deleted), and ``user``'s progress of it (None:
+        no piece yet), in one statement: a claim or a piece counts ``pieces_required`` as it is
+        now, not as it was when the caller loaded the reward."""
+        row = (
+            Reward.select(Reward, RewardProgress)
+            .join(RewardProgress, peewee.JOIN.LEFT_OUTER,
+                  on=((RewardProgress.reward == Reward.id) & (RewardProgress.user == user.id)))
+            .where(Reward.id == reward.id)
+            .first()
+        )
+        if row is None:
+            return None, None
+        progress = vars(row).pop("rewardprogress", None)
+        if progress is not None:
+            progress.reward = row
+        return row, progress
 
     def _restreak(
         self, user: User, habit: Habit, after: dt.date, previous_day: dt.date | None, previous_streak: int
@@ -248,14 +292,23 @@ class TrackingMixin(EngineBase):
         when given: SQLite reuses a deleted log's id, so an id alone can name a newer log.
         """
         with self.transaction(lock_user=user):
-            query = HabitLog.select().where((HabitLog.user == user.id) & (HabitLog.habit == habit.id))
+            # The habit's row comes with the log: removed meanwhile is NotFound, and the later
+            # streaks are recomputed with its grace as it is now.
+            query = (HabitLog.select(HabitLog, Habit).join(Habit)
+                     .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id)))
             if log_id is not None:
                 query = query.where(HabitLog.id == int(log_id))
             if recorded_at is not None:
                 query = query.where(HabitLog.created_at == recorded_at)
             log = query.order_by(_unindexed(HabitLog.id).desc()).first()
             if log is None:
-                raise NothingToUndo(f"There is no completion of {habit.name!r} to undo.")
+                current = Habit.get_or_none(Habit.id == habit.id)
+                if current is None:
+                    raise NotFound("That habit no longer exists.")
+                _check_visible(current, user)
+                raise NothingToUndo(f"There is no completion of {current.name!r} to undo.")
+            habit = log.habit
+            _check_visible(habit, user)
             reward = Reward.get_by_id(log.reward_id) if log.reward_id else None
             taken_back = False
             if reward is not None:
@@ -305,9 +358,9 @@ class TrackingMixin(EngineBase):
         progress is PENDING (or ACHIEVED again) with those pieces instead of CLAIMED.
         """
         with self.transaction(lock_user=user):
-            progress = RewardProgress.get_or_none(
-                (RewardProgress.user == user.id) & (RewardProgress.reward == reward.id)
-            )
+            reward, progress = self._reward_and_progress(user, reward)
+            if reward is None:
+                raise NotFound("That reward no longer exists.")
             status = progress.status_for(reward.pieces_required) if progress else ProgressStatus.PENDING
             if progress is None or status is not ProgressStatus.ACHIEVED:
                 earned = progress.pieces_earned if progress and not progress.claimed else 0
@@ -333,6 +386,31 @@ class TrackingMixin(EngineBase):
             progress.reward = reward
             self.hooks.reward_claimed(self, RewardClaimed(user=user, reward=reward, progress=progress))
         return progress
+
+
+def current_habit(db: peewee.Database, user: User, habit: Habit, until: dt.date) -> tuple[Habit, HabitLog | None]:
+    """``habit`` as its row is now, and ``user``'s latest log of it on or before ``until``.
+
+    NotFound when the habit was removed (or deleted, or is another user's) since the caller
+    loaded it; changed weight and grace are the row's. One statement (see _HABIT_AND_LATEST).
+    """
+    row = _HABIT_AND_LATEST.first(db, user.id, habit.id, until)
+    if row is None:  # deleted: with its owner, perhaps the very user completing it
+        if not User.select().where(User.id == user.id).exists():
+            raise NotFound(f"No user with Telegram id {user.telegram_id}.")
+        raise NotFound("That habit no longer exists.")
+    _check_visible(row, user)
+    columns = vars(row)
+    data = {field.name: columns.pop(f"log_{field.name}") for field in _LOG_FIELDS}
+    return row, (loaded(HabitLog, data) if data["id"] is not None else None)
+
+
+def _check_visible(habit: Habit, user: User) -> None:
+    """NotFound unless ``habit`` (as read now) is active and ``user``'s to log."""
+    if not habit.active:
+        raise NotFound(f"The habit {habit.name!r} was removed.")
+    if habit.owner_id is not None and habit.owner_id != user.id:
+        raise NotFound("That habit no longer exists.")
 
 
 def _unindexed(column: peewee.Field) -> peewee.Expression:

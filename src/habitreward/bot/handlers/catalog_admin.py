@@ -295,6 +295,10 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
         except PermissionDenied:
             await refuse(s)
             return ConversationHandler.END
+        except NotFound:  # removed by someone else since it was looked up
+            s.drop_draft()
+            await refuse(s)
+            return ConversationHandler.END
         s.drop_draft()
         await s.send(t._("✅ Saved.") + "\n" + kind.describe(s, item),
                      [[(t._("✏️ Change more"), f"{p}e:{item.id}")], menu_row(t)])

@@ -1,0 +1,157 @@
+"""The engine given an object loaded before someone else changed it (another request of a web app,
+another process, an admin at the command line): the row as the operation's transaction finds it
+decides, never the copy the caller holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from habitreward.errors import NotClaimable, NotFound, NothingToUndo
+from habitreward.models import ProgressStatus
+
+
+@pytest.fixture
+def ann(engine, clock):
+    clock.set(dt.datetime(2026, 3, 10, 12, tzinfo=dt.timezone.utc))
+    return engine.add_user(1, "Ann", active=True)
+
+
+def _streaks_by_day(engine, user) -> dict[dt.date, int]:
+    return {entry.log.completed_on: entry.log.streak_count for entry in engine.history(user)}
+
+
+def test_completing_a_habit_removed_meanwhile_is_not_found_and_logs_nothing(engine, ann):
+    stale = engine.add_habit("Run")
+    engine.remove_habit(engine.find_habit(ann, "Run"))  # another request removed it
+    with pytest.raises(NotFound, match="'Run' was removed"):
+        engine.complete(ann, stale)
+    with pytest.raises(NotFound, match="'Run' was removed"):
+        engine.complete(ann, stale, day=engine.today(ann))
+    assert engine.history(ann) == []
+
+
+def test_a_completion_uses_the_weight_the_habit_has_now(engine, ann):
+    stale = engine.add_habit("Run", weight=10)
+    engine.edit_habit(engine.find_habit(ann, "Run"), weight=40, name="Long run")
+    result = engine.complete(ann, stale)
+    assert result.multiplier == pytest.approx(4.0 * (1 + engine.settings.streak_multiplier_rate))
+    assert result.log.habit_weight == 40
+    assert (result.habit.name, result.habit.weight) == ("Long run", 40)
+    odds = engine.odds(ann, stale)  # tomorrow's, with the weight of 40 too
+    assert odds.habit.weight == 40
+    assert odds.multiplier == engine.odds(ann, engine.find_habit(ann, "Long run")).multiplier
+
+
+def test_a_completion_uses_the_grace_the_habit_has_now(engine, ann, clock):
+    stale = engine.add_habit("Run", allowed_skip_days=0)
+    engine.complete(ann, stale)
+    engine.edit_habit(engine.find_habit(ann, "Run"), allowed_skip_days=2)
+    clock.advance(days=3)  # two days missed: within the new grace
+    assert engine.complete(ann, stale).streak == 2
+    assert engine.current_streak(ann, stale) == 2
+
+
+def test_a_backdated_completion_recomputes_later_streaks_with_the_grace_the_habit_has_now(engine, ann, clock):
+    stale = engine.add_habit("Run", allowed_skip_days=0)
+    first = engine.today(ann)
+    engine.complete(ann, stale)
+    clock.advance(days=4)
+    assert engine.complete(ann, stale).streak == 1  # three days missed, no grace
+    engine.edit_habit(engine.find_habit(ann, "Run"), allowed_skip_days=2)
+    backdated = engine.complete(ann, stale, day=first + dt.timedelta(days=1))
+    assert (backdated.backdated, backdated.streak) == (True, 2)
+    # The day after the backdated one: two days missed, kept by the new grace.
+    assert _streaks_by_day(engine, ann)[first + dt.timedelta(days=4)] == 3
+
+
+def test_undo_of_a_habit_removed_meanwhile_is_not_found_and_keeps_the_log(engine, ann):
+    stale = engine.add_habit("Run")
+    engine.complete(ann, stale)
+    engine.remove_habit(engine.find_habit(ann, "Run"))
+    with pytest.raises(NotFound, match="'Run' was removed"):
+        engine.undo(ann, stale)
+    assert len(engine.history(ann)) == 1
+    other = engine.add_habit("Walk")
+    engine.remove_habit(engine.find_habit(ann, "Walk"))
+    with pytest.raises(NotFound):  # nothing to undo either: that it is gone is what matters
+        engine.undo(ann, other)
+    with pytest.raises(NothingToUndo, match="'Swim'"):
+        engine.undo(ann, engine.add_habit("Swim"))
+
+
+def test_undo_recomputes_later_streaks_with_the_grace_the_habit_has_now(engine, ann, clock):
+    stale = engine.add_habit("Run", allowed_skip_days=1)
+    first = engine.today(ann)
+    logs = []
+    for _ in range(3):
+        logs.append(engine.complete(ann, stale).log)
+        clock.advance(days=1)
+    clock.advance(days=-1)
+    engine.edit_habit(engine.find_habit(ann, "Run"), allowed_skip_days=0)
+    undone = engine.undo(ann, stale, log_id=logs[1].id)  # the middle day
+    # The third day now follows a missed day, which the grace of 0 no longer keeps.
+    assert _streaks_by_day(engine, ann) == {first: 1, first + dt.timedelta(days=2): 1}
+    assert undone.streak == 1
+    assert undone.habit.allowed_skip_days == 0
+
+
+def _holding(engine, user, reward, pieces: int) -> None:
+    for _ in range(pieces):
+        assert engine.grant_piece(user, reward) is not None
+
+
+def test_a_claim_counts_the_pieces_the_reward_requires_now(engine, ann):
+    stale = engine.add_reward("Trip", pieces_required=2)
+    _holding(engine, ann, stale, 2)
+    engine.edit_reward(engine.find_reward(ann, "Trip"), pieces_required=3)
+    with pytest.raises(NotClaimable, match="2 of 3 pieces"):
+        engine.claim(ann, stale)
+    assert [entry.status for entry in engine.progress(ann)] == [ProgressStatus.PENDING]
+
+    lowered = engine.add_reward("Tea", pieces_required=3)
+    _holding(engine, ann, lowered, 2)
+    engine.edit_reward(engine.find_reward(ann, "Tea"), pieces_required=2)
+    progress = engine.claim(ann, lowered)  # held 2 of the 2 it requires now
+    assert (progress.times_claimed, progress.status) == (1, ProgressStatus.CLAIMED)
+    assert progress.reward.pieces_required == 2
+
+
+def test_a_reward_removed_after_it_was_achieved_can_still_be_claimed_with_the_old_object(engine, ann):
+    stale = engine.add_reward("Trip", pieces_required=1)
+    _holding(engine, ann, stale, 1)
+    engine.remove_reward(engine.find_reward(ann, "Trip"))
+    assert engine.claim(ann, stale).times_claimed == 1
+
+
+def test_a_piece_outside_the_draw_follows_the_reward_as_it_is_now(engine, ann):
+    stale = engine.add_reward("Trip", pieces_required=2)
+    _holding(engine, ann, stale, 2)  # achieved: one more would be lost
+    assert engine.grant_piece(ann, stale) is None
+    engine.edit_reward(engine.find_reward(ann, "Trip"), pieces_required=3)
+    progress = engine.grant_piece(ann, stale)  # 2 of 3 now: the third piece is given
+    assert progress is not None and progress.pieces_earned == 3
+    gone = engine.add_reward("Tea")
+    engine.remove_reward(engine.find_reward(ann, "Tea"))
+    assert engine.grant_piece(ann, gone) is None  # a removed reward gives no more pieces
+    assert [entry.reward.name for entry in engine.progress(ann)] == ["Trip"]
+
+
+def test_editing_a_habit_or_reward_removed_meanwhile_is_not_found(engine, ann):
+    habit, reward = engine.add_habit("Run"), engine.add_reward("Trip")
+    engine.remove_habit(engine.find_habit(ann, "Run"))
+    engine.remove_reward(engine.find_reward(ann, "Trip"))
+    with pytest.raises(NotFound, match="That habit no longer exists"):
+        engine.edit_habit(habit, weight=50)
+    with pytest.raises(NotFound, match="That reward no longer exists"):
+        engine.edit_reward(reward, weight=5)
+    assert [h.weight for h in engine.all_habits(include_inactive=True)] == [10]
+    assert [r.weight for r in engine.all_rewards(include_inactive=True)] == [1.0]
+
+
+def test_odds_of_a_habit_removed_meanwhile_are_not_found(engine, ann):
+    stale = engine.add_habit("Run")
+    engine.remove_habit(engine.find_habit(ann, "Run"))
+    with pytest.raises(NotFound, match="'Run' was removed"):
+        engine.odds(ann, stale)
