@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from habitreward.errors import NotClaimable, NotFound, NothingToUndo
+from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.models import ProgressStatus
 
 
@@ -155,3 +155,20 @@ def test_odds_of_a_habit_removed_meanwhile_are_not_found(engine, ann):
     engine.remove_habit(engine.find_habit(ann, "Run"))
     with pytest.raises(NotFound, match="'Run' was removed"):
         engine.odds(ann, stale)
+
+
+@pytest.mark.parametrize("limit", [-1, -100, "-5", "all", 2.5, True])
+def test_history_refuses_a_limit_that_is_no_count(engine, ann, limit):
+    with pytest.raises(ValidationError, match="limit must be a whole number, 0 or more"):
+        engine.history(ann, limit)
+
+
+def test_history_gives_as_many_as_asked_none_for_zero_and_the_setting_by_default(engine, ann, clock):
+    habits = [engine.add_habit(f"Habit {i}") for i in range(3)]
+    for habit in habits:
+        engine.complete(ann, habit)
+    assert engine.history(ann, 0) == []
+    assert len(engine.history(ann, 2)) == 2
+    assert len(engine.history(ann, "2")) == 2  # a query string's digits are a count
+    assert len(engine.history(ann, 10**30)) == 3  # more than there are: all of them
+    assert len(engine.history(ann)) == min(3, engine.settings.recent_logs_limit)

@@ -7,6 +7,7 @@ import datetime as dt
 import peewee
 
 from habitreward.draw import probabilities
+from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.results import HistoryEntry, Odds, OddsRow, ProgressEntry, StreakInfo
 from habitreward.engine.tracking import current_habit
@@ -79,8 +80,11 @@ class QueriesMixin(EngineBase):
         return shown_streak(log.completed_on, log.streak_count, today, log.habit.allowed_skip_days)
 
     def history(self, user: User, limit: int | None = None) -> list[HistoryEntry]:
-        """The user's latest completions, newest first."""
-        limit = limit or self.settings.recent_logs_limit
+        """The user's latest completions, newest first: ``limit`` of them (None:
+        ``RECENT_LOGS_LIMIT``; 0: none; a negative one is a ValidationError)."""
+        limit = self.settings.recent_logs_limit if limit is None else validation.how_many(limit)
+        if limit == 0:
+            return []
         with self.session():
             query = (
                 HabitLog.select(HabitLog, Habit, Reward)

@@ -197,6 +197,20 @@ def lookup_telegram_id(value: int | str) -> int:
         raise ValidationError(f"A Telegram user id is a whole number, got {_quoted(value)}.") from None
 
 
+def how_many(value: int, what: str = "limit") -> int:
+    """A count a caller asks for (``history(limit=...)``): a whole number, 0 or more (0: none)."""
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        number = -1
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+    if number < 0:
+        raise ValidationError(f"The {what} must be a whole number, 0 or more, got {_quoted(value)}.")
+    return min(number, 2**63 - 1)  # more than any table holds: all of them, not an overflow
+
+
 def calendar_day(value: dt.date) -> dt.date:
     """A day to log (``complete(day=...)``): a ``datetime.date``. A ``datetime`` is refused, as
     its day depends on a time zone: the moment goes in ``at`` and the user's zone picks the day."""
