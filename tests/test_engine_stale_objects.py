@@ -1,6 +1,7 @@
 """The engine given an object loaded before someone else changed it (another request of a web app,
 another process, an admin at the command line): the row as the operation's transaction finds it
-decides, never the copy the caller holds."""
+decides, never the copy the caller holds. And arguments a caller gives that are not "not given":
+a history limit of 0, an empty time zone."""
 
 from __future__ import annotations
 
@@ -172,3 +173,10 @@ def test_history_gives_as_many_as_asked_none_for_zero_and_the_setting_by_default
     assert len(engine.history(ann, "2")) == 2  # a query string's digits are a count
     assert len(engine.history(ann, 10**30)) == 3  # more than there are: all of them
     assert len(engine.history(ann)) == min(3, engine.settings.recent_logs_limit)
+
+
+@pytest.mark.parametrize("field", ["timezone", "language"])
+def test_a_new_user_with_an_empty_time_zone_or_language_is_refused(engine, field):
+    with pytest.raises(ValidationError, match="Unknown time zone ''" if field == "timezone" else "language must be"):
+        engine.add_user(5, "Bea", **{field: ""})
+    assert engine.find_user(5) is None

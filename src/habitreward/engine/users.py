@@ -55,8 +55,9 @@ class UsersMixin(EngineBase):
         """Create a user as an operator would (``habitreward users add``)."""
         telegram_id = validation.telegram_id(telegram_id)
         name = validation.clean_name(name, "user name")
-        zone = validation.timezone_name(timezone) if timezone else self.settings.default_timezone
-        lang = validation.language(language) if language else self.settings.default_language
+        # None is the default; "" is no zone or language (refused, as set_timezone refuses it)
+        zone = validation.timezone_name(timezone) if timezone is not None else self.settings.default_timezone
+        lang = validation.language(language) if language is not None else self.settings.default_language
         with self.transaction():
             if User.select().where(User.telegram_id == int(telegram_id)).exists():
                 raise Conflict(f"A user with Telegram id {telegram_id} already exists.")
