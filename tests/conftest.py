@@ -192,3 +192,27 @@ def run(db_url, engine, monkeypatch):
         return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
 
     return invoke
+
+
+@pytest.fixture
+def sqlite_limit(backend: str, monkeypatch: pytest.MonkeyPatch):
+    """``sqlite_limit(n)``: every SQLite connection opened from now on takes at most ``n`` values
+    in one statement, as SQLite builds before 3.32 (999) or since (32,766) do; this machine's
+    build may take more (Debian's: 250,000). PostgreSQL tests are skipped: psycopg2 sends the
+    values within the statement's text, where PostgreSQL has no such limit."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's limit on a statement's values")
+    import sqlite3
+
+    from habitreward.db import SqliteDatabase
+
+    hooks = SqliteDatabase._add_conn_hooks
+
+    def limit(most: int) -> None:
+        def limited(self, conn) -> None:
+            hooks(self, conn)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, most)
+
+        monkeypatch.setattr(SqliteDatabase, "_add_conn_hooks", limited)
+
+    return limit

@@ -182,3 +182,71 @@ def test_cli_match_keeps_a_plugin_matcher_to_the_users_habits(run, engine, tmp_p
     assert wrong.exit_code == 1
     assert wrong.output == ("Error: habitreward_match_habits answered 'Piano' (plugin 'nosy_matcher'): a MatchResult"
                             " (habitreward.nlp) or None\n")
+
+
+def test_alias_list_shows_each_habit_with_aliases_in_the_habit_list_order(run, engine):
+    ann, bob = engine.add_user(42, "Ann", active=True), engine.add_user(7, "Bob", active=True)
+    bobs = engine.add_habit("running", owner=bob)
+    anns = engine.add_habit("Running", owner=ann)
+    diary = engine.add_habit("Diary")
+    engine.add_habit("Quiet")  # no aliases: not listed
+    gone = engine.add_habit("Gone")
+    for habit, alias in [(anns, "jog"), (diary, "journal"), (bobs, "sprint"), (anns, "trot"), (gone, "old")]:
+        engine.add_alias(habit, alias)
+    engine.remove_habit(gone)
+
+    table = run("habits", "alias", "list")
+
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "id  habit    aliases\n"
+        "--  -------  ---------\n"
+        "3   Diary    journal\n"
+        "1   running  sprint\n"
+        "2   Running  jog, trot\n"
+    )
+    assert json.loads(run("habits", "alias", "list", "--user", "42", "--json").output) == [
+        {"habit_id": 3, "habit": "Diary", "aliases": ["journal"]},
+        {"habit_id": 2, "habit": "Running", "aliases": ["jog", "trot"]}]
+    assert run("habits", "alias", "list", "Quiet").output.splitlines()[2] == "4   Quiet  -"
+    engine.remove_habit(diary)
+    engine.remove_habit(anns)
+    engine.remove_habit(bobs)
+    assert run("habits", "alias", "list").output == "No aliases yet.\n"
+    assert run("habits", "alias", "list", "--json").output == "[]\n"
+
+
+def _word(n: int) -> str:
+    """A word of its own for each number (digits as letters: 1100 is "quxbbaa")."""
+    return "qux" + "".join("abcdefghij"[int(d)] for d in f"{n:04}")
+
+
+def test_aliases_of_more_habits_than_a_sqlite_statement_takes(run, engine, sqlite_limit):
+    """The alias list read every habit, then their aliases with a list of all their ids in one
+    statement: more than 999 habits failed on SQLite before 3.32 (32,766 since); so did a message
+    of a person who sees that many habits."""
+    from habitreward.models import Habit
+
+    engine.add_user(42, "Ann", active=True)
+    count = 1200
+    with engine.session(), engine.db.atomic():
+        Habit.insert_many([{"name": f"Habit {n:04}"} for n in range(count)]).execute()
+        ids = [habit_id for (habit_id,) in Habit.select(Habit.id).order_by(Habit.id).tuples()]
+        HabitAlias.insert_many([{"habit": habit_id, "alias": _word(n), "normalized": _word(n)}
+                                for n, habit_id in enumerate(ids)]).execute()
+    engine.add_alias(engine.find_habit(None, "Habit 1100"), "marathon")
+    sqlite_limit(999)
+
+    table = run("habits", "alias", "list")
+    mine = run("habits", "alias", "list", "--user", "42", "--json")
+    matched = run("match", "42", "ran a marathon", "--json")
+
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[2:4] == [f"{ids[0]:<4}  Habit 0000  {_word(0)}",
+                                              f"{ids[1]:<4}  Habit 0001  {_word(1)}"]
+    assert len(table.output.splitlines()) == 2 + count
+    assert mine.exit_code == 0, mine.output
+    assert [item["aliases"] for item in json.loads(mine.output)] == [
+        [_word(n), "marathon"] if n == 1100 else [_word(n)] for n in range(count)]
+    assert matched.exit_code == 0, matched.output
+    assert [m["habit"] for m in json.loads(matched.output)["matches"]] == ["Habit 1100"]

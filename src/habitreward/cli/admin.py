@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import TELEGRAM_ID, emit, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit, emit_json_items, emit_table, json_option
 from habitreward.engine import validation
 
 
@@ -172,16 +172,20 @@ def habits_list(app: AppContext, telegram_id: int | None, include_inactive: bool
     """Habits, shared ones first."""
     engine = app.engine()
     if telegram_id is not None:
-        items = engine.habits_for(engine.get_user(telegram_id))
-    else:
-        items = engine.all_habits(include_inactive=include_inactive)
-    rows = [_habit_dict(h) for h in items]
-    emit(as_json, rows, lambda: emit_table(
+        rows = [_habit_dict(h) for h in engine.habits_for(engine.get_user(telegram_id))]
+    else:  # every habit: read as printed (tens of thousands on a big bot), no model of each
+        rows = ({"id": h.id, "name": h.name, "weight": h.weight, "category": h.category,
+                 "skip_days": h.allowed_skip_days, "owner": h.owner_telegram_id, "active": h.active}
+                for h in engine.habit_listing(include_inactive=include_inactive))
+    if as_json:
+        emit_json_items(rows)
+        return
+    emit_table(
         ["id", "name", "weight", "category", "skip_days", "owner", "active"],
-        [(r["id"], r["name"], r["weight"], r["category"] or "", r["skip_days"], r["owner"] or "shared",
-          "yes" if r["active"] else "no") for r in rows],
+        ((r["id"], r["name"], r["weight"], r["category"] or "", r["skip_days"], r["owner"] or "shared",
+          "yes" if r["active"] else "no") for r in rows),
         empty="No habits yet.",
-    ))
+    )
 
 
 @habits.command("add")

@@ -6,7 +6,7 @@ import click
 
 from habitreward.cli.admin import habits
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_json_items, emit_table, json_option
 
 
 def _habit(app: AppContext, name: str, telegram_id: int | None):  # noqa: ANN202
@@ -65,18 +65,19 @@ def alias_list(app: AppContext, habit: str | None, telegram_id: int | None, as_j
     """Aliases of HABIT, or of every habit (that --user sees) when HABIT is left out."""
     engine = app.engine()
     if habit is not None:
-        items = [_habit(app, habit, telegram_id)]
-    elif telegram_id is not None:
-        items = engine.habits_for(engine.get_user(telegram_id))
-    else:
-        items = engine.all_habits()
-    aliases = engine.aliases_for(items)
-    rows = [{"habit_id": h.id, "habit": h.name, "aliases": aliases[h.id]} for h in items if aliases[h.id] or habit]
-    emit(as_json, rows, lambda: emit_table(
+        found = _habit(app, habit, telegram_id)
+        listed = [(found.id, found.name, engine.aliases_for([found])[found.id])]
+    else:  # the habits with aliases, read as printed (no list of every habit first)
+        listed = engine.alias_listing(engine.get_user(telegram_id) if telegram_id is not None else None)
+    rows = ({"habit_id": habit_id, "habit": name, "aliases": aliases} for habit_id, name, aliases in listed)
+    if as_json:
+        emit_json_items(rows)
+        return
+    emit_table(
         ["id", "habit", "aliases"],
-        [(r["habit_id"], r["habit"], ", ".join(r["aliases"]) or "-") for r in rows],
+        ((r["habit_id"], r["habit"], ", ".join(r["aliases"]) or "-") for r in rows),
         empty="No aliases yet.",
-    ))
+    )
 
 
 @cli.command("match")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -34,16 +34,45 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "Nothing yet.") -> None:
-    if not rows:
+#: Lines (or JSON items) written to the output at once: one write per line was a third of a
+#: listing of 45,000 habits.
+_LINES_PER_WRITE = 1000
+
+
+def emit_json_items(items: Iterable[Any]) -> None:
+    """A JSON list, item by item as ``items`` yields them, exactly as :func:`emit_json` writes the
+    whole list: a listing of any length is never held in memory as one document."""
+    batch: list[str] = []
+    first = True
+
+    def write() -> None:
+        nonlocal first
+        click.echo(("[\n" if first else ",\n") + ",\n".join(batch), nl=False)
+        first = False
+        batch.clear()
+
+    for item in items:
+        # Each item indented one level more, as json.dumps nests it (JSON text holds no raw
+        # newline but those of its own layout).
+        batch.append("  " + json.dumps(item, ensure_ascii=False, indent=2, default=str).replace("\n", "\n  "))
+        if len(batch) >= _LINES_PER_WRITE:
+            write()
+    if batch:
+        write()
+    click.echo("[]" if first else "\n]")
+
+
+def emit_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "Nothing yet.") -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    if not cells:
         click.echo(empty)
         return
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for start in range(0, len(cells), _LINES_PER_WRITE):
+        click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+                              for row in cells[start:start + _LINES_PER_WRITE]))
 
 
 def emit(as_json: bool, data: Any, table: Callable[[], None]) -> None:

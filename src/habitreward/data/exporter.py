@@ -13,7 +13,6 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import itertools
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from habitreward import __version__
 from habitreward.bot.state import user_state_ids
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
 from habitreward.data.progress import Progress
-from habitreward.db import is_postgres, is_sqlite
+from habitreward.db import is_postgres, is_sqlite, read_snapshot, stream_rows
 from habitreward.errors import Conflict, ValidationError
 from habitreward.models import KeyValue, User
 
@@ -154,7 +153,7 @@ class Exporter:
         kinds = [kind_of(f) for f in export.fields]
         enabled = self.show_progress and export.count >= PROGRESS_FROM_ROWS
         with Progress(f"Exporting {export.table}", export.count, file=self.progress_file, enabled=enabled) as bar:
-            for n, row in enumerate(_stream(self.engine.db, export.query.tuples()), 1):
+            for n, row in enumerate(stream_rows(self.engine.db, export.query.tuples(), _FETCH), 1):
                 yield [encode(kind, value) for kind, value in zip(kinds, row)]
                 if n % _FETCH == 0:
                     bar.advance(_FETCH)
@@ -218,53 +217,6 @@ class Exporter:
                 with open_member("manifest.json") as member:
                     json.dump(manifest, member, ensure_ascii=False, indent=2)
         return tables
-
-
-@contextlib.contextmanager
-def read_snapshot(database: peewee.Database) -> Iterator[None]:
-    """One consistent view of every table while the bot keeps writing.
-
-    PostgreSQL: a repeatable-read, read-only transaction. SQLite: a deferred
-    transaction, which under WAL reads one snapshot without taking the write lock
-    (the bot's connections use BEGIN IMMEDIATE, see db.py).
-    """
-    if is_postgres(database):
-        with database.atomic():
-            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield
-    elif is_sqlite(database):
-        with database.atomic(lock_type="DEFERRED"):
-            yield
-    else:
-        with database.atomic():
-            yield
-
-
-def _stream(database: peewee.Database, query: peewee.Select) -> Iterator[tuple[Any, ...]]:
-    """The rows of ``query``, read from the database _FETCH at a time.
-
-    SQLite's cursor steps through the rows as they are read. psycopg2's ordinary cursor
-    fetches every row of a result into the client at once (2.3 GB for 6.4 million habit
-    logs); a cursor declared on the server hands them out a batch at a time instead. It
-    lives in the export's snapshot transaction (see :func:`read_snapshot`).
-    """
-    if not is_postgres(database):
-        yield from query.iterator()
-        return
-    sql, params = query.sql()
-    name = f"habitreward_export_{next(_cursor_numbers)}"
-    database.execute_sql(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
-    while True:
-        cursor = database.execute_sql(f"FETCH {_FETCH} FROM {name}")
-        rows = list(query._get_cursor_wrapper(cursor).iterator())  # noqa: SLF001 - peewee's own row reader
-        if not rows:
-            break
-        yield from rows
-    # An export cut short leaves it to the end of its transaction, which closes it anyway.
-    database.execute_sql(f"CLOSE {name}")
-
-
-_cursor_numbers = itertools.count(1)
 
 
 def _any(conditions: list[peewee.Expression]) -> peewee.Expression:

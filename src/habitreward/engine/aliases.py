@@ -6,12 +6,16 @@ personal habit, admins for a shared one, anyone at the command line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+import operator
+from collections.abc import Iterable, Iterator
 
 import peewee
 
+from habitreward.db import read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
+from habitreward.engine.results import AliasListing
 from habitreward.errors import Conflict, NotFound, ValidationError
 from habitreward.models import Habit, HabitAlias, User
 
@@ -77,3 +81,24 @@ class AliasesMixin(EngineBase):
         with self.session():
             found = load_aliases(h.id for h in habits)
         return {h.id: found.get(h.id, []) for h in habits}
+
+    def alias_listing(self, user: User | None = None) -> Iterator[AliasListing]:
+        """Every active habit that has aliases, with them: all habits in :meth:`all_habits`'
+        order, or with ``user`` the habits they see in :meth:`habits_for`'s. One query joining
+        the aliases to their habits, read as it is asked for, in one snapshot (not every habit,
+        then their aliases by a list of all their ids: 2 s and a statement of 45,000 values for
+        45,000 habits, more than some SQLite builds take)."""
+        from habitreward.engine.catalog import all_habits_order
+
+        query = (HabitAlias.select(Habit.id, Habit.name, HabitAlias.alias)
+                 .join(Habit, on=(HabitAlias.habit == Habit.id))
+                 .where(Habit.active))
+        if user is None:
+            order = all_habits_order()
+        else:
+            query = query.where(Habit.owner.is_null() | (Habit.owner == user.id))
+            order = peewee.fn.LOWER(Habit.name), Habit.id
+        query = query.order_by(*order, HabitAlias.id).tuples()
+        with self.session(), read_snapshot(self.db):
+            for (habit_id, name), rows in itertools.groupby(stream_rows(self.db, query), operator.itemgetter(0, 1)):
+                yield AliasListing(habit_id, name, [alias for _, _, alias in rows])

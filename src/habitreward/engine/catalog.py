@@ -7,15 +7,17 @@ personal one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import peewee
 
-from habitreward.db import is_postgres
+from habitreward.db import is_postgres, read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
+from habitreward.engine.results import HabitListing
 from habitreward.errors import Conflict, NotFound, PermissionDenied
 from habitreward.models import Habit, Reward, User
 
@@ -44,6 +46,12 @@ def sql_name_key(value: Any) -> peewee.Expression:
     counts as any sigma (as casefold has it), so both backends see the same names as one
     (validation.name_key is the same in Python)."""
     return peewee.fn.REPLACE(peewee.fn.LOWER(value), "ς", "σ")
+
+
+def all_habits_order() -> tuple[peewee.Node, ...]:
+    """The order of every habit (all_habits, habit_listing, alias_listing): shared ones first, by
+    name; habits of one name (of different owners) by id, the same on every run and database."""
+    return Habit.owner.is_null().desc(), peewee.fn.LOWER(Habit.name), Habit.id
 
 
 def _visible_to(model: type[ItemT], user: User | None) -> peewee.Expression:
@@ -128,7 +136,22 @@ class CatalogMixin(EngineBase):
             query = Habit.select(Habit, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Habit.owner == User.id))
             if not include_inactive:
                 query = query.where(Habit.active)
-            return list(query.order_by(Habit.owner.is_null().desc(), peewee.fn.LOWER(Habit.name)))
+            return list(query.order_by(*all_habits_order()))
+
+    def habit_listing(self, include_inactive: bool = False) -> Iterator[HabitListing]:
+        """:meth:`all_habits` as plain rows, read as they are asked for, in one snapshot: a
+        listing of tens of thousands of habits builds no model instances and holds no list of
+        them (on PostgreSQL a server-side cursor hands them out a batch at a time). Reading
+        stops, and the snapshot ends, where the caller stops."""
+        query = (Habit.select(Habit.id, Habit.name, Habit.weight, Habit.category, Habit.allowed_skip_days,
+                              User.telegram_id, Habit.active)
+                 .join(User, peewee.JOIN.LEFT_OUTER, on=(Habit.owner == User.id)))
+        if not include_inactive:
+            query = query.where(Habit.active)
+        query = query.order_by(*all_habits_order()).tuples()
+        with self.session(), read_snapshot(self.db):
+            for row in stream_rows(self.db, query):
+                yield HabitListing(*row)
 
     def get_habit(self, user: User | None, habit_id: int) -> Habit:
         """A habit ``user`` may see; NotFound for another user's, a removed or a made-up id."""

@@ -5,10 +5,30 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from habitreward.events import Award
 from habitreward.models import Habit, HabitLog, ProgressStatus, Reward, RewardProgress
+
+
+class HabitListing(NamedTuple):
+    """One habit of :meth:`~habitreward.engine.Engine.habit_listing`: its columns, no model."""
+
+    id: int
+    name: str
+    weight: int
+    category: str | None
+    allowed_skip_days: int
+    owner_telegram_id: int | None  # None: a shared habit
+    active: bool
+
+
+class AliasListing(NamedTuple):
+    """One habit of :meth:`~habitreward.engine.Engine.alias_listing` and its aliases, oldest first."""
+
+    habit_id: int
+    habit_name: str
+    aliases: list[str]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,12 @@ def connected(database: peewee.Database | peewee.DatabaseProxy = database_proxy)
             database.close()
 
 
+#: Habit ids per statement: a person who sees more habits than this (shared ones of a big bot) has
+#: their aliases read in several statements, each within what any SQLite build takes (999 values
+#: before SQLite 3.32, 32,766 since).
+IDS_PER_STATEMENT = 500
+
+
 def load_aliases(habit_ids: Iterable[int]) -> dict[int, list[str]]:
     """Aliases by habit id (habits without aliases are left out), in the order they were added."""
     ids = sorted(set(habit_ids))
@@ -38,8 +44,10 @@ def load_aliases(habit_ids: Iterable[int]) -> dict[int, list[str]]:
         return {}
     found: dict[int, list[str]] = {}
     with connected():
-        for habit_id, alias in _aliases_query().shape(len(ids)).rows(database_proxy.obj, *ids):
-            found.setdefault(habit_id, []).append(alias)
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
+            chunk = ids[start:start + IDS_PER_STATEMENT]
+            for habit_id, alias in _aliases_query().shape(len(chunk)).rows(database_proxy.obj, *chunk):
+                found.setdefault(habit_id, []).append(alias)
     return found
 
 
