@@ -128,3 +128,32 @@ def test_bot_state_of_the_user_goes_too(engine):
 
     with engine.session():
         assert [kv.key for kv in KeyValue.select()] == ["102"]
+
+
+def test_a_busy_persons_inbox_rows_go_however_many_there_are(engine, db_url, sqlite_limit):
+    """The updates that name a person were deleted by a list of all their ids in one statement:
+    more than 999 failed on SQLite before 3.32 (32,766 since), and the person stayed."""
+    import datetime as dt
+
+    from habitreward.models import ProcessedUpdate
+
+    build(engine)
+    done = dt.datetime(2026, 1, 1)
+
+    def update(update_id: int, person: int) -> dict:
+        payload = {"update_id": update_id, "message": {"from": {"id": person}, "chat": {"id": person}, "text": "hi"}}
+        return {"update_id": update_id, "payload": json.dumps(payload), "processed_at": done}
+
+    with engine.session(), engine.db.atomic():
+        for start in range(0, 1200, 400):
+            ProcessedUpdate.insert_many([update(n, 101) for n in range(start, start + 400)]).execute()
+        ProcessedUpdate.insert_many([update(5000, 102)]).execute()
+    sqlite_limit(999)
+
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "users", "delete", "101",
+                                      "--yes"], env={"HABITREWARD_LOAD_PLUGINS": ""})
+
+    assert result.exit_code == 0, result.output
+    with engine.session():
+        assert [row.update_id for row in ProcessedUpdate.select()] == [5000]
+        assert not User.select().where(User.telegram_id == 101).exists()

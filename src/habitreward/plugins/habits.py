@@ -10,6 +10,9 @@ from typing import Any
 from habitreward.hookspecs import hookimpl
 from habitreward.models import CORE_MODELS, ProcessedUpdate, User
 
+#: Update ids per DELETE: within what any SQLite build takes in one statement (999 values before 3.32).
+_IDS_PER_STATEMENT = 500
+
 
 @hookimpl(tryfirst=True)
 def habitreward_register_models(register: Callable[..., None]) -> None:
@@ -42,5 +45,6 @@ def habitreward_user_deleted(engine: Any, user: User) -> None:
                 doomed.append(update_id)
         except ValueError:
             continue
-    if doomed:
-        ProcessedUpdate.delete().where(ProcessedUpdate.update_id.in_(doomed)).execute()
+    for start in range(0, len(doomed), _IDS_PER_STATEMENT):  # a busy person's inbox rows: any number
+        chunk = doomed[start:start + _IDS_PER_STATEMENT]
+        ProcessedUpdate.delete().where(ProcessedUpdate.update_id.in_(chunk)).execute()
