@@ -169,3 +169,63 @@ def test_each_message_of_a_reply_shows_its_own_buttons(chat, db_url):
         assert [entry.habit_name for entry in engine.history(engine.get_user(5), 10)] == ["Running"]
     finally:
         engine.close()
+
+
+def _bot_of(db_url: str, people: int) -> None:
+    """Ann (id 5, active) and ``people`` others with 10 habits each, inserted in bulk."""
+    from habitreward.models import Habit, User
+
+    engine = open_engine(db_url)
+    try:
+        engine.add_habit("Running", owner=engine.add_user(5, "Ann", active=True))
+        with engine.session(), engine.db.atomic():
+            User.insert_many([{"telegram_id": 1000 + n, "name": f"P{n}", "active": True}
+                              for n in range(people)]).execute()
+            owners = [user_id for (user_id,) in User.select(User.id).where(User.telegram_id >= 1000).tuples()]
+            rows = [{"name": f"Habit {n}", "owner": owner} for owner in owners for n in range(10)]
+            for start in range(0, len(rows), 1000):
+                Habit.insert_many(rows[start:start + 1000]).execute()
+    finally:
+        engine.close()
+
+
+def _steps_of_a_chat(db_url: str, tmp_path, monkeypatch) -> int:
+    """SQLite VM instructions (in thousands) that `chat` (the real bot: Ann's /start, then /quit)
+    runs, on every connection."""
+    from habitreward.db import SqliteDatabase
+
+    count = [0]
+
+    def tick() -> int:
+        count[0] += 1
+        return 0
+
+    hooks = SqliteDatabase._add_conn_hooks
+
+    def counted(self, conn) -> None:
+        hooks(self, conn)
+        conn.set_progress_handler(tick, 1000)
+
+    monkeypatch.delenv("HABITREWARD_EXTRA_PLUGINS", raising=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteDatabase, "_add_conn_hooks", counted)
+        result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", str(tmp_path / "none.env"),
+                                          "chat", "--user", "5", "--name", "Ann"], input="/quit\n",
+                                    catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Demo set added" not in result.output and "active admin" not in result.output
+    return count[0]
+
+
+def test_a_chat_on_a_big_bot_does_not_read_every_user_and_habit(db_url, tmp_path, monkeypatch):
+    """To tell a new database (make the first person admin, offer the demo) the chat read every
+    user and every habit: on a bot of 10,000 users and 45,000 habits, seconds before it began."""
+    monkeypatch.chdir(tmp_path)
+    _bot_of(db_url, 3)
+    big_url = f"sqlite:///{tmp_path / 'big.db'}"
+    _bot_of(big_url, 2000)
+
+    small = _steps_of_a_chat(db_url, tmp_path, monkeypatch)
+    big = _steps_of_a_chat(big_url, tmp_path, monkeypatch)
+
+    assert big <= small + 20, f"the chat ran {big}k steps among 20,000 habits, {small}k among 30"

@@ -65,14 +65,14 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     name = name or _login_name()
     language = language or settings.default_language
 
-    if not engine.list_users():
+    if not engine.has_users():
         # The first person to chat owns the bot: make them an admin who can do everything.
         # No language here: like any Telegram user, theirs comes from --language
         # (Telegram's language_code) until they pick one in /settings.
         engine.add_user(user_id, name, admin=True)
         click.echo(f"New database: you ({name}, id {user_id}) are an active admin.")
     if demo is None:
-        demo = not engine.all_habits() and _confirm_demo()
+        demo = not engine.has_habits() and _confirm_demo()
     if demo:
         _seed_demo(engine)
 

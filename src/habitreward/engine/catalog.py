@@ -138,6 +138,12 @@ class CatalogMixin(EngineBase):
                 query = query.where(Habit.active)
             return list(query.order_by(*all_habits_order()))
 
+    def has_habits(self) -> bool:
+        """Whether there is any active habit, shared or personal (one row looked at, not
+        :meth:`all_habits` read)."""
+        with self.session():
+            return Habit.select().where(Habit.active).exists()
+
     def habit_listing(self, include_inactive: bool = False) -> Iterator[HabitListing]:
         """:meth:`all_habits` as plain rows, read as they are asked for, in one snapshot: a
         listing of tens of thousands of habits builds no model instances and holds no list of

@@ -38,6 +38,11 @@ class UsersMixin(EngineBase):
         with self.session():
             return list(User.select().order_by(User.id))
 
+    def has_users(self) -> bool:
+        """Whether anybody is here yet (one row looked at, not every user read)."""
+        with self.session():
+            return User.select().exists()
+
     def admins(self) -> list[User]:
         with self.session():
             return list(User.select().where(User.is_admin & User.active).order_by(User.id))
