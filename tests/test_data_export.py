@@ -304,6 +304,29 @@ def _daily_logs(engine, count: int, start: dt.date) -> dt.date:
     return start
 
 
+def test_a_big_json_import_shows_progress_while_it_reads_the_file_first(engine, empty_db_url, tmp_path):
+    """Before importing a row, the import reads the whole JSON file once (is it whole, how many rows
+    has each table): minutes for a file of gigabytes, with nothing on the screen."""
+    from habitreward.data.exporter import Exporter
+
+    _daily_logs(engine, 2500, dt.date(2000, 1, 1))
+    path = tmp_path / "big.json"
+    Exporter(engine, show_progress=False).write_json(path)
+    size = path.stat().st_size
+
+    result = invoke(empty_db_url, "import", str(path))
+    quiet = invoke(empty_db_url, "import", str(path), "--on-conflict", "skip", "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    reading = [line for line in lines if line.startswith("Reading big.json (bytes): ")]
+    assert len(reading) >= 3, lines  # some tenths of the way, then the whole file
+    assert reading[-1] == f"Reading big.json (bytes): {size}/{size} (100%)"
+    assert lines.index(reading[-1]) < lines.index("Importing habit_logs: 2500/2500 (100%)")
+    assert quiet.exit_code == 0, quiet.output
+    assert "Reading" not in quiet.stderr
+
+
 @pytest.mark.postgres_only
 def test_a_postgresql_export_holds_a_batch_of_rows_at_a_time_not_a_whole_table(engine, backend, tmp_path,
                                                                                  monkeypatch):

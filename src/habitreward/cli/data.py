@@ -169,7 +169,7 @@ def import_data(app: AppContext, path: str, on_conflict: str, no_progress: bool,
     from habitreward.data.importer import Importer, open_export
 
     importer = Importer(app.engine(), on_conflict=on_conflict, show_progress=not no_progress)
-    with open_export(path) as document:
+    with open_export(path, show_progress=not no_progress) as document:
         result = importer.run(document)
     if as_json:
         emit_json(result.as_dict())

@@ -117,6 +117,8 @@ RULES: dict[str, dict[str, Any]] = {
 }
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
+#: A JSON file at least this big shows the progress of its first read (about 2,000 rows of habit logs).
+READ_PROGRESS_FROM_BYTES = 256 * 1024
 
 
 @dataclass
@@ -155,8 +157,13 @@ class ImportResult:
 
 
 @contextlib.contextmanager
-def open_export(path: str | Path) -> Iterator[ExportDocument]:
-    """The export at ``path``: a JSON file (``-`` = stdin), a CSV directory or a CSV ``.zip``."""
+def open_export(path: str | Path, *, show_progress: bool = True,
+                progress_file: TextIO | None = None) -> Iterator[ExportDocument]:
+    """The export at ``path``: a JSON file (``-`` = stdin), a CSV directory or a CSV ``.zip``.
+
+    A JSON file of :data:`READ_PROGRESS_FROM_BYTES` or more shows the progress of its first
+    read (every byte is parsed before the import starts) on stderr, as the import shows its own.
+    """
     if str(path) == "-":
         yield _json_document(json.load(sys.stdin), "stdin")
         return
@@ -176,8 +183,12 @@ def open_export(path: str | Path) -> Iterator[ExportDocument]:
             with _csv_document(open_member, source) as doc:
                 yield doc
         return
+    size = source.stat().st_size
+    enabled = show_progress and size >= READ_PROGRESS_FROM_BYTES
     try:
-        header = read_header(source)  # everything but the rows, which are read as they are imported
+        # Everything but the rows, which are read as they are imported.
+        with Progress(f"Reading {source.name} (bytes)", size, file=progress_file, enabled=enabled) as bar:
+            header = read_header(source, on_read=bar.advance)
     except NumberTooBig as exc:  # as the database would refuse it, had the parser read it
         raise ValidationError(f"{exc.table}: a value of the file does not fit its column (a number beyond 64 bits):"
                               " the file was edited? Nothing was imported.") from None

@@ -10,7 +10,7 @@ file; a table asked for out of that order is read from the start again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -98,13 +98,27 @@ def _walk(events: Iterator[Event], *, rows: bool) -> Iterator[tuple[str, Any, An
         raise
 
 
-def read_header(path: Path) -> dict[str, Any]:
+class _Counted:
+    """A binary file whose reads report how many bytes they gave (the parser reads 64 KiB at a time)."""
+
+    def __init__(self, handle: BinaryIO, on_read: Callable[[int], None]):
+        self._handle, self._on_read = handle, on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._on_read(len(data))
+        return data
+
+
+def read_header(path: Path, on_read: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The document's top-level values but "tables" and, if it has them, its tables' entries
-    without their rows ("rows" holds how many there are), in file order; reads to the end."""
+    without their rows ("rows" holds how many there are), in file order; reads to the end,
+    telling ``on_read`` the bytes of each read (for progress)."""
     meta: dict[str, Any] = {}
     tables: list[dict[str, Any]] | None = None
     with open(path, "rb") as handle:
-        for kind, key, value in _walk(_events(handle), rows=False):
+        source: Any = handle if on_read is None else _Counted(handle, on_read)
+        for kind, key, value in _walk(_events(source), rows=False):
             if kind == "meta":
                 meta[key] = value
             else:
