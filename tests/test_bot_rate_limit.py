@@ -67,6 +67,27 @@ def test_a_chats_later_requests_wait_with_it_and_other_chats_go_on(botapi):
     assert [m["text"] for m in botapi.sent(2)] == ["other"]
 
 
+def test_a_chats_messages_held_by_a_429_arrive_in_the_order_they_were_sent(botapi):
+    """The refused message first, then those that waited behind it, as they were sent: woken at the
+    end of the same wait, they used to go out in any order ("second" before "first", say)."""
+    botapi.fail_next("sendMessage", 429, retry_after=1, chat_id=1)
+
+    async def scenario(bot):
+        first = asyncio.create_task(bot.send_message(1, "first"))
+        await once_refused(lambda: sends_to(botapi, 1))
+        later = []
+        for text in ("second", "third", "fourth"):
+            later.append(asyncio.create_task(bot.send_message(1, text)))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(first, *later)
+
+    run_with_bot(botapi, scenario)
+
+    assert [m["text"] for m in botapi.sent(1)] == ["first", "second", "third", "fourth"]
+    refused, *sent_again = sends_to(botapi, 1)
+    assert len(sent_again) == 4 and min(sent_again) - refused >= 1.0
+
+
 def test_a_429_without_a_chat_still_holds_every_request(botapi):
     """setMyCommands names no chat: its 429 is the bot's, so chats wait too (PTB's way)."""
     botapi.fail_next("setMyCommands", 429, retry_after=1)

@@ -8,7 +8,8 @@ Telegram asks for tens of seconds: every other user's replies stalled for as lon
 
 :class:`ChatRateLimiter` is that limiter (the same throttling, the same number of retries) with
 one change: a 429 to a request with a ``chat_id`` holds that chat's requests only, the one
-refused and those that come after it, until the wait is over; then the refused one is sent again.
+refused and those that come after it, until the wait is over; then the refused one is sent again,
+and those behind it one at a time, in the order they came (the chat reads them as they were sent).
 A 429 to a request without a chat (setMyCommands, answerCallbackQuery) still holds every request,
 as PTB does, and so do 429s in :data:`BOT_WIDE_CHATS` chats at once: that is the bot over its
 overall limit (several processes sharing a token, say), where going on in other chats would only
@@ -72,13 +73,16 @@ class ChatRateLimiter(AIORateLimiter):
     ``RetryAfter`` it was.
     """
 
-    __slots__ = ("_all_held_until", "_chat_retries", "_held_until")
+    __slots__ = ("_all_held_until", "_chat_retries", "_held_until", "_lines")
 
     def __init__(self, *, max_retries: int = 0, **limits: float):
         super().__init__(max_retries=max_retries, **limits)
         self._chat_retries = max_retries
         self._held_until: dict[int | str, float] = {}  # chat -> loop time its requests wait for
         self._all_held_until = 0.0  # every request, after 429s in BOT_WIDE_CHATS chats
+        # chat -> [its line, requests in it]: while a chat waits out a 429, its requests go one at a
+        # time, in the order they came, the refused one first (woken together, they went in any order)
+        self._lines: dict[int | str, list[Any]] = {}
 
     async def process_request(
         self,
@@ -102,15 +106,45 @@ class ChatRateLimiter(AIORateLimiter):
 
         retries = rate_limit_args or self._chat_retries
         tries = 0
-        while True:
-            await self._held(chat)
-            try:
-                return await super().process_request(one_try, args, kwargs, endpoint, data, rate_limit_args)
-            except _ChatFlood as flood:
-                if tries == retries:
-                    raise flood.error from None
-                tries += 1
-                self._hold(chat, retry_after_seconds(flood.error) + EXTRA_WAIT)
+        in_line = False
+        try:
+            while True:
+                if not in_line and chat in self._lines:  # the chat waits out a 429: behind those before
+                    await self._join_line(chat)
+                    in_line = True
+                await self._held(chat)
+                try:
+                    return await super().process_request(one_try, args, kwargs, endpoint, data, rate_limit_args)
+                except _ChatFlood as flood:
+                    if tries == retries:
+                        raise flood.error from None
+                    tries += 1
+                    self._hold(chat, retry_after_seconds(flood.error) + EXTRA_WAIT)
+                    if not in_line:  # refused: first in the chat's line, unless one is there already
+                        await self._join_line(chat)
+                        in_line = True
+        finally:
+            if in_line:
+                self._leave_line(chat)
+
+    async def _join_line(self, chat: int | str) -> None:
+        """Wait for this request's turn among the chat's (FIFO: asyncio.Lock wakes its waiters in order)."""
+        line = self._lines.setdefault(chat, [asyncio.Lock(), 0])
+        line[1] += 1
+        try:
+            await line[0].acquire()
+        except BaseException:  # cancelled while waiting: not in the line any more
+            line[1] -= 1
+            if not line[1]:
+                del self._lines[chat]
+            raise
+
+    def _leave_line(self, chat: int | str) -> None:
+        line = self._lines[chat]
+        line[0].release()
+        line[1] -= 1
+        if not line[1]:  # nobody waits: the chat's requests go as they come again
+            del self._lines[chat]
 
     async def _held(self, chat: int | str | None) -> None:
         """Wait while this chat's requests (``None``: a request without a chat) are held."""
