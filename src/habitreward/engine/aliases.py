@@ -87,7 +87,8 @@ class AliasesMixin(EngineBase):
         order, or with ``user`` the habits they see in :meth:`habits_for`'s. One query joining
         the aliases to their habits, read as it is asked for, in one snapshot (not every habit,
         then their aliases by a list of all their ids: 2 s and a statement of 45,000 values for
-        45,000 habits, more than some SQLite builds take)."""
+        45,000 habits, more than some SQLite builds take). Write nothing while iterating (the
+        snapshot is read-only: PostgreSQL refuses it); ``list()`` it first."""
         from habitreward.engine.catalog import all_habits_order
 
         query = (HabitAlias.select(Habit.id, Habit.name, HabitAlias.alias)

@@ -148,7 +148,8 @@ class CatalogMixin(EngineBase):
         """:meth:`all_habits` as plain rows, read as they are asked for, in one snapshot: a
         listing of tens of thousands of habits builds no model instances and holds no list of
         them (on PostgreSQL a server-side cursor hands them out a batch at a time). Reading
-        stops, and the snapshot ends, where the caller stops."""
+        stops, and the snapshot ends, where the caller stops. The snapshot is a read-only
+        transaction: write nothing while iterating (PostgreSQL refuses it); ``list()`` it first."""
         query = (Habit.select(Habit.id, Habit.name, Habit.weight, Habit.category, Habit.allowed_skip_days,
                               User.telegram_id, Habit.active)
                  .join(User, peewee.JOIN.LEFT_OUTER, on=(Habit.owner == User.id)))
