@@ -515,8 +515,15 @@ def read_snapshot(database: peewee.Database) -> Iterator[None]:
     PostgreSQL: a repeatable-read, read-only transaction. SQLite: a deferred
     transaction, which under WAL reads one snapshot without taking the write lock
     (the bot's connections use BEGIN IMMEDIATE, see :class:`SqliteDatabase`).
+
+    Inside a transaction already (a plugin's hook in a completion, a caller's own
+    ``engine.transaction()``), that transaction is the view, its own writes included:
+    PostgreSQL cannot change the isolation of a transaction under way (SET TRANSACTION
+    in a savepoint is an error), so on both databases nothing is begun.
     """
-    if is_postgres(database):
+    if database.in_transaction():
+        yield
+    elif is_postgres(database):
         with database.atomic():
             database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield

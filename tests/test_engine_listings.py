@@ -1,0 +1,18 @@
+"""The engine's listings of every habit (habit_listing, alias_listing) called where a transaction
+is already open: a plugin's hook inside a completion, a caller's own engine.transaction()."""
+
+from __future__ import annotations
+
+
+def test_the_listings_work_inside_a_transaction_and_see_its_writes(engine):
+    """They began a read-only snapshot transaction of their own, which PostgreSQL refuses inside
+    another ("SET TRANSACTION ISOLATION LEVEL must not be called in a subtransaction"): a plugin
+    listing habits in a hook failed the completion there, while SQLite let it pass."""
+    engine.add_habit("Diary")
+    with engine.transaction():
+        running = engine.add_habit("Running")
+        engine.add_alias(running, "jog")
+        assert [h.name for h in engine.habit_listing()] == ["Diary", "Running"]
+        assert [(a.habit_name, a.aliases) for a in engine.alias_listing()] == [("Running", ["jog"])]
+        engine.add_habit("Swim")  # the transaction goes on after the listing, and commits
+    assert [h.name for h in engine.habit_listing()] == ["Diary", "Running", "Swim"]
