@@ -145,16 +145,22 @@ def test_values_earlier_versions_stored_import_again(engine, clock, db_url, empt
     before = snapshot(engine)
     path = str(tmp_path / "old.json")
     assert invoke(db_url, "export", "-o", path).exit_code == 0
-    imported = invoke(empty_db_url, "import", path)
+    _assert_imports_as(empty_db_url, path, before)
+
+
+@pytest.mark.postgres_only
+def _assert_imports_as(db_url: str, path: str, expected: dict) -> None:
+    """`habitreward import PATH` into the (empty) database at ``db_url`` succeeds and leaves
+    exactly ``expected`` (a :func:`snapshot`) there."""
+    imported = invoke(db_url, "import", path)
     assert imported.exit_code == 0, imported.output
-    target = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
+    target = make_engine(db_url, load_entry_points=False, upgrade=False)
     try:
-        assert snapshot(target) == before
+        assert snapshot(target) == expected
     finally:
         target.close()
 
 
-@pytest.mark.postgres_only
 def test_sqlite_to_postgresql(backend, db_url, tmp_path):
     """The documented move: export from SQLite, import into PostgreSQL, same data."""
     clock = FrozenClock()
@@ -394,14 +400,7 @@ def test_a_json_export_whose_tables_were_put_in_another_order_imports_the_same(e
     document["tables"].reverse()  # children first: each is read from the file when its turn comes
     (tmp_path / "reversed.json").write_text(json.dumps(document))
 
-    imported = invoke(empty_db_url, "import", str(tmp_path / "reversed.json"))
-
-    assert imported.exit_code == 0, imported.output
-    target = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
-    try:
-        assert snapshot(target) == before
-    finally:
-        target.close()
+    _assert_imports_as(empty_db_url, str(tmp_path / "reversed.json"), before)
 
 
 def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_path):

@@ -184,12 +184,26 @@ def test_getupdates_refused_for_good_stops_serve_with_exit_code_1(poller, botapi
     assert len(botapi.calls_of("getUpdates")) == 1
 
 
+def _polling_with_a_planted_bug(db_url, botapi, tmp_path, source: str) -> ServeProcess:
+    """`serve` (polling, started) with ``source`` loaded as a plugin module: how a test plants a
+    bug of habitreward's own into the real process."""
+    from test_serve_kit import TESTS_DIR
+
+    (tmp_path / "plant_a_bug.py").write_text(source)
+    process = ServeProcess(db_url, botapi, tmp_path, name="poll", env={
+        "HABITREWARD_POLL_TIMEOUT": "1",
+        "HABITREWARD_EXTRA_PLUGINS": "test_serve_kit,plant_a_bug",
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
+    })
+    return process
+
+
 def test_a_bug_of_ours_while_polling_stops_serve_with_exit_code_1(db_url, botapi, tmp_path):
     """An exception raised by habitreward's own code (not by python-telegram-bot reading an
     answer) is a bug: asking again cannot mend it, so polling stops with its traceback and exit
     code 1, where it used to be tried again forever. The bug is planted by a module loaded as a
     plugin: polling's list of update types becomes something that cannot be listed."""
-    (tmp_path / "plant_a_polling_bug.py").write_text(
+    process = _polling_with_a_planted_bug(db_url, botapi, tmp_path, (
         "import habitreward.server.polling as polling\n"
         "\n"
         "class NotAList:\n"
@@ -197,14 +211,7 @@ def test_a_bug_of_ours_while_polling_stops_serve_with_exit_code_1(db_url, botapi
         "        raise TypeError('planted bug: not iterable')\n"
         "\n"
         "polling.ALLOWED_UPDATES = NotAList()\n"
-    )
-    from test_serve_kit import TESTS_DIR
-
-    process = ServeProcess(db_url, botapi, tmp_path, name="poll", env={
-        "HABITREWARD_POLL_TIMEOUT": "1",
-        "HABITREWARD_EXTRA_PLUGINS": "test_serve_kit,plant_a_polling_bug",
-        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
-    })
+    ))
     try:
         process.start(wait_for="polling Telegram")
         assert process.wait(30) == 1
@@ -251,7 +258,7 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
     as python-telegram-bot's NetworkError ("Unknown error in HTTP implementation"), which polling
     tried again forever, a `getUpdates failed` warning a minute, as if Telegram were unreachable.
     It is a bug: polling stops with its traceback in one record and exit code 1."""
-    (tmp_path / "plant_a_client_bug.py").write_text(
+    process = _polling_with_a_planted_bug(db_url, botapi, tmp_path, (
         "from habitreward.bot.request import AiohttpRequest\n"
         "\n"
         "send = AiohttpRequest._send\n"
@@ -262,14 +269,7 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
         "    return await send(self, url, *args)\n"
         "\n"
         "AiohttpRequest._send = broken\n"
-    )
-    from test_serve_kit import TESTS_DIR
-
-    process = ServeProcess(db_url, botapi, tmp_path, name="poll", env={
-        "HABITREWARD_POLL_TIMEOUT": "1",
-        "HABITREWARD_EXTRA_PLUGINS": "test_serve_kit,plant_a_client_bug",
-        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
-    })
+    ))
     try:
         process.start(wait_for="polling Telegram")
         assert process.wait(30) == 1
