@@ -5,6 +5,8 @@ message says what to pass, never a TypeError or ValueError from deep inside."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -29,13 +31,23 @@ def test_a_day_to_backdate_that_is_not_a_date_is_refused_and_says_what_to_pass(e
     assert engine.complete(ann, run, day=dt.date(2026, 3, 12)).backdated
 
 
-@pytest.mark.parametrize("telegram_id", ["abc", "", None, 1.5])
+@pytest.mark.parametrize("telegram_id", ["abc", "", None, 1.5, True, Decimal("1.5"), Fraction(3, 2),
+                                         float("nan"), Decimal("Infinity")])
 def test_a_telegram_id_that_is_no_whole_number_is_refused_when_looking_someone_up(engine, ann_runs, telegram_id):
     with pytest.raises(ValidationError, match="whole number"):
         engine.get_user(telegram_id)
     with pytest.raises(ValidationError, match="whole number"):
         engine.find_user(telegram_id)
     assert engine.get_user("1").name == "Ann"  # a query string's digits are an id
+    assert engine.get_user(Decimal("1")).name == engine.get_user(1.0).name == "Ann"  # whole: an id
+
+
+@pytest.mark.parametrize("telegram_id", [True, 2.5, Decimal("2.5")])
+def test_a_new_users_telegram_id_is_not_made_whole_by_cutting_it(engine, telegram_id):
+    """True is not user 1, nor 2.5 user 2 (``int()`` would make them so)."""
+    with pytest.raises(ValidationError, match="whole number from 1"):
+        engine.add_user(telegram_id, "Bob")
+    assert engine.list_users() == []
 
 
 def test_completing_for_a_user_deleted_meanwhile_is_not_found(engine, ann_runs):
@@ -51,8 +63,9 @@ def test_completing_for_a_user_deleted_meanwhile_is_not_found(engine, ann_runs):
     assert engine.list_users() == []
 
 
-@pytest.mark.parametrize("item_id", ["abc", None])
+@pytest.mark.parametrize("item_id", ["abc", None, True, 1.5, Decimal("1.5"), 2**64, -(2**64)])
 def test_a_habit_or_reward_id_that_is_no_number_is_not_found(engine, ann_runs, item_id):
+    """Not found, never another item (True or 1.5 is not id 1) nor a database error (2**64)."""
     ann, run = ann_runs
     with pytest.raises(NotFound, match="That habit no longer exists"):
         engine.get_habit(ann, item_id)

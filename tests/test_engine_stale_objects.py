@@ -6,6 +6,7 @@ a history limit of 0, an empty time zone."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -158,7 +159,8 @@ def test_odds_of_a_habit_removed_meanwhile_are_not_found(engine, ann):
         engine.odds(ann, stale)
 
 
-@pytest.mark.parametrize("limit", [-1, -100, "-5", "all", 2.5, True])
+@pytest.mark.parametrize("limit", [-1, -100, "-5", "all", 2.5, True, Decimal("2.5"), Decimal("Infinity"),
+                                   float("inf")])
 def test_history_refuses_a_limit_that_is_no_count(engine, ann, limit):
     with pytest.raises(ValidationError, match="limit must be a whole number, 0 or more"):
         engine.history(ann, limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import numbers
 import re
 import unicodedata
 import zoneinfo
@@ -176,37 +177,49 @@ def language(value: str) -> str:
 MAX_TELEGRAM_ID = 2**63 - 1
 
 
+def whole_number(value: object) -> int | None:
+    """``value`` as a whole number, None when it is none: an int, the digits of one as text (a
+    query string's ``"12"``), or a float, Decimal or Fraction that is whole (``12.0``). Not a bool
+    (``True`` is no id 1) and not a fraction (2.5 is not 2, as ``int()`` would make it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    if isinstance(value, (numbers.Real, Decimal)):  # Decimal is no numbers.Real
+        try:
+            number = int(value)
+        except (ValueError, OverflowError):  # NaN, infinity
+            return None
+        return number if number == value else None
+    return None
+
+
 def telegram_id(value: int | str) -> int:
     """A Telegram user id: a whole number from 1 to 2**63-1."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if not 1 <= number <= MAX_TELEGRAM_ID:
-        raise ValidationError(f"A Telegram user id is a whole number from 1 to {MAX_TELEGRAM_ID}, got {value!r}.")
+    number = whole_number(value)
+    if number is None or not 1 <= number <= MAX_TELEGRAM_ID:
+        raise ValidationError(f"A Telegram user id is a whole number from 1 to {MAX_TELEGRAM_ID},"
+                              f" got {_quoted(value)}.")
     return number
 
 
 def lookup_telegram_id(value: int | str) -> int:
     """A Telegram user id to look someone up by: any whole number (an unknown one is NotFound)."""
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise ValidationError(f"A Telegram user id is a whole number, got {value!r}.")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"A Telegram user id is a whole number, got {_quoted(value)}.") from None
+    number = whole_number(value)
+    if number is None:
+        raise ValidationError(f"A Telegram user id is a whole number, got {_quoted(value)}.")
+    return number
 
 
 def how_many(value: int, what: str = "limit") -> int:
     """A count a caller asks for (``history(limit=...)``): a whole number, 0 or more (0: none)."""
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        number = -1
-    else:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            number = -1
-    if number < 0:
+    number = whole_number(value)
+    if number is None or number < 0:
         raise ValidationError(f"The {what} must be a whole number, 0 or more, got {_quoted(value)}.")
     return min(number, 2**63 - 1)  # more than any table holds: all of them, not an overflow
 
