@@ -653,7 +653,8 @@ class BotRunner:
 
         if isinstance(update, Update) and isinstance(context.error, UpdateAppliedElsewhere):
             # Another process applied it (this one's lock on it was lost with a connection):
-            # this run's writes were rolled back; the row is the other's, nothing to record.
+            # this run's writes were rolled back; the row is the other's, nothing to record. This
+            # is the one line of it (the bot's error handler says nothing: it is no handler's bug).
             logger.warning("update %s: applied by another process meanwhile; this run's writes rolled back",
                            update.update_id)
         elif isinstance(update, Update) and reply_lost(context.error):
