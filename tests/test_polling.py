@@ -285,8 +285,45 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
         process.kill()
 
 
+def test_a_bug_while_storing_updates_stops_polling_with_exit_code_1(db_url, botapi, tmp_path):
+    """An exception storing an update that is not the database away (a TypeError of habitreward's
+    own) was tried again forever, a WARNING a try, as if the database were down: a process up
+    that applies nothing, which `Restart=on-failure` never restarts. It is a bug: polling stops
+    with one ERROR record with its traceback and exit code 1, the update left unconfirmed."""
+    botapi.queue_update(message_update(1701, "count", update_id=76_000))
+    process = _polling_with_a_planted_bug(db_url, botapi, tmp_path, (
+        "from habitreward.server.inbox import Inbox\n"
+        "\n"
+        "def broken(self, *args, **kwargs):\n"
+        "    raise TypeError('planted bug in storing')\n"
+        "\n"
+        "Inbox.store = broken\n"
+    ))
+    try:
+        process.start(wait_for="polling Telegram")
+        assert process.wait(30) == 1
+        logs = process.logs()
+        assert "asking Telegram for it again" not in logs
+        errors = [line for line in logs.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            "polling stopped: update 76000 could not be stored: TypeError: planted bug in storing"
+            " (a bug, not the database away)"), errors
+        assert logs.count("Traceback (most recent call last)") == 1
+        assert "Error: polling failed: TypeError: planted bug in storing" in logs
+        assert botapi.pending_updates() == 1  # not confirmed: Telegram serves it again after a restart
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize("error", [
+    ("OperationalError", "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused\n"
+                         "\tIs the server running on that host?\n"),
+    # Every pooled PostgreSQL connection busy past the pool's timeout (the database stuck, say):
+    # waited out as an outage is, not taken for a bug that stops polling.
+    ("MaxConnectionsExceeded", "Max connections exceeded, timed out attempting to connect."),
+], ids=["unreachable", "pool-exhausted"])
 def test_updates_that_cannot_be_stored_are_asked_again_with_a_growing_pause_one_line_each(tmp_path, botapi,
-                                                                                          caplog):
+                                                                                          caplog, error):
     """The database unreachable while polling: each try used to be an ERROR with the driver's whole
     traceback, about once a second however long the outage (the pause went back to 1 s with every
     getUpdates answered). Now one WARNING line a try, the pause doubling up to a cap, nothing
@@ -294,6 +331,7 @@ def test_updates_that_cannot_be_stored_are_asked_again_with_a_growing_pause_one_
     import logging
 
     import peewee
+    from playhouse.pool import MaxConnectionsExceeded
 
     from habitreward.server.inbox import Inbox
     from habitreward.server.polling import Poller
@@ -306,11 +344,13 @@ def test_updates_that_cannot_be_stored_are_asked_again_with_a_growing_pause_one_
     inbox = Inbox(engine)
     store, failures = inbox.store, [4]
 
+    error_type, message = error
+    raised = {"OperationalError": peewee.OperationalError, "MaxConnectionsExceeded": MaxConnectionsExceeded}[error_type]
+
     def store_while_the_database_is_away(*args, **kwargs):
         if failures[0]:
             failures[0] -= 1
-            raise peewee.OperationalError("connection to server at \"127.0.0.1\", port 5432 failed: Connection"
-                                          " refused\n\tIs the server running on that host?\n")
+            raise raised(message)
         return store(*args, **kwargs)
 
     inbox.store = store_while_the_database_is_away
@@ -332,9 +372,10 @@ def test_updates_that_cannot_be_stored_are_asked_again_with_a_growing_pause_one_
     records = [r for r in caplog.records if r.name == "habitreward.server.polling"]
     tries = [r for r in records if "could not be stored" in r.getMessage()]
     assert [(r.levelname, r.exc_info) for r in tries] == [("WARNING", None)] * 4
+    first_line = message.splitlines()[0]
     assert [r.getMessage() for r in tries] == [
-        "update 75000: could not be stored (OperationalError: connection to server at \"127.0.0.1\", port 5432"
-        f" failed: Connection refused); asking Telegram for it again in {pause} s, nothing is confirmed meanwhile"
+        f"update 75000: could not be stored ({error_type}: {first_line}); asking Telegram for it again in {pause} s,"
+        " nothing is confirmed meanwhile"
         for pause in ("0.01", "0.02", "0.04", "0.04")
     ]
     assert records[-1].getMessage() == "updates stored again after 4 failed tries"

@@ -166,13 +166,19 @@ class Poller:
                     await self._store(update.update_id, update.to_json(), update.to_dict())
             except Exception as exc:
                 # Not confirmed: the whole batch comes again, and the stored part is skipped then.
+                if not _database_away(exc):
+                    # A bug of ours: asking again cannot mend it, and a WARNING a try would keep up
+                    # a process that applies nothing, which no supervisor restarts.
+                    self.error = PollingStopped(f"polling failed: {type(exc).__name__}: {exc}")
+                    logger.error("polling stopped: update %s could not be stored: %s: %s (a bug, not the database"
+                                 " away)", update.update_id, type(exc).__name__, exc, exc_info=exc)
+                    raise self.error from None
                 # Its own pause (a getUpdates answered must not shorten it): a database outage is
                 # one line a try, less and less often, not a traceback a second.
                 lines = str(exc).strip().splitlines()
                 logger.warning("update %s: could not be stored (%s: %s); asking Telegram for it again in %g s,"
                                " nothing is confirmed meanwhile", update.update_id, type(exc).__name__,
-                               lines[0] if lines else "", store_delay,
-                               exc_info=None if store_failures or _database_away(exc) else exc)  # a bug's, once
+                               lines[0] if lines else "", store_delay)
                 store_failures += 1
                 await asyncio.sleep(store_delay)
                 store_delay = min(store_delay * 2, self.store_retry_cap)
@@ -191,10 +197,12 @@ class Poller:
 
 def _database_away(exc: BaseException) -> bool:
     """Whether ``exc`` is the database unreachable or refusing for a while (its driver's errors,
-    as peewee raises them), which its first line says well enough: no traceback needed."""
+    as peewee raises them, or no pooled connection free in time), which its first line says well
+    enough: no traceback needed. Anything else raised while storing is a bug."""
     import peewee
+    from playhouse.pool import MaxConnectionsExceeded
 
-    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError))
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded))
 
 
 def _raised_reading_the_answer(exc: BaseException) -> bool:
