@@ -400,3 +400,15 @@ def test_a_shared_name_that_repeats_someones_personal_one_stops_the_import(engin
     assert result.exit_code == 1, result.output
     assert ("Rewards record recR3: the shared reward 'Sticker' would have the name of the personal reward"
             in result.output)
+
+
+def test_thousands_of_logs_import_on_sqlite_before_3_32(db_url, standin, sqlite_limit):
+    """Logs were inserted 500 per statement, every column a value: more than the 999 values SQLite
+    builds before 3.32 take in one statement ("too many SQL variables"), and the import stopped."""
+    sqlite_limit(999)
+
+    result = run_import(db_url, standin, "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert table_lines(result.stdout)["HabitLog"] == [LOG_COUNT + 2, LOG_COUNT, 0, 0, 2]
+    assert len(snapshot(db_url)["habit_logs"]) == LOG_COUNT

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -506,6 +507,25 @@ def is_postgres(database: peewee.Database) -> bool:
 
 def is_sqlite(database: peewee.Database) -> bool:
     return isinstance(database, peewee.SqliteDatabase)
+
+
+def values_per_statement(database: peewee.Database) -> int | None:
+    """How many values one statement may bind on ``database``: SQLite's limit as its build has
+    it (999 before 3.32, 32,766 since; a distribution may set more); None on PostgreSQL, where
+    psycopg2 writes the values into the statement's text and no such limit applies."""
+    if not is_sqlite(database):
+        return None
+    return database.connection().getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+def rows_per_insert(database: peewee.Database, model: type[peewee.Model], most: int) -> int:
+    """Rows of ``model`` for one ``insert_many``: ``most``, or fewer where that many rows of
+    every column (peewee binds each column, given or defaulted) would pass the database's
+    limit on values (:func:`values_per_statement`: 99 rows of ten columns before SQLite 3.32)."""
+    limit = values_per_statement(database)
+    if limit is None:
+        return most
+    return max(1, min(most, limit // len(model._meta.sorted_fields)))
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import click
 import peewee
 
 from habitreward.data.progress import Progress, Tally
+from habitreward.db import rows_per_insert
 from habitreward.engine.validation import (
     MAX_TELEGRAM_ID,
     clean_name,
@@ -657,8 +658,9 @@ class AirtableImporter:
     ) -> None:
         total = len(creates) + len(updates)
         with Progress(f"Writing {label}", total, file=self.progress_file, enabled=self.show_progress) as bar:
-            for start in range(0, len(creates), self.batch_size):
-                batch = creates[start : start + self.batch_size]
+            size = rows_per_insert(self.engine.db, model, self.batch_size)  # SQLite before 3.32: fewer
+            for start in range(0, len(creates), size):
+                batch = creates[start : start + size]
                 with self.engine.db.atomic():
                     model.insert_many(batch).execute()
                 bar.advance(len(batch))

@@ -40,7 +40,7 @@ from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
 from habitreward.data.json_stream import JsonDocumentError, NumberTooBig, RowReader, read_header
 from habitreward.data.progress import Progress
-from habitreward.db import is_postgres
+from habitreward.db import is_postgres, rows_per_insert
 from habitreward.engine import validation
 from habitreward.engine.catalog import sql_name_key
 from habitreward.errors import Conflict, ValidationError
@@ -115,6 +115,8 @@ RULES: dict[str, dict[str, Any]] = {
                    "total_weight_applied": _at_least("odds multiplier", 0),
                    "reward_cycle": _at_least("reward cycle", 0)},
 }
+#: Rows per INSERT (and per look-up of which of their ids are taken), fewer where the database
+#: takes fewer values in one statement (SQLite before 3.32: 999, see db.rows_per_insert).
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
 #: A JSON file at least this big shows the progress of its first read (about 2,000 rows of habit logs).
@@ -334,8 +336,9 @@ class Importer:
             checks.append((names.index("value"), lambda value, row: _bot_state(value)
                            if str(row[namespace]).startswith("bot.") else None))
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
+        size = rows_per_insert(self.engine.db, model, self.batch_size)
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
-            for batch in _batches(data.rows, self.batch_size):
+            for batch in _batches(data.rows, size):
                 rows = [_decoded(data.table, kinds, row, result.rows + n + 1, names)
                         for n, row in enumerate(batch)]
                 _check_values(data, checks, rows, result.rows + 1)
