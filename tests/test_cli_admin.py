@@ -297,3 +297,115 @@ def test_habits_list_of_a_big_bot_holds_no_habit_it_has_printed(engine, db_url, 
     assert [h["name"] for h in listed] == [f"Habit {n:05}" for n in range(count)]
     # Before: 24 MB for these 1.5 MB of JSON; now 0.7 MB (SQLite) to 1.2 MB (PostgreSQL), however many.
     assert peak < 2 * out.stat().st_size, (peak, out.stat().st_size)
+
+
+def test_users_list_prints_every_user_oldest_first_as_a_table_and_json(run, engine):
+    import datetime as dt
+
+    from habitreward.models import User
+
+    engine.add_user(42, "Ann", active=True, timezone="UTC+5", language="kk")
+    engine.add_user(7, "Boss", admin=True, timezone="Asia/Almaty")
+    engine.add_user(103, "Ёж Pat", language="ru")
+    with engine.session():
+        User.update(created_at=dt.datetime(2026, 3, 4, 5, 6, 7, 890)).execute()
+
+    table = run("users", "list")
+
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "telegram_id  name    active  admin  language  timezone\n"
+        "-----------  ------  ------  -----  --------  -----------\n"
+        "42           Ann     yes     no     kk        UTC+5\n"
+        "7            Boss    yes     yes    en        Asia/Almaty\n"
+        "103          Ёж Pat  no      no     ru        UTC\n"
+    )
+    assert run("users", "list", "--json").output == json.dumps([
+        {"telegram_id": 42, "name": "Ann", "active": True, "admin": False, "language": "kk",
+         "timezone": "Etc/GMT-5", "created_at": "2026-03-04 05:06:07"},
+        {"telegram_id": 7, "name": "Boss", "active": True, "admin": True, "language": "en",
+         "timezone": "Asia/Almaty", "created_at": "2026-03-04 05:06:07"},
+        {"telegram_id": 103, "name": "Ёж Pat", "active": False, "admin": False, "language": "ru",
+         "timezone": "UTC", "created_at": "2026-03-04 05:06:07"},
+    ], ensure_ascii=False, indent=2) + "\n"
+    with engine.session():
+        User.delete().execute()
+    assert run("users", "list").output == "No users yet.\n"
+    assert run("users", "list", "--json").output == "[]\n"
+
+
+def test_rewards_list_prints_shared_ones_first_by_name_as_a_table_and_json(run, engine):
+    from decimal import Decimal
+
+    ann, bob = engine.add_user(42, "Ann", active=True), engine.add_user(7, "Bob", active=True)
+    engine.add_reward("sticker", owner=bob, weight=1 / 3)
+    engine.add_reward("Coffee", weight=1000, type="real", pieces_required=2, piece_value=Decimal("2.50"),
+                      max_per_day=0)
+    engine.add_reward("Sticker", owner=ann, piece_value=Decimal("9999999999.99"))
+    engine.remove_reward(engine.add_reward("Gone", weight=2.5))
+    engine.add_reward("Nothing", type="none", weight=0.001)
+
+    table = run("rewards", "list")
+
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "id  name     weight    type     pieces  value          max/day   owner   active\n"
+        "--  -------  --------  -------  ------  -------------  --------  ------  ------\n"
+        "2   Coffee   1000      real     2       2.50           no limit  shared  yes\n"
+        "5   Nothing  0.001     none     1                      1         shared  yes\n"
+        "1   sticker  0.333333  virtual  1                      1         7       yes\n"
+        "3   Sticker  1         virtual  1       9999999999.99  1         42      yes\n"
+    )
+    listed = json.loads(run("rewards", "list", "--all", "--json").output)
+    assert [(r["name"], r["owner"], r["active"]) for r in listed] == [
+        ("Coffee", None, True), ("Gone", None, False), ("Nothing", None, True), ("sticker", 7, True),
+        ("Sticker", 42, True)]
+    assert listed[0] == {"id": 2, "name": "Coffee", "weight": 1000.0, "type": "real", "pieces": 2, "value": "2.50",
+                         "max_per_day": 0, "owner": None, "active": True}
+    assert run("rewards", "list", "--json").output.startswith(
+        '[\n  {\n    "id": 2,\n    "name": "Coffee",\n    "weight": 1000.0,\n')
+    mine = json.loads(run("rewards", "list", "--user", "42", "--json").output)
+    assert [(r["name"], r["owner"]) for r in mine] == [("Coffee", None), ("Nothing", None), ("Sticker", 42)]
+    engine.remove_reward(engine.find_reward(None, "Coffee"))
+    engine.remove_reward(engine.find_reward(None, "Nothing"))
+    engine.remove_reward(engine.find_reward(ann, "Sticker"))
+    engine.remove_reward(engine.find_reward(bob, "sticker"))
+    assert run("rewards", "list").output == "No rewards yet.\n"
+    assert run("rewards", "list", "--json").output == "[]\n"
+
+
+@pytest.mark.parametrize("listing", ["users", "rewards"])
+def test_users_and_rewards_list_of_a_big_bot_hold_none_they_have_printed(engine, db_url, monkeypatch, tmp_path,
+                                                                         listing):
+    """As habits list: every user (or reward) was a model instance, then a dict, then the whole JSON
+    text (10,000 users: 1.0 s and 100 MB before, see docs/performance.md); now printed as read."""
+    import contextlib
+    import os
+    import tracemalloc
+
+    from habitreward.models import Reward, User
+
+    count = 10_000
+    with engine.session(), engine.db.atomic():
+        for start in range(0, count, 500):
+            if listing == "users":
+                User.insert_many([{"telegram_id": 10_000 + n, "name": f"User {n:05}"}
+                                  for n in range(start, start + 500)]).execute()
+            else:
+                Reward.insert_many([{"name": f"Reward {n:05}", "piece_value": "1.25"}
+                                    for n in range(start, start + 500)]).execute()
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    out = tmp_path / "listed.json"
+    with open(out, "w") as sink, contextlib.redirect_stdout(sink):
+        tracemalloc.start()
+        try:
+            cli.main(["--env-file", os.devnull, "--database-url", db_url, listing, "list", "--json"],
+                     standalone_mode=False)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    listed = json.loads(out.read_text())
+    prefix = "User" if listing == "users" else "Reward"
+    assert [item["name"] for item in listed] == [f"{prefix} {n:05}" for n in range(count)]
+    assert peak < 2 * out.stat().st_size, (peak, out.stat().st_size)

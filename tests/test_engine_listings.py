@@ -1,5 +1,6 @@
-"""The engine's listings of every habit (habit_listing, alias_listing) called where a transaction
-is already open: a plugin's hook inside a completion, a caller's own engine.transaction()."""
+"""The engine's listings of every habit, user and reward (habit_listing, alias_listing, user_listing,
+reward_listing) called where a transaction is already open: a plugin's hook inside a completion,
+a caller's own engine.transaction()."""
 
 from __future__ import annotations
 
@@ -16,3 +17,14 @@ def test_the_listings_work_inside_a_transaction_and_see_its_writes(engine):
         assert [(a.habit_name, a.aliases) for a in engine.alias_listing()] == [("Running", ["jog"])]
         engine.add_habit("Swim")  # the transaction goes on after the listing, and commits
     assert [h.name for h in engine.habit_listing()] == ["Diary", "Running", "Swim"]
+
+
+def test_the_user_and_reward_listings_work_inside_a_transaction_and_see_its_writes(engine):
+    engine.add_user(1, "Ann")
+    with engine.transaction():
+        bob = engine.add_user(2, "Bob", admin=True)
+        engine.add_reward("Tea", owner=bob)
+        assert [(u.telegram_id, u.is_admin) for u in engine.user_listing()] == [(1, False), (2, True)]
+        assert [(r.name, r.owner_telegram_id) for r in engine.reward_listing()] == [("Tea", 2)]
+        engine.add_reward("Cake")
+    assert [r.name for r in engine.reward_listing()] == ["Cake", "Tea"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
-from habitreward.cli.output import TELEGRAM_ID, emit, emit_json_items, emit_table, json_option
+from habitreward.cli.output import TELEGRAM_ID, emit_json_items, emit_table, json_option
 from habitreward.engine import validation
 
 
-def _user_dict(user) -> dict:  # noqa: ANN001
+def _user_dict(user) -> dict:  # noqa: ANN001 - a User or a UserListing
     return {
         "telegram_id": user.telegram_id,
         "name": user.name,
@@ -34,13 +34,17 @@ def users() -> None:
 @pass_app
 def users_list(app: AppContext, as_json: bool) -> None:
     """Every user, oldest first (the table shows a UTC offset as UTC+5; --json the stored name)."""
-    rows = [_user_dict(u) for u in app.engine().list_users()]
-    emit(as_json, rows, lambda: emit_table(
+    # Read as printed (tens of thousands on a big bot), no model of each: see habits list.
+    rows = (_user_dict(u) for u in app.engine().user_listing())
+    if as_json:
+        emit_json_items(rows)
+        return
+    emit_table(
         ["telegram_id", "name", "active", "admin", "language", "timezone"],
-        [(r["telegram_id"], r["name"], "yes" if r["active"] else "no", "yes" if r["admin"] else "no",
-          r["language"], validation.zone_label(r["timezone"])) for r in rows],
+        ((r["telegram_id"], r["name"], "yes" if r["active"] else "no", "yes" if r["admin"] else "no",
+          r["language"], validation.zone_label(r["timezone"])) for r in rows),
         empty="No users yet.",
-    ))
+    )
 
 
 @users.command("add")
@@ -235,7 +239,7 @@ def habits_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
 # --- rewards -----------------------------------------------------------------------------
 
 
-def _reward_dict(reward) -> dict:  # noqa: ANN001
+def _reward_dict(reward, owner: int | None) -> dict:  # noqa: ANN001 - a Reward or a RewardListing
     return {
         "id": reward.id,
         "name": reward.name,
@@ -244,7 +248,7 @@ def _reward_dict(reward) -> dict:  # noqa: ANN001
         "pieces": reward.pieces_required,
         "value": str(reward.piece_value) if reward.piece_value is not None else None,
         "max_per_day": reward.max_per_day,
-        "owner": reward.owner.telegram_id if reward.owner_id else None,
+        "owner": owner,
         "active": reward.active,
     }
 
@@ -262,17 +266,20 @@ def rewards() -> None:
 def rewards_list(app: AppContext, telegram_id: int | None, include_inactive: bool, as_json: bool) -> None:
     """Rewards, shared ones first."""
     engine = app.engine()
-    if telegram_id is not None:
-        items = engine.rewards_for(engine.get_user(telegram_id))
-    else:
-        items = engine.all_rewards(include_inactive=include_inactive)
-    rows = [_reward_dict(r) for r in items]
-    emit(as_json, rows, lambda: emit_table(
+    if telegram_id is not None:  # the shared ones and the person's own
+        user = engine.get_user(telegram_id)
+        rows = [_reward_dict(r, user.telegram_id if r.owner_id else None) for r in engine.rewards_for(user)]
+    else:  # every reward: read as printed, no model of each (see habits list)
+        rows = (_reward_dict(r, r.owner_telegram_id) for r in engine.reward_listing(include_inactive=include_inactive))
+    if as_json:
+        emit_json_items(rows)
+        return
+    emit_table(
         ["id", "name", "weight", "type", "pieces", "value", "max/day", "owner", "active"],
-        [(r["id"], r["name"], f"{r['weight']:g}", r["type"], r["pieces"], r["value"] or "",
-          r["max_per_day"] or "no limit", r["owner"] or "shared", "yes" if r["active"] else "no") for r in rows],
+        ((r["id"], r["name"], f"{r['weight']:g}", r["type"], r["pieces"], r["value"] or "",
+          r["max_per_day"] or "no limit", r["owner"] or "shared", "yes" if r["active"] else "no") for r in rows),
         empty="No rewards yet.",
-    ))
+    )
 
 
 _TYPES = click.Choice(["virtual", "real", "none"], case_sensitive=False)

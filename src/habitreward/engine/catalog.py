@@ -17,7 +17,7 @@ from habitreward.db import is_postgres, read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
-from habitreward.engine.results import HabitListing
+from habitreward.engine.results import HabitListing, RewardListing
 from habitreward.errors import Conflict, NotFound, PermissionDenied
 from habitreward.models import Habit, Reward, User
 
@@ -55,6 +55,11 @@ def all_habits_order() -> tuple[peewee.Node, ...]:
     """The order of every habit (all_habits, habit_listing, alias_listing): shared ones first, by
     name; habits of one name (of different owners) by id, the same on every run and database."""
     return Habit.owner.is_null().desc(), peewee.fn.LOWER(Habit.name), Habit.id
+
+
+def all_rewards_order() -> tuple[peewee.Node, ...]:
+    """The order of every reward (all_rewards, reward_listing): as :func:`all_habits_order`."""
+    return Reward.owner.is_null().desc(), peewee.fn.LOWER(Reward.name), Reward.id
 
 
 def _visible_to(model: type[ItemT], user: User | None) -> peewee.Expression:
@@ -240,7 +245,20 @@ class CatalogMixin(EngineBase):
             query = Reward.select(Reward, User).join(User, peewee.JOIN.LEFT_OUTER, on=(Reward.owner == User.id))
             if not include_inactive:
                 query = query.where(Reward.active)
-            return list(query.order_by(Reward.owner.is_null().desc(), peewee.fn.LOWER(Reward.name)))
+            return list(query.order_by(*all_rewards_order()))
+
+    def reward_listing(self, include_inactive: bool = False) -> Iterator[RewardListing]:
+        """:meth:`all_rewards` as plain rows, read as they are asked for, in one read-only snapshot
+        (as :meth:`habit_listing`: write nothing while iterating)."""
+        query = (Reward.select(Reward.id, Reward.name, Reward.weight, Reward.type, Reward.pieces_required,
+                               Reward.piece_value, Reward.max_per_day, User.telegram_id, Reward.active)
+                 .join(User, peewee.JOIN.LEFT_OUTER, on=(Reward.owner == User.id)))
+        if not include_inactive:
+            query = query.where(Reward.active)
+        query = query.order_by(*all_rewards_order()).tuples()
+        with self.session(), read_snapshot(self.db):
+            for row in stream_rows(self.db, query):
+                yield RewardListing(*row)
 
     def get_reward(self, user: User | None, reward_id: int) -> Reward:
         return self._get_visible(Reward, user, reward_id)

@@ -23,6 +23,32 @@ class HabitListing(NamedTuple):
     active: bool
 
 
+class UserListing(NamedTuple):
+    """One user of :meth:`~habitreward.engine.Engine.user_listing`: its columns, no model."""
+
+    telegram_id: int
+    name: str
+    active: bool
+    is_admin: bool
+    language: str
+    timezone: str
+    created_at: dt.datetime
+
+
+class RewardListing(NamedTuple):
+    """One reward of :meth:`~habitreward.engine.Engine.reward_listing`: its columns, no model."""
+
+    id: int
+    name: str
+    weight: float
+    type: str
+    pieces_required: int
+    piece_value: Decimal | None
+    max_per_day: int  # 0: no limit
+    owner_telegram_id: int | None  # None: a shared reward
+    active: bool
+
+
 class AliasListing(NamedTuple):
     """One habit of :meth:`~habitreward.engine.Engine.alias_listing` and its aliases, oldest first."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import peewee
 
+from habitreward.db import read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
+from habitreward.engine.results import UserListing
 from habitreward.errors import Conflict, NotFound
 from habitreward.models import KeyValue, User
 
@@ -37,6 +40,17 @@ class UsersMixin(EngineBase):
     def list_users(self) -> list[User]:
         with self.session():
             return list(User.select().order_by(User.id))
+
+    def user_listing(self) -> Iterator[UserListing]:
+        """:meth:`list_users` as plain rows, read as they are asked for, in one read-only snapshot
+        (as :meth:`habit_listing`: no model of each of tens of thousands of users, none held;
+        write nothing while iterating)."""
+        query = (User.select(User.telegram_id, User.name, User.active, User.is_admin, User.language,
+                             User.timezone, User.created_at)
+                 .order_by(User.id).tuples())
+        with self.session(), read_snapshot(self.db):
+            for row in stream_rows(self.db, query):
+                yield UserListing(*row)
 
     def has_users(self) -> bool:
         """Whether anybody is here yet (one row looked at, not every user read)."""
