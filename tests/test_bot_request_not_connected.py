@@ -140,14 +140,50 @@ def test_a_call_telegram_may_have_done_is_not_sent_again(botapi, client, fault, 
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx"])
-def test_the_bots_calls_are_sent_again_not_getupdates_nor_a_command_lines(client):
-    """getUpdates is tried again by polling itself; a `habitreward webhook` command says at once."""
-    settings = Settings.load(environ={"TELEGRAM_HTTP_CLIENT": client}, env_file=None)
-    calls = make_bot_request(settings)
-    updates = make_bot_request(settings, for_updates=True)
-    once = make_bot_request(settings, pool_size=1, retry_not_connected=False)
-    if client == "aiohttp":
-        assert calls._retry_not_connected and not updates._retry_not_connected and not once._retry_not_connected
-    else:
-        assert isinstance(calls, RetryingHTTPXRequest)
-        assert updates is None and once is None  # PTB's own HTTPXRequest
+def test_the_bots_calls_are_sent_again_not_getupdates_nor_a_command_lines(botapi, client, tries, tmp_path,
+                                                                          monkeypatch):
+    """With Telegram back the moment anything tries again, the bot's message arrives, while its
+    getUpdates fails at once (polling asks again itself, after its own pause) and so does
+    `habitreward webhook info` (one call at the command line: it says so, not waits)."""
+    from click.testing import CliRunner
+
+    from habitreward.bot.app import build_application
+    from habitreward.cli import cli
+    from habitreward.testing.engines import make_engine
+
+    watched = tries(lambda n: botapi.come_back())
+    base_url = botapi.base_url  # the same once it is back
+    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}", load_entry_points=False, telegram_bot_token=TOKEN,
+                         telegram_api_url=base_url, telegram_http_client=client)
+    bot = build_application(engine, updater=False, persistence=False, rate_limiter=False).bot
+
+    async def main() -> tuple[Any, Any]:
+        async with bot:  # getMe, while Telegram is up
+            # A fresh pool: no kept-alive connection that the outage cuts (sent, maybe done: not
+            # sent again); this test is about connections refused.
+            await bot.request.shutdown()
+            await bot.request.initialize()
+            botapi.go_down()
+            try:
+                polled: Any = await bot.get_updates(timeout=0)
+            except NetworkError as exc:
+                polled = exc
+            return polled, (await bot.send_message(42, "hi")).text
+
+    try:
+        polled, sent = asyncio.run(main())
+    finally:
+        engine.close()
+    assert isinstance(polled, NetworkError) and not isinstance(polled, TimedOut), polled
+    assert sent == "hi" and [m["text"] for m in botapi.sent(42)] == ["hi"]
+    assert len(watched.retries) == 1 and watched.retries[0].startswith("sendMessage ")
+    assert botapi.calls_of("getUpdates") == []
+
+    botapi.go_down()
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    result = CliRunner().invoke(cli, ["webhook", "info"], catch_exceptions=False, env={
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": base_url, "TELEGRAM_HTTP_CLIENT": client,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}"})
+    botapi.come_back()
+    assert result.exit_code == 1 and result.output.startswith("Error: Telegram:"), result.output
+    assert len(watched.retries) == 1 and botapi.calls_of("getWebhookInfo") == []
