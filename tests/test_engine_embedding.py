@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from habitreward.errors import NotFound, ValidationError
+from habitreward.errors import NotFound, NothingToUndo, ValidationError
 
 
 @pytest.fixture
@@ -72,3 +72,53 @@ def test_a_habit_or_reward_id_that_is_no_number_is_not_found(engine, ann_runs, i
     with pytest.raises(NotFound, match="That reward no longer exists"):
         engine.get_reward(ann, item_id)
     assert engine.get_habit(ann, str(run.id)) == run  # a URL's digits are an id
+
+
+@pytest.mark.parametrize("log_id", [True, 2.5, Decimal("2.5"), "abc", 2**64])
+def test_undo_of_a_log_id_that_is_no_whole_number_undoes_nothing(engine, ann_runs, clock, log_id):
+    """A form's log id: True is not log 1 nor 2.5 log 2 (``int()`` made them so, and undid that
+    day), and "abc" or 2**64 is no log either, not a ValueError or a database error."""
+    ann, run = ann_runs
+    first = engine.complete(ann, run).log
+    clock.advance(days=1)
+    second = engine.complete(ann, run).log
+    assert (first.id, second.id) == (1, 2)
+    with pytest.raises(NothingToUndo, match="no completion of 'Run' to undo"):
+        engine.undo(ann, run, log_id=log_id)
+    assert [entry.log.id for entry in engine.history(ann)] == [2, 1]
+    assert engine.undo(ann, run, log_id="1").day == first.completed_on  # a form's digits are an id
+    assert engine.undo(ann, run, log_id=2.0).day == second.completed_on  # whole: an id
+
+
+@pytest.mark.parametrize("telegram_id", ["abc", None, 2.5, True, Decimal("2.5")])
+def test_deciding_a_request_of_a_telegram_id_that_is_no_whole_number_is_refused(engine, telegram_id):
+    """Refused before anything is written: "abc" and None were a ValueError and a TypeError."""
+    from habitreward.bot.state import approval_of, set_approval
+
+    newcomer = engine.add_user(2, "Bob")
+    set_approval(engine, newcomer.telegram_id, "requested")
+    with pytest.raises(ValidationError, match="Telegram user id is a whole number"):
+        engine.decide_request(telegram_id, True)
+    assert not engine.get_user(2).active
+    assert approval_of(engine, 2) == "requested"
+    assert engine.decide_request("2", True)[1] and engine.get_user(2).active  # digits: an id
+
+
+@pytest.mark.parametrize("telegram_id", [0, -5, "-5"])
+def test_registering_a_telegram_id_no_one_has_is_refused(engine, telegram_id):
+    """As add_user refuses it (register made user 0 or -5, whom no Telegram update ever names)."""
+    with pytest.raises(ValidationError, match="whole number from 1"):
+        engine.register(telegram_id, "Nobody")
+    assert engine.list_users() == []
+    assert engine.register("5", "Bea")[0].telegram_id == 5
+
+
+@pytest.mark.parametrize("telegram_id", [2**64, -(2**64)])
+def test_a_telegram_id_past_64_bits_is_nobody(engine, ann_runs, telegram_id):
+    """No user, as for any unknown id; not an OverflowError (SQLite) or a DataError (PostgreSQL)."""
+    assert engine.find_user(telegram_id) is None
+    for call in (engine.get_user, engine.activate_user, engine.delete_user, lambda t: engine.decide_request(t, True)):
+        with pytest.raises(NotFound, match=f"No user with Telegram id {telegram_id}"):
+            call(telegram_id)
+    assert [user.name for user in engine.list_users()] == ["Ann"]
+

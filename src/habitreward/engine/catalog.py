@@ -23,9 +23,6 @@ from habitreward.models import Habit, Reward, User
 
 ItemT = TypeVar("ItemT", Habit, Reward)
 
-#: No database's row ids go past 64 bits (SQLite cannot even be asked for a bigger one).
-MAX_ROW_ID = 2**63 - 1
-
 _UNSET: Any = object()
 
 _HABITS_OF_USER = Prepared(
@@ -95,9 +92,9 @@ class CatalogMixin(EngineBase):
 
     def _get_visible(self, model: type[ItemT], user: User | None, item_id: int) -> ItemT:
         # "abc" from a URL, True, 2.5 or an id past the column's range: no such item either.
-        wanted = validation.whole_number(item_id)
+        wanted = validation.row_id(item_id)
         item = None
-        if wanted is not None and 1 <= wanted <= MAX_ROW_ID:
+        if wanted is not None:
             with self.session():
                 query = model.select().where((model.id == wanted) & model.active)
                 if user is not None:

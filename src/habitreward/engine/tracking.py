@@ -297,7 +297,8 @@ class TrackingMixin(EngineBase):
             query = (HabitLog.select(HabitLog, Habit).join(Habit)
                      .where((HabitLog.user == user.id) & (HabitLog.habit == habit.id)))
             if log_id is not None:
-                query = query.where(HabitLog.id == int(log_id))
+                # "abc", True or 2.5 names no log (None: IS NULL, no row), not log 1 or 2 as int() would.
+                query = query.where(HabitLog.id == validation.row_id(log_id))
             if recorded_at is not None:
                 query = query.where(HabitLog.created_at == recorded_at)
             log = query.order_by(_unindexed(HabitLog.id).desc()).first()

@@ -25,17 +25,17 @@ _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.tel
 
 class UsersMixin(EngineBase):
     def get_user(self, telegram_id: int) -> User:
-        telegram_id = validation.lookup_telegram_id(telegram_id)
-        with self.session():
-            user = User.get_or_none(User.telegram_id == telegram_id)
+        user = self.find_user(telegram_id)
         if user is None:
-            raise NotFound(f"No user with Telegram id {telegram_id}.")
+            raise NotFound(f"No user with Telegram id {validation.whole_number(telegram_id)}.")
         return user
 
     def find_user(self, telegram_id: int) -> User | None:
-        telegram_id = validation.lookup_telegram_id(telegram_id)
+        wanted = validation.lookup_telegram_id(telegram_id)
+        if wanted is None:  # past 64 bits: nobody (and no statement SQLite would refuse)
+            return None
         with self.session():
-            return _USER_BY_TELEGRAM_ID.first(self.db, telegram_id)
+            return _USER_BY_TELEGRAM_ID.first(self.db, wanted)
 
     def list_users(self) -> list[User]:
         with self.session():
@@ -78,10 +78,10 @@ class UsersMixin(EngineBase):
         zone = validation.timezone_name(timezone) if timezone is not None else self.settings.default_timezone
         lang = validation.language(language) if language is not None else self.settings.default_language
         with self.transaction():
-            if User.select().where(User.telegram_id == int(telegram_id)).exists():
+            if User.select().where(User.telegram_id == telegram_id).exists():
                 raise Conflict(f"A user with Telegram id {telegram_id} already exists.")
             return User.create(
-                telegram_id=int(telegram_id),
+                telegram_id=telegram_id,
                 name=name,
                 active=active or admin,
                 is_admin=admin,
@@ -99,19 +99,20 @@ class UsersMixin(EngineBase):
         or waits for an admin (``approval``, ``closed``). Telegram ids listed in
         ``ADMIN_TELEGRAM_IDS`` become active admins.
         """
+        telegram_id = validation.telegram_id(telegram_id)  # as add_user: 0 or -5 is nobody's id
         existing = self.find_user(telegram_id)
         if existing is not None:
             return existing, False
         lang = (language_code or "").split("-")[0].lower()
         if lang not in self.settings.supported_languages:
             lang = self.settings.default_language
-        is_admin = int(telegram_id) in self.settings.admin_telegram_ids
+        is_admin = telegram_id in self.settings.admin_telegram_ids
         # Telegram's first name, tidied; the id when nothing visible is left ("\u00a0", "\u3000").
-        shown = validation.tidy_name(name)[:validation.MAX_NAME_LENGTH].strip() or str(int(telegram_id))
+        shown = validation.tidy_name(name)[:validation.MAX_NAME_LENGTH].strip() or str(telegram_id)
         try:
             with self.transaction():
                 user = User.create(
-                    telegram_id=int(telegram_id),
+                    telegram_id=telegram_id,
                     name=shown,
                     language=lang,
                     timezone=self.settings.default_timezone,
@@ -138,7 +139,7 @@ class UsersMixin(EngineBase):
     def _settle_request(self, telegram_id: int) -> None:
         """Let in (by the bot's button or ``users activate``): a request, or a decline, is over."""
         KeyValue.delete().where((KeyValue.namespace == APPROVAL_NAMESPACE)
-                                & (KeyValue.key == str(int(telegram_id)))).execute()
+                                & (KeyValue.key == str(telegram_id))).execute()
 
     def activate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=True)
@@ -153,15 +154,17 @@ class UsersMixin(EngineBase):
         still saying "requested" passes), so of an Approve and a Decline at the same instant only
         one decides and the newcomer hears one answer. A change of mind after a decline is
         ``activate_user`` (``habitreward users activate``)."""
-        key = str(int(telegram_id))
+        wanted = validation.lookup_telegram_id(telegram_id)  # "abc" or 2.5 refused before any write
+        if wanted is None:
+            return self.get_user(telegram_id), False  # NotFound
+        key = str(wanted)
         waiting = ((KeyValue.namespace == APPROVAL_NAMESPACE) & (KeyValue.key == key)
                    & (KeyValue.value == json.dumps(REQUESTED)))
         with self.transaction():
             if approve:
                 decided = KeyValue.delete().where(waiting).execute() == 1
                 if decided:
-                    User.update(active=True, updated_at=self.utcnow()).where(
-                        User.telegram_id == int(telegram_id)).execute()
+                    User.update(active=True, updated_at=self.utcnow()).where(User.telegram_id == wanted).execute()
             else:
                 decided = KeyValue.update(value=json.dumps(DECLINED), updated_at=self.utcnow()).where(
                     waiting).execute() == 1

@@ -175,6 +175,10 @@ def language(value: str) -> str:
 
 #: Telegram's user ids are positive and fit in 64 bits (the column is a BIGINT).
 MAX_TELEGRAM_ID = 2**63 - 1
+#: No database's row ids go past 64 bits (SQLite cannot even be asked for a bigger one).
+MAX_ROW_ID = 2**63 - 1
+#: What a 64-bit column can hold: a number outside it is in no row (and SQLite cannot be asked).
+_BIGINT = range(-(2**63), 2**63)
 
 
 def whole_number(value: object) -> int | None:
@@ -199,6 +203,13 @@ def whole_number(value: object) -> int | None:
     return None
 
 
+def row_id(value: object) -> int | None:
+    """The id of a row (a habit, reward or log) to look up, None when no row can have it: no whole
+    number (``"abc"`` from a URL, ``True``, ``2.5``) or outside the ids a table gives out."""
+    number = whole_number(value)
+    return number if number is not None and 1 <= number <= MAX_ROW_ID else None
+
+
 def telegram_id(value: int | str) -> int:
     """A Telegram user id: a whole number from 1 to 2**63-1."""
     number = whole_number(value)
@@ -208,12 +219,13 @@ def telegram_id(value: int | str) -> int:
     return number
 
 
-def lookup_telegram_id(value: int | str) -> int:
-    """A Telegram user id to look someone up by: any whole number (an unknown one is NotFound)."""
+def lookup_telegram_id(value: int | str) -> int | None:
+    """A Telegram user id to look someone up by: any whole number (an unknown one is NotFound);
+    None for one past 64 bits, which no user has."""
     number = whole_number(value)
     if number is None:
         raise ValidationError(f"A Telegram user id is a whole number, got {_quoted(value)}.")
-    return number
+    return number if number in _BIGINT else None
 
 
 def how_many(value: int, what: str = "limit") -> int:
