@@ -122,3 +122,45 @@ def test_a_telegram_id_past_64_bits_is_nobody(engine, ann_runs, telegram_id):
             call(telegram_id)
     assert [user.name for user in engine.list_users()] == ["Ann"]
 
+
+@pytest.mark.parametrize("value", [True, 2.5, Decimal("2.5"), float("nan")])
+def test_a_weight_or_count_that_is_no_whole_number_is_refused_not_cut(engine, ann_runs, value):
+    """True was a habit weight of 1 and 2.5 one of 2 (``int()``), and so for the grace days, the
+    pieces a reward requires and its daily limit."""
+    ann, run = ann_runs
+    coffee = engine.add_reward("Coffee")
+    calls = {
+        "habit weight must be a whole number": lambda: engine.add_habit("Swim", weight=value),
+        "Allowed skip days must be a whole number": lambda: engine.add_habit("Swim", allowed_skip_days=value),
+        "Pieces required must be a whole number": lambda: engine.add_reward("Tea", pieces_required=value),
+        "Max per day must be a whole number": lambda: engine.edit_reward(coffee, max_per_day=value),
+    }
+    for message, call in calls.items():
+        with pytest.raises(ValidationError, match=message):
+            call()
+    with pytest.raises(ValidationError, match="habit weight must be a whole number"):
+        engine.edit_habit(run, weight=value)
+    assert [(h.name, h.weight) for h in engine.all_habits()] == [("Run", 10)]
+    assert [(r.name, r.max_per_day) for r in engine.all_rewards()] == [("Coffee", 1)]
+    # Whole values are those numbers, however they come.
+    assert engine.add_habit("Swim", weight=Decimal("20"), allowed_skip_days=2.0).weight == 20
+    assert engine.add_reward("Tea", pieces_required="3", max_per_day=Fraction(4, 2)).max_per_day == 2
+
+
+def test_a_reward_weight_of_true_is_refused(engine):
+    with pytest.raises(ValidationError, match="reward weight must be a number above 0, got True"):
+        engine.add_reward("Coffee", weight=True)
+    assert engine.all_rewards() == []
+
+
+def test_a_reward_type_is_its_name_or_a_reward_type_and_none_is_no_type(engine):
+    """None was the type "none" (str(None)): a reward that gives nothing, made without a word;
+    RewardType.REAL, the models' own enum, was refused (str() of it is no type name)."""
+    from habitreward.models import RewardType
+
+    with pytest.raises(ValidationError, match="reward type must be virtual, real or none, got None"):
+        engine.add_reward("Coffee", type=None)
+    assert engine.all_rewards() == []
+    assert engine.add_reward("Coffee", type=RewardType.REAL).type == "real"
+    assert engine.edit_reward(engine.find_reward(None, "Coffee"), type=RewardType.NONE).is_nothing
+

@@ -86,20 +86,18 @@ def name_key(name: str) -> str:
 
 
 def habit_weight(value: int | str) -> int:
-    try:
-        weight = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"The habit weight must be a whole number from 1 to 100, got {value!r}.") from None
+    weight = whole_number(value)  # not int(): True is no weight of 1, nor 12.5 one of 12
+    if weight is None:
+        raise ValidationError(f"The habit weight must be a whole number from 1 to 100, got {_quoted(value)}.")
     if not 1 <= weight <= 100:
         raise ValidationError(f"The habit weight must be from 1 to 100, got {weight}.")
     return weight
 
 
 def skip_days(value: int | str) -> int:
-    try:
-        days = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"Allowed skip days must be a whole number, got {value!r}.") from None
+    days = whole_number(value)
+    if days is None:
+        raise ValidationError(f"Allowed skip days must be a whole number, got {_quoted(value)}.")
     if not 0 <= days <= MAX_SKIP_DAYS:
         raise ValidationError(f"Allowed skip days must be from 0 to {MAX_SKIP_DAYS}, got {days}.")
     return days
@@ -112,6 +110,8 @@ MAX_REWARD_WEIGHT = 1_000_000_000
 
 def reward_weight(value: float | str) -> float:
     try:
+        if isinstance(value, bool):  # True is no weight of 1.0
+            raise TypeError
         weight = float(value)
     except (TypeError, ValueError):
         raise ValidationError(f"The reward weight must be a number above 0, got {value!r}.") from None
@@ -121,17 +121,18 @@ def reward_weight(value: float | str) -> float:
 
 
 def reward_type(value: str) -> str:
-    kind = str(value).strip().lower()
+    """A reward type: its name as text or a ``RewardType``. Nothing else: ``str(None)`` would be the
+    type "none" (the reward that gives nothing), and ``str(RewardType.REAL)`` is no type name."""
+    kind = value.strip().lower() if isinstance(value, str) else None  # a RewardType is a str
     if kind not in {t.value for t in RewardType}:
         raise ValidationError(f"The reward type must be virtual, real or none, got {value!r}.")
     return kind
 
 
 def pieces_required(value: int | str) -> int:
-    try:
-        pieces = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"Pieces required must be a whole number of at least 1, got {value!r}.") from None
+    pieces = whole_number(value)
+    if pieces is None:
+        raise ValidationError(f"Pieces required must be a whole number of at least 1, got {_quoted(value)}.")
     if not 1 <= pieces <= 10_000:
         raise ValidationError(f"Pieces required must be from 1 to 10000, got {pieces}.")
     return pieces
@@ -143,10 +144,9 @@ MAX_PER_DAY = 1000
 
 
 def max_per_day(value: int | str) -> int:
-    try:
-        cap = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"Max per day must be a whole number (0 = no limit), got {value!r}.") from None
+    cap = whole_number(value)
+    if cap is None:
+        raise ValidationError(f"Max per day must be a whole number (0 = no limit), got {_quoted(value)}.")
     if not 0 <= cap <= MAX_PER_DAY:
         raise ValidationError(f"Max per day must be from 0 (no limit) to {MAX_PER_DAY}, got {cap}.")
     return cap
