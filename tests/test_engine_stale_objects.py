@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from habitreward.errors import NotClaimable, NotFound, NothingToUndo, ValidationError
+from habitreward.errors import Conflict, NotClaimable, NotFound, NothingToUndo, ValidationError
 from habitreward.models import ProgressStatus
 
 
@@ -182,3 +182,33 @@ def test_a_new_user_with_an_empty_time_zone_or_language_is_refused(engine, field
     with pytest.raises(ValidationError, match="Unknown time zone ''" if field == "timezone" else "language must be"):
         engine.add_user(5, "Bea", **{field: ""})
     assert engine.find_user(5) is None
+
+
+def test_an_alias_of_a_habit_removed_meanwhile_is_not_found(engine, ann):
+    """As editing it is: the alias was stored (for a habit no text can reach any more), and for a
+    habit deleted with its owner it was a Conflict ("already has the alias")."""
+    stale = engine.add_habit("Run")
+    engine.add_alias(stale, "jog")
+    engine.remove_habit(engine.find_habit(ann, "Run"))
+    with pytest.raises(NotFound, match="That habit no longer exists"):
+        engine.add_alias(stale, "sprint")
+    with pytest.raises(NotFound, match="That habit no longer exists"):
+        engine.remove_alias(stale, "jog")
+    assert engine.aliases_for([stale]) == {stale.id: ["jog"]}
+
+    bob = engine.add_user(2, "Bob", active=True)
+    mine = engine.add_habit("Swim", owner=bob)
+    engine.delete_user(2)  # his habits go with him
+    for call in (engine.add_alias, engine.remove_alias):
+        with pytest.raises(NotFound, match="That habit no longer exists"):
+            call(mine, "dip")
+
+
+def test_an_alias_may_not_repeat_the_name_the_habit_has_now(engine, ann):
+    stale = engine.add_habit("Run")
+    engine.edit_habit(engine.find_habit(ann, "Run"), name="Jog")
+    with pytest.raises(Conflict, match="'jog' is already the habit's name"):
+        engine.add_alias(stale, "jog")
+    assert engine.add_alias(stale, "run") == "run"  # its old name is free now
+    assert engine.aliases_for([stale]) == {stale.id: ["run"]}
+

@@ -45,9 +45,12 @@ class AliasesMixin(EngineBase):
         if len(key) > MAX_ALIAS_LENGTH:  # stored too, in a column of that size; "ß" is "ss" in it
             raise ValidationError(f"An alias can have at most {MAX_ALIAS_LENGTH} characters, counting ß as ss"
                                   f" and the like: this one has {len(key)}.")
-        if key == alias_key(habit.name):
-            raise Conflict(f"{text!r} is already the habit's name.")
         with self.transaction():
+            # The habit as it is now: removed (or deleted) since the caller loaded it is NotFound,
+            # as edit_habit's is, and a rename meanwhile is the name an alias may not repeat.
+            habit = self._current(Habit, habit)  # type: ignore[attr-defined]
+            if key == alias_key(habit.name):
+                raise Conflict(f"{text!r} is already the habit's name.")
             existing = HabitAlias.select().where(HabitAlias.habit == habit.id)
             if existing.where(HabitAlias.normalized == key).exists():
                 raise Conflict(f"{habit.name!r} already has the alias {text!r}.")
@@ -65,6 +68,7 @@ class AliasesMixin(EngineBase):
 
         self._check_may_edit(habit, actor)  # type: ignore[attr-defined]
         with self.transaction():
+            habit = self._current(Habit, habit)  # type: ignore[attr-defined] - NotFound once removed
             deleted = (
                 HabitAlias.delete()
                 .where((HabitAlias.habit == habit.id) & (HabitAlias.normalized == alias_key(alias)))
