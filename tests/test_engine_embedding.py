@@ -164,3 +164,12 @@ def test_a_reward_type_is_its_name_or_a_reward_type_and_none_is_no_type(engine):
     assert engine.add_reward("Coffee", type=RewardType.REAL).type == "real"
     assert engine.edit_reward(engine.find_reward(None, "Coffee"), type=RewardType.NONE).is_nothing
 
+
+def test_a_completion_without_a_source_is_logged(engine, ann_runs):
+    """``source=None`` is no source (it was a TypeError from deep inside); a number is refused."""
+    ann, run = ann_runs
+    with pytest.raises(ValidationError, match="source must be text, got 5"):
+        engine.complete(ann, run, source=5)
+    result = engine.complete(ann, run, source=None)
+    assert not result.already_done and result.log.source == ""
+    assert [entry.log.source for entry in engine.history(ann)] == [""]

@@ -82,15 +82,17 @@ class TrackingMixin(EngineBase):
         *,
         at: dt.datetime | None = None,
         day: dt.date | None = None,
-        source: str = "",
+        source: str | None = "",
     ) -> CompletionResult:
         """Log ``habit`` as done by ``user`` and draw a reward.
 
         ``at`` is when the user acted (a message's date; default now) and fixes
         the local day; ``day`` backdates to one of the last 7 local days. A second
         completion of the same habit on the same day returns ``already_done``
-        and draws nothing.
+        and draws nothing. ``source`` says where it came from (at most 16 characters kept; None is
+        none).
         """
+        source = validation.optional_text(source, "source")
         now = self.now()
         moment = at or now
         if moment.tzinfo is None:

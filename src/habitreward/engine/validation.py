@@ -228,6 +228,15 @@ def lookup_telegram_id(value: int | str) -> int | None:
     return number if number in _BIGINT else None
 
 
+def optional_text(value: str | None, what: str) -> str:
+    """Text a caller may leave out: None is none (""), anything else must be text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"The {what} must be text, got {_quoted(value)}.")
+    return value
+
+
 def how_many(value: int, what: str = "limit") -> int:
     """A count a caller asks for (``history(limit=...)``): a whole number, 0 or more (0: none)."""
     number = whole_number(value)
