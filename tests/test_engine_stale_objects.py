@@ -41,8 +41,9 @@ def test_a_completion_uses_the_weight_the_habit_has_now(engine, ann):
     assert result.multiplier == pytest.approx(4.0 * (1 + engine.settings.streak_multiplier_rate))
     assert result.log.habit_weight == 40
     assert (result.habit.name, result.habit.weight) == ("Long run", 40)
+    assert engine.complete(ann, stale).habit.name == "Long run"  # already done: the name it has now
     odds = engine.odds(ann, stale)  # tomorrow's, with the weight of 40 too
-    assert odds.habit.weight == 40
+    assert (odds.habit.name, odds.habit.weight) == ("Long run", 40)
     assert odds.multiplier == engine.odds(ann, engine.find_habit(ann, "Long run")).multiplier
 
 
