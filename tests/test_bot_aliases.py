@@ -98,3 +98,35 @@ def test_a_restart_keeps_waiting_for_the_alias(bot):
     bot.send(ANN, "jog")
     assert bot.engine.aliases_for([habit])[habit.id] == ["jog"]
     assert bot.engine.history(ann) == []
+
+
+def test_an_alias_typed_for_a_habit_removed_a_moment_ago_is_refused_not_a_bug(bot, monkeypatch, caplog):
+    """The habit removed by someone else between the dialog's look-up and the alias being stored
+    (another process, or another update while this one waits for PostgreSQL): the engine says
+    NotFound since add_alias checks the habit as it is now, and the bot said "Something went wrong"
+    and logged a handler's bug with its traceback. It says the habit cannot be changed, as editing
+    a habit removed meanwhile does."""
+    import logging
+
+    ann = user(bot, ANN)
+    habit = bot.engine.add_habit("Running", owner=ann)
+    bot.engine.add_habit("Swim", owner=ann)
+    bot.send(ANN, "/start")
+    forge(bot, ANN, f"hal:{habit.id}")
+    bot.press(ANN, "➕ Add an alias")
+    add_alias = bot.engine.add_alias
+
+    def removed_just_before(habit, alias, **kwargs):
+        bot.engine.remove_habit(bot.engine.get_habit(ann, habit.id))
+        return add_alias(habit, alias, **kwargs)
+
+    monkeypatch.setattr(bot.engine, "add_alias", removed_just_before)
+    with caplog.at_level(logging.ERROR):
+        reply = bot.send(ANN, "jog")
+
+    assert reply.text == Translator("en")._("You cannot change that habit.")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bot.engine.aliases_for([habit])[habit.id] == []
+    monkeypatch.undo()
+    # The dialog is over: the next text is a report (of no habit), not another alias.
+    assert Translator("en")._("I could not tell which habit that was.") in bot.send(ANN, "jog").text

@@ -137,7 +137,7 @@ async def add_value(s: Screen) -> str | int:
         await s.send(t._("<b>{alias}</b> is already the name or an alias of <b>{habit}</b>. Type another:",
                          alias=text, habit=habit.name), back)
         return ALIAS
-    except PermissionDenied:
+    except (PermissionDenied, NotFound):  # NotFound: removed by someone else a moment ago
         s.drop_draft()
         await s.refuse(t._("You cannot change that habit."))
         return ConversationHandler.END
