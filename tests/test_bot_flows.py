@@ -1223,6 +1223,25 @@ def test_flood_control_of_the_command_menu_at_startup_is_given_up_after_the_limi
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_a_newcomer_with_no_admin_to_ask_is_told_so_and_the_operator_is_warned(tg, botapi, caplog, lang):
+    """No ADMIN_TELEGRAM_IDS and no admin in the database (users added from the command line):
+    nobody can be asked, so nobody is said to have been, and the log says how to let them in."""
+    bot = tg(admin_telegram_ids="")
+    user(bot, ANN)  # active, no admin
+    t = Translator(lang)
+    hello = bot.send(BOB, "/start", language_code=lang, first_name="Bob")
+    nobody = t._("Hello! This bot has no admin yet who could let you in. Please ask whoever runs it.")
+    assert hello.texts == [nobody]
+    assert "Bob (id 3) asked to use the bot, and there is no admin to approve them" in caplog.text
+    assert "habitreward users activate 3" in caplog.text
+    assert bot.send(BOB, "/streaks", language_code=lang).text.startswith(nobody)
+
+    bot.engine.promote_user(ANN)  # now someone can approve: the usual answer
+    waiting = t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
+    assert bot.send(BOB, "/start", language_code=lang).text.startswith(waiting)
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_approval(tg, lang):
     bot = tg()
     bot.send(ADMIN, "/start")

@@ -69,6 +69,19 @@ def approval_of(engine: Any, telegram_id: int) -> str | None:
     return json.loads(row.value) if row is not None else None
 
 
+def admin_ids(engine: Any) -> list[int]:
+    """The Telegram ids of everyone who can approve a newcomer: ADMIN_TELEGRAM_IDS, then the
+    database's admins."""
+    ids = list(engine.settings.admin_telegram_ids)
+    ids += [admin.telegram_id for admin in engine.admins() if admin.telegram_id not in ids]
+    return ids
+
+
+def can_be_approved(engine: Any, telegram_id: int) -> bool:
+    """Whether anyone but this person could approve them (there may be no admin yet)."""
+    return any(admin_id != telegram_id for admin_id in admin_ids(engine))
+
+
 def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
     """Record where someone's request stands (None: settled, they were let in)."""
     with engine.transaction():

@@ -40,7 +40,7 @@ from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
-from habitreward.bot.state import approval_of, set_approval
+from habitreward.bot.state import admin_ids, approval_of, set_approval
 from habitreward.bot.text import fit
 from habitreward.errors import NotFound
 from habitreward.models import User
@@ -48,12 +48,6 @@ from habitreward.models import User
 log = logging.getLogger(__name__)
 
 OPEN_TO_INACTIVE = ("start", "help")
-
-
-def admin_ids(engine: Any) -> list[int]:
-    ids = list(engine.settings.admin_telegram_ids)
-    ids += [admin.telegram_id for admin in engine.admins() if admin.telegram_id not in ids]
-    return ids
 
 
 def is_admin(engine: Any, user: User) -> bool:
@@ -77,7 +71,12 @@ def _admins_to_notify(engine: Any, newcomer: User) -> list[tuple[int, User | Non
 
 async def notify_admins(context: Any, newcomer: User, username: str | None) -> None:
     engine = engine_of(context)
-    for admin_id, admin in await run_engine(engine, _admins_to_notify, engine, newcomer):
+    admins = await run_engine(engine, _admins_to_notify, engine, newcomer)
+    if not admins:  # nobody to ask: the newcomer is told so (pending_text); the operator is told here
+        log.warning("%s (id %s) asked to use the bot, and there is no admin to approve them: let them in with"
+                    " `habitreward users activate %s`, or make someone an admin (ADMIN_TELEGRAM_IDS, or"
+                    " `habitreward users promote ID`)", newcomer.name, newcomer.telegram_id, newcomer.telegram_id)
+    for admin_id, admin in admins:
         t = Translator(admin.language if admin else engine.settings.default_language)
         who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)  # escaped here
         if username:

@@ -30,7 +30,7 @@ from habitreward.bot.handlers.router import (
 )
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
-from habitreward.bot.state import approval_of
+from habitreward.bot.state import approval_of, can_be_approved
 from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
 from habitreward.errors import UpdateAppliedElsewhere
 
@@ -98,9 +98,16 @@ async def set_commands(bot: Any, settings: Any, extra: Sequence[tuple[str, str]]
         end_handling(handled)
 
 
+def _request_of(engine: Any, telegram_id: int) -> tuple[str | None, bool]:
+    """Where this person's request to use the bot stands, and whether anyone could approve it."""
+    return approval_of(engine, telegram_id), can_be_approved(engine, telegram_id)
+
+
 async def pending_text(s: Screen) -> str:
     """What someone not (yet) let in is told: where their request stands."""
-    request = await s.run(approval_of, s.engine, s.user.telegram_id)
+    request, approvable = await s.run(_request_of, s.engine, s.user.telegram_id)
+    if request == "requested" and not approvable:  # no admin yet: nobody was asked
+        return s.t._("Hello! This bot has no admin yet who could let you in. Please ask whoever runs it.")
     if request == "requested":
         text = s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
         chat = s.update.effective_chat
