@@ -31,6 +31,27 @@ def test_a_day_to_backdate_that_is_not_a_date_is_refused_and_says_what_to_pass(e
     assert engine.complete(ann, run, day=dt.date(2026, 3, 12)).backdated
 
 
+@pytest.mark.parametrize("at", ["2026-03-12 08:00", dt.date(2026, 3, 12), 1773302400], ids=["text", "date", "unix"])
+def test_a_moment_that_is_no_datetime_is_refused_and_says_what_to_pass(engine, ann_runs, at):
+    ann, run = ann_runs
+    with pytest.raises(ValidationError, match=r"must be a datetime \(datetime.datetime\).*day="):
+        engine.complete(ann, run, at=at)
+    assert engine.history(ann) == []
+    assert engine.complete(ann, run, at=dt.datetime(2026, 3, 12, 8)).log is not None
+
+
+@pytest.mark.parametrize("name", [5, 2.5, ["Run"], b"Run"], ids=["int", "float", "list", "bytes"])
+def test_a_name_that_is_no_text_is_refused_not_a_crash(engine, ann_runs, name):
+    ann, run = ann_runs
+    with pytest.raises(ValidationError, match="A name must be text"):
+        engine.find_habit(ann, name)
+    with pytest.raises(ValidationError, match="A name must be text"):
+        engine.add_habit(name)
+    with pytest.raises(ValidationError, match="A name must be text"):
+        engine.add_alias(run, name)
+    assert [h.name for h in engine.all_habits()] == ["Run"]
+
+
 @pytest.mark.parametrize("telegram_id", ["abc", "", None, 1.5, True, Decimal("1.5"), Fraction(3, 2),
                                          float("nan"), Decimal("Infinity")])
 def test_a_telegram_id_that_is_no_whole_number_is_refused_when_looking_someone_up(engine, ann_runs, telegram_id):

@@ -94,7 +94,7 @@ class TrackingMixin(EngineBase):
         """
         source = validation.optional_text(source, "source")
         now = self.now()
-        moment = at or now
+        moment = validation.moment(at) if at is not None else now
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
         moment = min(moment, now)  # clock skew must not move a completion into the future

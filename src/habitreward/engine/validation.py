@@ -49,6 +49,8 @@ def tidy_name(name: str | None) -> str:
     (category Cf: zero-width space and joiners, bidi controls such as U+202E, soft hyphen,
     BOM), except where they are part of an emoji. "\\u200bRun\\u200d" is "Run", and a name of
     nothing but such characters is empty."""
+    if name is not None and not isinstance(name, str):  # 5, a list: no name, and no crash deep inside
+        raise ValidationError(f"A name must be text, got {_quoted(name)}.")
     text = name or ""
     kept: list[str] = []
     for i, ch in enumerate(text):
@@ -251,6 +253,15 @@ def calendar_day(value: dt.date) -> dt.date:
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
         raise ValidationError(f"The day must be a date (datetime.date), got {_quoted(value)}; pass a moment as"
                               " at= and the user's time zone decides its day.")
+    return value
+
+
+def moment(value: dt.datetime) -> dt.datetime:
+    """When a user acted (``complete(at=...)``): a ``datetime.datetime`` (naive: UTC). A date or
+    text is refused: a day to log goes in ``day=``."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(f"The moment must be a datetime (datetime.datetime), got {_quoted(value)}; pass a"
+                              " day to log as day=.")
     return value
 
 
