@@ -130,3 +130,23 @@ def test_an_alias_typed_for_a_habit_removed_a_moment_ago_is_refused_not_a_bug(bo
     monkeypatch.undo()
     # The dialog is over: the next text is a report (of no habit), not another alias.
     assert Translator("en")._("I could not tell which habit that was.") in bot.send(ANN, "jog").text
+
+
+def test_removing_an_alias_of_a_habit_removed_a_moment_ago_says_the_habit_cannot_be_changed(bot, monkeypatch):
+    """The habit removed by someone else between the alias screen's look-up and the removal: the
+    alias is not what is gone, the habit is."""
+    ann = user(bot, ANN)
+    habit = bot.engine.add_habit("Running", owner=ann)
+    bot.engine.add_alias(habit, "Jog")
+    bot.send(ANN, "/start")
+    forge(bot, ANN, f"hal:{habit.id}")
+    remove_alias = bot.engine.remove_alias
+
+    def habit_removed_just_before(habit, alias, **kwargs):
+        bot.engine.remove_habit(bot.engine.get_habit(ann, habit.id))
+        return remove_alias(habit, alias, **kwargs)
+
+    monkeypatch.setattr(bot.engine, "remove_alias", habit_removed_just_before)
+    pressed = bot.press(ANN, "✖️ Jog")
+    assert Translator("en")._("You cannot change that habit.") in pressed.texts + [pressed.alert]
+

@@ -91,8 +91,9 @@ async def remove_alias(s: Screen, args: list[str]) -> None:
     except PermissionDenied:
         await s.refuse(t._("You cannot change that habit."))
         return
-    except NotFound:  # removed by someone else a moment ago
-        await s.refuse(t._("That alias is already gone."))
+    except NotFound:  # the alias, or its habit, removed by someone else a moment ago
+        gone = await _visible(s, args) is None
+        await s.refuse(t._("You cannot change that habit.") if gone else t._("That alias is already gone."))
         return
     await show_aliases(s, habit, intro=t._("🗑 Alias <b>{alias}</b> removed.", alias=alias))
 
