@@ -501,7 +501,8 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
     if fmt == "json":
         cases = [
             (lambda d: logs(d)["rows"].pop(), f"holds {n - 1} rows where it says {n}"),
-            (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"), "'habit_logs', row 1, user_id: invalid literal"),
+            (lambda d: logs(d)["rows"][0].__setitem__(1, "abc"),
+             "'habit_logs', row 1, user_id: not a whole number: 'abc'"),
             (lambda d: logs(d)["rows"][2].pop(), "'habit_logs', row 3: "),
             (lambda d: d.pop("tables"), 'has no "tables"'),
             # Values the bot and the CLI refuse are refused in a file too.

@@ -35,6 +35,8 @@ from typing import Any
 
 import peewee
 
+from habitreward.engine.validation import whole_number
+
 FORMAT_NAME = "habitreward-export"
 FORMAT_VERSION = 1
 CSV_NULL = "\\N"
@@ -113,9 +115,10 @@ def decode(kind: str, value: Any) -> Any:
 
 def _whole(value: Any) -> int:
     """An integer column's value: a whole number, never a float cut to one (an id of 1.5 is not 1)."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+    number = whole_number(value)
+    if number is None:
         raise ValueError(f"not a whole number: {value!r}")
-    return int(value)
+    return number
 
 
 def _truth(value: Any) -> bool:
