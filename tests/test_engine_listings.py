@@ -28,3 +28,22 @@ def test_the_user_and_reward_listings_work_inside_a_transaction_and_see_its_writ
         assert [(r.name, r.owner_telegram_id) for r in engine.reward_listing()] == [("Tea", 2)]
         engine.add_reward("Cake")
     assert [r.name for r in engine.reward_listing()] == ["Cake", "Tea"]
+
+
+def test_a_listing_the_caller_stops_reading_ends_its_snapshot(engine):
+    """Read the first item only (a page of a web listing, a search that found what it wanted):
+    the read-only snapshot ends with the listing, and the engine writes again at once (on
+    PostgreSQL a write inside that snapshot is refused)."""
+    ann = engine.add_user(1, "Ann")
+    engine.add_user(2, "Bob")
+    for name in ("Diary", "Running", "Swim"):
+        engine.add_alias(engine.add_habit(name), f"{name} alias")
+    engine.add_reward("Tea")
+    engine.add_reward("Cake")
+    for listing in (engine.habit_listing, engine.alias_listing, engine.user_listing, engine.reward_listing):
+        items = listing()
+        assert next(items) is not None
+        items.close()
+        engine.add_habit(f"After {listing.__name__}", owner=ann)  # a write: no snapshot is left open
+        assert next(iter(listing())) is not None  # dropped unfinished, without close()
+        engine.add_reward(f"After {listing.__name__}", owner=ann)

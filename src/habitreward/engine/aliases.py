@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 
 import peewee
 
-from habitreward.db import read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.results import AliasListing
@@ -104,6 +103,6 @@ class AliasesMixin(EngineBase):
             query = query.where(Habit.owner.is_null() | (Habit.owner == user.id))
             order = peewee.fn.LOWER(Habit.name), Habit.id
         query = query.order_by(*order, HabitAlias.id).tuples()
-        with self.session(), read_snapshot(self.db):
-            for (habit_id, name), rows in itertools.groupby(stream_rows(self.db, query), operator.itemgetter(0, 1)):
-                yield AliasListing(habit_id, name, [alias for _, _, alias in rows])
+        rows = self.snapshot_rows(query)  # type: ignore[attr-defined] - from EngineBase
+        for (habit_id, name), group in itertools.groupby(rows, operator.itemgetter(0, 1)):
+            yield AliasListing(habit_id, name, [alias for _, _, alias in group])

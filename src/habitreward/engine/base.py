@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import peewee
 import pluggy
 
-from habitreward.db import database_proxy, is_postgres, open_database
+from habitreward.db import database_proxy, is_postgres, open_database, read_snapshot, stream_rows
 from habitreward.draw import Candidate
 from habitreward.engine.prepared import Prepared, Slot, loaded
 from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
@@ -104,6 +104,13 @@ class EngineBase:
         finally:
             if opened and self._release_connections and not self.db.in_transaction():
                 self.db.close()
+
+    def snapshot_rows(self, query: peewee.Query) -> Iterator[tuple]:
+        """The rows of ``query`` (``.tuples()``) as they are asked for, in one read-only snapshot
+        (a server-side cursor on PostgreSQL): what the listings of every user, habit, reward
+        and alias are read with. Write nothing while iterating."""
+        with self.session(), read_snapshot(self.db):
+            yield from stream_rows(self.db, query)
 
     @contextmanager
     def transaction(self, lock_user: User | None = None) -> Iterator[None]:

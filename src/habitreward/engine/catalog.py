@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import peewee
 
-from habitreward.db import is_postgres, read_snapshot, stream_rows
+from habitreward.db import is_postgres
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
@@ -159,9 +159,8 @@ class CatalogMixin(EngineBase):
         if not include_inactive:
             query = query.where(Habit.active)
         query = query.order_by(*all_habits_order()).tuples()
-        with self.session(), read_snapshot(self.db):
-            for row in stream_rows(self.db, query):
-                yield HabitListing(*row)
+        for row in self.snapshot_rows(query):
+            yield HabitListing(*row)
 
     def get_habit(self, user: User | None, habit_id: int) -> Habit:
         """A habit ``user`` may see; NotFound for another user's, a removed or a made-up id."""
@@ -253,9 +252,8 @@ class CatalogMixin(EngineBase):
         if not include_inactive:
             query = query.where(Reward.active)
         query = query.order_by(*all_rewards_order()).tuples()
-        with self.session(), read_snapshot(self.db):
-            for row in stream_rows(self.db, query):
-                yield RewardListing(*row)
+        for row in self.snapshot_rows(query):
+            yield RewardListing(*row)
 
     def get_reward(self, user: User | None, reward_id: int) -> Reward:
         return self._get_visible(Reward, user, reward_id)

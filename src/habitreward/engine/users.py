@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import peewee
 
-from habitreward.db import read_snapshot, stream_rows
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
@@ -48,9 +47,8 @@ class UsersMixin(EngineBase):
         query = (User.select(User.telegram_id, User.name, User.active, User.is_admin, User.language,
                              User.timezone, User.created_at)
                  .order_by(User.id).tuples())
-        with self.session(), read_snapshot(self.db):
-            for row in stream_rows(self.db, query):
-                yield UserListing(*row)
+        for row in self.snapshot_rows(query):
+            yield UserListing(*row)
 
     def has_users(self) -> bool:
         """Whether anybody is here yet (one row looked at, not every user read)."""
