@@ -121,20 +121,35 @@ def test_a_backlog_longer_than_a_page_is_all_queued_at_the_start(tmp_path, botap
         engine.close()
 
 
-def test_a_sweep_that_cannot_reach_the_database_logs_one_line(tmp_path, botapi, caplog):
-    """A database restart makes the periodic sweep fail until it is back: one line each time, not
-    the driver's fifty-line stack."""
+def _server_closed() -> Exception:
+    import peewee
+
+    return peewee.OperationalError("server closed the connection unexpectedly\n\tThis probably means...\n")
+
+
+def _pool_exhausted() -> Exception:
+    from playhouse.pool import MaxConnectionsExceeded
+
+    return MaxConnectionsExceeded("Max connections exceeded, timed out attempting to connect.")
+
+
+@pytest.mark.parametrize(("away", "line"), [
+    (_server_closed, "server closed the connection unexpectedly"),
+    (_pool_exhausted, "Max connections exceeded, timed out attempting to connect."),
+], ids=["restart", "pool-exhausted"])
+def test_a_sweep_that_cannot_reach_the_database_logs_one_line(tmp_path, botapi, caplog, away, line):
+    """A database restart (or every pooled connection busy past the pool's timeout) makes the
+    periodic sweep fail until it is over: one WARNING line each time, not the driver's
+    fifty-line stack as an ERROR."""
     import logging
     import time
-
-    import peewee
 
     engine = make_engine(f"sqlite:///{tmp_path / 'runner.db'}", load_entry_points=False,
                          telegram_bot_token="123456:RUNNER-TEST", telegram_api_url=botapi.base_url)
     inbox = Inbox(engine)
 
     def database_away() -> None:
-        raise peewee.OperationalError("server closed the connection unexpectedly\n\tThis probably means...\n")
+        raise away()
 
     inbox.release_finished = database_away  # what the sweep does first
     runner = BotRunner(build_bot(engine, rate_limit=False), inbox, sweep_interval=0.05)
@@ -149,9 +164,8 @@ def test_a_sweep_that_cannot_reach_the_database_logs_one_line(tmp_path, botapi, 
             inbox.close()
             engine.close()
     failed = [r for r in caplog.records if "inbox sweep failed" in r.getMessage()]
-    assert failed and all(r.exc_info is None for r in failed)
-    assert failed[0].getMessage() == (
-        "inbox sweep failed (retrying later): server closed the connection unexpectedly")
+    assert failed and all(r.exc_info is None and r.levelname == "WARNING" for r in failed)
+    assert failed[0].getMessage() == f"inbox sweep failed (retrying later): {line}"
 
 
 @pytest.mark.postgres_only  # where a process can lose its lock on an update it still runs

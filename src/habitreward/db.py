@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 from habitreward.errors import ConfigError, UpdateAppliedElsewhere
 from habitreward.pg_statements import LOST, UNTRUSTED_AFTER, ServerStatements
@@ -430,6 +430,13 @@ class PostgresqlDatabase(PooledPostgresqlDatabase):
         if len(self._given_back) > 4 * (self._max_connections or 64):  # keys of connections closed at check-in
             self._given_back.clear()
         self._given_back[key] = time.monotonic()
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database unreachable or refusing for a while (its driver's errors
+    as peewee raises them, or no pooled connection free in time): worth one line and a later
+    try, not a traceback. Anything else is a bug."""
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded))
 
 
 def sqlstate(exc: BaseException) -> str | None:

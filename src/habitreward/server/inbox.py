@@ -67,7 +67,7 @@ from typing import Any, NamedTuple
 
 import peewee
 
-from habitreward.db import is_postgres, sqlstate
+from habitreward.db import database_away, is_postgres, sqlstate
 from habitreward.engine.prepared import Prepared, PreparedShapes, Slot, prepared_insert
 from habitreward.models import ProcessedUpdate, utcnow
 
@@ -300,7 +300,7 @@ _LOST_TO_ANOTHER_TRANSACTION = frozenset({"40P01", "40001"})
 def _worth_trying_alone(exc: Exception) -> bool:
     """Whether the writes of a batch that failed with ``exc`` may each succeed alone: not when the
     database is away or locked (each would wait and fail again, one after the other)."""
-    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+    if database_away(exc):
         return sqlstate(exc) in _LOST_TO_ANOTHER_TRANSACTION
     return True
 

@@ -15,6 +15,7 @@ import logging
 import urllib.parse
 from typing import Any
 
+from habitreward.db import database_away
 from habitreward.server.inbox import Inbox
 from habitreward.server.runner import BotRunner
 from habitreward.server.webhook_admin import ALLOWED_UPDATES
@@ -166,7 +167,7 @@ class Poller:
                     await self._store(update.update_id, update.to_json(), update.to_dict())
             except Exception as exc:
                 # Not confirmed: the whole batch comes again, and the stored part is skipped then.
-                if not _database_away(exc):
+                if not database_away(exc):
                     # A bug of ours: asking again cannot mend it, and a WARNING a try would keep up
                     # a process that applies nothing, which no supervisor restarts.
                     self.error = PollingStopped(f"polling failed: {type(exc).__name__}: {exc}")
@@ -193,16 +194,6 @@ class Poller:
     async def _store(self, update_id: int, payload: str, data: dict[str, Any]) -> None:
         if not await asyncio.to_thread(self.runner.receive, update_id, payload, data):
             logger.info("update %s: seen before, skipped", update_id)
-
-
-def _database_away(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database unreachable or refusing for a while (its driver's errors,
-    as peewee raises them, or no pooled connection free in time), which its first line says well
-    enough: no traceback needed. Anything else raised while storing is a bug."""
-    import peewee
-    from playhouse.pool import MaxConnectionsExceeded
-
-    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded))
 
 
 def _raised_reading_the_answer(exc: BaseException) -> bool:

@@ -31,9 +31,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import peewee
-
-from habitreward.db import is_postgres
+from habitreward.db import database_away, is_postgres
 from habitreward.errors import UpdateAppliedElsewhere
 from habitreward.models import utcnow
 from habitreward.server import applied
@@ -683,9 +681,10 @@ class BotRunner:
                 if utcnow() - last_prune > dt.timedelta(hours=1):
                     last_prune = utcnow()
                     await asyncio.to_thread(self.inbox.prune, processed_before=utcnow() - self.keep_processed)
-            except (peewee.OperationalError, peewee.InterfaceError) as exc:  # the database is away
+            except Exception as exc:
+                if not database_away(exc):  # a bug: its traceback
+                    logger.exception("inbox sweep failed (retrying later)")
+                    continue
                 # One line: a restart of the database server is news, its driver's stack is not.
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 logger.warning("inbox sweep failed (retrying later): %s", first_line)
-            except Exception:
-                logger.exception("inbox sweep failed (retrying later)")
