@@ -103,6 +103,6 @@ class AliasesMixin(EngineBase):
             query = query.where(Habit.owner.is_null() | (Habit.owner == user.id))
             order = peewee.fn.LOWER(Habit.name), Habit.id
         query = query.order_by(*order, HabitAlias.id).tuples()
-        rows = self.snapshot_rows(query)  # type: ignore[attr-defined] - from EngineBase
+        rows = self._snapshot_rows(query)
         for (habit_id, name), group in itertools.groupby(rows, operator.itemgetter(0, 1)):
             yield AliasListing(habit_id, name, [alias for _, _, alias in group])

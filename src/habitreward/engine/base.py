@@ -105,7 +105,7 @@ class EngineBase:
             if opened and self._release_connections and not self.db.in_transaction():
                 self.db.close()
 
-    def snapshot_rows(self, query: peewee.Query) -> Iterator[tuple]:
+    def _snapshot_rows(self, query: peewee.Query) -> Iterator[tuple]:
         """The rows of ``query`` (``.tuples()``) as they are asked for, in one read-only snapshot
         (a server-side cursor on PostgreSQL): what the listings of every user, habit, reward
         and alias are read with. Write nothing while iterating."""

@@ -159,7 +159,7 @@ class CatalogMixin(EngineBase):
         if not include_inactive:
             query = query.where(Habit.active)
         query = query.order_by(*all_habits_order()).tuples()
-        for row in self.snapshot_rows(query):
+        for row in self._snapshot_rows(query):
             yield HabitListing(*row)
 
     def get_habit(self, user: User | None, habit_id: int) -> Habit:
@@ -252,7 +252,7 @@ class CatalogMixin(EngineBase):
         if not include_inactive:
             query = query.where(Reward.active)
         query = query.order_by(*all_rewards_order()).tuples()
-        for row in self.snapshot_rows(query):
+        for row in self._snapshot_rows(query):
             yield RewardListing(*row)
 
     def get_reward(self, user: User | None, reward_id: int) -> Reward:

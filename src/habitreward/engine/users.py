@@ -47,7 +47,7 @@ class UsersMixin(EngineBase):
         query = (User.select(User.telegram_id, User.name, User.active, User.is_admin, User.language,
                              User.timezone, User.created_at)
                  .order_by(User.id).tuples())
-        for row in self.snapshot_rows(query):
+        for row in self._snapshot_rows(query):
             yield UserListing(*row)
 
     def has_users(self) -> bool:
