@@ -185,7 +185,7 @@ def test_getupdates_refused_for_good_stops_serve_with_exit_code_1(poller, botapi
 
 
 def _polling_with_a_planted_bug(db_url, botapi, tmp_path, source: str) -> ServeProcess:
-    """`serve` (polling, started) with ``source`` loaded as a plugin module: how a test plants a
+    """`serve` (polling, not started yet) with ``source`` loaded as a plugin module: how a test plants a
     bug of habitreward's own into the real process."""
     from test_serve_kit import TESTS_DIR
 
@@ -196,6 +196,16 @@ def _polling_with_a_planted_bug(db_url, botapi, tmp_path, source: str) -> ServeP
         "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(tmp_path)]),
     })
     return process
+
+
+def _logs_after_it_stops(process: ServeProcess) -> str:
+    """Run a poller with a planted bug until it stops, which must be with exit code 1; its logs."""
+    try:
+        process.start(wait_for="polling Telegram")
+        assert process.wait(30) == 1
+        return process.logs()
+    finally:
+        process.kill()
 
 
 def test_a_bug_of_ours_while_polling_stops_serve_with_exit_code_1(db_url, botapi, tmp_path):
@@ -212,16 +222,11 @@ def test_a_bug_of_ours_while_polling_stops_serve_with_exit_code_1(db_url, botapi
         "\n"
         "polling.ALLOWED_UPDATES = NotAList()\n"
     ))
-    try:
-        process.start(wait_for="polling Telegram")
-        assert process.wait(30) == 1
-        logs = process.logs()
-        assert "ERROR habitreward.server.polling: polling failed\nTraceback" in logs
-        assert "TypeError: planted bug: not iterable" in logs
-        assert "Error: polling failed: TypeError: planted bug: not iterable" in logs
-        assert "retrying in" not in logs
-    finally:
-        process.kill()
+    logs = _logs_after_it_stops(process)
+    assert "ERROR habitreward.server.polling: polling failed\nTraceback" in logs
+    assert "TypeError: planted bug: not iterable" in logs
+    assert "Error: polling failed: TypeError: planted bug: not iterable" in logs
+    assert "retrying in" not in logs
 
 
 def test_getupdates_failures_that_pass_are_tried_again(poller, db_url, botapi):
@@ -270,19 +275,14 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
         "\n"
         "AiohttpRequest._send = broken\n"
     ))
-    try:
-        process.start(wait_for="polling Telegram")
-        assert process.wait(30) == 1
-        logs = process.logs()
-        assert "retrying in" not in logs and "getUpdates failed" not in logs
-        errors = [line for line in logs.splitlines() if " ERROR " in line]
-        assert len(errors) == 1 and errors[0].endswith(
-            "polling stopped: the Bot API client failed with TypeError: planted bug in the client"
-            " (a bug, not a network failure)"), errors
-        assert logs.count("Traceback (most recent call last)") == 1
-        assert "Error: polling failed: TypeError: planted bug in the client" in logs
-    finally:
-        process.kill()
+    logs = _logs_after_it_stops(process)
+    assert "retrying in" not in logs and "getUpdates failed" not in logs
+    errors = [line for line in logs.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "polling stopped: the Bot API client failed with TypeError: planted bug in the client"
+        " (a bug, not a network failure)"), errors
+    assert logs.count("Traceback (most recent call last)") == 1
+    assert "Error: polling failed: TypeError: planted bug in the client" in logs
 
 
 def test_a_bug_while_storing_updates_stops_polling_with_exit_code_1(db_url, botapi, tmp_path):
@@ -299,20 +299,15 @@ def test_a_bug_while_storing_updates_stops_polling_with_exit_code_1(db_url, bota
         "\n"
         "Inbox.store = broken\n"
     ))
-    try:
-        process.start(wait_for="polling Telegram")
-        assert process.wait(30) == 1
-        logs = process.logs()
-        assert "asking Telegram for it again" not in logs
-        errors = [line for line in logs.splitlines() if " ERROR " in line]
-        assert len(errors) == 1 and errors[0].endswith(
-            "polling stopped: update 76000 could not be stored: TypeError: planted bug in storing"
-            " (a bug, not the database away)"), errors
-        assert logs.count("Traceback (most recent call last)") == 1
-        assert "Error: polling failed: TypeError: planted bug in storing" in logs
-        assert botapi.pending_updates() == 1  # not confirmed: Telegram serves it again after a restart
-    finally:
-        process.kill()
+    logs = _logs_after_it_stops(process)
+    assert "asking Telegram for it again" not in logs
+    errors = [line for line in logs.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "polling stopped: update 76000 could not be stored: TypeError: planted bug in storing"
+        " (a bug, not the database away)"), errors
+    assert logs.count("Traceback (most recent call last)") == 1
+    assert "Error: polling failed: TypeError: planted bug in storing" in logs
+    assert botapi.pending_updates() == 1  # not confirmed: Telegram serves it again after a restart
 
 
 @pytest.mark.parametrize("error", [
