@@ -46,8 +46,71 @@ def test_a_misspelled_hook_is_one_line(modules):
         def habitreward_habit_complete(engine, event):
             pass
     """)
-    with pytest.raises(ConfigError, match="does not fit: unknown hook 'habitreward_habit_complete' in plugin"):
+    with pytest.raises(ConfigError) as refused:
         make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "typo"})
+    assert str(refused.value) == (
+        "HABITREWARD_EXTRA_PLUGINS: the plugin 'typo' does not fit: 'habitreward_habit_complete' is no hook"
+        " (did you mean 'habitreward_habit_completed'?) (the hooks: docs/plugins.md)")
+
+
+def test_a_misspelled_hook_of_an_installed_plugin_is_one_line_naming_its_entry_point(tmp_path, monkeypatch):
+    """An installed package (a dist-info with an entry point) whose hook name is misspelled."""
+    (tmp_path / "typo_pkg.py").write_text("from habitreward import hookimpl\n\n\n@hookimpl\n"
+                                          "def habitreward_compute_streaks(habit, day):\n    return 1\n")
+    info = tmp_path / "typo_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[habitreward]\ntypo = typo_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "typo"})
+    assert str(refused.value) == (
+        "The habitreward plugin 'typo' does not fit: 'habitreward_compute_streaks' is no hook (did you mean"
+        " 'habitreward_compute_streak'?) (the hooks: docs/plugins.md); to run without it, set"
+        " HABITREWARD_LOAD_PLUGINS=")
+
+
+def _hand_registered(source: str, modules) -> tuple[object, object]:
+    """A plugin module registered by hand, as docs/plugins.md's and testing-plugins.md's tests do."""
+    import importlib
+
+    modules(by_hand=source)
+    pm = make_plugin_manager(load_entry_points=False)
+    return pm, importlib.import_module("by_hand")
+
+
+def test_a_plugin_registered_by_hand_with_a_misspelled_hook_is_refused_there(modules):
+    """A plugin's test registers it with engine.pm.register and never calls check_pending: a
+    misspelled hook was accepted, and the rule silently never ran (the test failing for no
+    reason the author could see)."""
+    import pluggy
+
+    pm, module = _hand_registered("""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_odds_multipler(habit, streak):
+            return 2.0
+    """, modules)
+    before = pm.get_plugins()
+    with pytest.raises(pluggy.PluginValidationError, match=r"^the plugin 'by_hand' does not fit:"
+                       r" 'habitreward_odds_multipler' is no hook \(did you mean 'habitreward_odds_multiplier'\?\)"):
+        pm.register(module)
+    assert pm.get_plugins() == before  # nothing of it registered
+
+
+def test_a_hook_function_without_hookimpl_is_refused(modules):
+    """pluggy skips an unmarked function without a word: the author's rule never ran."""
+    import pluggy
+
+    pm, module = _hand_registered("""
+        def habitreward_odds_multiplier(habit, streak):
+            return 2.0
+    """, modules)
+    with pytest.raises(pluggy.PluginValidationError, match=r"the plugin 'rules' does not fit:"
+                       r" habitreward_odds_multiplier is not marked @hookimpl \(from habitreward import hookimpl\)"):
+        pm.register(module, name="rules")
+    assert not pm.has_plugin("rules")
 
 
 def test_a_hook_argument_the_hook_does_not_have_is_one_line_naming_the_plugin(modules):
@@ -61,8 +124,9 @@ def test_a_hook_argument_the_hook_does_not_have_is_one_line_naming_the_plugin(mo
     with pytest.raises(ConfigError) as refused:
         make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "badargs"})
     message = str(refused.value)
-    assert message.startswith("HABITREWARD_EXTRA_PLUGINS: the plugin 'badargs' does not fit: ")
-    assert "habitreward_odds_multiplier(habit, streaks)" in message and "{'streaks'}" in message
+    assert message == ("HABITREWARD_EXTRA_PLUGINS: the plugin 'badargs' does not fit:"
+                       " habitreward_odds_multiplier(habit, streaks): no argument 'streaks' (did you mean 'streak'?);"
+                       " the hook's arguments are habit, streak, settings, user, day (take any of them, by name)")
     assert "\n" not in message
 
 

@@ -10,11 +10,14 @@ importable modules (no packaging needed: a local plugin, or a test's).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
+import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -33,11 +36,78 @@ LOAD_PLUGINS_ENV = "HABITREWARD_LOAD_PLUGINS"
 EXTRA_PLUGINS_ENV = "HABITREWARD_EXTRA_PLUGINS"
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's plugin manager, checking each plugin as it is registered: an installed one, one of
+    HABITREWARD_EXTRA_PLUGINS and one a test or a program registers by hand alike.
+
+    A ``@hookimpl`` whose name is no hook (a typo), a function named after a hook but not marked
+    ``@hookimpl``, or an argument the hook does not have fails ``register`` with a
+    ``pluggy.PluginValidationError`` that names the plugin, says what is wrong (with the hook or
+    argument meant, when one is close) and registers nothing of it. pluggy alone notices a
+    misspelled hook only in ``check_pending()``, which a plugin's test never calls, and skips an
+    unmarked function without a word: either way the rule would silently never run.
+    """
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        if plugin is not None and self.hook.__dict__:  # the hookspecs are added: check against them
+            problems = self._misfits(plugin)
+            if problems:
+                label = name if name and name != str(id(plugin)) else _plugin_label(plugin)
+                raise pluggy.PluginValidationError(
+                    plugin, f"the plugin {label!r} does not fit: {'; '.join(problems)}")
+        return super().register(plugin, name)
+
+    def _misfits(self, plugin: Any) -> list[str]:
+        specs = {name: caller.spec for name, caller in vars(self.hook).items()
+                 if isinstance(caller, pluggy.HookCaller) and caller.spec is not None}
+        problems = []
+        for attribute in dir(plugin):
+            opts = self.parse_hookimpl_opts(plugin, attribute)
+            if opts is None:
+                if attribute in specs and callable(getattr(plugin, attribute, None)):
+                    problems.append(f"{attribute} is not marked @hookimpl (from habitreward import hookimpl),"
+                                    " so it would never be called")
+                continue
+            hook = opts.get("specname") or attribute
+            spec = specs.get(hook)
+            if spec is None:
+                if not opts.get("optionalhook"):
+                    problems.append(f"{hook!r} is no hook{_did_you_mean(hook, specs)} (the hooks: docs/plugins.md)")
+                continue
+            function = getattr(plugin, attribute)
+            taken = pluggy.HookImpl(plugin, "", function, dict(opts)).argnames
+            allowed = (*spec.argnames, *spec.kwargnames)
+            for argument in (a for a in taken if a not in allowed):
+                problems.append(f"{hook}{_signature(function)}: no argument {argument!r}"
+                                f"{_did_you_mean(argument, allowed)}; the hook's arguments are"
+                                f" {', '.join(spec.argnames)} (take any of them, by name)")
+        return problems
+
+
+def _did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _signature(function: Any) -> str:
+    try:
+        return str(inspect.signature(function))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _plugin_label(plugin: Any) -> str:
+    """A plugin registered without a name: its module's or class's name."""
+    if isinstance(getattr(plugin, "__name__", None), str):
+        return plugin.__name__
+    return f"{type(plugin).__module__}.{type(plugin).__name__}"
+
+
 def make_plugin_manager(
     *, load_entry_points: bool = True, environ: Mapping[str, str] | None = None
 ) -> pluggy.PluginManager:
     """A fresh plugin manager with the built-ins and (unless disabled) third-party plugins."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
@@ -54,14 +124,20 @@ def make_plugin_manager(
                 if not pm.is_registered(module):  # also installed with an entry point: loaded once
                     try:
                         pm.register(module, name=module_name)
-                    except pluggy.PluginValidationError as exc:  # e.g. an argument the hook has not
-                        raise ConfigError(f"{EXTRA_PLUGINS_ENV}: the plugin {module_name!r} does not fit:"
-                                          f" {one_line(exc)}") from exc
+                    except pluggy.PluginValidationError as exc:  # e.g. a misspelled hook, an argument
+                        raise ConfigError(f"{EXTRA_PLUGINS_ENV}: {_fit_message(exc, module_name)}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:  # e.g. a misspelled hook name
         raise ConfigError(f"A habitreward plugin does not fit: {one_line(exc)}") from exc
     return pm
+
+
+def _fit_message(exc: pluggy.PluginValidationError, name: str) -> str:
+    """``the plugin 'x' does not fit: ...``, one line: PluginManager's message says so already,
+    one of pluggy's own (a wrapper that is no generator) is prefixed."""
+    message = one_line(exc)
+    return message if message.startswith("the plugin ") else f"the plugin {name!r} does not fit: {message}"
 
 
 def one_line(exc: BaseException) -> str:
@@ -88,10 +164,11 @@ def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
         except Exception as exc:  # a broken third-party package must not look like our bug
             others = ",".join(n for n in names if n != name)
-            raise ConfigError(
-                f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {one_line(exc)}); to run"
-                f" without it, set {LOAD_PLUGINS_ENV}={others}"
-            ) from exc
+            if isinstance(exc, pluggy.PluginValidationError):
+                what = f"The habitreward {_fit_message(exc, name).removeprefix('the ')}"
+            else:
+                what = f"The habitreward plugin {name!r} failed to load ({type(exc).__name__}: {one_line(exc)})"
+            raise ConfigError(f"{what}; to run without it, set {LOAD_PLUGINS_ENV}={others}") from exc
 
 
 @dataclass(frozen=True)
