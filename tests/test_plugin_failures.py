@@ -214,6 +214,32 @@ def test_chat_names_the_plugin_in_one_line_and_exits_with_1(mood, tmp_path, monk
     assert result.stderr.endswith("Error: a plugin failed on 2 update(s) during this chat (see above)\n")
 
 
+def test_chat_exits_with_1_after_a_hook_answered_what_it_may_not(tmp_path, monkeypatch):
+    """A hook answering a str where an Award belongs fails the completion with PluginError: the
+    plugin failed as surely as by raising, and a scripted chat is told so by its exit code."""
+    (tmp_path / "bonus_words.py").write_text(textwrap.dedent("""
+        from habitreward import hookimpl
+
+
+        @hookimpl
+        def habitreward_habit_completed(engine, event):
+            return "bonus!"
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "bonus_words")
+    result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+                                      f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
+                                input="Running\n/quit\n")
+    sys.modules.pop("bonus_words", None)
+
+    assert "(the bot ran into an error: habitreward_habit_completed answered 'bonus!' (plugin 'bonus_words'):" \
+           " an Award, a list of Awards or None)" in result.stderr
+    assert result.stderr.endswith("Error: a plugin failed on 1 update(s) during this chat (see above)\n")
+    assert result.exit_code == 1
+
+
 def test_the_bot_logs_the_update_and_the_plugin(mood, engine, ann_runs, caplog):
     engine.pm.register(importlib.import_module("mood"), name="mood")
     caplog.set_level(logging.ERROR, logger="habitreward.bot.app")

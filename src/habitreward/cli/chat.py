@@ -15,6 +15,7 @@ import click
 
 from habitreward.cli.app import TRACEBACK_VERBOSITY, AppContext, cli, pass_app, verbosity
 from habitreward.cli.output import TELEGRAM_ID
+from habitreward.errors import PluginError
 
 #: A token of the right shape; the stand-in accepts any.
 CHAT_TOKEN = "100000:LOCAL-CHAT"
@@ -239,6 +240,9 @@ class ChatSession:
                 hint = "" if verbosity() >= TRACEBACK_VERBOSITY else " (-vv shows the traceback)"
                 click.echo(f"(the bot ran into an error: {failure.describe(error)}{hint})", err=True)
             else:
+                # A hook's answer its contract does not allow (its message names the plugin) is a
+                # plugin's failure too, though no plugin's code raised it.
+                self.plugin_failures += isinstance(error, PluginError)
                 click.echo(f"(the bot ran into an error: {error})", err=True)
 
     def number_buttons(self) -> None:
