@@ -32,3 +32,20 @@ def test_help_shows_the_env_files_value_as_the_default_and_a_bad_one_is_named(tm
                                  env={"HABITREWARD_THREADS": None})
     assert refused.exit_code == 2
     assert "Invalid value for '--threads'" in refused.output and "HABITREWARD_THREADS" in refused.output
+
+
+@pytest.mark.no_db
+def test_plugin_variables_in_the_env_file_are_said_to_do_nothing(tmp_path):
+    """HABITREWARD_LOAD_PLUGINS in .env, where every other setting works, was ignored without a
+    word: the operator believed a plugin was off while it ran."""
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("HABITREWARD_LOAD_PLUGINS=mood\nDATABASE_URL=sqlite:///x.db\n")
+    listed = CliRunner().invoke(cli, ["--env-file", str(env_file), "plugins"],
+                                env={"HABITREWARD_LOAD_PLUGINS": None, "HABITREWARD_EXTRA_PLUGINS": None})
+    assert listed.exit_code == 0, listed.output
+    assert listed.stderr == (f"Warning: {env_file} sets HABITREWARD_LOAD_PLUGINS, which is read from the environment"
+                             " only (plugins load before the env file is read): it has no effect here; set it in the"
+                             " environment (docs/configuration.md#plugins)\n")
+    in_the_environment = CliRunner().invoke(cli, ["--env-file", str(env_file), "plugins"],
+                                            env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": None})
+    assert in_the_environment.exit_code == 0 and in_the_environment.stderr == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +174,27 @@ def cli(ctx: click.Context, database_url: str | None, env_file: str, verbose: in
     ctx.obj = app
     ctx.default_map = {**_env_file_defaults(ctx.command, env_file), **(ctx.default_map or {})}
     ctx.call_on_close(app.close)
+    _warn_about_plugin_variables_in(env_file)
+
+
+def _warn_about_plugin_variables_in(env_file: str | None) -> None:
+    """HABITREWARD_LOAD_PLUGINS and HABITREWARD_EXTRA_PLUGINS are read from the environment
+    only (the plugins load, adding their commands, before --env-file is read): set in the env
+    file alone, where every other setting works, they did nothing without a word."""
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    from habitreward.plugins import EXTRA_PLUGINS_ENV, LOAD_PLUGINS_ENV
+
+    if not env_file or not Path(env_file).is_file():
+        return
+    values = dotenv_values(env_file)
+    for name in (LOAD_PLUGINS_ENV, EXTRA_PLUGINS_ENV):
+        if name in values and name not in os.environ:
+            click.echo(f"Warning: {env_file} sets {name}, which is read from the environment only (plugins load"
+                       " before the env file is read): it has no effect here; set it in the environment"
+                       " (docs/configuration.md#plugins)", err=True)
 
 
 def _env_file_defaults(group: click.Group, env_file: str | None) -> dict[str, Any]:
