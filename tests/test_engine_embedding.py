@@ -176,11 +176,12 @@ def test_a_reward_weight_of_true_is_refused(engine):
 
 def test_a_reward_type_is_its_name_or_a_reward_type_and_none_is_no_type(engine):
     """None was the type "none" (str(None)): a reward that gives nothing, made without a word;
-    RewardType.REAL, the models' own enum, was refused (str() of it is no type name)."""
+    RewardType.REAL, the models' own enum, was refused (str() of it is no type name). None is the
+    default type now ("virtual", see the test of None for a setting); anything else is refused."""
     from habitreward.models import RewardType
 
-    with pytest.raises(ValidationError, match="reward type must be virtual, real or none, got None"):
-        engine.add_reward("Coffee", type=None)
+    with pytest.raises(ValidationError, match="reward type must be virtual, real or none, got 5"):
+        engine.add_reward("Coffee", type=5)
     assert engine.all_rewards() == []
     assert engine.add_reward("Coffee", type=RewardType.REAL).type == "real"
     assert engine.edit_reward(engine.find_reward(None, "Coffee"), type=RewardType.NONE).is_nothing
@@ -194,3 +195,52 @@ def test_a_completion_without_a_source_is_logged(engine, ann_runs):
     result = engine.complete(ann, run, source=None)
     assert not result.already_done and result.log.source == ""
     assert [entry.log.source for entry in engine.history(ann)] == [""]
+
+
+def _row(item, *fields):
+    return tuple(getattr(item, f) for f in fields)
+
+
+def test_none_for_an_optional_setting_of_a_new_habit_or_reward_is_its_default(engine):
+    """An embedder passing None for "not given" (a form field left empty) got a ValidationError
+    for weight, skip days, pieces or daily limit, where None is already the default for a
+    completion's ``source`` and a user's time zone: None is what leaving the argument out gives."""
+    fields = ("weight", "category", "allowed_skip_days", "owner_id")
+    given = engine.add_habit("Run", weight=None, category=None, allowed_skip_days=None)
+    assert _row(given, *fields) == _row(engine.add_habit("Swim"), *fields) == (10, None, 0, None)
+
+    fields = ("weight", "type", "pieces_required", "piece_value", "max_per_day", "owner_id")
+    given = engine.add_reward("Coffee", weight=None, type=None, pieces_required=None, piece_value=None,
+                              max_per_day=None)
+    assert _row(given, *fields) == _row(engine.add_reward("Tea"), *fields) == (1.0, "virtual", 1, None, 1, None)
+    assert not given.is_nothing  # None is the default type, never the type "none"
+    engine.remove_habit(engine.find_habit(None, "Swim"))
+    assert engine.all_habits(include_inactive=None) == engine.all_habits() == [engine.find_habit(None, "Run")]
+
+
+def test_none_for_an_optional_flag_of_a_user_is_its_default(engine):
+    """``add_user(active=None, admin=None)`` and ``promote_user(id, admin=None)`` stored no flag at
+    all (a database error); None is the default there too."""
+    fields = ("active", "is_admin", "timezone", "language")
+    given = engine.add_user(7, "Ann", active=None, admin=None, timezone=None, language=None)
+    assert _row(given, *fields) == _row(engine.add_user(8, "Bob"), *fields)
+    assert (given.active, given.is_admin) == (False, False)
+    assert _row(engine.promote_user(7, admin=None), *fields) == _row(engine.promote_user(8), *fields)
+    assert engine.get_user(7).is_admin and engine.get_user(7).active
+
+
+def test_none_in_an_edit_leaves_a_setting_as_it_is(engine):
+    """In edit_habit and edit_reward None is what leaving the argument out is: no change (not the
+    default). Category and piece value are the exception, None is a value they hold: cleared."""
+    run = engine.add_habit("Run", weight=30, category="Sport", allowed_skip_days=2)
+    coffee = engine.add_reward("Coffee", weight=5, type="real", pieces_required=3, piece_value="2.50",
+                               max_per_day=4)
+
+    run = engine.edit_habit(run, name=None, weight=None, allowed_skip_days=None)
+    coffee = engine.edit_reward(coffee, name=None, weight=None, type=None, pieces_required=None, max_per_day=None)
+
+    assert _row(run, "name", "weight", "category", "allowed_skip_days") == ("Run", 30, "Sport", 2)
+    assert _row(coffee, "name", "weight", "type", "pieces_required", "piece_value", "max_per_day") == (
+        "Coffee", 5.0, "real", 3, Decimal("2.50"), 4)
+    assert engine.edit_habit(run, category=None).category is None
+    assert engine.edit_reward(coffee, piece_value=None).piece_value is None

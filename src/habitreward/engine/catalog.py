@@ -25,6 +25,14 @@ ItemT = TypeVar("ItemT", Habit, Reward)
 
 _UNSET: Any = object()
 
+T = TypeVar("T")
+
+
+def _or_default(value: T | None, default: T) -> T:
+    """An optional setting of a new habit or reward: None is its default, as if left out (an
+    embedder's "not given"). Edits keep their own rule: None there leaves the setting as it is."""
+    return default if value is None else value
+
 _HABITS_OF_USER = Prepared(
     lambda user_id: Habit.select()
     .where(Habit.active & (Habit.owner.is_null() | (Habit.owner == user_id)))
@@ -173,15 +181,16 @@ class CatalogMixin(EngineBase):
         self,
         name: str,
         *,
-        weight: int = 10,
+        weight: int | None = 10,
         category: str | None = None,
-        allowed_skip_days: int = 0,
+        allowed_skip_days: int | None = 0,
         owner: User | None = None,
         actor: User | None = None,
     ) -> Habit:
+        """A habit; None for a setting is its default, as leaving it out (docs/embedding.md)."""
         name = validation.clean_name(name, "habit name")
-        weight = validation.habit_weight(weight)
-        skip = validation.skip_days(allowed_skip_days)
+        weight = validation.habit_weight(_or_default(weight, 10))
+        skip = validation.skip_days(_or_default(allowed_skip_days, 0))
         category = validation.clean_name(category, "category") if category else None
         if actor is not None and owner is None and not actor.is_admin:
             raise PermissionDenied("Only an admin can add a shared habit.")
@@ -265,21 +274,23 @@ class CatalogMixin(EngineBase):
         self,
         name: str,
         *,
-        weight: float = 1.0,
-        type: str = "virtual",
-        pieces_required: int = 1,
+        weight: float | None = 1.0,
+        type: str | None = "virtual",
+        pieces_required: int | None = 1,
         piece_value: Decimal | float | str | None = None,
-        max_per_day: int = 1,
+        max_per_day: int | None = 1,
         owner: User | None = None,
         actor: User | None = None,
     ) -> Reward:
+        """A reward; None for a setting is its default, as leaving it out (docs/embedding.md): a
+        ``type`` of None is "virtual", never the type "none"."""
         name = validation.clean_name(name, "reward name")
         fields = {
-            "weight": validation.reward_weight(weight),
-            "type": validation.reward_type(type),
-            "pieces_required": validation.pieces_required(pieces_required),
+            "weight": validation.reward_weight(_or_default(weight, 1.0)),
+            "type": validation.reward_type(_or_default(type, "virtual")),
+            "pieces_required": validation.pieces_required(_or_default(pieces_required, 1)),
             "piece_value": validation.piece_value(piece_value),
-            "max_per_day": validation.max_per_day(max_per_day),
+            "max_per_day": validation.max_per_day(_or_default(max_per_day, 1)),
         }
         if actor is not None and owner is None and not actor.is_admin:
             raise PermissionDenied("Only an admin can add a shared reward.")

@@ -64,12 +64,14 @@ class UsersMixin(EngineBase):
         telegram_id: int,
         name: str,
         *,
-        active: bool = False,
-        admin: bool = False,
+        active: bool | None = False,
+        admin: bool | None = False,
         timezone: str | None = None,
         language: str | None = None,
     ) -> User:
-        """Create a user as an operator would (``habitreward users add``)."""
+        """Create a user as an operator would (``habitreward users add``). None for any of the
+        keyword arguments is its default, as leaving it out (docs/embedding.md)."""
+        active, admin = bool(active), bool(admin)  # None: False, the default
         telegram_id = validation.telegram_id(telegram_id)
         name = validation.clean_name(name, "user name")
         # None is the default; "" is no zone or language (refused, as set_timezone refuses it)
@@ -171,7 +173,8 @@ class UsersMixin(EngineBase):
     def deactivate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=False)
 
-    def promote_user(self, telegram_id: int, admin: bool = True) -> User:
+    def promote_user(self, telegram_id: int, admin: bool | None = True) -> User:
+        admin = True if admin is None else admin  # None is the default, as leaving it out
         fields: dict[str, object] = {"is_admin": admin}
         if admin:
             fields["active"] = True
