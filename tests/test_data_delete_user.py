@@ -157,3 +157,30 @@ def test_a_busy_persons_inbox_rows_go_however_many_there_are(engine, db_url, sql
     with engine.session():
         assert [row.update_id for row in ProcessedUpdate.select()] == [5000]
         assert not User.select().where(User.telegram_id == 101).exists()
+
+
+def _dialogs(telegram_id: int, count: int) -> list[dict]:
+    """Open dialogs of one person in ``count`` group chats (the bot's conversation rows)."""
+    return [{"namespace": "bot.conversations", "key": f"dialog:[-{100 + n},{telegram_id}]", "value": '"name"'}
+            for n in range(count)]
+
+
+def test_a_person_with_thousands_of_open_dialogs_is_deleted_on_sqlite_before_3_32(engine, db_url, sqlite_limit):
+    """The bot state of a person (their user_data, chat_data and every open dialog) was deleted by
+    a list of all its ids in one statement: more than 999 failed on SQLite before 3.32 ("too many
+    SQL variables"), and the person stayed."""
+    build(engine)
+    with engine.session(), engine.db.atomic():
+        for start in range(0, 1200, 400):
+            KeyValue.insert_many(_dialogs(101, 1200)[start:start + 400]).execute()
+        KeyValue.insert_many(_dialogs(102, 3)).execute()
+    sqlite_limit(999)
+
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "users", "delete", "101",
+                                      "--yes"], env={"HABITREWARD_LOAD_PLUGINS": ""})
+
+    assert result.exit_code == 0, result.output
+    with engine.session():
+        assert not User.select().where(User.telegram_id == 101).exists()
+        assert not KeyValue.select().where(KeyValue.key.contains(",101]")).exists()
+        assert KeyValue.select().where(KeyValue.key.contains(",102]")).count() == 3

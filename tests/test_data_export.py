@@ -784,3 +784,29 @@ def test_an_import_of_thousands_of_rows_works_on_sqlite_before_3_32(engine, db_u
         assert snapshot(target_engine) == before
     finally:
         target_engine.close()
+
+
+def test_a_user_export_of_thousands_of_open_dialogs_works_on_sqlite_before_3_32(engine, db_url, tmp_path,
+                                                                                 sqlite_limit):
+    """``export --user`` read the person's bot state by a list of all its row ids in one statement:
+    a person with more than 999 rows (open dialogs in many group chats) could not be exported on
+    SQLite before 3.32 ("too many SQL variables")."""
+    engine.add_user(101, "Ann", active=True)
+    engine.add_user(102, "Bob", active=True)
+    with engine.session(), engine.db.atomic():
+        KeyValue.create(namespace="bot.user_data", key="101", value="{}")
+        for start in range(0, 1200, 400):
+            KeyValue.insert_many([{"namespace": "bot.conversations", "key": f"dialog:[-{100 + n},101]",
+                                   "value": '"name"'} for n in range(start, start + 400)]).execute()
+        KeyValue.create(namespace="bot.conversations", key="dialog:[-100,102]", value='"name"')
+    dump = tmp_path / "ann.json"
+    sqlite_limit(999)
+
+    result = invoke(db_url, "export", "--user", "101", "-o", str(dump))
+
+    assert result.exit_code == 0, result.output
+    tables = {t["table"]: t for t in json.loads(dump.read_text())["tables"]}
+    keys = [row[[c["name"] for c in tables["key_values"]["columns"]].index("key")]
+            for row in tables["key_values"]["rows"]]
+    assert tables["key_values"]["count"] == len(keys) == 1201
+    assert keys == ["101"] + [f"dialog:[-{100 + n},101]" for n in range(1200)]  # in id order, as before

@@ -14,9 +14,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import peewee
@@ -533,6 +533,20 @@ def rows_per_insert(database: peewee.Database, model: type[peewee.Model], most: 
     if limit is None:
         return most
     return max(1, min(most, limit // len(model._meta.sorted_fields)))
+
+
+#: Ids in one ``IN (...)`` list where their number depends on the data (a person's rows, the habits
+#: one sees): within what any SQLite build takes in one statement (999 values before 3.32, 32,766
+#: since), with room for the statement's other values.
+IDS_PER_STATEMENT = 500
+
+_T = TypeVar("_T")
+
+
+def id_chunks(ids: Sequence[_T], size: int = IDS_PER_STATEMENT) -> Iterator[Sequence[_T]]:
+    """``ids`` in order, ``size`` at a time: one statement each, whatever their number."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from habitreward.db import id_chunks
 from habitreward.engine.users import APPROVAL_NAMESPACE
 from habitreward.hookspecs import hookimpl
 from habitreward.models import KeyValue, User
@@ -51,8 +52,9 @@ def user_state_ids(telegram_id: int) -> list[int]:
 def delete_user_state(telegram_id: int) -> int:
     """Delete, in the caller's transaction, the bot state kept for one person
     (:func:`user_state_ids`). Returns the number of rows deleted."""
-    ids = user_state_ids(telegram_id)
-    return KeyValue.delete().where(KeyValue.id.in_(ids)).execute() if ids else 0
+    # Their open dialogs (one per group chat and dialog) can be more than a statement takes.
+    return sum(KeyValue.delete().where(KeyValue.id.in_(chunk)).execute()
+               for chunk in id_chunks(user_state_ids(telegram_id)))
 
 
 def forget_user(engine: Any, telegram_id: int) -> int:

@@ -28,7 +28,7 @@ from habitreward import __version__
 from habitreward.bot.state import user_state_ids
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, encode, kind_of, to_cell
 from habitreward.data.progress import Progress
-from habitreward.db import is_postgres, is_sqlite, read_snapshot, stream_rows
+from habitreward.db import id_chunks, is_postgres, is_sqlite, read_snapshot, stream_rows
 from habitreward.errors import Conflict, ValidationError
 from habitreward.models import KeyValue, User
 
@@ -40,7 +40,9 @@ _FETCH = 2000
 @dataclass
 class TableExport:
     model: type[peewee.Model]
-    query: peewee.Select
+    #: Read one after the other: one, or several where a table's rows are picked by more ids than
+    #: one statement takes (a person's bot state, :meth:`Exporter._user_queries`).
+    queries: tuple[peewee.Select, ...]
     count: int
 
     @property
@@ -83,15 +85,15 @@ class Exporter:
             self._refuse_unloaded_plugins()
         models = ordered_models(self.engine.hooks.models())
         if self.user_telegram_id is None:
-            queries = {m: m.select(*m._meta.sorted_fields) for m in models}
+            queries = {m: [m.select(*m._meta.sorted_fields)] for m in models}
         else:
             queries = self._user_queries(models, self.engine.get_user(self.user_telegram_id))
         exports = []
         for model in models:
             if model not in queries:
                 continue
-            query = queries[model].order_by(model._meta.primary_key)
-            exports.append(TableExport(model, query, query.count()))
+            parts = tuple(query.order_by(model._meta.primary_key) for query in queries[model])
+            exports.append(TableExport(model, parts, sum(query.count() for query in parts)))
         return exports
 
     def _refuse_unloaded_plugins(self) -> None:
@@ -118,20 +120,19 @@ class Exporter:
                 f" without their data with --skip-unloaded-plugins."
             )
 
-    def _user_queries(self, models: list[type[peewee.Model]], user: User) -> dict[type[peewee.Model], peewee.Select]:
+    def _user_queries(self, models: list[type[peewee.Model]],
+                      user: User) -> dict[type[peewee.Model], list[peewee.Select]]:
         """One person's rows: theirs, and the parents those rows point at (shared habits, rewards)."""
         conditions: dict[type[peewee.Model], list[peewee.Expression]] = {User: [User.id == user.id]}
-        if KeyValue in models:  # the bot's state of this person (what `users delete` forgets)
-            conditions[KeyValue] = [KeyValue.id.in_(user_state_ids(user.telegram_id))]
         for model in models:
             owner_fks = [f for f in model._meta.refs if f.rel_model is User]
             if model is not User and owner_fks:
                 conditions[model] = [fk == user.id for fk in owner_fks]
         # Rows of their rows: the aliases of their personal habits (tables with no user of their own
         # that point at what is theirs); `users delete` takes these with the person too.
-        owned = {m: _any(c) for m, c in conditions.items() if m not in (User, KeyValue)}
+        owned = {m: _any(c) for m, c in conditions.items() if m is not User}
         for model in models:
-            if model in conditions:
+            if model in conditions or model is KeyValue:
                 continue
             for fk in model._meta.refs:
                 parent = fk.rel_model
@@ -147,13 +148,19 @@ class Exporter:
                 where = _any(conditions[model])
                 referenced = model.select(fk).where(where & fk.is_null(False)).distinct()
                 conditions.setdefault(parent, []).append(parent._meta.primary_key.in_(referenced))
-        return {m: m.select(*m._meta.sorted_fields).where(_any(c)) for m, c in conditions.items()}
+        queries = {m: [m.select(*m._meta.sorted_fields).where(_any(c))] for m, c in conditions.items()}
+        if KeyValue in models:  # the bot's state of this person (what `users delete` forgets): their
+            # open dialogs, one per group chat and dialog, can be more ids than one statement takes
+            queries[KeyValue] = [KeyValue.select(*KeyValue._meta.sorted_fields).where(KeyValue.id.in_(chunk))
+                                 for chunk in id_chunks(user_state_ids(user.telegram_id))]
+        return queries
 
     def _rows(self, export: TableExport) -> Iterator[list[Any]]:
         kinds = [kind_of(f) for f in export.fields]
         enabled = self.show_progress and export.count >= PROGRESS_FROM_ROWS
         with Progress(f"Exporting {export.table}", export.count, file=self.progress_file, enabled=enabled) as bar:
-            for n, row in enumerate(stream_rows(self.engine.db, export.query.tuples(), _FETCH), 1):
+            rows = (row for query in export.queries for row in stream_rows(self.engine.db, query.tuples(), _FETCH))
+            for n, row in enumerate(rows, 1):
                 yield [encode(kind, value) for kind, value in zip(kinds, row)]
                 if n % _FETCH == 0:
                     bar.advance(_FETCH)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import peewee
 
-from habitreward.db import database_proxy
+from habitreward.db import database_proxy, id_chunks
 from habitreward.engine.prepared import PreparedShapes
 from habitreward.nlp.normalize import normalize, words
 
@@ -31,12 +31,6 @@ def connected(database: peewee.Database | peewee.DatabaseProxy = database_proxy)
             database.close()
 
 
-#: Habit ids per statement: a person who sees more habits than this (shared ones of a big bot) has
-#: their aliases read in several statements, each within what any SQLite build takes (999 values
-#: before SQLite 3.32, 32,766 since).
-IDS_PER_STATEMENT = 500
-
-
 def load_aliases(habit_ids: Iterable[int]) -> dict[int, list[str]]:
     """Aliases by habit id (habits without aliases are left out), in the order they were added."""
     ids = sorted(set(habit_ids))
@@ -44,8 +38,8 @@ def load_aliases(habit_ids: Iterable[int]) -> dict[int, list[str]]:
         return {}
     found: dict[int, list[str]] = {}
     with connected():
-        for start in range(0, len(ids), IDS_PER_STATEMENT):
-            chunk = ids[start:start + IDS_PER_STATEMENT]
+        # A person who sees more habits than IDS_PER_STATEMENT (shared ones of a big bot): several statements.
+        for chunk in id_chunks(ids):
             for habit_id, alias in _aliases_query().shape(len(chunk)).rows(database_proxy.obj, *chunk):
                 found.setdefault(habit_id, []).append(alias)
     return found

@@ -7,11 +7,9 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from habitreward.db import id_chunks
 from habitreward.hookspecs import hookimpl
 from habitreward.models import CORE_MODELS, ProcessedUpdate, User
-
-#: Update ids per DELETE: within what any SQLite build takes in one statement (999 values before 3.32).
-_IDS_PER_STATEMENT = 500
 
 
 @hookimpl(tryfirst=True)
@@ -45,6 +43,5 @@ def habitreward_user_deleted(engine: Any, user: User) -> None:
                 doomed.append(update_id)
         except ValueError:
             continue
-    for start in range(0, len(doomed), _IDS_PER_STATEMENT):  # a busy person's inbox rows: any number
-        chunk = doomed[start:start + _IDS_PER_STATEMENT]
+    for chunk in id_chunks(doomed):  # a busy person's inbox rows: any number
         ProcessedUpdate.delete().where(ProcessedUpdate.update_id.in_(chunk)).execute()
