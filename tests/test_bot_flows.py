@@ -1235,10 +1235,114 @@ def test_a_newcomer_with_no_admin_to_ask_is_told_so_and_the_operator_is_warned(t
     assert "Bob (id 3) asked to use the bot, and there is no admin to approve them" in caplog.text
     assert "habitreward users activate 3" in caplog.text
     assert bot.send(BOB, "/streaks", language_code=lang).text.startswith(nobody)
+    assert botapi.sent(ANN) == []  # nobody was asked
 
-    bot.engine.promote_user(ANN)  # now someone can approve: the usual answer
-    waiting = t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
-    assert bot.send(BOB, "/start", language_code=lang).text.startswith(waiting)
+
+def requests_to(botapi, admin: int) -> list[dict]:
+    """The Approve/Decline messages an admin was sent."""
+    return [m for m in botapi.sent(admin) if "wants to use the bot" in m["text"]]
+
+
+@pytest.mark.parametrize("how", ["promote", "listed"])
+def test_a_request_nobody_could_get_reaches_the_first_admin_at_the_newcomers_next_message(tg, botapi, how):
+    """Bob asked while the bot had no admin. Once someone is one (`users promote`, or listed in
+    ADMIN_TELEGRAM_IDS and restarted), Bob's next message sends them his request, once, and only
+    then is Bob told an admin has been asked; the admin's Approve lets him in."""
+    bot = tg(admin_telegram_ids="")
+    user(bot, ANN)  # active, no admin
+    assert bot.send(BOB, "/start", first_name="Bob").text.startswith("Hello! This bot has no admin yet")
+    if how == "promote":
+        bot.engine.promote_user(ANN)  # `habitreward users promote 2`
+    else:
+        bot.stop()
+        bot = tg(admin_telegram_ids=str(ANN))  # the operator lists Ann and restarts
+    again = bot.send(BOB, "hi", first_name="Bob")
+    assert again.text == ("Hello! An admin has been asked to approve you. I will write as soon as you are in.\n"
+                          "Until then only /start and /help work.")
+    [request] = requests_to(botapi, ANN)
+    assert request["text"] == "🆕 Bob (id 3) wants to use the bot."
+    assert bot.send(BOB, "/start").text.startswith("Hello! An admin has been asked")
+    assert len(requests_to(botapi, ANN)) == 1  # asked once, not at every message
+    approved = bot.press(ANN, "✅ Approve")
+    assert "✅ Bob is approved." in approved.texts
+    assert bot.send(BOB, "/start").text == "Hi, Bob! What would you like to do?"
+
+
+@pytest.mark.parametrize(("status", "description", "lang"), [
+    (403, "Forbidden: bot was blocked by the user", "ru"), (400, "Bad Request: chat not found", "kk")])
+def test_a_request_no_admin_received_is_sent_again_at_the_newcomers_next_message(tg, botapi, caplog,
+                                                                                   status, description, lang):
+    """Telegram refused the request to the only admin (they blocked the bot, or never opened a
+    chat with it): Bob is not told an admin has been asked, the log says so, and his next
+    message tries again; once delivered, it is not sent again."""
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    t = Translator(lang)
+    botapi.fail_next("sendMessage", status, description, chat_id=ADMIN)
+    first = bot.send(BOB, "/start", first_name="Bob", language_code=lang)
+    assert first.texts == [t._("Hello! I could not reach an admin to approve you yet. I will try again when you "
+                               "next write; you can also ask whoever runs this bot.")]
+    assert first.texts[0] != "Hello! I could not reach an admin to approve you yet. I will try again when you " \
+        "next write; you can also ask whoever runs this bot."  # translated
+    assert requests_to(botapi, ADMIN) == [] and bot.errors == []
+    assert "Bob (id 3) asked to use the bot, and no admin could be sent the request" in caplog.text
+    second = bot.send(BOB, "hi", first_name="Bob", language_code=lang)
+    assert second.text.startswith(t._("Hello! An admin has been asked to approve you. I will write as soon as "
+                                      "you are in."))
+    assert [m["text"] for m in requests_to(botapi, ADMIN)] == ["🆕 Bob (id 3) wants to use the bot."]
+    bot.send(BOB, "hi again")
+    assert len(requests_to(botapi, ADMIN)) == 1
+    assert "✅ Bob is approved." in bot.press(ADMIN, "✅ Approve").texts
+
+
+def test_a_request_that_arrived_though_the_answer_was_lost_can_be_approved(tg, botapi):
+    """The connection broke on Telegram's answer: the admin has the request, the bot cannot know
+    and counts it as not received. The admin's Approve still decides (a request waits whether an
+    admin was sent it or not); Bob's next message would send it once more, never worse."""
+    bot = tg()
+    botapi.cut_next("sendMessage")
+    bot.send(BOB, "/start", first_name="Bob")
+    assert [m["text"] for m in requests_to(botapi, ADMIN)] == ["🆕 Bob (id 3) wants to use the bot."]
+    approved = bot.press(ADMIN, "✅ Approve")
+    assert "✅ Bob is approved." in approved.texts
+    assert any(m["chat_id"] == BOB and m["text"].startswith("🎉 You're in! Bob") for m in approved)
+
+
+def test_a_request_one_admin_received_is_not_sent_again(tg, botapi):
+    """Of two admins one blocked the bot: the other has the request, so Bob has been asked for."""
+    bot = tg(admin_telegram_ids="1,5")
+    botapi.fail_next("sendMessage", 403, chat_id=5)
+    assert bot.send(BOB, "/start", first_name="Bob").text.startswith("Hello! An admin has been asked")
+    bot.send(BOB, "hi")
+    assert len(requests_to(botapi, ADMIN)) == 1 and requests_to(botapi, 5) == []
+
+
+def test_another_process_does_not_send_a_request_again(tg, botapi, db_url, clock):
+    """The request's state is in the database: a second process (its own engine) that gets Bob's
+    next message knows the admin has it already; and of two processes taking the same unsent
+    request at once, only one sends it."""
+    import random
+
+    from habitreward.bot.state import UNSENT, approval_of, set_approval, take_unsent_request
+    from habitreward.testing.driver import BotDriver
+    from habitreward.testing.engines import make_engine
+
+    bot = tg(admin_telegram_ids="")
+    bot.send(BOB, "/start", first_name="Bob")  # no admin: nobody asked
+    bot.engine.add_user(ADMIN, "Boss", admin=True)
+    other_engine = make_engine(db_url, clock=clock, rng=random.Random(7), load_entry_points=False,
+                               admin_telegram_ids="")
+    try:
+        bot.send(BOB, "hi")  # this process sends it
+        assert len(requests_to(botapi, ADMIN)) == 1
+        with BotDriver(other_engine, botapi) as other:
+            assert other.send(BOB, "hi").text.startswith("Hello! An admin has been asked")
+        assert len(requests_to(botapi, ADMIN)) == 1
+        set_approval(bot.engine, BOB, UNSENT)
+        assert [take_unsent_request(engine, BOB) for engine in (bot.engine, other_engine)] == [True, False]
+        assert approval_of(other_engine, BOB) == "requested"
+    finally:
+        other_engine.close()
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from habitreward.db import id_chunks
-from habitreward.engine.users import APPROVAL_NAMESPACE
+from habitreward.engine.users import APPROVAL_NAMESPACE, REQUESTED, UNSENT
 from habitreward.hookspecs import hookimpl
 from habitreward.models import KeyValue, User
 
@@ -21,7 +21,7 @@ CHAT_DATA = "bot.chat_data"  # key: chat id (a private chat's id is the user's)
 BOT_DATA = "bot.bot_data"  # key: BOT_DATA_KEY
 CONVERSATIONS = "bot.conversations"  # key: "<conversation name>:[chat_id,user_id]"
 CALLBACK_DATA = "bot.callback_data"  # key: CALLBACK_DATA_KEY
-APPROVAL = APPROVAL_NAMESPACE  # key: Telegram user id; "requested" (admins were asked) or "declined"
+APPROVAL = APPROVAL_NAMESPACE  # key: Telegram user id; REQUESTED (an admin has it), UNSENT, or DECLINED
 BOT_DATA_KEY = "bot"
 CALLBACK_DATA_KEY = "cache"
 
@@ -65,6 +65,7 @@ def forget_user(engine: Any, telegram_id: int) -> int:
 
 def approval_of(engine: Any, telegram_id: int) -> str | None:
     """Where someone's request to use the bot stands: "requested" (the admins were asked),
+    "unsent" (waiting, but no admin has it yet: there was none, or Telegram refused it to each),
     "declined", or None (never asked: registered while it was closed, or deactivated later)."""
     with engine.session():
         row = KeyValue.get_or_none((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id))))
@@ -90,6 +91,28 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
         KeyValue.delete().where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))).execute()
         if state is not None:
             KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
+
+
+def take_unsent_request(engine: Any, telegram_id: int) -> bool:
+    """Take a request no admin has yet, to send it now: True, and it says "requested" from here
+    on. One conditional statement, so of two processes handling the newcomer's messages at the
+    same moment only one gets True and sends it: no admin gets it twice."""
+    with engine.transaction():
+        return KeyValue.update(value=json.dumps(REQUESTED), updated_at=engine.utcnow()).where(
+            _request_is(telegram_id, UNSENT)).execute() == 1
+
+
+def give_back_unsent_request(engine: Any, telegram_id: int) -> None:
+    """Sending it reached no admin: it is "unsent" again, to be sent at the newcomer's next
+    message (unless it was decided meanwhile)."""
+    with engine.transaction():
+        KeyValue.update(value=json.dumps(UNSENT), updated_at=engine.utcnow()).where(
+            _request_is(telegram_id, REQUESTED)).execute()
+
+
+def _request_is(telegram_id: int, state: str) -> Any:
+    return ((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))
+            & (KeyValue.value == json.dumps(state)))
 
 
 @hookimpl

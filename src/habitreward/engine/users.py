@@ -17,7 +17,9 @@ from habitreward.models import KeyValue, User
 #: Where someone's request to use the bot stands (KeyValue rows keyed by Telegram id, written by
 #: the bot's approval flow): settled, and so forgotten, whenever the user is made active.
 APPROVAL_NAMESPACE = "bot.approval"
-REQUESTED, DECLINED = "requested", "declined"  # the JSON-encoded values of those rows
+# The JSON-encoded values of those rows: waiting, and sent to an admin ("requested"); waiting, and
+# no admin has it yet ("unsent": there was none, or Telegram refused it to each); declined.
+REQUESTED, UNSENT, DECLINED = "requested", "unsent", "declined"
 
 # Every update looks its sender up (see engine/prepared.py).
 _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
@@ -151,15 +153,15 @@ class UsersMixin(EngineBase):
         settled at the command line).
 
         The first answer wins: one conditional statement on the waiting request (only a row
-        still saying "requested" passes), so of an Approve and a Decline at the same instant only
-        one decides and the newcomer hears one answer. A change of mind after a decline is
-        ``activate_user`` (``habitreward users activate``)."""
+        still waiting passes, sent to an admin or not), so of an Approve and a Decline at the same
+        instant only one decides and the newcomer hears one answer. A change of mind after a
+        decline is ``activate_user`` (``habitreward users activate``)."""
         wanted = validation.lookup_telegram_id(telegram_id)  # "abc" or 2.5 refused before any write
         if wanted is None:
             return self.get_user(telegram_id), False  # NotFound
         key = str(wanted)
         waiting = ((KeyValue.namespace == APPROVAL_NAMESPACE) & (KeyValue.key == key)
-                   & (KeyValue.value == json.dumps(REQUESTED)))
+                   & KeyValue.value.in_([json.dumps(REQUESTED), json.dumps(UNSENT)]))
         with self.transaction():
             if approve:
                 decided = KeyValue.delete().where(waiting).execute() == 1

@@ -6,6 +6,10 @@ Approve / Decline message; ``open`` makes new users active at once; ``closed``
 tells them to ask the admin. Until a user is active, only /start and /help
 answer; everything else gets one line saying why.
 
+A request no admin received (there was none, or Telegram refused it to each) stays
+"unsent" in the database and is sent at the newcomer's next message (:func:`ask_admins`);
+one an admin has is never sent again.
+
 An admin is an active user whose row says so (``is_admin``), for approving here as for
 changing shared habits and rewards (the engine): ``users add --admin`` / ``users promote``
 set the flag, and so does being listed in ``ADMIN_TELEGRAM_IDS`` (at registration, or in the
@@ -21,7 +25,7 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import ApplicationHandlerStop
 
 from habitreward.bot.api_calls import send_html
@@ -40,7 +44,14 @@ from habitreward.bot.handlers.menu import pending_text
 from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
-from habitreward.bot.state import admin_ids, approval_of, set_approval
+from habitreward.bot.state import (
+    UNSENT,
+    admin_ids,
+    approval_of,
+    give_back_unsent_request,
+    set_approval,
+    take_unsent_request,
+)
 from habitreward.bot.text import fit
 from habitreward.errors import NotFound
 from habitreward.models import User
@@ -69,23 +80,67 @@ def _admins_to_notify(engine: Any, newcomer: User) -> list[tuple[int, User | Non
             if admin_id != newcomer.telegram_id]
 
 
-async def notify_admins(context: Any, newcomer: User, username: str | None) -> None:
+def _take_unsent(engine: Any, newcomer: User) -> list[tuple[int, User | None]] | None:
+    """The admins to send the newcomer's request to now, taken (``take_unsent_request``) so
+    that no other process sends it too; [] when there is no admin; None when there is nothing to
+    send (an admin has it already, it was decided, or someone else took it)."""
+    if approval_of(engine, newcomer.telegram_id) != UNSENT:  # one look for those asked already
+        return None
+    admins = _admins_to_notify(engine, newcomer)
+    if admins and not take_unsent_request(engine, newcomer.telegram_id):
+        return None
+    return admins
+
+
+async def ask_admins(context: Any, newcomer: User, username: str | None, *, first: bool = False) -> None:
+    """Send a waiting request that no admin has yet to every admin. Called at each message of
+    someone waiting, so a request nobody could get (no admin then, or Telegram refused it to
+    each) reaches the first admin there is at the newcomer's next message; one an admin has
+    is never sent again. ``first``: the newcomer's first message (the operator is warned once
+    when there is no admin)."""
     engine = engine_of(context)
-    admins = await run_engine(engine, _admins_to_notify, engine, newcomer)
+    admins = await run_engine(engine, _take_unsent, engine, newcomer)
+    if admins is None:
+        return
     if not admins:  # nobody to ask: the newcomer is told so (pending_text); the operator is told here
-        log.warning("%s (id %s) asked to use the bot, and there is no admin to approve them: let them in with"
-                    " `habitreward users activate %s`, or make someone an admin (ADMIN_TELEGRAM_IDS, or"
-                    " `habitreward users promote ID`)", newcomer.name, newcomer.telegram_id, newcomer.telegram_id)
-    for admin_id, admin in admins:
-        t = Translator(admin.language if admin else engine.settings.default_language)
-        who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)  # escaped here
-        if username:
-            who += " @" + html.escape(username, quote=False)
-        # ``who`` is HTML already: filled in as is (t._ would escape "Tom &amp; Jerry" a second time).
-        text = t._("🆕 {who} wants to use the bot.").format(who=who)
-        rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
-        await telegram_call(lambda chat=admin_id, text=text, rows=rows: context.bot.send_message(
-            chat, text, parse_mode="HTML", reply_markup=markup(rows)))
+        if first:
+            log.warning("%s (id %s) asked to use the bot, and there is no admin to approve them: let them in"
+                        " with `habitreward users activate %s`, or make someone an admin (ADMIN_TELEGRAM_IDS,"
+                        " or `habitreward users promote ID`): their next message sends the request",
+                        newcomer.name, newcomer.telegram_id, newcomer.telegram_id)
+        return
+    delivered = False
+    try:
+        for admin_id, admin in admins:
+            delivered = await _send_request(context, admin_id, admin, newcomer, username) or delivered
+    finally:
+        if not delivered:  # also when sending failed half-way: better sent twice than never
+            await run_engine(engine, give_back_unsent_request, engine, newcomer.telegram_id)
+            log.warning("%s (id %s) asked to use the bot, and no admin could be sent the request; it is sent"
+                        " again at their next message (or let them in with `habitreward users activate %s`)",
+                        newcomer.name, newcomer.telegram_id, newcomer.telegram_id)
+
+
+async def _send_request(context: Any, admin_id: int, admin: User | None, newcomer: User,
+                        username: str | None) -> bool:
+    """One admin's Approve / Decline message; whether Telegram took it."""
+    engine = engine_of(context)
+    t = Translator(admin.language if admin else engine.settings.default_language)
+    who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)  # escaped here
+    if username:
+        who += " @" + html.escape(username, quote=False)
+    # ``who`` is HTML already: filled in as is (t._ would escape "Tom &amp; Jerry" a second time).
+    text = t._("🆕 {who} wants to use the bot.").format(who=who)
+    rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
+    try:
+        sent = await telegram_call(lambda: context.bot.send_message(
+            admin_id, text, parse_mode="HTML", reply_markup=markup(rows)), raise_forbidden=True)
+    except (Forbidden, BadRequest, NetworkError) as exc:
+        # Blocked, or never opened a chat with the bot (403, 400 "chat not found"), or Telegram out
+        # of reach: counted as not received (at worst an admin gets the request twice).
+        log.info("Cannot send admin %s the request of user %s: %s", admin_id, newcomer.telegram_id, exc.message)
+        return False
+    return sent is not None  # None: Telegram kept rate limiting
 
 
 async def gate(update: Update, context: Any) -> None:
@@ -127,15 +182,17 @@ async def gate(update: Update, context: Any) -> None:
     if query is None and (update.message is None or not addressed_to_bot(update, context.application)):
         raise ApplicationHandlerStop
     parsed = command_of(update) if query is None else None
+    created = False
     if user is None:
         user, created = await run_engine(engine, engine.register, tg_user.id, tg_user.full_name or str(tg_user.id),
                                          language_code=tg_user.language_code)
         if created and not user.active and engine.settings.registration == "approval":
-            await run_engine(engine, set_approval, engine, user.telegram_id, "requested")
-            await notify_admins(context, user, tg_user.username)
+            await run_engine(engine, set_approval, engine, user.telegram_id, UNSENT)
     remember_user(context, user)
     if user.active:  # "open" registration
         return
+    if engine.settings.registration == "approval":  # a request no admin has yet is sent now
+        await ask_admins(context, user, tg_user.username, first=created)
     if parsed is not None and parsed[0] in OPEN_TO_INACTIVE:
         return
     if query is not None and query.data == "help":
