@@ -178,6 +178,30 @@ def test_user_lifecycle_commands(run):
     assert users() == {}
 
 
+def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
+    """Newcomers who asked while the bot had no admin (the bot keeps their request "unsent"): the
+    operator who makes an admin is told who they are, that their request reaches the admin at
+    their next message, and how to let them in now; a request an admin has is not counted."""
+    from habitreward.bot.state import REQUESTED, UNSENT, set_approval
+
+    for tid, name, state in ((3, "Bob", UNSENT), (5, "Cid", UNSENT), (6, "Dee", REQUESTED)):
+        engine.register(tid, name)
+        set_approval(engine, tid, state)
+    run("users", "add", "42", "--name", "Ann", "--active")
+    promoted = run("users", "promote", "42")
+    assert promoted.exit_code == 0
+    assert promoted.output == (
+        "Ann (42) is an admin.\n"
+        "2 people asked to use the bot while no admin could get their request: Bob (3), Cid (5). It reaches"
+        " the admins at their next message to the bot; to let one in now: habitreward users activate ID\n")
+    run("users", "activate", "3")
+    assert "1 person asked to use the bot while no admin could get their request: Cid (5)." in \
+        run("users", "promote", "42").output
+    run("users", "activate", "5")
+    assert run("users", "promote", "42").output == "Ann (42) is an admin.\n"
+    assert "asked to use the bot" not in run("users", "promote", "42", "--revoke").output
+
+
 def test_a_listed_admin_cannot_be_deactivated_or_demoted_from_the_cli(run, engine, monkeypatch):
     """ADMIN_TELEGRAM_IDS makes them an active admin again at their next message: refuse, say why."""
     run("users", "add", "42", "--name", "Ann", "--admin")

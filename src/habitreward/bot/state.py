@@ -110,6 +110,18 @@ def give_back_unsent_request(engine: Any, telegram_id: int) -> None:
             _request_is(telegram_id, REQUESTED)).execute()
 
 
+def unsent_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:
+    """How many are waiting with a request no admin has (asked while there was none), and the
+    first ``shown`` of them, oldest request first (``users promote`` names them)."""
+    unsent = KeyValue.select(KeyValue.key).where(
+        (KeyValue.namespace == APPROVAL) & (KeyValue.value == json.dumps(UNSENT)))
+    with engine.session():
+        count = unsent.count()
+        ids = [int(key) for (key,) in unsent.order_by(KeyValue.id).limit(shown).tuples()]
+        users = {u.telegram_id: u for u in User.select().where(User.telegram_id.in_(ids))} if ids else {}
+    return count, [users[i] for i in ids if i in users]
+
+
 def _request_is(telegram_id: int, state: str) -> Any:
     return ((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))
             & (KeyValue.value == json.dumps(state)))

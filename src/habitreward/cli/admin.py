@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from habitreward.bot.state import unsent_requests
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit_json_items, emit_table, json_option
 from habitreward.engine import validation
@@ -124,8 +125,23 @@ def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
     """Make a user an admin (approves them too); --revoke not for someone in ADMIN_TELEGRAM_IDS."""
     if revoke:
         _not_listed(app, telegram_id, "revoke their rights")
-    user = app.engine().promote_user(telegram_id, admin=not revoke)
+    engine = app.engine()
+    user = engine.promote_user(telegram_id, admin=not revoke)
     click.echo(f"{user.name} ({user.telegram_id}) is {'an admin' if user.is_admin else 'no longer an admin'}.")
+    if user.is_admin:
+        _say_who_waits(engine)
+
+
+def _say_who_waits(engine) -> None:  # noqa: ANN001 - an Engine
+    """Newcomers who asked while no admin could get their request (the bot sends it at their
+    next message, docs/bot.md): the operator who just made an admin hears who they are."""
+    count, first = unsent_requests(engine)
+    if not count:
+        return
+    names = ", ".join(f"{u.name} ({u.telegram_id})" for u in first) + (", ..." if count > len(first) else "")
+    people = "1 person" if count == 1 else f"{count} people"
+    click.echo(f"{people} asked to use the bot while no admin could get their request: {names}. It reaches the"
+               " admins at their next message to the bot; to let one in now: habitreward users activate ID")
 
 
 @users.command("delete")
