@@ -125,3 +125,27 @@ def test_links_between_the_docs_lead_somewhere():
             elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked.read_text()):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def test_the_reward_kept_out_of_the_draw_in_plugins_md(engine, tmp_path, monkeypatch):
+    """docs/plugins.md's wrapper: its reward leaves the draw and the odds, the others keep the
+    weights the built-in gave them (the odds multiplier too), and grant_piece still gives it."""
+    import importlib
+
+    code = re.search(r"<!-- example: bonus_out_of_draw.py -->\n```python\n(.*?)```",
+                     (ROOT / "docs" / "plugins.md").read_text(), re.S)[1]
+    (tmp_path / "bonus_out_of_draw.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "bonus_out_of_draw", raising=False)
+    user = engine.add_user(1, "Ann", active=True)
+    run = engine.add_habit("Run", weight=20)
+    bonus = engine.add_reward("Perfect day", weight=1000, pieces_required=5, max_per_day=0)
+    engine.add_reward("Coffee", weight=1, pieces_required=5, max_per_day=0)
+    before = {row.reward.name if row.reward else None: row.weight for row in engine.odds(user, run).rows}
+
+    engine.pm.register(importlib.import_module("bonus_out_of_draw"))
+    after = {row.reward.name if row.reward else None: row.weight for row in engine.odds(user, run).rows}
+    assert before["Perfect day"] > 0 and before["Coffee"] > 1  # the multiplier: weight 20, streak 1
+    assert after == {"Coffee": before["Coffee"]}
+    assert engine.complete(user, run).reward.name == "Coffee"  # the only one left: every draw
+    assert engine.grant_piece(user, bonus).pieces_earned == 1

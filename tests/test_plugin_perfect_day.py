@@ -144,3 +144,42 @@ def test_a_day_logged_afterwards_asks_only_for_the_habits_there_were_that_day(pl
     engine.complete(user, run)
     assert engine.complete(user, read).awards == ()
     assert [a.kind for a in engine.complete(user, engine.find_habit(user, "Swim")).awards] == ["perfect_day"]
+
+
+def test_the_bonus_reward_is_never_drawn_yet_comes_on_every_perfect_day(plugin_engine, clock):
+    """The bonus reward is the plugin's own: its habitreward_weigh_rewards wrapper keeps it out of
+    the ordinary draw (weight 0), whatever weight it has, so it needs no tiny weight (the README's
+    old `--weight 0.0001`). Heavy here: in the draw, it would come out of nearly every completion."""
+    engine = plugin_engine
+    user = engine.add_user(1, "Ann", active=True)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    engine.add_reward("Perfect day", weight=1000, pieces_required=10_000, max_per_day=0)
+    engine.add_reward("Coffee", weight=1, pieces_required=10_000, max_per_day=0)
+
+    # The odds (the bot's /odds and `habitreward odds`) do not offer it either.
+    odds = engine.odds(user, run)
+    assert [(row.reward.name if row.reward else None) for row in odds.rows] == ["Coffee"]
+    assert odds.excluded == ()
+
+    drawn, perfect_days = [], 0
+    for day in range(40):  # every other day perfect: 60 completions, 20 perfect days
+        drawn.append(engine.complete(user, run).reward)
+        if day % 2 == 0:
+            done = engine.complete(user, read)
+            drawn.append(done.reward)
+            assert [a.kind for a in done.awards] == ["perfect_day"]
+            perfect_days += 1
+        clock.advance(days=1)
+    assert {reward.name for reward in drawn if reward is not None} == {"Coffee"}
+    assert len([reward for reward in drawn if reward is not None]) == 60  # nothing but Coffee, every time
+    assert {p.reward.name: p.pieces_earned for p in engine.progress(user)} == {"Coffee": 60,
+                                                                                "Perfect day": perfect_days}
+
+
+def test_with_perfect_day_off_its_reward_is_an_ordinary_one(engine):
+    """Keeping the reward out of the draw is the plugin's doing: without it, it is drawn."""
+    user = engine.add_user(1, "Ann", active=True)
+    habit = engine.add_habit("Run")
+    engine.add_reward("Perfect day", weight=1000, max_per_day=0)
+    assert [row.reward.name for row in engine.odds(user, habit).rows] == ["Perfect day"]
+    assert engine.complete(user, habit).reward.name == "Perfect day"

@@ -10,6 +10,7 @@ import click
 import peewee
 
 from habitreward import hookimpl
+from habitreward.engine.validation import name_key, tidy_name
 from habitreward.errors import NotFound
 from habitreward.events import Award, CompletionUndone, HabitCompleted
 from habitreward.models import BaseModel, HabitLog, Reward, RewardProgress, User
@@ -40,6 +41,23 @@ def habitreward_register_models(register):
 @hookimpl
 def habitreward_register_migrations(register):
     register("perfect_day", str(Path(__file__).parent / "migrations"))
+
+
+def is_bonus_reward(reward: Reward) -> bool:
+    """Whether ``reward`` is the bonus: named ``bonus_reward_name()`` as ``engine.find_reward``
+    compares names (case aside; names are unique among the rewards one user sees)."""
+    return name_key(reward.name) == name_key(tidy_name(bonus_reward_name()))
+
+
+@hookimpl(wrapper=True)
+def habitreward_weigh_rewards():
+    """The bonus reward comes only as the bonus: weight 0 (out of the ordinary draw, and of the
+    odds) whatever weight it was added with. A wrapper, so the weights the other rewards get
+    (the built-in's, or another plugin's) stay as they are."""
+    weighted = yield
+    if weighted is None:
+        return None
+    return [c.with_weight(0) if is_bonus_reward(c.reward) else c for c in weighted]
 
 
 def habits_of_the_day(engine, user: User, day: dt.date) -> set[int]:
