@@ -191,3 +191,77 @@ def test_between_plugins_tryfirst_is_asked_first_else_the_one_loaded_last(module
         """})
     pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "a_rule,b_rule"})
     assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == answer
+
+
+_A_CLASS_PLUGIN = """
+    from habitreward import hookimpl
+
+    class Weekend:
+        @hookimpl
+        def habitreward_odds_multiplier(self, habit):
+            return 2.0
+
+    plugin = Weekend()
+"""
+_A_CLASS_GIVEN = ("it is the class Weekend, not an instance, and its hooks (habitreward_odds_multiplier) are"
+                  " methods that need one: register an instance, Weekend(), or a module (for an entry point:"
+                  " 'package.module:plugin', with plugin = Weekend() in that module)")
+
+
+def test_an_entry_point_naming_a_class_says_to_name_an_instance(tmp_path, monkeypatch):
+    """Loaded, a class's hook method took the habit for ``self`` and failed at the first completion
+    (TypeError: missing 1 required positional argument: 'habit'); now loading says what to do."""
+    (tmp_path / "weekend_pkg.py").write_text(textwrap.dedent(_A_CLASS_PLUGIN))
+    info = tmp_path / "weekend_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: weekend-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[habitreward]\nweekend = weekend_pkg:Weekend\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "weekend"})
+    assert str(refused.value) == (f"The habitreward plugin 'weekend' does not fit: {_A_CLASS_GIVEN};"
+                                  " to run without it, set HABITREWARD_LOAD_PLUGINS=")
+
+    (info / "entry_points.txt").write_text("[habitreward]\nweekend = weekend_pkg:plugin\n")  # as it says
+    pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "weekend"})
+    assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == 2.0
+
+
+def test_a_class_registered_by_hand_says_to_register_an_instance(modules):
+    import pluggy
+
+    pm, module = _hand_registered(_A_CLASS_PLUGIN, modules)
+    before = pm.get_plugins()
+    with pytest.raises(pluggy.PluginValidationError) as refused:
+        pm.register(module.Weekend)
+    assert str(refused.value) == f"the plugin 'Weekend' does not fit: {_A_CLASS_GIVEN}"
+    assert pm.get_plugins() == before
+    pm.register(module.Weekend())
+    assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == 2.0
+
+
+def test_a_class_of_static_hooks_is_still_a_plugin(modules):
+    """A class whose hooks need no instance (staticmethods) works as it is: no refusal."""
+    pm, module = _hand_registered("""
+        from habitreward import hookimpl
+
+        class Rules:
+            @staticmethod
+            @hookimpl
+            def habitreward_odds_multiplier(habit):
+                return 3.0
+    """, modules)
+    pm.register(module.Rules)
+    assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == 3.0
+
+
+def test_extra_plugins_naming_a_class_says_it_names_modules(modules):
+    modules(weekend_rules=_A_CLASS_PLUGIN)
+    with pytest.raises(ConfigError) as refused:
+        make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "",
+                                     "HABITREWARD_EXTRA_PLUGINS": "weekend_rules.Weekend"})
+    assert str(refused.value) == (
+        "HABITREWARD_EXTRA_PLUGINS: 'weekend_rules.Weekend' is the class Weekend in the module weekend_rules, not a"
+        " module: HABITREWARD_EXTRA_PLUGINS names modules, whose functions are the hooks (an instance, Weekend(),"
+        " loads through an entry point: 'weekend_rules:plugin' with plugin = Weekend() in weekend_rules;"
+        " docs/plugins.md)")

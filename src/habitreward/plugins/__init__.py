@@ -45,7 +45,9 @@ class PluginManager(pluggy.PluginManager):
     ``pluggy.PluginValidationError`` that names the plugin, says what is wrong (with the hook or
     argument meant, when one is close) and registers nothing of it. pluggy alone notices a
     misspelled hook only in ``check_pending()``, which a plugin's test never calls, and skips an
-    unmarked function without a word: either way the rule would silently never run.
+    unmarked function without a word: either way the rule would silently never run. A class given
+    instead of an instance (an entry point naming ``MyPlugin``) is refused saying so: pluggy took
+    it, and its first hook call passed the hook's first argument as ``self``.
     """
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
@@ -60,6 +62,8 @@ class PluginManager(pluggy.PluginManager):
     def _misfits(self, plugin: Any) -> list[str]:
         specs = {name: caller.spec for name, caller in vars(self.hook).items()
                  if isinstance(caller, pluggy.HookCaller) and caller.spec is not None}
+        if inspect.isclass(plugin) and (methods := self._instance_methods(plugin)):
+            return [_a_class_given(plugin, methods)]
         problems = []
         for attribute in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attribute)
@@ -82,6 +86,22 @@ class PluginManager(pluggy.PluginManager):
                                 f"{_did_you_mean(argument, allowed)}; the hook's arguments are"
                                 f" {', '.join(spec.argnames)} (take any of them, by name)")
         return problems
+
+
+    def _instance_methods(self, cls: type) -> list[str]:
+        """The hooks of a class that are plain methods: they need an instance (``self``), which a
+        class given as the plugin lacks (a staticmethod or a classmethod works on the class)."""
+        return [attribute for attribute in dir(cls)
+                if self.parse_hookimpl_opts(cls, attribute) is not None
+                and inspect.isfunction(inspect.getattr_static(cls, attribute, None))]
+
+
+def _a_class_given(cls: type, methods: list[str]) -> str:
+    """A class registered instead of an instance: say so, and what to register."""
+    name = cls.__name__
+    return (f"it is the class {name}, not an instance, and its hooks ({', '.join(methods)}) are methods"
+            f" that need one: register an instance, {name}(), or a module (for an entry point:"
+            f" 'package.module:plugin', with plugin = {name}() in that module)")
 
 
 def _did_you_mean(name: str, choices: Any) -> str:
@@ -119,8 +139,8 @@ def make_plugin_manager(
                 try:
                     module = importlib.import_module(module_name)
                 except Exception as exc:  # not only ImportError: a module may fail while it runs
-                    raise ConfigError(f"{EXTRA_PLUGINS_ENV}: cannot import {module_name!r}"
-                                      f" ({type(exc).__name__}: {exc})") from exc
+                    raise ConfigError(_not_a_module(module_name, exc) or f"{EXTRA_PLUGINS_ENV}: cannot import"
+                                      f" {module_name!r} ({type(exc).__name__}: {exc})") from exc
                 if not pm.is_registered(module):  # also installed with an entry point: loaded once
                     try:
                         pm.register(module, name=module_name)
@@ -131,6 +151,25 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:  # e.g. a misspelled hook name
         raise ConfigError(f"A habitreward plugin does not fit: {one_line(exc)}") from exc
     return pm
+
+
+def _not_a_module(dotted: str, exc: Exception) -> str | None:
+    """When ``package.module.Name`` in HABITREWARD_EXTRA_PLUGINS names a class (or another object)
+    in a module rather than a module: what it is, and what to name instead (else None)."""
+    parent, _, attribute = dotted.rpartition(".")
+    if not parent or not isinstance(exc, ModuleNotFoundError) or exc.name not in (dotted, parent):
+        return None
+    try:
+        found = getattr(importlib.import_module(parent), attribute)
+    except Exception:  # the module itself does not import, or has no such name: the plain message
+        return None
+    names_modules = f"not a module: {EXTRA_PLUGINS_ENV} names modules, whose functions are the hooks"
+    if inspect.isclass(found):
+        return (f"{EXTRA_PLUGINS_ENV}: {dotted!r} is the class {attribute} in the module {parent}, {names_modules}"
+                f" (an instance, {attribute}(), loads through an entry point: '{parent}:plugin' with"
+                f" plugin = {attribute}() in {parent}; docs/plugins.md)")
+    return (f"{EXTRA_PLUGINS_ENV}: {dotted!r} is an object in the module {parent} (a {type(found).__name__}),"
+            f" {names_modules} (an object loads through an entry point: '{parent}:{attribute}'; docs/plugins.md)")
 
 
 def _fit_message(exc: pluggy.PluginValidationError, name: str) -> str:
