@@ -265,3 +265,55 @@ def test_extra_plugins_naming_a_class_says_it_names_modules(modules):
         " module: HABITREWARD_EXTRA_PLUGINS names modules, whose functions are the hooks (an instance, Weekend(),"
         " loads through an entry point: 'weekend_rules:plugin' with plugin = Weekend() in weekend_rules;"
         " docs/plugins.md)")
+
+
+def test_plugins_marks_a_plugin_without_hooks(modules):
+    """A plugin none of whose functions is a hook is never called: listed with an empty hooks
+    column, it looked loaded and working."""
+    import json
+
+    from click.testing import CliRunner
+
+    from habitreward.cli import cli
+
+    modules(helpers_only="""
+        def habit_bonus(habit):  # meant as a rule, but no hook: never called
+            return 2.0
+    """, working="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_register_commands(cli):
+            pass
+    """)
+    env = {"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "helpers_only,working"}
+    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"], env=env)
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split()[0]: line for line in listed.output.splitlines() if line.strip()}
+    assert lines["helpers_only"].endswith("(no hooks)")
+    assert lines["working"].endswith("habitreward_register_commands")
+    assert lines["(no"].startswith("(no hooks): it implements no hook, so it is never called: no function of it is"
+                                   " marked @hookimpl")
+
+    data = json.loads(CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins", "--json"], env=env).output)
+    warnings = {plugin["name"]: (plugin["hooks"], plugin["warning"]) for plugin in data}
+    assert warnings["working"] == (["habitreward_register_commands"], None)
+    assert warnings["helpers_only"][0] == []
+    assert warnings["helpers_only"][1].startswith("it implements no hook, so it is never called")
+
+
+def test_plugins_says_nothing_of_hooks_when_every_plugin_has_some(modules):
+    from click.testing import CliRunner
+
+    from habitreward.cli import cli
+
+    modules(working="""
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_register_commands(cli):
+            pass
+    """)
+    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"],
+                                env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "working"})
+    assert "no hook" not in listed.output
