@@ -87,7 +87,6 @@ class PluginManager(pluggy.PluginManager):
                                 f" {', '.join(spec.argnames)} (take any of them, by name)")
         return problems
 
-
     def _instance_methods(self, cls: type) -> list[str]:
         """The hooks of a class that are plain methods: they need an instance (``self``), which a
         class given as the plugin lacks (a staticmethod or a classmethod works on the class)."""
