@@ -218,15 +218,24 @@ def test_none_for_an_optional_setting_of_a_new_habit_or_reward_is_its_default(en
     assert engine.all_habits(include_inactive=None) == engine.all_habits() == [engine.find_habit(None, "Run")]
 
 
-def test_none_for_an_optional_flag_of_a_user_is_its_default(engine):
-    """``add_user(active=None, admin=None)`` and ``promote_user(id, admin=None)`` stored no flag at
-    all (a database error); None is the default there too."""
+def test_none_for_an_optional_flag_of_a_new_user_is_its_default(engine):
+    """``add_user(active=None, admin=None)`` stored no flag at all (a database error); None is the
+    default there too: no rights."""
     fields = ("active", "is_admin", "timezone", "language")
     given = engine.add_user(7, "Ann", active=None, admin=None, timezone=None, language=None)
     assert _row(given, *fields) == _row(engine.add_user(8, "Bob"), *fields)
     assert (given.active, given.is_admin) == (False, False)
-    assert _row(engine.promote_user(7, admin=None), *fields) == _row(engine.promote_user(8), *fields)
-    assert engine.get_user(7).is_admin and engine.get_user(7).active
+
+
+@pytest.mark.parametrize("flag", [None, "no"])
+def test_promote_user_with_no_true_or_false_grants_nothing(engine, flag):
+    """``promote_user(id, admin=None)``, an embedder's "not given" (a checkbox left out of a form),
+    made the person an admin: a grant of rights by default. It is refused, and nothing changes."""
+    engine.add_user(7, "Ann", active=True)
+    with pytest.raises(ValidationError, match="admin must be True or False"):
+        engine.promote_user(7, admin=flag)
+    assert not engine.get_user(7).is_admin
+    assert engine.promote_user(7).is_admin and not engine.promote_user(7, admin=False).is_admin
 
 
 def test_none_in_an_edit_leaves_a_setting_as_it_is(engine):

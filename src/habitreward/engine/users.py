@@ -11,7 +11,7 @@ from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
 from habitreward.engine.results import UserListing
-from habitreward.errors import Conflict, NotFound
+from habitreward.errors import Conflict, NotFound, ValidationError
 from habitreward.models import KeyValue, User
 
 #: Where someone's request to use the bot stands (KeyValue rows keyed by Telegram id, written by
@@ -175,8 +175,11 @@ class UsersMixin(EngineBase):
     def deactivate_user(self, telegram_id: int) -> User:
         return self._update_user(telegram_id, active=False)
 
-    def promote_user(self, telegram_id: int, admin: bool | None = True) -> User:
-        admin = True if admin is None else admin  # None is the default, as leaving it out
+    def promote_user(self, telegram_id: int, admin: bool = True) -> User:
+        """Grant (``admin=True``) or revoke an admin's rights. None is refused: unlike a setting
+        of something new, this flag is the change itself, and a "not given" must never grant them."""
+        if not isinstance(admin, bool):
+            raise ValidationError(f"admin must be True or False, got {admin!r}")
         fields: dict[str, object] = {"is_admin": admin}
         if admin:
             fields["active"] = True
