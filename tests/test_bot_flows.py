@@ -1308,6 +1308,41 @@ def test_a_request_that_arrived_though_the_answer_was_lost_can_be_approved(tg, b
     assert any(m["chat_id"] == BOB and m["text"].startswith("🎉 You're in! Bob") for m in approved)
 
 
+def test_a_request_whose_sender_died_is_sent_at_the_newcomers_next_message_after_ten_minutes(tg, botapi, clock):
+    """A process took Bob's request to send it and was killed before it had (or its database
+    write after failing to send it failed): the request said "an admin has it" for ever, and Bob
+    waited for an admin who was never asked. Meanwhile nobody sends it twice; ten minutes later
+    Bob's next message sends it."""
+    from habitreward.bot.state import take_unsent_request
+
+    bot = tg(admin_telegram_ids="")
+    bot.send(BOB, "/start", first_name="Bob")  # no admin: nobody asked
+    bot.engine.add_user(ADMIN, "Boss", admin=True)
+    assert take_unsent_request(bot.engine, BOB)  # another process takes it, and is killed
+    assert bot.send(BOB, "hi").text.startswith("Hello! An admin has been asked")
+    assert requests_to(botapi, ADMIN) == []  # it may still be sending it: not sent twice
+    clock.advance(minutes=11)
+    assert bot.send(BOB, "hi").text.startswith("Hello! An admin has been asked")
+    assert [m["text"] for m in requests_to(botapi, ADMIN)] == ["🆕 Bob (id 3) wants to use the bot."]
+    bot.send(BOB, "hi again")
+    assert len(requests_to(botapi, ADMIN)) == 1
+    assert "✅ Bob is approved." in bot.press(ADMIN, "✅ Approve").texts
+
+
+def test_an_admin_who_answers_before_the_sender_recorded_delivery_decides(tg, botapi):
+    """The admin has the request and presses Decline while the process that sent it has not yet
+    written "requested" (the request still says "sending"): the answer counts, once."""
+    from habitreward.bot.state import take_unsent_request
+
+    bot = tg(admin_telegram_ids="")
+    bot.send(BOB, "/start", first_name="Bob")
+    bot.engine.add_user(ADMIN, "Boss", admin=True)
+    assert take_unsent_request(bot.engine, BOB)
+    assert bot.engine.decide_request(BOB, approve=False)[1]
+    assert bot.send(BOB, "hi").text.startswith("Sorry, your request to use this bot was declined.")
+    assert requests_to(botapi, ADMIN) == []
+
+
 def test_a_request_one_admin_received_is_not_sent_again(tg, botapi):
     """Of two admins one blocked the bot: the other has the request, so Bob has been asked for."""
     bot = tg(admin_telegram_ids="1,5")
@@ -1340,7 +1375,7 @@ def test_another_process_does_not_send_a_request_again(tg, botapi, db_url, clock
         assert len(requests_to(botapi, ADMIN)) == 1
         set_approval(bot.engine, BOB, UNSENT)
         assert [take_unsent_request(engine, BOB) for engine in (bot.engine, other_engine)] == [True, False]
-        assert approval_of(other_engine, BOB) == "requested"
+        assert approval_of(other_engine, BOB) == "sending"
     finally:
         other_engine.close()
 

@@ -7,11 +7,12 @@ without importing the bot. ``bot/persistence.py`` reads and writes these rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from habitreward.db import id_chunks
-from habitreward.engine.users import APPROVAL_NAMESPACE, REQUESTED, UNSENT
+from habitreward.engine.users import APPROVAL_NAMESPACE, REQUESTED, SENDING, UNSENT
 from habitreward.hookspecs import hookimpl
 from habitreward.models import KeyValue, User
 
@@ -21,7 +22,7 @@ CHAT_DATA = "bot.chat_data"  # key: chat id (a private chat's id is the user's)
 BOT_DATA = "bot.bot_data"  # key: BOT_DATA_KEY
 CONVERSATIONS = "bot.conversations"  # key: "<conversation name>:[chat_id,user_id]"
 CALLBACK_DATA = "bot.callback_data"  # key: CALLBACK_DATA_KEY
-APPROVAL = APPROVAL_NAMESPACE  # key: Telegram user id; REQUESTED (an admin has it), UNSENT, or DECLINED
+APPROVAL = APPROVAL_NAMESPACE  # key: Telegram user id; REQUESTED (an admin has it), UNSENT, SENDING or DECLINED
 BOT_DATA_KEY = "bot"
 CALLBACK_DATA_KEY = "cache"
 
@@ -66,6 +67,7 @@ def forget_user(engine: Any, telegram_id: int) -> int:
 def approval_of(engine: Any, telegram_id: int) -> str | None:
     """Where someone's request to use the bot stands: "requested" (the admins were asked),
     "unsent" (waiting, but no admin has it yet: there was none, or Telegram refused it to each),
+    "sending" (a process took it to send it: :func:`take_unsent_request`),
     "declined", or None (never asked: registered while it was closed, or deactivated later)."""
     with engine.session():
         row = KeyValue.get_or_none((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id))))
@@ -93,21 +95,40 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
             KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
 
 
+#: A request "sending" for longer than this was taken by a process that never said how sending
+#: went (killed, or its database write failed): it is taken again. Far longer than sending takes
+#: (a few rate-limit waits of at most 30 s per admin); at worst an admin gets it twice.
+SENDING_LEASE = dt.timedelta(minutes=10)
+
+
 def take_unsent_request(engine: Any, telegram_id: int) -> bool:
-    """Take a request no admin has yet, to send it now: True, and it says "requested" from here
-    on. One conditional statement, so of two processes handling the newcomer's messages at the
-    same moment only one gets True and sends it: no admin gets it twice."""
+    """Take a request no admin has yet, to send it now: True, and it says "sending" until
+    :func:`request_sent` or :func:`give_back_unsent_request`. One conditional statement, so of
+    two processes handling the newcomer's messages at the same moment only one gets True and
+    sends it: no admin gets it twice. A request left "sending" for :data:`SENDING_LEASE` is
+    taken again: the process that took it died, and it would otherwise never reach an admin."""
+    now = engine.utcnow()
     with engine.transaction():
-        return KeyValue.update(value=json.dumps(REQUESTED), updated_at=engine.utcnow()).where(
-            _request_is(telegram_id, UNSENT)).execute() == 1
+        return KeyValue.update(value=json.dumps(SENDING), updated_at=now).where(
+            _request_is(telegram_id, UNSENT)
+            | (_request_is(telegram_id, SENDING) & (KeyValue.updated_at < now - SENDING_LEASE))).execute() == 1
+
+
+def request_sent(engine: Any, telegram_id: int) -> None:
+    """An admin received the request taken: "requested" (unless it was decided meanwhile)."""
+    _taken_request_is(engine, telegram_id, REQUESTED)
 
 
 def give_back_unsent_request(engine: Any, telegram_id: int) -> None:
     """Sending it reached no admin: it is "unsent" again, to be sent at the newcomer's next
     message (unless it was decided meanwhile)."""
+    _taken_request_is(engine, telegram_id, UNSENT)
+
+
+def _taken_request_is(engine: Any, telegram_id: int, state: str) -> None:
     with engine.transaction():
-        KeyValue.update(value=json.dumps(UNSENT), updated_at=engine.utcnow()).where(
-            _request_is(telegram_id, REQUESTED)).execute()
+        KeyValue.update(value=json.dumps(state), updated_at=engine.utcnow()).where(
+            _request_is(telegram_id, SENDING)).execute()
 
 
 def unsent_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:

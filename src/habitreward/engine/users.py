@@ -18,8 +18,9 @@ from habitreward.models import KeyValue, User
 #: the bot's approval flow): settled, and so forgotten, whenever the user is made active.
 APPROVAL_NAMESPACE = "bot.approval"
 # The JSON-encoded values of those rows: waiting, and sent to an admin ("requested"); waiting, and
-# no admin has it yet ("unsent": there was none, or Telegram refused it to each); declined.
-REQUESTED, UNSENT, DECLINED = "requested", "unsent", "declined"
+# no admin has it yet ("unsent": there was none, or Telegram refused it to each); waiting, and a
+# process is sending it now ("sending": taken, until that process records the outcome); declined.
+REQUESTED, UNSENT, SENDING, DECLINED = "requested", "unsent", "sending", "declined"
 
 # Every update looks its sender up (see engine/prepared.py).
 _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
@@ -153,7 +154,7 @@ class UsersMixin(EngineBase):
         settled at the command line).
 
         The first answer wins: one conditional statement on the waiting request (only a row
-        still waiting passes, sent to an admin or not), so of an Approve and a Decline at the same
+        still waiting passes, sent to an admin, being sent or not), so of an Approve and a Decline at the same
         instant only one decides and the newcomer hears one answer. A change of mind after a
         decline is ``activate_user`` (``habitreward users activate``)."""
         wanted = validation.lookup_telegram_id(telegram_id)  # "abc" or 2.5 refused before any write
@@ -161,7 +162,7 @@ class UsersMixin(EngineBase):
             return self.get_user(telegram_id), False  # NotFound
         key = str(wanted)
         waiting = ((KeyValue.namespace == APPROVAL_NAMESPACE) & (KeyValue.key == key)
-                   & KeyValue.value.in_([json.dumps(REQUESTED), json.dumps(UNSENT)]))
+                   & KeyValue.value.in_([json.dumps(state) for state in (REQUESTED, UNSENT, SENDING)]))
         with self.transaction():
             if approve:
                 decided = KeyValue.delete().where(waiting).execute() == 1

@@ -8,7 +8,9 @@ answer; everything else gets one line saying why.
 
 A request no admin received (there was none, or Telegram refused it to each) stays
 "unsent" in the database and is sent at the newcomer's next message (:func:`ask_admins`);
-one an admin has is never sent again.
+one an admin has is never sent again. The process sending it marks it "sending" first; one
+that died doing so (killed, or its database write failed) leaves it "sending", and after
+``SENDING_LEASE`` (ten minutes) the newcomer's next message sends it again.
 
 An admin is an active user whose row says so (``is_admin``), for approving here as for
 changing shared habits and rewards (the engine): ``users add --admin`` / ``users promote``
@@ -45,10 +47,12 @@ from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_cal
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
 from habitreward.bot.state import (
+    SENDING,
     UNSENT,
     admin_ids,
     approval_of,
     give_back_unsent_request,
+    request_sent,
     set_approval,
     take_unsent_request,
 )
@@ -84,7 +88,7 @@ def _take_unsent(engine: Any, newcomer: User) -> list[tuple[int, User | None]] |
     """The admins to send the newcomer's request to now, taken (``take_unsent_request``) so
     that no other process sends it too; [] when there is no admin; None when there is nothing to
     send (an admin has it already, it was decided, or someone else took it)."""
-    if approval_of(engine, newcomer.telegram_id) != UNSENT:  # one look for those asked already
+    if approval_of(engine, newcomer.telegram_id) not in (UNSENT, SENDING):  # one look for those asked already
         return None
     admins = _admins_to_notify(engine, newcomer)
     if admins and not take_unsent_request(engine, newcomer.telegram_id):
@@ -114,7 +118,9 @@ async def ask_admins(context: Any, newcomer: User, username: str | None, *, firs
         for admin_id, admin in admins:
             delivered = await _send_request(context, admin_id, admin, newcomer, username) or delivered
     finally:
-        if not delivered:  # also when sending failed half-way: better sent twice than never
+        if delivered:
+            await run_engine(engine, request_sent, engine, newcomer.telegram_id)
+        else:  # also when sending failed half-way: better sent twice than never
             await run_engine(engine, give_back_unsent_request, engine, newcomer.telegram_id)
             log.warning("%s (id %s) asked to use the bot, and no admin could be sent the request; it is sent"
                         " again at their next message (or let them in with `habitreward users activate %s`)",

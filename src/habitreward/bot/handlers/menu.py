@@ -32,7 +32,7 @@ from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
 from habitreward.bot.state import approval_of, can_be_approved
 from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
-from habitreward.engine.users import DECLINED, REQUESTED, UNSENT
+from habitreward.engine.users import DECLINED, REQUESTED, SENDING, UNSENT
 from habitreward.errors import UpdateAppliedElsewhere
 
 log = logging.getLogger(__name__)
@@ -107,12 +107,12 @@ def _request_of(engine: Any, telegram_id: int) -> tuple[str | None, bool]:
 async def pending_text(s: Screen) -> str:
     """What someone not (yet) let in is told: where their request stands."""
     request, approvable = await s.run(_request_of, s.engine, s.user.telegram_id)
-    if request in (REQUESTED, UNSENT) and not approvable:  # no admin yet: nobody was asked
+    if request in (REQUESTED, UNSENT, SENDING) and not approvable:  # no admin yet: nobody was asked
         return s.t._("Hello! This bot has no admin yet who could let you in. Please ask whoever runs it.")
     if request == UNSENT and s.settings.registration == "approval":  # Telegram refused it to every admin
         return s.t._("Hello! I could not reach an admin to approve you yet. I will try again when you next "
                      "write; you can also ask whoever runs this bot.")
-    if request == REQUESTED:
+    if request in (REQUESTED, SENDING):  # SENDING: another process is sending it now
         text = s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
         chat = s.update.effective_chat
         if chat is not None and chat.type != "private":  # Telegram lets a bot write first to no one
