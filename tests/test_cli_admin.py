@@ -193,13 +193,60 @@ def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
     assert promoted.output == (
         "Ann (42) is an admin.\n"
         "2 people asked to use the bot while no admin could get their request: Bob (3), Cid (5). It reaches"
-        " the admins at their next message to the bot; to let one in now: habitreward users activate ID\n")
+        " the admins at their next message to the bot; to let one in now: habitreward users activate ID"
+        " (who waits: habitreward users list --waiting)\n")
     run("users", "activate", "3")
     assert "1 person asked to use the bot while no admin could get their request: Cid (5)." in \
         run("users", "promote", "42").output
     run("users", "activate", "5")
     assert run("users", "promote", "42").output == "Ann (42) is an admin.\n"
     assert "asked to use the bot" not in run("users", "promote", "42", "--revoke").output
+
+
+def test_users_list_waiting_shows_the_requests_that_wait_oldest_first_and_where_each_stands(run, engine):
+    """With REGISTRATION=approval an operator sees who waits to be let in, and whether an admin has
+    their request or nobody does yet (the bot sends it at their next message): oldest request
+    first, not by id or name; declined people, those who never asked and active users are left out."""
+    import datetime as dt
+
+    from habitreward.bot.state import set_approval
+    from habitreward.engine.users import DECLINED, REQUESTED, SENDING, UNSENT
+    from habitreward.models import User
+
+    for tid, name, state in ((5, "Cid", REQUESTED), (3, "Bob", UNSENT), (7, "Dee", DECLINED), (9, "Eve", None),
+                             (8, "Fay", SENDING)):
+        engine.register(tid, name, language_code="ru" if tid == 3 else None)
+        set_approval(engine, tid, state)
+    engine.add_user(42, "Ann", admin=True)
+    with engine.session():
+        User.update(created_at=dt.datetime(2026, 3, 4, 5, 6, 7)).where(User.telegram_id == 5).execute()
+        User.update(created_at=dt.datetime(2026, 3, 5, 8, 9, 10)).where(User.telegram_id == 3).execute()
+        User.update(created_at=dt.datetime(2026, 3, 6, 0, 0, 0)).where(User.telegram_id == 8).execute()
+
+    table = run("users", "list", "--waiting")
+
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "telegram_id  name  request          asked (UTC)       language  timezone\n"
+        "-----------  ----  ---------------  ----------------  --------  --------\n"
+        "5            Cid   an admin has it  2026-03-04 05:06  en        UTC\n"
+        "3            Bob   no admin has it  2026-03-05 08:09  ru        UTC\n"
+        "8            Fay   being sent       2026-03-06 00:00  en        UTC\n"
+    )
+    assert json.loads(run("users", "list", "--waiting", "--json").output) == [
+        {"telegram_id": 5, "name": "Cid", "active": False, "admin": False, "language": "en", "timezone": "UTC",
+         "created_at": "2026-03-04 05:06:07", "request": "requested"},
+        {"telegram_id": 3, "name": "Bob", "active": False, "admin": False, "language": "ru", "timezone": "UTC",
+         "created_at": "2026-03-05 08:09:10", "request": "unsent"},
+        {"telegram_id": 8, "name": "Fay", "active": False, "admin": False, "language": "en", "timezone": "UTC",
+         "created_at": "2026-03-06 00:00:00", "request": "sending"},
+    ]
+    assert "--waiting" in run("users", "list", "--help").output
+    run("users", "activate", "5")
+    run("users", "delete", "3", "--yes")
+    run("users", "activate", "8")
+    assert run("users", "list", "--waiting").output == "Nobody is waiting to be let in.\n"
+    assert run("users", "list", "--waiting", "--json").output == "[]\n"
 
 
 def test_a_listed_admin_cannot_be_deactivated_or_demoted_from_the_cli(run, engine, monkeypatch):

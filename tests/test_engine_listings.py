@@ -47,3 +47,24 @@ def test_a_listing_the_caller_stops_reading_ends_its_snapshot(engine):
         engine.add_habit(f"After {listing.__name__}", owner=ann)  # a write: no snapshot is left open
         assert next(iter(listing())) is not None  # dropped unfinished, without close()
         engine.add_reward(f"After {listing.__name__}", owner=ann)
+
+
+def test_the_waiting_listing_works_inside_a_transaction_and_a_partial_read_ends_its_snapshot(engine):
+    """waiting_listing (``users list --waiting``) is read as the other listings are."""
+    from habitreward.bot.state import set_approval
+    from habitreward.engine.users import REQUESTED, UNSENT
+
+    for tid, state in ((3, UNSENT), (5, REQUESTED)):
+        engine.register(tid, f"User {tid}")
+        set_approval(engine, tid, state)
+    with engine.transaction():
+        engine.register(7, "User 7")
+        set_approval(engine, 7, UNSENT)
+        assert [(w.telegram_id, w.request) for w in engine.waiting_listing()] == [
+            (3, "unsent"), (5, "requested"), (7, "unsent")]
+        engine.activate_user(5)  # the transaction goes on after the listing
+    items = engine.waiting_listing()
+    assert next(items).telegram_id == 3
+    items.close()
+    engine.activate_user(3)  # a write: no snapshot is left open
+    assert [w.telegram_id for w in engine.waiting_listing()] == [7]

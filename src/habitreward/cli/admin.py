@@ -30,11 +30,27 @@ def users() -> None:
     """List, add, approve and remove users."""
 
 
+#: How ``users list --waiting`` shows where a request stands (``--json``: the stored word).
+_REQUEST_SHOWN = {"unsent": "no admin has it", "sending": "being sent", "requested": "an admin has it"}
+
+
 @users.command("list")
+@click.option("--waiting", is_flag=True,
+              help="Only those whose request to use the bot waits (REGISTRATION=approval), oldest request first,"
+                   " with where it stands: 'no admin has it' (there was none, or Telegram refused it to each:"
+                   " the bot sends it at their next message), 'being sent' or 'an admin has it' (waiting for"
+                   " Approve or Decline); --json gives it as \"request\": \"unsent\", \"sending\" or"
+                   " \"requested\".")
 @json_option
 @pass_app
-def users_list(app: AppContext, as_json: bool) -> None:
-    """Every user, oldest first (the table shows a UTC offset as UTC+5; --json the stored name)."""
+def users_list(app: AppContext, waiting: bool, as_json: bool) -> None:
+    """Every user, oldest first (the table shows a UTC offset as UTC+5; --json the stored name).
+
+    To let in someone who waits: habitreward users activate ID.
+    """
+    if waiting:
+        _list_waiting(app, as_json)
+        return
     # Read as printed (tens of thousands on a big bot), no model of each: see habits list.
     rows = (_user_dict(u) for u in app.engine().user_listing())
     if as_json:
@@ -45,6 +61,20 @@ def users_list(app: AppContext, as_json: bool) -> None:
         ((r["telegram_id"], r["name"], "yes" if r["active"] else "no", "yes" if r["admin"] else "no",
           r["language"], validation.zone_label(r["timezone"])) for r in rows),
         empty="No users yet.",
+    )
+
+
+def _list_waiting(app: AppContext, as_json: bool) -> None:
+    """``users list --waiting``: the engine's waiting_listing, read as printed as every user is."""
+    rows = ({**_user_dict(w), "request": w.request} for w in app.engine().waiting_listing())
+    if as_json:
+        emit_json_items(rows)
+        return
+    emit_table(
+        ["telegram_id", "name", "request", "asked (UTC)", "language", "timezone"],
+        ((r["telegram_id"], r["name"], _REQUEST_SHOWN.get(r["request"], r["request"]), r["created_at"][:16],
+          r["language"], validation.zone_label(r["timezone"])) for r in rows),
+        empty="Nobody is waiting to be let in.",
     )
 
 
@@ -141,7 +171,8 @@ def _say_who_waits(engine) -> None:  # noqa: ANN001 - an Engine
     names = ", ".join(f"{u.name} ({u.telegram_id})" for u in first) + (", ..." if count > len(first) else "")
     people = "1 person" if count == 1 else f"{count} people"
     click.echo(f"{people} asked to use the bot while no admin could get their request: {names}. It reaches the"
-               " admins at their next message to the bot; to let one in now: habitreward users activate ID")
+               " admins at their next message to the bot; to let one in now: habitreward users activate ID"
+               " (who waits: habitreward users list --waiting)")
 
 
 @users.command("delete")

@@ -35,6 +35,20 @@ class UserListing(NamedTuple):
     created_at: dt.datetime
 
 
+class WaitingListing(NamedTuple):
+    """One person of :meth:`~habitreward.engine.Engine.waiting_listing`: the columns of a
+    :class:`UserListing`, and where their request to use the bot stands."""
+
+    telegram_id: int
+    name: str
+    active: bool
+    is_admin: bool
+    language: str
+    timezone: str
+    created_at: dt.datetime  # when they registered: their first message, which asked
+    request: str  # "unsent" (no admin has it yet), "sending" (being sent) or "requested" (an admin has it)
+
+
 class RewardListing(NamedTuple):
     """One reward of :meth:`~habitreward.engine.Engine.reward_listing`: its columns, no model."""
 

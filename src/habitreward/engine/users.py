@@ -10,7 +10,7 @@ import peewee
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
-from habitreward.engine.results import UserListing
+from habitreward.engine.results import UserListing, WaitingListing
 from habitreward.errors import Conflict, NotFound, ValidationError
 from habitreward.models import KeyValue, User
 
@@ -52,6 +52,22 @@ class UsersMixin(EngineBase):
                  .order_by(User.id).tuples())
         for row in self._snapshot_rows(query):
             yield UserListing(*row)
+
+    def waiting_listing(self) -> Iterator[WaitingListing]:
+        """Everyone whose request to use the bot waits (``REGISTRATION=approval``), oldest request
+        first, each with where it stands (``request``): "unsent", no admin has it yet (the bot
+        sends it at their next message, once there is an admin), "sending", a process is sending
+        it to the admins, or "requested", an admin has it (waiting for Approve or Decline). Read
+        as :meth:`user_listing` is (``habitreward users list --waiting``)."""
+        waiting = [json.dumps(state) for state in (REQUESTED, UNSENT, SENDING)]
+        # Keyed by the Telegram id as text (always str(int)): cast to look each user up by its index.
+        query = (KeyValue.select(User.telegram_id, User.name, User.active, User.is_admin, User.language,
+                                 User.timezone, User.created_at, KeyValue.value)
+                 .join(User, on=(User.telegram_id == KeyValue.key.cast("BIGINT")))
+                 .where((KeyValue.namespace == APPROVAL_NAMESPACE) & KeyValue.value.in_(waiting))
+                 .order_by(KeyValue.id).tuples())  # a request's row is made when it is asked
+        for *columns, value in self._snapshot_rows(query):
+            yield WaitingListing(*columns, request=json.loads(value))
 
     def has_users(self) -> bool:
         """Whether anybody is here yet (one row looked at, not every user read)."""
