@@ -133,12 +133,13 @@ def _taken_request_is(engine: Any, telegram_id: int, state: str) -> None:
 
 def unsent_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:
     """How many are waiting with a request no admin has (asked while there was none), and the
-    first ``shown`` of them, oldest request first (``users promote`` names them)."""
+    first ``shown`` of them, oldest request first (``users promote`` names them; ``serve`` at its
+    start asks only how many: ``shown=0`` is one query)."""
     unsent = KeyValue.select(KeyValue.key).where(
         (KeyValue.namespace == APPROVAL) & (KeyValue.value == json.dumps(UNSENT)))
     with engine.session():
         count = unsent.count()
-        ids = [int(key) for (key,) in unsent.order_by(KeyValue.id).limit(shown).tuples()]
+        ids = [int(key) for (key,) in unsent.order_by(KeyValue.id).limit(shown).tuples()] if shown and count else []
         users = {u.telegram_id: u for u in User.select().where(User.telegram_id.in_(ids))} if ids else {}
     return count, [users[i] for i in ids if i in users]
 

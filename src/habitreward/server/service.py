@@ -190,6 +190,7 @@ class Service:
             self._sqlite_lock.acquire()
             self._wait_for_old_workers()
             self._upgrade_schema()
+            self._say_requests_waiting()
         else:  # the supervisor holds the server lock and applied the migrations
             database = sqlite_file(self.settings.database_url)
             if database is not None:
@@ -243,6 +244,20 @@ class Service:
         applied_migrations = self.engine.upgrade_schema()
         if applied_migrations:
             logger.warning("applied %d migration(s): %s", len(applied_migrations), ", ".join(applied_migrations))
+
+    def _say_requests_waiting(self) -> None:
+        """Requests to use the bot that no admin has (asked while there was none) go out only at
+        their person's next message (docs/bot.md): at the start, with an admin there now, the
+        operator hears how many wait so. One query, once; nothing on the path of each update."""
+        if self.settings.registration != "approval":  # not sent at all then: nothing to say will happen
+            return
+        from habitreward.bot.state import admin_ids, unsent_requests
+
+        count, _ = unsent_requests(self.engine, shown=0)
+        if count and admin_ids(self.engine):
+            logger.warning("%d request(s) to use the bot wait with no admin having them (asked while no admin"
+                           " could get them): each goes to the admins at that person's next message; to see who"
+                           " waits: habitreward users list --waiting", count)
 
     def _stop_bot(self) -> None:
         started = self.runner is not None  # a refused start closes quietly: its error is the one line
@@ -486,6 +501,7 @@ class _Supervisor:
                 service._sqlite_lock.acquire()
                 service._wait_for_old_workers()
                 service._upgrade_schema()
+                service._say_requests_waiting()
                 service.engine.close()  # each worker opens its own connections
                 self.listening = _listening_socket(options.host, options.port)
                 self._start_all()
