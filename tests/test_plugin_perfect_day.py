@@ -183,3 +183,46 @@ def test_with_perfect_day_off_its_reward_is_an_ordinary_one(engine):
     engine.add_reward("Perfect day", weight=1000, max_per_day=0)
     assert [row.reward.name for row in engine.odds(user, habit).rows] == ["Perfect day"]
     assert engine.complete(user, habit).reward.name == "Perfect day"
+
+
+def test_same_name_tells_names_apart_as_find_reward_does(engine):
+    """habitreward.same_name, the public way a plugin compares a configured name with the rewards
+    or habits it is handed (perfect-day's bonus): the same answer as engine.find_reward."""
+    from habitreward import same_name
+    from habitreward.errors import NotFound
+
+    engine.add_reward("Perfect day")
+    engine.add_reward("ΔΡΟΜΟΣ")
+    for stored, typed in (("Perfect day", "perfect DAY"), ("Perfect day", "  Perfect\u200b   day "),
+                          ("Perfect day", "Perfect  days"), ("Perfect day", "Perfectday"),
+                          ("ΔΡΟΜΟΣ", "δρομος"), ("ΔΡΟΜΟΣ", "δρομοσ")):
+        try:
+            found = engine.find_reward(None, typed).name == stored
+        except NotFound:
+            found = False
+        assert same_name(stored, typed) is found, (stored, typed)
+        assert same_name(typed, stored) is found
+    assert same_name("Perfect day", "perfect day") and not same_name("Perfect day", "Perfect night")
+
+
+@pytest.mark.no_db
+def test_the_example_plugins_use_only_the_public_api():
+    """plugins/ and examples/ are what plugin authors copy: nothing from the engine's inner
+    modules (habitreward.engine.validation's name_key and tidy_name were), nothing private."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    internal = []
+    for path in sorted([*root.glob("plugins/*/*/**/*.py"), *root.glob("examples/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("habitreward"):
+                modules, names = [node.module], [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = names = [alias.name for alias in node.names if alias.name.startswith("habitreward")]
+            else:
+                continue
+            internal += [f"{path.relative_to(root)}: {name}" for name in modules
+                         if name.startswith("habitreward.engine.")]
+            internal += [f"{path.relative_to(root)}: {name}" for name in names if "._" in name]
+    assert internal == []

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 import peewee
 
-from habitreward import hookimpl
-from habitreward.engine.validation import name_key, tidy_name
+from habitreward import hookimpl, same_name
 from habitreward.errors import NotFound
 from habitreward.events import Award, CompletionUndone, HabitCompleted
 from habitreward.models import BaseModel, HabitLog, Reward, RewardProgress, User
@@ -46,7 +45,7 @@ def habitreward_register_migrations(register):
 def is_bonus_reward(reward: Reward) -> bool:
     """Whether ``reward`` is the bonus: named ``bonus_reward_name()`` as ``engine.find_reward``
     compares names (case aside; names are unique among the rewards one user sees)."""
-    return name_key(reward.name) == name_key(tidy_name(bonus_reward_name()))
+    return same_name(reward.name, bonus_reward_name())
 
 
 @hookimpl(wrapper=True)
