@@ -60,11 +60,11 @@ def test_the_waiting_listing_works_inside_a_transaction_and_a_partial_read_ends_
     with engine.transaction():
         engine.register(7, "User 7")
         set_approval(engine, 7, UNSENT)
-        assert [(w.telegram_id, w.request) for w in engine.waiting_listing()] == [
+        assert [(w.user.telegram_id, w.request) for w in engine.waiting_listing()] == [
             (3, "unsent"), (5, "requested"), (7, "unsent")]
         engine.activate_user(5)  # the transaction goes on after the listing
     items = engine.waiting_listing()
-    assert next(items).telegram_id == 3
+    assert next(items).user.telegram_id == 3
     items.close()
     engine.activate_user(3)  # a write: no snapshot is left open
-    assert [w.telegram_id for w in engine.waiting_listing()] == [7]
+    assert [w.user.telegram_id for w in engine.waiting_listing()] == [7]

@@ -26,6 +26,37 @@ def modules(tmp_path, monkeypatch):
     yield write
 
 
+def install_package(tmp_path, monkeypatch, module: str, entry_point: str, source: str) -> None:
+    """An installed package as pip leaves one: ``module``, and a dist-info naming ``entry_point``
+    ("name = module[:object]") in habitreward's entry-point group, importable from ``tmp_path``."""
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    info = tmp_path / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[habitreward]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+#: A plugin with one hook that does nothing: a working plugin, as `habitreward plugins` lists it.
+COMMANDS_PLUGIN = """
+    from habitreward import hookimpl
+
+    @hookimpl
+    def habitreward_register_commands(cli):
+        pass
+"""
+
+
+def plugins_command(extra_plugins: str, *args: str):
+    """`habitreward plugins ARGS` with no installed plugin and HABITREWARD_EXTRA_PLUGINS=extra_plugins."""
+    from click.testing import CliRunner
+
+    from habitreward.cli import cli
+
+    return CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins", *args],
+                              env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": extra_plugins})
+
+
 def test_a_name_in_load_plugins_that_nothing_provides_is_an_error():
     with pytest.raises(ConfigError, match=r"HABITREWARD_LOAD_PLUGINS names jornal, which no installed package"
                                           r" provides \(installed: "):
@@ -55,13 +86,13 @@ def test_a_misspelled_hook_is_one_line(modules):
 
 def test_a_misspelled_hook_of_an_installed_plugin_is_one_line_naming_its_entry_point(tmp_path, monkeypatch):
     """An installed package (a dist-info with an entry point) whose hook name is misspelled."""
-    (tmp_path / "typo_pkg.py").write_text("from habitreward import hookimpl\n\n\n@hookimpl\n"
-                                          "def habitreward_compute_streaks(habit, day):\n    return 1\n")
-    info = tmp_path / "typo_pkg-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-pkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[habitreward]\ntypo = typo_pkg\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    install_package(tmp_path, monkeypatch, "typo_pkg", "typo = typo_pkg", """
+        from habitreward import hookimpl
+
+        @hookimpl
+        def habitreward_compute_streaks(habit, day):
+            return 1
+    """)
     with pytest.raises(ConfigError) as refused:
         make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "typo"})
     assert str(refused.value) == (
@@ -159,19 +190,8 @@ def test_a_plugin_installed_and_named_in_extra_plugins_too_is_loaded_once():
 
 
 def test_plugins_lists_an_extra_plugin_as_such_not_as_built_in(modules, monkeypatch):
-    from click.testing import CliRunner
-
-    from habitreward.cli import cli
-
-    modules(local_rules="""
-        from habitreward import hookimpl
-
-        @hookimpl
-        def habitreward_register_commands(cli):
-            pass
-    """)
-    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"],
-                                env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "local_rules"})
+    modules(local_rules=COMMANDS_PLUGIN)
+    listed = plugins_command("local_rules")
     assert listed.exit_code == 0, listed.output
     line = next(line for line in listed.output.splitlines() if line.startswith("local_rules"))
     assert "(HABITREWARD_EXTRA_PLUGINS)" in line and "(built in)" not in line
@@ -211,18 +231,14 @@ _A_CLASS_GIVEN = ("it is the class Weekend, not an instance, and its hooks (habi
 def test_an_entry_point_naming_a_class_says_to_name_an_instance(tmp_path, monkeypatch):
     """Loaded, a class's hook method took the habit for ``self`` and failed at the first completion
     (TypeError: missing 1 required positional argument: 'habit'); now loading says what to do."""
-    (tmp_path / "weekend_pkg.py").write_text(textwrap.dedent(_A_CLASS_PLUGIN))
-    info = tmp_path / "weekend_pkg-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: weekend-pkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[habitreward]\nweekend = weekend_pkg:Weekend\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    install_package(tmp_path, monkeypatch, "weekend_pkg", "weekend = weekend_pkg:Weekend", _A_CLASS_PLUGIN)
     with pytest.raises(ConfigError) as refused:
         make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "weekend"})
     assert str(refused.value) == (f"The habitreward plugin 'weekend' does not fit: {_A_CLASS_GIVEN};"
                                   " to run without it, set HABITREWARD_LOAD_PLUGINS=")
 
-    (info / "entry_points.txt").write_text("[habitreward]\nweekend = weekend_pkg:plugin\n")  # as it says
+    entry_points = tmp_path / "weekend_pkg-0.1.dist-info" / "entry_points.txt"
+    entry_points.write_text("[habitreward]\nweekend = weekend_pkg:plugin\n")  # as it says
     pm = make_plugin_manager(environ={"HABITREWARD_LOAD_PLUGINS": "weekend"})
     assert pm.hook.habitreward_odds_multiplier(habit=None, streak=1, settings=None, user=None, day=None) == 2.0
 
@@ -272,22 +288,11 @@ def test_plugins_marks_a_plugin_without_hooks(modules):
     column, it looked loaded and working."""
     import json
 
-    from click.testing import CliRunner
-
-    from habitreward.cli import cli
-
     modules(helpers_only="""
         def habit_bonus(habit):  # meant as a rule, but no hook: never called
             return 2.0
-    """, working="""
-        from habitreward import hookimpl
-
-        @hookimpl
-        def habitreward_register_commands(cli):
-            pass
-    """)
-    env = {"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "helpers_only,working"}
-    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"], env=env)
+    """, working=COMMANDS_PLUGIN)
+    listed = plugins_command("helpers_only,working")
     assert listed.exit_code == 0, listed.output
     lines = {line.split()[0]: line for line in listed.output.splitlines() if line.strip()}
     assert lines["helpers_only"].endswith("(no hooks)")
@@ -295,7 +300,7 @@ def test_plugins_marks_a_plugin_without_hooks(modules):
     assert lines["(no"].startswith("(no hooks): it implements no hook, so it is never called: no function of it is"
                                    " marked @hookimpl")
 
-    data = json.loads(CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins", "--json"], env=env).output)
+    data = json.loads(plugins_command("helpers_only,working", "--json").output)
     warnings = {plugin["name"]: (plugin["hooks"], plugin["warning"]) for plugin in data}
     assert warnings["working"] == (["habitreward_register_commands"], None)
     assert warnings["helpers_only"][0] == []
@@ -303,17 +308,6 @@ def test_plugins_marks_a_plugin_without_hooks(modules):
 
 
 def test_plugins_says_nothing_of_hooks_when_every_plugin_has_some(modules):
-    from click.testing import CliRunner
-
-    from habitreward.cli import cli
-
-    modules(working="""
-        from habitreward import hookimpl
-
-        @hookimpl
-        def habitreward_register_commands(cli):
-            pass
-    """)
-    listed = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins"],
-                                env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": "working"})
+    modules(working=COMMANDS_PLUGIN)
+    listed = plugins_command("working")
     assert "no hook" not in listed.output

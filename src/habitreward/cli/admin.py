@@ -66,7 +66,7 @@ def users_list(app: AppContext, waiting: bool, as_json: bool) -> None:
 
 def _list_waiting(app: AppContext, as_json: bool) -> None:
     """``users list --waiting``: the engine's waiting_listing, read as printed as every user is."""
-    rows = ({**_user_dict(w), "request": w.request} for w in app.engine().waiting_listing())
+    rows = ({**_user_dict(w.user), "request": w.request} for w in app.engine().waiting_listing())
     if as_json:
         emit_json_items(rows)
         return

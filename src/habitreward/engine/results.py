@@ -36,16 +36,11 @@ class UserListing(NamedTuple):
 
 
 class WaitingListing(NamedTuple):
-    """One person of :meth:`~habitreward.engine.Engine.waiting_listing`: the columns of a
-    :class:`UserListing`, and where their request to use the bot stands."""
+    """One person of :meth:`~habitreward.engine.Engine.waiting_listing`: the person (their
+    ``created_at``: when they registered, with the first message, which asked) and where their
+    request to use the bot stands."""
 
-    telegram_id: int
-    name: str
-    active: bool
-    is_admin: bool
-    language: str
-    timezone: str
-    created_at: dt.datetime  # when they registered: their first message, which asked
+    user: UserListing
     request: str  # "unsent" (no admin has it yet), "sending" (being sent) or "requested" (an admin has it)
 
 

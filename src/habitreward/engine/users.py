@@ -67,7 +67,7 @@ class UsersMixin(EngineBase):
                  .where((KeyValue.namespace == APPROVAL_NAMESPACE) & KeyValue.value.in_(waiting))
                  .order_by(KeyValue.id).tuples())  # a request's row is made when it is asked
         for *columns, value in self._snapshot_rows(query):
-            yield WaitingListing(*columns, request=json.loads(value))
+            yield WaitingListing(UserListing(*columns), json.loads(value))
 
     def has_users(self) -> bool:
         """Whether anybody is here yet (one row looked at, not every user read)."""
