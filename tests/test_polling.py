@@ -198,6 +198,15 @@ def _polling_with_a_planted_bug(db_url, botapi, tmp_path, source: str) -> ServeP
     return process
 
 
+def _assert_stopped_by_one_error(logs: str, why: str, failure: str) -> None:
+    """Polling stopped on a bug: one ERROR record saying why, one traceback, and the command's
+    own one-line error (its exit code is the caller's to check)."""
+    errors = [line for line in logs.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(f"polling stopped: {why}"), errors
+    assert logs.count("Traceback (most recent call last)") == 1
+    assert f"Error: polling failed: {failure}" in logs
+
+
 def _logs_after_it_stops(process: ServeProcess) -> str:
     """Run a poller with a planted bug until it stops, which must be with exit code 1; its logs."""
     try:
@@ -277,12 +286,8 @@ def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi,
     ))
     logs = _logs_after_it_stops(process)
     assert "retrying in" not in logs and "getUpdates failed" not in logs
-    errors = [line for line in logs.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and errors[0].endswith(
-        "polling stopped: the Bot API client failed with TypeError: planted bug in the client"
-        " (a bug, not a network failure)"), errors
-    assert logs.count("Traceback (most recent call last)") == 1
-    assert "Error: polling failed: TypeError: planted bug in the client" in logs
+    _assert_stopped_by_one_error(logs, "the Bot API client failed with TypeError: planted bug in the client"
+                                       " (a bug, not a network failure)", "TypeError: planted bug in the client")
 
 
 def test_a_bug_while_storing_updates_stops_polling_with_exit_code_1(db_url, botapi, tmp_path):
@@ -301,12 +306,8 @@ def test_a_bug_while_storing_updates_stops_polling_with_exit_code_1(db_url, bota
     ))
     logs = _logs_after_it_stops(process)
     assert "asking Telegram for it again" not in logs
-    errors = [line for line in logs.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and errors[0].endswith(
-        "polling stopped: update 76000 could not be stored: TypeError: planted bug in storing"
-        " (a bug, not the database away)"), errors
-    assert logs.count("Traceback (most recent call last)") == 1
-    assert "Error: polling failed: TypeError: planted bug in storing" in logs
+    _assert_stopped_by_one_error(logs, "update 76000 could not be stored: TypeError: planted bug in storing"
+                                       " (a bug, not the database away)", "TypeError: planted bug in storing")
     assert botapi.pending_updates() == 1  # not confirmed: Telegram serves it again after a restart
 
 
