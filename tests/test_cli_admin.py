@@ -182,20 +182,29 @@ def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
     """Newcomers who asked while the bot had no admin (the bot keeps their request "unsent"): the
     operator who makes an admin is told who they are, that their request reaches the admin at
     their next message, and how to let them in now; a request an admin has is not counted."""
-    from habitreward.bot.state import REQUESTED, UNSENT, set_approval
+    import datetime as dt
 
-    for tid, name, state in ((3, "Bob", UNSENT), (5, "Cid", UNSENT), (6, "Dee", REQUESTED)):
+    from habitreward.bot.state import APPROVAL, REQUESTED, SENDING, SENDING_LEASE, UNSENT, set_approval
+    from habitreward.models import KeyValue, utcnow
+
+    for tid, name, state in ((3, "Bob", UNSENT), (5, "Cid", UNSENT), (6, "Dee", REQUESTED), (8, "Fay", SENDING),
+                             (9, "Gus", SENDING)):
         engine.register(tid, name)
         set_approval(engine, tid, state)
+    with engine.transaction():  # the CLI's real clock: Fay's sender was killed a lease ago, Gus's is at it
+        for tid, taken in ((8, utcnow() - SENDING_LEASE - dt.timedelta(minutes=1)), (9, utcnow())):
+            KeyValue.update(updated_at=taken).where((KeyValue.namespace == APPROVAL)
+                                                    & (KeyValue.key == str(tid))).execute()
     run("users", "add", "42", "--name", "Ann", "--active")
     promoted = run("users", "promote", "42")
     assert promoted.exit_code == 0
     assert promoted.output == (
         "Ann (42) is an admin.\n"
-        "2 people asked to use the bot while no admin could get their request: Bob (3), Cid (5). It reaches"
-        " the admins at their next message to the bot; to let one in now: habitreward users activate ID"
+        "3 people asked to use the bot while no admin could get their request: Bob (3), Cid (5), Fay (8). It"
+        " reaches the admins at their next message to the bot; to let one in now: habitreward users activate ID"
         " (who waits: habitreward users list --waiting)\n")
     run("users", "activate", "3")
+    run("users", "activate", "8")
     assert "1 person asked to use the bot while no admin could get their request: Cid (5)." in \
         run("users", "promote", "42").output
     run("users", "activate", "5")

@@ -10,17 +10,28 @@ from test_serve_kit import ServeProcess
 
 pytestmark = pytest.mark.slow
 
-LINE = ("2 request(s) to use the bot wait with no admin having them (asked while no admin could get them): each"
-        " goes to the admins at that person's next message; to see who waits: habitreward users list --waiting")
+LINE = ("3 request(s) to use the bot wait with no admin having them (asked while no admin could get them, or"
+        " left half-sent by a process that stopped): each goes to the admins at that person's next message; to see"
+        " who waits: habitreward users list --waiting")
 
 
 def _seed(engine, *, admin: bool) -> None:
-    from habitreward.bot.state import set_approval
-    from habitreward.engine.users import DECLINED, REQUESTED, UNSENT
+    """Two unsent requests, and one a process took to send and was killed sending (its lease,
+    SENDING_LEASE, over): three with no admin having them. One taken a moment ago, one an admin
+    has and one declined are not counted."""
+    import datetime as dt
 
-    for tid, state in ((3, UNSENT), (5, UNSENT), (6, REQUESTED), (7, DECLINED)):  # two unsent
+    from habitreward.bot.state import APPROVAL, SENDING_LEASE, set_approval
+    from habitreward.engine.users import DECLINED, REQUESTED, SENDING, UNSENT
+    from habitreward.models import KeyValue, utcnow
+
+    for tid, state in ((3, UNSENT), (5, UNSENT), (6, REQUESTED), (7, DECLINED), (8, SENDING), (9, SENDING)):
         engine.register(tid, f"User {tid}")
         set_approval(engine, tid, state)
+    with engine.transaction():  # serve runs on the real clock: 8's sender stopped a lease and a minute ago
+        for tid, taken in ((8, utcnow() - SENDING_LEASE - dt.timedelta(minutes=1)), (9, utcnow())):
+            KeyValue.update(updated_at=taken).where((KeyValue.namespace == APPROVAL)
+                                                    & (KeyValue.key == str(tid))).execute()
     if admin:
         engine.add_user(42, "Ann", admin=True)
     engine.close()

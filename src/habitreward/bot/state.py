@@ -132,11 +132,14 @@ def _taken_request_is(engine: Any, telegram_id: int, state: str) -> None:
 
 
 def unsent_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:
-    """How many are waiting with a request no admin has (asked while there was none), and the
-    first ``shown`` of them, oldest request first (``users promote`` names them; ``serve`` at its
-    start asks only how many: ``shown=0`` is one query)."""
+    """How many are waiting with a request no admin has (asked while there was none, or whose
+    sender stopped half-way: "sending" past :data:`SENDING_LEASE`, taken again at the person's
+    next message), and the first ``shown`` of them, oldest request first (``users promote``
+    names them; ``serve`` at its start asks only how many: ``shown=0`` is one query)."""
     unsent = KeyValue.select(KeyValue.key).where(
-        (KeyValue.namespace == APPROVAL) & (KeyValue.value == json.dumps(UNSENT)))
+        (KeyValue.namespace == APPROVAL)
+        & ((KeyValue.value == json.dumps(UNSENT))
+           | ((KeyValue.value == json.dumps(SENDING)) & (KeyValue.updated_at < engine.utcnow() - SENDING_LEASE))))
     with engine.session():
         count = unsent.count()
         ids = [int(key) for (key,) in unsent.order_by(KeyValue.id).limit(shown).tuples()] if shown and count else []

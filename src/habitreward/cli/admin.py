@@ -163,8 +163,9 @@ def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
 
 
 def _say_who_waits(engine) -> None:  # noqa: ANN001 - an Engine
-    """Newcomers who asked while no admin could get their request (the bot sends it at their
-    next message, docs/bot.md): the operator who just made an admin hears who they are."""
+    """Newcomers who asked while no admin could get their request, or whose sender stopped
+    half-way (the bot sends it at their next message, docs/bot.md): the operator who just made an
+    admin hears who they are."""
     count, first = unsent_requests(engine)
     if not count:
         return

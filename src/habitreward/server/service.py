@@ -246,7 +246,8 @@ class Service:
             logger.warning("applied %d migration(s): %s", len(applied_migrations), ", ".join(applied_migrations))
 
     def _say_requests_waiting(self) -> None:
-        """Requests to use the bot that no admin has (asked while there was none) go out only at
+        """Requests to use the bot that no admin has (asked while there was none, or "sending" for
+        longer than SENDING_LEASE: the process sending them stopped) go out only at
         their person's next message (docs/bot.md): at the start, with an admin there now, the
         operator hears how many wait so. One query, once; nothing on the path of each update."""
         if self.settings.registration != "approval":  # not sent at all then: nothing to say will happen
@@ -256,8 +257,9 @@ class Service:
         count, _ = unsent_requests(self.engine, shown=0)
         if count and admin_ids(self.engine):
             logger.warning("%d request(s) to use the bot wait with no admin having them (asked while no admin"
-                           " could get them): each goes to the admins at that person's next message; to see who"
-                           " waits: habitreward users list --waiting", count)
+                           " could get them, or left half-sent by a process that stopped): each goes to the admins"
+                           " at that person's next message; to see who waits: habitreward users list --waiting",
+                           count)
 
     def _stop_bot(self) -> None:
         started = self.runner is not None  # a refused start closes quietly: its error is the one line
