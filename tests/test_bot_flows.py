@@ -1238,6 +1238,10 @@ def test_a_newcomer_with_no_admin_to_ask_is_told_so_and_the_operator_is_warned(t
     assert botapi.sent(ANN) == []  # nobody was asked
 
 
+NOT_REACHED = ("Hello! I could not reach an admin to approve you yet. Write to me again in a few minutes and I "
+               "will try again; you can also ask whoever runs this bot.")
+
+
 def requests_to(botapi, admin: int) -> list[dict]:
     """The Approve/Decline messages an admin was sent."""
     return [m for m in botapi.sent(admin) if "wants to use the bot" in m["text"]]
@@ -1270,7 +1274,7 @@ def test_a_request_nobody_could_get_reaches_the_first_admin_at_the_newcomers_nex
 
 @pytest.mark.parametrize(("status", "description", "lang"), [
     (403, "Forbidden: bot was blocked by the user", "ru"), (400, "Bad Request: chat not found", "kk")])
-def test_a_request_no_admin_received_is_sent_again_at_the_newcomers_next_message(tg, botapi, caplog,
+def test_a_request_no_admin_received_is_sent_again_at_the_newcomers_next_message(tg, botapi, caplog, clock,
                                                                                    status, description, lang):
     """Telegram refused the request to the only admin (they blocked the bot, or never opened a
     chat with it): Bob is not told an admin has been asked, the log says so, and his next
@@ -1280,18 +1284,55 @@ def test_a_request_no_admin_received_is_sent_again_at_the_newcomers_next_message
     t = Translator(lang)
     botapi.fail_next("sendMessage", status, description, chat_id=ADMIN)
     first = bot.send(BOB, "/start", first_name="Bob", language_code=lang)
-    assert first.texts == [t._("Hello! I could not reach an admin to approve you yet. I will try again when you "
-                               "next write; you can also ask whoever runs this bot.")]
-    assert first.texts[0] != "Hello! I could not reach an admin to approve you yet. I will try again when you " \
-        "next write; you can also ask whoever runs this bot."  # translated
+    assert first.texts == [t._(NOT_REACHED)]
+    assert first.texts[0] != NOT_REACHED  # translated
     assert requests_to(botapi, ADMIN) == [] and bot.errors == []
     assert "Bob (id 3) asked to use the bot, and no admin could be sent the request" in caplog.text
+    clock.advance(minutes=5)  # tried again at his first message five minutes on (REQUEST_RETRY)
     second = bot.send(BOB, "hi", first_name="Bob", language_code=lang)
     assert second.text.startswith(t._("Hello! An admin has been asked to approve you. I will write as soon as "
                                       "you are in."))
     assert [m["text"] for m in requests_to(botapi, ADMIN)] == ["🆕 Bob (id 3) wants to use the bot."]
     bot.send(BOB, "hi again")
     assert len(requests_to(botapi, ADMIN)) == 1
+    assert "✅ Bob is approved." in bot.press(ADMIN, "✅ Approve").texts
+
+
+def test_a_request_no_admin_can_get_is_tried_again_at_most_every_five_minutes(tg, botapi, caplog, clock):
+    """The only admin blocked the bot: every message of Bob's sent his request again (to be
+    refused again) and logged a WARNING. Now it is tried at most once in five minutes
+    (REQUEST_RETRY), with one WARNING per try; meanwhile each of Bob's messages tells him no admin
+    has it yet, and his first message once five minutes are over tries again and reaches the admin."""
+    import logging
+
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    botapi.fail_next("sendMessage", 403, chat_id=ADMIN, times=2)  # blocked for the first two tries
+
+    def tries() -> int:
+        return len([c for c in botapi.calls_of("sendMessage") if "wants to use the bot" in c["text"]])
+
+    def warnings() -> int:
+        return len([r for r in caplog.records if r.levelno == logging.WARNING
+                    and "no admin could be sent the request" in r.getMessage()])
+
+    assert bot.send(BOB, "/start", first_name="Bob").texts == [NOT_REACHED]
+    for _ in range(4):
+        clock.advance(minutes=1)
+        assert bot.send(BOB, "hi").text.startswith(NOT_REACHED)
+    assert (tries(), warnings()) == (1, 1)
+    clock.advance(minutes=1)  # five minutes after the first try: the next message tries again
+    assert bot.send(BOB, "hi").text.startswith(NOT_REACHED)
+    assert (tries(), warnings()) == (2, 2)
+    clock.advance(minutes=4)
+    assert bot.send(BOB, "hi").text.startswith(NOT_REACHED)
+    assert tries() == 2
+    clock.advance(minutes=1)  # the admin unblocked the bot meanwhile
+    assert bot.send(BOB, "hi").text.startswith("Hello! An admin has been asked to approve you.")
+    assert [m["text"] for m in requests_to(botapi, ADMIN)] == ["🆕 Bob (id 3) wants to use the bot."]
+    clock.advance(minutes=10)
+    bot.send(BOB, "hi again")
+    assert tries() == 3 and warnings() == 2 and bot.errors == []
     assert "✅ Bob is approved." in bot.press(ADMIN, "✅ Approve").texts
 
 

@@ -88,11 +88,13 @@ def can_be_approved(engine: Any, telegram_id: int) -> bool:
 
 
 def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
-    """Record where someone's request stands (None: settled, they were let in)."""
+    """Record where someone's request stands (None: settled, they were let in). An "unsent"
+    one may be sent at once (:func:`take_unsent_request`)."""
     with engine.transaction():
         KeyValue.delete().where((KeyValue.namespace == APPROVAL) & (KeyValue.key == str(int(telegram_id)))).execute()
         if state is not None:
-            KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state))
+            KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state),
+                            updated_at=engine.utcnow())
 
 
 #: A request "sending" for longer than this was taken by a process that never said how sending
@@ -100,17 +102,25 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
 #: (a few rate-limit waits of at most 30 s per admin); at worst an admin gets it twice.
 SENDING_LEASE = dt.timedelta(minutes=10)
 
+#: A request that reached no admin (each blocked the bot, or Telegram was out of reach) is tried
+#: again at the newcomer's first message this long after, not at each of their messages (each try
+#: a message to every admin, refused again, and a WARNING). Its "unsent" row's ``updated_at`` says
+#: when it may be sent: set this far ahead by :func:`give_back_unsent_request`; the moment it was
+#: asked for a request never tried (no admin then), so that one goes at the next message.
+REQUEST_RETRY = dt.timedelta(minutes=5)
+
 
 def take_unsent_request(engine: Any, telegram_id: int) -> bool:
     """Take a request no admin has yet, to send it now: True, and it says "sending" until
     :func:`request_sent` or :func:`give_back_unsent_request`. One conditional statement, so of
     two processes handling the newcomer's messages at the same moment only one gets True and
-    sends it: no admin gets it twice. A request left "sending" for :data:`SENDING_LEASE` is
+    sends it: no admin gets it twice. A request whose last try reached no admin is not taken
+    before :data:`REQUEST_RETRY` is over. A request left "sending" for :data:`SENDING_LEASE` is
     taken again: the process that took it died, and it would otherwise never reach an admin."""
     now = engine.utcnow()
     with engine.transaction():
         return KeyValue.update(value=json.dumps(SENDING), updated_at=now).where(
-            _request_is(telegram_id, UNSENT)
+            (_request_is(telegram_id, UNSENT) & (KeyValue.updated_at <= now))
             | (_request_is(telegram_id, SENDING) & (KeyValue.updated_at < now - SENDING_LEASE))).execute() == 1
 
 
@@ -120,14 +130,14 @@ def request_sent(engine: Any, telegram_id: int) -> None:
 
 
 def give_back_unsent_request(engine: Any, telegram_id: int) -> None:
-    """Sending it reached no admin: it is "unsent" again, to be sent at the newcomer's next
-    message (unless it was decided meanwhile)."""
-    _taken_request_is(engine, telegram_id, UNSENT)
+    """Sending it reached no admin: it is "unsent" again, to be tried again at the newcomer's
+    first message :data:`REQUEST_RETRY` from now (unless it was decided meanwhile)."""
+    _taken_request_is(engine, telegram_id, UNSENT, engine.utcnow() + REQUEST_RETRY)
 
 
-def _taken_request_is(engine: Any, telegram_id: int, state: str) -> None:
+def _taken_request_is(engine: Any, telegram_id: int, state: str, at: dt.datetime | None = None) -> None:
     with engine.transaction():
-        KeyValue.update(value=json.dumps(state), updated_at=engine.utcnow()).where(
+        KeyValue.update(value=json.dumps(state), updated_at=at or engine.utcnow()).where(
             _request_is(telegram_id, SENDING)).execute()
 
 

@@ -7,8 +7,9 @@ tells them to ask the admin. Until a user is active, only /start and /help
 answer; everything else gets one line saying why.
 
 A request no admin received (there was none, or Telegram refused it to each) stays
-"unsent" in the database and is sent at the newcomer's next message (:func:`ask_admins`);
-one an admin has is never sent again. The process sending it marks it "sending" first; one
+"unsent" in the database and is sent at the newcomer's next message (:func:`ask_admins`), or,
+after a try that Telegram refused to every admin, at their first message ``REQUEST_RETRY`` (five
+minutes) later; one an admin has is never sent again. The process sending it marks it "sending" first; one
 that died doing so (killed, or its database write failed) leaves it "sending", and after
 ``SENDING_LEASE`` (ten minutes) the newcomer's next message sends it again.
 
@@ -22,6 +23,7 @@ Callback data: ``ap:telegram_id`` approve, ``dc:telegram_id`` decline (admins on
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import logging
 from typing import Any
@@ -47,6 +49,7 @@ from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_cal
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
 from habitreward.bot.state import (
+    REQUEST_RETRY,
     SENDING,
     UNSENT,
     admin_ids,
@@ -98,8 +101,9 @@ def _take_unsent(engine: Any, newcomer: User) -> list[tuple[int, User | None]] |
 
 async def ask_admins(context: Any, newcomer: User, username: str | None, *, first: bool = False) -> None:
     """Send a waiting request that no admin has yet to every admin. Called at each message of
-    someone waiting, so a request nobody could get (no admin then, or Telegram refused it to
-    each) reaches the first admin there is at the newcomer's next message; one an admin has
+    someone waiting, so a request nobody could get reaches the first admin there is at the
+    newcomer's next message (no admin then), or at their first message ``REQUEST_RETRY`` after
+    Telegram refused it to each (a try, and its WARNING, at most that often); one an admin has
     is never sent again. ``first``: the newcomer's first message (the operator is warned once
     when there is no admin)."""
     engine = engine_of(context)
@@ -122,9 +126,10 @@ async def ask_admins(context: Any, newcomer: User, username: str | None, *, firs
             await run_engine(engine, request_sent, engine, newcomer.telegram_id)
         else:  # also when sending failed half-way: better sent twice than never
             await run_engine(engine, give_back_unsent_request, engine, newcomer.telegram_id)
-            log.warning("%s (id %s) asked to use the bot, and no admin could be sent the request; it is sent"
-                        " again at their next message (or let them in with `habitreward users activate %s`)",
-                        newcomer.name, newcomer.telegram_id, newcomer.telegram_id)
+            log.warning("%s (id %s) asked to use the bot, and no admin could be sent the request; it is tried"
+                        " again at their first message in %d minutes (or let them in with `habitreward users"
+                        " activate %s`)", newcomer.name, newcomer.telegram_id, REQUEST_RETRY // dt.timedelta(minutes=1),
+                        newcomer.telegram_id)
 
 
 async def _send_request(context: Any, admin_id: int, admin: User | None, newcomer: User,

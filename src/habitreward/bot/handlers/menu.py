@@ -110,8 +110,8 @@ async def pending_text(s: Screen) -> str:
     if request in (REQUESTED, UNSENT, SENDING) and not approvable:  # no admin yet: nobody was asked
         return s.t._("Hello! This bot has no admin yet who could let you in. Please ask whoever runs it.")
     if request == UNSENT and s.settings.registration == "approval":  # Telegram refused it to every admin
-        return s.t._("Hello! I could not reach an admin to approve you yet. I will try again when you next "
-                     "write; you can also ask whoever runs this bot.")
+        return s.t._("Hello! I could not reach an admin to approve you yet. Write to me again in a few minutes "
+                     "and I will try again; you can also ask whoever runs this bot.")
     if request in (REQUESTED, SENDING):  # SENDING: another process is sending it now
         text = s.t._("Hello! An admin has been asked to approve you. I will write as soon as you are in.")
         chat = s.update.effective_chat
