@@ -1336,6 +1336,61 @@ def test_a_request_no_admin_can_get_is_tried_again_at_most_every_five_minutes(tg
     assert "✅ Bob is approved." in bot.press(ADMIN, "✅ Approve").texts
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_admin_made_later_is_told_who_waits_and_gets_their_requests_with_requests(tg, botapi, clock, lang):
+    """Bob's request reached the admin there was; Cid's reached nobody (that admin had blocked the
+    bot). Ann, made an admin afterwards (`users promote`), was never sent either, and nothing in
+    the bot showed them to her. Her /start now says how many wait and names /requests, which
+    sends her each waiting request with Approve and Decline. Cid's is then one an admin has: his
+    next message does not send it again, to her or anyone, and he is told an admin was asked."""
+    cid = 5
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    user(bot, ANN, lang=lang)
+    t = Translator(lang)
+    bot.send(BOB, "/start", first_name="Bob")
+    botapi.fail_next("sendMessage", 403, chat_id=ADMIN)
+    assert bot.send(cid, "/start", first_name="Cid").text == NOT_REACHED
+    assert bot.send(ANN, "/requests").text == t._("Only an admin can do that.")
+    bot.engine.promote_user(ANN)  # `habitreward users promote 2`
+    assert requests_to(botapi, ANN) == []
+    waiting = t.ngettext("{n} person is waiting to be let in: /requests",
+                         "{n} people are waiting to be let in: /requests", 2)
+    assert bot.send(ANN, "/start").text == t._("Hi, {name}! What would you like to do?", name="User2") + "\n" + waiting
+    shown = bot.send(ANN, "/requests")
+    assert [(m["text"], m["buttons"]) for m in shown] == [
+        (t._("🆕 {who} wants to use the bot.").format(who=t._("{name} (id {id})", name=name, id=tid)),
+         [[(t._("✅ Approve"), f"ap:{tid}"), (t._("❌ Decline"), f"dc:{tid}")]])
+        for tid, name in ((BOB, "Bob"), (cid, "Cid"))]
+    clock.advance(minutes=10)
+    assert bot.send(cid, "hi").text.startswith("Hello! An admin has been asked to approve you.")
+    to_ann = [m for m in botapi.sent(ANN) if m["buttons"] and m["buttons"][0][0][1].startswith("ap:")]
+    assert len(to_ann) == 2 and len(requests_to(botapi, ADMIN)) == 1  # Bob's, once each
+    assert t._("✅ {name} is approved.", name="Cid") in bot.press(ANN, f"ap:{cid}").texts
+    assert bot.send(cid, "/start").text == "Hi, Cid! What would you like to do?"
+    assert bot.send(ANN, "/start").text == t._("Hi, {name}! What would you like to do?", name="User2") + "\n" + \
+        t.ngettext("{n} person is waiting to be let in: /requests", "{n} people are waiting to be let in: /requests", 1)
+    assert t._("❌ {name} was declined.", name="Bob") in bot.press(ANN, f"dc:{BOB}").texts
+    assert bot.send(ANN, "/start").text == t._("Hi, {name}! What would you like to do?", name="User2")
+    assert bot.send(ANN, "/requests").text == t._("Nobody is waiting to be let in.")
+    assert bot.errors == []
+
+
+def test_requests_sends_the_oldest_ten_and_says_how_many_more_wait(tg, botapi):
+    """/requests is one message per request: past ten, the rest are counted and the command that
+    lists them all is named."""
+    from habitreward.bot.state import UNSENT, set_approval
+
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    for tid in range(100, 112):
+        bot.engine.register(tid, f"New{tid}")
+        set_approval(bot.engine, tid, UNSENT)
+    shown = bot.send(ADMIN, "/requests")
+    assert [m["text"] for m in shown] == [f"🆕 New{tid} (id {tid}) wants to use the bot." for tid in range(100, 110)] \
+        + ["…and 2 more: habitreward users list --waiting"]
+
+
 def test_a_request_that_arrived_though_the_answer_was_lost_can_be_approved(tg, botapi):
     """The connection broke on Telegram's answer: the admin has the request, the bot cannot know
     and counts it as not received. The admin's Approve still decides (a request waits whether an

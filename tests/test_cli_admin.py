@@ -181,7 +181,9 @@ def test_user_lifecycle_commands(run):
 def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
     """Newcomers who asked while the bot had no admin (the bot keeps their request "unsent"): the
     operator who makes an admin is told who they are, that their request reaches the admin at
-    their next message, and how to let them in now; a request an admin has is not counted."""
+    their next message, and how to let them in now; a request an admin has is not counted there.
+    Every waiting request, sent to the admins there were or not, is counted for the new admin, who
+    gets them with /requests in the bot."""
     import datetime as dt
 
     from habitreward.bot.state import APPROVAL, REQUESTED, SENDING, SENDING_LEASE, UNSENT, set_approval
@@ -202,12 +204,20 @@ def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
         "Ann (42) is an admin.\n"
         "3 people asked to use the bot while no admin could get their request: Bob (3), Cid (5), Fay (8). It"
         " reaches the admins at their next message to the bot; to let one in now: habitreward users activate ID"
-        " (who waits: habitreward users list --waiting)\n")
+        " (who waits: habitreward users list --waiting)\n"
+        "Requests waiting for an answer: 5. Ann gets them in the bot with /requests (each with Approve and"
+        " Decline).\n")
     run("users", "activate", "3")
     run("users", "activate", "8")
     assert "1 person asked to use the bot while no admin could get their request: Cid (5)." in \
         run("users", "promote", "42").output
     run("users", "activate", "5")
+    assert run("users", "promote", "42").output == (  # Dee's an admin has, Gus's is being sent: neither reached Ann
+        "Ann (42) is an admin.\n"
+        "Requests waiting for an answer: 2. Ann gets them in the bot with /requests (each with Approve and"
+        " Decline).\n")
+    run("users", "activate", "6")
+    run("users", "activate", "9")
     assert run("users", "promote", "42").output == "Ann (42) is an admin.\n"
     assert "asked to use the bot" not in run("users", "promote", "42", "--revoke").output
 

@@ -141,18 +141,45 @@ def _taken_request_is(engine: Any, telegram_id: int, state: str, at: dt.datetime
             _request_is(telegram_id, SENDING)).execute()
 
 
+def request_received(engine: Any, telegram_id: int) -> None:
+    """An admin was sent the request by ``/requests``: one no admin had ("unsent", or "sending"
+    past :data:`SENDING_LEASE`) is "requested" now, so that the newcomer's next message does not
+    send it again, to that admin or another (one an admin has is never sent again)."""
+    now = engine.utcnow()
+    with engine.transaction():
+        KeyValue.update(value=json.dumps(REQUESTED), updated_at=now).where(
+            (KeyValue.key == str(int(telegram_id))) & _no_admin_has(now)).execute()
+
+
 def unsent_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:
     """How many are waiting with a request no admin has (asked while there was none, or whose
     sender stopped half-way: "sending" past :data:`SENDING_LEASE`, taken again at the person's
     next message), and the first ``shown`` of them, oldest request first (``users promote``
     names them; ``serve`` at its start asks only how many: ``shown=0`` is one query)."""
-    unsent = KeyValue.select(KeyValue.key).where(
-        (KeyValue.namespace == APPROVAL)
-        & ((KeyValue.value == json.dumps(UNSENT))
-           | ((KeyValue.value == json.dumps(SENDING)) & (KeyValue.updated_at < engine.utcnow() - SENDING_LEASE))))
+    return _first_requests(engine, _no_admin_has(engine.utcnow()), shown)
+
+
+def waiting_requests(engine: Any, shown: int = 10) -> tuple[int, list[User]]:
+    """How many are waiting for an answer to their request, whether an admin has it or not, and
+    the first ``shown`` of them, oldest request first (``/requests`` sends an admin those; an
+    admin's /start and ``users promote`` say how many: ``shown=0`` is one query)."""
+    return _first_requests(engine, (KeyValue.namespace == APPROVAL) & KeyValue.value.in_(
+        [json.dumps(state) for state in (REQUESTED, UNSENT, SENDING)]), shown)
+
+
+def _no_admin_has(now: dt.datetime) -> Any:
+    """The requests that wait with no admin having them: unsent, or left "sending" by a process
+    that stopped (its lease is over)."""
+    return (KeyValue.namespace == APPROVAL) & (
+        (KeyValue.value == json.dumps(UNSENT))
+        | ((KeyValue.value == json.dumps(SENDING)) & (KeyValue.updated_at < now - SENDING_LEASE)))
+
+
+def _first_requests(engine: Any, which: Any, shown: int) -> tuple[int, list[User]]:
+    requests = KeyValue.select(KeyValue.key).where(which)
     with engine.session():
-        count = unsent.count()
-        ids = [int(key) for (key,) in unsent.order_by(KeyValue.id).limit(shown).tuples()] if shown and count else []
+        count = requests.count()
+        ids = [int(key) for (key,) in requests.order_by(KeyValue.id).limit(shown).tuples()] if shown and count else []
         users = {u.telegram_id: u for u in User.select().where(User.telegram_id.in_(ids))} if ids else {}
     return count, [users[i] for i in ids if i in users]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from habitreward.bot.state import unsent_requests
+from habitreward.bot.state import unsent_requests, waiting_requests
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit_json_items, emit_table, json_option
 from habitreward.engine import validation
@@ -153,28 +153,36 @@ def users_deactivate(app: AppContext, telegram_id: int) -> None:
 @click.option("--revoke", is_flag=True, help="Take admin rights away instead.")
 @pass_app
 def users_promote(app: AppContext, telegram_id: int, revoke: bool) -> None:
-    """Make a user an admin (approves them too); --revoke not for someone in ADMIN_TELEGRAM_IDS."""
+    """Make a user an admin (approves them too); --revoke not for someone in ADMIN_TELEGRAM_IDS.
+
+    Requests to use the bot sent before reached only the admins there were: the new admin gets
+    every one still waiting by sending /requests to the bot (this command says how many wait).
+    """
     if revoke:
         _not_listed(app, telegram_id, "revoke their rights")
     engine = app.engine()
     user = engine.promote_user(telegram_id, admin=not revoke)
     click.echo(f"{user.name} ({user.telegram_id}) is {'an admin' if user.is_admin else 'no longer an admin'}.")
     if user.is_admin:
-        _say_who_waits(engine)
+        _say_who_waits(engine, user.name)
 
 
-def _say_who_waits(engine) -> None:  # noqa: ANN001 - an Engine
+def _say_who_waits(engine, admin: str) -> None:  # noqa: ANN001 - an Engine
     """Newcomers who asked while no admin could get their request, or whose sender stopped
     half-way (the bot sends it at their next message, docs/bot.md): the operator who just made an
-    admin hears who they are."""
+    admin hears who they are. Then how many requests wait at all: the new admin has none of them
+    (requests go to the admins there are when sent), and gets them with /requests."""
     count, first = unsent_requests(engine)
-    if not count:
-        return
-    names = ", ".join(f"{u.name} ({u.telegram_id})" for u in first) + (", ..." if count > len(first) else "")
-    people = "1 person" if count == 1 else f"{count} people"
-    click.echo(f"{people} asked to use the bot while no admin could get their request: {names}. It reaches the"
-               " admins at their next message to the bot; to let one in now: habitreward users activate ID"
-               " (who waits: habitreward users list --waiting)")
+    if count:
+        names = ", ".join(f"{u.name} ({u.telegram_id})" for u in first) + (", ..." if count > len(first) else "")
+        people = "1 person" if count == 1 else f"{count} people"
+        click.echo(f"{people} asked to use the bot while no admin could get their request: {names}. It reaches the"
+                   " admins at their next message to the bot; to let one in now: habitreward users activate ID"
+                   " (who waits: habitreward users list --waiting)")
+    waiting, _ = waiting_requests(engine, shown=0)
+    if waiting:
+        click.echo(f"Requests waiting for an answer: {waiting}. {admin} gets them in the bot with /requests (each"
+                   " with Approve and Decline).")
 
 
 @users.command("delete")

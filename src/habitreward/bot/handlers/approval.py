@@ -18,6 +18,9 @@ changing shared habits and rewards (the engine): ``users add --admin`` / ``users
 set the flag, and so does being listed in ``ADMIN_TELEGRAM_IDS`` (at registration, or in the
 gate at the person's next update, which writes only when the row changes).
 
+An admin made after a request was sent never got it: ``/requests`` sends an admin every request
+still waiting (their /start says how many wait).
+
 Callback data: ``ap:telegram_id`` approve, ``dc:telegram_id`` decline (admins only).
 """
 
@@ -45,7 +48,7 @@ from habitreward.bot.handlers.common import (
     translator_for,
 )
 from habitreward.bot.handlers.menu import pending_text
-from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback
+from habitreward.bot.handlers.router import addressed_to_bot, command_of, on_callback, on_command
 from habitreward.bot.i18n import Translator
 from habitreward.bot.keyboards import inline_keyboard, main_menu, markup, menu_row
 from habitreward.bot.state import (
@@ -55,9 +58,11 @@ from habitreward.bot.state import (
     admin_ids,
     approval_of,
     give_back_unsent_request,
+    request_received,
     request_sent,
     set_approval,
     take_unsent_request,
+    waiting_requests,
 )
 from habitreward.bot.text import fit
 from habitreward.errors import NotFound
@@ -132,17 +137,23 @@ async def ask_admins(context: Any, newcomer: User, username: str | None, *, firs
                         newcomer.telegram_id)
 
 
-async def _send_request(context: Any, admin_id: int, admin: User | None, newcomer: User,
-                        username: str | None) -> bool:
-    """One admin's Approve / Decline message; whether Telegram took it."""
-    engine = engine_of(context)
-    t = Translator(admin.language if admin else engine.settings.default_language)
+def _request_message(t: Translator, newcomer: User, username: str | None) -> tuple[str, list]:
+    """The text (HTML) and the Approve / Decline buttons of a request to an admin."""
     who = t._("{name} (id {id})", name=newcomer.name, id=newcomer.telegram_id)  # escaped here
     if username:
         who += " @" + html.escape(username, quote=False)
     # ``who`` is HTML already: filled in as is (t._ would escape "Tom &amp; Jerry" a second time).
     text = t._("🆕 {who} wants to use the bot.").format(who=who)
-    rows = [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"), (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
+    return text, [[(t._("✅ Approve"), f"ap:{newcomer.telegram_id}"),
+                   (t._("❌ Decline"), f"dc:{newcomer.telegram_id}")]]
+
+
+async def _send_request(context: Any, admin_id: int, admin: User | None, newcomer: User,
+                        username: str | None) -> bool:
+    """One admin's Approve / Decline message; whether Telegram took it."""
+    engine = engine_of(context)
+    t = Translator(admin.language if admin else engine.settings.default_language)
+    text, rows = _request_message(t, newcomer, username)
     try:
         sent = await telegram_call(lambda: context.bot.send_message(
             admin_id, text, parse_mode="HTML", reply_markup=markup(rows)), raise_forbidden=True)
@@ -272,6 +283,32 @@ async def _welcome(s: Screen, newcomer: User) -> bool:
         log.info("Cannot welcome user %s: %s", newcomer.telegram_id, exc.message)
         return False
     return True
+
+
+#: How many waiting requests one /requests sends (a message each); it counts the rest.
+SHOWN_REQUESTS = 10
+
+
+@on_command("requests")
+async def requests(s: Screen, args: list[str]) -> None:
+    """An admin's copy of every request waiting for an answer, oldest first, each with Approve and
+    Decline: the only way to one for an admin made after it was sent (requests go to the admins
+    there are when they are sent). One no admin had is one an admin has now (``request_received``):
+    the newcomer's next message does not send it again."""
+    t = s.t
+    if not is_admin(s.engine, s.user):
+        await s.refuse(t._("Only an admin can do that."))
+        return
+    count, first = await s.run(waiting_requests, s.engine, SHOWN_REQUESTS)
+    if not count:
+        await s.show(t._("Nobody is waiting to be let in."), [menu_row(t)])
+        return
+    for newcomer in first:
+        if await s.send(*_request_message(t, newcomer, None)) is not None:
+            await s.run(request_received, s.engine, newcomer.telegram_id)
+    if count > len(first):
+        await s.send(t.ngettext("…and {n} more: habitreward users list --waiting",
+                                "…and {n} more: habitreward users list --waiting", count - len(first)))
 
 
 @on_callback("ap")

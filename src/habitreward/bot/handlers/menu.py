@@ -30,7 +30,7 @@ from habitreward.bot.handlers.router import (
 )
 from habitreward.bot.i18n import N_, Translator
 from habitreward.bot.keyboards import main_menu, markup, menu_row
-from habitreward.bot.state import approval_of, can_be_approved
+from habitreward.bot.state import approval_of, can_be_approved, waiting_requests
 from habitreward.bot.text import MAX_TEXT, MORE_LINE_ROOM, fitting, shown_units
 from habitreward.engine.users import DECLINED, REQUESTED, SENDING, UNSENT
 from habitreward.errors import UpdateAppliedElsewhere
@@ -127,6 +127,11 @@ async def pending_text(s: Screen) -> str:
 async def show_menu(s: Screen, greeting: bool = False) -> None:
     text = s.t._("Hi, {name}! What would you like to do?", name=s.user.name) if greeting else \
         s.t._("What would you like to do?")
+    if greeting and s.user.active and s.user.is_admin:  # an admin (approval.is_admin): who waits for them
+        waiting, _ = await s.run(waiting_requests, s.engine, 0)
+        if waiting:
+            text += "\n" + s.t.ngettext("{n} person is waiting to be let in: /requests",
+                                        "{n} people are waiting to be let in: /requests", waiting)
     await s.show(text, main_menu(s.t))
 
 
