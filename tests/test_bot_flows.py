@@ -1391,6 +1391,18 @@ def test_requests_sends_the_oldest_ten_and_says_how_many_more_wait(tg, botapi):
         + ["…and 2 more: habitreward users list --waiting"]
 
 
+def test_requests_in_a_group_shows_nobody_there(tg, botapi):
+    """Everyone in a group would read who asked to use the bot: /requests answers only in the
+    admin's private chat and says so in the group."""
+    bot = tg()
+    bot.send(ADMIN, "/start")
+    bot.send(BOB, "/start", first_name="Bob")
+    in_group = bot.send(ADMIN, "/requests", chat_id=-100)
+    assert in_group.texts == ["Send me /requests in our private chat: it shows who asked to use the bot."]
+    assert not any("Bob" in m["text"] for m in botapi.sent(-100))
+    assert [m["text"] for m in bot.send(ADMIN, "/requests")] == ["🆕 Bob (id 3) wants to use the bot."]
+
+
 def test_a_request_that_arrived_though_the_answer_was_lost_can_be_approved(tg, botapi):
     """The connection broke on Telegram's answer: the admin has the request, the bot cannot know
     and counts it as not received. The admin's Approve still decides (a request waits whether an

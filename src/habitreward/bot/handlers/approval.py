@@ -299,6 +299,10 @@ async def requests(s: Screen, args: list[str]) -> None:
     if not is_admin(s.engine, s.user):
         await s.refuse(t._("Only an admin can do that."))
         return
+    chat = s.update.effective_chat
+    if chat is not None and chat.type != "private":  # newcomers' names and ids stay out of groups
+        await s.refuse(t._("Send me /requests in our private chat: it shows who asked to use the bot."))
+        return
     count, first = await s.run(waiting_requests, s.engine, SHOWN_REQUESTS)
     if not count:
         await s.show(t._("Nobody is waiting to be let in."), [menu_row(t)])
