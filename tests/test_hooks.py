@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from habitreward import hookimpl
 from habitreward.draw import NO_REWARD
+from habitreward.errors import PluginError
 from habitreward.events import CompletionUndone, HabitCompleted, RewardClaimed, StreakBroken
 
 
@@ -246,11 +248,10 @@ def test_deleting_a_user_removes_their_processed_updates_from_the_inbox(engine):
 # --- a plugin that breaks a hook's contract: the completion is refused whole --------------------------
 
 
-def _refused(engine, plugin, match: str) -> None:
-    from habitreward.errors import PluginError
+def _refused(engine, plugin, match: str, name: str | None = None) -> None:
     from habitreward.models import HabitLog, RewardProgress
 
-    engine.pm.register(plugin)
+    engine.pm.register(plugin, name=name)
     user, habit = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
     with pytest.raises(PluginError, match=match):
         engine.complete(user, habit)
@@ -340,6 +341,146 @@ def test_a_refused_answer_names_the_plugin_that_gave_it_among_several(engine):
     engine.pm.register(Weekend(), name="weekend_rules")
     _refused(engine, Quiet(), r"^habitreward_odds_multiplier answered '2' \(plugin 'weekend_rules'\): a multiplier"
                               " is a finite number from 0$")
+
+
+class KeepsBonusOut:
+    """A wrapper as perfect-day's (docs/plugins.md): the reward "Bonus" weighs 0 whoever weighed."""
+
+    @hookimpl(wrapper=True)
+    def habitreward_weigh_rewards(self):
+        weighted = yield
+        return [c.with_weight(0) if c.reward.name == "Bonus" else c for c in weighted]
+
+
+def _odd_answers(secret):
+    """For each rule and event hook, a plugin answering what the hook may not (``secret``: a
+    candidate of another user's), the name it is registered under and the error naming it."""
+    class Streaks:
+        @hookimpl
+        def habitreward_compute_streak(self):
+            return 0
+
+    class Odds:
+        @hookimpl
+        def habitreward_odds_multiplier(self):
+            return float("nan")
+
+    class Weights:
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates):
+            return [c.with_weight(-1.0) for c in candidates]
+
+    class Thief:
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates):
+            return [*candidates, secret]
+
+    class Drawer:
+        @hookimpl
+        def habitreward_draw_reward(self):
+            return secret
+
+    class Chatty:
+        @hookimpl
+        def habitreward_habit_completed(self):
+            return "Nice streak!"
+
+    return {
+        "streak": (Streaks(), "habitreward_compute_streak answered 0 (plugin 'streak'): a streak is"),
+        "odds": (Odds(), "habitreward_odds_multiplier answered nan (plugin 'odds'): a multiplier is"),
+        "weight": (Weights(), "habitreward_weigh_rewards answered the weight -1.0 (plugin 'weight'): a weight"),
+        "thief": (Thief(), "habitreward_weigh_rewards answered a reward that is not one of the candidates"
+                           " (plugin 'thief')"),
+        "draw": (Drawer(), f"habitreward_draw_reward answered {secret!r} (plugin 'draw'), which is not one of the"),
+        "awards": (Chatty(), "habitreward_habit_completed answered 'Nice streak!' (plugin 'awards'): an Award"),
+    }
+
+
+@pytest.mark.parametrize("wrapper", ["weigh_rewards", "the same hook"])
+@pytest.mark.parametrize("case", ["streak", "odds", "weight", "thief", "draw", "awards"])
+def test_a_refused_answer_names_its_plugin_with_a_wrapper_installed(engine, case, wrapper):
+    """pluggy calls the implementations under a wrapper (perfect-day wraps weigh_rewards): the
+    error still names the plugin that answered, not none, nor the wrapper."""
+    from habitreward.draw import Candidate
+
+    bob = engine.add_user(2, "Bob", active=True)
+    secret = Candidate(reward=engine.add_reward("Bob's secret", owner=bob), weight=100.0)
+    engine.add_reward("Coffee")
+    plugin, message = _odd_answers(secret)[case]
+    hook = next(name for name in dir(plugin) if name.startswith("habitreward_"))
+    if wrapper == "weigh_rewards":
+        engine.pm.register(KeepsBonusOut(), name="keeps_bonus_out")
+    else:  # a wrapper of the very hook answered wrongly, doing nothing but wrap it
+        def wrap():
+            return (yield)
+
+        engine.pm.register(type("Timing", (), {hook: staticmethod(hookimpl(wrapper=True)(wrap))})(), name="timing")
+    _refused(engine, plugin, "^" + re.escape(message), name=case)
+
+
+def test_under_a_wrapper_the_plugins_answer_is_wrapped_as_pluggy_documents(engine):
+    """The wrapper runs around the implementations (its code before and after its yield), is
+    handed their answer and may change it (the "Bonus" out of the draw), and is thrown what one of
+    them raised, at its yield, to catch it if it will."""
+    called = []
+
+    class Outer:
+        @hookimpl(wrapper=True)
+        def habitreward_weigh_rewards(self):
+            called.append("before")
+            try:
+                return (yield)
+            except PluginError as exc:  # a refused answer, thrown in at the yield
+                called.append(f"thrown {exc}")
+                raise
+            finally:
+                called.append("after")
+
+    class OldStyle:
+        @hookimpl(hookwrapper=True)
+        def habitreward_weigh_rewards(self):
+            outcome = yield
+            called.append("old-style saw " + (f"{len(outcome.get_result())}" if outcome.exception is None
+                                              else type(outcome.exception).__name__))
+
+    doubled = True
+
+    class Doubling:
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates):
+            called.append("inner")
+            return [c.with_weight(2 * c.weight if doubled else -1.0) for c in candidates]
+
+    engine.pm.register(KeepsBonusOut(), name="keeps_bonus_out")
+    engine.pm.register(Doubling(), name="doubling")
+    engine.pm.register(OldStyle(), name="old_style")
+    engine.pm.register(Outer(), name="outer")
+    ann, run = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    engine.add_reward("Coffee", weight=1)
+    engine.add_reward("Tea", weight=3)
+    engine.add_reward("Bonus", weight=1000)
+    odds = engine.odds(ann, run)
+    assert {row.reward.name: row.weight for row in odds.rows} == {"Coffee": 2, "Tea": 6}
+    assert called == ["before", "inner", "old-style saw 3", "after"]
+
+    called.clear()
+    doubled = False
+    with pytest.raises(PluginError, match=r"answered the weight -1.0 \(plugin 'doubling'\)"):
+        engine.odds(ann, run)
+    assert called == ["before", "inner", "old-style saw PluginError", "thrown habitreward_weigh_rewards answered"
+                      " the weight -1.0 (plugin 'doubling'): a weight is a finite number from 0", "after"]
+
+
+def test_what_a_wrapper_makes_of_the_answers_names_the_wrapper(engine):
+    class Spoiler:
+        @hookimpl(wrapper=True)
+        def habitreward_compute_streak(self):
+            yield
+            return -1
+
+    engine.pm.register(Spoiler(), name="spoiler")
+    _refused(engine, KeepsBonusOut(), r"^habitreward_compute_streak answered -1 \(plugin 'spoiler', which wraps"
+                                      r" the hook\): a streak is")
 
 
 def test_the_odds_multiplier_is_told_the_user_and_the_completions_day(engine, clock):

@@ -354,3 +354,41 @@ def test_a_plugins_exception_that_cannot_be_printed_is_still_one_line(tmp_path, 
     assert result.exit_code == 1
     assert result.stderr == ("Error: plugin 'shy' failed in habitreward_habit_completed: ShyError: <exception str()"
                              " failed> (-vv shows the traceback)\n")
+
+
+def test_a_refused_answer_under_a_plugins_wrapper_is_not_blamed_on_the_wrapper(tmp_path, monkeypatch):
+    """The weights are checked under the wrapper (pluggy calls the implementations, and the check
+    raises there): the error names the plugin that answered, not the wrapper as failing."""
+    (tmp_path / "bonus_out.py").write_text(textwrap.dedent('''
+        from habitreward import hookimpl
+
+
+        @hookimpl(wrapper=True)
+        def habitreward_weigh_rewards():
+            weighted = yield
+            return [c.with_weight(0) if c.reward.name == "Bonus" else c for c in weighted]
+    '''))
+    (tmp_path / "skewed.py").write_text(textwrap.dedent('''
+        from habitreward import hookimpl
+
+
+        @hookimpl
+        def habitreward_weigh_rewards(candidates):
+            return [c.with_weight(-1.0) for c in candidates]
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
+    monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "bonus_out,skewed")
+    try:
+        result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+                                          f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
+                                    input="Running\n/quit\n")
+    finally:
+        sys.modules.pop("bonus_out", None)
+        sys.modules.pop("skewed", None)
+
+    assert "(the bot ran into an error: habitreward_weigh_rewards answered the weight -1.0 (plugin 'skewed'): a" \
+           " weight is a finite number from 0)" in result.stderr
+    assert "bonus_out" not in result.stderr
+    assert result.exit_code == 1

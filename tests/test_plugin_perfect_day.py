@@ -226,3 +226,29 @@ def test_the_example_plugins_use_only_the_public_api():
                          if name.startswith("habitreward.engine.")]
             internal += [f"{path.relative_to(root)}: {name}" for name in names if "._" in name]
     assert internal == []
+
+
+def test_with_perfect_day_wrapping_the_weights_another_plugins_answer_is_still_named(plugin_engine):
+    """perfect-day wraps habitreward_weigh_rewards, so pluggy calls the implementations: a weight
+    another plugin got wrong is still refused naming that plugin (it was "answered the weight
+    -1.0:", no plugin), and a right one still gets the wrapper's bonus reward out of the draw."""
+    from habitreward import hookimpl
+    from habitreward.errors import PluginError
+
+    class Weekend:
+        weight = 2.0
+
+        @hookimpl
+        def habitreward_weigh_rewards(self, candidates):
+            return [c.with_weight(self.weight) for c in candidates]
+
+    engine = plugin_engine
+    weekend = Weekend()
+    engine.pm.register(weekend, name="weekend")
+    user, run = engine.add_user(1, "Ann", active=True), engine.add_habit("Run")
+    engine.add_reward("Perfect day", weight=1000)
+    engine.add_reward("Coffee", weight=1)
+    assert [(row.reward.name, row.weight) for row in engine.odds(user, run).rows] == [("Coffee", 2.0)]
+    weekend.weight = -1.0
+    with pytest.raises(PluginError, match=r"^habitreward_weigh_rewards answered the weight -1.0 \(plugin 'weekend'\):"):
+        engine.complete(user, run)

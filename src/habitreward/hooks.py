@@ -125,26 +125,64 @@ def _is_weight(value: Any) -> bool:
         and math.isfinite(value) and value >= 0
 
 
+#: Checks an implementation's non-None answer, ``by`` naming who gave it (`` (plugin 'x')``):
+#: raises PluginError, else returns the answer to pass on.
+_Check = Callable[[Any, str], Any]
+
+#: The mark of a PluginError habitreward's own check raised: not to be blamed on a plugin whose
+#: wrapper it passed through (the message names the plugin that answered).
+_CHECKED_ANSWER = "answer"
+
+
+def _by(impl: Any) -> str:
+    return f" (plugin {_plugin_label(impl)!r})"
+
+
+def _wrapped_by(wrappers: Sequence[Any]) -> str:
+    """How an error about what the wrappers returned names them, outermost first."""
+    labels = [_plugin_label(impl) for impl in reversed(wrappers)]
+    if len(labels) == 1:
+        return f" (plugin {labels[0]!r}, which wraps the hook)"
+    return f" (one of the plugins wrapping the hook: {', '.join(repr(label) for label in labels)})"
+
+
+def _stand_in(impl: Any, hook_name: str, kwargs: dict[str, Any], check: _Check) -> Callable[[], Any]:
+    """What pluggy calls in ``impl``'s place under a wrapper: ``impl`` with the call's arguments
+    (the stand-in takes none, so pluggy hands it none), its exception blamed on its plugin, its
+    answer checked and named after it."""
+
+    def stand_in() -> Any:
+        try:
+            answer = impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception as exc:
+            _blame(exc, impl, hook_name)
+            raise
+        if answer is None:
+            return None
+        try:
+            return check(answer, _by(impl))
+        except PluginError as exc:
+            setattr(exc, _FAILURE_ATTRIBUTE, _CHECKED_ANSWER)
+            raise
+
+    return stand_in
+
+
 class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
 
-    def _answers(self, hook_name: str, kwargs: dict[str, Any], *, first: bool) -> list[tuple[Any, str | None]]:
-        """The hook's non-None answers, each with the plugin that gave it, so that an error
-        about an answer names the plugin (with several implementing a hook, the hook's name
-        alone leaves the author guessing). Called in pluggy's order; with a wrapper among the
-        implementations pluggy calls them, and the plugin goes unnamed."""
+    def _answers(self, hook_name: str, kwargs: dict[str, Any], *, first: bool,
+                 check: _Check | None = None) -> list[tuple[Any, str]]:
+        """The hook's non-None answers, each with how an error about it names the plugin that gave
+        it (`` (plugin 'x')``): with several implementing a hook, the hook's name alone leaves the
+        author guessing. Called one by one in pluggy's order; with a wrapper among the
+        implementations, see :meth:`_wrapped_answers` (``check`` is for that case)."""
         caller = getattr(self.pm.hook, hook_name)
         impls = caller.get_hookimpls()
         if any(impl.hookwrapper or impl.wrapper for impl in impls):
-            try:
-                result = caller(**kwargs)
-            except Exception as exc:
-                if (impl := _raising_impl(exc, impls)) is not None:
-                    _blame(exc, impl, hook_name)
-                raise
-            return [(result, None)] if first else [(answer, None) for answer in result]
-        answers: list[tuple[Any, str | None]] = []
+            return self._wrapped_answers(hook_name, impls, kwargs, first=first, check=check)
+        answers: list[tuple[Any, str]] = []
         for impl in reversed(impls):  # pluggy calls the last registered (and tryfirst) first
             try:
                 answer = impl.function(*(kwargs[name] for name in impl.argnames))
@@ -152,10 +190,37 @@ class Hooks:
                 _blame(exc, impl, hook_name)
                 raise
             if answer is not None:
-                answers.append((answer, _plugin_label(impl)))
+                answers.append((answer, _by(impl)))
                 if first:
                     break
         return answers
+
+    def _wrapped_answers(self, hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any], *, first: bool,
+                         check: _Check | None) -> list[tuple[Any, str]]:
+        """A wrapper's code runs around the other implementations, is thrown their exceptions and
+        may change their answer, as pluggy documents: so pluggy calls the wrappers, and each of the
+        others through a stand-in of ours (``call_extra`` on a hook caller without their plugins),
+        in pluggy's order. A stand-in checks its implementation's answer as it is given, naming its
+        plugin (a wrapper is handed only answers that keep the contract); what the wrappers return
+        is then checked by the caller, naming them."""
+        wrappers = [impl for impl in impls if impl.hookwrapper or impl.wrapper]
+        others = [impl for impl in impls if not (impl.hookwrapper or impl.wrapper)]
+        outer = self.pm.subset_hook_caller(hook_name, [impl.plugin for impl in others])
+        if check is None or [id(impl) for impl in outer.get_hookimpls()] != [id(impl) for impl in wrappers]:
+            # No answer to check, or a plugin that both wraps the hook and implements it (pluggy's
+            # specname): pluggy calls them all, and an answer goes unnamed.
+            outer, stand_ins, by = getattr(self.pm.hook, hook_name), [], ""
+        else:
+            stand_ins, by = [_stand_in(impl, hook_name, kwargs, check) for impl in others], _wrapped_by(wrappers)
+        try:
+            # call_extra puts the stand-ins after the plugins' own (here: none) in the order given,
+            # and before the wrappers: pluggy calls them in reverse, as it would the implementations.
+            result = outer.call_extra(stand_ins, kwargs)
+        except Exception as exc:
+            if (impl := _raising_impl(exc, impls)) is not None:
+                _blame(exc, impl, hook_name)
+            raise
+        return [(result, by)] if first else [(answer, by) for answer in result]
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
         """Call every implementation of a hook whose answers mean nothing."""
@@ -177,69 +242,42 @@ class Hooks:
                           if name == module or name.startswith(module + ".")), found)
         return PluginFailure(found, None) if found else None
 
-    def _first_answer(self, hook_name: str, **kwargs: Any) -> tuple[Any, str]:
-        answers = self._answers(hook_name, kwargs, first=True)
-        answer, plugin = answers[0] if answers else (None, None)
-        return answer, f" (plugin {plugin!r})" if plugin else ""
+    def _first_answer(self, hook_name: str, check: _Check, **kwargs: Any) -> tuple[Any, str]:
+        answers = self._answers(hook_name, kwargs, first=True, check=check)
+        return answers[0] if answers else (None, "")
 
     def compute_streak(self, habit: Habit, day: dt.date, previous_day: dt.date | None, previous_streak: int) -> int:
         streak, by = self._first_answer(
-            "habitreward_compute_streak", habit=habit, day=day, previous_day=previous_day,
+            "habitreward_compute_streak", _check_streak, habit=habit, day=day, previous_day=previous_day,
             previous_streak=previous_streak
         )
-        if not isinstance(streak, numbers.Integral) or isinstance(streak, bool) or streak < 1:
-            raise PluginError(f"habitreward_compute_streak answered {streak!r}{by}: a streak is a whole number"
-                              " from 1 (the completion itself counts)")
-        return int(streak)
+        return int(_check_streak(streak, by))
 
     def odds_multiplier(self, habit: Habit, streak: int, settings: Settings, user: User, day: dt.date) -> float:
-        multiplier, by = self._first_answer("habitreward_odds_multiplier", habit=habit, streak=streak,
-                                            settings=settings, user=user, day=day)
-        if not isinstance(multiplier, (numbers.Real, decimal.Decimal)) or isinstance(multiplier, bool) \
-                or not (math.isfinite(multiplier) and multiplier >= 0):
-            raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}{by}: a multiplier is a"
-                              " finite number from 0")
-        return float(multiplier)
+        multiplier, by = self._first_answer("habitreward_odds_multiplier", _check_multiplier, habit=habit,
+                                            streak=streak, settings=settings, user=user, day=day)
+        return float(_check_multiplier(multiplier, by))
 
     def weigh_rewards(self, candidates: Sequence[Candidate], multiplier: float) -> list[Candidate]:
-        answer, by = self._first_answer("habitreward_weigh_rewards", candidates=candidates, multiplier=multiplier)
-        weighted = list(answer)
-        allowed = {c.reward.id for c in candidates}
-        if not all(isinstance(c, Candidate) and c.reward.id in allowed for c in weighted):
-            raise PluginError(f"habitreward_weigh_rewards answered a reward that is not one of the candidates{by}"
-                              " (weigh them, do not add any)")
-        # 0 leaves a reward out of this draw; a negative or endless weight was dropped without a word.
-        odd = next((c.weight for c in weighted if not _is_weight(c.weight)), None)
-        if odd is not None:
-            raise PluginError(f"habitreward_weigh_rewards answered the weight {odd!r}{by}: a weight is a finite"
-                              " number from 0")
-        return weighted
+        check = _weights_check(candidates)
+        answer, by = self._first_answer("habitreward_weigh_rewards", check, candidates=candidates,
+                                        multiplier=multiplier)
+        return check(answer, by)
 
     def draw_reward(self, candidates: Sequence[Candidate], rng: random.Random) -> Candidate | None:
-        chosen, by = self._first_answer("habitreward_draw_reward", candidates=candidates, rng=rng)
+        check = _drawn_check(candidates)
+        chosen, by = self._first_answer("habitreward_draw_reward", check, candidates=candidates, rng=rng)
         if chosen is None or chosen is NO_REWARD:
             return None
-        # Only a candidate: another user's personal reward, a removed one or one waiting to be
-        # claimed is out of the draw for a reason (privacy, a piece never silently lost).
-        reward = getattr(chosen, "reward", None)
-        if not isinstance(chosen, Candidate) or not any(c.reward.id == getattr(reward, "id", None)
-                                                        for c in candidates):
-            raise PluginError(f"habitreward_draw_reward answered {chosen!r}{by}, which is not one of the"
-                              " candidates (the rewards this user may draw now)")
-        return chosen
+        return check(chosen, by)
 
     def habit_completed(self, engine: Engine, event: HabitCompleted) -> tuple[Award, ...]:
         awards: list[Award] = []
-        for answer, plugin in self._answers("habitreward_habit_completed", {"engine": engine, "event": event},
-                                            first=False):
-            if isinstance(answer, Award):
-                awards.append(answer)
-            elif isinstance(answer, (list, tuple)) and all(isinstance(a, Award) for a in answer):
-                awards.extend(answer)
-            elif answer is not None:  # a str is a Sequence too: it would become an award per letter
-                by = f" (plugin {plugin!r})" if plugin else ""
-                raise PluginError(f"habitreward_habit_completed answered {answer!r}{by}: an Award, a list of"
-                                  " Awards or None")
+        for answer, by in self._answers("habitreward_habit_completed", {"engine": engine, "event": event},
+                                        first=False, check=_check_awards):
+            if answer is not None:
+                _check_awards(answer, by)
+                awards.extend([answer] if isinstance(answer, Award) else answer)
         return tuple(awards)
 
     def completion_undone(self, engine: Engine, event: CompletionUndone) -> None:
@@ -317,15 +355,87 @@ class Hooks:
         """The first matcher's MatchResult (or None), keeping only habits among ``habits``: a
         matcher cannot make anyone log another user's personal habit, in the bot or in
         ``habitreward match`` alike."""
-        from habitreward.nlp.results import MatchResult
-
         habits = list(habits)
-        result, by = self._first_answer("habitreward_match_habits", user=user, text=text, habits=habits)
+        result, by = self._first_answer("habitreward_match_habits", _check_match, user=user, text=text,
+                                        habits=habits)
         if result is None:
             return None
-        if not isinstance(result, MatchResult):
-            raise PluginError(f"habitreward_match_habits answered {result!r}{by}: a MatchResult"
-                              " (habitreward.nlp) or None")
+        _check_match(result, by)
         visible = {h.id for h in habits}
         kept = tuple(m for m in result.matches if getattr(m.habit, "id", None) in visible)
         return result if len(kept) == len(result.matches) else dataclasses.replace(result, matches=kept)
+
+
+# --- what each hook may answer (each check raises PluginError naming the hook and ``by``, the
+# plugin that answered, else returns the answer to go on with) ---------------------------------
+
+
+def _check_streak(streak: Any, by: str) -> Any:
+    if not isinstance(streak, numbers.Integral) or isinstance(streak, bool) or streak < 1:
+        raise PluginError(f"habitreward_compute_streak answered {streak!r}{by}: a streak is a whole number"
+                          " from 1 (the completion itself counts)")
+    return streak
+
+
+def _check_multiplier(multiplier: Any, by: str) -> Any:
+    if not isinstance(multiplier, (numbers.Real, decimal.Decimal)) or isinstance(multiplier, bool) \
+            or not (math.isfinite(multiplier) and multiplier >= 0):
+        raise PluginError(f"habitreward_odds_multiplier answered {multiplier!r}{by}: a multiplier is a"
+                          " finite number from 0")
+    return multiplier
+
+
+def _weights_check(candidates: Sequence[Candidate]) -> Callable[[Any, str], list[Candidate]]:
+    allowed = {c.reward.id for c in candidates}
+
+    def check(answer: Any, by: str) -> list[Candidate]:
+        try:
+            weighted = list(answer)
+        except TypeError:
+            raise PluginError(f"habitreward_weigh_rewards answered {answer!r}{by}: the candidates, each with its"
+                              " weight") from None
+        if not all(isinstance(c, Candidate) and c.reward.id in allowed for c in weighted):
+            raise PluginError(f"habitreward_weigh_rewards answered a reward that is not one of the candidates{by}"
+                              " (weigh them, do not add any)")
+        # 0 leaves a reward out of this draw; a negative or endless weight was dropped without a word.
+        odd = next((c.weight for c in weighted if not _is_weight(c.weight)), None)
+        if odd is not None:
+            raise PluginError(f"habitreward_weigh_rewards answered the weight {odd!r}{by}: a weight is a finite"
+                              " number from 0")
+        return weighted
+
+    return check
+
+
+def _drawn_check(candidates: Sequence[Candidate]) -> _Check:
+    def check(chosen: Any, by: str) -> Any:
+        if chosen is NO_REWARD:
+            return chosen
+        # Only a candidate: another user's personal reward, a removed one or one waiting to be
+        # claimed is out of the draw for a reason (privacy, a piece never silently lost).
+        reward = getattr(chosen, "reward", None)
+        if not isinstance(chosen, Candidate) or not any(c.reward.id == getattr(reward, "id", None)
+                                                        for c in candidates):
+            raise PluginError(f"habitreward_draw_reward answered {chosen!r}{by}, which is not one of the"
+                              " candidates (the rewards this user may draw now)")
+        return chosen
+
+    return check
+
+
+def _check_awards(answer: Any, by: str) -> Any:
+    # a str is a Sequence too: it would become an award per letter
+    if not isinstance(answer, Award) and not (isinstance(answer, (list, tuple))
+                                              and all(isinstance(a, Award) for a in answer)):
+        raise PluginError(f"habitreward_habit_completed answered {answer!r}{by}: an Award, a list of"
+                          " Awards or None")
+    return answer
+
+
+def _check_match(result: Any, by: str) -> Any:
+    from habitreward.nlp.results import MatchResult
+
+    if not isinstance(result, MatchResult):
+        raise PluginError(f"habitreward_match_habits answered {result!r}{by}: a MatchResult"
+                          " (habitreward.nlp) or None")
+    return result
