@@ -883,6 +883,35 @@ def test_streaks_history_odds_rewards(tg, clock, lang):
     assert "<b>Coffee</b>" in listed.text and t._("no reward") in listed.text
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_rewards_a_plugin_keeps_out_of_the_draw_show_no_weight(tg, lang):
+    """A reward a plugin weighs 0 (perfect-day's bonus, which it gives itself) is never drawn and
+    /odds leaves it out: /rewards showed its weight as the others', which a user reads as a chance."""
+    class KeepsBonusOut:
+        @hookimpl(wrapper=True)
+        def habitreward_weigh_rewards(self):
+            weighted = yield
+            return [c.with_weight(0) if c.reward.name == "Perfect day" else c for c in weighted]
+
+    bot = tg()
+    bot.engine.pm.register(KeepsBonusOut(), name="keeps_bonus_out")
+    ann = user(bot, lang=lang)
+    coffee_setup(bot, ann)
+    bot.engine.add_reward("Perfect day", weight=5, pieces_required=3)
+    t = Translator(lang)
+
+    listed = bot.send(ANN, "/rewards").text
+    assert " · ".join([t._("<b>{reward}</b>", reward="Perfect day"), t._("virtual"),
+                       t.ngettext("{n} piece", "{n} pieces", 3), t._("not in the draw: comes as a bonus")]) in listed
+    assert t._("weight {weight}", weight="5") not in listed
+    assert " · ".join([t._("<b>{reward}</b>", reward="Coffee"), t._("virtual"),
+                       t.ngettext("{n} piece", "{n} pieces", 3), t._("weight {weight}", weight="1"),
+                       t._("yours")]) in listed
+    bot.send(ANN, "/odds")
+    odds = bot.press(ANN, "Running").text
+    assert "Coffee" in odds and "Perfect day" not in odds
+
+
 # --- settings -------------------------------------------------------------------------------------------
 
 

@@ -451,7 +451,7 @@ def test_rewards_list_prints_shared_ones_first_by_name_as_a_table_and_json(run, 
         ("Coffee", None, True), ("Gone", None, False), ("Nothing", None, True), ("sticker", 7, True),
         ("Sticker", 42, True)]
     assert listed[0] == {"id": 2, "name": "Coffee", "weight": 1000.0, "type": "real", "pieces": 2, "value": "2.50",
-                         "max_per_day": 0, "owner": None, "active": True}
+                         "max_per_day": 0, "owner": None, "active": True, "in_draw": True}
     assert run("rewards", "list", "--json").output.startswith(
         '[\n  {\n    "id": 2,\n    "name": "Coffee",\n    "weight": 1000.0,\n')
     mine = json.loads(run("rewards", "list", "--user", "42", "--json").output)

@@ -252,3 +252,38 @@ def test_with_perfect_day_wrapping_the_weights_another_plugins_answer_is_still_n
     weekend.weight = -1.0
     with pytest.raises(PluginError, match=r"^habitreward_weigh_rewards answered the weight -1.0 \(plugin 'weekend'\):"):
         engine.complete(user, run)
+
+
+def test_rewards_list_shows_the_bonus_reward_as_not_drawn_not_by_its_weight(plugin_engine, db_url, monkeypatch):
+    """The bonus is never drawn (the wrapper weighs it 0), yet `rewards list` showed the weight it
+    was added with, which an operator reads as a chance: it reads "not drawn", with why, and
+    --json keeps "weight" and adds "in_draw"."""
+    from habitreward.cli import cli
+
+    # Every reward listed is weighed in batches as it is read: two here, so that one is another batch.
+    monkeypatch.setattr("habitreward.cli.admin._REWARDS_WEIGHED_TOGETHER", 2)
+
+    engine = plugin_engine
+    ann = engine.add_user(1, "Ann", active=True)
+    engine.add_reward("Perfect day", weight=1000, pieces_required=3)
+    engine.add_reward("Coffee", weight=2)
+    engine.remove_reward(engine.add_reward("Gone", weight=3))
+    args = ["--env-file", "/nonexistent", "--database-url", db_url, "rewards", "list"]
+
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert table.output == (
+        "id  name         weight     type     pieces  value  max/day  owner   active\n"
+        "--  -----------  ---------  -------  ------  -----  -------  ------  ------\n"
+        "2   Coffee       2          virtual  1              1        shared  yes\n"
+        "1   Perfect day  not drawn  virtual  3              1        shared  yes\n"
+        "not drawn: a plugin keeps the reward out of the random draw (its pieces come from the plugin), so the"
+        " weight it was added with counts for nothing.\n"
+    )
+    for extra in ([], ["--user", "1"], ["--all"]):
+        listed = {r["name"]: (r["weight"], r["in_draw"])
+                  for r in json.loads(CliRunner().invoke(cli, [*args, *extra, "--json"]).output)}
+        assert listed == {"Coffee": (2.0, True), "Perfect day": (1000.0, False),
+                          **({"Gone": (3.0, False)} if extra == ["--all"] else {})}, extra
+    # What the odds say too: no chance of it.
+    assert [row.reward.name for row in engine.odds(ann, engine.add_habit("Run")).rows] == ["Coffee"]

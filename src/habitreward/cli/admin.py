@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import click
 
 from habitreward.bot.state import unsent_requests, waiting_requests
@@ -296,7 +299,7 @@ def habits_remove(app: AppContext, name: str, telegram_id: int | None) -> None:
 # --- rewards -----------------------------------------------------------------------------
 
 
-def _reward_dict(reward, owner: int | None) -> dict:  # noqa: ANN001 - a Reward or a RewardListing
+def _reward_dict(reward, owner: int | None, out_of_draw: set[int]) -> dict:  # noqa: ANN001 - a Reward or a RewardListing
     return {
         "id": reward.id,
         "name": reward.name,
@@ -307,7 +310,25 @@ def _reward_dict(reward, owner: int | None) -> dict:  # noqa: ANN001 - a Reward 
         "max_per_day": reward.max_per_day,
         "owner": owner,
         "active": reward.active,
+        "in_draw": reward.active and reward.id not in out_of_draw,
     }
+
+
+def _listed_rewards(engine, include_inactive: bool) -> Iterator[dict]:  # noqa: ANN001 - an Engine
+    """Every reward as a dict, read as printed (see habits list), a few hundred at a time asked
+    which of them a plugin keeps out of the draw."""
+    listing = engine.reward_listing(include_inactive=include_inactive)
+    while chunk := list(itertools.islice(listing, _REWARDS_WEIGHED_TOGETHER)):
+        out_of_draw = engine.rewards_out_of_draw(chunk)
+        yield from (_reward_dict(r, r.owner_telegram_id, out_of_draw) for r in chunk)
+
+
+_REWARDS_WEIGHED_TOGETHER = 500
+
+#: What a reward's weight column says for a reward a plugin keeps out of the draw, and why.
+NOT_DRAWN = "not drawn"
+NOT_DRAWN_NOTE = ("not drawn: a plugin keeps the reward out of the random draw (its pieces come from the"
+                  " plugin), so the weight it was added with counts for nothing")
 
 
 @cli.group()
@@ -321,22 +342,39 @@ def rewards() -> None:
 @json_option
 @pass_app
 def rewards_list(app: AppContext, telegram_id: int | None, include_inactive: bool, as_json: bool) -> None:
-    """Rewards, shared ones first."""
+    """Rewards, shared ones first.
+
+    A reward a plugin keeps out of the random draw (it gives that reward's pieces itself, as the
+    perfect_day plugin does its bonus) has its weight read "not drawn": no completion draws it, and
+    "habitreward odds" leaves it out. --json prints [{"id", "name", "weight", "type", "pieces", "value",
+    "max_per_day", "owner", "active", "in_draw"}]; "weight" is the weight it was added with, and
+    "in_draw" is false for a reward no completion draws: a removed one, or one a plugin keeps out.
+    """
     engine = app.engine()
     if telegram_id is not None:  # the shared ones and the person's own
         user = engine.get_user(telegram_id)
-        rows = [_reward_dict(r, user.telegram_id if r.owner_id else None) for r in engine.rewards_for(user)]
+        shown = engine.rewards_for(user)
+        out_of_draw = engine.rewards_out_of_draw(shown)
+        rows = [_reward_dict(r, user.telegram_id if r.owner_id else None, out_of_draw) for r in shown]
     else:  # every reward: read as printed, no model of each (see habits list)
-        rows = (_reward_dict(r, r.owner_telegram_id) for r in engine.reward_listing(include_inactive=include_inactive))
+        rows = _listed_rewards(engine, include_inactive)
     if as_json:
         emit_json_items(rows)
         return
+    rows = list(rows)
     emit_table(
         ["id", "name", "weight", "type", "pieces", "value", "max/day", "owner", "active"],
-        ((r["id"], r["name"], f"{r['weight']:g}", r["type"], r["pieces"], r["value"] or "",
+        ((r["id"], r["name"], _weight_cell(r), r["type"], r["pieces"], r["value"] or "",
           r["max_per_day"] or "no limit", r["owner"] or "shared", "yes" if r["active"] else "no") for r in rows),
         empty="No rewards yet.",
     )
+    if any(_weight_cell(r) == NOT_DRAWN for r in rows):
+        click.echo(f"{NOT_DRAWN_NOTE}.")
+
+
+def _weight_cell(row: dict) -> str:
+    """A removed reward is not drawn either, but its active column says why."""
+    return NOT_DRAWN if row["active"] and not row["in_draw"] else f"{row['weight']:g}"
 
 
 _TYPES = click.Choice(["virtual", "real", "none"], case_sensitive=False)

@@ -7,13 +7,14 @@ personal one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import peewee
 
-from habitreward.db import is_postgres
+from habitreward.db import id_chunks, is_postgres
+from habitreward.draw import Candidate
 from habitreward.engine import validation
 from habitreward.engine.base import EngineBase
 from habitreward.engine.prepared import Prepared
@@ -263,6 +264,24 @@ class CatalogMixin(EngineBase):
         query = query.order_by(*all_rewards_order()).tuples()
         for row in self._snapshot_rows(query):
             yield RewardListing(*row)
+
+    def rewards_out_of_draw(self, rewards: Iterable[Reward | RewardListing]) -> set[int]:
+        """The ids of those of ``rewards`` that a plugin keeps out of the random draw, whatever
+        weight they were added with: ``habitreward_weigh_rewards`` gives them the weight 0 (or
+        leaves them out), as perfect-day does its bonus reward, whose pieces it gives itself. A
+        completion never draws them and ``odds`` leaves them out, so a listing shows that instead
+        of their weight. ``rewards`` are weighed as one draw's candidates are, at the multiplier 1
+        (a ``RewardListing`` row is read as its Reward first)."""
+        rewards = list(rewards)
+        models = [reward for reward in rewards if isinstance(reward, Reward)]
+        ids = [reward.id for reward in rewards if not isinstance(reward, Reward)]
+        with self.session():
+            for chunk in id_chunks(ids):
+                models.extend(Reward.select().where(Reward.id.in_(chunk)))
+        if not models:
+            return set()
+        weighted = self.hooks.weigh_rewards([Candidate(reward=r, weight=float(r.weight)) for r in models], 1.0)
+        return {reward.id for reward in models} - {c.reward.id for c in weighted if c.weight > 0}
 
     def get_reward(self, user: User | None, reward_id: int) -> Reward:
         return self._get_visible(Reward, user, reward_id)

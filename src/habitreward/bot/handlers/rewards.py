@@ -26,25 +26,34 @@ def type_name(t: Translator, kind: str) -> str:
     return t._(TYPE_NAMES.get(kind, kind))
 
 
-def reward_line(t: Translator, reward: Reward, user_id: int) -> str:
+def reward_line(t: Translator, reward: Reward, user_id: int, in_draw: bool = True) -> str:
     parts = [t._("<b>{reward}</b>", reward=reward.name), type_name(t, reward.type)]
     if not reward.is_nothing:
         parts.append(t.ngettext("{n} piece", "{n} pieces", reward.pieces_required))
-    parts.append(t._("weight {weight}", weight=f"{reward.weight:g}"))
+    if in_draw:
+        parts.append(t._("weight {weight}", weight=f"{reward.weight:g}"))
+    else:  # a plugin gives its pieces (engine.rewards_out_of_draw): its weight is no chance
+        parts.append(t._("not in the draw: comes as a bonus"))
     if reward.owner_id == user_id:
         parts.append(t._("yours"))
     return "• " + " · ".join(parts)
+
+
+def _rewards_for(engine: Any, user: User) -> tuple[list[Reward], set[int]]:
+    """The rewards ``user`` sees, and those of them a plugin keeps out of the draw."""
+    rewards = engine.rewards_for(user)
+    return rewards, engine.rewards_out_of_draw(rewards)
 
 
 @on_command("list_rewards", "rewards")
 @on_callback("rw")
 async def list_rewards(s: Screen, args: list[str]) -> None:
     t = s.t
-    rewards = await s.run(s.engine.rewards_for, s.user)
+    rewards, out_of_draw = await s.run(_rewards_for, s.engine, s.user)
     if not rewards:
         await s.show(t._("There are no rewards yet."), [[(t._("➕ Add a reward"), "ra")], menu_row(t)])
         return
-    lines = [reward_line(t, reward, s.user.id) for reward in rewards]
+    lines = [reward_line(t, reward, s.user.id, reward.id not in out_of_draw) for reward in rewards]
     text, rows = paged(s, t._("<b>Rewards you can win</b>"), lines, _page(args), "rw",
                        extra=[[(t._("🏆 My rewards"), "my"), (t._("🎲 Odds"), "od")]])
     await s.show(text, rows)
