@@ -149,6 +149,28 @@ def test_bad_database_url_is_a_clear_error():
     assert result.exit_code == 1 and "DATABASE_URL must be a URL" in result.output
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite:///{tmp}/a.db?synchronus=full",
+     "SQLite has no option ?synchronus= (a sqlite:// URL takes synchronous and timeout)"),
+    ("sqlite:///{tmp}/a.db?timeout=soon", "timeout must be a number of at least 0, not 'soon'"),
+    ("postgresql://bot@127.0.0.1:1/hr?max_conections=50&sslmode=disable",
+     "unknown option ?max_conections= (habitreward's own"),
+    ("postgresql://bot@127.0.0.1:1/hr?max_connections=fifty",
+     "max_connections must be a whole number of at least 1, not 'fifty'"),
+    ("postgresql://bot@127.0.0.1:1/hr?max_connections=0",
+     "max_connections must be a whole number of at least 1, not '0'"),
+    ("postgresql://bot@127.0.0.1:1/hr?stale_timeout=x", "stale_timeout must be a number of at least 0, not 'x'"),
+])
+def test_a_mistyped_option_in_the_database_url_is_a_one_line_error(tmp_path, url, message):
+    # These used to reach the driver: a TypeError or psycopg2's "invalid dsn" as a traceback.
+    result = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "--database-url", url.format(tmp=tmp_path),
+                                      "users", "list"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: DATABASE_URL is not usable: {message}"), result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "a.db").exists()
+
+
 def test_version_and_help():
     runner = CliRunner()
     from habitreward import __version__

@@ -466,15 +466,59 @@ def _flag(name: str, value: Any) -> bool:
     raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
+#: The options of a SQLite DATABASE_URL (``?synchronous=full&timeout=30``).
+SQLITE_URL_OPTIONS = ("synchronous", "timeout")
+#: The options of a PostgreSQL DATABASE_URL that are habitreward's own (the pool's and the
+#: prepared statements'); every other one is handed to libpq (``sslmode``, ``connect_timeout``, ...).
+POSTGRES_URL_OPTIONS = ("max_connections", "prepared_statements", "stale_timeout", "timeout")
+
+
+def _number(name: str, value: Any, *, whole: bool = False, least: float = 0) -> Any:
+    """A number option of DATABASE_URL (``?timeout=30``), checked before anything connects."""
+    kind = int if whole else float
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least or (
+            whole and not isinstance(value, int)):
+        what = "a whole number" if whole else "a number"
+        raise ValueError(f"{name} must be {what} of at least {least:g}, not {str(value)!r}")
+    return kind(value)
+
+
+def _check_libpq_options(options: dict[str, Any]) -> None:
+    """Refuse an option libpq does not know (``?sslmod=require``) here, in one line, rather
+    than as psycopg2's traceback at the first connection."""
+    if not options:
+        return
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import make_dsn
+
+    unknown = []
+    for name, value in options.items():
+        try:
+            make_dsn(**{name: str(value)})
+        except ProgrammingError:
+            unknown.append(f"?{name}=")
+    if unknown:
+        raise ValueError(
+            f"unknown option {', '.join(unknown)} (habitreward's own are {', '.join(POSTGRES_URL_OPTIONS)}; "
+            "any other goes to libpq, which has none of that name: see its sslmode, connect_timeout, ...)"
+        )
+
+
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
     """Open the database at ``url`` (not connecting yet) and bind the models to it."""
     scheme = urlparse(url).scheme
     try:
         if scheme in ("sqlite", ""):
             options = db_url.parse(url)
+            unknown = [name for name in options if name != "database" and name not in SQLITE_URL_OPTIONS]
+            if unknown:
+                raise ValueError(f"SQLite has no option {', '.join(f'?{name}=' for name in unknown)} "
+                                 f"(a sqlite:// URL takes {' and '.join(SQLITE_URL_OPTIONS)})")
             synchronous = str(options.pop("synchronous", SQLITE_PRAGMAS["synchronous"])).strip().lower()
             if synchronous not in SQLITE_SYNCHRONOUS:
                 raise ValueError(f"synchronous must be {', '.join(SQLITE_SYNCHRONOUS)}, not {synchronous!r}")
+            if "timeout" in options:
+                options["timeout"] = _number("timeout", options["timeout"])
             params = {
                 "pragmas": {**SQLITE_PRAGMAS, "synchronous": synchronous},
                 "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -490,9 +534,13 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
             if not params.get("database"):
                 raise ValueError("it names no database (postgresql://user@host/dbname)")  # no URL: a password
             params["prepared_statements"] = _flag("prepared_statements", params.get("prepared_statements", True))
-            params.setdefault("max_connections", 20)
-            params.setdefault("stale_timeout", 300)
-            params.setdefault("timeout", 30)
+            params["max_connections"] = _number("max_connections", params.get("max_connections", 20),
+                                                whole=True, least=1)
+            params["stale_timeout"] = _number("stale_timeout", params.get("stale_timeout", 300))
+            params["timeout"] = _number("timeout", params.get("timeout", 30))
+            connection = ("database", "user", "password", "host", "port")
+            _check_libpq_options({name: value for name, value in params.items()
+                                  if name not in connection and name not in POSTGRES_URL_OPTIONS})
             database = PostgresqlDatabase(**params)
         else:
             database = db_url.connect(url)
