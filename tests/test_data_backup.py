@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sqlite3
+import subprocess
 import threading
 
 import pytest
@@ -119,11 +122,36 @@ def test_backup_command_reports_and_refuses_to_overwrite(tmp_path):
 
 
 @pytest.mark.postgres_only
-def test_backup_on_postgresql_points_to_pg_dump(db_url, tmp_path):
-    result = CliRunner().invoke(
-        cli, ["--database-url", db_url, "--env-file", os.devnull, "backup", str(tmp_path / "x.db")], env=ENV
-    )
+def test_backup_on_postgresql_prints_a_pg_dump_command_that_works(engine, db_url, tmp_path):
+    # DATABASE_URL in .env only (as under systemd's EnvironmentFile), with habitreward's own
+    # options: the command said to run pg_dump "$DATABASE_URL", empty in the shell (pg_dump then
+    # dumps another database, or none) and refused by pg_dump for ?max_connections=.
+    engine.add_user(42, "Ann", active=True)
+    (tmp_path / ".env").write_text(f"DATABASE_URL={db_url}?max_connections=5&prepared_statements=false\n")
+    target = tmp_path / "nightly dump.pgdump"
+    result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / ".env"), "backup", str(target)], env=ENV)
 
     assert result.exit_code == 1
-    assert result.output.count("\n") == 1 and "use pg_dump" in result.output
-    assert not (tmp_path / "x.db").exists()
+    assert result.output.count("\n") == 1 and "use pg_dump: pg_dump " in result.output
+    command = shlex.split(result.output.split("use pg_dump: ", 1)[1])
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed here")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    listing = subprocess.run(["pg_restore", "--list", str(target)], check=True, capture_output=True, text=True).stdout
+    assert "TABLE public habit_logs" in listing and "TABLE DATA public users" in listing
+
+
+def test_backup_on_postgresql_shows_no_password(tmp_path):
+    url = "postgresql://bot:s3cr%40t@db.internal:5433/habitreward?sslmode=require&max_connections=50"
+    result = CliRunner().invoke(
+        cli, ["--database-url", url, "--env-file", os.devnull, "backup", str(tmp_path / "x.dump")], env=ENV
+    )
+
+    assert result.exit_code == 1 and "s3cr" not in result.output
+    assert result.output == (
+        f"Error: backup copies SQLite databases; for PostgreSQL use pg_dump: pg_dump --format=custom "
+        f"--file={tmp_path / 'x.dump'} 'postgresql://bot@db.internal:5433/habitreward?sslmode=require' "
+        "(it asks for the password, or reads it from PGPASSWORD or ~/.pgpass)\n"
+    )
+    assert not (tmp_path / "x.dump").exists()

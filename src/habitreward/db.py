@@ -504,6 +504,20 @@ def _check_libpq_options(options: dict[str, Any]) -> None:
         )
 
 
+def libpq_url(url: str) -> tuple[str, bool]:
+    """``url`` (a PostgreSQL DATABASE_URL) as libpq's own tools (pg_dump, psql) take it: without
+    habitreward's options, which libpq refuses, and without the password, so that it can be
+    shown; the second value says whether a password was left out."""
+    parts = urlparse(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    query = "&".join(pair for pair in parts.query.split("&")
+                     if pair and pair.partition("=")[0] not in POSTGRES_URL_OPTIONS)
+    scheme = parts.scheme.removesuffix("+pool")
+    scheme = "postgresql" if scheme == "postgres" else scheme
+    return parts._replace(scheme=scheme, netloc=f"{user}{at}{host}", query=query).geturl(), bool(colon)
+
+
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
     """Open the database at ``url`` (not connecting yet) and bind the models to it."""
     scheme = urlparse(url).scheme

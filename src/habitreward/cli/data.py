@@ -190,16 +190,23 @@ def backup(app: AppContext, path: str, force: bool, no_progress: bool) -> None:
 
     Uses SQLite's online backup API, so the copy is consistent even while
     completions are being written, then checks it with PRAGMA integrity_check.
-    For PostgreSQL use pg_dump instead.
+    On PostgreSQL it prints the pg_dump command to run instead (DATABASE_URL
+    without its password and habitreward's own options) and exits with code 1.
     """
+    import shlex
+
     from habitreward.data.backup import backup_sqlite
-    from habitreward.db import is_postgres, is_sqlite, open_database
+    from habitreward.db import is_postgres, is_sqlite, libpq_url, open_database
 
     database = open_database(app.settings.database_url, bind=False)
     if is_postgres(database):
+        # DATABASE_URL as pg_dump takes it: often it is in .env, not in the shell, and
+        # habitreward's own options (?max_connections=) would make pg_dump refuse it.
+        url, had_password = libpq_url(app.settings.database_url)
+        password = " (it asks for the password, or reads it from PGPASSWORD or ~/.pgpass)" if had_password else ""
         raise click.ClickException(
             "backup copies SQLite databases; for PostgreSQL use pg_dump: "
-            "pg_dump --format=custom --file=PATH \"$DATABASE_URL\""
+            f"pg_dump --format=custom --file={shlex.quote(path)} {shlex.quote(url)}{password}"
         )
     if not is_sqlite(database) or database.database in ("", ":memory:"):
         raise click.ClickException("backup needs a SQLite database file (DATABASE_URL=sqlite:///path.db).")
