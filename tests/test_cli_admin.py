@@ -171,6 +171,19 @@ def test_a_mistyped_option_in_the_database_url_is_a_one_line_error(tmp_path, url
     assert not (tmp_path / "a.db").exists()
 
 
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/bot.db   # the live one",
+                                 "postgresql://bot:pa#ss@127.0.0.1:1/hr  # prod"])
+def test_a_database_url_with_a_comment_after_it_opens_no_other_database(tmp_path, url):
+    # systemd's EnvironmentFile= keeps a comment after a value: the URL's rest was dropped as a
+    # fragment, and a new, empty database 'bot.db   ' was made next to the real one.
+    result = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "--database-url", url.format(tmp=tmp_path),
+                                      "users", "list"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: DATABASE_URL is not usable: it holds a '#', which a URL cannot")
+    assert result.output.count("\n") == 1 and "ss@" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_version_and_help():
     runner = CliRunner()
     from habitreward import __version__

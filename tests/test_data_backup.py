@@ -123,7 +123,7 @@ def test_backup_command_reports_and_refuses_to_overwrite(tmp_path):
 
 @pytest.mark.postgres_only
 def test_backup_on_postgresql_prints_a_pg_dump_command_that_works(engine, db_url, tmp_path):
-    # DATABASE_URL in .env only (as under systemd's EnvironmentFile), with habitreward's own
+    # DATABASE_URL in .env only (as with docs/deployment.md's systemd unit), with habitreward's own
     # options: the command said to run pg_dump "$DATABASE_URL", empty in the shell (pg_dump then
     # dumps another database, or none) and refused by pg_dump for ?max_connections=.
     engine.add_user(42, "Ann", active=True)

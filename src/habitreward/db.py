@@ -521,6 +521,14 @@ def libpq_url(url: str) -> tuple[str, bool]:
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
     """Open the database at ``url`` (not connecting yet) and bind the models to it."""
     scheme = urlparse(url).scheme
+    if "#" in url:
+        # urlparse takes the rest for a fragment and drops it: 'sqlite:///bot.db   # live' opened
+        # a new, empty 'bot.db   '. Not shown: it may be part of a password.
+        raise ConfigError(
+            "DATABASE_URL is not usable: it holds a '#', which a URL cannot (what follows would be "
+            "dropped): a comment after the value (systemd's EnvironmentFile= keeps those; put it on "
+            "a line of its own), or a '#' in a path or password (write it %23)"
+        )
     try:
         if scheme in ("sqlite", ""):
             options = db_url.parse(url)
