@@ -189,7 +189,7 @@ def run(db_url, engine, monkeypatch):
     runner = CliRunner()
 
     def invoke(*args: str):
-        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+        return runner.invoke(cli, ["--env-file", os.devnull, "--database-url", db_url, *args])
 
     return invoke
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -66,7 +68,7 @@ def chat(db_url, tmp_path, monkeypatch):
             monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", __name__)
         else:
             monkeypatch.delenv("HABITREWARD_EXTRA_PLUGINS", raising=False)
-        return CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", str(tmp_path / "none.env"),
+        return CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull,
                                         "chat", *args], input=input, catch_exceptions=False)
 
     return run

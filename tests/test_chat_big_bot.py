@@ -7,6 +7,8 @@ read by its scans (pg_stat_user_tables). Not time: the suite runs on shared mach
 
 from __future__ import annotations
 
+import os
+
 from click.testing import CliRunner
 
 from habitreward.cli import cli
@@ -39,7 +41,7 @@ def _add_people(db_url: str, people: int) -> None:
 
 def _chat(db_url: str, tmp_path) -> None:
     """`chat` as Ann: the real bot, her /start, then /quit."""
-    result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", str(tmp_path / "none.env"),
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull,
                                       "chat", "--user", str(ANN), "--name", "Ann"], input="/quit\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

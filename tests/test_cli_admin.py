@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -137,15 +138,15 @@ def test_a_telegram_id_out_of_range_is_a_usage_error(run, args):
 
 def test_bad_database_url_is_a_clear_error():
     runner = CliRunner()
-    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "postgresql://x", "users", "list"])
+    result = runner.invoke(cli, ["--env-file", os.devnull, "--database-url", "postgresql://x", "users", "list"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: DATABASE_URL is not usable: it names no database (postgresql://user@host/dbname)")
     for url in ("mysql://x", "mysql://x/y"):
-        result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", url, "users", "list"])
+        result = runner.invoke(cli, ["--env-file", os.devnull, "--database-url", url, "users", "list"])
         assert result.exit_code == 1
         assert "Error: DATABASE_URL must be a SQLite (sqlite:///habitreward.db) or PostgreSQL" in result.output
         assert "mysql:// is not supported" in result.output and "pip install" not in result.output
-    result = runner.invoke(cli, ["--env-file", "/nonexistent", "--database-url", "nonsense", "users", "list"])
+    result = runner.invoke(cli, ["--env-file", os.devnull, "--database-url", "nonsense", "users", "list"])
     assert result.exit_code == 1 and "DATABASE_URL must be a URL" in result.output
 
 
@@ -163,7 +164,7 @@ def test_bad_database_url_is_a_clear_error():
 ])
 def test_a_mistyped_option_in_the_database_url_is_a_one_line_error(tmp_path, url, message):
     # These used to reach the driver: a TypeError or psycopg2's "invalid dsn" as a traceback.
-    result = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "--database-url", url.format(tmp=tmp_path),
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", url.format(tmp=tmp_path),
                                       "users", "list"])
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: DATABASE_URL is not usable: {message}"), result.output
@@ -176,7 +177,7 @@ def test_a_mistyped_option_in_the_database_url_is_a_one_line_error(tmp_path, url
 def test_a_database_url_with_a_comment_after_it_opens_no_other_database(tmp_path, url):
     # systemd's EnvironmentFile= keeps a comment after a value: the URL's rest was dropped as a
     # fragment, and a new, empty database 'bot.db   ' was made next to the real one.
-    result = CliRunner().invoke(cli, ["--env-file", "/nonexistent", "--database-url", url.format(tmp=tmp_path),
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", url.format(tmp=tmp_path),
                                       "users", "list"])
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: DATABASE_URL is not usable: it holds a '#', which a URL cannot")
@@ -352,7 +353,7 @@ def test_db_status_and_upgrade(db_url, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
     runner = CliRunner()
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else db_url
-    args = ["--env-file", "/nonexistent", "--database-url", url]
+    args = ["--env-file", os.devnull, "--database-url", url]
     if backend == "sqlite":
         pending = runner.invoke(cli, [*args, "db", "status", "--json"])
         assert pending.exit_code == 1  # pending migrations: a deploy script can gate on it

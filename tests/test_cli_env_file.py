@@ -49,3 +49,18 @@ def test_plugin_variables_in_the_env_file_are_said_to_do_nothing(tmp_path):
     in_the_environment = CliRunner().invoke(cli, ["--env-file", str(env_file), "plugins"],
                                             env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": None})
     assert in_the_environment.exit_code == 0 and in_the_environment.stderr == ""
+
+
+@pytest.mark.no_db
+def test_a_mistyped_env_file_stops_the_command_before_it_opens_the_default_database(tmp_path, monkeypatch):
+    # It was read as "no file": the command ran on sqlite:///habitreward.db, made afresh and
+    # empty in the working directory ("No users yet."), with no token and no other setting.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prod.env").write_text("DATABASE_URL=sqlite:///bot.db\n")
+    result = CliRunner().invoke(cli, ["--env-file", "prd.env", "users", "list"], env={"DATABASE_URL": None})
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == "Error: Invalid value for '--env-file': prd.env does not exist."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prod.env"]
+    # The default .env may be missing: settings then come from the environment alone.
+    result = CliRunner().invoke(cli, ["--database-url", "sqlite:///bot.db", "users", "list"])
+    assert result.exit_code == 0 and result.output == "No users yet.\n"

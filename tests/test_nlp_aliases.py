@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -21,7 +22,7 @@ def run(db_url, engine, monkeypatch):
     runner = CliRunner()
 
     def invoke(*args: str):
-        return runner.invoke(cli, ["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+        return runner.invoke(cli, ["--env-file", os.devnull, "--database-url", db_url, *args])
 
     return invoke
 

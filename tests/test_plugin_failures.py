@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 import sys
 import textwrap
@@ -138,7 +139,7 @@ def command_plugins(tmp_path, monkeypatch, db_url):
         monkeypatch.setattr(app, "_command_plugins", None)
         monkeypatch.setattr(cli, "commands", dict(built_in))
         with pytest.raises(SystemExit) as exited:
-            main(["--env-file", "/nonexistent/.env", "--database-url", db_url, *args])
+            main(["--env-file", os.devnull, "--database-url", db_url, *args])
         out, err = capsys.readouterr()
         return exited.value.code, out, err
 
@@ -201,7 +202,7 @@ def test_a_plugins_own_command_failing_is_one_line_naming_the_plugin(command_plu
 def test_chat_names_the_plugin_in_one_line_and_exits_with_1(mood, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
-    result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url",
                                       f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
                                 input="Running\n/mood\n/quit\n")
 
@@ -229,7 +230,7 @@ def test_chat_exits_with_1_after_a_hook_answered_what_it_may_not(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
     monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "bonus_words")
-    result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url",
                                       f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
                                 input="Running\n/quit\n")
     sys.modules.pop("bonus_words", None)
@@ -381,7 +382,7 @@ def test_a_refused_answer_under_a_plugins_wrapper_is_not_blamed_on_the_wrapper(t
     monkeypatch.setenv("HABITREWARD_LOAD_PLUGINS", "")
     monkeypatch.setenv("HABITREWARD_EXTRA_PLUGINS", "bonus_out,skewed")
     try:
-        result = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "--database-url",
+        result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url",
                                           f"sqlite:///{tmp_path / 'chat.db'}", "chat", "--demo"],
                                     input="Running\n/quit\n")
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 
@@ -53,7 +54,7 @@ def plugins_command(extra_plugins: str, *args: str):
 
     from habitreward.cli import cli
 
-    return CliRunner().invoke(cli, ["--env-file", "/nonexistent", "plugins", *args],
+    return CliRunner().invoke(cli, ["--env-file", os.devnull, "plugins", *args],
                               env={"HABITREWARD_LOAD_PLUGINS": "", "HABITREWARD_EXTRA_PLUGINS": extra_plugins})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import os
 import random
 
 import pytest
@@ -73,7 +74,7 @@ def test_plugins_command_lists_it_and_its_command_works(plugin_engine, db_url, m
 
     register_plugin_commands()
     runner = CliRunner()
-    args = ["--env-file", "/nonexistent", "--database-url", db_url]
+    args = ["--env-file", os.devnull, "--database-url", db_url]
     listed = json.loads(runner.invoke(cli, [*args, "plugins", "--json"]).output)
     entry = next(p for p in listed if p["name"] == "perfect_day")
     assert entry["package"] == "habitreward-perfect-day"
@@ -268,7 +269,7 @@ def test_rewards_list_shows_the_bonus_reward_as_not_drawn_not_by_its_weight(plug
     engine.add_reward("Perfect day", weight=1000, pieces_required=3)
     engine.add_reward("Coffee", weight=2)
     engine.remove_reward(engine.add_reward("Gone", weight=3))
-    args = ["--env-file", "/nonexistent", "--database-url", db_url, "rewards", "list"]
+    args = ["--env-file", os.devnull, "--database-url", db_url, "rewards", "list"]
 
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0, table.output

@@ -149,7 +149,8 @@ def _without_secrets(ctx: click.Context, message: str) -> str:
     default=".env",
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="File of settings (KEY=value) read before the environment.",
+    help="File of settings (KEY=value) read before the environment; a missing .env is no error, "
+         "a missing file named here is.",
 )
 @click.option("-v", "--verbose", count=True,
               help="More log output (-vv for debug, and the traceback of a plugin's failure).")
@@ -168,6 +169,10 @@ def cli(ctx: click.Context, database_url: str | None, env_file: str, verbose: in
       habitreward habits add Running --weight 20
       habitreward done 42 Running
     """
+    if ctx.get_parameter_source("env_file") is not click.core.ParameterSource.DEFAULT and not os.path.exists(env_file):
+        # Read as "no file", a mistyped path ran the command on the default database
+        # (sqlite:///habitreward.db, made afresh and empty) with no token.
+        raise click.BadParameter(f"{env_file} does not exist.", param_hint="'--env-file'")
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = AppContext(overrides={"database_url": database_url}, env_file=env_file)

@@ -164,8 +164,8 @@ def _worker_command(options: Any) -> list[str]:
     command = [sys.executable, "-m", "habitreward"]
     if root.params.get("database_url"):
         command += ["--database-url", root.params["database_url"]]
-    if root.params.get("env_file"):
-        command += ["--env-file", root.params["env_file"]]
+    if root.get_parameter_source("env_file") is not click.core.ParameterSource.DEFAULT:
+        command += ["--env-file", root.params["env_file"]]  # the default .env may be missing
     if root.params.get("verbose"):
         command.append("-" + "v" * root.params["verbose"])
     command += ["serve", "--webhook", "--host", options.host, "--port", str(options.port),
