@@ -172,6 +172,19 @@ def test_a_mistyped_option_in_the_database_url_is_a_one_line_error(tmp_path, url
     assert not (tmp_path / "a.db").exists()
 
 
+@pytest.mark.parametrize(("where", "reason"), [
+    ("missing/folder/bot.db", "{tmp}/missing/folder/bot.db: its folder {tmp}/missing/folder does not exist"),
+    ("a_folder", "{tmp}/a_folder is a directory, not a database file"),
+])
+def test_a_sqlite_file_that_cannot_be_opened_is_named_with_the_reason(tmp_path, where, reason):
+    # SQLite says only "unable to open database file": which file, and why, is left to guess.
+    (tmp_path / "a_folder").mkdir()
+    result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", f"sqlite:///{tmp_path / where}",
+                                      "users", "list"])
+    assert result.exit_code == 1, result.output
+    assert result.output == f"Error: Database error: unable to open database file: {reason.format(tmp=tmp_path)}\n"
+
+
 @pytest.mark.parametrize("url", ["sqlite:///{tmp}/bot.db   # the live one",
                                  "postgresql://bot:pa#ss@127.0.0.1:1/hr  # prod"])
 def test_a_database_url_with_a_comment_after_it_opens_no_other_database(tmp_path, url):

@@ -582,6 +582,30 @@ def is_postgres(database: peewee.Database) -> bool:
     return isinstance(database, peewee.PostgresqlDatabase)
 
 
+def why_sqlite_cannot_open(url: str) -> str | None:
+    """Why SQLite could not open the file of a ``sqlite://`` DATABASE_URL ("unable to open
+    database file" names neither the file nor the cause), or None when no reason is seen."""
+    if urlparse(url).scheme not in ("sqlite", ""):
+        return None
+    try:
+        name = db_url.parse(url).get("database") or ""
+    except Exception:  # noqa: BLE001 - a URL open_database refuses says so itself
+        return None
+    if not name or name == ":memory:":
+        return None
+    path = Path(name).expanduser().absolute()
+    folder = path.parent
+    if path.is_dir():
+        return f"{path} is a directory, not a database file"
+    if not folder.is_dir():
+        return f"{path}: its folder {folder} does not exist"
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path} does not exist and cannot be made: no permission to write in {folder}"
+    if path.exists() and not os.access(path, os.R_OK):
+        return f"{path}: no permission to read it"
+    return None
+
+
 def is_sqlite(database: peewee.Database) -> bool:
     return isinstance(database, peewee.SqliteDatabase)
 

@@ -78,6 +78,19 @@ def verbosity(ctx: click.Context | None = None) -> int:
     return ctx.find_root().params.get("verbose") or 0
 
 
+def _why_not_opened(ctx: click.Context) -> str:
+    """``: <why>`` for SQLite's "unable to open database file", when the cause is to be seen."""
+    from habitreward.db import why_sqlite_cannot_open
+
+    app = ctx.find_object(AppContext)
+    try:
+        url = app.settings.database_url if app is not None else None
+    except HabitRewardError:
+        return ""
+    reason = why_sqlite_cannot_open(url) if url else None
+    return f": {reason}" if reason else ""
+
+
 class HabitRewardGroup(click.Group):
     """Turns domain and database errors, and a third-party plugin's exception, into one line on
     stderr and exit code 1."""
@@ -92,6 +105,8 @@ class HabitRewardGroup(click.Group):
             raise click.ClickException(f"{exc} Install it with: pip install 'habitreward[postgres]'") from None
         except peewee.OperationalError as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if message == "unable to open database file":
+                message += _why_not_opened(ctx)
             raise click.ClickException(f"Database error: {message}") from None
         except click.ClickException as exc:
             exc.message = _without_secrets(ctx, exc.message)
