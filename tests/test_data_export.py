@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import os
 import random
@@ -532,12 +534,39 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
             path = folder / "habit_logs.csv"
             path.write_bytes(path.read_bytes().rstrip(b"\n")[:-12] + b"\n")
 
+        def edit_cell(folder):  # a number edited by hand in a spreadsheet
+            path = folder / "habit_logs.csv"
+            rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+            rows[1][rows[0].index("streak_count")] = "x1"
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                csv.writer(handle, lineterminator="\n").writerows(rows)
+
+        def cut_manifest(folder):
+            path = folder / "manifest.json"
+            path.write_bytes(path.read_bytes()[:100])
+
         cases = [(cut_last_line, f"holds {n - 1} rows where it says {n}"),
-                 (cut_mid_line, f"habit_logs.csv line {n + 1}: ")]
-    for change, message in cases:
-        result = invoke(empty_db_url, "import", damaged(change))
+                 (cut_mid_line, f"habit_logs.csv line {n + 1}: "),
+                 (edit_cell, "habit_logs.csv line 2, streak_count: 'x1' is not a value of its column's kind (int)"),
+                 (lambda folder: (folder / "habit_logs.csv").unlink(),
+                  "habit_logs.csv is missing, which manifest.json lists"),
+                 (cut_manifest, "its manifest.json is not JSON")]
+    paths = [(damaged(change), message) for change, message in cases]
+    if fmt == "json":  # cut short mid-copy: no longer JSON at all
+        cut = tmp_path / "cut.json"
+        cut.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+        paths.append((str(cut), "cut.json ends in the middle of the export: the file was cut short"))
+    else:
+        archive = tmp_path / "dump.zip"
+        assert invoke(db_url, "export", "--format", "csv", "-o", str(archive)).exit_code == 0
+        cut = tmp_path / "cut.zip"
+        cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+        paths.append((str(cut), "cut.zip is a zip file cut short or damaged"))
+    for path, message in paths:
+        result = invoke(empty_db_url, "import", path)
         assert result.exit_code == 1, result.output
         assert message in result.output and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
     check = make_engine(empty_db_url, clock=clock, load_entry_points=False)
     try:
         with check.session():

@@ -38,7 +38,7 @@ import peewee
 
 from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
-from habitreward.data.json_stream import JsonDocumentError, NumberTooBig, RowReader, read_header
+from habitreward.data.json_stream import CutShort, JsonDocumentError, NumberTooBig, RowReader, read_header
 from habitreward.data.progress import Progress
 from habitreward.db import is_postgres, rows_per_insert
 from habitreward.engine import validation
@@ -185,6 +185,10 @@ def open_export(path: str | Path, *, show_progress: bool = True,
             with _csv_document(open_member, source) as doc:
                 yield doc
         return
+    with open(source, "rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":  # a zip's first member, but no directory at its end
+            raise ValidationError(f"{source} is a zip file cut short or damaged (its table of contents at the end is"
+                                  " missing): copy or export it again. Nothing was imported.")
     size = source.stat().st_size
     enabled = show_progress and size >= READ_PROGRESS_FROM_BYTES
     try:
@@ -195,12 +199,26 @@ def open_export(path: str | Path, *, show_progress: bool = True,
         raise ValidationError(f"{exc.table}: a value of the file does not fit its column (a number beyond 64 bits):"
                               " the file was edited? Nothing was imported.") from None
     except JsonDocumentError as exc:
-        raise ValidationError(f"{source} is not a habitreward export (not JSON, a zip or a directory): {exc}") from None
+        if not isinstance(exc, CutShort) and not _unclosed(source):
+            raise ValidationError(
+                f"{source} is not a habitreward export (not JSON, a zip or a directory): {exc}") from None
+        raise ValidationError(f"{source} ends in the middle of the export: the file was cut short (an export or a"
+                              " copy that did not finish?). Nothing was imported.") from None
     reader = RowReader(source)
     try:
         yield _json_document(header, str(source), rows=reader.rows)
     finally:
         reader.close()
+
+
+def _unclosed(path: Path) -> bool:
+    """A JSON object begun and not ended: an export cut short, wherever the cut fell (yajl calls one
+    inside a string or a number a lexical error, not the end of the file)."""
+    with open(path, "rb") as handle:
+        first = handle.read(64).lstrip()[:1]
+        handle.seek(max(path.stat().st_size - 64, 0))
+        last = handle.read().rstrip()[-1:]
+    return first == b"{" and last != b"}"
 
 
 def _check_meta(meta: Any, where: str) -> dict[str, Any]:
@@ -237,12 +255,23 @@ def _csv_document(open_member: Any, where: Path) -> Iterator[ExportDocument]:
             manifest = json.load(handle)
     except (FileNotFoundError, KeyError):
         raise ValidationError(f"{where} has no manifest.json: it is not a habitreward CSV export.") from None
+    except ValueError as exc:  # not JSON (or not UTF-8): cut short or edited
+        raise ValidationError(f"{where}: its manifest.json is not JSON ({exc}): the file is incomplete or was"
+                              " edited. Nothing was imported.") from None
     meta = _check_meta(manifest, str(where))
     with contextlib.ExitStack() as stack:
         tables = []
         for entry in meta.get("tables", []):
-            handle = stack.enter_context(open_member(entry["file"]))
-            tables.append(TableData(entry["table"], entry["columns"], int(entry["count"]), _csv_rows(handle, entry)))
+            if not isinstance(entry, dict) or not {"table", "file", "columns", "count"} <= set(entry):
+                raise ValidationError(f"{where}: a table of manifest.json lacks its table, file, columns or count:"
+                                      " the export was edited? Nothing was imported.")
+            try:
+                handle = stack.enter_context(open_member(entry["file"]))
+            except (FileNotFoundError, KeyError):  # a directory's file, a zip's member
+                raise ValidationError(f"{where}: {entry['file']} is missing, which manifest.json lists: the export"
+                                      " is incomplete or was edited. Nothing was imported.") from None
+            data = TableData(entry["table"], entry["columns"], int(entry["count"]), _csv_rows(handle, entry))
+            tables.append(data)
         yield ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
 
 
@@ -257,7 +286,18 @@ def _csv_rows(handle: TextIO, entry: dict[str, Any]) -> Iterator[list[Any]]:
         if len(row) != len(kinds):  # a line cut short (or split): zip would drop the missing cells
             raise ValidationError(f"{entry['file']} line {reader.line_num}: {len(row)} values where the header"
                                   f" has {len(kinds)}: the file is incomplete or was edited.")
-        yield [from_cell(kind, cell) for kind, cell in zip(kinds, row)]
+        try:
+            values = [from_cell(kind, cell) for kind, cell in zip(kinds, row)]
+        except ValueError:  # an edited cell: "x1" in a number column, a JSON value that is not JSON
+            for name, kind, cell in zip(names, kinds, row):  # again, to say which column
+                try:
+                    from_cell(kind, cell)
+                except ValueError:
+                    raise ValidationError(
+                        f"{entry['file']} line {reader.line_num}, {name}: {cell[:40]!r} is not a value of its"
+                        f" column's kind ({kind}): the file was edited? Nothing was imported.") from None
+            raise
+        yield values
 
 
 # --- writing into the database ----------------------------------------------------------------

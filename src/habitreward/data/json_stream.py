@@ -23,6 +23,10 @@ class JsonDocumentError(ValueError):
     """The file is not JSON (or is cut short)."""
 
 
+class CutShort(JsonDocumentError):
+    """The file ends before its JSON does: an export or a copy that did not finish."""
+
+
 class NumberTooBig(JsonDocumentError):
     """An integer beyond 64 bits, which the parser cannot read and no column can hold."""
 
@@ -36,7 +40,18 @@ def _events(handle: BinaryIO) -> Iterator[Event]:
         # Floats as Python floats (the export writes their shortest repr), as json.load reads them.
         yield from ijson.parse(handle, use_float=True)
     except ijson.JSONError as exc:
-        raise JsonDocumentError(str(exc) or type(exc).__name__) from None
+        raise _one_line(exc) from None
+
+
+def _one_line(exc: Exception) -> JsonDocumentError:
+    """yajl's message is three lines (what, the text around it, an arrow): one line, for the CLI."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return JsonDocumentError(type(exc).__name__)
+    if "premature EOF" in lines[0]:
+        return CutShort(lines[0])
+    near = next((line for line in lines[1:] if "(right here)" not in line), "")
+    return JsonDocumentError(f"{lines[0]}, near {near[:60]!r}" if near else lines[0])
 
 
 def _build(first: Event, events: Iterator[Event]) -> Any:
