@@ -405,6 +405,36 @@ def test_a_json_export_whose_tables_were_put_in_another_order_imports_the_same(e
     _assert_imports_as(empty_db_url, str(tmp_path / "reversed.json"), before)
 
 
+def test_a_csv_export_saved_again_by_a_spreadsheet_imports_the_same(engine, clock, db_url, empty_db_url, tmp_path):
+    """Excel's "CSV UTF-8" and LibreOffice write a byte-order mark and CRLF line ends; a name fixed
+    by hand that way (a comma, quotes and a line break in it) goes in as typed."""
+    populate(engine, clock)
+    with engine.session():
+        User.update(name='Ann, "Äne"\nÜmlaut').where(User.telegram_id == 101).execute()
+        expected = snapshot(engine)
+        User.update(name="Ann Ümlaut").where(User.telegram_id == 101).execute()
+    folder = tmp_path / "data"
+    assert invoke(db_url, "export", "--format", "csv", "-o", str(folder)).exit_code == 0
+    for path in folder.glob("*.csv"):
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        if path.name == "users.csv":
+            row = next(r for r in rows if r[rows[0].index("telegram_id")] == "101")
+            row[rows[0].index("name")] = 'Ann, "Äne"\nÜmlaut'
+        with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+            csv.writer(handle).writerows(rows)  # the csv module's default line end: CRLF
+    assert (folder / "users.csv").read_bytes().startswith(b"\xef\xbb\xbfid,")
+
+    _assert_imports_as(empty_db_url, str(folder), expected)
+
+    # A header changed by hand says which column.
+    habits = folder / "habits.csv"
+    habits.write_text(habits.read_text(encoding="utf-8-sig").replace(",name,", ",nom,", 1), encoding="utf-8")
+    result = invoke(empty_db_url, "import", "--on-conflict", "skip", str(folder))
+    assert result.exit_code == 1, result.output
+    assert "habits.csv: the header does not match the manifest's columns (column 4 is 'nom' where" \
+           " manifest.json says 'name')" in result.output
+
+
 def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_path):
     not_json = tmp_path / "notes.txt"
     not_json.write_text("hello")

@@ -173,14 +173,15 @@ def open_export(path: str | Path, *, show_progress: bool = True,
     if not source.exists():
         raise ValidationError(f"{source} does not exist.")
     if source.is_dir():
-        with _csv_document(lambda name: open(source / name, encoding="utf-8", newline=""), source) as doc:
+        # utf-8-sig: a file saved again by a spreadsheet may begin with a byte-order mark.
+        with _csv_document(lambda name: open(source / name, encoding="utf-8-sig", newline=""), source) as doc:
             yield doc
         return
     if zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
 
             def open_member(name: str) -> TextIO:
-                return io.TextIOWrapper(archive.open(name), encoding="utf-8", newline="")
+                return io.TextIOWrapper(archive.open(name), encoding="utf-8-sig", newline="")
 
             with _csv_document(open_member, source) as doc:
                 yield doc
@@ -280,7 +281,8 @@ def _csv_rows(handle: TextIO, entry: dict[str, Any]) -> Iterator[list[Any]]:
     header = next(reader, None)
     names = [c["name"] for c in entry["columns"]]
     if header != names:
-        raise ValidationError(f"{entry['file']}: the header does not match the manifest's columns.")
+        raise ValidationError(f"{entry['file']}: the header does not match the manifest's columns"
+                              f" ({_header_difference(header, names)}). Nothing was imported.")
     kinds = [c["kind"] for c in entry["columns"]]
     for row in reader:
         if len(row) != len(kinds):  # a line cut short (or split): zip would drop the missing cells
@@ -298,6 +300,16 @@ def _csv_rows(handle: TextIO, entry: dict[str, Any]) -> Iterator[list[Any]]:
                         f" column's kind ({kind}): the file was edited? Nothing was imported.") from None
             raise
         yield values
+
+
+def _header_difference(header: list[str] | None, names: list[str]) -> str:
+    """Where a CSV file's header first differs from the manifest's columns."""
+    if not header:
+        return "the file is empty"
+    for number, (found, wanted) in enumerate(zip(header, names), 1):
+        if found != wanted:
+            return f"column {number} is {found!r} where manifest.json says {wanted!r}"
+    return f"{len(header)} columns where manifest.json says {len(names)}"
 
 
 # --- writing into the database ----------------------------------------------------------------
