@@ -378,6 +378,32 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
     assert lines["HabitLog"][1] == LOG_COUNT
 
 
+def test_what_the_import_stores_exports_and_imports_again(db_url, standin, tmp_path):
+    """A streak of 0 or a negative odds multiplier, which `habitreward import` refuses (the engine
+    never makes them), was stored: the migrated database's export could not be imported anywhere.
+    Such a record is skipped and listed like any other the bot's rules refuse."""
+    standin.tables["HabitLog"] += [
+        record("recLzero", user=["recU1"], habit=["recH1"], timestamp="2030-01-01T10:00:00.000Z", streak_count=0),
+        record("recLneg", user=["recU1"], habit=["recH2"], timestamp="2030-01-01T10:00:00.000Z",
+               total_weight_applied=-0.5),
+    ]
+
+    result = run_import(db_url, standin, "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert "skipped HabitLog recLzero: streak_count must be at least 1, got 0" in result.stdout
+    assert "skipped HabitLog recLneg: total_weight_applied must be at least 0, got -0.5" in result.stdout
+    assert table_lines(result.stdout)["HabitLog"][1] == LOG_COUNT
+    exported = tmp_path / "migrated.json"
+    runner = CliRunner()
+    common = ["--database-url", db_url, "--env-file", os.devnull]
+    env = {"HABITREWARD_LOAD_PLUGINS": ""}
+    assert runner.invoke(cli, [*common, "export", "-o", str(exported)], env=env).exit_code == 0
+    # Every row is checked with import's rules whatever the policy; skip keeps the rows here.
+    again = runner.invoke(cli, [*common, "import", "--on-conflict", "skip", "--json", str(exported)], env=env)
+    assert again.exit_code == 0, again.output
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_a_shared_name_that_repeats_someones_personal_one_stops_the_import(engine, db_url, standin, dry_run):
     """The engine refuses a shared habit (or reward) named like anybody's personal one (that

@@ -219,7 +219,7 @@ def _int(value: Any, what: str, default: int | None = None, minimum: int | None 
     return result
 
 
-def _float(value: Any, what: str, default: float) -> float:
+def _float(value: Any, what: str, default: float, minimum: float | None = None) -> float:
     if value in (None, ""):
         return default
     try:
@@ -228,6 +228,8 @@ def _float(value: Any, what: str, default: float) -> float:
         raise BadRecord(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(number):  # "inf", "nan": the odds shown from it would be nonsense
         raise BadRecord(f"{what} must be a finite number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise BadRecord(f"{what} must be at least {minimum}, got {value!r}")
     return number
 
 
@@ -527,9 +529,11 @@ class AirtableImporter:
                     "habit": habit,
                     "reward": reward,
                     "got_reward": got_reward,
-                    "streak_count": _int(fields.get("streak_count"), "streak_count", default=1, minimum=0),
+                    # A log is a day done: its streak is at least 1 (the seed's default, the engine's rule).
+                    "streak_count": _int(fields.get("streak_count"), "streak_count", default=1, minimum=1),
                     "habit_weight": weight,
-                    "total_weight_applied": _float(fields.get("total_weight_applied"), "total_weight_applied", 1.0),
+                    "total_weight_applied": _float(fields.get("total_weight_applied"), "total_weight_applied", 1.0,
+                                                   minimum=0),
                     "completed_on": completed_on,
                     "timestamp": timestamp,
                 }
