@@ -244,6 +244,36 @@ def test_skip_and_replace_refuse_ids_held_by_other_rows(engine, clock, db_url, e
         other.close()
 
 
+def test_skip_that_keeps_out_a_person_already_here_under_another_id_says_so(engine, clock, db_url, empty_db_url,
+                                                                            tmp_path):
+    """The new server's bot ran before the import: Ann wrote /start there and has another id. skip
+    keeps the file's Ann out (her telegram_id is taken), so the file's rows that point at her cannot
+    go in: the error says why, not that the file was edited."""
+    populate(engine, clock)
+    dump = str(tmp_path / "dump.json")
+    assert invoke(db_url, "export", "-o", dump).exit_code == 0
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        with other.session():
+            for n in range(5):  # ids 1-5 are other rows' here; Ann is 6
+                User.create(telegram_id=900 + n, name=f"Temp {n}")
+            other.add_user(101, "Ann again", active=True)
+            User.delete().where(User.telegram_id >= 900).execute()
+        before = snapshot(other)
+    finally:
+        other.close()
+    refused = invoke(empty_db_url, "import", dump, "--on-conflict", "skip")
+    assert refused.exit_code == 1, refused.output
+    assert "a row of the file points at a row --on-conflict skip kept out" in refused.output
+    assert "users id 1 of the file is here under another id (telegram_id 101 taken)" in refused.output
+    assert "was edited" not in refused.output
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        assert snapshot(other) == before  # nothing changed
+    finally:
+        other.close()
+
+
 def test_user_export_holds_only_that_persons_data(engine, clock, db_url, tmp_path):
     populate(engine, clock)
     with engine.session():  # Bob's bot state: his data, his private chat, his open dialog; and Ann's

@@ -332,6 +332,9 @@ class Importer:
         self.batch_size = batch_size
         self.progress_file = progress_file
         self.show_progress = show_progress
+        #: With ``skip``: the first row of each table kept out because another unique key of it
+        #: (a telegram_id) is taken here by a row with another id, as "table id N (column value)".
+        self._kept_out: list[str] = []
 
     def run(self, document: ExportDocument) -> ImportResult:
         plan = self._plan(document)
@@ -445,6 +448,12 @@ class Importer:
                     + (" If the rows here are the ones to keep, --on-conflict skip keeps them."
                        if self.policy != "skip" else "")
                 ) from None
+            if self._kept_out:  # its parent is here under another id: skip kept the file's row out
+                raise Conflict(
+                    f"{model._meta.table_name}: a row of the file points at a row --on-conflict skip kept out"
+                    f" ({message}): {'; '.join(self._kept_out[:3])}. Keeping ids, the file's rows that point at"
+                    " it would point at nothing: import into an empty database. Nothing was imported."
+                ) from None
             raise ValidationError(  # a missing value, a parent missing from the file...
                 f"{model._meta.table_name}: a row of the file cannot be stored ({message}):"
                 " the file is incomplete or was edited. Nothing was imported."
@@ -452,9 +461,23 @@ class Importer:
         if self.policy == "skip":
             result.inserted += written
             result.skipped += len(rows) - written
+            if len(rows) - written > len(taken):  # some clashed on another unique key, not their id
+                self._note_kept_out(model, fields, pk_index, rows, taken)
         else:
             result.replaced += len(taken)
             result.inserted += len(rows) - len(taken)
+
+
+    def _note_kept_out(self, model: type[peewee.Model], fields: list[peewee.Field], pk_index: int,
+                       rows: list[tuple[Any, ...]], taken: set[Any]) -> None:
+        pk = model._meta.primary_key
+        keys = [row[pk_index] for row in rows if row[pk_index] not in taken]
+        here = {value for (value,) in model.select(pk).where(pk.in_(keys)).tuples()}
+        row = next(row for row in rows if row[pk_index] not in taken and row[pk_index] not in here)
+        unique = [f for f in _identity_key(model) if _position(fields, f) is not None]
+        shown = ", ".join(f"{f.column_name} {row[_position(fields, f)]}" for f in unique) or "a unique key"
+        self._kept_out.append(f"{model._meta.table_name} id {row[pk_index]} of the file is here under another id"
+                              f" ({shown} taken)")
 
 
 def _check_names(model: type[Habit] | type[Reward], ids: set[Any]) -> None:
@@ -518,6 +541,17 @@ def _identity(model: type[peewee.Model]) -> list[peewee.Field]:
     if created is not None:
         return [created]
     for index in model._meta.indexes:  # (columns, unique) pairs; add_index() may also leave ModelIndex or SQL
+        if isinstance(index, tuple) and len(index) == 2 and index[1]:
+            return [model._meta.fields[name] for name in index[0] if name in model._meta.fields]
+    return []
+
+
+def _identity_key(model: type[peewee.Model]) -> list[peewee.Field]:
+    """The columns of ``model``'s unique fields and first unique index (a user's telegram_id)."""
+    unique = [f for f in model._meta.sorted_fields if f.unique and f is not model._meta.primary_key]
+    if unique:
+        return unique[:1]
+    for index in model._meta.indexes:
         if isinstance(index, tuple) and len(index) == 2 and index[1]:
             return [model._meta.fields[name] for name in index[0] if name in model._meta.fields]
     return []
