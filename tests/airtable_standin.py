@@ -24,6 +24,7 @@ class AirtableStandIn:
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, int]] = []  # (path with query, status answered)
         self._rate_limited: dict[str, int] = {}
+        self._failing: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -32,6 +33,11 @@ class AirtableStandIn:
     def rate_limit(self, table: str, times: int = 1) -> None:
         """Answer the next ``times`` requests for ``table`` with 429."""
         self._rate_limited[table] = times
+
+    def fail_from(self, table: str, record: int, status: int = 503) -> None:
+        """Answer every request for ``table``'s page starting at ``record`` (> 0) with ``status``:
+        an Airtable that breaks down in the middle of a table."""
+        self._failing[table] = (record, status)
 
     def answered(self, status: int) -> int:
         return sum(1 for _, code in self.requests if code == status)
@@ -89,6 +95,8 @@ class AirtableStandIn:
         size = min(int(query.get("pageSize", [PAGE_SIZE])[0]), PAGE_SIZE)
         offset = query.get("offset", [""])[0]
         start = int(offset.removeprefix("itr")) if offset else 0
+        if table in self._failing and start >= self._failing[table][0]:
+            return self._failing[table][1], {"error": {"type": "SERVICE_UNAVAILABLE", "message": "Try again later"}}
         records = self.tables[table]
         body: dict[str, Any] = {"records": records[start : start + size]}
         if start + size < len(records):

@@ -378,6 +378,40 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
     assert lines["HabitLog"][1] == LOG_COUNT
 
 
+def test_an_import_stopped_half_way_wrote_nothing_or_is_finished_by_the_next_run(db_url, standin, monkeypatch):
+    """As docs/data.md says: a failure while reading writes nothing; Ctrl+C while writing keeps the
+    batches written, and the next run finishes the import."""
+    standin.fail_from("HabitLog", 1000)
+    failed = run_import(db_url, standin, "--no-progress")
+    assert failed.exit_code == 1
+    assert failed.output.strip().splitlines()[-1] == (
+        "Error: Airtable answered 503 for table 'HabitLog' of base appTEST: Try again later")
+    assert all(rows == [] for rows in snapshot(db_url).values())
+
+    standin.fail_from("HabitLog", 10**9)  # all well again
+    from habitreward.data import airtable
+
+    class CtrlC(airtable.Progress):  # the operator presses Ctrl+C after the first batch of logs
+        def advance(self, count: int = 1) -> None:
+            super().advance(count)
+            if self.label == "Writing HabitLog":
+                raise KeyboardInterrupt
+
+    original = airtable.Progress
+    monkeypatch.setattr(airtable, "Progress", CtrlC)
+    stopped = run_import(db_url, standin, "--no-progress")
+    assert stopped.exit_code == 1 and "Aborted" in stopped.output
+    assert len(snapshot(db_url)["habit_logs"]) == airtable.BATCH_SIZE
+    monkeypatch.setattr(airtable, "Progress", original)
+
+    finished = run_import(db_url, standin, "--no-progress")
+    assert finished.exit_code == 0, finished.output
+    lines = table_lines(finished.stdout)
+    assert lines["Users"] == [4, 0, 0, 3, 1]
+    assert lines["HabitLog"] == [LOG_COUNT + 2, LOG_COUNT - airtable.BATCH_SIZE, 0, airtable.BATCH_SIZE, 2]
+    assert len(snapshot(db_url)["habit_logs"]) == LOG_COUNT
+
+
 def test_what_the_import_stores_exports_and_imports_again(db_url, standin, tmp_path):
     """A streak of 0 or a negative odds multiplier, which `habitreward import` refuses (the engine
     never makes them), was stored: the migrated database's export could not be imported anywhere.
