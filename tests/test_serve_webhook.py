@@ -243,6 +243,31 @@ def test_sigterm_past_the_shutdown_timeout_stops_cleanly_and_the_rest_runs_at_th
     assert counted(botapi) == {u["update_id"]: 1 for u in updates}
 
 
+def test_sigterm_leaves_a_backlog_not_started_to_the_next_start(serve, db_url, botapi):
+    """Eight updates, two processed at a time: SIGTERM waits for the two being processed, not for
+    the six still waiting their turn (a backlog of thousands would hold the stop until the
+    shutdown timeout, then be cut short). The six stay in the inbox and run at the next start."""
+    server = serve("--concurrency", "2", name="first")
+    updates = [message_update(880 + i, "count 1") for i in range(8)]
+    for update in updates:
+        assert server.post_update(update) == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    applied = applications(db_url)
+    assert len(applied) <= 2 and all(count == 1 for count in applied.values())
+    logs = server.logs()
+    assert f"{8 - len(applied)} update(s) received and not started yet at shutdown; they are processed on the" \
+           " next start" in logs
+    assert "still running at shutdown" not in logs and "Traceback" not in logs
+    left = {update_id for update_id, (processed, _, error) in inbox(db_url).items() if not processed and not error}
+    assert left == {u["update_id"] for u in updates} - set(applied)
+
+    serve(name="second")
+    wait_until(lambda: len(counted(botapi)) == len(updates), what="the backlog applied and answered")
+    assert applications(db_url) == {u["update_id"]: 1 for u in updates}
+    assert counted(botapi) == {u["update_id"]: 1 for u in updates}
+
+
 @pytest.mark.postgres_only
 def test_two_processes_on_postgresql_share_a_stream_with_duplicates(serve, db_url, botapi):
     first, second = serve(name="first"), serve(name="second")

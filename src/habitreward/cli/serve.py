@@ -63,8 +63,9 @@ class CpuChoiceParam(click.ParamType):
               help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) once listening"
                    " (a refused start changes nothing).")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds to finish the updates in flight after SIGTERM/SIGINT; the rest run on the next start"
-                   " (those already applied do not: only their replies are cut short).")
+              help="Seconds to finish the updates being processed after SIGTERM/SIGINT (updates received and not"
+                   " started yet are left for the next start); the rest run on the next start too (those already"
+                   " applied do not: only their replies are cut short).")
 @click.option("--poll-timeout", default=30, show_default=True, type=click.IntRange(0, 50),
               envvar="HABITREWARD_POLL_TIMEOUT", show_envvar=True,
               help="Long-polling wait of one getUpdates call, in seconds (polling mode).")

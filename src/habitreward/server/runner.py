@@ -268,6 +268,10 @@ class BotRunner:
         self._semaphore: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task | None = None
         self.processed = 0
+        # Set by stop(): an update whose turn comes after it is left in the inbox for the next
+        # start (a backlog of thousands would otherwise hold the stop for --shutdown-timeout).
+        self._stopping = False
+        self._left_at_stop = 0
 
     # --- lifecycle (called from the main thread) ------------------------------------
 
@@ -367,10 +371,17 @@ class BotRunner:
             return self._pending_cond.wait_for(lambda: not self._pending, timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the updates in flight (up to ``timeout``), then stop the Application and the loop."""
+        """Finish the updates being processed (up to ``timeout``), then stop the Application and
+        the loop. Updates received but not started yet (waiting for a free slot of ``concurrency``
+        or for their chat's turn) are not started now: the inbox keeps them for the next start."""
         if self.loop is None or self.loop.is_closed() or self._thread is None or not self._thread.is_alive():
             return  # never started, or its start failed (the loop is closed already)
-        if not self.drain(timeout):
+        self._stopping = True
+        finished = self.drain(timeout)
+        if self._left_at_stop:
+            logger.warning("%d update(s) received and not started yet at shutdown; they are processed on the"
+                           " next start", self._left_at_stop)
+        if not finished:
             self._say_what_is_cut_short()
             self._cancel_updates()
         try:
@@ -531,10 +542,16 @@ class BotRunner:
         order = _OrderWait(asyncio.get_running_loop(), self.order_wait) if behind and key is not None else None
         while True:
             async with self._turns.turn(key, update_id):
+                if self._stopping:  # not started: the inbox keeps it for the next start
+                    await self._leave_for_next_start(update_id, claimed=payload is not None)
+                    return
                 awaited = await self._after_earlier(update_id, key, order) if order is not None else []
                 if not awaited:
                     assert self._semaphore is not None
                     async with self._semaphore:
+                        if self._stopping:  # its turn came after the stop: the same
+                            await self._leave_for_next_start(update_id, claimed=payload is not None)
+                            return
                         if payload is None:
                             claimed = await asyncio.to_thread(self.inbox.claim_update, update_id)
                             if claimed is None:
@@ -545,6 +562,16 @@ class BotRunner:
             # Out of the chat's turn while waiting (see _ChatTurns), then look again.
             assert order is not None
             await self._done_watch.wait(awaited, order.pause())
+
+    async def _leave_for_next_start(self, update_id: int, *, claimed: bool) -> None:
+        """Leave an update that was not started unprocessed at a stop (``claimed``: this process
+        holds its row, given back so that another worker may take it)."""
+        self._left_at_stop += 1
+        if claimed:
+            try:
+                await asyncio.to_thread(self.inbox.release, update_id)
+            except Exception:  # the claim ends with the process anyway
+                logger.debug("could not give update %s back at shutdown", update_id, exc_info=True)
 
     async def _after_earlier(self, update_id: int, key: int, order: _OrderWait) -> list[int]:
         """The earlier updates of chat ``key`` other processes hold, to wait for before this one
