@@ -9,6 +9,7 @@ import json
 import os
 import random
 import uuid
+import zipfile
 from decimal import Decimal
 from urllib.parse import urlparse, urlunparse
 
@@ -150,7 +151,6 @@ def test_values_earlier_versions_stored_import_again(engine, clock, db_url, empt
     _assert_imports_as(empty_db_url, path, before)
 
 
-@pytest.mark.postgres_only
 def _assert_imports_as(db_url: str, path: str, expected: dict) -> None:
     """`habitreward import PATH` into the (empty) database at ``db_url`` succeeds and leaves
     exactly ``expected`` (a :func:`snapshot`) there."""
@@ -163,6 +163,7 @@ def _assert_imports_as(db_url: str, path: str, expected: dict) -> None:
         target.close()
 
 
+@pytest.mark.postgres_only
 def test_sqlite_to_postgresql(backend, db_url, tmp_path):
     """The documented move: export from SQLite, import into PostgreSQL, same data."""
     clock = FrozenClock()
@@ -491,6 +492,21 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert "Traceback" not in result.output
     with engine.session():
         assert Reward.select().count() == 0
+
+
+def test_an_export_to_a_zip_is_a_csv_archive_unless_json_is_asked_for_which_is_refused(engine, clock, db_url,
+                                                                                         empty_db_url, tmp_path):
+    # `-o data.zip` wrote a JSON document into a file named .zip, which `import` then read as a
+    # damaged archive.
+    populate(engine, clock)
+    archive = tmp_path / "data.zip"
+    assert invoke(db_url, "export", "-o", str(archive)).exit_code == 0
+    assert zipfile.is_zipfile(archive) and "manifest.json" in zipfile.ZipFile(archive).namelist()
+    assert invoke(empty_db_url, "import", str(archive)).exit_code == 0
+
+    refused = invoke(db_url, "export", "--format", "json", "-o", str(tmp_path / "other.zip"))
+    assert refused.exit_code == 2 and "other.zip ends in .zip, which is a CSV export" in refused.output
+    assert not (tmp_path / "other.zip").exists()
 
 
 def test_an_output_the_export_cannot_write_is_one_line_and_nothing_half_written(engine, clock, db_url, tmp_path,

@@ -103,9 +103,8 @@ class _Null:
     "--format",
     "fmt",
     type=click.Choice(["json", "csv"]),
-    default="json",
-    show_default=True,
-    help="json: one document. csv: a directory (or a PATH ending in .zip) with one CSV per table and a manifest.",
+    help="json: one document. csv: a directory (or a PATH ending in .zip) with one CSV per table and a manifest."
+         "  [default: csv for -o PATH ending in .zip, else json]",
 )
 @click.option("--user", "user_id", type=TELEGRAM_ID, metavar="TELEGRAM_ID",
               help="Only this person's data (and the shared habits and rewards it uses).")
@@ -118,7 +117,7 @@ class _Null:
               help="Export even though plugins that are not loaded have data here, leaving their tables out"
                    " (without it, such an export is refused).")
 @pass_app
-def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | None, no_progress: bool,
+def export_data(app: AppContext, fmt: str | None, user_id: int | None, output: str | None, no_progress: bool,
                 skip_unloaded_plugins: bool) -> None:
     """Write every table (core and plugins') to JSON or CSV, ids and all.
 
@@ -134,8 +133,13 @@ def export_data(app: AppContext, fmt: str, user_id: int | None, output: str | No
     """
     from habitreward.data.exporter import Exporter
 
+    zipped = bool(output) and output.lower().endswith(".zip")
+    fmt = fmt or ("csv" if zipped else "json")
     if fmt == "csv" and not output:
         raise click.UsageError("--format csv needs -o PATH (a new directory, or a file ending in .zip).")
+    if fmt == "json" and zipped:  # `import` would read it as a CSV archive, and it is none
+        raise click.UsageError(f"{output} ends in .zip, which is a CSV export: leave out --format json, or"
+                               " name the JSON file otherwise.")
     exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress,
                         skip_unloaded_plugins=skip_unloaded_plugins)
     tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
