@@ -97,9 +97,13 @@ def match(app: AppContext, telegram_id: int, text: str, as_json: bool) -> None:
     import datetime as dt
 
     from habitreward.nlp.days import reported_days
+    from habitreward.plugins.nlp import FALLBACK_PLUGIN_NAME
 
     engine = app.engine()
     user = engine.get_user(telegram_id)
+    fallback = engine.pm.get_plugin(FALLBACK_PLUGIN_NAME)
+    if getattr(fallback, "llm", None) is not None:  # litellm's first import is not the model's answer time
+        fallback.llm.wait_for_import = True
     result = engine.hooks.match_habits(user, text, engine.habits_for(user))
     data = result.as_dict() if result is not None else {"matches": [], "confident": False, "used_llm": False,
                                                           "reason": "no matcher answered"}

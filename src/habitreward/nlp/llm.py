@@ -88,7 +88,18 @@ def import_litellm() -> Any:
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     litellm.suppress_debug_info = True
+    _imported.set()
     return litellm
+
+
+#: Set once litellm has been imported: until then a call given up was still waiting for the import.
+_imported = threading.Event()
+
+
+def _complete(**kwargs: Any) -> Any:
+    """``litellm.completion(**kwargs)``, importing litellm first: the first import takes seconds (more on
+    a small machine), so it runs within LLM_TIMEOUT like the call itself (see :meth:`LLMMatcher.pick`)."""
+    return import_litellm().completion(**kwargs)
 
 
 def check_available() -> None:
@@ -176,6 +187,9 @@ class LLMMatcher:
         self.timeout = timeout
         self.on_call = on_call  # told after each call whether it worked (for the counters)
         self.extra = extra
+        #: Import litellm before LLM_TIMEOUT starts (``habitreward match``: one message, nothing else to
+        #: answer). Otherwise the import counts within it, as a bot's answer must not wait for more.
+        self.wait_for_import = False
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> LLMMatcher | None:
@@ -205,17 +219,16 @@ class LLMMatcher:
         """The ids of the habits the model says ``text`` reports; ``None`` when the call failed."""
         if not habits or not text.strip():
             return []
-        try:
-            litellm = import_litellm()
-        except ConfigError as exc:
-            log.error("%s", exc)
-            return None
         started = time.monotonic()
         ok = False
         try:
+            if self.wait_for_import:
+                import_litellm()
+            # Otherwise litellm is imported on this call's thread, within LLM_TIMEOUT: a first import
+            # slower than that gives up this message (the keyboard) and goes on for the next one.
             response = _call_within(
                 self.timeout,
-                litellm.completion,
+                _complete,
                 model=self.model,
                 messages=build_messages(text, habits, aliases or {}),
                 api_base=self.api_base,
@@ -233,6 +246,15 @@ class LLMMatcher:
             return picked
         except MalformedReply as exc:
             log.warning("LLM reply not usable (%s); falling back to the habit keyboard", exc)
+            return None
+        except ConfigError as exc:  # litellm is not installed
+            log.error("%s", exc)
+            return None
+        except _GivenUp as exc:
+            why = str(exc) if _imported.is_set() else (
+                f"litellm is still being imported, which takes seconds after a start (LLM_TIMEOUT is "
+                f"{self.timeout:g} s); the next message will use it")
+            log.warning("LLM call given up (%s); falling back to the habit keyboard", why)
             return None
         except Exception as exc:  # noqa: BLE001 - any provider error means "no match", never a crash
             # The reason helps the operator ("Missing credentials"); never let it carry the user's text.
