@@ -36,6 +36,7 @@ class StandInLLM:
         self.headers: list[dict[str, str]] = []
         self.reply: str | None = '{"habit_ids": []}'
         self.status = 200
+        self.error_message = "stand-in failure"  # the error's message when status is not 200
         self.delay = 0.0
         self.drip = 0.0  # seconds between the reply's bytes: each read is quick, the whole is not
         self.reply_with: Any = None  # callable(request_body) -> content, e.g. "every id it was shown"
@@ -52,7 +53,7 @@ class StandInLLM:
                 if standin.delay:
                     time.sleep(standin.delay)
                 if standin.status != 200:
-                    payload = {"error": {"message": "stand-in failure", "type": "server_error", "code": None}}
+                    payload = {"error": {"message": standin.error_message, "type": "server_error", "code": None}}
                 else:
                     content = standin.reply_with(body) if standin.reply_with else standin.reply
                     payload = {
@@ -225,6 +226,38 @@ def test_http_500_is_no_match_without_retries(llm_engine, standin):
     result = _match(llm_engine, user, "did 30 minutes of vinyasa flow")
     assert result.matches == () and result.reason == "llm failed"
     assert len(standin.requests) == 1
+
+
+def test_a_refused_api_key_is_not_written_in_the_log(llm_engine, standin, caplog):
+    """A server that quotes the key back ("Incorrect API key provided: sk-...") must not put it in
+    the operator's log: the WARNING line says why the call failed, without the key."""
+    user, _ = _setup(llm_engine)
+    standin.status = 401
+    standin.error_message = "Incorrect API key provided: sk-test. " + "You can find your API key at ... " * 6
+    with caplog.at_level("WARNING", logger="habitreward.nlp.llm"):
+        result = _match(llm_engine, user, "did 30 minutes of vinyasa flow")
+    assert result.matches == () and result.reason == "llm failed"
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "AuthenticationError" in line and "Incorrect API key provided: [REDACTED]" in line
+    assert "sk-test" not in line
+
+
+def test_a_key_from_the_environment_is_not_written_in_the_log(db_url, clock, standin, caplog, monkeypatch):
+    """Without LLM_API_KEY litellm sends the provider's key from the environment: not logged either."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    engine = make_engine(db_url, clock=clock, load_entry_points=False, llm_model="openai/some-model",
+                         llm_api_base=standin.url, llm_timeout=1.0)
+    try:
+        user, _ = _setup(engine)
+        standin.status = 401
+        standin.error_message = "Incorrect API key provided: sk-from-the-environment"
+        with caplog.at_level("WARNING", logger="habitreward.nlp.llm"):
+            _match(engine, user, "did 30 minutes of vinyasa flow")
+    finally:
+        engine.close()
+    assert standin.headers[0]["authorization"] == "Bearer sk-from-the-environment"
+    assert "Incorrect API key provided: [REDACTED]" in caplog.text
+    assert "sk-from-the-environment" not in caplog.text
 
 
 def test_locally_settled_messages_cost_no_call_and_calls_are_counted(llm_engine, standin):

@@ -65,6 +65,14 @@ def test_redaction_covers_message_arguments_and_tracebacks():
     assert "POST http://api/bot[REDACTED]/sendMessage with [REDACTED]" in output
 
 
+def test_the_llm_api_key_is_one_of_the_secrets_no_log_line_shows():
+    from habitreward.server.secrets import secrets_of
+
+    found = secrets_of(settings(TELEGRAM_BOT_TOKEN="123:TOKEN", LLM_API_KEY="sk-the-llm-key"))
+    assert "sk-the-llm-key" in found
+    assert RedactSecrets(found).redact("litellm: bad key sk-the-llm-key") == "litellm: bad key [REDACTED]"
+
+
 def test_redaction_filter_merges_when_installed_twice():
     logger = logging.getLogger("test_serve_secrets.twice")
     handler = logging.StreamHandler(io.StringIO())

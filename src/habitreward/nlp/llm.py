@@ -215,6 +215,17 @@ class LLMMatcher:
             return "no-key"
         return self.api_key
 
+    def _without_secrets(self, message: str) -> str:
+        """``message`` without the API key: LLM_API_KEY, or a key litellm took from the environment
+        (OPENAI_API_KEY, ANTHROPIC_API_KEY, HF_TOKEN...)."""
+        secrets = {self.api_key or ""} | {  # from the environment, only what looks like a key
+            value for name, value in os.environ.items()
+            if len(value) >= 8 and any(word in name.upper() for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
+        }
+        for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+            message = message.replace(secret, "[REDACTED]")
+        return message
+
     def pick(self, text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]] | None = None) -> list[int] | None:
         """The ids of the habits the model says ``text`` reports; ``None`` when the call failed."""
         if not habits or not text.strip():
@@ -257,8 +268,10 @@ class LLMMatcher:
             log.warning("LLM call given up (%s); falling back to the habit keyboard", why)
             return None
         except Exception as exc:  # noqa: BLE001 - any provider error means "no match", never a crash
-            # The reason helps the operator ("Missing credentials"); never let it carry the user's text.
-            detail = " ".join(str(exc).replace(text, "<text>").split())[:200]
+            # The reason helps the operator ("Missing credentials"); never let it carry the user's text,
+            # nor the API key a server may quote back ("Incorrect API key provided: sk-..."); both are
+            # taken out before the line is cut short, so no part of them is left either.
+            detail = " ".join(self._without_secrets(str(exc).replace(text, "<text>")).split())[:200]
             log.warning("LLM call failed (%s: %s); falling back to the habit keyboard", type(exc).__name__, detail)
             return None
         finally:

@@ -49,10 +49,11 @@ def webhook_secret(settings: Settings) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """What no log line or message may show: the bot token and the webhook secrets (the
-    configured one, valid or not, and the one derived from the token)."""
+    """What no log line or message may show: the bot token, the webhook secrets (the
+    configured one, valid or not, and the one derived from the token) and LLM_API_KEY."""
     token = settings.telegram_bot_token
-    found = [token, settings.telegram_webhook_secret, derive_webhook_secret(token) if token else None]
+    found = [token, settings.telegram_webhook_secret, derive_webhook_secret(token) if token else None,
+             settings.llm_api_key]
     if token and ":" in token:  # its secret half alone: an HTTP client may quote just that part of a URL
         found.append(token.split(":", 1)[1])
     return [secret for secret in found if secret]
