@@ -519,6 +519,26 @@ def test_a_report_naming_two_days_is_asked_habit_by_day(tg, clock, text):
     assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, yesterday)]
 
 
+def test_each_habit_of_a_report_naming_two_days_can_be_pressed(tg, clock):
+    """ "ran yesterday and read today" reports both: pressing one left no way to log the other
+    (the question became the completion), short of typing it again."""
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Reading")
+    today = bot.engine.today(ann)
+    bot.send(ANN, "I ran yesterday and read today")
+    first = bot.press(ANN, "Running · Yesterday")
+    assert "<b>Running</b> logged for" in first.text
+    question, _ = bot.find_button(ANN, "Reading · Today")
+    left = [button["text"] for row in question["reply_markup"]["inline_keyboard"] for button in row]
+    assert "Running · Yesterday" not in left and "❌ None of these" not in left  # one was done
+    assert "Reading · Today" in left and "Running · Today" in left
+    second = bot.press(ANN, "Reading · Today")
+    assert "<b>Reading</b> done!" in second.text
+    assert sorted((e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)) == [
+        ("Reading", today), ("Running", today - dt.timedelta(days=1))]
+
+
 def test_a_report_naming_yesterday_and_the_day_before_logs_neither_at_once(tg, clock):
     bot = tg()
     ann = user(bot)
@@ -602,6 +622,8 @@ def test_a_time_that_is_also_a_date_in_the_week_is_asked_about(tg, clock, text, 
     assert f"{habit} · Today" in buttons(asked) and f"{habit} · Yesterday" in buttons(asked)
     assert bot.engine.history(ann) == []
     assert "logged for Nov 10, 2026." in bot.press(ANN, f"{habit} · Yesterday").text
+    with pytest.raises(AssertionError, match="No button"):  # one report read two ways: the other reading goes
+        bot.find_button(ANN, f"{habit} · Today")
     assert [(e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)] == [(habit, dt.date(2026, 11, 10))]
 
 

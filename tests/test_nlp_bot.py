@@ -85,3 +85,20 @@ def test_llm_failure_falls_back_to_the_keyboard(bot, standin):
     assert "I could not tell which habit that was." in reply.text
     assert "Yoga" in reply.button_texts
     assert logged(bot) == [] and len(standin.requests) == 1
+
+
+def test_several_llm_suggestions_can_each_be_logged(bot, standin):
+    """The model finds two habits in one message: both are asked about, and pressing one leaves
+    the other to press (it was lost with the question, which became the first one's completion)."""
+    habits = {h.name: h.id for h in bot.engine.habits_for(bot.engine.get_user(ANN))}
+    standin.reply = json.dumps({"habit_ids": [habits["Yoga"], habits["Meditation"]]})
+    asked = bot.send(ANN, "some vinyasa, then sat in silence for a while")
+    assert asked.text == "Which one did you mean?" and logged(bot) == []
+    assert "<b>Yoga</b> done!" in bot.press(ANN, "Yoga").text
+    question, _ = bot.find_button(ANN, "Meditation")
+    left = [b["text"] for row in question["reply_markup"]["inline_keyboard"] for b in row]
+    assert left == ["Meditation", "📋 Pick another habit"]  # "None of these" went with the first press
+    assert "<b>Meditation</b> done!" in bot.press(ANN, "Meditation").text
+    assert logged(bot) == ["Meditation", "Yoga"]
+    with pytest.raises(AssertionError, match="No button"):  # every habit asked about is done: no keyboard
+        bot.find_button(ANN, "📋 Pick another habit")

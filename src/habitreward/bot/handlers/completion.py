@@ -1,7 +1,8 @@
 """Logging habits: /habit_done's keyboard, the "earlier day" path, free text, and Undo.
 
 Callback data: ``done[:page[:day]]`` habit keyboard, ``ed`` earlier-day
-picker, ``d:habit[:day]`` log, ``u:habit:log:stamp`` undo (see
+picker, ``d:habit[:day]`` log, ``d:habit:day:+`` log one of several habits a
+message was asked about (the others stay), ``u:habit:log:stamp`` undo (see
 :func:`undo_data`), ``fn`` "no" to a guessed habit. Every id is checked against
 the user by the engine. ``day`` is the date shown (``YYYYMMDD``), so a button
 pressed after midnight logs the day its message named; buttons sent before it
@@ -16,14 +17,16 @@ import contextvars
 import datetime as dt
 import functools
 import html
+import logging
 from typing import Any
 
 from telegram import Update
+from telegram.error import BadRequest
 
 from habitreward.bot.context import update_received_at
-from habitreward.bot.handlers.common import Screen, int_args, screen
+from habitreward.bot.handlers.common import Screen, int_args, screen, telegram_call
 from habitreward.bot.handlers.router import on_callback, on_command
-from habitreward.bot.keyboards import Rows, menu_row, picker
+from habitreward.bot.keyboards import Rows, markup, menu_row, picker
 from habitreward.db import is_postgres
 from habitreward.engine.results import CompletionResult, UndoResult
 from habitreward.engine.validation import BACKDATE_DAYS
@@ -32,7 +35,12 @@ from habitreward.models import Habit, HabitLog, ProgressStatus, User
 from habitreward.nlp.days import Days, reported_days
 from habitreward.plugins.nlp import matching_may_wait
 
+log = logging.getLogger(__name__)
+
 _NO_DAY = dt.date.min  # callback data without a day: today, when the button is pressed
+#: Last part of a habit button on a question about several habits ("d:habit:day:+"): pressed, it
+#: logs that one and leaves the others on the question, as the message may report them all.
+ONE_OF_SEVERAL = "+"
 
 
 def day_data(day: dt.date) -> str:
@@ -286,9 +294,32 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
     except NotFound:
         await s.refuse(s.t._("That habit no longer exists."))
         return
+    one_of_several = args[2:] == [ONE_OF_SEVERAL]
+    if one_of_several:  # "did laps and some vinyasa": the completion comes below, the question keeps the rest
+        await _keep_the_other_choices(s)
     # Done when pressed: when the server received the press (``serve`` may run it after
     # midnight: a backlog, a restart), or now where updates are handled as they arrive.
-    await log_habit(s, habit, at=update_received_at.get(), day=None if day == _NO_DAY else day)
+    await log_habit(s, habit, at=update_received_at.get(), day=None if day == _NO_DAY else day,
+                    new_message=one_of_several)
+
+
+async def _keep_the_other_choices(s: Screen) -> None:
+    """A question about several habits loses the button pressed and its "None of these" (one was
+    done); the other habits stay to be pressed. With none left it loses its keyboard."""
+    query = s.query
+    message = query.message if query is not None else None
+    keyboard = getattr(message, "reply_markup", None)
+    if message is None or keyboard is None:
+        return
+    rows = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard
+            if not any(button.callback_data in (query.data, "fn") for button in row)]
+    if not any((data or "").startswith("d:") for row in rows for _, data in row):
+        rows = []
+    try:
+        await telegram_call(lambda: s.context.bot.edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
+    except BadRequest as exc:  # too old to edit, deleted: the completion is what matters
+        log.debug("could not update the question's buttons (%s)", exc.message)
 
 
 def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
@@ -451,7 +482,8 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}{on}"), (t._("❌ No"), "fn")]]
         else:
             question = t._("Which one did you mean?")
-            rows = [[(h.name, f"d:{h.id}{on}")] for h in matches[:8]]
+            several = f":{day_data(day)}" if day is not None else ":0"  # 0 days back: today when pressed
+            rows = [[(h.name, f"d:{h.id}{several}:{ONE_OF_SEVERAL}")] for h in matches[:8]]
             rows.append([(t._("❌ None of these"), "fn")])
         rows.append([(t._("📋 Pick another habit"), f"done:0:{day_data(keyboard_day)}" if keyboard_day else "done")])
         await s.send(question, rows)
@@ -467,6 +499,9 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
     today = s.engine.today(s.user)
     written = s.engine.local_date(s.user, at) if at else today
     rows: Rows = []
+    # Each button is pressed with the others left (the message may report them all), but for one
+    # habit at a time or a date ("в 10.11 бегал"): its two buttons are one report's two readings.
+    several = "" if days.time_or_date and len(matches) == 1 else f":{ONE_OF_SEVERAL}"
     for habit in matches:
         earliest = s.engine.earliest_day(s.user, habit)
         for back in days.back:
@@ -476,7 +511,7 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
             # Named as seen now: the "today" of a message written before midnight is yesterday.
             ago = (today - day).days
             label = t._("Today") if ago == 0 else t._("Yesterday") if ago == 1 else t.date(day, "EEE, d MMM")
-            rows.append([(f"{habit.name} · {label}", f"d:{habit.id}:{day_data(day)}")])
+            rows.append([(f"{habit.name} · {label}", f"d:{habit.id}:{day_data(day)}{several}")])
     rows.append([(t._("❌ None of these"), "fn")])
     rows.append([(t._("📋 Pick another habit"), "done")])
     if days.time_or_date:  # "в 10.11": 10:11 today, or 10 November
