@@ -24,6 +24,9 @@ from habitreward.testing.engines import FrozenClock, make_engine
 POSTGRES_URL = os.environ.get("HABITREWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = [b.strip() for b in os.environ.get("HABITREWARD_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Test modules import litellm themselves (pytest.importorskip) before habitreward.nlp.llm would set
+# this: without it, that import fetches litellm's price list from the internet (retries and all).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
