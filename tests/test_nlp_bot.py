@@ -3,6 +3,7 @@ with the LLM answered by an OpenAI-compatible stand-in over litellm's real HTTP 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 
@@ -102,3 +103,30 @@ def test_several_llm_suggestions_can_each_be_logged(bot, standin):
     assert logged(bot) == ["Meditation", "Yoga"]
     with pytest.raises(AssertionError, match="No button"):  # every habit asked about is done: no keyboard
         bot.find_button(ANN, "📋 Pick another habit")
+
+
+def test_a_report_whose_only_doubt_is_the_day_costs_no_llm_call(bot, standin, clock):
+    """Every habit is named; which day is the user's to say, whatever a model would answer. The LLM
+    was asked all the same, and when it failed the habits found were dropped for the plain keyboard."""
+    clock.advance(days=2)  # the habits were added two days ago
+    standin.status = 500
+    asked = bot.send(ANN, "ran yesterday and read today")
+    assert asked.text == "Your message names more than one day. Which habit, on which day?"
+    assert {"Running · Yesterday", "Reading · Today"} <= set(asked.button_texts)
+    assert "I could not tell which day that was." in bot.send(ANN, "ran last week").text
+    assert standin.requests == [] and logged(bot) == []
+
+
+def test_a_report_of_yesterday_through_the_llm_is_logged_for_yesterday(bot, standin, clock):
+    """The model was told to pick only what was done "today or just now": a model doing as told
+    dropped "vinyasa yesterday", though the bot logs the day a message names."""
+    clock.advance(days=2)  # the habits were added two days ago
+    yoga = bot.engine.find_habit(bot.engine.get_user(ANN), "Yoga")
+    standin.reply = json.dumps({"habit_ids": [yoga.id]})
+    asked = bot.send(ANN, "did an hour of vinyasa yesterday")
+    prompt = standin.requests[0]["messages"][0]["content"]
+    assert "today or just now" not in prompt and "yesterday" in prompt
+    assert asked.text == "Did you mean <b>Yoga</b>?"
+    done = bot.press(ANN, "✅ Yes, log it")
+    yesterday = bot.engine.today(bot.engine.get_user(ANN)) - dt.timedelta(days=1)
+    assert f"<b>Yoga</b> logged for {yesterday:%b} {yesterday.day}, {yesterday.year}." in done.text

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from habitreward.hookspecs import hookimpl
 from habitreward.nlp import stats
+from habitreward.nlp.days import reported_days
 from habitreward.nlp.local import FOUND, SUGGEST, match_local
 from habitreward.nlp.normalize import normalize, words
 from habitreward.nlp.results import HabitMatch, MatchResult
@@ -139,6 +140,14 @@ def cross_check(picked_ids: Sequence[int], local: MatchResult, habits: Sequence[
     return MatchResult(tuple(matches), confident=confident, used_llm=True, reason=reason)
 
 
+def only_the_day_in_doubt(local: MatchResult, text: str) -> bool:
+    """Every habit named in full, and only the day in doubt ("ran yesterday and read today", "ran
+    last week"): the bot asks which habit on which day, which no LLM answer changes, so none is asked."""
+    day_doubt = reported_days(text).doubt
+    return (bool(day_doubt) and bool(local.matches) and local.reason == f"doubt: {day_doubt}"
+            and all(m.confidence >= FOUND for m in local.matches))
+
+
 class FallbackMatcher:
     """The last matcher: the LLM when configured, else the local best guess (never confident)."""
 
@@ -169,7 +178,7 @@ class FallbackMatcher:
     def habitreward_match_habits(self, user: User, text: str, habits: Sequence[Habit]) -> MatchResult:
         habits = list(habits)
         local, aliases = _analyse(text, habits)
-        if self.llm is None:
+        if self.llm is None or only_the_day_in_doubt(local, text):
             return MatchResult(local.matches, confident=False, reason=local.reason or "unsure")
         picked = self.llm.pick(text, habits, aliases)
         if picked is None:
