@@ -198,6 +198,20 @@ def test_reply_wrapped_in_a_code_fence_is_read(llm_engine, standin):
     assert [m.habit.name for m in _match(llm_engine, user, "vinyasa flow").matches] == ["Yoga"]
 
 
+@pytest.mark.parametrize("reply", [
+    # A small local model drafts before it answers, or writes braces in its prose.
+    'Running is {"id": 1}... so {"habit_ids": [1]}? No, vinyasa is yoga: {"habit_ids": [YOGA]}',
+    'Vinyasa is a style of yoga, so: {"habit_ids": [YOGA]} (ids from {the list}).',
+    # A reasoning model's thoughts (litellm takes them out of the content).
+    '<think>maybe {"habit_ids": [1]}? No: vinyasa is yoga.</think>\n{"habit_ids": [YOGA]}',
+])
+def test_the_answer_is_found_among_a_models_drafts_and_prose(llm_engine, standin, reply):
+    """The text from the first "{" to the last "}" was read as the answer: not JSON there, so the keyboard."""
+    user, habits = _setup(llm_engine)
+    standin.reply = reply.replace("YOGA", str(habits["Yoga"].id))
+    assert [m.habit.name for m in _match(llm_engine, user, "vinyasa flow").matches] == ["Yoga"]
+
+
 def test_timeout_is_no_match_after_one_request(llm_engine, standin, caplog):
     user, habits = _setup(llm_engine)
     standin.reply = json.dumps({"habit_ids": [habits["Yoga"].id]})

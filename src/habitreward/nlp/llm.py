@@ -21,7 +21,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -129,24 +128,38 @@ def build_messages(text: str, habits: Sequence, aliases: Mapping[int, Sequence[s
     ]
 
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+#: Longer replies are not searched for the answer object (each "{" is a try).
+_LONGEST_SEARCHED = 20_000
+
+
+def _answer_object(content: str) -> Any:
+    """The last JSON object with "habit_ids" in a reply that is not JSON alone: wrapped in prose, a code
+    fence, or written after a draft ("I could say {"habit_ids": [1]}... no: {"habit_ids": [3]}")."""
+    decoder = json.JSONDecoder()
+    found: Any = None
+    start = content.find("{")
+    while start != -1 and start < _LONGEST_SEARCHED:
+        try:
+            data, _ = decoder.raw_decode(content, start)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "habit_ids" in data:
+            found = data
+        start = content.find("{", start + 1)
+    return found
 
 
 def parse_reply(content: str | None, allowed_ids: set[int]) -> list[int]:
     """The valid habit ids in a model reply, in the model's order; MalformedReply if it is not our JSON."""
     if not content:
         raise MalformedReply("empty reply")
+    # (A reasoning model's <think>...</think> is taken out by litellm, into reasoning_content.)
     try:
         data = json.loads(content)
     except ValueError:
-        # Some models wrap JSON in prose or a code fence: take the outermost object.
-        found = _JSON_OBJECT.search(content)
-        if not found:
-            raise MalformedReply("no JSON object") from None
-        try:
-            data = json.loads(found.group(0))
-        except ValueError:
-            raise MalformedReply("invalid JSON") from None
+        data = _answer_object(content)
+        if data is None:
+            raise MalformedReply("no JSON object with habit_ids") from None
     if not isinstance(data, dict) or not isinstance(data.get("habit_ids"), list):
         raise MalformedReply("no habit_ids list")
     picked: list[int] = []
