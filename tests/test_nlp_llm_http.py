@@ -353,6 +353,9 @@ if how == "cli":  # habitreward match: one message, nothing else waits
     os.environ.update(DATABASE_URL=database, LLM_MODEL="openai/some-model", LLM_API_BASE=api_base, LLM_TIMEOUT="1")
     main(["match", "1", "vinyasa flow", "--json"])  # exits
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+if how == "serve":  # as serve does at its start, then a message comes once the import is done
+    from habitreward.nlp.llm import import_in_background
+    import_in_background().join()
 engine = make_engine(database, load_entry_points=False, llm_model="openai/some-model", llm_api_base=api_base,
                      llm_timeout=1.0)
 user = engine.get_user(1)
@@ -394,6 +397,15 @@ def test_the_first_import_of_litellm_counts_within_llm_timeout(standin, tmp_path
     # The import went on: a later message gets the model's answer.
     assert answers[-1]["matches"] == ["Yoga"], answers
     assert all(answer["seconds"] < 2.5 for answer in answers), answers
+
+
+def test_imported_in_the_background_the_first_message_gets_the_models_answer(standin, tmp_path):
+    """serve imports litellm as it starts: the first message after the import finds the model
+    (before, it spent its LLM_TIMEOUT on the import and got the keyboard)."""
+    done = _first_import(standin, tmp_path, "serve")
+    answers = json.loads(done.stdout)
+    assert answers[0]["matches"] == ["Yoga"], answers
+    assert "given up" not in done.stderr
 
 
 def test_habitreward_match_waits_for_the_import_of_litellm(standin, tmp_path):

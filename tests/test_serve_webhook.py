@@ -243,6 +243,16 @@ def test_sigterm_past_the_shutdown_timeout_stops_cleanly_and_the_rest_runs_at_th
     assert counted(botapi) == {u["update_id"]: 1 for u in updates}
 
 
+def test_with_an_llm_configured_serve_imports_litellm_as_it_starts(serve, db_url, botapi):
+    """litellm's import takes seconds: done at the start, not by the first message that needs the
+    model (which would give up within LLM_TIMEOUT and show the keyboard)."""
+    server = serve(env={"LLM_MODEL": "openai/some-model", "LLM_API_BASE": "http://127.0.0.1:9/v1"})
+    wait_until(lambda: "litellm imported for the LLM matcher" in server.logs(), timeout=60,
+               what="litellm imported in the background")
+    assert server.post_update(message_update(890, "count")) == 200  # serving all the while
+    wait_until(lambda: len(counted(botapi)) == 1, what="the update answered")
+
+
 def test_sigterm_leaves_a_backlog_not_started_to_the_next_start(serve, db_url, botapi):
     """Eight updates, two processed at a time: SIGTERM waits for the two being processed, not for
     the six still waiting their turn (a backlog of thousands would hold the stop until the

@@ -102,6 +102,27 @@ def _complete(**kwargs: Any) -> Any:
     return import_litellm().completion(**kwargs)
 
 
+def import_in_background() -> threading.Thread:
+    """Import litellm on a daemon thread (``serve`` at its start, when LLM_MODEL is set), so that
+    the first message after a start that needs the model finds it imported instead of giving up
+    within LLM_TIMEOUT while the import runs (see :meth:`LLMMatcher.pick`). Returns the thread."""
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            import_litellm()
+        except ConfigError:  # not installed: serve said so at its start (check_available)
+            return
+        except Exception:  # noqa: BLE001 - the first call imports it again and says what fails
+            log.warning("importing litellm failed; the first message that needs the LLM tries again", exc_info=True)
+            return
+        log.info("litellm imported for the LLM matcher (%.1f s)", time.monotonic() - started)
+
+    thread = threading.Thread(target=run, name="litellm-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def check_available() -> None:
     """Raise ConfigError with the install hint when litellm is missing (for ``serve`` at start)."""
     import importlib.util
@@ -299,6 +320,6 @@ class LLMMatcher:
 
 
 __all__ = [
-    "INSTALL_HINT", "LLMMatcher", "MalformedReply", "build_messages", "check_available", "import_litellm",
-    "model_name", "parse_reply",
+    "INSTALL_HINT", "LLMMatcher", "MalformedReply", "build_messages", "check_available", "import_in_background",
+    "import_litellm", "model_name", "parse_reply",
 ]

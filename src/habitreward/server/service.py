@@ -196,6 +196,10 @@ class Service:
             if database is not None:
                 self._worker_lock = WorkerLock(worker_lock_directory(database)).acquire()
                 logger.info("worker %d: token %s", self.options.worker[0], self._worker_lock.token)
+        if self.settings.llm_model:  # not on the first message that needs it (it takes seconds)
+            from habitreward.nlp.llm import import_in_background
+
+            import_in_background()
         applied.register(self.engine.pm)
         application = self.application_factory(self.engine)
         self.inbox = Inbox(self.engine, owner=self._worker_lock)
