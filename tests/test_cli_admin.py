@@ -279,10 +279,10 @@ def test_users_list_waiting_shows_the_requests_that_wait_oldest_first_and_where_
 
     from habitreward.bot.state import set_approval
     from habitreward.engine.users import DECLINED, REQUESTED, SENDING, UNSENT
-    from habitreward.models import User
+    from habitreward.models import KeyValue, User
 
     for tid, name, state in ((5, "Cid", REQUESTED), (3, "Bob", UNSENT), (7, "Dee", DECLINED), (9, "Eve", None),
-                             (8, "Fay", SENDING)):
+                             (8, "Fay", SENDING), (6, "Gus", SENDING)):
         engine.register(tid, name, language_code="ru" if tid == 3 else None)
         set_approval(engine, tid, state)
     engine.add_user(42, "Ann", admin=True)
@@ -290,6 +290,12 @@ def test_users_list_waiting_shows_the_requests_that_wait_oldest_first_and_where_
         User.update(created_at=dt.datetime(2026, 3, 4, 5, 6, 7)).where(User.telegram_id == 5).execute()
         User.update(created_at=dt.datetime(2026, 3, 5, 8, 9, 10)).where(User.telegram_id == 3).execute()
         User.update(created_at=dt.datetime(2026, 3, 6, 0, 0, 0)).where(User.telegram_id == 8).execute()
+        User.update(created_at=dt.datetime(2026, 3, 7, 0, 0, 0)).where(User.telegram_id == 6).execute()
+        # Fay's is being sent now; Gus's sender stopped half-way 11 minutes ago: nobody has his request
+        # (the bot takes it again). The CLI runs on the real clock.
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        KeyValue.update(updated_at=now).where(KeyValue.key == "8").execute()
+        KeyValue.update(updated_at=now - dt.timedelta(minutes=11)).where(KeyValue.key == "6").execute()
 
     table = run("users", "list", "--waiting")
 
@@ -300,6 +306,7 @@ def test_users_list_waiting_shows_the_requests_that_wait_oldest_first_and_where_
         "5            Cid   an admin has it  2026-03-04 05:06  en        UTC\n"
         "3            Bob   no admin has it  2026-03-05 08:09  ru        UTC\n"
         "8            Fay   being sent       2026-03-06 00:00  en        UTC\n"
+        "6            Gus   no admin has it  2026-03-07 00:00  en        UTC\n"
     )
     assert json.loads(run("users", "list", "--waiting", "--json").output) == [
         {"telegram_id": 5, "name": "Cid", "active": False, "admin": False, "language": "en", "timezone": "UTC",
@@ -308,11 +315,14 @@ def test_users_list_waiting_shows_the_requests_that_wait_oldest_first_and_where_
          "created_at": "2026-03-05 08:09:10", "request": "unsent"},
         {"telegram_id": 8, "name": "Fay", "active": False, "admin": False, "language": "en", "timezone": "UTC",
          "created_at": "2026-03-06 00:00:00", "request": "sending"},
+        {"telegram_id": 6, "name": "Gus", "active": False, "admin": False, "language": "en", "timezone": "UTC",
+         "created_at": "2026-03-07 00:00:00", "request": "unsent"},
     ]
     assert "--waiting" in run("users", "list", "--help").output
     run("users", "activate", "5")
     run("users", "delete", "3", "--yes")
     run("users", "activate", "8")
+    run("users", "activate", "6")
     assert run("users", "list", "--waiting").output == "Nobody is waiting to be let in.\n"
     assert run("users", "list", "--waiting", "--json").output == "[]\n"
 

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from habitreward.db import id_chunks
-from habitreward.engine.users import APPROVAL_NAMESPACE, REQUESTED, SENDING, UNSENT
+from habitreward.engine.users import APPROVAL_NAMESPACE, REQUESTED, SENDING, SENDING_LEASE, UNSENT
 from habitreward.hookspecs import hookimpl
 from habitreward.models import KeyValue, User
 
@@ -96,11 +96,6 @@ def set_approval(engine: Any, telegram_id: int, state: str | None) -> None:
             KeyValue.create(namespace=APPROVAL, key=str(int(telegram_id)), value=json.dumps(state),
                             updated_at=engine.utcnow())
 
-
-#: A request "sending" for longer than this was taken by a process that never said how sending
-#: went (killed, or its database write failed): it is taken again. Far longer than sending takes
-#: (a few rate-limit waits of at most 30 s per admin); at worst an admin gets it twice.
-SENDING_LEASE = dt.timedelta(minutes=10)
 
 #: A request that reached no admin (each blocked the bot, or Telegram was out of reach) is tried
 #: again at the newcomer's first message this long after, not at each of their messages (each try

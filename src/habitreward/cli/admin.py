@@ -40,11 +40,11 @@ _REQUEST_SHOWN = {"unsent": "no admin has it", "sending": "being sent", "request
 @users.command("list")
 @click.option("--waiting", is_flag=True,
               help="Only those whose request to use the bot waits (REGISTRATION=approval), oldest request first,"
-                   " with where it stands: 'no admin has it' (there was none, or Telegram refused it to each:"
-                   " the bot sends it at their next message, at the earliest five minutes after a refused"
-                   " try), 'being sent' or 'an admin has it' (waiting for"
-                   " Approve or Decline); --json gives it as \"request\": \"unsent\", \"sending\" or"
-                   " \"requested\".")
+                   " with where it stands: 'no admin has it' (there was none, Telegram refused it to each, or"
+                   " the process sending it stopped more than ten minutes ago: the bot sends it at their next"
+                   " message, at the earliest five minutes after a refused try), 'being sent' or 'an admin has"
+                   " it' (waiting for Approve or Decline); --json gives it as \"request\": \"unsent\","
+                   " \"sending\" or \"requested\".")
 @json_option
 @pass_app
 def users_list(app: AppContext, waiting: bool, as_json: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 
@@ -21,6 +22,11 @@ APPROVAL_NAMESPACE = "bot.approval"
 # no admin has it yet ("unsent": there was none, or Telegram refused it to each); waiting, and a
 # process is sending it now ("sending": taken, until that process records the outcome); declined.
 REQUESTED, UNSENT, SENDING, DECLINED = "requested", "unsent", "sending", "declined"
+#: A request "sending" for longer than this was taken by a process that never said how sending
+#: went (killed, or its database write failed): no admin has it, and the bot takes it again. Far
+#: longer than sending takes (a few rate-limit waits of at most 30 s per admin); at worst an admin
+#: gets it twice.
+SENDING_LEASE = dt.timedelta(minutes=10)
 
 # Every update looks its sender up (see engine/prepared.py).
 _USER_BY_TELEGRAM_ID = Prepared(lambda telegram_id: User.select().where(User.telegram_id == telegram_id).limit(1), 1)
@@ -56,18 +62,23 @@ class UsersMixin(EngineBase):
     def waiting_listing(self) -> Iterator[WaitingListing]:
         """Everyone whose request to use the bot waits (``REGISTRATION=approval``), oldest request
         first, each with where it stands (``request``): "unsent", no admin has it yet (the bot
-        sends it at their next message, once there is an admin), "sending", a process is sending
-        it to the admins, or "requested", an admin has it (waiting for Approve or Decline). Read
+        sends it at their next message, once there is an admin; also one left "sending" for
+        :data:`SENDING_LEASE` by a process that stopped), "sending", a process is sending it to
+        the admins, or "requested", an admin has it (waiting for Approve or Decline). Read
         as :meth:`user_listing` is (``habitreward users list --waiting``)."""
         waiting = [json.dumps(state) for state in (REQUESTED, UNSENT, SENDING)]
+        stale = self.utcnow() - SENDING_LEASE  # "sending" since then: its process stopped, nobody has it
         # Keyed by the Telegram id as text (always str(int)): cast to look each user up by its index.
         query = (KeyValue.select(User.telegram_id, User.name, User.active, User.is_admin, User.language,
-                                 User.timezone, User.created_at, KeyValue.value)
+                                 User.timezone, User.created_at, KeyValue.value, KeyValue.updated_at)
                  .join(User, on=(User.telegram_id == KeyValue.key.cast("BIGINT")))
                  .where((KeyValue.namespace == APPROVAL_NAMESPACE) & KeyValue.value.in_(waiting))
                  .order_by(KeyValue.id).tuples())  # a request's row is made when it is asked
-        for *columns, value in self._snapshot_rows(query):
-            yield WaitingListing(UserListing(*columns), json.loads(value))
+        for *columns, value, updated_at in self._snapshot_rows(query):
+            request = json.loads(value)
+            if request == SENDING and updated_at is not None and updated_at < stale:
+                request = UNSENT
+            yield WaitingListing(UserListing(*columns), request)
 
     def has_users(self) -> bool:
         """Whether anybody is here yet (one row looked at, not every user read)."""
