@@ -483,6 +483,30 @@ def test_what_a_wrapper_makes_of_the_answers_names_the_wrapper(engine):
                                       r" the hook\): a streak is")
 
 
+def test_a_wrapper_of_an_event_hook_that_returns_nothing(engine):
+    """A wrapper with a bare ``yield`` returns None, where pluggy expects the implementations'
+    list of answers: it was iterated as that list, a TypeError traceback naming no plugin. For a
+    hook whose answers mean nothing (users delete's) that is no error; for habit_completed, whose
+    Awards it drops, it is a PluginError naming the wrapper, and nothing is kept."""
+    from habitreward.models import User
+
+    class Watcher:
+        @hookimpl(wrapper=True)
+        def habitreward_user_deleted(self):
+            yield
+
+        @hookimpl(wrapper=True)
+        def habitreward_habit_completed(self):
+            yield
+
+    engine.add_user(2, "Bob")
+    _refused(engine, Watcher(), r"^habitreward_habit_completed answered None \(plugin 'watcher', which wraps the"
+                                r" hook\): a wrapper of it returns the list of answers", name="watcher")
+    engine.delete_user(2)
+    with engine.session():
+        assert [u.telegram_id for u in User.select()] == [1]
+
+
 def test_the_odds_multiplier_is_told_the_user_and_the_completions_day(engine, clock):
     import datetime as dt
 

@@ -220,7 +220,14 @@ class Hooks:
             if (impl := _raising_impl(exc, impls)) is not None:
                 _blame(exc, impl, hook_name)
             raise
-        return [(result, by)] if first else [(answer, by) for answer in result]
+        if first:
+            return [(result, by)]
+        if check is None:  # answers that mean nothing (an event's): a wrapper that returns none is no error
+            return []
+        if not isinstance(result, list):  # `yield` without `return (yield)`: None, iterated as the answers
+            raise PluginError(f"{hook_name} answered {result!r}{_wrapped_by(wrappers)}: a wrapper of it returns"
+                              " the list of answers it is handed at its yield (return (yield)), changed or not")
+        return [(answer, by) for answer in result]
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
         """Call every implementation of a hook whose answers mean nothing."""
