@@ -473,7 +473,9 @@ class Importer:
         pk = model._meta.primary_key
         keys = [row[pk_index] for row in rows if row[pk_index] not in taken]
         here = {value for (value,) in model.select(pk).where(pk.in_(keys)).tuples()}
-        row = next(row for row in rows if row[pk_index] not in taken and row[pk_index] not in here)
+        row = next((row for row in rows if row[pk_index] not in taken and row[pk_index] not in here), None)
+        if row is None:  # each was skipped for its id, held twice in the file (edited): nobody kept out
+            return
         unique = [f for f in _identity_key(model) if _position(fields, f) is not None]
         shown = ", ".join(f"{f.column_name} {row[_position(fields, f)]}" for f in unique) or "a unique key"
         self._kept_out.append(f"{model._meta.table_name} id {row[pk_index]} of the file is here under another id"
