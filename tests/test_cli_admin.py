@@ -198,6 +198,39 @@ def test_a_database_url_with_a_comment_after_it_opens_no_other_database(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.postgres_only
+def test_a_hash_in_a_postgresql_user_or_password_written_as_the_error_says_connects(engine, db_url):
+    # The error above says to write a '#' in a password as %23, as libpq (pg_dump, psql) reads a
+    # URL; habitreward handed '%23' on as it was: "role "hr%23..." does not exist", or a refused password.
+    import uuid
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    from habitreward.db import open_database
+
+    engine.add_user(42, "Ann")
+    role = f"hr#{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(db_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE ROLE \"{role}\" LOGIN SUPERUSER PASSWORD 'pa#ss'")
+    try:
+        parts = urlparse(db_url)
+        netloc = f"{role.replace('#', '%23')}:pa%23ss@{parts.hostname}:{parts.port or 5432}"
+        url = parts._replace(netloc=netloc).geturl()
+        assert open_database(url, bind=False).connect_params["password"] == "pa#ss"
+        result = CliRunner().invoke(cli, ["--env-file", os.devnull, "--database-url", url, "users", "list", "--json"],
+                                    env={"HABITREWARD_LOAD_PLUGINS": ""})
+        assert result.exit_code == 0, result.output
+        assert [u["telegram_id"] for u in json.loads(result.output)] == [42]
+    finally:
+        engine.close()  # the CLI's pool is gone with its engine; the role has no session left
+        with admin.cursor() as cur:
+            cur.execute(f'DROP ROLE "{role}"')
+        admin.close()
+
+
 def test_version_and_help():
     runner = CliRunner()
     from habitreward import __version__

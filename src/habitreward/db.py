@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import peewee
 from playhouse import db_url
@@ -527,7 +527,8 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
         raise ConfigError(
             "DATABASE_URL is not usable: it holds a '#', which a URL cannot (what follows would be "
             "dropped): a comment after the value (systemd's EnvironmentFile= keeps those; put it on "
-            "a line of its own), or a '#' in a path or password (write it %23)"
+            "a line of its own), or a '#' in a PostgreSQL user name or password (write it %23) or in "
+            "a SQLite file's path (taken as written, %23 too: rename the file)"
         )
     try:
         if scheme in ("sqlite", ""):
@@ -552,7 +553,10 @@ def open_database(url: str, *, bind: bool = True) -> peewee.Database:
             }
             database = SqliteDatabase(**params)
         elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
-            params = db_url.parse(url)
+            # Percent-escapes decoded as libpq decodes them (pg_dump and psql take the same URL):
+            # a '#' or '@' in a password is written %23 or %40.
+            params = db_url.parse(url, unquote_password=True, unquote_user=True)
+            params["database"] = unquote(params["database"])
             if not params.get("database"):
                 raise ValueError("it names no database (postgresql://user@host/dbname)")  # no URL: a password
             params["prepared_statements"] = _flag("prepared_statements", params.get("prepared_statements", True))
