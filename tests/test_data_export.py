@@ -518,6 +518,20 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert Reward.select().count() == 0
 
 
+def test_an_import_from_stdin_that_is_not_json_or_cut_short_is_one_line(engine, db_url, tmp_path):
+    # `import -` read standard input with json.load: a JSONDecodeError traceback.
+    engine.add_reward("Coffee")
+    dump = tmp_path / "dump.json"
+    assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
+    for given in ("hello", dump.read_text()[:200]):
+        result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "import", "-"],
+                                    env=ENV, input=given)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        assert result.output.startswith("Error: standard input is not a habitreward export, or it was cut short"
+                                        " (not JSON: "), result.output
+        assert result.output.count("\n") == 1 and "Nothing was imported." in result.output
+
+
 def test_an_export_to_a_zip_is_a_csv_archive_unless_json_is_asked_for_which_is_refused(engine, clock, db_url,
                                                                                          empty_db_url, tmp_path):
     # `-o data.zip` wrote a JSON document into a file named .zip, which `import` then read as a

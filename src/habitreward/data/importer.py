@@ -167,7 +167,12 @@ def open_export(path: str | Path, *, show_progress: bool = True,
     read (every byte is parsed before the import starts) on stderr, as the import shows its own.
     """
     if str(path) == "-":
-        yield _json_document(json.load(sys.stdin), "stdin")
+        try:
+            document = json.load(sys.stdin)
+        except ValueError as exc:  # not JSON (nor UTF-8), or cut short: one line, as for a file
+            raise ValidationError(f"standard input is not a habitreward export, or it was cut short (not JSON: {exc})."
+                                  " Nothing was imported.") from None
+        yield _json_document(document, "stdin")
         return
     source = Path(path)
     if not source.exists():
