@@ -637,6 +637,9 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
             (break_bot_state, "value: The bot's state must be JSON, got '{not json'."),
             # A number too big for its column (a 32-bit one on PostgreSQL, 64 bits on SQLite).
             (set_cell("habit_logs", "streak_count", 2**70), "habit_logs: a value of the file does not fit"),
+            # The description of a table edited (a KeyError traceback).
+            (lambda d: logs(d)["columns"][0].pop("name"),
+             "a table lacks its table, columns or rows (the columns of 'habit_logs' are not a list of a name and"),
         ]
     else:
         def cut_last_line(folder):
@@ -655,6 +658,13 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
             with open(path, "w", encoding="utf-8", newline="") as handle:
                 csv.writer(handle, lineterminator="\n").writerows(rows)
 
+        def edit_manifest(change):
+            def edit(folder):
+                manifest = json.loads((folder / "manifest.json").read_text())
+                change(manifest)
+                (folder / "manifest.json").write_text(json.dumps(manifest))
+            return edit
+
         def cut_manifest(folder):
             path = folder / "manifest.json"
             path.write_bytes(path.read_bytes()[:100])
@@ -664,7 +674,12 @@ def test_a_cut_or_edited_export_is_refused_and_nothing_is_imported(engine, clock
                  (edit_cell, "habit_logs.csv line 2, streak_count: 'x1' is not a value of its column's kind (int)"),
                  (lambda folder: (folder / "habit_logs.csv").unlink(),
                   "habit_logs.csv is missing, which manifest.json lists"),
-                 (cut_manifest, "its manifest.json is not JSON")]
+                 (cut_manifest, "its manifest.json is not JSON"),
+                 # manifest.json edited (tracebacks: int() of the count, a KeyError on a column's name).
+                 (edit_manifest(lambda m: logs(m).__setitem__("count", "12x")),
+                  "a table of manifest.json is not as an export writes it (invalid literal for int()"),
+                 (edit_manifest(lambda m: logs(m)["columns"][0].pop("name")),
+                  "a table of manifest.json is not as an export writes it (the columns of 'habit_logs' are not")]
     paths = [(damaged(change), message) for change, message in cases]
     if fmt == "json":  # cut short mid-copy: no longer JSON at all
         cut = tmp_path / "cut.json"

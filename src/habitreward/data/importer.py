@@ -130,6 +130,14 @@ class TableData:
     count: int
     rows: Iterable[list[Any]]  # JSON-native values, in column order
 
+    def __post_init__(self) -> None:
+        # An edited description: a ValueError here (one line where read), not a KeyError on "name" later.
+        if not isinstance(self.columns, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("kind"), str)
+                for c in self.columns):
+            raise ValueError(f"the columns of {self.table!r} are not a list of a name and a kind each")
+        self.count = int(self.count)
+
 
 @dataclass
 class ExportDocument:
@@ -276,7 +284,11 @@ def _csv_document(open_member: Any, where: Path) -> Iterator[ExportDocument]:
             except (FileNotFoundError, KeyError):  # a directory's file, a zip's member
                 raise ValidationError(f"{where}: {entry['file']} is missing, which manifest.json lists: the export"
                                       " is incomplete or was edited. Nothing was imported.") from None
-            data = TableData(entry["table"], entry["columns"], int(entry["count"]), _csv_rows(handle, entry))
+            try:
+                data = TableData(entry["table"], entry["columns"], entry["count"], _csv_rows(handle, entry))
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"{where}: a table of manifest.json is not as an export writes it ({exc}): the"
+                                      " export was edited? Nothing was imported.") from None
             tables.append(data)
         yield ExportDocument({k: v for k, v in meta.items() if k != "tables"}, tables)
 
