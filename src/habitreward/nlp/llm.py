@@ -96,10 +96,15 @@ def import_litellm() -> Any:
 _imported = threading.Event()
 
 
-def _complete(**kwargs: Any) -> Any:
+def _complete(*, give_up_at: float, **kwargs: Any) -> Any:
     """``litellm.completion(**kwargs)``, importing litellm first: the first import takes seconds (more on
-    a small machine), so it runs within LLM_TIMEOUT like the call itself (see :meth:`LLMMatcher.pick`)."""
-    return import_litellm().completion(**kwargs)
+    a small machine), so it runs within LLM_TIMEOUT like the call itself (see :meth:`LLMMatcher.pick`).
+    An import that outlasted it (``give_up_at``, a ``time.monotonic()``) sends nothing: the caller has
+    given up, and the message would go to the provider, and be paid for, for an answer nobody reads."""
+    litellm = import_litellm()
+    if time.monotonic() >= give_up_at:
+        raise _GivenUp("litellm was still being imported when LLM_TIMEOUT was over")
+    return litellm.completion(**kwargs)
 
 
 def import_in_background() -> threading.Thread:
@@ -275,6 +280,7 @@ class LLMMatcher:
             response = _call_within(
                 self.timeout,
                 _complete,
+                give_up_at=time.monotonic() + self.timeout,
                 model=self.model,
                 messages=build_messages(text, habits, aliases or {}),
                 api_base=self.api_base,
