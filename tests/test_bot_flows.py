@@ -669,7 +669,7 @@ def test_a_report_of_something_not_done_logs_nothing_without_asking(tg):
                  "жүгірмей қалдым"):
         assert bot.send(ANN, text).text.startswith("Did you mean"), text
     for text in ("run ✅ read ❌", "instead of running I read"):
-        assert bot.send(ANN, text).text == "Which one did you mean?", text
+        assert bot.send(ANN, text).text == "Which of these did you do? Press each one.", text
     assert bot.engine.history(ann) == []
     for text in ("ran 10k", "read 20 pages", "did 30 push-ups"):
         assert "done!" in bot.send(ANN, text).text, text
@@ -753,7 +753,7 @@ def test_free_text_logs_confirms_or_asks(tg, lang):
     assert len(bot.engine.history(ann)) == 1
 
     several = bot.send(ANN, "did things")
-    assert several.text == t._("Which one did you mean?")
+    assert several.text == t._("Which of these did you do? Press each one.")
     assert buttons(several) == ["Reading", "Running", t._("❌ None of these"), t._("📋 Pick another habit")]
     assert t._("✅ <b>{habit}</b> done!", habit="Running") in bot.press(ANN, "Running").text
     assert len(bot.engine.history(ann)) == 2

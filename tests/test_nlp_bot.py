@@ -94,7 +94,7 @@ def test_several_llm_suggestions_can_each_be_logged(bot, standin):
     habits = {h.name: h.id for h in bot.engine.habits_for(bot.engine.get_user(ANN))}
     standin.reply = json.dumps({"habit_ids": [habits["Yoga"], habits["Meditation"]]})
     asked = bot.send(ANN, "some vinyasa, then sat in silence for a while")
-    assert asked.text == "Which one did you mean?" and logged(bot) == []
+    assert asked.text == "Which of these did you do? Press each one." and logged(bot) == []
     assert "<b>Yoga</b> done!" in bot.press(ANN, "Yoga").text
     question, _ = bot.find_button(ANN, "Meditation")
     left = [b["text"] for row in question["reply_markup"]["inline_keyboard"] for b in row]

@@ -481,7 +481,7 @@ async def report(s: Screen, text: str, at: dt.datetime | None) -> None:
             question = t._("Did you mean <b>{habit}</b>?", habit=matches[0].name)
             rows: Rows = [[(t._("✅ Yes, log it"), f"d:{matches[0].id}{on}"), (t._("❌ No"), "fn")]]
         else:
-            question = t._("Which one did you mean?")
+            question = t._("Which of these did you do? Press each one.")
             several = f":{day_data(day)}" if day is not None else ":0"  # 0 days back: today when pressed
             rows = [[(h.name, f"d:{h.id}{several}:{ONE_OF_SEVERAL}")] for h in matches[:8]]
             rows.append([(t._("❌ None of these"), "fn")])
