@@ -1450,6 +1450,8 @@ def test_requests_in_a_group_shows_nobody_there(tg, botapi):
     bot.send(BOB, "/start", first_name="Bob")
     in_group = bot.send(ADMIN, "/requests", chat_id=-100)
     assert in_group.texts == ["Send me /requests in our private chat: it shows who asked to use the bot."]
+    assert "waiting" not in bot.send(ADMIN, "/start", chat_id=-100).text
+    assert "1 person is waiting to be let in: /requests" in bot.send(ADMIN, "/start").text
     assert not any("Bob" in m["text"] for m in botapi.sent(-100))
     assert [m["text"] for m in bot.send(ADMIN, "/requests")] == ["🆕 Bob (id 3) wants to use the bot."]
 

@@ -285,8 +285,8 @@ def test_promoting_the_first_admin_says_who_is_waiting_for_one(run, engine):
     assert promoted.output == (
         "Ann (42) is an admin.\n"
         "3 people asked to use the bot while no admin could get their request: Bob (3), Cid (5), Fay (8). It"
-        " reaches the admins at their next message to the bot; to let one in now: habitreward users activate ID"
-        " (who waits: habitreward users list --waiting)\n"
+        " reaches the admins at their next message to the bot (five minutes or more after a refused try); to"
+        " let one in now: habitreward users activate ID (who waits: habitreward users list --waiting)\n"
         "Requests waiting for an answer: 5. Ann gets them in the bot with /requests (each with Approve and"
         " Decline).\n")
     run("users", "activate", "3")

@@ -180,7 +180,8 @@ def _say_who_waits(engine, admin: str) -> None:  # noqa: ANN001 - an Engine
         names = ", ".join(f"{u.name} ({u.telegram_id})" for u in first) + (", ..." if count > len(first) else "")
         people = "1 person" if count == 1 else f"{count} people"
         click.echo(f"{people} asked to use the bot while no admin could get their request: {names}. It reaches the"
-                   " admins at their next message to the bot; to let one in now: habitreward users activate ID"
+                   " admins at their next message to the bot (five minutes or more after a refused try); to let"
+                   " one in now: habitreward users activate ID"
                    " (who waits: habitreward users list --waiting)")
     waiting, _ = waiting_requests(engine, shown=0)
     if waiting:

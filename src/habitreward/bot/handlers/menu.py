@@ -127,7 +127,9 @@ async def pending_text(s: Screen) -> str:
 async def show_menu(s: Screen, greeting: bool = False) -> None:
     text = s.t._("Hi, {name}! What would you like to do?", name=s.user.name) if greeting else \
         s.t._("What would you like to do?")
-    if greeting and s.user.active and s.user.is_admin:  # an admin (approval.is_admin): who waits for them
+    chat = s.update.effective_chat
+    private = chat is None or chat.type == "private"  # as /requests: who waits is not a group's business
+    if greeting and private and s.user.active and s.user.is_admin:  # an admin (approval.is_admin)
         waiting, _ = await s.run(waiting_requests, s.engine, 0)
         if waiting:
             text += "\n" + s.t.ngettext("{n} person is waiting to be let in: /requests",
