@@ -25,6 +25,7 @@ class AirtableStandIn:
         self.requests: list[tuple[str, int]] = []  # (path with query, status answered)
         self._rate_limited: dict[str, int] = {}
         self._failing: dict[str, tuple[int, int]] = {}
+        self._failing_once: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -38,6 +39,11 @@ class AirtableStandIn:
         """Answer every request for ``table``'s page starting at ``record`` (> 0) with ``status``:
         an Airtable that breaks down in the middle of a table."""
         self._failing[table] = (record, status)
+
+    def fail_once_at(self, table: str, record: int, status: int = 503) -> None:
+        """Answer the next request for ``table``'s page starting at ``record`` with ``status``, once:
+        a moment in which Airtable (or a proxy before it) is unwell."""
+        self._failing_once[table] = (record, status)
 
     def answered(self, status: int) -> int:
         return sum(1 for _, code in self.requests if code == status)
@@ -95,6 +101,11 @@ class AirtableStandIn:
         size = min(int(query.get("pageSize", [PAGE_SIZE])[0]), PAGE_SIZE)
         offset = query.get("offset", [""])[0]
         start = int(offset.removeprefix("itr")) if offset else 0
+        with self._lock:
+            once = self._failing_once.get(table)
+            if once is not None and start == once[0]:
+                del self._failing_once[table]
+                return once[1], {"error": {"type": "SERVICE_UNAVAILABLE", "message": "Try again later"}}
         if table in self._failing and start >= self._failing[table][0]:
             return self._failing[table][1], {"error": {"type": "SERVICE_UNAVAILABLE", "message": "Try again later"}}
         records = self.tables[table]

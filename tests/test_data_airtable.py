@@ -378,18 +378,33 @@ def test_numbers_too_big_for_the_database_skip_their_record(db_url, standin):
     assert lines["HabitLog"][1] == LOG_COUNT
 
 
+def test_a_moment_airtable_is_unwell_is_tried_again_not_the_end_of_a_long_read(db_url, standin, monkeypatch):
+    # A 503 (or 500, 502, 504) in the middle of the logs ended the import: minutes of reading lost.
+    from habitreward.data import airtable
+
+    monkeypatch.setattr(airtable, "RETRY_BACKOFF", 0.01)
+    standin.fail_once_at("HabitLog", 1000, 502)
+    result = run_import(db_url, standin, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert standin.answered(502) == 1
+    assert table_lines(result.stdout)["HabitLog"][:2] == [LOG_COUNT + 2, LOG_COUNT]
+
+
 def test_an_import_stopped_half_way_wrote_nothing_or_is_finished_by_the_next_run(db_url, standin, monkeypatch):
     """As docs/data.md says: a failure while reading writes nothing; Ctrl+C while writing keeps the
     batches written, and the next run finishes the import."""
+    from habitreward.data import airtable
+
+    monkeypatch.setattr(airtable, "RETRY_BACKOFF", 0.01)  # the retries, without their half minute of waiting
     standin.fail_from("HabitLog", 1000)
     failed = run_import(db_url, standin, "--no-progress")
     assert failed.exit_code == 1
     assert failed.output.strip().splitlines()[-1] == (
-        "Error: Airtable answered 503 for table 'HabitLog' of base appTEST: Try again later")
+        f"Error: Airtable kept answering 503 (unavailable) for table 'HabitLog' after {airtable.RETRIES} retries;"
+        " try again in a minute.")
     assert all(rows == [] for rows in snapshot(db_url).values())
 
     standin.fail_from("HabitLog", 10**9)  # all well again
-    from habitreward.data import airtable
 
     class CtrlC(airtable.Progress):  # the operator presses Ctrl+C after the first batch of logs
         def advance(self, count: int = 1) -> None:

@@ -53,7 +53,7 @@ def import_airtable(
     what changed in Airtable and creates nothing twice. Records that cannot be
     imported (no telegram_id, a weight out of range, a link to a missing or
     skipped record, ...) are listed with their record id and skipped; the rest
-    is imported. Rate-limit answers (HTTP 429) are retried with back-off.
+    is imported. Rate-limit answers (HTTP 429) and 500, 502, 503, 504 are retried with back-off.
 
     Needs the airtable extra: pip install 'habitreward[airtable]'.
     """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ DEFAULT_ENDPOINT_URL = "https://api.airtable.com"
 #: Airtable asks clients to wait 30 s after a 429; urllib3 sleeps 0, 2, 4, 8, 16 s between these tries.
 RETRIES = 5
 RETRY_BACKOFF = 1.0
+#: Answers tried again: a rate limit, and Airtable (or a proxy before it) briefly unwell. Reading
+#: is GET only, so a try again changes nothing; a long read is not lost to one bad moment.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
 BATCH_SIZE = 500
 SOURCE = "airtable"
 
@@ -117,7 +121,7 @@ def fetch_base(
         api_key,
         endpoint_url=endpoint_url or DEFAULT_ENDPOINT_URL,
         timeout=(10, 60),
-        retry_strategy=retry_strategy(total=RETRIES, backoff_factor=RETRY_BACKOFF),
+        retry_strategy=retry_strategy(total=RETRIES, backoff_factor=RETRY_BACKOFF, status_forcelist=RETRIED_STATUSES),
     )
     records: dict[str, list[Record]] = {}
     for key, name in names.items():
@@ -133,9 +137,9 @@ def fetch_base(
             raise AirtableError(
                 f"Airtable answered {status} for table {name!r} of base {base_id}: {_airtable_message(exc)}"
             ) from None
-        except requests.exceptions.RetryError:  # not requests.RetryError: that name does not exist
+        except requests.exceptions.RetryError as exc:  # not requests.RetryError: that name does not exist
             raise AirtableError(
-                f"Airtable kept answering 429 (rate limited) for table {name!r} after {RETRIES} retries;"
+                f"Airtable kept answering {_last_status(exc)} for table {name!r} after {RETRIES} retries;"
                 " try again in a minute."
             ) from None
         except requests.RequestException as exc:
@@ -143,6 +147,15 @@ def fetch_base(
         click.echo(f"Read {len(rows)} records from {name}", file=log, err=log is None)
         records[key] = rows
     return records
+
+
+def _last_status(exc: Exception) -> str:
+    """The status urllib3 gave up on ("too many 503 error responses"), said as a person reads it."""
+    found = re.search(r"too many (\d{3}) error responses", str(exc))
+    status = int(found.group(1)) if found else None
+    if status == 429:
+        return "429 (rate limited)"
+    return f"{status} (unavailable)" if status else "errors"
 
 
 def _airtable_message(exc: Any) -> str:
