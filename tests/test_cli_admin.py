@@ -108,6 +108,25 @@ BAD_INPUT = [
 ]
 
 
+def test_done_undo_and_odds_take_a_habits_alias_as_the_bot_does(run):
+    # "jog" logs Running in the bot; `done 42 jog` said "No habit called 'jog'".
+    run("users", "add", "42", "--name", "Ann", "--active")
+    run("habits", "add", "Running")
+    run("habits", "add", "Reading")
+    run("habits", "alias", "add", "Running", "jog")
+    run("habits", "alias", "add", "Running", "move")
+    run("habits", "alias", "add", "Reading", "move")
+    done = run("done", "42", "Jog", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["habit"] == "Running"
+    assert json.loads(run("odds", "42", "jog", "--json").output)["habit"] == "Running"
+    assert run("undo", "42", "jog").output.startswith("Undid Running on ")
+    ambiguous = run("done", "42", "move")
+    assert ambiguous.exit_code == 1
+    assert ambiguous.output == "Error: 'move' is an alias of 2 habits: 'Reading', 'Running'; name the habit.\n"
+    assert run("done", "42", "swim").output == "Error: No habit called 'swim', nor one with that alias.\n"
+
+
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
 def test_bad_input_is_one_line_and_changes_nothing(run, engine, args, message):
     # The clock fixture says 2026-01-05, so 2026-01-01 is 4 days ago for the engine; the CLI

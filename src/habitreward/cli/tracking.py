@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,8 +11,11 @@ from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import TELEGRAM_ID, emit, emit_json, emit_table, json_option
 from habitreward.engine import validation
 from habitreward.engine.results import EXCLUDED_ACHIEVED, EXCLUDED_TODAY
-from habitreward.errors import ValidationError
-from habitreward.models import Reward, User
+from habitreward.errors import NotFound, ValidationError
+from habitreward.models import Habit, Reward, User
+
+if TYPE_CHECKING:
+    from habitreward.engine import Engine
 
 
 def _parse_date(value: str | None) -> dt.date | None:
@@ -23,6 +27,26 @@ def _parse_date(value: str | None) -> dt.date | None:
         raise ValidationError(f"--date must look like 2026-01-31, got {value!r}.") from None
 
 
+def _find_habit(engine: Engine, user: User, name: str) -> Habit:
+    """The habit ``user`` sees by ``name``, or else by one of its aliases (as the bot reads a
+    message: "jog" for Running); NotFound names both ways."""
+    try:
+        return engine.find_habit(user, name)
+    except NotFound:
+        from habitreward.nlp.store import alias_key
+
+        habits = engine.habits_for(user)
+        key = alias_key(validation.tidy_name(name))
+        found = [habit for habit, aliases in zip(habits, engine.aliases_for(habits).values())
+                 if key and any(alias_key(alias) == key for alias in aliases)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise NotFound(f"{name!r} is an alias of {len(found)} habits: "
+                           f"{', '.join(repr(h.name) for h in found)}; name the habit.") from None
+        raise NotFound(f"No habit called {name!r}, nor one with that alias.") from None
+
+
 @cli.command()
 @click.argument("telegram_id", type=TELEGRAM_ID)
 @click.argument("habit")
@@ -30,10 +54,11 @@ def _parse_date(value: str | None) -> dt.date | None:
 @json_option
 @pass_app
 def done(app: AppContext, telegram_id: int, habit: str, date_text: str | None, as_json: bool) -> None:
-    """Log HABIT as done by user TELEGRAM_ID (today in their time zone, or --date)."""
+    """Log HABIT (its name or one of its aliases) as done by user TELEGRAM_ID (today in their time zone,
+    or --date)."""
     engine = app.engine()
     user = engine.get_user(telegram_id)
-    result = engine.complete(user, engine.find_habit(user, habit), day=_parse_date(date_text), source="cli")
+    result = engine.complete(user, _find_habit(engine, user, habit), day=_parse_date(date_text), source="cli")
     if as_json:
         emit_json(result.as_dict())
         return
@@ -57,7 +82,7 @@ def done(app: AppContext, telegram_id: int, habit: str, date_text: str | None, a
 @json_option
 @pass_app
 def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
-    """Revert the most recently recorded completion of HABIT by user TELEGRAM_ID.
+    """Revert the most recently recorded completion of HABIT (a name or an alias) by user TELEGRAM_ID.
 
     That is the completion logged last, not the latest day: after `done --date` for an earlier
     day, undo reverts that day. Its piece is taken back unless the reward was claimed since, and
@@ -65,7 +90,7 @@ def undo(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
     """
     engine = app.engine()
     user = engine.get_user(telegram_id)
-    result = engine.undo(user, engine.find_habit(user, habit))
+    result = engine.undo(user, _find_habit(engine, user, habit))
     if as_json:
         emit_json(result.as_dict())
         return
@@ -149,7 +174,7 @@ def history(app: AppContext, telegram_id: int, limit: int | None, as_json: bool)
 @json_option
 @pass_app
 def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
-    """Chance of each reward at user TELEGRAM_ID's next completion of HABIT.
+    """Chance of each reward at user TELEGRAM_ID's next completion of HABIT (a name or an alias).
 
     That is a completion now, or tomorrow's when HABIT is already done today (a second completion
     today draws nothing). Shows the streak and the multiplier that completion would have, each
@@ -160,7 +185,7 @@ def odds(app: AppContext, telegram_id: int, habit: str, as_json: bool) -> None:
     """
     engine = app.engine()
     user = engine.get_user(telegram_id)
-    result = engine.odds(user, engine.find_habit(user, habit))
+    result = engine.odds(user, _find_habit(engine, user, habit))
 
     def table() -> None:
         if result.done_today:
