@@ -124,7 +124,7 @@ def test_done_undo_and_odds_take_a_habits_alias_as_the_bot_does(run):
     ambiguous = run("done", "42", "move")
     assert ambiguous.exit_code == 1
     assert ambiguous.output == "Error: 'move' is an alias of 2 habits: 'Reading', 'Running'; name the habit.\n"
-    assert run("done", "42", "swim").output == "Error: No habit called 'swim', nor one with that alias.\n"
+    assert run("done", "42", "swim").output == "Error: No habit called 'swim'.\n"
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])

@@ -29,10 +29,10 @@ def _parse_date(value: str | None) -> dt.date | None:
 
 def _find_habit(engine: Engine, user: User, name: str) -> Habit:
     """The habit ``user`` sees by ``name``, or else by one of its aliases (as the bot reads a
-    message: "jog" for Running); NotFound names both ways."""
+    message: "jog" for Running); the engine's NotFound when neither."""
     try:
         return engine.find_habit(user, name)
-    except NotFound:
+    except NotFound as not_found:
         from habitreward.nlp.store import alias_key
 
         habits = engine.habits_for(user)
@@ -44,7 +44,7 @@ def _find_habit(engine: Engine, user: User, name: str) -> Habit:
         if found:
             raise NotFound(f"{name!r} is an alias of {len(found)} habits: "
                            f"{', '.join(repr(h.name) for h in found)}; name the habit.") from None
-        raise NotFound(f"No habit called {name!r}, nor one with that alias.") from None
+        raise not_found from None
 
 
 @cli.command()
