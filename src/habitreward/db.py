@@ -586,18 +586,21 @@ def is_postgres(database: peewee.Database) -> bool:
     return isinstance(database, peewee.PostgresqlDatabase)
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """The database file of a SQLite URL (None: PostgreSQL, or SQLite in memory)."""
+    parts = urlparse(database_url)
+    if parts.scheme in ("sqlite", "") and parts.path not in ("", "/:memory:", ":memory:"):
+        return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    return None
+
+
 def why_sqlite_cannot_open(url: str) -> str | None:
     """Why SQLite could not open the file of a ``sqlite://`` DATABASE_URL ("unable to open
     database file" names neither the file nor the cause), or None when no reason is seen."""
-    if urlparse(url).scheme not in ("sqlite", ""):
+    name = sqlite_file(url)
+    if name is None:
         return None
-    try:
-        name = db_url.parse(url).get("database") or ""
-    except Exception:  # noqa: BLE001 - a URL open_database refuses says so itself
-        return None
-    if not name or name == ":memory:":
-        return None
-    path = Path(name).expanduser().absolute()
+    path = name.expanduser().absolute()
     folder = path.parent
     if path.is_dir():
         return f"{path} is a directory, not a database file"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from habitreward.db import sqlite_file
 from habitreward.errors import ConfigError
 from habitreward.server import applied
 from habitreward.server.affinity import OFF, CpuChoice, candidate_cores, pin_process
@@ -99,14 +100,6 @@ class _StopSignal:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-
-
-def sqlite_file(database_url: str) -> Path | None:
-    """The database file of a SQLite URL (None: PostgreSQL, or SQLite in memory)."""
-    parts = urlparse(database_url)
-    if parts.scheme in ("sqlite", "") and parts.path not in ("", "/:memory:", ":memory:"):
-        return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
-    return None
 
 
 def is_sqlite_url(database_url: str) -> bool:
