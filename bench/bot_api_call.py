@@ -6,8 +6,10 @@ The reply is the largest step of a completion (docs/performance.md, "Where the C
 goes"). This measures the calling process's user and system CPU per ``sendMessage``
 with a reply keyboard, one call at a time over one kept-alive connection, through:
 
-- the screens' path: ``api_calls.send_html`` -> PTB's ``Bot._post`` -> ``AiohttpRequest``;
-- ``AiohttpRequest.do_request`` alone (what PTB's request path adds is the difference);
+- the screens' path: ``api_calls.send_html`` -> PTB's ``Bot._post`` -> ``BotApiRequest``
+  (``TELEGRAM_HTTP_CLIENT=builtin``, the default: habitreward's own HTTP/1.1 client);
+- ``BotApiRequest.do_request`` alone (what PTB's request path adds is the difference);
+- the same two through ``AiohttpRequest`` (``TELEGRAM_HTTP_CLIENT=aiohttp``);
 - PTB's own ``HTTPXRequest`` (``TELEGRAM_HTTP_CLIENT=httpx``), through ``Bot._post``;
 - one HTTP/1.1 exchange written and read on a bare asyncio stream: no client at all,
   the floor any client's cost is above.
@@ -35,7 +37,7 @@ from telegram.request._requestparameter import RequestParameter  # how Bot._post
 
 from habitreward.bot import api_calls
 from habitreward.bot.keyboards import inline_keyboard
-from habitreward.bot.request import AiohttpRequest
+from habitreward.bot.request import AiohttpRequest, BotApiRequest
 
 TOKEN = "123456:bench"
 SERVER = textwrap.dedent(
@@ -94,11 +96,12 @@ async def per_call(call: Callable[[], Awaitable[object]], calls: int) -> tuple[f
 
 async def measure(port: int, calls: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
     base = f"http://127.0.0.1:{port}/bot"
-    aiohttp_request, httpx_request = AiohttpRequest(), HTTPXRequest()
+    builtin_request, aiohttp_request, httpx_request = BotApiRequest(), AiohttpRequest(), HTTPXRequest()
+    builtin_bot = ExtBot(TOKEN, base_url=base, request=builtin_request)
     aiohttp_bot = ExtBot(TOKEN, base_url=base, request=aiohttp_request)
     httpx_bot = ExtBot(TOKEN, base_url=base, request=httpx_request)
-    await aiohttp_request.initialize()
-    await httpx_request.initialize()
+    for request in (builtin_request, aiohttp_request, httpx_request):
+        await request.initialize()
     parameters = {"chat_id": 1, "text": TEXT, "parse_mode": "HTML",
                   "link_preview_options": {"is_disabled": True}, "reply_markup": KEYBOARD}
     url = f"{base}{TOKEN}/sendMessage"
@@ -113,14 +116,19 @@ async def measure(port: int, calls: int, rounds: int) -> dict[str, list[tuple[fl
                       if line.lower().startswith(b"content-length:"))
         return await reader.readexactly(length)
 
-    async def do_request() -> object:
-        data = RequestData([RequestParameter.from_input(k, v) for k, v in parameters.items()])
-        return await aiohttp_request.do_request(url, "POST", data)
+    def do_request(request: BotApiRequest | AiohttpRequest) -> Callable[[], Awaitable[object]]:
+        async def call() -> object:
+            data = RequestData([RequestParameter.from_input(k, v) for k, v in parameters.items()])
+            return await request.do_request(url, "POST", data)
+        return call
 
     ways: dict[str, Callable[[], Awaitable[object]]] = {
+        "screens' path: send_html -> Bot._post -> BotApiRequest": lambda: api_calls.send_html(
+            builtin_bot, 1, TEXT, KEYBOARD),
+        "BotApiRequest.do_request alone": do_request(builtin_request),
         "screens' path: send_html -> Bot._post -> AiohttpRequest": lambda: api_calls.send_html(
             aiohttp_bot, 1, TEXT, KEYBOARD),
-        "AiohttpRequest.do_request alone": do_request,
+        "AiohttpRequest.do_request alone": do_request(aiohttp_request),
         "PTB's HTTPXRequest through Bot._post": lambda: api_calls.send_html(httpx_bot, 1, TEXT, KEYBOARD),
         "bare asyncio stream, one HTTP/1.1 exchange": bare,
     }
@@ -131,8 +139,8 @@ async def measure(port: int, calls: int, rounds: int) -> dict[str, list[tuple[fl
             user, system = results[name][-1]
             print(f"round {number}: {name:<58} user {user:6.1f} us   sys {system:5.1f} us", flush=True)
     writer.close()
-    await aiohttp_request.shutdown()
-    await httpx_request.shutdown()
+    for request in (builtin_request, aiohttp_request, httpx_request):
+        await request.shutdown()
     return results
 
 

@@ -1,4 +1,4 @@
-"""The aiohttp Bot API client (habitreward.bot.request) under a real python-telegram-bot
+"""The Bot API clients (habitreward.bot.request: the builtin one and aiohttp's) under a real python-telegram-bot
 Bot/Application, against the in-process Bot API stand-in and tiny local servers that
 misbehave (never answer, refuse connections). Nothing leaves 127.0.0.1."""
 
@@ -19,7 +19,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from telegram.ext import Application, ApplicationBuilder, MessageHandler, filters
 
 from habitreward.bot import request as request_module
-from habitreward.bot.request import AiohttpRequest, RetryingHTTPXRequest, make_bot_request
+from habitreward.bot.request import AiohttpRequest, BotApiRequest, RetryingHTTPXRequest, make_bot_request
 from habitreward.errors import ConfigError
 from habitreward.settings import Settings
 
@@ -108,10 +108,16 @@ async def eventually(check: Callable[[], bool], seconds: float = 2.0) -> bool:
     return check()
 
 
+@pytest.fixture(params=[BotApiRequest, AiohttpRequest], ids=["builtin", "aiohttp"])
+def client(request: pytest.FixtureRequest) -> type[AiohttpRequest]:
+    """Each test runs with both request classes: the same contract, two HTTP clients."""
+    return request.param
+
+
 # --- through python-telegram-bot, against the Bot API stand-in ---------------------------------
 
 
-def test_an_application_replies_through_aiohttp(botapi):
+def test_an_application_replies_through_the_client(client, botapi):
     async def echo(update: Update, context: Any) -> None:
         keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Done ✅", callback_data="done:1")]])
         await update.effective_message.reply_text(f"<b>{update.effective_message.text}</b> logged",
@@ -119,7 +125,7 @@ def test_an_application_replies_through_aiohttp(botapi):
 
     async def scenario() -> None:
         application = (ApplicationBuilder().token(TOKEN).base_url(botapi.base_url)
-                       .request(AiohttpRequest()).get_updates_request(AiohttpRequest(connection_pool_size=1))
+                       .request(client()).get_updates_request(client(connection_pool_size=1))
                        .updater(None).build())
         application.add_handler(MessageHandler(filters.TEXT, echo))
         async with application:
@@ -133,13 +139,13 @@ def test_an_application_replies_through_aiohttp(botapi):
     assert call["chat_id"] == 42 and call["parse_mode"] == "HTML"
 
 
-def test_a_document_upload_arrives_with_its_name_type_and_bytes(botapi, tmp_path):
+def test_a_document_upload_arrives_with_its_name_type_and_bytes(client, botapi, tmp_path):
     content = "date,habit\n2024-05-01,Бег\n".encode() + bytes(range(256))
     on_disk = tmp_path / "backup.bin"
     on_disk.write_bytes(b"\x00\x01 a file handle \xff" * 1000)
 
     async def scenario() -> None:
-        async with Bot(TOKEN, base_url=botapi.base_url, request=AiohttpRequest()) as bot:
+        async with Bot(TOKEN, base_url=botapi.base_url, request=client()) as bot:
             await bot.send_document(42, InputFile(content, filename="отчёт май.csv"), caption="Your export")
             with on_disk.open("rb") as handle:  # streamed from the handle, not read first
                 await bot.send_document(42, InputFile(handle, filename="backup.bin", read_file_handle=False))
@@ -156,11 +162,11 @@ def test_a_document_upload_arrives_with_its_name_type_and_bytes(botapi, tmp_path
 
 
 @pytest.mark.parametrize(("code", "error"), [(400, BadRequest), (403, Forbidden), (429, RetryAfter)])
-def test_telegram_refusals_become_ptbs_errors(botapi, code, error):
+def test_telegram_refusals_become_ptbs_errors(client, botapi, code, error):
     botapi.fail_next("sendMessage", code, retry_after=7 if code == 429 else None)
 
     async def scenario() -> Exception:
-        async with Bot(TOKEN, base_url=botapi.base_url, request=AiohttpRequest()) as bot:
+        async with Bot(TOKEN, base_url=botapi.base_url, request=client()) as bot:
             with pytest.raises(error) as raised:
                 await bot.send_message(42, "hi")
             await bot.send_message(42, "again")  # the connection is still good
@@ -175,13 +181,13 @@ def test_telegram_refusals_become_ptbs_errors(botapi, code, error):
     assert botapi.last_text(42) == "again"
 
 
-def test_long_polling_waits_longer_than_the_read_timeout(botapi):
+def test_long_polling_waits_longer_than_the_read_timeout(client, botapi):
     """PTB adds getUpdates' timeout to the request's read timeout: a poll that waits for
     updates is not a read timeout."""
     botapi.queue_update(message_update("hi", update_id=5))
 
     async def scenario() -> tuple[list, list, float]:
-        updates_request = AiohttpRequest(connection_pool_size=1, read_timeout=0.3)
+        updates_request = client(connection_pool_size=1, read_timeout=0.3)
         async with Bot(TOKEN, base_url=botapi.base_url, get_updates_request=updates_request) as bot:
             first = await bot.get_updates(timeout=0)
             started = time.monotonic()
@@ -196,10 +202,10 @@ def test_long_polling_waits_longer_than_the_read_timeout(botapi):
 # --- failures: timeouts, refused connections, the pool ------------------------------------------
 
 
-def test_a_server_that_never_answers_is_a_read_timeout():
+def test_a_server_that_never_answers_is_a_read_timeout(client):
     async def scenario() -> tuple[TimedOut, float]:
         async with LocalServer(answer=None) as server:
-            request = AiohttpRequest(read_timeout=0.3)
+            request = client(read_timeout=0.3)
             bot = Bot(TOKEN, base_url=server.base_url, request=request)
             started = time.monotonic()
             with pytest.raises(TimedOut) as raised:
@@ -214,10 +220,10 @@ def test_a_server_that_never_answers_is_a_read_timeout():
     assert isinstance(error.__cause__, TimeoutError)
 
 
-def test_a_per_call_read_timeout_wins_over_the_default():
+def test_a_per_call_read_timeout_wins_over_the_default(client):
     async def scenario() -> float:
         async with LocalServer(answer=None) as server:
-            request = AiohttpRequest(read_timeout=30)
+            request = client(read_timeout=30)
             bot = Bot(TOKEN, base_url=server.base_url, request=request)
             started = time.monotonic()
             with pytest.raises(TimedOut):
@@ -228,9 +234,9 @@ def test_a_per_call_read_timeout_wins_over_the_default():
     assert run(scenario()) < 2
 
 
-def test_a_closed_port_is_a_network_error():
+def test_a_closed_port_is_a_network_error(client):
     async def scenario() -> NetworkError:
-        request = AiohttpRequest()
+        request = client()
         bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port()}/bot", request=request)
         with pytest.raises(NetworkError) as raised:
             await bot.send_message(42, "hi")
@@ -239,14 +245,19 @@ def test_a_closed_port_is_a_network_error():
 
     error = run(scenario())
     assert not isinstance(error, TimedOut)
-    assert error.message.startswith("aiohttp.ClientConnectorError: Cannot connect to host 127.0.0.1")
+    assert error.message.startswith({
+        BotApiRequest: "CouldNotConnect: cannot connect to 127.0.0.1:",
+        AiohttpRequest: "aiohttp.ClientConnectorError: Cannot connect to host 127.0.0.1",
+    }[client])
+    if client is BotApiRequest:
+        assert error.message.endswith(": Connection refused")
     assert isinstance(error.__cause__, OSError)  # aiohttp's error, chained as HTTPXRequest does
 
 
-def test_a_full_pool_times_out_without_sending():
+def test_a_full_pool_times_out_without_sending(client):
     async def scenario() -> tuple[TimedOut, int]:
         async with LocalServer(answer=None) as server:
-            request = AiohttpRequest(connection_pool_size=1, read_timeout=2, pool_timeout=0.1, connect_timeout=0.1)
+            request = client(connection_pool_size=1, read_timeout=2, pool_timeout=0.1, connect_timeout=0.1)
             bot = Bot(TOKEN, base_url=server.base_url, request=request)
             stuck = asyncio.create_task(bot.send_message(42, "first"))
             assert await eventually(lambda: len(server.requests) == 1)
@@ -266,10 +277,10 @@ def test_a_full_pool_times_out_without_sending():
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-def test_connections_are_reused_and_shutdown_closes_them():
+def test_connections_are_reused_and_shutdown_closes_them(client):
     async def scenario() -> None:
         async with LocalServer(answer=OK_MESSAGE) as server:
-            request = AiohttpRequest()
+            request = client()
             bot = Bot(TOKEN, base_url=server.base_url, request=request)
             await request.initialize()
             for text in ("one", "two", "three"):
@@ -291,9 +302,9 @@ def test_connections_are_reused_and_shutdown_closes_them():
     run(scenario())
 
 
-def test_a_call_before_initialize_opens_the_session(botapi):
+def test_a_call_before_initialize_opens_the_session(client, botapi):
     async def scenario() -> None:
-        request = AiohttpRequest()
+        request = client()
         assert not request.is_open
         bot = Bot(TOKEN, base_url=botapi.base_url, request=request)
         await bot.send_message(42, "no initialize() first")
@@ -308,16 +319,16 @@ def test_a_call_before_initialize_opens_the_session(botapi):
 # --- the token stays out of logs and error messages -----------------------------------------------
 
 
-def test_the_token_never_shows_in_logs_or_errors(botapi, caplog):
+def test_the_token_never_shows_in_logs_or_errors(client, botapi, caplog):
     log = logging.getLogger("habitreward.test")
     errors: list[BaseException] = []
 
     async def scenario() -> None:
         # Bot() itself logs its URL (with the token) at DEBUG: PTB's, and built before capturing.
-        fine = Bot(TOKEN, base_url=botapi.base_url, request=AiohttpRequest())
-        refused = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port()}/bot", request=AiohttpRequest())
+        fine = Bot(TOKEN, base_url=botapi.base_url, request=client())
+        refused = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port()}/bot", request=client())
         async with LocalServer(answer=None) as silent:
-            tight = AiohttpRequest(connection_pool_size=1, read_timeout=0.5, pool_timeout=0.05, connect_timeout=0.05)
+            tight = client(connection_pool_size=1, read_timeout=0.5, pool_timeout=0.05, connect_timeout=0.05)
             hanging = Bot(TOKEN, base_url=silent.base_url, request=tight)
             with caplog.at_level(logging.DEBUG):
                 async with fine:
@@ -340,7 +351,10 @@ def test_the_token_never_shows_in_logs_or_errors(botapi, caplog):
     run(scenario())
     assert [type(e) for e in errors] == [BadRequest, NetworkError, TimedOut, TimedOut]
     everything = caplog.text + "".join("".join(traceback.format_exception(e)) for e in errors)
-    assert "Connection timeout to host" in everything and "/bot<token>/sendMessage" in everything
+    if client is AiohttpRequest:  # aiohttp quotes the URL: the token in it is replaced
+        assert "Connection timeout to host" in everything and "/bot<token>/sendMessage" in everything
+    else:  # the builtin client names only host and port
+        assert "Timed out getting a connection to the Bot API" in everything
     assert TOKEN not in everything
     assert TOKEN.split(":")[1] not in everything
 
@@ -355,16 +369,18 @@ def no_proxies(monkeypatch):
     monkeypatch.setattr(request_module, "_said", set())
 
 
-def test_aiohttp_is_the_default_client(no_proxies):
+def test_the_builtin_client_is_the_default_and_aiohttp_can_be_chosen(no_proxies):
     settings = Settings.load(environ={}, env_file=None)
-    assert settings.telegram_http_client == "aiohttp"
+    assert settings.telegram_http_client == "builtin"
     calls = make_bot_request(settings)
     updates = make_bot_request(settings, for_updates=True)
     sized = make_bot_request(settings, pool_size=32)
-    assert isinstance(calls, AiohttpRequest) and calls.connection_pool_size == 256
-    assert isinstance(updates, AiohttpRequest) and updates.connection_pool_size == 1
-    assert isinstance(sized, AiohttpRequest) and sized.connection_pool_size == 32
+    assert isinstance(calls, BotApiRequest) and calls.connection_pool_size == 256
+    assert isinstance(updates, BotApiRequest) and updates.connection_pool_size == 1
+    assert isinstance(sized, BotApiRequest) and sized.connection_pool_size == 32
     assert calls.read_timeout == 5.0
+    chosen = make_bot_request(Settings.load(environ={"TELEGRAM_HTTP_CLIENT": "aiohttp"}, env_file=None))
+    assert type(chosen) is AiohttpRequest and chosen.connection_pool_size == 256
 
 
 def test_httpx_is_ptbs_client_sending_again_what_could_not_connect(no_proxies):
@@ -375,7 +391,8 @@ def test_httpx_is_ptbs_client_sending_again_what_could_not_connect(no_proxies):
 
 
 def test_a_bad_client_name_names_the_variable():
-    with pytest.raises(ConfigError, match="TELEGRAM_HTTP_CLIENT must be one of aiohttp, httpx, got 'requests'"):
+    with pytest.raises(ConfigError,
+                       match="TELEGRAM_HTTP_CLIENT must be one of builtin, aiohttp, httpx, got 'requests'"):
         Settings.load(environ={"TELEGRAM_HTTP_CLIENT": "requests"}, env_file=None)
 
 
@@ -388,7 +405,7 @@ def test_without_aiohttp_it_falls_back_to_httpx_saying_so_once(no_proxies, monke
         assert isinstance(make_bot_request(settings), RetryingHTTPXRequest)
         assert make_bot_request(settings, for_updates=True) is None
     assert [r.getMessage() for r in caplog.records] == [
-        "TELEGRAM_HTTP_CLIENT=aiohttp but aiohttp is not installed: using httpx (pip install aiohttp)"
+        "TELEGRAM_HTTP_CLIENT=builtin but aiohttp is not installed: using httpx (pip install aiohttp)"
     ]
 
 

@@ -1,5 +1,5 @@
 """A Bot API call that could not connect is sent again by the bot's request object, with both HTTP
-clients (aiohttp, PTB's httpx), whoever makes the call: a screen's reply through ``telegram_call``,
+clients (the builtin one, aiohttp, PTB's httpx), whoever makes the call: a screen's reply through ``telegram_call``,
 a plugin's own ``bot.send_message``. A call Telegram may have done (timed out, cut) is not."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from telegram.error import NetworkError, TimedOut
 from habitreward.bot import request as request_module
 from habitreward.bot.api_calls import send_html
 from habitreward.bot.handlers.common import telegram_call
-from habitreward.bot.request import AiohttpRequest, RetryingHTTPXRequest, make_bot_request
+from habitreward.bot.request import AiohttpRequest, BotApiRequest, RetryingHTTPXRequest, make_bot_request
 from habitreward.settings import Settings
 from test_serve_kit import wait_until
 
@@ -39,6 +39,8 @@ def bots_request(client: str) -> Any:
 
 
 def retrying(client: str, **kwargs: Any) -> Any:
+    if client == "builtin":
+        return BotApiRequest(retry_not_connected=True, **kwargs)
     if client == "aiohttp":
         return AiohttpRequest(retry_not_connected=True, **kwargs)
     return RetryingHTTPXRequest(**kwargs)
@@ -94,7 +96,7 @@ def send(botapi: Any, request: Any, how: str, *, down: bool = False) -> Any:
 
 
 @pytest.mark.parametrize("how", ["plugin", "screen"])
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 def test_a_call_that_could_not_connect_is_sent_when_telegram_is_back(botapi, client, how, tries):
     """A plugin calling ``context.bot.send_message`` itself got no second try: its message was lost
     to a moment's outage that the bot's own screens rode out."""
@@ -106,7 +108,7 @@ def test_a_call_that_could_not_connect_is_sent_when_telegram_is_back(botapi, cli
     assert [m["text"] for m in botapi.sent(42)] == ["hi"]
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 def test_a_call_that_never_connects_is_given_up_after_a_few_tries(botapi, client, tries):
     watched = tries()
     result = send(botapi, bots_request(client), "plugin", down=True)
@@ -124,7 +126,7 @@ def test_no_new_try_starts_after_the_window(botapi, tries, monkeypatch):
     assert len(watched.retries) == 1  # a second pause would start the third try after 0.4 s
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 @pytest.mark.parametrize("fault", ["cut", "late"])
 def test_a_call_telegram_may_have_done_is_not_sent_again(botapi, client, fault, tries):
     watched = tries()
@@ -139,7 +141,7 @@ def test_a_call_telegram_may_have_done_is_not_sent_again(botapi, client, fault, 
     assert [m["text"] for m in botapi.sent(42)] == ["hi"]
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 def test_the_bots_calls_are_sent_again_not_getupdates_nor_a_command_lines(botapi, client, tries, tmp_path,
                                                                           monkeypatch):
     """With Telegram back the moment anything tries again, the bot's message arrives, while its

@@ -473,7 +473,7 @@ def test_a_bug_in_the_http_client_is_a_bug_not_a_reply_lost_to_the_network(tg, b
     import logging
     import re
 
-    from habitreward.bot.request import AiohttpRequest
+    from habitreward.bot.request import BotApiRequest
 
     if backend == "postgres":
         pytest.skip("what is logged does not depend on the database (seen on SQLite)")
@@ -481,14 +481,14 @@ def test_a_bug_in_the_http_client_is_a_bug_not_a_reply_lost_to_the_network(tg, b
     ann = user(bot)
     coffee_setup(bot, ann)
     quiet = BotDriver(bot.engine, botapi, raise_errors=False).start()
-    send = AiohttpRequest._send
+    send = BotApiRequest._send
 
     async def broken(self, url, *args):
         if url.endswith("/sendMessage"):
             raise TypeError("planted bug in the client")
         return await send(self, url, *args)
 
-    monkeypatch.setattr(AiohttpRequest, "_send", broken)
+    monkeypatch.setattr(BotApiRequest, "_send", broken)
     try:
         with caplog.at_level(logging.WARNING, logger="habitreward"):
             quiet.send(ANN, "Running")

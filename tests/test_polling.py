@@ -268,21 +268,21 @@ def test_a_handlers_bug_is_one_error_record_with_the_update_and_its_traceback(po
 
 
 def test_a_bug_in_our_http_client_stops_polling_with_exit_code_1(db_url, botapi, tmp_path):
-    """A TypeError raised inside the aiohttp request layer (habitreward's own code) reaches polling
+    """A TypeError raised inside the Bot API client (habitreward's own code) reaches polling
     as python-telegram-bot's NetworkError ("Unknown error in HTTP implementation"), which polling
     tried again forever, a `getUpdates failed` warning a minute, as if Telegram were unreachable.
     It is a bug: polling stops with its traceback in one record and exit code 1."""
     process = _polling_with_a_planted_bug(db_url, botapi, tmp_path, (
-        "from habitreward.bot.request import AiohttpRequest\n"
+        "from habitreward.bot.request import BotApiRequest\n"
         "\n"
-        "send = AiohttpRequest._send\n"
+        "send = BotApiRequest._send\n"
         "\n"
         "async def broken(self, url, *args):\n"
         "    if url.endswith('/getUpdates'):\n"
         "        raise TypeError('planted bug in the client')\n"
         "    return await send(self, url, *args)\n"
         "\n"
-        "AiohttpRequest._send = broken\n"
+        "BotApiRequest._send = broken\n"
     ))
     logs = _logs_after_it_stops(process)
     assert "retrying in" not in logs and "getUpdates failed" not in logs

@@ -120,7 +120,7 @@ def test_serve_with_an_unreachable_bot_api_is_one_clear_error(run, tmp_path):
     assert TOKEN not in result.output
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 @pytest.mark.parametrize("api_url", ["http://127.0.0.1:9", "http://api.example.org"])
 def test_a_bot_api_url_missing_its_bot_suffix_is_an_error_without_the_token(tmp_path, monkeypatch, client, api_url):
     """The Bot API URL is TELEGRAM_API_URL + token: without "/bot" the token lands in the host or
@@ -230,18 +230,19 @@ def test_a_sqlite_file_in_a_missing_directory_is_one_line(tmp_path, monkeypatch)
         assert "its directory must exist and be writable" in result.output
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["builtin", "aiohttp", "httpx"])
 def test_webhook_commands_use_the_configured_client_and_never_show_the_token(run, botapi, client):
     import socket
 
     from telegram.request import HTTPXRequest
 
-    from habitreward.bot.request import AiohttpRequest
+    from habitreward.bot.request import AiohttpRequest, BotApiRequest
     from habitreward.server.webhook_admin import make_bot
     from habitreward.settings import Settings
 
     settings = Settings.load(environ={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_HTTP_CLIENT": client}, env_file=None)
-    assert isinstance(make_bot(settings).request, {"aiohttp": AiohttpRequest, "httpx": HTTPXRequest}[client])
+    expected = {"builtin": BotApiRequest, "aiohttp": AiohttpRequest, "httpx": HTTPXRequest}[client]
+    assert type(make_bot(settings).request) is expected
     assert run("webhook", "info", TELEGRAM_HTTP_CLIENT=client).exit_code == 0
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

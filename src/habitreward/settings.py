@@ -21,7 +21,7 @@ from habitreward.errors import ConfigError, ValidationError
 
 LANGUAGES = ("en", "ru", "kk")
 REGISTRATION_MODES = ("approval", "open", "closed")
-HTTP_CLIENTS = ("aiohttp", "httpx")
+HTTP_CLIENTS = ("builtin", "aiohttp", "httpx")
 #: +10,000% a day is plenty; a huge finite rate (1e308) made the multiplier infinite, as "inf" did.
 MAX_STREAK_MULTIPLIER_RATE = 100.0
 
@@ -154,9 +154,10 @@ class Settings:
         "TELEGRAM_API_URL", _text, None, "Bot API base URL, for a self-hosted Bot API server."
     )
     telegram_http_client: str = _setting(
-        "TELEGRAM_HTTP_CLIENT", _http_client, "aiohttp",
-        "aiohttp or httpx: the HTTP client for Bot API calls (httpx is python-telegram-bot's own, slower;"
-        " also used when aiohttp is missing or a proxy is set in the environment).",
+        "TELEGRAM_HTTP_CLIENT", _http_client, "builtin",
+        "builtin, aiohttp or httpx: the HTTP client for Bot API calls (builtin: habitreward's own HTTP/1.1"
+        " client, the fastest, aiohttp for uploads; httpx is python-telegram-bot's own, the slowest, also used"
+        " when aiohttp is missing or a proxy is set in the environment).",
     )
     database_url: str = _setting(
         "DATABASE_URL", _database_url, "sqlite:///habitreward.db", "Where the data lives (SQLite or PostgreSQL)."

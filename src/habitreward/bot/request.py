@@ -10,9 +10,10 @@ form; multipart/form-data when files are uploaded) and the same errors
 (:class:`~telegram.error.TimedOut`, :class:`~telegram.error.NetworkError` with the
 cause chained), which PTB's retries and our error handler rely on.
 
-:func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``: an
-:class:`AiohttpRequest`, or for httpx a :class:`RetryingHTTPXRequest` (``None`` means "let
-PTB build its own HTTPXRequest").
+:func:`make_bot_request` picks the client from ``TELEGRAM_HTTP_CLIENT``: a
+:class:`BotApiRequest` (the default: its own HTTP/1.1 client, :mod:`habitreward.bot.http11`,
+for every call but uploads), an :class:`AiohttpRequest`, or for httpx a
+:class:`RetryingHTTPXRequest` (``None`` means "let PTB build its own HTTPXRequest").
 
 :func:`surely_not_sent` tells, for either client, a call that could not connect (so was
 certainly not sent: safe to send again) from one that may have reached Telegram. The bot's
@@ -44,6 +45,9 @@ try:
     import aiohttp
 except ImportError:  # an optional speed-up: without it the bot uses PTB's httpx client
     aiohttp = None  # type: ignore[assignment]
+
+from habitreward.bot import http11
+from habitreward.bot.http11 import Http11Pool, Timeouts
 
 if TYPE_CHECKING:
     from habitreward.settings import Settings
@@ -243,6 +247,19 @@ class AiohttpRequest(BaseRequest):
         await session.close()  # type: ignore[union-attr]
         logger.debug("aiohttp session closed")
 
+    def _resolve_timeouts(self, files: bool, read: Any, write: Any, connect: Any,
+                          pool: Any) -> tuple[float | None, float | None, float | None, float | None]:
+        """A call's read, write, connect and pool timeouts: its own, or this object's defaults."""
+        if isinstance(read, _DefaultValue):
+            read = self._read_timeout
+        if isinstance(write, _DefaultValue):
+            write = self._media_write_timeout if files else self._write_timeout
+        if isinstance(connect, _DefaultValue):
+            connect = self._connect_timeout
+        if isinstance(pool, _DefaultValue):
+            pool = self._pool_timeout
+        return read, write, connect, pool
+
     def _client_timeout(
         self, read: float | None, write: float | None, connect: float | None, pool: float | None
     ) -> aiohttp.ClientTimeout:
@@ -293,15 +310,8 @@ class AiohttpRequest(BaseRequest):
             session = self._open()
 
         files = request_data is not None and request_data.contains_files
-        if isinstance(read_timeout, _DefaultValue):
-            read_timeout = self._read_timeout
-        if isinstance(write_timeout, _DefaultValue):
-            write_timeout = self._media_write_timeout if files else self._write_timeout
-        if isinstance(connect_timeout, _DefaultValue):
-            connect_timeout = self._connect_timeout
-        if isinstance(pool_timeout, _DefaultValue):
-            pool_timeout = self._pool_timeout
-        timeout = self._client_timeout(read_timeout, write_timeout, connect_timeout, pool_timeout)
+        timeout = self._client_timeout(
+            *self._resolve_timeouts(files, read_timeout, write_timeout, connect_timeout, pool_timeout))
 
         data: Any = None
         headers: dict[str, str] | None = None
@@ -347,6 +357,88 @@ class AiohttpRequest(BaseRequest):
         return form
 
 
+class BotApiRequest(AiohttpRequest):
+    """The bot's default request object (``TELEGRAM_HTTP_CLIENT=builtin``): an
+    :class:`AiohttpRequest` whose calls without files go through :mod:`habitreward.bot.http11`,
+    a small HTTP/1.1 client on asyncio streams that spends a fraction of aiohttp's CPU on a
+    call (``python bench/bot_api_call.py``). Uploads still go through aiohttp.
+
+    Same arguments, defaults, errors and retries as :class:`AiohttpRequest`. The timeouts mean
+    what :class:`~habitreward.bot.http11.Timeouts` says: ``read_timeout`` bounds the wait for the
+    whole answer once the request is written, ``write_timeout`` writing it, ``connect_timeout``
+    opening a connection and ``pool_timeout`` waiting for a free one. The connection limit is
+    shared by every origin (as in aiohttp), counted apart from the uploads' connections.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(
+        self,
+        connection_pool_size: int = DEFAULT_POOL_SIZE,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+        keepalive_timeout: float = 15.0,
+        retry_not_connected: bool = False,
+    ):
+        super().__init__(connection_pool_size, read_timeout, write_timeout, connect_timeout, pool_timeout,
+                         media_write_timeout, keepalive_timeout, retry_not_connected)
+        self._pool: Http11Pool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the client is open (by :meth:`initialize` or a first call)."""
+        return self._pool is not None
+
+    async def initialize(self) -> None:
+        """See :meth:`telegram.request.BaseRequest.initialize`. aiohttp's session, for uploads,
+        is opened by the first upload."""
+        if self._pool is None:
+            self._pool = self._new_pool()
+
+    async def shutdown(self) -> None:
+        """See :meth:`telegram.request.BaseRequest.shutdown`: closes the connections (and
+        aiohttp's session, if an upload opened it). :meth:`initialize` opens anew."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            logger.debug("This BotApiRequest is already shut down. Returning.")
+            return
+        await pool.close()
+        if super().is_open:
+            await super().shutdown()
+
+    def _new_pool(self) -> Http11Pool:
+        return Http11Pool(limit=self._pool_size, keepalive=self._keepalive_timeout, user_agent=self.USER_AGENT)
+
+    async def _send(self, url: str, method: str, request_data: RequestData | None, read_timeout: Any,
+                    write_timeout: Any, connect_timeout: Any, pool_timeout: Any) -> tuple[int, bytes]:
+        if request_data is not None and request_data.contains_files:
+            return await super()._send(url, method, request_data, read_timeout, write_timeout, connect_timeout,
+                                       pool_timeout)
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = self._new_pool()
+        read, write, connect, wait = self._resolve_timeouts(False, read_timeout, write_timeout, connect_timeout,
+                                                            pool_timeout)
+        body = content_type = None
+        if request_data is not None and request_data.parameters:
+            # One JSON document, as AiohttpRequest sends it.
+            body, content_type = json.dumps(request_data.parameters, ensure_ascii=False).encode(), "application/json"
+        try:
+            return await pool.request(method, url, body, content_type, Timeouts(wait, connect, write, read))
+        except (http11.PoolTimeout, http11.ConnectTimeout) as err:
+            raise TimedOut(
+                f"Timed out getting a connection to the Bot API ({err}). The request was *not* sent."
+            ) from _safe_cause(err, _token_of(url))
+        except TimeoutError as err:  # read or write: Telegram may have done it
+            raise TimedOut from _safe_cause(err, _token_of(url))
+        except OSError as err:  # CouldNotConnect, BadAnswer
+            raise NetworkError(f"{type(err).__name__}: {_redact(str(err), _token_of(url))}") from _safe_cause(
+                err, _token_of(url))
+
+
 class RetryingHTTPXRequest(HTTPXRequest):
     """python-telegram-bot's :class:`~telegram.request.HTTPXRequest` (same arguments) that sends a
     call that could not connect again, as :class:`AiohttpRequest` with ``retry_not_connected``."""
@@ -387,6 +479,8 @@ def surely_not_sent(error: BaseException) -> bool:
     if not isinstance(error, NetworkError) or isinstance(error, TimedOut):
         return False
     cause = error.__cause__
+    if isinstance(cause, http11.CouldNotConnect):
+        return True
     if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectorError):
         return True
     return isinstance(cause, httpx.ConnectError)
@@ -442,11 +536,12 @@ def make_bot_request(
     """The request object for the bot's Bot API calls (``for_updates``: for getUpdates),
     or ``None`` to let python-telegram-bot build its own HTTPXRequest.
 
-    ``TELEGRAM_HTTP_CLIENT=aiohttp`` (the default) gives an :class:`AiohttpRequest` with
-    ``pool_size`` connections (default: PTB's, 256 for the bot's calls and 1 for
-    getUpdates), unless aiohttp is not installed or a proxy is set in the environment
-    (``HTTPS_PROXY``, ``ALL_PROXY``, ``HTTP_PROXY``: httpx honours them, this client does
-    not): then httpx, said once in the log. ``TELEGRAM_HTTP_CLIENT=httpx`` gives httpx.
+    ``TELEGRAM_HTTP_CLIENT=builtin`` (the default) gives a :class:`BotApiRequest` and
+    ``TELEGRAM_HTTP_CLIENT=aiohttp`` an :class:`AiohttpRequest`, with ``pool_size``
+    connections (default: PTB's, 256 for the bot's calls and 1 for getUpdates), unless
+    aiohttp is not installed or a proxy is set in the environment (``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``HTTP_PROXY``: httpx honours them, these clients do not): then httpx,
+    said once in the log. ``TELEGRAM_HTTP_CLIENT=httpx`` gives httpx.
 
     ``retry_not_connected``: a call that could not connect is sent again (see
     :func:`surely_not_sent`); httpx is then a :class:`RetryingHTTPXRequest`. Never for
@@ -459,14 +554,16 @@ def make_bot_request(
     def httpx_request() -> BaseRequest | None:
         return RetryingHTTPXRequest(connection_pool_size=size) if retry else None
 
-    if settings.telegram_http_client != "aiohttp":
+    client = settings.telegram_http_client
+    if client == "httpx":
         return httpx_request()
     if not _aiohttp_importable():
-        _say_once("TELEGRAM_HTTP_CLIENT=aiohttp but aiohttp is not installed: using httpx (pip install aiohttp)")
+        _say_once("TELEGRAM_HTTP_CLIENT=%s but aiohttp is not installed: using httpx (pip install aiohttp)", client)
         return httpx_request()
     proxies = _environment_proxies()
     if proxies:
-        _say_once("%s is set: Bot API calls go through httpx, which uses it (TELEGRAM_HTTP_CLIENT=aiohttp does not)",
-                  " and ".join(proxies))
+        _say_once("%s is set: Bot API calls go through httpx, which uses it (TELEGRAM_HTTP_CLIENT=%s does not)",
+                  " and ".join(proxies), client)
         return httpx_request()
-    return AiohttpRequest(connection_pool_size=size, retry_not_connected=retry)
+    kind = BotApiRequest if client == "builtin" else AiohttpRequest
+    return kind(connection_pool_size=size, retry_not_connected=retry)
