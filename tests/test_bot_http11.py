@@ -136,6 +136,19 @@ def test_user_and_password_in_the_url_are_sent_as_basic_authorization():
     assert b"Authorization: Basic Ym90IHVzZXI6cEBzcw==\r\n" in run(scenario())  # "bot user:p@ss"
 
 
+def test_a_path_with_spaces_or_letters_beyond_ascii_is_sent_percent_encoded():
+    async def scenario() -> list[bytes]:
+        async with RawServer(lambda n, r: answer(b"{}")) as server:
+            pool = new_pool()
+            for path in ("/file/bot1:x/my file.txt", "/file/bot1:x/ёж.txt"):
+                await pool.request("GET", server.url(path), None, None, FAST)
+            await pool.close()
+            return [request.split(b"\r\n")[0] for request in server.requests]
+
+    assert run(scenario()) == [b"GET /file/bot1:x/my%20file.txt HTTP/1.1",
+                               b"GET /file/bot1:x/%D1%91%D0%B6.txt HTTP/1.1"]
+
+
 def test_a_get_without_a_body_sends_no_length():
     async def scenario() -> bytes:
         async with RawServer(lambda n, r: answer(b"file bytes")) as server:

@@ -263,7 +263,7 @@ def _parse_target(url: str) -> _Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if not path.isascii():
+    if not path.isascii() or any(c <= " " or c == "\x7f" for c in path):  # (a space ends the request line)
         path = quote(path, safe="/:@!$&'()*+,;=?%~")
     lines = [path.encode("ascii"), b" HTTP/1.1\r\nHost: ", netloc.encode("idna" if not netloc.isascii() else "ascii"),
              b"\r\n"]
