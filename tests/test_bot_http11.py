@@ -53,6 +53,7 @@ class RawServer:
         self.tls = tls
         self.requests: list[bytes] = []
         self.connections = 0
+        self.closed = 0  # connections the client closed
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> RawServer:
@@ -86,7 +87,7 @@ class RawServer:
                 if isinstance(reply, Close):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            self.closed += 1
         finally:
             writer.close()
 
@@ -255,6 +256,36 @@ def test_an_idle_connection_older_than_the_keepalive_is_not_used_again():
             return server.connections
 
     assert run(scenario()) == 2
+
+
+def test_idle_connections_past_the_keepalive_are_closed_when_another_comes_back():
+    """After a burst, the connections it opened wait for reuse; those never taken again (the
+    most recently used go first) are closed once past the keepalive, not kept open for ever."""
+
+    async def scenario() -> tuple[int, int]:
+        async def slow(number: int, request: bytes) -> bytes:
+            await asyncio.sleep(0.05)
+            return answer(b"{}")
+
+        async with RawServer(slow) as server:
+            pool = new_pool(keepalive=0.4)
+            await asyncio.gather(*(send(pool, server.url()) for _ in range(3)))  # three connections
+            for _ in range(10):  # the last one back is used again and again, the two others wait
+                await asyncio.sleep(0.05)
+                await send(pool, server.url())
+            closed = await closed_by_client(server, 2)
+            await pool.close()
+            return server.connections, closed
+
+    assert run(scenario()) == (3, 2)
+
+
+async def closed_by_client(server: RawServer, expected: int) -> int:
+    for _ in range(100):
+        if server.closed >= expected:
+            break
+        await asyncio.sleep(0.01)
+    return server.closed
 
 
 def test_at_most_limit_connections_and_a_full_pool_times_out_unsent():

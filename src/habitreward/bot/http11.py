@@ -160,8 +160,7 @@ class Http11Pool:
                 connection.close()  # its state is unknown: never reused
                 raise
             if keep and generation == self._generation:
-                connection.idle_since = asyncio.get_running_loop().time()
-                self._idle.setdefault(target.origin, []).append(connection)
+                self._keep(target.origin, connection)
             else:
                 connection.close()
             return status, answer
@@ -185,6 +184,15 @@ class Http11Pool:
                 self._targets.clear()
             target = self._targets[url] = _parse_target(url)
         return target
+
+    def _keep(self, origin: tuple[str, str, int], connection: _Connection) -> None:
+        """Put a connection back for reuse, closing the longest idle ones that have passed the
+        keepalive (taken last-in first-out, those at the bottom would otherwise stay open)."""
+        now = connection.idle_since = asyncio.get_running_loop().time()
+        connections = self._idle.setdefault(origin, [])
+        while connections and now - connections[0].idle_since > self._keepalive:
+            connections.pop(0).close()
+        connections.append(connection)
 
     def _take_idle(self, origin: tuple[str, str, int]) -> _Connection | None:
         connections = self._idle.get(origin)
