@@ -15,7 +15,7 @@ cause chained), which PTB's retries and our error handler rely on.
 for every call but uploads), an :class:`AiohttpRequest`, or for httpx a
 :class:`RetryingHTTPXRequest` (``None`` means "let PTB build its own HTTPXRequest").
 
-:func:`surely_not_sent` tells, for either client, a call that could not connect (so was
+:func:`surely_not_sent` tells, for every client, a call that could not connect (so was
 certainly not sent: safe to send again) from one that may have reached Telegram. The bot's
 request objects send such a call again themselves (``retry_not_connected``), so every Bot API
 call of the bot gets it: the screens' replies and a plugin's own ``context.bot.send_message``.
@@ -468,8 +468,9 @@ class RetryingHTTPXRequest(HTTPXRequest):
 def surely_not_sent(error: BaseException) -> bool:
     """Whether a Bot API call that raised ``error`` surely never reached Telegram: no connection
     could be opened (refused, no route, no such host), so the request was not written and
-    sending it again cannot make a duplicate. Tells both clients' errors apart: aiohttp's
-    ``ClientConnectorError`` and httpx's ``ConnectError``, chained by :class:`AiohttpRequest` and
+    sending it again cannot make a duplicate. Tells the three clients' errors apart: the builtin
+    client's :class:`~habitreward.bot.http11.CouldNotConnect`, aiohttp's ``ClientConnectorError``
+    and httpx's ``ConnectError``, chained by :class:`BotApiRequest`, :class:`AiohttpRequest` and
     PTB's ``HTTPXRequest`` as the cause of a :class:`~telegram.error.NetworkError` (their texts
     name the host and port, never the URL, so the token redaction leaves them as they are).
 
