@@ -79,6 +79,7 @@ def test_configured_secret_wins_and_set_webhook_on_start_uses_it(serve, botapi):
     secret = "my_Configured-secret_123"
     server = serve("--set-webhook", env={"TELEGRAM_WEBHOOK_SECRET": secret,
                                          "TELEGRAM_WEBHOOK_URL": "https://bot.example.org/webhook/telegram"})
+    wait_until(lambda: any(line.startswith("Webhook set: ") for line in server.lines), what="the webhook set")
     registered = botapi.webhook
     assert registered["url"] == "https://bot.example.org/webhook/telegram"
     assert registered["secret_token"] == secret
@@ -87,6 +88,22 @@ def test_configured_secret_wins_and_set_webhook_on_start_uses_it(serve, botapi):
     assert server.post_update(update, secret=derive_webhook_secret(TOKEN)) == 403
     assert server.post_update(update, secret=secret) == 200
     assert secret not in server.logs()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_set_webhook_on_start_is_said_after_the_server_says_it_listens(serve, backend, botapi, workers):
+    """Telegram posts as soon as setWebhook is done: it is called once the server takes requests,
+    and the operator reads it in that order (it said "Webhook set" first)."""
+    if backend == "postgres":
+        pytest.skip("the order of the start lines does not depend on the database (seen on SQLite)")
+    server = serve("--set-webhook", "--workers", workers,
+                   env={"TELEGRAM_WEBHOOK_URL": "https://bot.example.org/webhook/telegram"})
+    wait_until(lambda: any(line.startswith("Webhook set: ") for line in server.lines), what="the webhook set")
+    said = [line.split(":")[0] if line.startswith("Webhook set") else "listening"
+            for line in server.lines if line.startswith("Webhook set") or "webhook listening on" in line]
+    assert said == ["listening", "Webhook set"], server.lines
+    assert botapi.webhook["url"] == "https://bot.example.org/webhook/telegram"
+    assert server.post_update(message_update(503, "count")) == 200
 
 
 def test_a_webhook_path_with_the_token_in_it_is_not_shown_at_start(serve, backend):

@@ -60,8 +60,8 @@ class CpuChoiceParam(click.ParamType):
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 10000),
               help="Updates of different users processed at the same time (one user's are always in order).")
 @click.option("--set-webhook", "set_webhook_on_start", is_flag=True,
-              help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) once listening"
-                   " (a refused start changes nothing).")
+              help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) once listening,"
+                   " after the line that says where (Telegram posts at once; a refused start changes nothing).")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to finish the updates being processed after SIGTERM/SIGINT (updates received and not"
                    " started yet are left for the next start); the rest run on the next start too (those already"

@@ -154,8 +154,9 @@ class Service:
     def __init__(self, engine: Any, options: ServeOptions, *, application_factory: Callable[[Any], Any] | None = None,
                  announce: Callable[[str], None] = print, on_ready: Callable[[], None] | None = None):
         self.engine = engine
-        #: Run once the webhook listens and the bot runs (all workers, with --workers): what must
-        #: not happen for a start that is refused (``--set-webhook`` tells Telegram where to post).
+        #: Run once the webhook listens and the bot runs (all workers, with --workers), after the line
+        #: saying where it listens: what must not happen for a start that is refused (``--set-webhook``
+        #: tells Telegram where to post, and Telegram posts at once).
         self.on_ready = on_ready
         self.settings = engine.settings
         self.options = options
@@ -335,9 +336,9 @@ class Service:
                 _watch_supervisor(control, stop)
                 control.sendall(b"ready\n")  # the supervisor logs it
             else:
-                if self.on_ready is not None:  # bound, locked, the bot running: requests will be served
-                    self.on_ready()
                 self.announce(f"{self._name()}: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
+                if self.on_ready is not None:  # bound, locked, the bot running: a request now waits only for
+                    self.on_ready()  # this call (in the socket's backlog), and is then served
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
             try:
@@ -505,9 +506,9 @@ class _Supervisor:
                 self.listening = _listening_socket(options.host, options.port)
                 self._start_all()
                 if not self.stop.event.is_set():
-                    if service.on_ready is not None:
-                        service.on_ready()
                     self.announce(self.listening.getsockname()[1])
+                    if service.on_ready is not None:  # every worker serves: said after the line saying so
+                        service.on_ready()
                     self._supervise()
             except BaseException:
                 self._stop_all(check=False)
