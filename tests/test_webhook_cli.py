@@ -250,3 +250,29 @@ def test_webhook_commands_use_the_configured_client_and_never_show_the_token(run
     result = run("webhook", "info", TELEGRAM_HTTP_CLIENT=client, TELEGRAM_API_URL=f"http://127.0.0.1:{closed}/bot")
     assert result.exit_code == 1 and result.output.startswith("Error: Telegram:"), result.output
     assert TOKEN not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(("url", "error"), [
+    ("", "Error: TELEGRAM_WEBHOOK_URL is not set: put it in the environment or in .env"),
+    ("http://bot.example.org/webhook/telegram", "Error: TELEGRAM_WEBHOOK_URL must be an https:// URL (Telegram only"
+     " posts to HTTPS), got 'http://bot.example.org/webhook/telegram'"),
+])
+def test_set_webhook_without_a_url_it_could_register_is_refused_before_anything_starts(tmp_path, botapi, workers,
+                                                                                     url, error):
+    """As an operator reads it: the one error, no worker started and stopped, no "stopped; database
+    closed" for a bot that was started only to be stopped; the Bot API is not called at all."""
+    import os
+    import subprocess
+
+    from test_serve_kit import HABITREWARD_BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=botapi.base_url, TELEGRAM_WEBHOOK_URL=url,
+               DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}", HABITREWARD_LOAD_PLUGINS="")
+    result = subprocess.run([HABITREWARD_BIN, "-v", "serve", "--webhook", "--set-webhook", "--port", "0",
+                             "--workers", workers], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [error], result.stderr
+    assert result.stdout == ""
+    assert botapi.calls == [] and not (tmp_path / "serve.db").exists()

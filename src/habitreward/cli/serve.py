@@ -131,6 +131,9 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     if set_webhook_on_start and worker is None:
         if not webhook:
             raise click.UsageError("--set-webhook needs --webhook")
+        from habitreward.server.webhook_admin import registration
+
+        registration(settings)  # no URL (or not https): one error now, not after a start and a stop
 
         def on_ready() -> None:  # once listening: a start refused (port, lock) tells Telegram nothing
             _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)

@@ -69,12 +69,17 @@ def _with_bot(settings: Settings, call: Callable[[Any], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
+def registration(settings: Settings) -> tuple[str, str]:
+    """The URL and the secret ``set_webhook`` registers; ConfigError when either could not be.
+    ``serve --set-webhook`` asks before it starts anything: a start refused then is one line."""
+    return _public_url(settings), webhook_secret(settings)
+
+
 def set_webhook(
     settings: Settings, *, max_connections: int = DEFAULT_MAX_CONNECTIONS, drop_pending: bool = False
 ) -> dict[str, Any]:
     """Point Telegram at TELEGRAM_WEBHOOK_URL with the secret; what was registered."""
-    url = _public_url(settings)
-    secret = webhook_secret(settings)
+    url, secret = registration(settings)
 
     async def call(bot: Any) -> None:
         await bot.set_webhook(
