@@ -33,7 +33,7 @@ def test_configured_secret_wins_and_must_be_valid():
     assert webhook_secret(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET=configured)) == configured
     with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
         webhook_secret(settings(TELEGRAM_WEBHOOK_SECRET="x" * 257))
-    with pytest.raises(ConfigError, match="at least 16 characters .a short one can be guessed"):
+    with pytest.raises(ConfigError, match="is only 15 characters long .a short secret can be guessed"):
         webhook_secret(settings(TELEGRAM_WEBHOOK_SECRET="x" * 15))
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
         webhook_secret(settings())
@@ -63,6 +63,16 @@ def test_redaction_covers_message_arguments_and_tracebacks():
     assert "123:TOKEN" not in output and "the-secret" not in output
     assert "RuntimeError: failed: http://api/bot[REDACTED]/getMe" in output
     assert "POST http://api/bot[REDACTED]/sendMessage with [REDACTED]" in output
+
+
+def test_a_configured_secret_is_redacted_unless_too_short_to_be_used():
+    from habitreward.server.secrets import secrets_of
+
+    strong = "s_1-X" * 4
+    assert strong in secrets_of(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET=strong))
+    assert "not a valid one but long" in secrets_of(settings(TELEGRAM_WEBHOOK_SECRET="not a valid one but long"))
+    # Refused and never sent: "secret" would be taken out of every message that says the word.
+    assert "secret" not in secrets_of(settings(TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_WEBHOOK_SECRET="secret"))
 
 
 def test_the_llm_api_key_is_one_of_the_secrets_no_log_line_shows():

@@ -33,27 +33,43 @@ def webhook_secret(settings: Settings) -> str:
     """The secret in force: the configured one (checked) or the one derived from the token."""
     configured = settings.telegram_webhook_secret
     if configured:
-        if not _ALLOWED.match(configured):
+        problem = _what_is_wrong(configured)
+        if problem:
+            # Names the setting and what is wrong, never the value (a log may keep this line).
             raise ConfigError(
-                f"TELEGRAM_WEBHOOK_SECRET must be {MIN_SECRET_LENGTH}-256 characters of A-Z, a-z, 0-9, _ and -"
-                " (Telegram's characters)"
-            )
-        if len(configured) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"TELEGRAM_WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters (a short one can be"
-                " guessed): leave it unset to use one derived from the token, or make one with"
+                f"TELEGRAM_WEBHOOK_SECRET {problem}; it must be {MIN_SECRET_LENGTH}-256 characters of A-Z, a-z,"
+                " 0-9, _ and -. Leave it unset to use one derived from the token, or make one with:"
                 " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return configured
     return derive_webhook_secret(settings.require("telegram_bot_token"))
 
 
+def _what_is_wrong(secret: str) -> str | None:
+    refused = list(dict.fromkeys(c for c in secret if not _ALLOWED.match(c)))
+    if refused:  # the characters, not the secret: base64's + / =, a line end an editor left
+        shown = ["a space" if c == " " else repr(c) for c in refused[:5]]
+        listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        return f"has {listed}{' (and more)' if len(refused) > 5 else ''} in it, which Telegram does not accept"
+    if len(secret) > 256:
+        return f"is {len(secret)} characters long; Telegram accepts at most 256"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return (f"is only {len(secret)} characters long (a short secret can be guessed, and it is all a forged"
+                " update needs)")
+    return None
+
+
 def secrets_of(settings: Settings) -> list[str]:
     """What no log line or message may show: the bot token, the webhook secrets (the
-    configured one, valid or not, and the one derived from the token) and LLM_API_KEY."""
+    configured one and the one derived from the token) and LLM_API_KEY.
+
+    A configured secret shorter than MIN_SECRET_LENGTH is left out: refused, it is never
+    sent or compared, and replacing a word such as "secret" wherever it occurs garbled
+    messages (the refusal itself) and showed the word by where the marks stood."""
     token = settings.telegram_bot_token
-    found = [token, settings.telegram_webhook_secret, derive_webhook_secret(token) if token else None,
-             settings.llm_api_key]
+    configured = settings.telegram_webhook_secret
+    found = [token, configured if configured and len(configured) >= MIN_SECRET_LENGTH else None,
+             derive_webhook_secret(token) if token else None, settings.llm_api_key]
     if token and ":" in token:  # its secret half alone: an HTTP client may quote just that part of a URL
         found.append(token.split(":", 1)[1])
     return [secret for secret in found if secret]
