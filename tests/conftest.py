@@ -164,8 +164,10 @@ def serve(db_url, botapi, tmp_path):
 
     started: list[ServeProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> ServeProcess:
-        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name)
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve",
+              new_session: bool = False) -> ServeProcess:
+        process = ServeProcess(db_url, botapi, tmp_path, "--webhook", "--port", "0", *args, env=env, name=name,
+                               new_session=new_session)
         started.append(process)
         return process.start()
 

@@ -153,8 +153,10 @@ class ServeProcess:
     """``habitreward serve [--webhook]`` in a subprocess, logs in a file, URL read from stdout."""
 
     def __init__(self, db_url: str, standin: Any, workdir: Path, *args: str, env: dict[str, str] | None = None,
-                 name: str = "serve"):
+                 name: str = "serve", new_session: bool = False):
         self.db_url = db_url
+        #: Its own process group (``signal_group``), as a terminal's job or a systemd unit's processes.
+        self.new_session = new_session
         self.standin = standin
         self.args = list(args)
         self.workdir = workdir
@@ -184,7 +186,7 @@ class ServeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [HABITREWARD_BIN, "-vv", "serve", *self.args], cwd=self.workdir, env=self.environment(),
-            stdout=subprocess.PIPE, stderr=log, text=True,
+            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=self.new_session,
         )
         log.close()
         ready = threading.Event()
@@ -250,6 +252,12 @@ class ServeProcess:
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def signal_group(self, sig: int) -> None:
+        """``sig`` to every process of its group at once: Ctrl+C in a terminal, or systemd's stop
+        (KillMode=control-group, the default). Needs ``new_session``."""
+        assert self.proc is not None and self.new_session
+        os.killpg(self.proc.pid, sig)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

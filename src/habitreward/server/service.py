@@ -96,6 +96,13 @@ class _StopSignal:
         if self.on_signal is not None:
             self.on_signal()
 
+    def ignore(self) -> None:
+        """From now on SIGTERM and SIGINT do nothing (SIG_IGN: Python's own exit puts a handler
+        back to the default, which kills, but leaves an ignored signal ignored)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        self._previous.clear()
+
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -344,7 +351,10 @@ class Service:
             try:
                 self._stop_bot()  # a second SIGTERM meanwhile must not kill it mid-way: handlers stay
             finally:
-                stop.restore()
+                if self.options.worker is None:
+                    stop.restore()
+                else:  # Ctrl+C or systemd's stop signal every process of the group: the supervisor's
+                    stop.ignore()  # SIGTERM may come once this worker has stopped, as it exits
             if control is not None:
                 control.close()
             if own is not None:  # waitress closes it too; not when the start failed before it ran
