@@ -309,3 +309,18 @@ def test_a_secret_telegram_refuses_is_told_what_is_wrong_with_it_without_showing
         assert result.output.startswith(f"Error: TELEGRAM_WEBHOOK_SECRET {what}; it must be 16-256 characters of"
                                         " A-Z, a-z, 0-9, _ and -. Leave it unset"), result.output
         assert secret not in result.output
+
+
+def test_listener_options_without_webhook_are_refused_before_the_webhook_is_removed(run, botapi):
+    """`serve --port 8080` (--webhook forgotten) polled, which removes the webhook: the production
+    server behind it got nothing from then on. Set in the environment they serve either mode."""
+    assert run("webhook", "set").exit_code == 0
+    calls = len(botapi.calls)
+    for args, named in ((("--port", "8080"), "--port is"), (("--host", "0.0.0.0", "--threads", "4"),
+                                                              "--host and --threads are")):
+        botapi.fail_next("getMe", error_code=401, description="Unauthorized")  # a start not refused ends at once
+        result = run("serve", *args)
+        assert result.exit_code == 2, result.output
+        assert result.output.splitlines()[-1] == (f"Error: {named} for --webhook; without it serve polls Telegram,"
+                                                  " listens on no port, and removes a webhook that is set")
+    assert [method for method, _ in botapi.calls[calls:]] == [] and botapi.webhook["url"] == URL

@@ -127,6 +127,8 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     worker = _parse_worker(worker_spec) if worker_spec else None
     if workers > 1 and not webhook:
         raise click.ClickException("--workers needs --webhook: Telegram allows one getUpdates consumer per bot")
+    if not webhook:  # a forgotten --webhook: polling would listen on nothing and remove the webhook
+        _refuse_listener_options_without_webhook()
     on_ready = None
     if set_webhook_on_start and worker is None:
         if not webhook:
@@ -149,6 +151,16 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
         service.serve_webhook()
     else:
         service.serve_polling()
+
+
+def _refuse_listener_options_without_webhook() -> None:
+    """Only when typed on the command line: HABITREWARD_PORT and the like may serve both modes."""
+    ctx = click.get_current_context()
+    given = [f"--{name}" for name in ("host", "port", "threads")
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --webhook; without it"
+                               " serve polls Telegram, listens on no port, and removes a webhook that is set")
 
 
 def _parse_worker(spec: str) -> tuple[int, int, int]:
