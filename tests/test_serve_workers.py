@@ -156,6 +156,16 @@ def test_polling_with_several_workers_is_a_one_line_error(botapi, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: --workers needs --webhook: Telegram allows one getUpdates consumer per bot"]
+    # Not typed: the operator reads where it came from (a .env written for the webhook server).
+    result = subprocess.run([HABITREWARD_BIN, "serve"], cwd=tmp_path, env={**process.environment(),
+                            "HABITREWARD_WORKERS": "4"}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Error: --workers needs --webhook (HABITREWARD_WORKERS is set):"
+                                                  " Telegram allows one getUpdates consumer per bot"]
+    (tmp_path / "webhook.env").write_text("HABITREWARD_WORKERS=4\n")
+    result = subprocess.run([HABITREWARD_BIN, "--env-file", "webhook.env", "serve"], cwd=tmp_path,
+                            env=process.environment(), capture_output=True, text=True, timeout=60)
+    assert "Error: --workers needs --webhook (HABITREWARD_WORKERS is set)" in result.stderr
 
 
 def test_a_second_serve_on_the_same_sqlite_file_as_a_supervisor_is_refused(serve, backend, db_url, botapi,

@@ -126,7 +126,10 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
     _protect_logs(app)
     worker = _parse_worker(worker_spec) if worker_spec else None
     if workers > 1 and not webhook:
-        raise click.ClickException("--workers needs --webhook: Telegram allows one getUpdates consumer per bot")
+        source = click.get_current_context().get_parameter_source("workers")
+        set_in = "" if source is click.core.ParameterSource.COMMANDLINE else " (HABITREWARD_WORKERS is set)"
+        raise click.ClickException(f"--workers needs --webhook{set_in}: Telegram allows one getUpdates consumer"
+                                   " per bot")
     if not webhook:  # a forgotten --webhook: polling would listen on nothing and remove the webhook
         _refuse_listener_options_without_webhook()
     on_ready = None
