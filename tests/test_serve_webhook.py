@@ -106,6 +106,18 @@ def test_set_webhook_on_start_is_said_after_the_server_says_it_listens(serve, ba
     assert server.post_update(message_update(503, "count")) == 200
 
 
+@pytest.mark.parametrize("url", ["https://bot.example.org", "https://bot.example.org/"])
+def test_a_webhook_url_without_a_path_is_served_where_telegram_posts(serve, backend, url):
+    """Telegram posts to the URL's root; the server listened on /webhook/telegram (the default of an
+    unset URL) and answered each delivery 404, forever, behind a proxy that passes paths on."""
+    if backend == "postgres":
+        pytest.skip("the path listened on does not depend on the database (seen on SQLite)")
+    server = serve(env={"TELEGRAM_WEBHOOK_URL": url})
+    assert server.address[2] == "/", server.lines
+    assert server.post_update(message_update(504, "count")) == 200
+    assert server.request("GET", "/healthz")[0] == 200
+
+
 def test_a_webhook_path_with_the_token_in_it_is_not_shown_at_start(serve, backend):
     if backend == "postgres":
         pytest.skip("what the start line shows does not depend on the database (seen on SQLite)")

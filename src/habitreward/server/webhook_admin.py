@@ -22,7 +22,8 @@ DEFAULT_WEBHOOK_PATH = "/webhook/telegram"
 
 
 def webhook_path(settings: Settings) -> str:
-    """The path the server listens on: the path of TELEGRAM_WEBHOOK_URL, or /webhook/telegram.
+    """The path the server listens on: the path of TELEGRAM_WEBHOOK_URL (``/`` for none: Telegram
+    posts to the root then), or /webhook/telegram when it is unset.
     ConfigError for a value that is not a URL (no request could ever reach its "path")."""
     url = settings.telegram_webhook_url
     if url:
@@ -30,8 +31,7 @@ def webhook_path(settings: Settings) -> str:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ConfigError(f"TELEGRAM_WEBHOOK_URL must be a URL like https://bot.example.org{DEFAULT_WEBHOOK_PATH}"
                               f", got {url!r}")
-        if parts.path and parts.path != "/":
-            return parts.path
+        return parts.path or "/"
     return DEFAULT_WEBHOOK_PATH
 
 
