@@ -213,7 +213,7 @@ class ServeProcess:
         rest = self.url.split("://", 1)[1]
         hostport, path = rest.split("/", 1)
         host, port = hostport.rsplit(":", 1)
-        return host, int(port), "/" + path
+        return host.strip("[]"), int(port), "/" + path  # an IPv6 address: http://[::1]:8080/...
 
     def request(self, method: str, path: str | None = None, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:

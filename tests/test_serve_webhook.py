@@ -118,6 +118,22 @@ def test_a_webhook_url_without_a_path_is_served_where_telegram_posts(serve, back
     assert server.request("GET", "/healthz")[0] == 200
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_start_line_of_an_ipv6_address_is_a_url(serve, backend, workers):
+    """It said http://::1:8080/webhook/telegram, which neither curl nor a proxy takes."""
+    import socket
+
+    if backend == "postgres":
+        pytest.skip("the start line does not depend on the database (seen on SQLite)")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = serve("--host", "::1", "--workers", workers)
+    assert server.url is not None and server.url.startswith("http://[::1]:"), server.lines
+    assert server.request("GET", "/healthz")[0] == 200
+
+
 def test_a_webhook_path_with_the_token_in_it_is_not_shown_at_start(serve, backend):
     if backend == "postgres":
         pytest.skip("what the start line shows does not depend on the database (seen on SQLite)")

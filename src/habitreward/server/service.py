@@ -343,7 +343,8 @@ class Service:
                 _watch_supervisor(control, stop)
                 control.sendall(b"ready\n")  # the supervisor logs it
             else:
-                self.announce(f"{self._name()}: webhook listening on http://{self.options.host}:{port}{wsgi_app.path}")
+                url = f"{_base_url(self.options.host, port)}{wsgi_app.path}"
+                self.announce(f"{self._name()}: webhook listening on {url}")
                 if self.on_ready is not None:  # bound, locked, the bot running: a request now waits only for
                     self.on_ready()  # this call (in the socket's backlog), and is then served
             _run_until_stopped(server, wsgi_app, stop.event)
@@ -452,6 +453,12 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _base_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` as a URL writes it: an IPv6 address in brackets (``http://[::1]:8080``),
+    so the start line can be pasted into curl or a proxy's configuration."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -535,7 +542,7 @@ class _Supervisor:
     def announce(self, port: int) -> None:
         path = webhook_path(self.service.settings)
         self.service.announce(f"habitreward: {len(self.workers)} worker processes;"
-                              f" webhook listening on http://{self.options.host}:{port}{path}")
+                              f" webhook listening on {_base_url(self.options.host, port)}{path}")
 
     # --- starting -------------------------------------------------------------------------
 
