@@ -137,6 +137,12 @@ def test_a_stop_signalled_to_every_process_at_once_exits_cleanly(serve, backend,
     logs = server.logs()
     assert "did not stop cleanly" not in logs and "died" not in logs
     assert logs.count("database closed") == 2 and "all 2 workers exited" in logs
+    # Which process said what: the supervisor's line, then each worker's own.
+    name = signal.Signals(sig).name
+    assert logs.count(f" habitreward.serve: {name} received: stopping") == 1
+    for number in (1, 2):
+        assert logs.count(f" habitreward.serve: worker {number}: {name} received: stopping") == 1
+        assert logs.count(f" habitreward.serve: worker {number}: stopped; database closed") == 1
 
 
 def test_a_worker_that_cannot_start_fails_the_start(db_url, botapi, tmp_path):

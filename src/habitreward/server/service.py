@@ -74,7 +74,8 @@ def build_bot(engine: Any, *, rate_limit: bool = True) -> Any:
 class _StopSignal:
     """SIGTERM/SIGINT set a flag (and wake the waiter); the main thread does the stopping."""
 
-    def __init__(self, on_signal: Callable[[], None] | None = None):
+    def __init__(self, on_signal: Callable[[], None] | None = None, who: str = ""):
+        self.who = who  # "worker 2: " in a worker: with --workers every process logs its stop
         self.event = threading.Event()
         self.on_signal = on_signal
         self._previous: dict[int, Any] = {}
@@ -91,7 +92,7 @@ class _StopSignal:
     def trigger(self, reason: str) -> None:
         if self.event.is_set():
             return  # stopping already: a repeated signal changes nothing (the server it would wake is gone)
-        logger.warning("%s: stopping after the updates in flight", reason)
+        logger.warning("%s%s: stopping after the updates in flight", self.who, reason)
         self.event.set()
         if self.on_signal is not None:
             self.on_signal()
@@ -226,6 +227,10 @@ class Service:
                            self.options.worker[0], recovered)
         return self.runner
 
+    def _who(self) -> str:
+        """How a log line of this process names it: "worker N: " in a worker of --workers."""
+        return f"worker {self.options.worker[0]}: " if self.options.worker else ""
+
     def _name(self) -> str:
         """How the start line names this process: ``habitreward`` and the core it is bound to."""
         return "habitreward" if self.core is None else f"habitreward (CPU {self.core})"
@@ -279,7 +284,7 @@ class Service:
             if self._worker_lock is not None:  # last: its rows become claimable by other workers
                 self._worker_lock.release()
         if started:
-            logger.warning("stopped; database closed")
+            logger.warning("%sstopped; database closed", self._who())
 
     # --- webhook ------------------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class Service:
             return
         from habitreward.server.http import make_http_server
 
-        stop = _StopSignal()
+        stop = _StopSignal(who=self._who())
         control: socket.socket | None = None
         own: socket.socket | None = None
         try:
