@@ -265,9 +265,56 @@ def test_skip_that_keeps_out_a_person_already_here_under_another_id_says_so(engi
         other.close()
     refused = invoke(empty_db_url, "import", dump, "--on-conflict", "skip")
     assert refused.exit_code == 1, refused.output
-    assert "a row of the file points at a row --on-conflict skip kept out" in refused.output
-    assert "users id 1 of the file is here under another id (telegram_id 101 taken)" in refused.output
+    sticker = next(r["id"] for r in snapshot(engine)["rewards"] if r["name"] == "Sticker")  # Ann's own
+    assert refused.output.startswith(
+        f"Error: rewards: rewards id {sticker} of the file points at users id 1, which --on-conflict skip kept out:"
+        " it is here under another id (telegram_id 101 taken).")
     assert "was edited" not in refused.output
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        assert snapshot(other) == before  # nothing changed
+    finally:
+        other.close()
+
+
+def test_skip_that_kept_a_row_out_blames_it_only_for_rows_that_point_at_it(engine, clock, db_url, empty_db_url,
+                                                                          tmp_path):
+    """skip kept Pat out (his telegram_id is here under another id), but nothing of the file points
+    at him: a log whose habit the file lacks (edited: "Reading" deleted) is the file's fault, and
+    the error says so, naming the log and the habit, not Pat."""
+    populate(engine, clock)
+    dump = tmp_path / "dump.json"
+    assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
+    document = json.loads(dump.read_text())
+    tables = {t["table"]: t for t in document["tables"]}
+    names = [c["name"] for c in tables["habits"]["columns"]]
+    reading = next(r for r in tables["habits"]["rows"] if r[names.index("name")] == "Reading")
+    reading_id = reading[names.index("id")]
+    tables["habits"]["rows"].remove(reading)
+    tables["habits"]["count"] -= 1
+    log_names = [c["name"] for c in tables["habit_logs"]["columns"]]
+    first_log = next(r for r in tables["habit_logs"]["rows"] if r[log_names.index("habit_id")] == reading_id)
+    dump.write_text(json.dumps(document))
+    missing = (f"Error: habit_logs: habit_logs id {first_log[log_names.index('id')]} of the file points at habits id"
+               f" {reading_id}, which is neither in the file nor in this database: the file is incomplete or was"
+               " edited. Nothing was imported.")
+    into_empty = invoke(empty_db_url, "import", str(dump))  # nothing kept out: the same words
+    assert into_empty.exit_code == 1 and into_empty.output.startswith(missing), into_empty.output
+    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
+    try:
+        with other.session():
+            for n in range(5):  # ids 1-5 are other rows' here; Pat is 6
+                User.create(telegram_id=900 + n, name=f"Temp {n}")
+            other.add_user(103, "Pat again")
+            User.delete().where(User.telegram_id >= 900).execute()
+        before = snapshot(other)
+    finally:
+        other.close()
+
+    refused = invoke(empty_db_url, "import", str(dump), "--on-conflict", "skip")
+
+    assert refused.exit_code == 1, refused.output
+    assert refused.output.startswith(missing), refused.output  # not "kept out", nor Pat's telegram_id 103
     other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
     try:
         assert snapshot(other) == before  # nothing changed

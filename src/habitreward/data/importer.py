@@ -349,9 +349,10 @@ class Importer:
         self.batch_size = batch_size
         self.progress_file = progress_file
         self.show_progress = show_progress
-        #: With ``skip``: the first row of each table kept out because another unique key of it
-        #: (a telegram_id) is taken here by a row with another id, as "table id N (column value)".
-        self._kept_out: list[str] = []
+        #: With ``skip``: the rows kept out because another unique key of theirs (a telegram_id) is
+        #: taken here by a row with another id: model -> {id: "it is here under another id (...)"}.
+        #: A row of the file that points at one of them cannot go in, and the error says why.
+        self._kept_out: dict[type[peewee.Model], dict[Any, str]] = {}
 
     def run(self, document: ExportDocument) -> ImportResult:
         plan = self._plan(document)
@@ -449,7 +450,10 @@ class Importer:
         elif self.policy == "replace":
             query = query.on_conflict(conflict_target=[pk], preserve=[f for f in fields if f is not pk])
         try:
-            written = query.as_rowcount().execute()
+            # In a savepoint: after a failed statement PostgreSQL takes no more in the transaction,
+            # and a foreign key's failure is looked into (_missing_parent) before the error is told.
+            with self.engine.db.atomic():
+                written = query.as_rowcount().execute()
         except (peewee.DataError, OverflowError) as exc:  # a number too big for its column, say
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValidationError(
@@ -465,13 +469,25 @@ class Importer:
                     + (" If the rows here are the ones to keep, --on-conflict skip keeps them."
                        if self.policy != "skip" else "")
                 ) from None
-            if self._kept_out:  # its parent is here under another id: skip kept the file's row out
-                raise Conflict(
-                    f"{model._meta.table_name}: a row of the file points at a row --on-conflict skip kept out"
-                    f" ({message}): {'; '.join(self._kept_out[:3])}. Keeping ids, the file's rows that point at"
-                    " it would point at nothing: import into an empty database. Nothing was imported."
+            missing = _missing_parent(model, fields, pk_index, rows)
+            if missing is not None:
+                row_id, field, value = missing
+                table, parent = model._meta.table_name, field.rel_model._meta.table_name
+                pointing = f"{table}: {table} id {row_id} of the file points at {parent} {field.rel_field.column_name}"
+                kept_out = self._kept_out.get(field.rel_model, {}).get(value)
+                if kept_out is not None:  # skip kept its parent out: the parent is here under another id
+                    raise Conflict(
+                        f"{pointing} {value}, which --on-conflict skip kept out: {kept_out}. Keeping ids, the"
+                        " file's rows that point at it would point at nothing: import into an empty database."
+                        " Nothing was imported."
+                    ) from None
+                where = ("neither in the file nor" if field.rel_model is not model  # parents go in first
+                         else "not before it in the file, nor")
+                raise ValidationError(
+                    f"{pointing} {value}, which is {where} in this database: the file is incomplete or was"
+                    " edited. Nothing was imported."
                 ) from None
-            raise ValidationError(  # a missing value, a parent missing from the file...
+            raise ValidationError(  # a missing value, a check the database makes...
                 f"{model._meta.table_name}: a row of the file cannot be stored ({message}):"
                 " the file is incomplete or was edited. Nothing was imported."
             ) from None
@@ -490,13 +506,32 @@ class Importer:
         pk = model._meta.primary_key
         keys = [row[pk_index] for row in rows if row[pk_index] not in taken]
         here = {value for (value,) in model.select(pk).where(pk.in_(keys)).tuples()}
-        row = next((row for row in rows if row[pk_index] not in taken and row[pk_index] not in here), None)
-        if row is None:  # each was skipped for its id, held twice in the file (edited): nobody kept out
-            return
         unique = [f for f in _identity_key(model) if _position(fields, f) is not None]
-        shown = ", ".join(f"{f.column_name} {row[_position(fields, f)]}" for f in unique) or "a unique key"
-        self._kept_out.append(f"{model._meta.table_name} id {row[pk_index]} of the file is here under another id"
-                              f" ({shown} taken)")
+        for row in rows:
+            key = row[pk_index]
+            if key in taken or key in here:  # skipped for its id, or held twice in the file (edited)
+                continue
+            shown = ", ".join(f"{f.column_name} {row[_position(fields, f)]}" for f in unique) or "a unique key"
+            self._kept_out.setdefault(model, {})[key] = f"it is here under another id ({shown} taken)"
+
+
+def _missing_parent(model: type[peewee.Model], fields: list[peewee.Field], pk_index: int,
+                    rows: list[tuple[Any, ...]]) -> tuple[Any, peewee.ForeignKeyField, Any] | None:
+    """The first row of ``rows`` (a batch that broke a foreign key) whose parent is not in the
+    database, as (its id, the foreign key, the value it points at); None if every parent is here
+    (the batch broke something else)."""
+    first: tuple[int, Any, peewee.ForeignKeyField, Any] | None = None
+    for i, key in enumerate(fields):
+        if not isinstance(key, peewee.ForeignKeyField):
+            continue
+        values = {row[i] for row in rows if row[i] is not None}
+        target = key.rel_field
+        here = {value for (value,) in key.rel_model.select(target).where(target.in_(list(values))).tuples()}
+        for n, row in enumerate(rows):
+            if row[i] is not None and row[i] not in here and (first is None or n < first[0]):
+                first = (n, row[pk_index], key, row[i])
+                break
+    return None if first is None else first[1:]
 
 
 def _check_names(model: type[Habit] | type[Reward], ids: set[Any]) -> None:
