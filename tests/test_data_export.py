@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
+import lzma
 import os
 import random
+import sqlite3
 import uuid
 import zipfile
 from decimal import Decimal
@@ -563,6 +566,49 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
         assert "Traceback" not in result.output
     with engine.session():
         assert Reward.select().count() == 0
+
+
+def test_a_file_that_is_no_export_but_near_one_says_what_to_import_instead(engine, clock, db_url, tmp_path):
+    """What an operator moving data may hand `import` by mistake: the SQLite database itself, an
+    export they compressed for the copy, the manifest.json or one CSV file of a CSV export. Each
+    was 'not a habitreward export (not JSON, ...): lexical error ...', two of them with Python's
+    b'...' of the parser's bytes; each now says what it is and what to do."""
+    populate(engine, clock)
+    dump = tmp_path / "all.json"
+    assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
+    folder = tmp_path / "all-csv"
+    assert invoke(db_url, "export", "--format", "csv", "-o", str(folder)).exit_code == 0
+    database = tmp_path / "old.db"
+    sqlite3.connect(database).execute("CREATE TABLE users (id INTEGER PRIMARY KEY)").connection.commit()
+    packed = tmp_path / "all.json.gz"
+    packed.write_bytes(gzip.compress(dump.read_bytes()))
+    squeezed = tmp_path / "all.json.xz"
+    squeezed.write_bytes(lzma.compress(dump.read_bytes()))
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with engine.session():
+        before = {m: m.select().count() for m in (User, Habit, HabitLog)}
+    for path, message in (
+        (database, f"Error: {database} is a SQLite database, not an export: export it first"
+                   f" (habitreward --database-url sqlite:///{database} export -o data.json), then import that"
+                   " file. Nothing was imported."),
+        (packed, f"Error: {packed} is compressed (gzip): decompress it first (gunzip {packed}), then import"
+                 f" {tmp_path / 'all.json'}. Nothing was imported."),
+        (squeezed, f"Error: {squeezed} is compressed (xz): decompress it first (unxz {squeezed}), then import"
+                   f" {tmp_path / 'all.json'}. Nothing was imported."),
+        (folder / "manifest.json", f"Error: {folder / 'manifest.json'} is the manifest of a CSV export: import its"
+                                   f" directory, {folder}. Nothing was imported."),
+        (folder / "habits.csv", f"Error: {folder / 'habits.csv'} is one table of a CSV export: import its"
+                                f" directory, {folder}. Nothing was imported."),
+        (picture, f"Error: {picture} is not a habitreward export (not JSON, a zip or a directory): lexical error:"
+                  " invalid char in json text."),
+    ):
+        result = invoke(db_url, "import", str(path))
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(message), result.output
+        assert result.output.count("\n") == 1 and "b'" not in result.output, result.output
+    with engine.session():
+        assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
 
 
 def test_an_import_from_stdin_that_is_not_json_or_cut_short_is_one_line(engine, db_url, tmp_path):

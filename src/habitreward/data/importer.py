@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -200,9 +201,11 @@ def open_export(path: str | Path, *, show_progress: bool = True,
                 yield doc
         return
     with open(source, "rb") as handle:
-        if handle.read(4) == b"PK\x03\x04":  # a zip's first member, but no directory at its end
-            raise ValidationError(f"{source} is a zip file cut short or damaged (its table of contents at the end is"
-                                  " missing): copy or export it again. Nothing was imported.")
+        start = handle.read(16)
+    if start.startswith(b"PK\x03\x04"):  # a zip's first member, but no directory at its end
+        raise ValidationError(f"{source} is a zip file cut short or damaged (its table of contents at the end is"
+                              " missing): copy or export it again. Nothing was imported.")
+    _refuse_near_misses(source, start)
     size = source.stat().st_size
     enabled = show_progress and size >= READ_PROGRESS_FROM_BYTES
     try:
@@ -218,11 +221,48 @@ def open_export(path: str | Path, *, show_progress: bool = True,
                 f"{source} is not a habitreward export (not JSON, a zip or a directory): {exc}") from None
         raise ValidationError(f"{source} ends in the middle of the export: the file was cut short (an export or a"
                               " copy that did not finish?). Nothing was imported.") from None
+    if _is_manifest(header):  # a CSV export's manifest.json, which names its files and holds no rows
+        raise ValidationError(f"{source} is the manifest of a CSV export: import its directory, {source.parent}."
+                              " Nothing was imported.")
     reader = RowReader(source)
     try:
         yield _json_document(header, str(source), rows=reader.rows)
     finally:
         reader.close()
+
+
+#: Compressed files by their first bytes: (name, suffix, the command that decompresses one).
+COMPRESSED = ((b"\x1f\x8b", "gzip", ".gz", "gunzip"), (b"BZh", "bzip2", ".bz2", "bunzip2"),
+              (b"\xfd7zXZ\x00", "xz", ".xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", ".zst", "unzstd"))
+
+
+def _refuse_near_misses(source: Path, start: bytes) -> None:
+    """What an operator moving data may hand ``import`` instead of the export (the SQLite database,
+    an export compressed for the copy, one CSV file of a CSV export): say what it is and what to
+    import, where the JSON parser would only say "invalid char"."""
+    if start.startswith(b"SQLite format 3\x00"):
+        url = shlex.quote(f"sqlite:///{source}")
+        raise ValidationError(f"{source} is a SQLite database, not an export: export it first (habitreward"
+                              f" --database-url {url} export -o data.json), then import that file. Nothing was"
+                              " imported.")
+    for magic, name, suffix, command in COMPRESSED:
+        if start.startswith(magic):
+            if source.suffix.lower() == suffix:
+                how = f"{command} {shlex.quote(str(source))}), then import {source.with_suffix('')}"
+            else:
+                how = f"{command} -c {shlex.quote(str(source))} > data.json), then import data.json"
+            raise ValidationError(f"{source} is compressed ({name}): decompress it first ({how}. Nothing was"
+                                  " imported.")
+    if source.suffix.lower() == ".csv" and (source.parent / "manifest.json").is_file():
+        raise ValidationError(f"{source} is one table of a CSV export: import its directory, {source.parent}."
+                              " Nothing was imported.")
+
+
+def _is_manifest(header: Any) -> bool:
+    """A CSV export's manifest.json: its tables name their files and hold no rows."""
+    tables = header.get("tables") if isinstance(header, dict) else None
+    return (isinstance(tables, list) and bool(tables)
+            and all(isinstance(t, dict) and "file" in t and "rows" not in t for t in tables))
 
 
 def _unclosed(path: Path) -> bool:

@@ -45,7 +45,10 @@ def _events(handle: BinaryIO) -> Iterator[Event]:
 
 def _one_line(exc: Exception) -> JsonDocumentError:
     """yajl's message is three lines (what, the text around it, an arrow): one line, for the CLI."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(text, bytes):  # yajl gives bytes when the text around the error is no UTF-8 (a binary file)
+        text = text.decode("utf-8", "replace")
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     if not lines:
         return JsonDocumentError(type(exc).__name__)
     if "premature EOF" in lines[0]:
