@@ -550,14 +550,14 @@ def test_unreadable_or_foreign_files_are_one_line_errors(engine, db_url, tmp_pat
     unknown = tmp_path / "unknown.json"
     unknown.write_text(
         json.dumps({"format": "habitreward-export", "version": 1,
-                    "tables": [{"table": "karma", "columns": [], "rows": []}]})
+                    "tables": [{"table": "karma", "columns": [], "rows": [[]]}]})
     )
 
     for path, message in (
         (not_json, "is not a habitreward export (not JSON"),
         (other, "is not a habitreward export"),
         (newer, "has export format version 99"),
-        (unknown, "a table 'karma' that no installed plugin provides here"),
+        (unknown, "a table 'karma' (1 rows) that no plugin loaded here provides"),
         (tmp_path / "missing.json", "does not exist"),
     ):
         result = invoke(db_url, "import", str(path))
@@ -826,11 +826,45 @@ def test_plugin_tables_travel_too(backend, db_url, empty_db_url, tmp_path, monke
     assert exported.exit_code == 0
     without_plugin = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=ENV)
     assert without_plugin.exit_code == 1
-    assert "a table 'perfect_days' that no installed plugin provides here" in without_plugin.output
+    assert (f"a table 'perfect_days' ({len(before['perfect_days'])} rows) that no plugin loaded here provides"
+            " (HABITREWARD_LOAD_PLUGINS='' here loads only the plugins it names: if that plugin is installed, name"
+            " it there): install that plugin") in without_plugin.output
     result = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=env)
     assert result.exit_code == 0, result.output
 
     check = make_engine(empty_db_url, upgrade=False)
+    try:
+        assert snapshot(check) == before
+    finally:
+        check.close()
+
+
+@pytest.mark.parametrize("target", ["unused.json", "unused.zip"])
+def test_an_empty_table_of_a_plugin_not_here_is_left_out_and_said(backend, db_url, empty_db_url, tmp_path, target):
+    """The export holds every loaded plugin's table, used or not: a server without the plugin
+    refused the whole import for an empty perfect_days, where nothing would be lost."""
+    pytest.importorskip("habitreward_perfect_day", reason="pip install -e plugins/perfect-day")
+    clock = FrozenClock()
+    source = make_engine(db_url, clock=clock, rng=random.Random(1))  # the plugin loaded, never used
+    try:
+        populate(source, clock)
+        before = snapshot(source)
+    finally:
+        source.close()
+    assert before["perfect_days"] == []
+    dump = str(tmp_path / target)
+    runner = CliRunner()
+    base = ["--env-file", os.devnull]
+    exported = runner.invoke(cli, ["--database-url", db_url, *base, "export", "-o", dump], env={})
+    assert exported.exit_code == 0, exported.output
+
+    result = runner.invoke(cli, ["--database-url", empty_db_url, *base, "import", dump], env=ENV)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == ("Left out (empty in the export, and no plugin loaded here has them):"
+                                              " perfect_days")
+    del before["perfect_days"]
+    check = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
     try:
         assert snapshot(check) == before
     finally:

@@ -167,8 +167,9 @@ def import_data(app: AppContext, path: str, on_conflict: str, no_progress: bool,
 
     Everything goes in one transaction: on any error nothing is changed. Rows
     keep their ids. Into an empty database nothing can conflict; into one with
-    data, --on-conflict decides. Plugins whose tables are in the export must be
-    installed here too. On PostgreSQL run `habitreward db upgrade` first.
+    data, --on-conflict decides. Plugins whose tables hold rows in the export must
+    be installed and loaded here too (a table of none is left out and named). On
+    PostgreSQL run `habitreward db upgrade` first.
     """
     from habitreward.data.importer import Importer, open_export
 
@@ -182,6 +183,8 @@ def import_data(app: AppContext, path: str, on_conflict: str, no_progress: bool,
         ["table", "rows", "inserted", "replaced", "skipped"],
         [(t.table, t.rows, t.inserted, t.replaced, t.skipped) for t in result.tables],
     )
+    if result.left_out:
+        click.echo(f"Left out (empty in the export, and no plugin loaded here has them): {', '.join(result.left_out)}")
 
 
 @cli.command("backup")

@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -46,6 +47,7 @@ from habitreward.engine import validation
 from habitreward.engine.catalog import sql_name_key
 from habitreward.errors import Conflict, ValidationError
 from habitreward.models import Habit, Reward, User
+from habitreward.plugins import LOAD_PLUGINS_ENV
 
 POLICIES = ("fail", "skip", "replace")
 
@@ -130,6 +132,7 @@ class TableData:
     columns: list[dict[str, str]]
     count: int
     rows: Iterable[list[Any]]  # JSON-native values, in column order
+    held: int | None = None  # how many rows the file holds, where known without reading them (JSON)
 
     def __post_init__(self) -> None:
         # An edited description: a ValueError here (one line where read), not a KeyError on "name" later.
@@ -159,9 +162,11 @@ class TableResult:
 class ImportResult:
     policy: str
     tables: list[TableResult] = field(default_factory=list)
+    #: Empty tables of the export that no plugin loaded here provides (nothing of them is lost).
+    left_out: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"on_conflict": self.policy, "tables": [asdict(t) for t in self.tables]}
+        return {"on_conflict": self.policy, "tables": [asdict(t) for t in self.tables], "left_out": self.left_out}
 
 
 # --- reading an export ----------------------------------------------------------------------
@@ -295,7 +300,8 @@ def _json_document(data: Any, where: str, rows: Callable[[int], Iterator[list[An
         # "count" (what the export wrote, checked against the rows read) may be left out by hand.
         tables = [TableData(t["table"], t["columns"],
                             int(t.get("count", len(t["rows"]) if rows is None else t["rows"])),
-                            t["rows"] if rows is None else rows(index))
+                            t["rows"] if rows is None else rows(index),
+                            len(t["rows"]) if rows is None else int(t["rows"]))
                   for index, t in enumerate(meta["tables"])]
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"{where}: a table lacks its table, columns or rows ({exc}).") from None
@@ -395,8 +401,8 @@ class Importer:
         self._kept_out: dict[type[peewee.Model], dict[Any, str]] = {}
 
     def run(self, document: ExportDocument) -> ImportResult:
-        plan = self._plan(document)
         result = ImportResult(self.policy)
+        plan = self._plan(document, result.left_out)
         with self.engine.session(), self.engine.db.atomic():
             loaded: dict[type[peewee.Model], set[Any]] = {}
             for model, data, fields in plan:
@@ -409,16 +415,27 @@ class Importer:
                     reset_sequence(self.engine.db, model)
         return result
 
-    def _plan(self, document: ExportDocument) -> list[tuple[type[peewee.Model], TableData, list[peewee.Field]]]:
-        """Match every exported table and column to a model here; refuse what would be lost."""
+    def _plan(self, document: ExportDocument,
+              left_out: list[str]) -> list[tuple[type[peewee.Model], TableData, list[peewee.Field]]]:
+        """Match every exported table and column to a model here; refuse what would be lost (an
+        empty table of a plugin not here loses nothing: it is left out, in ``left_out``)."""
         models = {m._meta.table_name: m for m in self.engine.hooks.models()}
         plan = []
         for data in document.tables:
             model = models.get(data.table)
             if model is None:
+                # The export writes every loaded plugin's table, used or not: one the new server
+                # does not have is no reason to stop when it holds nothing.
+                if data.count == 0 and (data.held if data.held is not None else _count(data.rows)) == 0:
+                    left_out.append(data.table)
+                    continue
+                loading = os.environ.get(LOAD_PLUGINS_ENV)
+                hint = ("" if loading is None else
+                        f" ({LOAD_PLUGINS_ENV}={loading!r} here loads only the plugins it names: if that plugin"
+                        " is installed, name it there)")
                 raise ValidationError(
-                    f"The export has a table {data.table!r} that no installed plugin provides here:"
-                    " install that plugin (and run `habitreward db upgrade`) first."
+                    f"The export has a table {data.table!r} ({data.count} rows) that no plugin loaded here"
+                    f" provides{hint}: install that plugin (and run `habitreward db upgrade`) first."
                 )
             columns = model._meta.columns
             unknown = [c["name"] for c in data.columns if c["name"] not in columns]
@@ -728,6 +745,10 @@ def reset_sequence(database: peewee.Database, model: type[peewee.Model]) -> None
         f' FROM "{table}"',
         (f'"{table}"', column),
     )
+
+
+def _count(rows: Iterable[Any]) -> int:
+    return sum(1 for _ in rows)
 
 
 def _batches(rows: Iterable[list[Any]], size: int) -> Iterator[list[list[Any]]]:
