@@ -420,6 +420,63 @@ def test_a_cancelled_request_leaves_no_connection_behind_to_answer_the_next():
     assert run(scenario()) == (200, b"answer to request 2")
 
 
+@pytest.mark.parametrize("first", [
+    answer(b"one") + answer(b"a stray second answer"),
+    answer(b"3\r\none\r\n0\r\n\r\n", b"Transfer-Encoding: chunked") + b"HTTP/1.1 408 Request Timeout\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\none",  # a body where none may be
+], ids=["after a length", "after chunks", "after no body"])
+def test_bytes_after_an_answer_are_never_read_as_the_next_answer(first):
+    """A server that sends more than the answer it framed: the surplus must not become the
+    answer to the next request over that connection (a new one is opened instead)."""
+
+    async def scenario() -> tuple[int, bytes]:
+        async with RawServer(lambda n, r: first if n == 1 else answer(b"answer to request %d" % n)) as server:
+            pool = new_pool()
+            await send(pool, server.url())
+            await asyncio.sleep(0.05)
+            result = await send(pool, server.url())
+            await pool.close()
+            return result
+
+    assert run(scenario()) == (200, b"answer to request 2")
+
+
+def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_answer():
+    """A server may say something on a connection waiting for reuse (a 408, say, before it
+    closes it): the next request must not take that as its answer."""
+
+    async def scenario() -> tuple[int, bytes]:
+        number = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal number
+            try:
+                while True:
+                    await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(14)  # send()'s body
+                    number += 1
+                    writer.write(answer(b"answer to request %d" % number))
+                    if number == 1:
+                        await asyncio.sleep(0.05)  # the connection is idle in the pool by now
+                        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{PATH}"
+        pool = new_pool()
+        assert await send(pool, url) == (200, b"answer to request 1")
+        await asyncio.sleep(0.2)
+        result = await send(pool, url)
+        await pool.close()
+        server.close()
+        return result
+
+    assert run(scenario()) == (200, b"answer to request 2")
+
+
 def test_a_connect_that_hangs_is_a_connect_timeout(monkeypatch):
     async def scenario() -> None:
         async def hang(*args: Any, **kwargs: Any) -> Any:

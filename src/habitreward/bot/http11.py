@@ -105,8 +105,13 @@ class _Connection:
         self.idle_since = 0.0
 
     def usable(self, now: float, keepalive: float) -> bool:
-        return (now - self.idle_since <= keepalive and not self.reader.at_eof()
-                and not self.writer.is_closing())
+        return (now - self.idle_since <= keepalive and not self.unread()
+                and not self.reader.at_eof() and not self.writer.is_closing())
+
+    def unread(self) -> bool:
+        """Whether bytes came that no answer framed (after a body, or while idle, a 408 say):
+        the next request would read them as its answer (aiohttp and httpcore check it too)."""
+        return bool(self.reader._buffer)  # StreamReader has no public way to ask
 
     def close(self) -> None:
         self.writer.close()
@@ -159,7 +164,7 @@ class Http11Pool:
             except BaseException:
                 connection.close()  # its state is unknown: never reused
                 raise
-            if keep and generation == self._generation:
+            if keep and generation == self._generation and not connection.unread():
                 self._keep(target.origin, connection)
             else:
                 connection.close()
