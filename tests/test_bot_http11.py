@@ -477,6 +477,28 @@ def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_answer(
     assert run(scenario()) == (200, b"answer to request 2")
 
 
+def test_a_connection_opened_while_the_pool_closes_is_closed_after_its_request(monkeypatch):
+    """close() while a request is still connecting: that connection is not kept (nobody would
+    ever use or close it: the socket would stay open as long as the loop runs)."""
+    real_open = asyncio.open_connection
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.1)
+        return await real_open(*args, **kwargs)
+
+    async def scenario() -> tuple[tuple[int, bytes], int]:
+        async with RawServer(lambda n, r: answer(b"{}")) as server:
+            pool = new_pool()
+            monkeypatch.setattr(asyncio, "open_connection", slow_open)
+            request = asyncio.create_task(send(pool, server.url()))
+            await asyncio.sleep(0.02)
+            await pool.close()  # as BotApiRequest.shutdown(), which then forgets the pool
+            result = await request
+            return result, await closed_by_client(server, 1)
+
+    assert run(scenario()) == ((200, b"{}"), 1)
+
+
 def test_a_connect_that_hangs_is_a_connect_timeout(monkeypatch):
     async def scenario() -> None:
         async def hang(*args: Any, **kwargs: Any) -> Any:

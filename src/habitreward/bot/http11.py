@@ -154,10 +154,10 @@ class Http11Pool:
         else:
             await free.acquire()
         try:
+            generation = self._generation  # (close() may come while connecting)
             connection = self._take_idle(target.origin)
             if connection is None:
                 connection = await self._connect(target, timeouts.connect)
-            generation = self._generation
             try:
                 status, answer, keep = await self._exchange(connection, method, target, body, content_type,
                                                             timeouts)
