@@ -361,6 +361,8 @@ def test_a_connection_cut_in_the_answer_is_a_bad_answer_and_not_reused():
     (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello", "conflicting Content-Length"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+     "unsupported Transfer-Encoding"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\nxx", "unsupported Content-Encoding"),
 ])
 def test_a_broken_answer_is_a_bad_answer(reply, words):

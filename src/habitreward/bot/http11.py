@@ -298,7 +298,7 @@ async def _read_answer(reader: asyncio.StreamReader, method: str) -> tuple[int, 
         return status, b"", keep and status != 101
     encoding = headers.get(b"transfer-encoding", b"").lower()
     if encoding:
-        if encoding.rsplit(b",", 1)[-1].strip() != b"chunked":
+        if encoding.strip() != b"chunked":  # ("gzip, chunked" would need undoing gzip too)
             raise BadAnswer(f"unsupported Transfer-Encoding {encoding.decode('latin-1')!r}")
         body = await _read_chunked(reader)
     elif b"content-length" in headers:
