@@ -316,6 +316,28 @@ def test_a_call_before_initialize_opens_the_session(client, botapi):
     assert botapi.last_text(42) == "no initialize() first"
 
 
+def test_shutdown_closes_the_connection_an_upload_opened(client, tmp_path):
+    """Uploads go through aiohttp's session in the builtin client too: shutdown() closes it,
+    after an initialize() as after an upload made before any (an Application's export)."""
+
+    async def scenario() -> None:
+        async with LocalServer(answer=OK_MESSAGE) as server:
+            request = client()
+            bot = Bot(TOKEN, base_url=server.base_url, request=request)
+            await request.initialize()
+            await bot.send_message(42, "one")
+            await bot.send_document(42, b'{"habits": []}', filename="export.json")
+            await request.shutdown()
+            assert await eventually(lambda: server.closed_by_client == server.opened)
+
+            await bot.send_document(42, b'{"habits": []}', filename="export.json")  # no initialize()
+            await request.shutdown()
+            assert await eventually(lambda: server.closed_by_client == server.opened)
+            assert server.opened >= 2
+
+    run(scenario())
+
+
 # --- the token stays out of logs and error messages -----------------------------------------------
 
 

@@ -240,11 +240,11 @@ class AiohttpRequest(BaseRequest):
     async def shutdown(self) -> None:
         """See :meth:`telegram.request.BaseRequest.shutdown`: closes the session and its
         connections. :meth:`initialize` opens a new one."""
-        if not self.is_open:
+        session, self._session = self._session, None
+        if session is None or session.closed:  # (not self.is_open: BotApiRequest's means its own pool)
             logger.debug("This AiohttpRequest is already shut down. Returning.")
             return
-        session, self._session = self._session, None
-        await session.close()  # type: ignore[union-attr]
+        await session.close()
         logger.debug("aiohttp session closed")
 
     def _resolve_timeouts(self, files: bool, read: Any, write: Any, connect: Any,
@@ -402,10 +402,11 @@ class BotApiRequest(AiohttpRequest):
         """See :meth:`telegram.request.BaseRequest.shutdown`: closes the connections (and
         aiohttp's session, if an upload opened it). :meth:`initialize` opens anew."""
         pool, self._pool = self._pool, None
-        if pool is None:
+        if pool is None and not super().is_open:  # (an upload may open aiohttp's session alone)
             logger.debug("This BotApiRequest is already shut down. Returning.")
             return
-        await pool.close()
+        if pool is not None:
+            await pool.close()
         if super().is_open:
             await super().shutdown()
 
