@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import http.server
 import shutil
 import ssl
 import subprocess
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -499,6 +501,39 @@ def test_a_connection_opened_while_the_pool_closes_is_closed_after_its_request(m
             return result, await closed_by_client(server, 1)
 
     assert run(scenario()) == ((200, b"{}"), 1)
+
+
+def test_a_pool_used_on_a_second_event_loop_without_close_opens_new_connections():
+    """The connections of a finished loop cannot carry a request of the next one (the old
+    connection took the request, and then the call failed with 'Event loop is closed')."""
+    served: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def do_POST(self) -> None:
+            served.append(self.rfile.read(int(self.headers["Content-Length"])))
+            body = b"answer to request %d" % len(served)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # outlives each loop
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}{PATH}"
+        pool = new_pool()
+        first = run(send(pool, url))
+        second = run(send(pool, url))  # a new asyncio.run(), no close() in between
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (first, second) == ((200, b"answer to request 1"), (200, b"answer to request 2"))
+    assert len(served) == 2
 
 
 def test_a_connect_that_hangs_is_a_connect_timeout(monkeypatch):

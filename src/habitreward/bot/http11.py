@@ -120,9 +120,10 @@ class _Connection:
 class Http11Pool:
     """Keep-alive connections and requests over them; see the module's text.
 
-    Bound to the event loop of its first request (as asyncio's streams are). :meth:`close`
-    closes the idle connections, and those in use as their requests end; the pool can be used
-    again afterwards (it opens new ones).
+    Its connections belong to the event loop of their requests (as asyncio's streams do): a
+    request on another loop starts afresh (those of the old loop, which cannot serve it, are
+    let go). :meth:`close` closes the idle connections, and those in use as their requests
+    end; the pool can be used again afterwards (it opens new ones).
     """
 
     def __init__(self, *, limit: int, keepalive: float, user_agent: str):
@@ -136,13 +137,18 @@ class Http11Pool:
         self._targets: dict[str, _Target] = {}
         self._ssl: ssl.SSLContext | None = None
         self._generation = 0  # raised by close(): a connection of an older one is not kept
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def request(self, method: str, url: str, body: bytes | None, content_type: str | None,
                       timeouts: Timeouts) -> tuple[int, bytes]:
         """Send one request and return the answer's status and body (see the errors above)."""
         target = self._target(url)
         free = self._free
-        if free is None:
+        if free is None or self._loop is not asyncio.get_running_loop():
+            if free is not None:  # a new loop without close(): the old one's connections cannot serve it
+                self._generation += 1
+                self._idle = {}
+            self._loop = asyncio.get_running_loop()
             free = self._free = asyncio.Semaphore(self._limit)
         if free.locked():
             try:
