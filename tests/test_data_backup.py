@@ -155,3 +155,14 @@ def test_backup_on_postgresql_shows_no_password(tmp_path):
         "(it asks for the password, or reads it from PGPASSWORD or ~/.pgpass)\n"
     )
     assert not (tmp_path / "x.dump").exists()
+
+
+def test_backup_on_postgresql_shows_no_password_given_as_a_parameter(tmp_path):
+    # libpq takes ?password= as well as user:password@; it was printed in the pg_dump command.
+    url = "postgresql://bot@db.internal/habitreward?password=s3cret-param&sslmode=require"
+    result = CliRunner().invoke(
+        cli, ["--database-url", url, "--env-file", os.devnull, "backup", str(tmp_path / "x.dump")], env=ENV
+    )
+
+    assert result.exit_code == 1 and "s3cret-param" not in result.output
+    assert "'postgresql://bot@db.internal/habitreward?sslmode=require' (it asks for the password" in result.output

@@ -125,6 +125,22 @@ def test_cli_alias_match_and_stats(run, engine):
     assert "not configured (local matching only)" in run("stats").output
 
 
+def test_stats_shows_llm_api_base_without_its_credentials(run, monkeypatch):
+    """A proxy's key in LLM_API_BASE (user info, ?api_key=) was printed as written, so a pasted
+    `habitreward stats` gave it away."""
+    monkeypatch.setenv("LLM_MODEL", "openai/some-model")
+    monkeypatch.setenv("LLM_API_BASE", "https://bot:pr0xy-pa55@llm.example:8443/v1?api_key=sk-in-the-query&tier=2")
+    shown = "https://[REDACTED]@llm.example:8443/v1?api_key=[REDACTED]&tier=2"
+    table = run("stats")
+    assert table.exit_code == 0 and shown in table.output
+    as_json = run("stats", "--json")
+    assert json.loads(as_json.output)["llm_api_base"] == shown
+    for output in (table.output, as_json.output):
+        assert "pr0xy-pa55" not in output and "sk-in-the-query" not in output and "bot:" not in output
+    monkeypatch.setenv("LLM_API_BASE", "http://127.0.0.1:11434")  # nothing to hide: as written
+    assert json.loads(run("stats", "--json").output)["llm_api_base"] == "http://127.0.0.1:11434"
+
+
 def test_cli_match_shows_the_day_the_bot_would_log(run, engine):
     import datetime as dt
 

@@ -83,6 +83,17 @@ def test_the_llm_api_key_is_one_of_the_secrets_no_log_line_shows():
     assert RedactSecrets(found).redact("litellm: bad key sk-the-llm-key") == "litellm: bad key [REDACTED]"
 
 
+def test_the_credentials_in_llm_api_base_are_secrets_no_log_line_shows():
+    from habitreward.server.secrets import secrets_of
+
+    url = "https://bot:pr0xy%40pass@llm.example/v1?key=q-key-1234&tier=2"
+    line = RedactSecrets(secrets_of(settings(LLM_API_BASE=url))).redact(f"POST {url} (pr0xy@pass)")
+    assert line == "POST https://bot:[REDACTED]@llm.example/v1?key=[REDACTED]&tier=2 ([REDACTED])"
+    # A short one (a user name, a test key) is not looked for: it would garble every line with the word.
+    short = secrets_of(settings(LLM_API_BASE="https://admin@llm.example/v1?key=test"))
+    assert RedactSecrets(short).redact("admin: test run") == "admin: test run"
+
+
 def test_redaction_filter_merges_when_installed_twice():
     logger = logging.getLogger("test_serve_secrets.twice")
     handler = logging.StreamHandler(io.StringIO())

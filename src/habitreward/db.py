@@ -504,18 +504,27 @@ def _check_libpq_options(options: dict[str, Any]) -> None:
         )
 
 
+#: libpq's connection parameters that hold a secret (``?password=`` works as well as ``user:password@``).
+LIBPQ_SECRET_PARAMETERS = ("password", "sslpassword")
+
+
 def libpq_url(url: str) -> tuple[str, bool]:
     """``url`` (a PostgreSQL DATABASE_URL) as libpq's own tools (pg_dump, psql) take it: without
-    habitreward's options, which libpq refuses, and without the password, so that it can be
-    shown; the second value says whether a password was left out."""
-    parts = urlparse(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    query = "&".join(pair for pair in parts.query.split("&")
+    habitreward's options, which libpq refuses, and without the password (in the user info or
+    ``?password=``), so that it can be shown; the second value says whether a password was left out."""
+    from habitreward.redaction import hide_url_credentials
+
+    def secret(name: str) -> bool:
+        return name in LIBPQ_SECRET_PARAMETERS
+
+    shown = urlparse(hide_url_credentials(url, keep_user=True, mark=None, secret_name=secret))
+    # A password left out, even an empty one: what an empty mark leaves ('user:@', '?password=') differs.
+    had_password = hide_url_credentials(url, keep_user=True, mark="", secret_name=secret) != shown.geturl()
+    query = "&".join(pair for pair in shown.query.split("&")
                      if pair and pair.partition("=")[0] not in POSTGRES_URL_OPTIONS)
-    scheme = parts.scheme.removesuffix("+pool")
+    scheme = shown.scheme.removesuffix("+pool")
     scheme = "postgresql" if scheme == "postgres" else scheme
-    return parts._replace(scheme=scheme, netloc=f"{user}{at}{host}", query=query).geturl(), bool(colon)
+    return shown._replace(scheme=scheme, query=query).geturl(), had_password
 
 
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:

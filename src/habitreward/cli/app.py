@@ -146,7 +146,7 @@ def _without_secrets(ctx: click.Context, message: str) -> str:
     settings = getattr(ctx.obj, "_settings", None)  # only what was loaded: nothing to hide otherwise
     if settings is None:
         return message
-    from habitreward.server.logging_filters import RedactSecrets
+    from habitreward.redaction import RedactSecrets
     from habitreward.server.secrets import secrets_of
 
     return RedactSecrets(secrets_of(settings)).redact(message)

@@ -198,7 +198,8 @@ def backup(app: AppContext, path: str, force: bool, no_progress: bool) -> None:
     Uses SQLite's online backup API, so the copy is consistent even while
     completions are being written, then checks it with PRAGMA integrity_check.
     On PostgreSQL it prints the pg_dump command to run instead (DATABASE_URL
-    without its password and habitreward's own options) and exits with code 1.
+    without its password, user:password@ or ?password=, and habitreward's own
+    options) and exits with code 1.
     """
     import shlex
 

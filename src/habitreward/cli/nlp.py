@@ -144,16 +144,21 @@ def stats_command(app: AppContext, as_json: bool) -> None:
 
     A message the local matcher settles costs no LLM call; at most one call is
     made per message. Counts live in the database (key_values, namespace "stats").
+    LLM_API_BASE is shown without the credentials a URL may hold (user info,
+    ?api_key= and the like: [REDACTED]).
     """
     from habitreward.nlp import stats
+    from habitreward.redaction import hide_url_credentials
 
     engine = app.engine()
     with engine.session():
         counts = stats.persisted_counts(engine.db)
     settings = app.settings
+    # Shown without the credentials a URL may carry (https://user:password@host/v1, ?api_key=...).
+    api_base = hide_url_credentials(settings.llm_api_base) if settings.llm_api_base else None
     data = {
         "llm_model": settings.llm_model,
-        "llm_api_base": settings.llm_api_base,
+        "llm_api_base": api_base,
         "llm_timeout": settings.llm_timeout,
         **counts,
     }
@@ -161,7 +166,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
         ["what", "value"],
         [
             ("LLM model", settings.llm_model or "not configured (local matching only)"),
-            ("LLM API base", settings.llm_api_base or "-"),
+            ("LLM API base", api_base or "-"),
             ("LLM timeout (s)", settings.llm_timeout),
             ("LLM calls", counts["llm_calls"]),
             ("LLM failures (timeout, error, bad reply)", counts["llm_failures"]),

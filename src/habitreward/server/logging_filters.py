@@ -3,7 +3,7 @@
 python-telegram-bot's HTTP client (httpx) logs request URLs, and Bot API URLs
 contain the token (``.../bot<token>/sendMessage``). A filter on every handler
 of the root logger rewrites each record, message, arguments and traceback
-included, before any handler formats it.
+included, before any handler formats it (:class:`habitreward.redaction.RedactSecrets`).
 """
 
 from __future__ import annotations
@@ -13,42 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-REDACTED = "[REDACTED]"
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces each secret with ``[REDACTED]`` in the formatted message and the traceback."""
-
-    def __init__(self, secrets: Iterable[str | None]):
-        super().__init__()
-        # Longest first, so a secret that contains another is replaced whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def add(self, secrets: Iterable[str | None]) -> None:
-        merged = set(self.secrets) | {s for s in secrets if s and len(s) >= 4}
-        self.secrets = sorted(merged, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler's own error path
-            return True
-        record.msg, record.args = self.redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
-        return True
+from habitreward.redaction import REDACTED, RedactSecrets  # noqa: F401 - where the server took them from
 
 
 def install_redaction(secrets: Iterable[str | None], logger: logging.Logger | None = None) -> RedactSecrets:

@@ -31,10 +31,11 @@ from urllib.parse import urlparse
 
 from habitreward.db import sqlite_file
 from habitreward.errors import ConfigError
+from habitreward.redaction import RedactSecrets
 from habitreward.server import applied
 from habitreward.server.affinity import OFF, CpuChoice, candidate_cores, pin_process
 from habitreward.server.inbox import Inbox, WorkerLock
-from habitreward.server.logging_filters import RedactSecrets, install_redaction, limit_queue_warnings
+from habitreward.server.logging_filters import install_redaction, limit_queue_warnings
 from habitreward.server.runner import BotRunner
 from habitreward.server.secrets import secrets_of, webhook_secret
 from habitreward.server.webhook_admin import webhook_path
