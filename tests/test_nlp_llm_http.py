@@ -418,3 +418,31 @@ def test_habitreward_match_waits_for_the_import_of_litellm(standin, tmp_path):
     shown = json.loads(done.stdout)
     assert [m["habit"] for m in shown["matches"]] == ["Yoga"] and shown["used_llm"], done.stdout
     assert "given up" not in done.stderr
+
+
+def test_litellms_log_lines_go_through_the_applications_handlers_without_the_key(standin, tmp_path):
+    """litellm has a log handler of its own: at -v and -vv it wrote its lines to stdout too (into
+    `match --json`'s JSON), past every filter of the application, so at -vv a server's "Incorrect
+    API key provided: <key>" was written there whole (litellm's own masking knows only some forms
+    of key: a self-hosted proxy's is not one of them)."""
+    database = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(database, load_entry_points=False)
+    engine.register(1, "Ann")
+    engine.add_habit("Yoga")
+    engine.close()
+    key = "plain-proxy-key-4711"
+    standin.status = 401
+    standin.error_message = f"Incorrect API key provided: {key}"
+    env = {"PATH": "/usr/bin:/bin", "HABITREWARD_LOAD_PLUGINS": "", "DATABASE_URL": database,
+           "LLM_MODEL": "openai/some-model", "LLM_API_BASE": standin.url, "LLM_API_KEY": key}
+    for verbose in ("-v", "-vv"):
+        done = subprocess.run(
+            [sys.executable, "-m", "habitreward", "--env-file", "/dev/null", verbose,
+             "match", "1", "vinyasa flow", "--json"],
+            capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["reason"] == "llm failed"  # stdout is the JSON, nothing else
+        assert "LiteLLM completion() model= some-model" in done.stderr  # litellm's lines: on stderr
+        assert key not in done.stdout + done.stderr
+    assert "DEBUG LiteLLM: " in done.stderr and "Incorrect API key provided: [REDACTED]" in done.stderr

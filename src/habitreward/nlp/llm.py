@@ -18,15 +18,18 @@ litellm is imported on the first call, never at import time of this module.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from habitreward.errors import ConfigError
+from habitreward.redaction import RedactSecrets, environment_keys, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +87,61 @@ def import_litellm() -> Any:
     # litellm fetches a model price list from the internet at import unless told to use its bundled copy.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
-        import litellm
+        with _import_lock, _litellm_quiet():
+            import litellm
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     litellm.suppress_debug_info = True
+    _route_litellm_logs(litellm)
     _imported.set()
     return litellm
+
+
+#: litellm's loggers (``verbose_logger`` and its router's and proxy's).
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+_import_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _litellm_quiet() -> Iterator[None]:
+    """litellm's loggers at WARNING while litellm is first imported: what it logs then (optional
+    features it lacks, at DEBUG) goes through its own handler, to stdout, before
+    :func:`_route_litellm_logs` can take that handler away."""
+    if "litellm" in sys.modules:
+        yield
+        return
+    loggers = [logger for logger in map(logging.getLogger, _LITELLM_LOGGERS) if logger.level == logging.NOTSET]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.setLevel(logging.NOTSET)
+#: On litellm's loggers: the keys the matchers send (LLM_API_KEY, LLM_API_BASE's credentials) and any
+#: key litellm may take from the environment on its own.
+_litellm_redaction = RedactSecrets(())
+
+
+def _route_litellm_logs(litellm: Any) -> None:
+    """litellm's log records go to the application's handlers only, without the keys.
+
+    litellm gives its loggers a handler of its own, which writes what is below WARNING to stdout
+    (into ``habitreward -v match --json``'s JSON) and is behind none of the application's filters:
+    serve's redaction never saw its lines, and at -vv a server's "Incorrect API key provided:
+    <key>" went to stdout whole. Without it the records reach the root logger's handlers (stderr,
+    serve's filter). The filter on litellm's own loggers is for the commands with none on the
+    root (``chat``, ``match``), and for keys serve's filter does not know (OPENAI_API_KEY...)."""
+    own = getattr(getattr(litellm, "_logging", None), "handler", None)
+    _litellm_redaction.add(environment_keys())
+    for name in _LITELLM_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if handler is own or type(handler).__module__.startswith("litellm"):
+                logger.removeHandler(handler)
+        logger.propagate = True
+        if _litellm_redaction not in logger.filters:
+            logger.addFilter(_litellm_redaction)
 
 
 #: Set once litellm has been imported: until then a call given up was still waiting for the import.
@@ -226,6 +278,7 @@ class LLMMatcher:
         self.api_key = api_key
         self.timeout = timeout
         self.on_call = on_call  # told after each call whether it worked (for the counters)
+        _litellm_redaction.add([api_key, *url_secrets(api_base)])
         self.extra = extra
         #: Import litellm before LLM_TIMEOUT starts (``habitreward match``: one message, nothing else to
         #: answer). Otherwise the import counts within it, as a bot's answer must not wait for more.
@@ -256,15 +309,10 @@ class LLMMatcher:
         return self.api_key
 
     def _without_secrets(self, message: str) -> str:
-        """``message`` without the API key: LLM_API_KEY, or a key litellm took from the environment
-        (OPENAI_API_KEY, ANTHROPIC_API_KEY, HF_TOKEN...)."""
-        secrets = {self.api_key or ""} | {  # from the environment, only what looks like a key
-            value for name, value in os.environ.items()
-            if len(value) >= 8 and any(word in name.upper() for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
-        }
-        for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-            message = message.replace(secret, "[REDACTED]")
-        return message
+        """``message`` without the API key: LLM_API_KEY, LLM_API_BASE's credentials, or a key litellm
+        took from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, HF_TOKEN...)."""
+        secrets = [self.api_key, *url_secrets(self.api_base), *environment_keys()]
+        return RedactSecrets(secrets).redact(message)
 
     def pick(self, text: str, habits: Sequence, aliases: Mapping[int, Sequence[str]] | None = None) -> list[int] | None:
         """The ids of the habits the model says ``text`` reports; ``None`` when the call failed."""
