@@ -243,6 +243,32 @@ def test_a_message_naming_several_days_is_asked_about(text):
     assert not reported_days(text).certain
 
 
+NAMED_WITH_A_NEGATION = [SimpleNamespace(id=i, name=n) for i, n in enumerate(
+    ["Без сахара", "Не курить", "No sugar", "No alcohol", "Running", "Бег", "Темекі шекпеу"], 70)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Без сахара", ["Без сахара"]), ("день без сахара", ["Без сахара"]), ("сегодня без сахара", ["Без сахара"]),
+    ("не курил", ["Не курить"]), ("не курил весь день", ["Не курить"]), ("No sugar", ["No sugar"]),
+    ("no sugar today", ["No sugar"]), ("ran, no sugar", ["No sugar", "Running"]),
+    ("no sugar, no alcohol", ["No alcohol", "No sugar"]),
+])
+def test_a_habit_named_with_a_negation_is_logged_by_its_name(text, expected):
+    """"Без сахара", "Не курить", "No sugar": the name's own "без"/"не"/"no" made every report of
+    the habit, its exact name too, a doubt: asked about, never logged at once."""
+    result = match_local(text, NAMED_WITH_A_NEGATION)
+    assert names(result) == expected and result.confident, result.reason
+
+
+@pytest.mark.parametrize("text", [
+    "опять курил, не удержался", "курил не переставая", "had sugar, no running", "no sugar tomorrow",
+    "сахара без", "сегодня не бегал", "не без сахара", "без бега", "темекі шекпедім",
+])
+def test_a_negation_that_is_not_the_names_own_still_asks(text):
+    # Its words elsewhere, or in another order, or another negation: what was done is not certain.
+    assert not match_local(text, NAMED_WITH_A_NEGATION).confident
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("ran yesterday", ["Running"]), ("вчера бегал", ["Бег"]), ("кеше жүгірдім", ["Жүгіру"]),
     ("ran today", ["Running"]), ("the day before yesterday I ran", ["Running"]),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -225,6 +225,9 @@ class Candidate:
     score: float
     source: str
     covered: frozenset[int]  # message word positions the term used
+    #: Positions of the name's own negation words ("без" of Без сахара, "no" of No sugar) where the
+    #: name's words stand in the message one after another, in order ("день без сахара").
+    own_hedges: frozenset[int] = frozenset()
 
 
 def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
@@ -252,12 +255,19 @@ def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
                         covered.add(pos)
                         break
         matched = [s for s in scores if s > 0]
+    own_hedges: frozenset[int] = frozenset()
     if len(matched) == len(scores):
         score = sum(scores) / len(scores)
+        negations = [k for k, w in enumerate(term.words) if hedges([w.text])]
+        size = len(term.words)
+        start = next((p for p in range(len(message) - size + 1) if negations
+                      and all(word_score(w, message[p + k])[0] > 0 for k, w in enumerate(term.words))), None)
+        if start is not None:
+            own_hedges = frozenset(start + k for k in negations)
     else:  # some words of a multi-word name are missing: only a suggestion
         score = 0.6 * len(matched) / len(scores)
     source = "fuzzy" if typo else ("alias" if term.is_alias else "exact")
-    return Candidate(term.habit_id, score, source, frozenset(covered))
+    return Candidate(term.habit_id, score, source, frozenset(covered), own_hedges)
 
 
 # Words that are doubtful only with the next one: "about to run" (not "ran about 5 km"), "going
@@ -265,10 +275,13 @@ def _score_term(term: Term, message: Sequence[Word]) -> Candidate | None:
 _HEDGE_PHRASES = frozenset({("about", "to"), ("going", "to"), ("need", "to"), ("needs", "to")})
 
 
-def hedges(message: Sequence[str]) -> list[str]:
-    """The words of a normalized message that make a report doubtful."""
+def hedges(message: Sequence[str], own: Collection[int] = ()) -> list[str]:
+    """The words of a normalized message that make a report doubtful, but for those at the
+    positions ``own``: words of a habit's own name ("Без сахара", "No sugar", "Не курить")."""
     found = []
     for i, word in enumerate(message):
+        if i in own:
+            continue
         if (word in _HEDGE_WORDS or word.startswith(_HEDGE_PREFIXES)
                 or (word.endswith(_RUSSIAN_FUTURE_ENDINGS) and word.startswith(_RUSSIAN_FUTURE_PREFIXES)
                     and len(word) >= 5)
@@ -344,7 +357,9 @@ def _match_catalog(text: str, catalog: tuple[tuple[int, str, tuple[str, ...]], .
     ]
     candidates.sort(key=lambda c: (-c.score, by_id[c.habit_id].name.lower()))
     matches = tuple((c.habit_id, round(c.score, 3), c.source) for c in candidates)
-    doubts = hedges(message_words)
+    # A habit named with a negation ("Без сахара", "No sugar") is found by its own words: no doubt in
+    # them where they stand as in the name ("курил, не удержался" keeps its "не").
+    doubts = hedges(message_words, own=frozenset().union(*(c.own_hedges for c in found)))
     if not _NOT_DONE_MARKS.isdisjoint(text):  # "run ✅ read ❌": the marks are not words
         doubts.append("❌")
     # "ran yesterday and read today": which habit on which day? "ran 11/12": which date? (Whether a
