@@ -279,6 +279,21 @@ def test_a_message_naming_one_day_stays_confident(text, expected):
     assert names(result) == expected and result.confident, result.reason
 
 
+def test_walked_in_russian_names_no_earlier_day():
+    """"прошла 10 000 шагов" (walked 10,000 steps) was read as "прошлой" (last week's): the walk
+    was asked about with "which day?" instead of logged."""
+    from habitreward.nlp.days import reported_days
+
+    walk, steps = [SimpleNamespace(id=60, name="Прогулка")], [SimpleNamespace(id=61, name="10000 шагов")]
+    for text, habits in (("прошла прогулка", walk), ("прошла 10000 шагов", steps), ("прошли 10000 шагов", steps)):
+        result = match_local(text, habits)
+        assert result.matches and result.confident, (text, result.reason)
+        assert reported_days(text).certain, text
+    for text in ("прогулка на прошлой неделе", "в прошлый четверг прогулка", "прогулка в прошлое воскресенье"):
+        result = match_local(text, walk)
+        assert not result.confident and "an earlier day" in result.reason, text
+
+
 @pytest.mark.parametrize("text", [
     "ran last week", "ran on 25 November", "на прошлой неделе бегал", "өткен аптада жүгірдім", "ran on Monday",
     "в понедельник бегал", "дүйсенбіде жүгірдім", "ran a week ago", "ran 10 days ago", "бегал неделю назад",
