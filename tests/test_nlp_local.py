@@ -118,6 +118,8 @@ def test_instructions_are_never_confident(text):
 @pytest.mark.parametrize(("text", "expected"), [
     ("бегал утром", ["Бег"]), ("10 минут медитации", ["Медитация"]), ("медитировал", ["Медитация"]),
     ("позанималась йогой", ["Йога"]), ("принял холодный душ", ["Холодный душ"]), ("холодный дущ", ["Холодный душ"]),
+    # A verb prefix on another derivation of the name's root (found nothing before).
+    ("помедитировал", ["Медитация"]), ("помедитировала 10 минут", ["Медитация"]),
 ])
 def test_russian_forms(text, expected):
     result = match_local(text, RU)

@@ -199,9 +199,10 @@ def word_score(term_word: Word, word: Word) -> tuple[float, bool]:
                 short, long_ = (a, b) if len(a) <= len(b) else (b, a)
                 if long_.startswith(short) and len(short) >= 3 and len(long_) - len(short) <= 2:
                     return ROOT, False
-        # Same root, different derivation (медитировал / медитация): a long shared beginning.
+        # Same root, different derivation (медитировал / медитация), after a verb prefix too
+        # (помедитировал): a long shared beginning.
         for a in term_word.stems:
-            for b in word.stems:
+            for b in word.stems | word.unprefixed:
                 shared = _common_prefix(a, b)
                 if shared >= 5 and shared >= 0.7 * min(len(a), len(b)):
                     return ROOT, False
