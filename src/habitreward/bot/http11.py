@@ -32,6 +32,8 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+import certifi
+
 __all__ = [
     "BadAnswer",
     "ConnectTimeout",
@@ -232,12 +234,7 @@ class Http11Pool:
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            try:
-                import certifi  # httpx's trust store, so both clients trust the same servers
-            except ImportError:  # pragma: no cover - httpx, always installed, requires it
-                self._ssl = ssl.create_default_context()
-            else:
-                self._ssl = ssl.create_default_context(cafile=certifi.where())
+            self._ssl = ssl.create_default_context(cafile=certifi.where())  # httpx's trust store too
         return self._ssl
 
     async def _exchange(self, connection: _Connection, method: str, target: _Target, body: bytes | None,
