@@ -38,6 +38,19 @@ def test_the_command_line_says_so_in_one_line(tmp_path):
     assert result.output == "Error: STREAK_MULTIPLIER_RATE must be a finite number, got 'inf'\n"
 
 
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("habitreward.db", "'habitreward.db'"),
+    ("bot:hunter2pass@db.example.org/habits", "'[REDACTED]@db.example.org/habits'"),
+    ("postgres:bot:hunter2pass@db.example.org:5432/habits", "'[REDACTED]@db.example.org:5432/habits'"),
+])
+def test_a_database_url_that_is_no_url_is_refused_without_its_password(raw, shown):
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({"DATABASE_URL": raw}, env_file=None)
+    assert str(refused.value) == ("DATABASE_URL must be a URL such as sqlite:///habitreward.db or"
+                                  f" postgresql://user@host/db, got {shown}")
+    assert "hunter2pass" not in str(refused.value)
+
+
 def test_finite_values_in_range_are_kept():
     settings = Settings.load({"STREAK_MULTIPLIER_RATE": "100", "LLM_TIMEOUT": "2.5"}, env_file=None)
     assert (settings.streak_multiplier_rate, settings.llm_timeout) == (100.0, 2.5)

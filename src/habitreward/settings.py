@@ -120,8 +120,10 @@ def _telegram_ids(name: str, raw: str) -> tuple[int, ...]:
 def _database_url(name: str, raw: str) -> str:
     url = raw.strip()
     if "://" not in url:
+        # user:password@host without its scheme: what is before the "@" may be a password.
+        shown = f"[REDACTED]@{raw.rsplit('@', 1)[1]}" if "@" in raw else raw
         raise ConfigError(
-            f"{name} must be a URL such as sqlite:///habitreward.db or postgresql://user@host/db, got {raw!r}"
+            f"{name} must be a URL such as sqlite:///habitreward.db or postgresql://user@host/db, got {shown!r}"
         )
     scheme = url.split("://", 1)[0].lower()
     if scheme not in _DATABASE_SCHEMES:
