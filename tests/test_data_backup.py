@@ -166,3 +166,19 @@ def test_backup_on_postgresql_shows_no_password_given_as_a_parameter(tmp_path):
 
     assert result.exit_code == 1 and "s3cret-param" not in result.output
     assert "'postgresql://bot@db.internal/habitreward?sslmode=require' (it asks for the password" in result.output
+
+
+def test_backup_on_postgresql_over_a_unix_socket_prints_a_url_libpq_takes(tmp_path):
+    # Peer authentication over the socket directory: no host, no password. The command printed
+    # postgresql:/habitreward?host=..., which libpq does not read as a URL, and said pg_dump would
+    # ask for a password the URL never had.
+    url = "postgresql:///habitreward?host=/var/run/postgresql&max_connections=5"
+    result = CliRunner().invoke(
+        cli, ["--database-url", url, "--env-file", os.devnull, "backup", str(tmp_path / "x.dump")], env=ENV
+    )
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: backup copies SQLite databases; for PostgreSQL use pg_dump: pg_dump --format=custom "
+        f"--file={tmp_path / 'x.dump'} 'postgresql:///habitreward?host=/var/run/postgresql'\n"
+    )

@@ -517,14 +517,18 @@ def libpq_url(url: str) -> tuple[str, bool]:
     def secret(name: str) -> bool:
         return name in LIBPQ_SECRET_PARAMETERS
 
-    shown = urlparse(hide_url_credentials(url, keep_user=True, mark=None, secret_name=secret))
+    without = hide_url_credentials(url, keep_user=True, mark=None, secret_name=secret)
     # A password left out, even an empty one: what an empty mark leaves ('user:@', '?password=') differs.
-    had_password = hide_url_credentials(url, keep_user=True, mark="", secret_name=secret) != shown.geturl()
+    had_password = hide_url_credentials(url, keep_user=True, mark="", secret_name=secret) != without
+    shown = urlparse(without)
     query = "&".join(pair for pair in shown.query.split("&")
                      if pair and pair.partition("=")[0] not in POSTGRES_URL_OPTIONS)
     scheme = shown.scheme.removesuffix("+pool")
     scheme = "postgresql" if scheme == "postgres" else scheme
-    return shown._replace(scheme=scheme, query=query).geturl(), had_password
+    # Put together by hand: geturl() drops the '//' of an empty host (postgresql:///db?host=/run/postgresql,
+    # a socket directory), and libpq reads 'postgresql:/db' as no URL at all.
+    return (f"{scheme}://{shown.netloc}{shown.path}" + (f";{shown.params}" if shown.params else "")
+            + (f"?{query}" if query else "") + (f"#{shown.fragment}" if shown.fragment else "")), had_password
 
 
 def open_database(url: str, *, bind: bool = True) -> peewee.Database:
