@@ -372,19 +372,8 @@ class BotApiRequest(AiohttpRequest):
 
     __slots__ = ("_pool",)
 
-    def __init__(
-        self,
-        connection_pool_size: int = DEFAULT_POOL_SIZE,
-        read_timeout: float | None = 5.0,
-        write_timeout: float | None = 5.0,
-        connect_timeout: float | None = 5.0,
-        pool_timeout: float | None = 1.0,
-        media_write_timeout: float | None = 20.0,
-        keepalive_timeout: float = 15.0,
-        retry_not_connected: bool = False,
-    ):
-        super().__init__(connection_pool_size, read_timeout, write_timeout, connect_timeout, pool_timeout,
-                         media_write_timeout, keepalive_timeout, retry_not_connected)
+    def __init__(self, *args: Any, **kwargs: Any):  # AiohttpRequest's arguments: its defaults in one place
+        super().__init__(*args, **kwargs)
         self._pool: Http11Pool | None = None
 
     @property
