@@ -118,6 +118,8 @@ def _litellm_quiet() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.setLevel(logging.NOTSET)
+
+
 #: On litellm's loggers: the keys the matchers send (LLM_API_KEY, LLM_API_BASE's credentials) and any
 #: key litellm may take from the environment on its own.
 _litellm_redaction = RedactSecrets(())
