@@ -94,6 +94,16 @@ def test_the_credentials_in_llm_api_base_are_secrets_no_log_line_shows():
     assert RedactSecrets(short).redact("admin: test run") == "admin: test run"
 
 
+def test_the_credentials_in_telegram_api_url_are_secrets_no_log_line_shows():
+    """A self-hosted Bot API server behind a proxy with a password: the builtin client sends it
+    (Basic authorization), and an error or log line that quotes the URL must not show it."""
+    from habitreward.server.secrets import secrets_of
+
+    url = "https://bot:b0t-api-pass@botapi.example/bot"
+    line = RedactSecrets(secrets_of(settings(TELEGRAM_API_URL=url))).redact(f"GET {url}123:T/getMe")
+    assert line == "GET https://bot:[REDACTED]@botapi.example/bot123:T/getMe"
+
+
 def test_redaction_filter_merges_when_installed_twice():
     logger = logging.getLogger("test_serve_secrets.twice")
     handler = logging.StreamHandler(io.StringIO())
