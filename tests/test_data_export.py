@@ -74,6 +74,30 @@ def snapshot(engine) -> dict[str, list[dict]]:
         }
 
 
+def snapshot_at(url: str, clock) -> dict[str, list[dict]]:
+    """:func:`snapshot` of the database at ``url`` (another than the test's engine's)."""
+    other = make_engine(url, clock=clock, load_entry_points=False)
+    try:
+        return snapshot(other)
+    finally:
+        other.close()
+
+
+def person_here_under_another_id(url: str, clock, telegram_id: int, name: str) -> dict[str, list[dict]]:
+    """Register ``telegram_id`` at ``url`` as user id 6 (ids 1-5 are taken and let go first, as
+    other rows' would be): the new server's bot ran before the import. Returns the snapshot."""
+    other = make_engine(url, clock=clock, load_entry_points=False)
+    try:
+        with other.session():
+            for n in range(5):
+                User.create(telegram_id=900 + n, name=f"Temp {n}")
+            other.add_user(telegram_id, name, active=True)
+            User.delete().where(User.telegram_id >= 900).execute()
+        return snapshot(other)
+    finally:
+        other.close()
+
+
 def migrate_elsewhere(url: str, **kwargs) -> None:
     """Create the schema at ``url`` without leaving the models bound to it."""
     previous = database_proxy.obj
@@ -241,11 +265,7 @@ def test_skip_and_replace_refuse_ids_held_by_other_rows(engine, clock, db_url, e
     assert refused.exit_code == 1, refused.output
     assert refused.output.startswith("Error: users: the row with id 1 here is another one than in the file")
     assert "Import into an empty database instead." in refused.output
-    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
-    try:
-        assert snapshot(other) == before  # nothing changed
-    finally:
-        other.close()
+    assert snapshot_at(empty_db_url, clock) == before  # nothing changed
 
 
 def test_skip_that_keeps_out_a_person_already_here_under_another_id_says_so(engine, clock, db_url, empty_db_url,
@@ -256,16 +276,7 @@ def test_skip_that_keeps_out_a_person_already_here_under_another_id_says_so(engi
     populate(engine, clock)
     dump = str(tmp_path / "dump.json")
     assert invoke(db_url, "export", "-o", dump).exit_code == 0
-    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
-    try:
-        with other.session():
-            for n in range(5):  # ids 1-5 are other rows' here; Ann is 6
-                User.create(telegram_id=900 + n, name=f"Temp {n}")
-            other.add_user(101, "Ann again", active=True)
-            User.delete().where(User.telegram_id >= 900).execute()
-        before = snapshot(other)
-    finally:
-        other.close()
+    before = person_here_under_another_id(empty_db_url, clock, 101, "Ann again")
     refused = invoke(empty_db_url, "import", dump, "--on-conflict", "skip")
     assert refused.exit_code == 1, refused.output
     sticker = next(r["id"] for r in snapshot(engine)["rewards"] if r["name"] == "Sticker")  # Ann's own
@@ -273,11 +284,7 @@ def test_skip_that_keeps_out_a_person_already_here_under_another_id_says_so(engi
         f"Error: rewards: rewards id {sticker} of the file points at users id 1, which --on-conflict skip kept out:"
         " it is here under another id (telegram_id 101 taken).")
     assert "was edited" not in refused.output
-    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
-    try:
-        assert snapshot(other) == before  # nothing changed
-    finally:
-        other.close()
+    assert snapshot_at(empty_db_url, clock) == before  # nothing changed
 
 
 def test_skip_that_kept_a_row_out_blames_it_only_for_rows_that_point_at_it(engine, clock, db_url, empty_db_url,
@@ -303,26 +310,13 @@ def test_skip_that_kept_a_row_out_blames_it_only_for_rows_that_point_at_it(engin
                " edited. Nothing was imported.")
     into_empty = invoke(empty_db_url, "import", str(dump))  # nothing kept out: the same words
     assert into_empty.exit_code == 1 and into_empty.output.startswith(missing), into_empty.output
-    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
-    try:
-        with other.session():
-            for n in range(5):  # ids 1-5 are other rows' here; Pat is 6
-                User.create(telegram_id=900 + n, name=f"Temp {n}")
-            other.add_user(103, "Pat again")
-            User.delete().where(User.telegram_id >= 900).execute()
-        before = snapshot(other)
-    finally:
-        other.close()
+    before = person_here_under_another_id(empty_db_url, clock, 103, "Pat again")
 
     refused = invoke(empty_db_url, "import", str(dump), "--on-conflict", "skip")
 
     assert refused.exit_code == 1, refused.output
     assert refused.output.startswith(missing), refused.output  # not "kept out", nor Pat's telegram_id 103
-    other = make_engine(empty_db_url, clock=clock, load_entry_points=False)
-    try:
-        assert snapshot(other) == before  # nothing changed
-    finally:
-        other.close()
+    assert snapshot_at(empty_db_url, clock) == before  # nothing changed
 
 
 def test_skip_with_a_row_the_file_holds_twice_skips_it_and_says_so(engine, clock, db_url, empty_db_url, tmp_path):
