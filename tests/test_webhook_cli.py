@@ -324,3 +324,16 @@ def test_listener_options_without_webhook_are_refused_before_the_webhook_is_remo
         assert result.output.splitlines()[-1] == (f"Error: {named} for --webhook; without it serve polls Telegram,"
                                                   " listens on no port, and removes a webhook that is set")
     assert [method for method, _ in botapi.calls[calls:]] == [] and botapi.webhook["url"] == URL
+
+
+def test_poll_timeout_with_webhook_is_refused_instead_of_ignored(run, botapi):
+    """`serve --webhook --poll-timeout 10` started and never polled: the option did nothing, without
+    a word. Set in the environment (HABITREWARD_POLL_TIMEOUT) it serves either mode."""
+    botapi.fail_next("getMe", error_code=401, description="Unauthorized")  # a start not refused ends at once
+    typed = run("serve", "--webhook", "--port", "0", "--poll-timeout", "10")
+    assert typed.exit_code == 2, typed.output
+    assert typed.output.splitlines()[-1] == ("Error: --poll-timeout is for polling (serve without --webhook); with"
+                                             " --webhook Telegram posts the updates and nothing is polled")
+    assert botapi.calls == []
+    from_env = run("serve", "--webhook", "--port", "0", HABITREWARD_POLL_TIMEOUT="10")
+    assert from_env.exit_code == 1 and "Telegram refused TELEGRAM_BOT_TOKEN" in from_env.output, from_env.output

@@ -68,7 +68,8 @@ class CpuChoiceParam(click.ParamType):
                    " applied do not: only their replies are cut short).")
 @click.option("--poll-timeout", default=30, show_default=True, type=click.IntRange(0, 50),
               envvar="HABITREWARD_POLL_TIMEOUT", show_envvar=True,
-              help="Long-polling wait of one getUpdates call, in seconds (polling mode).")
+              help="Long-polling wait of one getUpdates call, in seconds (polling mode; refused with --webhook"
+                   " when given on the command line).")
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, envvar="HABITREWARD_RATE_LIMIT",
               show_envvar=True,
               help="Keep replies under Telegram's flood limits (about 30 messages/s overall) with PTB's "
@@ -132,6 +133,8 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
                                    " per bot")
     if not webhook:  # a forgotten --webhook: polling would listen on nothing and remove the webhook
         _refuse_listener_options_without_webhook()
+    else:  # a webhook polls nothing: a typed --poll-timeout would be ignored without a word
+        _refuse_polling_options_with_webhook()
     on_ready = None
     if set_webhook_on_start and worker is None:
         if not webhook:
@@ -164,6 +167,14 @@ def _refuse_listener_options_without_webhook() -> None:
     if given:
         raise click.UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --webhook; without it"
                                " serve polls Telegram, listens on no port, and removes a webhook that is set")
+
+
+def _refuse_polling_options_with_webhook() -> None:
+    """Only when typed on the command line: HABITREWARD_POLL_TIMEOUT may serve both modes."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("poll_timeout") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--poll-timeout is for polling (serve without --webhook); with --webhook Telegram"
+                               " posts the updates and nothing is polled")
 
 
 def _parse_worker(spec: str) -> tuple[int, int, int]:
