@@ -6,8 +6,8 @@ SIGINT): stop listening, let running requests answer, finish the updates in
 flight, stop the bot, close the database.
 
 ``--workers N`` (webhook, N > 1): this process becomes a small supervisor
-(:class:`_Supervisor`): it takes the SQLite server lock, applies the migrations
-and binds the listening socket, once, then runs N worker processes (the same
+(:class:`_Supervisor`): it binds the listening socket, takes the SQLite server
+lock and applies the migrations, once, then runs N worker processes (the same
 command with ``--worker``, started by ``subprocess``: no fork of a process with
 threads) that each serve the webhook on the inherited socket. It forwards
 SIGTERM/SIGINT to them, restarts one that dies, and stops them when it stops.
@@ -521,12 +521,13 @@ class _Supervisor:
         self.stop.install()
         try:
             try:
+                # First, as one process does: a port in use is the one thing said, before migrations.
+                self.listening = _listening_socket(options.host, options.port)
                 service._sqlite_lock.acquire()
                 service._wait_for_old_workers()
                 service._upgrade_schema()
                 service._say_requests_waiting()
                 service.engine.close()  # each worker opens its own connections
-                self.listening = _listening_socket(options.host, options.port)
                 self._start_all()
                 if not self.stop.event.is_set():
                     self.announce(self.listening.getsockname()[1])
