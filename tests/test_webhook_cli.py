@@ -186,6 +186,46 @@ def test_a_refused_start_with_set_webhook_tells_telegram_nothing(tmp_path, monke
     assert not any(method == "setWebhook" for method, _ in botapi.calls[calls_before:])
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("failure", ["refused", "cut"])
+def test_set_webhook_refused_at_start_is_one_error_naming_it_after_the_listening_line(tmp_path, botapi, workers,
+                                                                                    failure):
+    """Telegram refuses setWebhook (a host it cannot resolve): the operator read "listening", then
+    "stopped; database closed" (with --workers, each worker's "SIGTERM received" and "stopped"),
+    then "Error: Telegram: ...", which did not say that --set-webhook had failed. Now: the line
+    saying where it listened, then the one error, and exit code 1."""
+    import os
+    import re
+    import subprocess
+
+    from test_serve_kit import HABITREWARD_BIN
+
+    if failure == "refused":
+        botapi.fail_next("setWebhook", error_code=400,
+                         description="Bad Request: bad webhook: Failed to resolve host: Name or service not known")
+    else:  # done, and the answer cut on the way back
+        botapi.cut_next("setWebhook")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=botapi.base_url, TELEGRAM_WEBHOOK_URL=URL,
+               DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}", HABITREWARD_LOAD_PLUGINS="")
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--set-webhook", "--port", "0",
+                             "--workers", workers], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert len(result.stdout.splitlines()) == 1 and " webhook listening on http://127.0.0.1:" in result.stdout
+    said = [line for line in result.stderr.splitlines()
+            if line.strip() and not re.search(r" WARNING habitreward.serve: applied \d+ migration", line)]
+    assert len(said) == 1, result.stderr
+    if failure == "refused":
+        assert said[0] == (f"Error: --set-webhook: Telegram refused setWebhook for {URL}: Bad webhook: failed to"
+                           " resolve host: name or service not known; serve stopped")
+        assert botapi.webhook["url"] == ""
+    else:
+        assert said[0].startswith("Error: --set-webhook: setWebhook got no answer from Telegram (BadAnswer: 127.0.0.1:")
+        assert said[0].endswith("), and may have been done (habitreward webhook info tells); serve stopped")
+        assert botapi.webhook["url"] == URL
+    assert len(botapi.calls_of("setWebhook")) == 1 and TOKEN not in result.stderr
+
+
 def test_a_refused_start_is_one_line_on_stderr(tmp_path):
     """As an operator reads it: the error alone, no "stopped; database closed" for a database
     that was never opened."""

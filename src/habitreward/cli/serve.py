@@ -6,7 +6,7 @@ Heavy imports (telegram, waitress) happen inside the commands, so ``--help`` sta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import click
@@ -24,6 +24,27 @@ def _telegram_errors(app: AppContext) -> Iterator[None]:
         yield
     except TelegramError as exc:
         raise click.ClickException(f"Telegram: {exc}") from None  # redacted by HabitRewardGroup
+
+
+@contextmanager
+def _set_webhook_errors(app: AppContext) -> Iterator[None]:
+    """``serve --set-webhook``: a failed setWebhook refuses the start; the one error names the
+    option, the call and Telegram's answer, and says the server is gone (it said it listened)."""
+    from telegram.error import BadRequest, NetworkError, TelegramError
+
+    from habitreward.bot.request import surely_not_sent
+
+    try:
+        yield
+    except TelegramError as exc:
+        if surely_not_sent(exc):
+            what = f"setWebhook could not reach Telegram ({exc})"
+        elif isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):  # (BadRequest is a NetworkError)
+            what = (f"setWebhook got no answer from Telegram ({exc}), and may have been done (habitreward webhook"
+                    " info tells)")
+        else:
+            what = f"Telegram refused setWebhook for {app.settings.telegram_webhook_url}: {exc}"
+        raise click.ClickException(f"--set-webhook: {what}; serve stopped") from None  # redacted by HabitRewardGroup
 
 
 def _protect_logs(app: AppContext) -> None:
@@ -61,7 +82,8 @@ class CpuChoiceParam(click.ParamType):
               help="Updates of different users processed at the same time (one user's are always in order).")
 @click.option("--set-webhook", "set_webhook_on_start", is_flag=True,
               help="Register TELEGRAM_WEBHOOK_URL with Telegram (setWebhook with the secret) once listening,"
-                   " after the line that says where (Telegram posts at once; a refused start changes nothing).")
+                   " after the line that says where (Telegram posts at once; a refused start changes nothing);"
+                   " a setWebhook that fails stops serve with Telegram's answer (exit code 1).")
 @click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to finish the updates being processed after SIGTERM/SIGINT (updates received and not"
                    " started yet are left for the next start); the rest run on the next start too (those already"
@@ -144,7 +166,7 @@ def serve(app: AppContext, webhook: bool, host: str, port: int, threads: int, co
         registration(settings)  # no URL (or not https): one error now, not after a start and a stop
 
         def on_ready() -> None:  # once listening: a start refused (port, lock) tells Telegram nothing
-            _set_webhook(app, max_connections=40, drop_pending=False, as_json=False)
+            _set_webhook(app, max_connections=40, drop_pending=False, as_json=False, errors=_set_webhook_errors)
     engine = Engine(settings, plugin_manager=app.plugin_manager)
     options = ServeOptions(host=host, port=port, threads=threads, concurrency=concurrency,
                            shutdown_timeout=shutdown_timeout, poll_timeout=poll_timeout, rate_limit=rate_limit,
@@ -216,11 +238,12 @@ def webhook() -> None:
     """
 
 
-def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, as_json: bool) -> None:
+def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, as_json: bool,
+                 errors: Callable[[AppContext], AbstractContextManager[None]] = _telegram_errors) -> None:
     from habitreward.server.webhook_admin import set_webhook
 
     _protect_logs(app)
-    with _telegram_errors(app):
+    with errors(app):
         result = set_webhook(app.settings, max_connections=max_connections, drop_pending=drop_pending)
     emit(as_json, result, lambda: click.echo(
         f"Webhook set: {result['url']} (max {result['max_connections']} connections,"

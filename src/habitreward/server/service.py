@@ -90,10 +90,11 @@ class _StopSignal:
     def _handle(self, signum: int, frame: Any) -> None:
         self.trigger(f"{signal.Signals(signum).name} received")
 
-    def trigger(self, reason: str) -> None:
+    def trigger(self, reason: str, *, quiet: bool = False) -> None:
         if self.event.is_set():
             return  # stopping already: a repeated signal changes nothing (the server it would wake is gone)
-        logger.warning("%s%s: stopping after the updates in flight", self.who, reason)
+        if not quiet:
+            logger.warning("%s%s: stopping after the updates in flight", self.who, reason)
         self.event.set()
         if self.on_signal is not None:
             self.on_signal()
@@ -181,6 +182,7 @@ class Service:
         candidate_cores(options.pin_cpu)  # a bad --pin-cpu: one error before anything starts (or per worker)
         self._sqlite_lock = _SqliteServerLock(self.settings.database_url)
         self._worker_lock: WorkerLock | None = None
+        self._refused = False  # on_ready failed: the start is refused, its error the one line
 
     # --- start and stop ----------------------------------------------------------------
 
@@ -272,8 +274,20 @@ class Service:
                            " at that person's next message; to see who waits: habitreward users list --waiting",
                            count)
 
+    def _ready(self) -> None:
+        """``on_ready``, once serving. When it fails (``--set-webhook``: Telegram refused setWebhook)
+        the start is refused: its error is what the operator reads, not a "stopped" line before it."""
+        if self.on_ready is None:
+            return
+        try:
+            self.on_ready()
+        except Exception:
+            self._refused = True
+            raise
+
     def _stop_bot(self) -> None:
-        started = self.runner is not None  # a refused start closes quietly: its error is the one line
+        # A refused start closes quietly: its error is the one line.
+        started = self.runner is not None and not self._refused
         try:
             if self.runner is not None and self.runner.loop is not None:
                 self.runner.stop(self.options.shutdown_timeout)
@@ -346,13 +360,14 @@ class Service:
             stop.install()
             port = server.effective_port  # type: ignore[union-attr]
             if control is not None:
-                _watch_supervisor(control, stop)
+                _watch_supervisor(control, stop, self)
                 control.sendall(b"ready\n")  # the supervisor logs it
             else:
                 url = f"{_base_url(self.options.host, port)}{wsgi_app.path}"
                 self.announce(f"{self._name()}: webhook listening on {url}")
-                if self.on_ready is not None:  # bound, locked, the bot running: a request now waits only for
-                    self.on_ready()  # this call (in the socket's backlog), and is then served
+                # Bound, locked, the bot running: a request now waits only for this call (in the
+                # socket's backlog), and is then served.
+                self._ready()
             _run_until_stopped(server, wsgi_app, stop.event)
         finally:
             try:
@@ -424,13 +439,22 @@ def worker_lock_directory(database: Path) -> Path:
     return database.with_name(database.name + ".workers")
 
 
-def _watch_supervisor(control: socket.socket, stop: _StopSignal) -> None:
-    """In a worker: stop gracefully when the supervisor is gone (its end of the line closes)."""
+#: Supervisor to worker: its start was refused after the workers started (``--set-webhook``): stop
+#: without a word, the supervisor's error says it all.
+_START_REFUSED = b"start refused\n"
+
+
+def _watch_supervisor(control: socket.socket, stop: _StopSignal, service: Service) -> None:
+    """In a worker: stop gracefully when the supervisor is gone (its end of the line closes), and
+    quietly when it says its start was refused."""
 
     def watch() -> None:
         try:
-            while control.recv(64):
-                pass
+            while data := control.recv(64):
+                if _START_REFUSED in data:
+                    service._refused = True
+                    stop.trigger("start refused", quiet=True)
+                    return
         except OSError:
             pass
         if not stop.event.is_set():
@@ -531,11 +555,10 @@ class _Supervisor:
                 self._start_all()
                 if not self.stop.event.is_set():
                     self.announce(self.listening.getsockname()[1])
-                    if service.on_ready is not None:  # every worker serves: said after the line saying so
-                        service.on_ready()
+                    service._ready()  # every worker serves: said after the line saying so
                     self._supervise()
             except BaseException:
-                self._stop_all(check=False)
+                self._stop_all(check=False, quietly=service._refused)
                 raise
             self._stop_all(check=True)
         finally:
@@ -646,14 +669,21 @@ class _Supervisor:
 
     # --- stopping -------------------------------------------------------------------------
 
-    def _stop_all(self, *, check: bool) -> None:
+    def _stop_all(self, *, check: bool, quietly: bool = False) -> None:
         """Forward the stop to every worker and wait for them (graceful: they finish their updates);
-        ``check``: raise when a serving worker did not exit cleanly."""
+        ``check``: raise when a serving worker did not exit cleanly; ``quietly``: the start was
+        refused, the workers stop without a line each (told on their control line, not by SIGTERM)."""
         if self.listening is not None:
             self.listening.close()  # the workers' copies close as they stop: then connections are refused
         running = [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
         for worker in running:
             assert worker.proc is not None
+            if quietly and worker.control is not None:
+                try:
+                    worker.control.sendall(_START_REFUSED)
+                    continue
+                except OSError:
+                    pass  # its line is gone: SIGTERM then
             try:
                 worker.proc.send_signal(signal.SIGTERM)
             except OSError:
