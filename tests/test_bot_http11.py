@@ -246,6 +246,36 @@ def test_an_idle_connection_the_server_closed_is_not_used_again():
     assert connections == 3
 
 
+def test_an_idle_connection_the_server_closes_is_closed_at_once_not_left_in_close_wait():
+    """A server ends an idle kept-alive connection (its keep-alive timeout): the pool's end stayed
+    open (CLOSE_WAIT, a descriptor held) until the next request, hours later for a quiet bot. The
+    server here sends its FIN and waits for the client's, which comes without another request."""
+
+    async def scenario() -> tuple[tuple[int, bytes], bytes]:
+        client_closed: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(14)  # the body send() writes
+            writer.write(answer(b'{"ok":true}'))  # kept alive: nothing says it will close
+            await writer.drain()
+            writer.write_eof()  # then the keep-alive timeout: the server's end is closed
+            client_closed.set_result(await reader.read())  # b"" once the client's end is closed too
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        pool = new_pool()
+        result = await send(pool, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{PATH}")
+        try:
+            seen = await asyncio.wait_for(client_closed, 10)
+        finally:
+            await pool.close()
+            server.close()
+        return result, seen
+
+    assert run(scenario()) == ((200, b'{"ok":true}'), b"")
+
+
 def test_an_idle_connection_older_than_the_keepalive_is_not_used_again():
     async def scenario() -> int:
         async with RawServer(lambda n, r: answer(b"{}")) as server:
@@ -484,16 +514,18 @@ def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_answer(
 def test_a_connection_opened_while_the_pool_closes_is_closed_after_its_request(monkeypatch):
     """close() while a request is still connecting: that connection is not kept (nobody would
     ever use or close it: the socket would stay open as long as the loop runs)."""
-    real_open = asyncio.open_connection
-
-    async def slow_open(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.1)
-        return await real_open(*args, **kwargs)
 
     async def scenario() -> tuple[tuple[int, bytes], int]:
+        loop = asyncio.get_running_loop()
+        real_connect = loop.create_connection
+
+        async def slow_connect(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.1)
+            return await real_connect(*args, **kwargs)
+
         async with RawServer(lambda n, r: answer(b"{}")) as server:
             pool = new_pool()
-            monkeypatch.setattr(asyncio, "open_connection", slow_open)
+            monkeypatch.setattr(loop, "create_connection", slow_connect)
             request = asyncio.create_task(send(pool, server.url()))
             await asyncio.sleep(0.02)
             await pool.close()  # as BotApiRequest.shutdown(), which then forgets the pool
@@ -541,7 +573,7 @@ def test_a_connect_that_hangs_is_a_connect_timeout(monkeypatch):
         async def hang(*args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(10)
 
-        monkeypatch.setattr(asyncio, "open_connection", hang)
+        monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", hang)
         pool = new_pool()
         with pytest.raises(ConnectTimeout, match="connecting to 127.0.0.1:9 took longer than 0.05 s"):
             await send(pool, "http://127.0.0.1:9/x", timeouts=Timeouts(pool=1, connect=0.05, write=1, read=1))

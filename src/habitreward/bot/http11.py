@@ -7,7 +7,8 @@ URL objects, timers, tracing, the connector) costs several times the exchange it
 completion (docs/performance.md). This client does only what those calls need:
 
 - one request at a time per connection, its body given as bytes; connections kept alive and
-  reused per origin (scheme, host, port), at most ``limit`` open at once;
+  reused per origin (scheme, host, port), at most ``limit`` open at once; one the server closes
+  while idle is closed at once (not left in CLOSE_WAIT until the next request);
 - the answer read whole: ``Content-Length``, ``chunked``, or until the server closes;
   ``1xx`` answers skipped; ``Accept-Encoding: identity`` (and gzip or deflate undone anyway);
 - https with certifi's trust store (as python-telegram-bot's httpx client), user and password
@@ -96,6 +97,18 @@ class _Target:
     origin: tuple[str, str, int]
     head: bytes  # request target and Host (and Authorization) lines, after the method
     where: str  # host:port, for messages
+
+
+class _ClosingProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, except that the server closing the connection closes ours at
+    once: HTTP/1.1 never half-closes, and an idle kept-alive socket the server closed (its
+    keep-alive timeout) otherwise stays in CLOSE_WAIT, holding its descriptor, until the pool next
+    takes it. No cost per request (aiohttp's client protocol does the same; over TLS asyncio
+    already does it)."""
+
+    def eof_received(self) -> bool:
+        super().eof_received()  # the reader sees the end (and an answer read to the close gets it)
+        return False  # the transport closes itself
 
 
 class _Connection:
@@ -222,15 +235,18 @@ class Http11Pool:
     async def _connect(self, target: _Target, timeout: float | None) -> _Connection:
         scheme, host, port = target.origin
         tls = self._ssl_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_MAX_HEAD, loop=loop)  # asyncio.open_connection, with our protocol
+        protocol = _ClosingProtocol(reader, loop=loop)
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None, limit=_MAX_HEAD)
+                transport, _ = await loop.create_connection(
+                    lambda: protocol, host, port, ssl=tls, server_hostname=host if tls else None)
         except TimeoutError:
             raise ConnectTimeout(f"connecting to {target.where} took longer than {timeout} s") from None
         except OSError as err:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
             raise CouldNotConnect(f"cannot connect to {target.where}: {_os_reason(err)}") from err
-        return _Connection(reader, writer)
+        return _Connection(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -249,7 +265,10 @@ class Http11Pool:
         writer = connection.writer
         try:
             writer.write(b"".join(head) + (body or b""))
-            if writer.transport.get_write_buffer_size():  # only a large body waits for the socket
+            # Only a large body waits for the socket. Over TLS never: asyncio's TLS layer hands the whole
+            # write to the socket's transport and counts only its own (empty) buffer, so there the wait
+            # falls under the read timeout (bodies here are small JSON; uploads go through aiohttp).
+            if writer.transport.get_write_buffer_size():
                 try:
                     async with asyncio.timeout(timeouts.write):
                         await writer.drain()
