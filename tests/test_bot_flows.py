@@ -975,6 +975,21 @@ def test_settings_language_and_timezone(tg, lang):
         bot.send(ANN, "/settings").text
 
 
+@pytest.mark.parametrize(("typed", "zone", "time"), [
+    ("asia/almaty", "Asia/Almaty", "17:00"), ("Almaty", "Asia/Almaty", "17:00"),
+    ("new york", "America/New_York", "07:00"), ("America/New York", "America/New_York", "07:00"),
+])
+def test_a_time_zone_typed_as_people_type_it_is_found(tg, typed, zone, time):
+    """A phone keyboard writes "asia/almaty", people write "Almaty": the zone is the one they
+    meant, not "I don't know the time zone"."""
+    bot = tg()
+    user(bot, lang="ru")
+    t = Translator("ru")
+    bot.send(ANN, "/timezone")
+    assert bot.send(ANN, typed).text == t._("Time zone set to {zone}. Your time now: {time}.", zone=zone, time=time)
+    assert bot.engine.get_user(ANN).timezone == zone
+
+
 def test_language_follows_telegram_until_chosen(tg):
     bot = tg(registration="open")
     assert bot.send(BOB, "/start", language_code="ru").text.startswith("Привет")

@@ -80,7 +80,7 @@ def _stored_zone(value: Any) -> None:
     """A time zone the engine knows, or an ``Etc/GMT`` offset an earlier version could store
     (``Etc/GMT+13``: read as UTC since, with a warning): "Mars/Olympus" is refused."""
     if not re.fullmatch(r"Etc/GMT[+-]\d{1,2}", str(value)):
-        validation.timezone_name(value)
+        validation.timezone_name(value, exact=True)  # stored as it is: no typing slips
 
 
 def _at_least(what: str, least: int | float) -> Any:

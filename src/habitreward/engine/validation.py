@@ -265,8 +265,11 @@ def moment(value: dt.datetime) -> dt.datetime:
     return value
 
 
-def timezone_name(value: str) -> str:
-    """An IANA name (``Asia/Almaty``) or a UTC offset (``+5``, ``UTC-10``, ``+05:30``), normalised."""
+def timezone_name(value: str, *, exact: bool = False) -> str:
+    """An IANA name (``Asia/Almaty``) or a UTC offset (``+5``, ``UTC-10``, ``+05:30``), normalised.
+
+    A name as people type it is taken too (not with ``exact``, for stored data): in any case
+    (``asia/almaty``), with spaces (``America/New York``), or the city alone (``Almaty``)."""
     text = str(value or "").strip()
     match = _OFFSET.match(text)
     if match:
@@ -284,11 +287,38 @@ def timezone_name(value: str) -> str:
             raise ValueError(f"not a zone of the tz database: {text!r}")
         zone_of(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        spelled = None if exact else _zone_spellings().get(_spelling_key(text))
+        if spelled is not None:
+            return spelled
         raise ValidationError(
             f"Unknown time zone {_quoted(value)}: use an IANA name such as Europe/Berlin or an offset such as"
             " UTC+5."
         ) from None
     return text
+
+
+#: First parts of the tz database's names whose last part is a city (``Europe/Moscow``), so the
+#: city alone names the zone; ``Etc/GMT-5`` or ``US/Eastern`` are no cities.
+_CITY_REGIONS = frozenset({"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+                           "Europe", "Indian", "Pacific"})
+
+
+def _spelling_key(text: str) -> str:
+    return re.sub(r"[\s_]+", " ", text).strip().lower()
+
+
+@lru_cache(maxsize=1)
+def _zone_spellings() -> dict[str, str]:
+    """What people type for a zone (see :func:`_spelling_key`) -> its name in the tz database: the
+    name in any case, and a city alone. A city under two names (``Europe/Istanbul``,
+    ``Asia/Istanbul``) is one zone with a link: the shorter name is taken."""
+    spellings: dict[str, str] = {}
+    for name in sorted(zoneinfo.available_timezones() - _MACHINE_ZONES, key=lambda n: (len(n), n)):
+        spellings.setdefault(_spelling_key(name), name)
+        region, _, city = name.rpartition("/")
+        if region.split("/")[0] in _CITY_REGIONS:
+            spellings.setdefault(_spelling_key(city), name)
+    return spellings
 
 
 def _offset_minutes(sign: str, hours: int, minutes: int) -> int | None:
