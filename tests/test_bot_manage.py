@@ -135,6 +135,40 @@ def test_admin_adds_shared_items_and_users_cannot_touch_them(tg):
     del admin
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_text_typed_where_only_buttons_answer_asks_again(tg, lang):
+    """Typing the answer to a buttons-only question (a reward's type, "who is it for") was taken
+    as a habit report: "I could not tell which habit that was", or, for a habit's name, a habit
+    logged in the middle of adding a reward. The question comes again; the dialog goes on."""
+    bot = tg()
+    admin = user(bot, ADMIN, lang=lang, admin=True)
+    bot.engine.add_habit("Running", owner=admin)
+    t = Translator(lang)
+    bot.send(ADMIN, "/add_reward")
+    bot.send(ADMIN, "Coffee")
+    kind = t._("What kind of reward is <b>{name}</b>?", name="Coffee")
+    for typed in ("virtual", "Running"):
+        again = bot.send(ADMIN, typed)
+        assert again.text == t._("Please press one of the buttons below.") + "\n" + kind
+        assert buttons(again)[:3] == [t._("✨ Virtual"), t._("🎁 Real"), t._("🚫 \"No reward\" entry")]
+    assert bot.engine.history(admin) == []
+    bot.press(ADMIN, t._("🎁 Real"))
+    bot.press(ADMIN, "3")
+    scope = bot.press(ADMIN, "2")
+    again = bot.send(ADMIN, "everyone")
+    assert again.text == t._("Please press one of the buttons below.") + "\n" + scope.text
+    bot.press(ADMIN, t._("👥 Everyone"))
+    coffee = bot.engine.find_reward(None, "Coffee")
+    assert (coffee.type, coffee.pieces_required, coffee.weight, coffee.is_shared) == ("real", 3, 2, True)
+
+    bot.send(ADMIN, "/add_habit")
+    bot.send(ADMIN, "Water")
+    scope = bot.press(ADMIN, "10")
+    assert bot.send(ADMIN, "me").text == t._("Please press one of the buttons below.") + "\n" + scope.text
+    bot.press(ADMIN, t._("👤 Just me"))
+    assert bot.engine.find_habit(admin, "Water").owner_id == admin.id
+
+
 def test_a_menu_button_leaves_a_dialog(tg):
     bot = tg()
     ann = user(bot)

@@ -145,12 +145,32 @@ async def save_new(s: Screen, kind: Kind, create: Callable[[dict[str, Any]], Any
     return ConversationHandler.END
 
 
-async def ask_scope(s: Screen, kind: Kind, name: str) -> None:
+#: Put before a buttons-only question asked again after typed text (see :func:`typed_instead`).
+PRESS_A_BUTTON = N_("Please press one of the buttons below.")
+
+
+async def ask_scope(s: Screen, kind: Kind, name: str, again: bool = False) -> None:
     """The admin's last question when adding: just for them, or shared with everyone."""
     t = s.t
-    await s.show(t._("Who is <b>{name}</b> for?", name=name),
+    question = t._("Who is <b>{name}</b> for?", name=name)
+    await s.show(t._(PRESS_A_BUTTON) + "\n" + question if again else question,
                  [[(t._("👤 Just me"), f"{kind.prefix}s:me"), (t._("👥 Everyone"), f"{kind.prefix}s:all")],
                   menu_row(t)])
+
+
+async def typed_instead(s: Screen, kind: Kind, state: str, ask: Callable[[str], Awaitable[None]]) -> str:
+    """Text typed at a step only buttons answer (a reward's type, "just me / everyone"): the
+    question again, under "press a button". Without this the text left the dialog's hands and
+    was taken as a habit report: "I could not tell which habit that was", or a habit logged."""
+    answers = draft(s)
+    if "name" not in answers:
+        return await start_add(s, kind)
+    await ask(answers["name"])
+    return state
+
+
+async def typed_scope(s: Screen, kind: Kind, state: str) -> str:
+    return await typed_instead(s, kind, state, lambda name: ask_scope(s, kind, name, again=True))
 
 
 async def read_name(s: Screen, kind: Kind) -> str | None:

@@ -28,6 +28,7 @@ from habitreward.bot.handlers.catalog_admin import (
     save_new,
     start_add,
     store,
+    typed_scope,
     typed_value,
 )
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
@@ -183,6 +184,11 @@ async def add_weight_button(s: Screen) -> str | int:
 
 
 @screen()
+async def scope_typed(s: Screen) -> str:
+    return await typed_scope(s, HABITS, SCOPE)
+
+
+@screen()
 async def add_scope(s: Screen) -> str | int:
     return await answer_scope(s, HABITS, _save_new)
 
@@ -212,6 +218,6 @@ def states() -> dict[str, list[Any]]:
     return {
         NAME: [MessageHandler(TEXT, add_name)],
         WEIGHT: [MessageHandler(TEXT, add_weight_typed), CallbackQueryHandler(add_weight_button, pattern=r"^hw:")],
-        SCOPE: [CallbackQueryHandler(add_scope, pattern=r"^hs:(me|all)$")],
+        SCOPE: [CallbackQueryHandler(add_scope, pattern=r"^hs:(me|all)$"), MessageHandler(TEXT, scope_typed)],
         **_edit_states,
     }

@@ -14,6 +14,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from habitreward.bot.handlers import catalog_admin
 from habitreward.bot.handlers.catalog_admin import (
+    PRESS_A_BUTTON,
     Field,
     Kind,
     answer_scope,
@@ -23,6 +24,8 @@ from habitreward.bot.handlers.catalog_admin import (
     save_new,
     start_add,
     store,
+    typed_instead,
+    typed_scope,
     typed_value,
 )
 from habitreward.bot.handlers.common import TEXT_INPUT, Screen, screen
@@ -100,17 +103,32 @@ async def add_start(s: Screen) -> str:
 
 @screen()
 async def add_name(s: Screen) -> str:
-    t = s.t
     name = await read_name(s, REWARDS)
     if name is None:
         return NAME
     store(s, flow="add_reward", name=name)
+    await ask_type(s, name)
+    return TYPE
+
+
+async def ask_type(s: Screen, name: str, again: bool = False) -> None:
+    t = s.t
+    question = t._("What kind of reward is <b>{name}</b>?", name=name)
     await s.send(
-        t._("What kind of reward is <b>{name}</b>?", name=name),
+        t._(PRESS_A_BUTTON) + "\n" + question if again else question,
         [[(t._("✨ Virtual"), "rt:virtual"), (t._("🎁 Real"), "rt:real")],
          [(t._("🚫 \"No reward\" entry"), "rt:none")], menu_row(t)],
     )
-    return TYPE
+
+
+@screen()
+async def type_typed(s: Screen) -> str:
+    return await typed_instead(s, REWARDS, TYPE, lambda name: ask_type(s, name, again=True))
+
+
+@screen()
+async def scope_typed(s: Screen) -> str:
+    return await typed_scope(s, REWARDS, SCOPE)
 
 
 def pieces_rows(s: Screen) -> Rows:
@@ -212,9 +230,9 @@ def entry_points() -> list[Any]:
 def states() -> dict[str, list[Any]]:
     return {
         NAME: [MessageHandler(TEXT, add_name)],
-        TYPE: [CallbackQueryHandler(add_type, pattern=r"^rt:(virtual|real|none)$")],
+        TYPE: [CallbackQueryHandler(add_type, pattern=r"^rt:(virtual|real|none)$"), MessageHandler(TEXT, type_typed)],
         PIECES: [MessageHandler(TEXT, add_pieces_typed), CallbackQueryHandler(add_pieces_button, pattern=r"^rp:")],
         WEIGHT: [MessageHandler(TEXT, add_weight_typed), CallbackQueryHandler(add_weight_button, pattern=r"^rwt:")],
-        SCOPE: [CallbackQueryHandler(add_scope, pattern=r"^rs:(me|all)$")],
+        SCOPE: [CallbackQueryHandler(add_scope, pattern=r"^rs:(me|all)$"), MessageHandler(TEXT, scope_typed)],
         **_edit_states,
     }
