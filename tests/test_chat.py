@@ -156,6 +156,16 @@ def test_language_is_what_the_telegram_app_would_send(chat, db_url):
         engine.close()
 
 
+def test_the_admin_hears_of_a_newcomer_in_the_language_they_chat_in(chat, db_url):
+    """The first person chatting with --language ru is the admin; a newcomer's request reached
+    them in English (DEFAULT_LANGUAGE), the one message the bot sends them unasked."""
+    first = chat("--language", "ru", "--name", "Аня", "--no-demo", tiny_bot=False)
+    assert "Привет, Аня!" in first.output
+    newcomer = chat("--user", "7", "--name", "Петя", "--language", "kk", "--no-demo", tiny_bot=False)
+    assert "(to chat 1: 🆕 Петя (id 7) хочет пользоваться ботом.)" in newcomer.output
+    assert "Сәлеметсіз бе! Әкімшіге сұраныс жіберілді." in newcomer.output
+
+
 def test_each_message_of_a_reply_shows_its_own_buttons(chat, db_url):
     """Two habits in one message: each completion has its own Undo, and each can be pressed."""
     result = chat("--user", "5", "--name", "Ann", "--demo", tiny_bot=False,

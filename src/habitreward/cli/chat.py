@@ -68,9 +68,11 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
 
     if not engine.has_users():
         # The first person to chat owns the bot: make them an admin who can do everything.
-        # No language here: like any Telegram user, theirs comes from --language
-        # (Telegram's language_code) until they pick one in /settings.
-        engine.add_user(user_id, name, admin=True)
+        # Registered as the bot registers anyone who writes: --language (Telegram's
+        # language_code) is stored, not chosen, so what the bot sends them unasked (a newcomer's
+        # request) is in it too, and /settings can still set one.
+        engine.register(user_id, name, language_code=language)
+        engine.promote_user(user_id)
         click.echo(f"New database: you ({name}, id {user_id}) are an active admin.")
     if demo is None:
         demo = not engine.has_habits() and _confirm_demo()
