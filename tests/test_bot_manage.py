@@ -51,7 +51,7 @@ def test_add_edit_remove_habit(tg, lang):
     bot.press(ANN, t._("Grace days"))
     too_many = bot.send(ANN, "99")
     assert too_many.text == t._("Please type a whole number from 0 to {n}.", n=30)
-    assert buttons(too_many) == [t._("🏠 Menu")]
+    assert buttons(too_many) == [t._("⬅️ Back"), t._("🏠 Menu")]  # back to its fields, or out
     saved = bot.send(ANN, "2")
     assert saved.text.startswith(t._("✅ Saved."))
     bot.press(ANN, t._("✏️ Change more"))
@@ -167,6 +167,30 @@ def test_text_typed_where_only_buttons_answer_asks_again(tg, lang):
     assert bot.send(ADMIN, "me").text == t._("Please press one of the buttons below.") + "\n" + scope.text
     bot.press(ADMIN, t._("👤 Just me"))
     assert bot.engine.find_habit(admin, "Water").owner_id == admin.id
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_wrong_value_while_editing_keeps_the_way_back_to_the_fields(tg, lang):
+    """The question had ⬅️ Back (to the item's fields) and 🏠 Menu; asked again after a wrong
+    value, only 🏠 Menu was left, as the alias and time zone questions never did."""
+    bot = tg()
+    ann = user(bot, lang=lang)
+    bot.engine.add_habit("Run", owner=ann)
+    bot.engine.add_habit("Read", owner=ann)
+    bot.engine.add_reward("Coffee", owner=ann)
+    t = Translator(lang)
+    for command, item, field, wrong in (("/edit_habit", "Run", t._("Grace days"), "abc"),
+                                        ("/edit_habit", "Run", t._("Name"), "Read"),
+                                        ("/edit_habit", "Run", t._("Name"), "\u200b"),
+                                        ("/edit_reward", "Coffee", t._("Weight"), "0")):
+        bot.send(ANN, command)
+        bot.press(ANN, item)
+        asked = bot.press(ANN, field)
+        again = bot.send(ANN, wrong)
+        assert buttons(again) == buttons(asked) == [t._("⬅️ Back"), t._("🏠 Menu")]
+        fields = bot.press(ANN, t._("⬅️ Back"))
+        assert t._("What do you want to change?") in fields.text
+    assert [h.name for h in bot.engine.habits_for(ann)] == ["Read", "Run"]
 
 
 def test_a_menu_button_leaves_a_dialog(tg):

@@ -300,17 +300,18 @@ def register(kind: Kind) -> tuple[list[Any], dict[str, list[Any]]]:
             await refuse(s)
             return ConversationHandler.END
         text = (s.update.effective_message.text or "").strip()
+        # Asked again with the question's own way back: to this item's fields, not only the menu.
+        again = [menu_row(t, back=f"{p}e:{item.id}")]
         if chosen.named and not validation.tidy_name(text):
-            await s.send(t._(BLANK_NAME), [menu_row(t)])
+            await s.send(t._(BLANK_NAME), again)
             return kind.edit_state
         try:
             item = await s.run(getattr(s.engine, f"edit_{t_}"), item, actor=s.user, **chosen.change(text))
         except ValidationError:
-            await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error),
-                         [menu_row(t)])
+            await s.send(t._(chosen.error, n=chosen.n) if chosen.n is not None else t._(chosen.error), again)
             return kind.edit_state
         except Conflict:  # the name as stored (the typed text may be thousands of spaces longer)
-            await s.send(t._(kind.duplicate_name, name=validation.tidy_name(text)), [menu_row(t)])
+            await s.send(t._(kind.duplicate_name, name=validation.tidy_name(text)), again)
             return kind.edit_state
         except PermissionDenied:
             await refuse(s)
