@@ -166,6 +166,23 @@ def test_the_admin_hears_of_a_newcomer_in_the_language_they_chat_in(chat, db_url
     assert "Сәлеметсіз бе! Әкімшіге сұраныс жіберілді." in newcomer.output
 
 
+@pytest.mark.parametrize(("language", "typed", "logged", "habits"), [
+    ("ru", "сходил на пробежку", "bot> ✅ Выполнено: Пробежка!", ["Медитация", "Пробежка", "Чтение"]),
+    ("kk", "жүгіруге бардым", "bot> ✅ Жүгіру орындалды!", ["Жүгіру", "Кітап оқу", "Медитация"]),
+])
+def test_the_demo_set_is_in_the_language_you_chat_in(chat, db_url, language, typed, logged, habits):
+    """In Russian the demo habits were "Running", "Meditation", "No reward this time" ..., and
+    /help's own example of free text ("сходил на пробежку") matched none of them."""
+    result = chat("--language", language, "--demo", tiny_bot=False, input=f"{typed}\n/quit\n")
+    assert logged in result.output
+    engine = open_engine(db_url)
+    try:
+        assert sorted(h.name for h in engine.habits_for(engine.get_user(1))) == habits
+        assert all(not r.name.isascii() for r in engine.rewards_for(engine.get_user(1)))
+    finally:
+        engine.close()
+
+
 def test_each_message_of_a_reply_shows_its_own_buttons(chat, db_url):
     """Two habits in one message: each completion has its own Undo, and each can be pressed."""
     result = chat("--user", "5", "--name", "Ann", "--demo", tiny_bot=False,

@@ -20,15 +20,22 @@ from habitreward.errors import PluginError
 #: A token of the right shape; the stand-in accepts any.
 CHAT_TOKEN = "100000:LOCAL-CHAT"
 
-#: (name, weight) of the demo habits and (name, weight, type, pieces_required) of the demo rewards.
-#: The "none" entry makes "no reward this time" part of the draw, as in real use.
-DEMO_HABITS = (("Running", 20), ("Reading", 10), ("Meditation", 10))
-DEMO_REWARDS = (
-    ("Coffee treat", 40, "real", 1),
-    ("Movie night", 20, "real", 3),
-    ("Gold star", 30, "virtual", 1),
-    ("No reward this time", 30, "none", 1),
-)
+#: Per language: (name, weight) of the demo habits and (name, weight, type, pieces_required) of
+#: the demo rewards. The "none" entry makes "no reward this time" part of the draw, as in real use.
+#: Data, not messages: they are named in the language of whoever starts the chat (one in Russian
+#: saw "Meditation" and "No reward this time" on Russian screens); /help's example of free text
+#: ("went for a run") logs the first habit in each.
+DEMO_SETS = {
+    "en": ((("Running", 20), ("Reading", 10), ("Meditation", 10)),
+           (("Coffee treat", 40, "real", 1), ("Movie night", 20, "real", 3), ("Gold star", 30, "virtual", 1),
+            ("No reward this time", 30, "none", 1))),
+    "ru": ((("Пробежка", 20), ("Чтение", 10), ("Медитация", 10)),
+           (("Кофе", 40, "real", 1), ("Вечер кино", 20, "real", 3), ("Золотая звезда", 30, "virtual", 1),
+            ("В этот раз без награды", 30, "none", 1))),
+    "kk": ((("Жүгіру", 20), ("Кітап оқу", 10), ("Медитация", 10)),
+           (("Кофе", 40, "real", 1), ("Кино кеші", 20, "real", 3), ("Алтын жұлдыз", 30, "virtual", 1),
+            ("Бұл жолы сыйлық жоқ", 30, "none", 1))),
+}
 
 
 @cli.command("chat")
@@ -51,8 +58,9 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     also a button's, start it with a quote ('3). /quit or Ctrl-D leaves.
 
     On a fresh database you become an active admin, and a small demo set of
-    habits and rewards (a "no reward this time" entry included) is offered, so
-    the first habit you log already takes part in a reward draw.
+    habits and rewards (a "no reward this time" entry included), named in your
+    --language (en, ru or kk), is offered, so the first habit you log already
+    takes part in a reward draw.
 
     An update a plugin fails on is answered as in Telegram ("Something went
     wrong") with one line naming the plugin (-vv: its traceback too); the
@@ -77,7 +85,7 @@ def chat(app: AppContext, user_id: int, name: str | None, language: str | None, 
     if demo is None:
         demo = not engine.has_habits() and _confirm_demo()
     if demo:
-        _seed_demo(engine)
+        _seed_demo(engine, language)
 
     click.echo("Chatting with the bot. A number presses that button ('3 sends the text 3); /quit leaves.\n")
     with BotApiStandIn() as api, BotDriver(engine, api, token=CHAT_TOKEN, raise_errors=False) as bot, \
@@ -130,17 +138,18 @@ def _confirm_demo() -> bool:
     return click.confirm("There are no habits yet. Add a demo set (3 habits, 4 rewards)?", default=True)
 
 
-def _seed_demo(engine: Any) -> None:
+def _seed_demo(engine: Any, language: str) -> None:
     from habitreward.errors import NotFound
 
+    habits, rewards = DEMO_SETS.get(language.split("-")[0].lower(), DEMO_SETS["en"])
     added = []
-    for habit_name, weight in DEMO_HABITS:
+    for habit_name, weight in habits:
         try:
             engine.find_habit(None, habit_name)
         except NotFound:
             engine.add_habit(habit_name, weight=weight)
             added.append(habit_name)
-    for reward_name, weight, kind, pieces in DEMO_REWARDS:
+    for reward_name, weight, kind, pieces in rewards:
         try:
             engine.find_reward(None, reward_name)
         except NotFound:
