@@ -905,6 +905,31 @@ def test_streaks_history_odds_rewards(tg, clock, lang):
     assert "<b>Coffee</b>" in listed.text and t._("no reward") in listed.text
 
 
+@pytest.mark.parametrize(("lang", "weight", "multiplier", "coffee", "nothing"), [
+    ("en", "2.5", "×1.10", "• <b>Coffee</b> — 73.3%", "No reward — 26.7%"),
+    ("ru", "2,5", "×1,10", "• <b>Coffee</b> — 73,3%", "Без награды — 26,7%"),
+    ("kk", "2,5", "×1,10", "• <b>Coffee</b> — 73,3%", "Сыйлықсыз — 26,7%"),
+])
+def test_numbers_are_written_with_the_languages_decimal_sign(tg, lang, weight, multiplier, coffee, nothing):
+    """Russian and Kazakh write 2,5: the bot asks for "such as 1 or 2,5" there, took "2,5", then
+    showed the weight as 2.5 and the odds as 73.3%, ×1.10."""
+    bot = tg()
+    ann = user(bot, lang=lang)
+    bot.engine.add_habit("Running", owner=ann)
+    bot.engine.add_reward("Coffee", weight=1, owner=ann)
+    bot.engine.add_reward("Nothing", type="none", weight=1, owner=ann)
+    t = Translator(lang)
+    bot.send(ANN, "/edit_reward")
+    bot.press(ANN, "Coffee")
+    bot.press(ANN, t._("Weight"))
+    saved = bot.send(ANN, weight)
+    assert t._("weight {weight}", weight=weight) in saved.text
+    assert t._("weight {weight}", weight=weight) in bot.send(ANN, "/list_rewards").text
+    bot.send(ANN, "/odds")
+    odds = bot.press(ANN, "Running").text
+    assert multiplier in odds and coffee in odds and nothing in odds
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_rewards_a_plugin_keeps_out_of_the_draw_show_no_weight(tg, lang):
     """A reward a plugin weighs 0 (perfect-day's bonus, which it gives itself) is never drawn and

@@ -32,6 +32,7 @@ from babel.dates import format_date
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import get_decimal_symbol
 from babel.support import Translations
 
 DOMAIN = "habitreward"
@@ -132,9 +133,14 @@ class Translator:
         """A date the way this language writes it (``5 янв. 2026 г.``)."""
         return format_date(day, format=format, locale=self.language)
 
+    def number(self, value: float, spec: str = "g") -> str:
+        """``value`` formatted with ``spec`` (as in ``f"{value:.2f}"``), with this language's
+        decimal sign: ``2,5`` in Russian and Kazakh, where the bot asks for "2,5" too."""
+        return format(value, spec).replace(".", get_decimal_symbol(self.language))
+
     def percent(self, fraction: float) -> str:
         value = fraction * 100
-        return f"{value:.1f}%" if value < 99.95 else "100%"
+        return f"{self.number(value, '.1f')}%" if value < 99.95 else "100%"
 
 
 def resolve_language(

@@ -31,7 +31,7 @@ def reward_line(t: Translator, reward: Reward, user_id: int, in_draw: bool = Tru
     if not reward.is_nothing:
         parts.append(t.ngettext("{n} piece", "{n} pieces", reward.pieces_required))
     if in_draw:
-        parts.append(t._("weight {weight}", weight=f"{reward.weight:g}"))
+        parts.append(t._("weight {weight}", weight=t.number(reward.weight)))
     else:  # a plugin gives its pieces (engine.rewards_out_of_draw): its weight is no chance
         parts.append(t._("not in the draw: comes as a bonus"))
     if reward.owner_id == user_id:

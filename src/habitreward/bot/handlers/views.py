@@ -117,7 +117,7 @@ async def odds(s: Screen, args: list[str]) -> None:
         lines.append(t._("Done today: these are the odds for tomorrow's completion."))
     lines += [
         t.ngettext("Streak: {n} day", "Streak: {n} days", result.streak)
-        + " · " + t._("multiplier ×{value}", value=f"{result.multiplier:.2f}"),
+        + " · " + t._("multiplier ×{value}", value=t.number(result.multiplier, ".2f")),
         "",
     ]
     rewards = sorted((row for row in result.rows if row.reward is not None), key=lambda row: -row.probability)
