@@ -1837,3 +1837,23 @@ def test_a_group_forgets_its_oldest_screens_even_after_a_restart(tg, botapi):
     assert bot.engine.history(bob) == [] and bot.engine.history(ann) == []
     # The oldest one is forgotten: anyone's press counts there, as for any older screen.
     assert bot.press(ANN, "🏠 Menu", chat_id=group, message_id=9701).text == "What would you like to do?"
+
+
+def test_a_time_that_is_also_a_date_logs_each_habit_on_one_of_its_two_days(tg, clock):
+    """ "ran and read at 10.11" reads two ways, 10:11 today or 10 November, for both habits: each
+    habit can be pressed, but once on one day its button for the other reading goes (it was left,
+    and pressing it logged one run on two days)."""
+    clock.set(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.timezone.utc))
+    bot = tg()
+    ann = user(bot)
+    older_coffee_setup(bot, clock, ann, "Reading")
+    asked = bot.send(ANN, "ran and read at 10.11")
+    assert asked.text == "Is 10.11 a time today or a date? Which habit, on which day?"
+    assert "logged for Nov 10, 2026." in bot.press(ANN, "Running · Yesterday").text
+    question, _ = bot.find_button(ANN, "Reading · Today")
+    left = [button["text"] for row in question["reply_markup"]["inline_keyboard"] for button in row]
+    assert "Running · Today" not in left and "Running · Yesterday" not in left  # Running has its day
+    assert "Reading · Today" in left and "Reading · Yesterday" in left
+    assert "<b>Reading</b> done!" in bot.press(ANN, "Reading · Today").text
+    assert sorted((e.habit_name, e.log.completed_on) for e in bot.engine.history(ann)) == [
+        ("Reading", dt.date(2026, 11, 11)), ("Running", dt.date(2026, 11, 10))]

@@ -2,7 +2,8 @@
 
 Callback data: ``done[:page[:day]]`` habit keyboard, ``ed`` earlier-day
 picker, ``d:habit[:day]`` log, ``d:habit:day:+`` log one of several habits a
-message was asked about (the others stay), ``u:habit:log:stamp`` undo (see
+message was asked about (the others stay), ``d:habit:day:~`` the same for a time that
+reads as a date too (that habit's other day goes), ``u:habit:log:stamp`` undo (see
 :func:`undo_data`), ``fn`` "no" to a guessed habit. Every id is checked against
 the user by the engine. ``day`` is the date shown (``YYYYMMDD``), so a button
 pressed after midnight logs the day its message named; buttons sent before it
@@ -41,6 +42,9 @@ _NO_DAY = dt.date.min  # callback data without a day: today, when the button is 
 #: Last part of a habit button on a question about several habits ("d:habit:day:+"): pressed, it
 #: logs that one and leaves the others on the question, as the message may report them all.
 ONE_OF_SEVERAL = "+"
+#: As ONE_OF_SEVERAL, on a question about a time that reads as a date too ("ran and read at
+#: 10.11"): the habit's button for the other reading goes as well, as one report is one day.
+ONE_READING = "~"
 
 
 def day_data(day: dt.date) -> str:
@@ -294,25 +298,28 @@ async def pick_habit(s: Screen, args: list[str]) -> None:
     except NotFound:
         await s.refuse(s.t._("That habit no longer exists."))
         return
-    one_of_several = args[2:] == [ONE_OF_SEVERAL]
+    one_of_several = args[2:] in ([ONE_OF_SEVERAL], [ONE_READING])
     if one_of_several:  # "did laps and some vinyasa": the completion comes below, the question keeps the rest
-        await _keep_the_other_choices(s)
+        await _keep_the_other_choices(s, habit.id if args[2:] == [ONE_READING] else None)
     # Done when pressed: when the server received the press (``serve`` may run it after
     # midnight: a backlog, a restart), or now where updates are handled as they arrive.
     await log_habit(s, habit, at=update_received_at.get(), day=None if day == _NO_DAY else day,
                     new_message=one_of_several)
 
 
-async def _keep_the_other_choices(s: Screen) -> None:
+async def _keep_the_other_choices(s: Screen, one_day_of: int | None = None) -> None:
     """A question about several habits loses the button pressed and its "None of these" (one was
-    done); the other habits stay to be pressed. With none left it loses its keyboard."""
+    done); the other habits stay to be pressed. With none left it loses its keyboard.
+    ``one_day_of``: the habit whose other buttons go too (a time or a date: one of its readings)."""
     query = s.query
     message = query.message if query is not None else None
     keyboard = getattr(message, "reply_markup", None)
     if message is None or keyboard is None:
         return
+    same_habit = f"d:{one_day_of}:" if one_day_of is not None else None
     rows = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard
-            if not any(button.callback_data in (query.data, "fn") for button in row)]
+            if not any(button.callback_data in (query.data, "fn")
+                       or (same_habit and (button.callback_data or "").startswith(same_habit)) for button in row)]
     if not any((data or "").startswith("d:") for row in rows for _, data in row):
         rows = []
     try:
@@ -499,9 +506,13 @@ async def _ask_habit_and_day(s: Screen, matches: list[Habit], days: Days, at: dt
     today = s.engine.today(s.user)
     written = s.engine.local_date(s.user, at) if at else today
     rows: Rows = []
-    # Each button is pressed with the others left (the message may report them all), but for one
-    # habit at a time or a date ("в 10.11 бегал"): its two buttons are one report's two readings.
-    several = "" if days.time_or_date and len(matches) == 1 else f":{ONE_OF_SEVERAL}"
+    # Each button is pressed with the others left (the message may report them all), but a time
+    # or a date ("в 10.11 бегал") is one report read two ways: a habit's two buttons are its two
+    # readings, so one pressed takes the other (for one habit, the question) away.
+    if days.time_or_date:
+        several = "" if len(matches) == 1 else f":{ONE_READING}"
+    else:
+        several = f":{ONE_OF_SEVERAL}"
     for habit in matches:
         earliest = s.engine.earliest_day(s.user, habit)
         for back in days.back:
