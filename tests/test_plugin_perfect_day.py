@@ -288,3 +288,54 @@ def test_rewards_list_shows_the_bonus_reward_as_not_drawn_not_by_its_weight(plug
                           **({"Gone": (3.0, False)} if extra == ["--all"] else {})}, extra
     # What the odds say too: no chance of it.
     assert [row.reward.name for row in engine.odds(ann, engine.add_habit("Run")).rows] == ["Coffee"]
+
+
+def test_undoing_a_perfect_day_whose_bonus_was_claimed_keeps_the_new_cycles_pieces(plugin_engine, clock):
+    """The bonus of a day already claimed is spent: undoing a completion of that day (its message's
+    Undo button) took a piece of the next cycle instead, so a later perfect day's piece was lost."""
+    engine = plugin_engine
+    user = engine.add_user(1, "Ann", active=True)
+    clock.advance(days=-3)
+    run, read = engine.add_habit("Run"), engine.add_habit("Read")
+    bonus = engine.add_reward("Perfect day", pieces_required=2, max_per_day=0)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    days = [engine.today(user) + dt.timedelta(days=n) for n in range(3)]
+    logs = {}
+    for day in days[:2]:  # two perfect days: the bonus is achieved, and claimed
+        clock.set(dt.datetime.combine(day, dt.time(12), dt.timezone.utc))
+        engine.complete(user, run)
+        logs[day] = engine.complete(user, read).log
+    engine.claim(user, bonus)
+    clock.set(dt.datetime.combine(days[2], dt.time(12), dt.timezone.utc))
+    engine.complete(user, run)
+    assert [a.kind for a in engine.complete(user, read).awards] == ["perfect_day"]  # the next cycle's first
+
+    engine.undo(user, read, log_id=logs[days[1]].id)  # a day whose bonus was claimed
+    [entry] = engine.progress(user)
+    assert (entry.pieces_earned, entry.status.value, entry.times_claimed) == (1, "pending", 1)
+
+    # The new cycle's own bonus taken back: CLAIMED with 0 pieces, as before it came (docs/rules.md).
+    engine.undo(user, read)
+    [entry] = engine.progress(user)
+    assert (entry.pieces_earned, entry.status.value, entry.times_claimed) == (0, "claimed", 1)
+
+
+def test_a_bonus_a_claim_kept_is_taken_back_by_undoing_its_day(plugin_engine, clock):
+    """pieces_required lowered from 3 to 1 while 2 bonuses were held: the claim keeps the newest,
+    and undoing that day takes it back (as for drawn pieces, docs/rules.md "Pieces and claims")."""
+    engine = plugin_engine
+    user = engine.add_user(1, "Ann", active=True)
+    clock.advance(days=-2)
+    run = engine.add_habit("Run")
+    bonus = engine.add_reward("Perfect day", pieces_required=3, max_per_day=0)
+    engine.add_reward("Nothing", weight=1000, type="none")
+    for _ in range(2):
+        assert [a.kind for a in engine.complete(user, run).awards] == ["perfect_day"]
+        clock.advance(days=1)
+    engine.edit_reward(bonus, pieces_required=1)
+    kept = engine.claim(user, bonus)
+    assert (kept.pieces_earned, kept.claimed) == (1, False)
+
+    engine.undo(user, run)  # the newest perfect day: its bonus is the piece kept
+    [entry] = engine.progress(user)
+    assert (entry.pieces_earned, entry.status.value, entry.times_claimed) == (0, "claimed", 1)

@@ -11,7 +11,7 @@ import peewee
 
 from habitreward import hookimpl, same_name
 from habitreward.errors import NotFound
-from habitreward.events import Award, CompletionUndone, HabitCompleted
+from habitreward.events import Award, CompletionUndone, HabitCompleted, RewardClaimed
 from habitreward.models import BaseModel, HabitLog, Reward, RewardProgress, User
 
 REWARD_ENV = "PERFECT_DAY_REWARD"
@@ -22,6 +22,9 @@ class PerfectDay(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE")
     day = peewee.DateField()
     reward = peewee.ForeignKeyField(Reward, null=True, on_delete="SET NULL")
+    # The reward's times_claimed when the piece was given: undo takes back only a piece of the
+    # current cycle, as the engine does for drawn ones (NULL: given before this was recorded).
+    reward_cycle = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "perfect_days"
@@ -89,7 +92,7 @@ def habitreward_habit_completed(engine, event: HabitCompleted):
     progress = engine.grant_piece(event.user, reward)
     if progress is None:
         return None  # achieved and unclaimed: a piece would be lost, so none is given
-    PerfectDay.create(user=event.user.id, day=event.day, reward=reward.id)
+    PerfectDay.create(user=event.user.id, day=event.day, reward=reward.id, reward_cycle=progress.times_claimed)
     return Award(
         kind="perfect_day",
         reward=reward,
@@ -104,17 +107,31 @@ def habitreward_completion_undone(engine, event: CompletionUndone):
     if bonus is None:
         return
     if bonus.reward_id is not None:
-        (
-            RewardProgress.update(pieces_earned=RewardProgress.pieces_earned - 1)
-            .where(
-                (RewardProgress.user == event.user.id)
-                & (RewardProgress.reward == bonus.reward_id)
-                & (RewardProgress.claimed == False)  # noqa: E712 - SQL comparison
-                & (RewardProgress.pieces_earned > 0)
-            )
-            .execute()
-        )
+        progress = RewardProgress.get_or_none(
+            (RewardProgress.user == event.user.id) & (RewardProgress.reward == bonus.reward_id))
+        # A piece claimed since is spent: taking one back would take the next cycle's.
+        current = bonus.reward_cycle is None or (progress is not None and progress.times_claimed == bonus.reward_cycle)
+        if progress is not None and current and not progress.claimed and progress.pieces_earned > 0:
+            # The first piece of a new cycle taken back: CLAIMED again, as the engine's undo leaves it.
+            back_to_claimed = progress.pieces_earned == 1 and progress.times_claimed > 0
+            RewardProgress.update(
+                pieces_earned=RewardProgress.pieces_earned - 1, claimed=back_to_claimed, updated_at=engine.utcnow()
+            ).where(RewardProgress.id == progress.id).execute()
     bonus.delete_instance()
+
+
+@hookimpl
+def habitreward_reward_claimed(engine, event: RewardClaimed):
+    """A claim that kept pieces (``pieces_required`` lowered meanwhile) keeps the newest: their
+    bonuses join the new cycle, so undoing such a day still takes its piece back."""
+    progress = event.progress
+    if progress.claimed or progress.pieces_earned <= 0:
+        return
+    newest = (PerfectDay.select(PerfectDay.id)
+              .where((PerfectDay.user == event.user.id) & (PerfectDay.reward == event.reward.id)
+                     & (PerfectDay.reward_cycle == progress.times_claimed - 1))
+              .order_by(PerfectDay.id.desc()).limit(progress.pieces_earned))
+    PerfectDay.update(reward_cycle=progress.times_claimed).where(PerfectDay.id.in_(newest)).execute()
 
 
 @hookimpl
