@@ -38,6 +38,7 @@ from typing import Any, TextIO
 
 import peewee
 
+from habitreward.data.bulk_insert import BulkInsert
 from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
 from habitreward.data.json_stream import CutShort, JsonDocumentError, NumberTooBig, RowReader, read_header
@@ -467,12 +468,13 @@ class Importer:
                            if str(row[namespace]).startswith("bot.") else None))
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
         size = rows_per_insert(self.engine.db, model, self.batch_size)
+        statement = BulkInsert(self.engine.db, model, fields, self._on_conflict(model, fields))
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
             for batch in _batches(data.rows, size):
                 rows = [_decoded(data.table, kinds, row, result.rows + n + 1, names)
                         for n, row in enumerate(batch)]
                 _check_values(data, checks, rows, result.rows + 1)
-                self._insert(model, fields, pk_index, rows, result)
+                self._insert(model, fields, pk_index, rows, result, statement)
                 if model in (Habit, Reward):  # their names are checked once all are in
                     loaded.setdefault(model, set()).update(row[pk_index] for row in rows)
                 bar.advance(len(rows))
@@ -488,6 +490,7 @@ class Importer:
         pk_index: int,
         rows: list[tuple[Any, ...]],
         result: TableResult,
+        statement: BulkInsert,
     ) -> None:
         pk = model._meta.primary_key
         keys = [row[pk_index] for row in rows]
@@ -501,16 +504,11 @@ class Importer:
             )
         if taken:
             _check_same_rows(model, fields, pk_index, [row for row in rows if row[pk_index] in taken])
-        query = model.insert_many(rows, fields=fields)
-        if self.policy == "skip":
-            query = query.on_conflict_ignore()
-        elif self.policy == "replace":
-            query = query.on_conflict(conflict_target=[pk], preserve=[f for f in fields if f is not pk])
         try:
-            # In a savepoint: after a failed statement PostgreSQL takes no more in the transaction,
-            # and a foreign key's failure is looked into (_missing_parent) before the error is told.
-            with self.engine.db.atomic():
-                written = query.as_rowcount().execute()
+            # In a savepoint (BulkInsert.run): after a failed statement PostgreSQL takes no more in
+            # the transaction, and a foreign key's failure is looked into (_missing_parent) before
+            # the error is told.
+            written = statement.run(rows)
         except (peewee.DataError, OverflowError) as exc:  # a number too big for its column, say
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValidationError(
@@ -557,6 +555,16 @@ class Importer:
             result.replaced += len(taken)
             result.inserted += len(rows) - len(taken)
 
+
+    def _on_conflict(self, model: type[peewee.Model],
+                     fields: list[peewee.Field]) -> Callable[[peewee.ModelInsert], peewee.ModelInsert]:
+        """The conflict policy as a change of the INSERT."""
+        pk = model._meta.primary_key
+        if self.policy == "skip":
+            return lambda query: query.on_conflict_ignore()
+        if self.policy == "replace":
+            return lambda query: query.on_conflict(conflict_target=[pk], preserve=[f for f in fields if f is not pk])
+        return lambda query: query
 
     def _note_kept_out(self, model: type[peewee.Model], fields: list[peewee.Field], pk_index: int,
                        rows: list[tuple[Any, ...]], taken: set[Any]) -> None:
