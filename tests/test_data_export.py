@@ -619,6 +619,31 @@ def test_an_import_from_stdin_that_is_not_json_or_cut_short_is_one_line(engine, 
         assert result.output.count("\n") == 1 and "Nothing was imported." in result.output
 
 
+def test_an_empty_file_is_said_to_be_empty_not_cut_short(engine, db_url, tmp_path):
+    """An empty file (a failed `habitreward export > data.json`, a copy that never started) was 'ends
+    in the middle of the export: the file was cut short', and on standard input 'not JSON:
+    Expecting value: line 1 column 1 (char 0)'."""
+    engine.add_reward("Coffee")
+    empty = tmp_path / "data.json"
+    empty.write_bytes(b"")
+    blank = tmp_path / "blank.json"
+    blank.write_bytes(b"\n \n")
+
+    for path in (empty, blank):
+        result = invoke(db_url, "import", str(path))
+        assert result.exit_code == 1, result.output
+        assert result.output == (f"Error: {path} is empty: it holds no export (was the export written elsewhere, or"
+                                 " did it fail?). Nothing was imported.\n")
+    for given in ("", "\n"):
+        piped = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "import", "-"],
+                                   env=ENV, input=given)
+        assert piped.exit_code == 1, piped.output
+        assert piped.output == ("Error: standard input is empty: it holds no export (was the export written"
+                                " elsewhere, or did it fail?). Nothing was imported.\n")
+    with engine.session():
+        assert Reward.select().count() == 1
+
+
 def test_an_export_to_a_zip_is_a_csv_archive_unless_json_is_asked_for_which_is_refused(engine, clock, db_url,
                                                                                          empty_db_url, tmp_path):
     # `-o data.zip` wrote a JSON document into a file named .zip, which `import` then read as a

@@ -183,10 +183,13 @@ def open_export(path: str | Path, *, show_progress: bool = True,
     """
     if str(path) == "-":
         try:
-            document = json.load(sys.stdin)
+            text = sys.stdin.read()
+            document = json.loads(text) if text.strip() else None
         except ValueError as exc:  # not JSON (nor UTF-8), or cut short: one line, as for a file
             raise ValidationError(f"standard input is not a habitreward export, or it was cut short (not JSON: {exc})."
                                   " Nothing was imported.") from None
+        if document is None:
+            raise ValidationError(f"standard input {EMPTY}")
         yield _json_document(document, "stdin")
         return
     source = Path(path)
@@ -208,6 +211,8 @@ def open_export(path: str | Path, *, show_progress: bool = True,
         return
     with open(source, "rb") as handle:
         start = handle.read(16)
+    if not start.strip() and _blank(source):  # not "cut short": nothing of an export was ever in it
+        raise ValidationError(f"{source} {EMPTY}")
     if start.startswith(b"PK\x03\x04"):  # a zip's first member, but no directory at its end
         raise ValidationError(f"{source} is a zip file cut short or damaged (its table of contents at the end is"
                               " missing): copy or export it again. Nothing was imported.")
@@ -262,6 +267,16 @@ def _refuse_near_misses(source: Path, start: bytes) -> None:
     if source.suffix.lower() == ".csv" and (source.parent / "manifest.json").is_file():
         raise ValidationError(f"{source} is one table of a CSV export: import its directory, {source.parent}."
                               " Nothing was imported.")
+
+
+#: What an empty file (or standard input) is said to be, where the JSON parser saw a file cut short.
+EMPTY = "is empty: it holds no export (was the export written elsewhere, or did it fail?). Nothing was imported."
+
+
+def _blank(path: Path) -> bool:
+    """Nothing in the file, or nothing but white space."""
+    with open(path, "rb") as handle:
+        return all(not chunk.strip() for chunk in iter(lambda: handle.read(64 * 1024), b""))
 
 
 def _is_manifest(header: Any) -> bool:
