@@ -619,6 +619,21 @@ def test_an_import_from_stdin_that_is_not_json_or_cut_short_is_one_line(engine, 
         assert result.output.count("\n") == 1 and "Nothing was imported." in result.output
 
 
+def test_a_csv_exports_manifest_on_standard_input_says_to_import_its_directory(engine, clock, db_url, tmp_path):
+    """`import - < all-csv/manifest.json` was 'stdin: a table lacks its table, columns or rows
+    ('rows')', where the file named as an argument says what it is."""
+    populate(engine, clock)
+    folder = tmp_path / "all-csv"
+    assert invoke(db_url, "export", "--format", "csv", "-o", str(folder)).exit_code == 0
+
+    result = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "import", "-"],
+                                env=ENV, input=(folder / "manifest.json").read_text(encoding="utf-8"))
+
+    assert result.exit_code == 1, result.output
+    assert result.output == ("Error: standard input is the manifest of a CSV export: import its directory (habitreward"
+                             " import DIRECTORY), which holds the rows. Nothing was imported.\n")
+
+
 def test_an_empty_file_is_said_to_be_empty_not_cut_short(engine, db_url, tmp_path):
     """An empty file (a failed `habitreward export > data.json`, a copy that never started) was 'ends
     in the middle of the export: the file was cut short', and on standard input 'not JSON:

@@ -190,6 +190,9 @@ def open_export(path: str | Path, *, show_progress: bool = True,
                                   " Nothing was imported.") from None
         if document is None:
             raise ValidationError(f"standard input {EMPTY}")
+        if _is_manifest(document):  # no directory to name: standard input has no path
+            raise ValidationError("standard input is the manifest of a CSV export: import its directory (habitreward"
+                                  " import DIRECTORY), which holds the rows. Nothing was imported.")
         yield _json_document(document, "stdin")
         return
     source = Path(path)
