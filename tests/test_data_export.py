@@ -619,6 +619,28 @@ def test_an_import_from_stdin_that_is_not_json_or_cut_short_is_one_line(engine, 
         assert result.output.count("\n") == 1 and "Nothing was imported." in result.output
 
 
+def test_a_zipped_json_export_says_to_unzip_it_and_import_the_json(engine, clock, db_url, tmp_path):
+    """A JSON export zipped for the copy (zip data.zip data.json) was 'has no manifest.json: it is
+    not a habitreward CSV export', which sent the operator looking for a CSV export."""
+    populate(engine, clock)
+    dump = tmp_path / "data.json"
+    assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
+    packed = tmp_path / "data.zip"
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(dump, "data.json")
+    with engine.session():
+        before = {m: m.select().count() for m in (User, Habit, HabitLog)}
+
+    result = invoke(db_url, "import", str(packed))
+
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"Error: {packed} is a zip file holding a JSON export, data.json (a CSV export's zip"
+                             f" holds manifest.json): unzip it first (unzip {packed} data.json), then import"
+                             " data.json. Nothing was imported.\n")
+    with engine.session():
+        assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
+
+
 def test_a_csv_exports_manifest_on_standard_input_says_to_import_its_directory(engine, clock, db_url, tmp_path):
     """`import - < all-csv/manifest.json` was 'stdin: a table lacks its table, columns or rows
     ('rows')', where the file named as an argument says what it is."""

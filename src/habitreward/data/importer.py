@@ -31,6 +31,7 @@ import re
 import shlex
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -205,6 +206,7 @@ def open_export(path: str | Path, *, show_progress: bool = True,
         return
     if zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
+            _refuse_zipped_json(source, archive)
 
             def open_member(name: str) -> TextIO:
                 return io.TextIOWrapper(archive.open(name), encoding="utf-8-sig", newline="")
@@ -280,6 +282,25 @@ def _blank(path: Path) -> bool:
     """Nothing in the file, or nothing but white space."""
     with open(path, "rb") as handle:
         return all(not chunk.strip() for chunk in iter(lambda: handle.read(64 * 1024), b""))
+
+
+def _refuse_zipped_json(source: Path, archive: zipfile.ZipFile) -> None:
+    """A JSON export zipped for the copy (zip data.zip data.json): a zip without a CSV export's
+    manifest.json, whose .json member begins as a JSON export does (its format's name first)."""
+    if "manifest.json" in archive.namelist():
+        return
+    for name in archive.namelist():
+        if not name.lower().endswith(".json"):
+            continue
+        try:
+            with archive.open(name) as member:
+                start = member.read(4096)
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError):  # damaged, encrypted...
+            continue  # not readable as a JSON export: the zip is said to lack its manifest.json
+        if FORMAT_NAME.encode() in start:
+            raise ValidationError(f"{source} is a zip file holding a JSON export, {name} (a CSV export's zip holds"
+                                  f" manifest.json): unzip it first (unzip {shlex.quote(str(source))}"
+                                  f" {shlex.quote(name)}), then import {name}. Nothing was imported.")
 
 
 def _is_manifest(header: Any) -> bool:
