@@ -656,6 +656,24 @@ def test_a_csv_exports_manifest_on_standard_input_says_to_import_its_directory(e
                              " import DIRECTORY), which holds the rows. Nothing was imported.\n")
 
 
+def test_an_export_to_a_compressed_archive_name_is_refused_and_nothing_is_made(engine, clock, db_url, tmp_path):
+    """`export --format csv -o x.tar.gz` made a directory named x.tar.gz (and without --format, a
+    JSON file of that name), which neither tar nor gunzip nor import takes for what it says."""
+    populate(engine, clock)
+    for args, target, suffix in (
+        (["--format", "csv"], "x.tar.gz", ".tar.gz"),
+        (["--format", "csv"], "x.tgz", ".tgz"),
+        ([], "x.tar.gz", ".tar.gz"),
+        ([], "data.json.xz", ".xz"),
+    ):
+        result = invoke(db_url, "export", *args, "-o", str(tmp_path / target))
+        assert result.exit_code == 2, result.output
+        assert (f"{tmp_path / target} ends in {suffix}, an archive or compressed file, which export does not write:"
+                " for CSV give a new directory or a file ending in .zip, for JSON a file ending in .json (compress"
+                " it afterwards if you like)." in " ".join(result.output.split())), result.output
+        assert not (tmp_path / target).exists()
+
+
 def test_an_empty_file_is_said_to_be_empty_not_cut_short(engine, db_url, tmp_path):
     """An empty file (a failed `habitreward export > data.json`, a copy that never started) was 'ends
     in the middle of the export: the file was cut short', and on standard input 'not JSON:

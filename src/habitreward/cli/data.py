@@ -6,6 +6,8 @@ commands so ``habitreward --help`` stays fast.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
@@ -140,12 +142,31 @@ def export_data(app: AppContext, fmt: str | None, user_id: int | None, output: s
     if fmt == "json" and zipped:  # `import` would read it as a CSV archive, and it is none
         raise click.UsageError(f"{output} ends in .zip, which is a CSV export: leave out --format json, or"
                                " name the JSON file otherwise.")
+    archive = _archive_suffix(output)
+    if archive:  # a directory (CSV) or plain JSON under that name: neither tar, gunzip nor import takes it
+        raise click.UsageError(f"{output} ends in {archive}, an archive or compressed file, which export does not"
+                               " write: for CSV give a new directory or a file ending in .zip, for JSON a file"
+                               " ending in .json (compress it afterwards if you like).")
     exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress,
                         skip_unloaded_plugins=skip_unloaded_plugins)
     tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
     if output and output != "-":
         total = sum(t.count for t in tables)
         click.echo(f"Exported {total} rows from {len(tables)} tables to {output}", err=True)
+
+
+#: Names of archives and compressed files, which `export` does not write.
+ARCHIVE_SUFFIXES = (".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar")
+
+
+def _archive_suffix(output: str | None) -> str | None:
+    """``.tar.gz`` of ``x.tar.gz`` (``.xz`` of ``data.json.xz``), or None for any other name."""
+    if not output or output == "-":
+        return None
+    suffixes = [s.lower() for s in PurePath(output).suffixes]
+    if not suffixes or suffixes[-1] not in ARCHIVE_SUFFIXES:
+        return None
+    return "".join(suffixes[-2:]) if suffixes[-2:-1] == [".tar"] else suffixes[-1]
 
 
 @cli.command("import")
