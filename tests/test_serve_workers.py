@@ -155,6 +155,23 @@ def test_a_worker_that_cannot_start_fails_the_start(db_url, botapi, tmp_path):
 
 
 @pytest.mark.no_db
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_webhook_url_that_is_no_url_is_refused_before_anything_starts_also_with_workers(botapi, tmp_path, workers):
+    """The supervisor did not look at TELEGRAM_WEBHOOK_URL: it bound the port, applied the
+    migrations and started the workers, which failed on something else (or served a path no
+    request reaches). Now it is one process's one line, and the database is not even made."""
+    database = tmp_path / "serve.db"
+    process = ServeProcess(f"sqlite:///{database}", botapi, tmp_path, env={"TELEGRAM_WEBHOOK_URL": "bot.example.org"})
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--port", "0", "--workers", workers],
+                            cwd=tmp_path, env=process.environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "Error: TELEGRAM_WEBHOOK_URL must be a URL like https://bot.example.org/webhook/telegram,"
+        " got 'bot.example.org'"]
+    assert not database.exists()
+
+
+@pytest.mark.no_db
 def test_polling_with_several_workers_is_a_one_line_error(botapi, tmp_path):
     process = ServeProcess("sqlite:///" + str(tmp_path / "x.db"), botapi, tmp_path)
     result = subprocess.run([HABITREWARD_BIN, "serve", "--workers", "2"], cwd=tmp_path,

@@ -542,6 +542,7 @@ class _Supervisor:
             raise ConfigError("--workers needs a POSIX system (inherited sockets, file locks)")
         if is_sqlite_url(settings.database_url) and sqlite_file(settings.database_url) is None:
             raise ConfigError("--workers needs a database file (SQLite in memory is one process's own)")
+        webhook_path(settings)  # a TELEGRAM_WEBHOOK_URL nothing could reach: refused as one process does
         self.stop.install()
         try:
             try:
