@@ -234,3 +234,48 @@ def test_sigterm_while_a_saved_completion_still_replies_does_not_promise_to_run_
         assert noise not in logs, noise
     assert completions(db_url) == {user: 1}
     assert inbox(db_url)[81_041][0]  # done for good: the next start does not run it again
+
+
+MODES = {"polling": [], "webhook": ["--webhook", "--port", "0"],
+         "workers": ["--webhook", "--port", "0", "--workers", "2"]}
+
+
+def run_serve(botapi, tmp_path, mode: str, **env: str):
+    """``serve`` in ``mode`` to its end (a refused start): its exit code, stdout and the stderr lines
+    other than the migrations it applied."""
+    import subprocess
+
+    from test_serve_kit import HABITREWARD_BIN, ServeProcess
+
+    process = ServeProcess(f"sqlite:///{tmp_path / 'serve.db'}", botapi, tmp_path, env=env)
+    result = subprocess.run([HABITREWARD_BIN, "serve", *MODES[mode]], cwd=tmp_path, env=process.environment(),
+                            capture_output=True, text=True, timeout=120)
+    said = [line for line in result.stderr.splitlines()
+            if line.strip() and not re.search(r" WARNING habitreward.serve: applied \d+ migration", line)]
+    return result.returncode, result.stdout, said
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_bot_api_nobody_answers_at_start_is_one_error_naming_it(botapi, tmp_path, mode):
+    """TELEGRAM_API_URL on a closed port: the operator read "stopped; database closed" (with
+    --workers, each worker's "stopped" and error, then "worker 1 could not start"), then an
+    error that did not say which Bot API. Now: one line naming it, exit code 1."""
+    from test_serve_kit import free_port
+
+    api = f"http://127.0.0.1:{free_port()}/bot"  # bound and closed again: nothing listens there
+    code, out, said = run_serve(botapi, tmp_path, mode, TELEGRAM_API_URL=api)
+    assert code == 1 and out == ""
+    assert len(said) == 1, said
+    assert said[0].startswith(f"Error: the Bot API at {api} could not be reached (CouldNotConnect: cannot connect to"
+                              f" {api[7:-4]}: Connection refused)"), said
+    assert said[0].endswith("; check the network or TELEGRAM_API_URL") and TOKEN not in said[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_token_the_bot_api_refuses_at_start_is_one_error_naming_it(botapi, tmp_path, mode):
+    """getMe answered 401 (with --workers: to one worker, the other starts and stops without a word)."""
+    botapi.fail_next("getMe", 401, "Unauthorized")
+    code, out, said = run_serve(botapi, tmp_path, mode)
+    assert code == 1 and out == ""
+    assert said == [f"Error: the Bot API at {botapi.base_url} refused TELEGRAM_BOT_TOKEN (invalid token);"
+                    " check the token"]

@@ -213,15 +213,13 @@ class Service:
         try:
             self.runner.start()
         except Exception as exc:
-            from telegram.error import InvalidToken, NetworkError, TelegramError
-
-            if isinstance(exc, InvalidToken):
-                raise ConfigError("Telegram refused TELEGRAM_BOT_TOKEN (invalid token)") from None
-            if isinstance(exc, NetworkError):
-                raise ConfigError(f"cannot reach the Bot API ({exc}); check the network or TELEGRAM_API_URL") from None
-            if isinstance(exc, TelegramError):
-                raise ConfigError(f"Telegram refused to start the bot: {exc}") from None
-            raise
+            # A bot that cannot start (getMe failing) refuses the start: its error is the one line,
+            # without a "stopped" line before it for a server that never served.
+            self._refused = True
+            refusal = _bot_start_refusal(exc, self.settings.telegram_api_url)
+            if refusal is None:
+                raise
+            raise ConfigError(refusal) from None
         recovered = self.runner.submit_pending()
         if recovered and self.options.worker is None:
             logger.warning("processing %d update(s) left unprocessed by the previous run", recovered)
@@ -345,7 +343,12 @@ class Service:
                 webhook_path(self.settings)  # and so is a TELEGRAM_WEBHOOK_URL nothing could reach
                 own = _listening_socket(self.options.host, self.options.port)
                 where = {"sockets": [own]}
-            runner = self._start_bot()
+            try:
+                runner = self._start_bot()
+            except ConfigError as exc:
+                if control is not None and self._refused and _tell_supervisor_refused(control, str(exc)):
+                    raise SystemExit(1) from None  # the supervisor says it, once for all the workers
+                raise
             wsgi_app = self.make_wsgi_app(runner)
             server = make_http_server(
                 wsgi_app,
@@ -407,6 +410,26 @@ class Service:
                 stop.restore()
 
 
+#: The Bot API ``serve`` talks to when TELEGRAM_API_URL is unset (PTB's ``base_url``, the token follows).
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+
+def _bot_start_refusal(exc: Exception, api_url: str | None) -> str | None:
+    """The one line for a bot whose start failed (``exc``, from getMe), naming the Bot API it
+    asked (the URL without the token): None for a failure that is not Telegram's."""
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    api = api_url or DEFAULT_API_URL
+    if isinstance(exc, InvalidToken):
+        # (PTB's text repeats the token, redacted: nothing the operator needs)
+        return f"the Bot API at {api} refused TELEGRAM_BOT_TOKEN (invalid token); check the token"
+    if isinstance(exc, NetworkError):
+        return f"the Bot API at {api} could not be reached ({exc}); check the network or TELEGRAM_API_URL"
+    if isinstance(exc, TelegramError):
+        return f"the Bot API at {api} refused to start the bot: {exc}"
+    return None
+
+
 def _run_until_stopped(server: Any, app: WebhookApp, stopping: threading.Event, grace: float = 10.0) -> None:
     """waitress's network loop, stopped gracefully: no new connections, running requests answered."""
     from waitress import wasyncore
@@ -442,6 +465,20 @@ def worker_lock_directory(database: Path) -> Path:
 #: Supervisor to worker: its start was refused after the workers started (``--set-webhook``): stop
 #: without a word, the supervisor's error says it all.
 _START_REFUSED = b"start refused\n"
+
+
+#: Worker to supervisor: its bot could not start (the Bot API unreachable, the token refused);
+#: the rest of the line is the error, which the supervisor gives as its own.
+_REFUSED = b"refused "
+
+
+def _tell_supervisor_refused(control: socket.socket, error: str) -> bool:
+    """In a worker whose bot could not start: hand the error to the supervisor (False: it is gone)."""
+    try:
+        control.sendall(_REFUSED + error.replace("\n", " ").encode() + b"\n")
+    except OSError:
+        return False
+    return True
 
 
 def _watch_supervisor(control: socket.socket, stop: _StopSignal, service: Service) -> None:
@@ -508,6 +545,14 @@ class _Worker:
     ever_ready: bool = False
     failures: int = 0  # deaths in a row before being ready or soon after starting
     restart_at: float | None = None
+    heard: bytearray = field(default_factory=bytearray)  # what it said on its control line
+
+    def refusal(self) -> str | None:
+        """The error a worker whose bot could not start handed over (see _tell_supervisor_refused)."""
+        start = self.heard.find(_REFUSED)
+        if start < 0:
+            return None
+        return bytes(self.heard[start + len(_REFUSED):]).split(b"\n", 1)[0].decode(errors="replace")
 
 
 class _Supervisor:
@@ -595,6 +640,7 @@ class _Supervisor:
         worker.started = time.monotonic()
         worker.ready = False
         worker.restart_at = None
+        worker.heard.clear()
         self.selector.register(ours, selectors.EVENT_READ, worker)
         logger.info("worker %d started (pid %d)", worker.number, worker.proc.pid)
 
@@ -610,6 +656,10 @@ class _Supervisor:
                 assert worker.proc is not None
                 code = worker.proc.poll()
                 if code is not None and not worker.ready:
+                    refusal = self._refusal(worker)
+                    if refusal is not None:  # the error one process gives; the others stop quietly
+                        self.service._refused = True
+                        raise ConfigError(refusal)
                     raise ConfigError(f"worker {worker.number} could not start ({_describe_exit(code)});"
                                       " see its log above")
             if time.monotonic() > deadline:
@@ -625,11 +675,28 @@ class _Supervisor:
             except OSError:
                 data = b""
             if data:
-                if b"ready" in data and not worker.ready:
+                worker.heard += data
+                if worker.heard.startswith(b"ready") and not worker.ready:  # its first word, not in an error
                     worker.ready = worker.ever_ready = True
                     logger.info("worker %d (pid %d) is serving", worker.number, worker.proc.pid if worker.proc else 0)
             else:  # the worker is exiting
                 self._forget_control(worker)
+
+    def _refusal(self, worker: _Worker) -> str | None:
+        """Of a worker that exited: the error its bot's start was refused with, if it said one
+        (what it wrote before exiting is still to read on its line)."""
+        while worker.control is not None:
+            try:
+                data = worker.control.recv(4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._forget_control(worker)
+                break
+            worker.heard += data
+        return worker.refusal()
 
     def _forget_control(self, worker: _Worker) -> None:
         if worker.control is not None:
@@ -654,6 +721,8 @@ class _Supervisor:
         assert worker.proc is not None
         code = worker.proc.returncode
         lived = now - worker.started
+        refusal = self._refusal(worker)
+        why = f": {refusal}" if refusal else ""
         self._forget_control(worker)
         worker.proc = None
         if worker.ready and lived >= self.STABLE_AFTER:
@@ -662,11 +731,11 @@ class _Supervisor:
             worker.failures += 1
         if worker.failures >= self.MAX_FAILURES:
             raise ConfigError(f"worker {worker.number} keeps dying ({_describe_exit(code)},"
-                              f" {worker.failures} times in a row); giving up")
+                              f" {worker.failures} times in a row); giving up{why}")
         delay = 0.0 if worker.failures == 0 else min(30.0, 0.5 * 2 ** (worker.failures - 1))
         worker.restart_at = now + delay
-        logger.error("worker %d died (%s) after %.1f s; restarting it%s", worker.number, _describe_exit(code),
-                     lived, f" in {delay:.1f} s" if delay else "")
+        logger.error("worker %d died (%s) after %.1f s; restarting it%s%s", worker.number, _describe_exit(code),
+                     lived, f" in {delay:.1f} s" if delay else "", why)
 
     # --- stopping -------------------------------------------------------------------------
 
