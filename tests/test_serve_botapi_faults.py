@@ -279,3 +279,16 @@ def test_a_token_the_bot_api_refuses_at_start_is_one_error_naming_it(botapi, tmp
     assert code == 1 and out == ""
     assert said == [f"Error: the Bot API at {botapi.base_url} refused TELEGRAM_BOT_TOKEN (invalid token);"
                     " check the token"]
+
+
+def test_a_bot_api_url_named_in_the_start_error_hides_its_password(botapi, tmp_path):
+    """TELEGRAM_API_URL with a user and a short password (a proxy's): the error named the URL as
+    configured, password and all (the redaction of messages only replaces passwords of 8
+    characters or more)."""
+    from test_serve_kit import free_port
+
+    port = free_port()  # bound and closed again: nothing listens there
+    code, out, said = run_serve(botapi, tmp_path, "polling", TELEGRAM_API_URL=f"http://bot:pw12@127.0.0.1:{port}/bot")
+    assert code == 1 and len(said) == 1, said
+    assert said[0].startswith(f"Error: the Bot API at http://[REDACTED]@127.0.0.1:{port}/bot could not be reached")
+    assert "pw12" not in said[0]

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from habitreward.db import sqlite_file
 from habitreward.errors import ConfigError
-from habitreward.redaction import RedactSecrets
+from habitreward.redaction import RedactSecrets, hide_url_credentials
 from habitreward.server import applied
 from habitreward.server.affinity import OFF, CpuChoice, candidate_cores, pin_process
 from habitreward.server.inbox import Inbox, WorkerLock
@@ -416,10 +416,12 @@ DEFAULT_API_URL = "https://api.telegram.org/bot"
 
 def _bot_start_refusal(exc: Exception, api_url: str | None) -> str | None:
     """The one line for a bot whose start failed (``exc``, from getMe), naming the Bot API it
-    asked (the URL without the token): None for a failure that is not Telegram's."""
+    asked (the URL without the token or credentials): None for a failure that is not Telegram's."""
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
-    api = api_url or DEFAULT_API_URL
+    # Credentials of the URL (a proxy's user:password) hidden whatever their length: the
+    # redaction of messages only knows those of 8 characters or more.
+    api = hide_url_credentials(api_url) if api_url else DEFAULT_API_URL
     if isinstance(exc, InvalidToken):
         # (PTB's text repeats the token, redacted: nothing the operator needs)
         return f"the Bot API at {api} refused TELEGRAM_BOT_TOKEN (invalid token); check the token"
