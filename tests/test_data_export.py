@@ -641,6 +641,30 @@ def test_a_zipped_json_export_says_to_unzip_it_and_import_the_json(engine, clock
         assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
 
 
+def test_a_zipped_csv_export_directory_says_to_unzip_it_and_import_the_directory(engine, clock, db_url, tmp_path):
+    """A CSV export's directory zipped whole (zip -r all-csv.zip all-csv): its manifest.json in a
+    folder was taken for a JSON export ('holding a JSON export, all-csv/manifest.json ... then
+    import all-csv/manifest.json'), which then says it is a manifest."""
+    populate(engine, clock)
+    folder = tmp_path / "all-csv"
+    assert invoke(db_url, "export", "--format", "csv", "-o", str(folder)).exit_code == 0
+    packed = tmp_path / "all-csv.zip"
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, f"all-csv/{path.name}")
+    with engine.session():
+        before = {m: m.select().count() for m in (User, Habit, HabitLog)}
+
+    result = invoke(db_url, "import", str(packed))
+
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"Error: {packed} is a zip file holding a CSV export in a folder, all-csv (the zip"
+                             f" export writes holds manifest.json at its top): unzip it first (unzip {packed}),"
+                             " then import the directory all-csv. Nothing was imported.\n")
+    with engine.session():
+        assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
+
+
 def test_a_csv_exports_manifest_on_standard_input_says_to_import_its_directory(engine, clock, db_url, tmp_path):
     """`import - < all-csv/manifest.json` was 'stdin: a table lacks its table, columns or rows
     ('rows')', where the file named as an argument says what it is."""

@@ -286,10 +286,20 @@ def _blank(path: Path) -> bool:
 
 def _refuse_zipped_json(source: Path, archive: zipfile.ZipFile) -> None:
     """A JSON export zipped for the copy (zip data.zip data.json): a zip without a CSV export's
-    manifest.json, whose .json member begins as a JSON export does (its format's name first)."""
-    if "manifest.json" in archive.namelist():
+    manifest.json, whose .json member begins as a JSON export does (its format's name first); or
+    a CSV export's directory zipped whole (zip -r all-csv.zip all-csv), its manifest.json in a
+    folder, which would otherwise be taken for that JSON export (the manifest names the format too)."""
+    names = archive.namelist()
+    if "manifest.json" in names:
         return
-    for name in archive.namelist():
+    folders = sorted(name[:-len("manifest.json")] for name in names if name.endswith("/manifest.json"))
+    if folders:
+        folder = folders[0].rstrip("/")
+        raise ValidationError(f"{source} is a zip file holding a CSV export in a folder, {folder} (the zip export"
+                              f" writes holds manifest.json at its top): unzip it first (unzip"
+                              f" {shlex.quote(str(source))}), then import the directory {folder}. Nothing was"
+                              " imported.")
+    for name in names:
         if not name.lower().endswith(".json"):
             continue
         try:
