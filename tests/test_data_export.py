@@ -14,6 +14,8 @@ import sqlite3
 import uuid
 import zipfile
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import pytest
@@ -625,20 +627,29 @@ def test_a_zipped_json_export_says_to_unzip_it_and_import_the_json(engine, clock
     populate(engine, clock)
     dump = tmp_path / "data.json"
     assert invoke(db_url, "export", "-o", str(dump)).exit_code == 0
-    packed = tmp_path / "data.zip"
+    packed = zipped(tmp_path / "data.zip", {"data.json": dump})
+
+    assert refused_import(engine, db_url, packed) == (
+        f"Error: {packed} is a zip file holding a JSON export, data.json (a CSV export's zip holds manifest.json):"
+        f" unzip it first (unzip {packed} data.json), then import data.json. Nothing was imported.\n")
+
+
+def zipped(packed: Path, members: dict[str, Path]) -> Path:
     with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.write(dump, "data.json")
+        for name, path in members.items():
+            archive.write(path, name)
+    return packed
+
+
+def refused_import(engine: Any, db_url: str, path: Path) -> str:
+    """What ``import`` of ``path`` says, having refused it (exit code 1) and changed nothing."""
     with engine.session():
         before = {m: m.select().count() for m in (User, Habit, HabitLog)}
-
-    result = invoke(db_url, "import", str(packed))
-
+    result = invoke(db_url, "import", str(path))
     assert result.exit_code == 1, result.output
-    assert result.output == (f"Error: {packed} is a zip file holding a JSON export, data.json (a CSV export's zip"
-                             f" holds manifest.json): unzip it first (unzip {packed} data.json), then import"
-                             " data.json. Nothing was imported.\n")
     with engine.session():
         assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
+    return result.output
 
 
 def test_a_zipped_csv_export_directory_says_to_unzip_it_and_import_the_directory(engine, clock, db_url, tmp_path):
@@ -648,21 +659,12 @@ def test_a_zipped_csv_export_directory_says_to_unzip_it_and_import_the_directory
     populate(engine, clock)
     folder = tmp_path / "all-csv"
     assert invoke(db_url, "export", "--format", "csv", "-o", str(folder)).exit_code == 0
-    packed = tmp_path / "all-csv.zip"
-    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            archive.write(path, f"all-csv/{path.name}")
-    with engine.session():
-        before = {m: m.select().count() for m in (User, Habit, HabitLog)}
+    packed = zipped(tmp_path / "all-csv.zip", {f"all-csv/{path.name}": path for path in sorted(folder.iterdir())})
 
-    result = invoke(db_url, "import", str(packed))
-
-    assert result.exit_code == 1, result.output
-    assert result.output == (f"Error: {packed} is a zip file holding a CSV export in a folder, all-csv (the zip"
-                             f" export writes holds manifest.json at its top): unzip it first (unzip {packed}),"
-                             " then import the directory all-csv. Nothing was imported.\n")
-    with engine.session():
-        assert {m: m.select().count() for m in (User, Habit, HabitLog)} == before
+    assert refused_import(engine, db_url, packed) == (
+        f"Error: {packed} is a zip file holding a CSV export in a folder, all-csv (the zip export writes holds"
+        f" manifest.json at its top): unzip it first (unzip {packed}), then import the directory all-csv. Nothing"
+        " was imported.\n")
 
 
 def test_a_csv_exports_manifest_on_standard_input_says_to_import_its_directory(engine, clock, db_url, tmp_path):
