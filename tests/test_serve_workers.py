@@ -202,7 +202,8 @@ def test_a_new_serve_waits_for_the_workers_of_a_killed_supervisor(serve, backend
     update = message_update(2300, "count 4")
     assert first.post_update(update) == 200
     first.kill()  # the supervisor only
-    second = serve(name="second")
+    # On the same port, which the orphans hold until they exit: bound once they are gone.
+    second = serve("--port", str(first.address[1]), name="second")
     wait_until(lambda: counted(botapi) == {update["update_id"]: 1}, what="applied by the orphaned worker")
     assert json.loads(second.request("GET", "/healthz")[1])["in_flight"] == 0  # not running it a second time
     time.sleep(0.5)
