@@ -725,6 +725,20 @@ def test_an_empty_file_is_said_to_be_empty_not_cut_short(engine, db_url, tmp_pat
         assert Reward.select().count() == 1
 
 
+def test_json_null_on_standard_input_is_said_to_be_no_export_not_empty(engine, db_url):
+    """`null` on standard input (`jq .missing data.json | habitreward import -`) was said to be empty:
+    it parsed to None, which stood for no input at all. It is JSON and no export, as `[]` or `5` are."""
+    engine.add_reward("Coffee")
+
+    for given in ("null", " null\n", "[]"):
+        piped = CliRunner().invoke(cli, ["--database-url", db_url, "--env-file", os.devnull, "import", "-"],
+                                   env=ENV, input=given)
+        assert piped.exit_code == 1, piped.output
+        assert piped.output == 'Error: stdin is not a habitreward export (no "format": "habitreward-export").\n'
+    with engine.session():
+        assert Reward.select().count() == 1
+
+
 def test_an_export_to_a_zip_is_a_csv_archive_unless_json_is_asked_for_which_is_refused(engine, clock, db_url,
                                                                                          empty_db_url, tmp_path):
     # `-o data.zip` wrote a JSON document into a file named .zip, which `import` then read as a

@@ -185,12 +185,12 @@ def open_export(path: str | Path, *, show_progress: bool = True,
     if str(path) == "-":
         try:
             text = sys.stdin.read()
-            document = json.loads(text) if text.strip() else None
+            if not text.strip():  # not `null`, which is JSON (and no export): json.loads gives None for it too
+                raise ValidationError(f"standard input {EMPTY}")
+            document = json.loads(text)
         except ValueError as exc:  # not JSON (nor UTF-8), or cut short: one line, as for a file
             raise ValidationError(f"standard input is not a habitreward export, or it was cut short (not JSON: {exc})."
                                   " Nothing was imported.") from None
-        if document is None:
-            raise ValidationError(f"standard input {EMPTY}")
         if _is_manifest(document):  # no directory to name: standard input has no path
             raise ValidationError("standard input is the manifest of a CSV export: import its directory (habitreward"
                                   " import DIRECTORY), which holds the rows. Nothing was imported.")
