@@ -700,6 +700,23 @@ def test_an_export_to_a_compressed_archive_name_is_refused_and_nothing_is_made(e
         assert not (tmp_path / target).exists()
 
 
+def test_a_csv_export_named_json_or_a_json_export_named_as_a_directory_is_refused(engine, clock, db_url, tmp_path):
+    """`export --format csv -o data.json` made a directory named data.json, and `export -o out/` a JSON
+    file named out: each is named as what it is not. Both are refused (exit code 2), nothing made."""
+    populate(engine, clock)
+    csv = invoke(db_url, "export", "--format", "csv", "-o", str(tmp_path / "data.JSON"))
+    json_ = invoke(db_url, "export", "-o", str(tmp_path / "out") + "/")
+
+    assert csv.exit_code == 2, csv.output
+    assert (f"{tmp_path / 'data.JSON'} ends in .json, a JSON file, where --format csv writes a directory: give a new"
+            " directory or a file ending in .zip, or leave out --format csv for one JSON file."
+            in " ".join(csv.output.split())), csv.output
+    assert json_.exit_code == 2, json_.output
+    assert (f"{tmp_path / 'out'}/ ends in /, a directory, where a JSON export is one file: give a file name"
+            " (data.json), or --format csv for a directory." in " ".join(json_.output.split())), json_.output
+    assert not (tmp_path / "data.JSON").exists() and not (tmp_path / "out").exists()
+
+
 def test_an_empty_file_is_said_to_be_empty_not_cut_short(engine, db_url, tmp_path):
     """An empty file (a failed `habitreward export > data.json`, a copy that never started) was 'ends
     in the middle of the export: the file was cut short', and on standard input 'not JSON:

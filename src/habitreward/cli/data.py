@@ -6,6 +6,7 @@ commands so ``habitreward --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
 
 import click
@@ -147,6 +148,12 @@ def export_data(app: AppContext, fmt: str | None, user_id: int | None, output: s
         raise click.UsageError(f"{output} ends in {archive}, an archive or compressed file, which export does not"
                                " write: for CSV give a new directory or a file ending in .zip, for JSON a file"
                                " ending in .json (compress it afterwards if you like).")
+    if fmt == "csv" and output.lower().endswith(".json"):  # a directory named like a file: import reads it, nobody else
+        raise click.UsageError(f"{output} ends in .json, a JSON file, where --format csv writes a directory: give a"
+                               " new directory or a file ending in .zip, or leave out --format csv for one JSON file.")
+    if fmt == "json" and output and output.endswith(("/", os.sep)):  # written as a file named like the directory
+        raise click.UsageError(f"{output} ends in {output[-1]}, a directory, where a JSON export is one file: give a"
+                               " file name (data.json), or --format csv for a directory.")
     exporter = Exporter(app.engine(), user_telegram_id=user_id, show_progress=not no_progress,
                         skip_unloaded_plugins=skip_unloaded_plugins)
     tables = exporter.write_csv(output) if fmt == "csv" else exporter.write_json(output)
