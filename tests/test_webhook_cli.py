@@ -226,6 +226,45 @@ def test_set_webhook_refused_at_start_is_one_error_naming_it_after_the_listening
     assert len(botapi.calls_of("setWebhook")) == 1 and TOKEN not in result.stderr
 
 
+#: An operator's webhook URL with credentials in it: a short password (under 8 characters, which
+#: message redaction leaves) and a token in the query.
+URL_WITH_CREDENTIALS = "https://hook:pw1@bot.example.org/webhook/telegram?token=abc123"
+URL_SHOWN = "https://[REDACTED]@bot.example.org/webhook/telegram?token=[REDACTED]"
+
+
+def test_set_webhook_refused_at_start_shows_the_url_without_its_credentials(tmp_path, botapi):
+    """The start error printed TELEGRAM_WEBHOOK_URL as configured, its user:password@ and ?token=
+    with it. Now as `webhook set` and `webhook info` show it: credentials hidden, the path kept."""
+    import os
+    import subprocess
+
+    from test_serve_kit import HABITREWARD_BIN
+
+    botapi.fail_next("setWebhook", error_code=400, description="Bad Request: bad webhook: Failed to resolve host")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HABITREWARD_", "DATABASE_"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=botapi.base_url, TELEGRAM_WEBHOOK_URL=URL_WITH_CREDENTIALS,
+               DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}", HABITREWARD_LOAD_PLUGINS="")
+    result = subprocess.run([HABITREWARD_BIN, "serve", "--webhook", "--set-webhook", "--port", "0"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 1, result.stderr
+    assert (f"Error: --set-webhook: Telegram refused setWebhook for {URL_SHOWN}: Bad webhook: failed to resolve"
+            " host; serve stopped") in result.stderr.splitlines(), result.stderr
+    assert "pw1" not in result.stderr and "abc123" not in result.stderr
+
+
+def test_set_and_info_show_the_url_without_its_credentials(run, botapi):
+    """`webhook set` and `webhook info` printed the URL whole, as the start error of serve did."""
+    done = run("webhook", "set", TELEGRAM_WEBHOOK_URL=URL_WITH_CREDENTIALS)
+    info = run("webhook", "info", TELEGRAM_WEBHOOK_URL=URL_WITH_CREDENTIALS)
+    as_json = json.loads(run("webhook", "info", "--json", TELEGRAM_WEBHOOK_URL=URL_WITH_CREDENTIALS).output)
+
+    assert botapi.webhook["url"] == URL_WITH_CREDENTIALS  # registered as configured
+    assert done.exit_code == 0 and f"Webhook set: {URL_SHOWN} (" in done.output, done.output
+    assert info.exit_code == 0 and f"url: {URL_SHOWN}\n" in info.output, info.output
+    assert as_json["url"] == URL_SHOWN
+
+
 @pytest.mark.parametrize("workers", [[], ["--workers", "1"], ["--workers", "2"]], ids=["one", "1", "2"])
 def test_a_port_in_use_is_the_first_and_only_thing_said_also_with_workers(tmp_path, workers):
     """As an operator reads it: the error alone, no "stopped; database closed" for a database that

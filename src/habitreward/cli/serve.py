@@ -33,6 +33,7 @@ def _set_webhook_errors(app: AppContext) -> Iterator[None]:
     from telegram.error import BadRequest, NetworkError, TelegramError
 
     from habitreward.bot.request import surely_not_sent
+    from habitreward.redaction import hide_url_credentials
 
     try:
         yield
@@ -43,7 +44,10 @@ def _set_webhook_errors(app: AppContext) -> Iterator[None]:
             what = (f"setWebhook got no answer from Telegram ({exc}), and may have been done (habitreward webhook"
                     " info tells)")
         else:
-            what = f"Telegram refused setWebhook for {app.settings.telegram_webhook_url}: {exc}"
+            # Without the credentials an operator may put in it (user:password@, ?token=), as the
+            # other URLs the command line shows (`webhook set` and `info` too); the path is shown.
+            url = hide_url_credentials(app.settings.telegram_webhook_url or "")
+            what = f"Telegram refused setWebhook for {url}: {exc}"
         raise click.ClickException(f"--set-webhook: {what}; serve stopped") from None  # redacted by HabitRewardGroup
 
 
@@ -245,6 +249,9 @@ def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, a
     _protect_logs(app)
     with errors(app):
         result = set_webhook(app.settings, max_connections=max_connections, drop_pending=drop_pending)
+    from habitreward.redaction import hide_url_credentials
+
+    result = {**result, "url": hide_url_credentials(result["url"])}  # as the start error and `info` show it
     emit(as_json, result, lambda: click.echo(
         f"Webhook set: {result['url']} (max {result['max_connections']} connections,"
         f" updates: {', '.join(result['allowed_updates'])}"
@@ -271,8 +278,12 @@ def webhook_info(app: AppContext, as_json: bool) -> None:
     from habitreward.server.webhook_admin import webhook_info as get_info
 
     _protect_logs(app)
+    from habitreward.redaction import hide_url_credentials
+
     with _telegram_errors(app):
         info = get_info(app.settings)
+    if info.get("url"):  # what was registered, without the credentials an operator may have put in it
+        info = {**info, "url": hide_url_credentials(info["url"])}
 
     def table() -> None:
         rows: list[tuple[str, Callable[[Any], str]]] = [
