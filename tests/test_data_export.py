@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import logging
 import lzma
 import os
 import random
@@ -1196,6 +1197,32 @@ def test_an_import_of_thousands_of_rows_works_on_sqlite_before_3_32(engine, db_u
 
     assert imported.exit_code == 0, imported.output
     assert again.exit_code == 0, again.output
+    target_engine = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
+    try:
+        assert snapshot(target_engine) == before
+    finally:
+        target_engine.close()
+
+
+def test_an_import_on_sqlite_before_3_32_sends_its_batches_whole(engine, db_url, empty_db_url, tmp_path,
+                                                                  sqlite_limit, caplog):
+    """The import cut its batches to fit 999 values in one INSERT (71 habit logs a batch: 43 calls
+    for 3,000 logs), which it no longer sends as one statement of them all (executemany binds one
+    row at a time): only the look-up of which ids are taken, 500 of them, needs to fit. A batch is
+    500 rows now, and the import is still whole under the limit."""
+    _daily_logs(engine, 3000, dt.date(2000, 1, 1))
+    before = snapshot(engine)
+    path = str(tmp_path / "data.json")
+    assert invoke(db_url, "export", "-o", path).exit_code == 0
+    sqlite_limit(999)
+
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        imported = invoke(empty_db_url, "import", path)
+
+    assert imported.exit_code == 0, imported.output
+    batches = [record.msg[1] for record in caplog.records if isinstance(record.msg, tuple)
+               and str(record.msg[0]).startswith('INSERT INTO "habit_logs"')]
+    assert batches == ["500 rows"] * 6
     target_engine = make_engine(empty_db_url, load_entry_points=False, upgrade=False)
     try:
         assert snapshot(target_engine) == before

@@ -44,7 +44,7 @@ from habitreward.data.exporter import ordered_models
 from habitreward.data.formats import FORMAT_NAME, FORMAT_VERSION, decode, from_cell
 from habitreward.data.json_stream import CutShort, JsonDocumentError, NumberTooBig, RowReader, read_header
 from habitreward.data.progress import Progress
-from habitreward.db import is_postgres, rows_per_insert
+from habitreward.db import IDS_PER_STATEMENT, is_postgres
 from habitreward.engine import validation
 from habitreward.engine.catalog import sql_name_key
 from habitreward.errors import Conflict, ValidationError
@@ -120,8 +120,10 @@ RULES: dict[str, dict[str, Any]] = {
                    "total_weight_applied": _at_least("odds multiplier", 0),
                    "reward_cycle": _at_least("reward cycle", 0)},
 }
-#: Rows per INSERT (and per look-up of which of their ids are taken), fewer where the database
-#: takes fewer values in one statement (SQLite before 3.32: 999, see db.rows_per_insert).
+#: Rows per batch: one bulk INSERT (bulk_insert: executemany binds one row's values at a time,
+#: execute_values writes them into the statement's text) and one look-up of which of their ids are
+#: taken, an IN list of as many values, which SQLite builds before 3.32 take up to 999 of
+#: (db.IDS_PER_STATEMENT): the only statement a batch's size is limited by.
 BATCH_SIZE = 500
 PROGRESS_FROM_ROWS = 1000
 #: A JSON file at least this big shows the progress of its first read (about 2,000 rows of habit logs).
@@ -516,7 +518,7 @@ class Importer:
             checks.append((names.index("value"), lambda value, row: _bot_state(value)
                            if str(row[namespace]).startswith("bot.") else None))
         enabled = self.show_progress and data.count >= PROGRESS_FROM_ROWS
-        size = rows_per_insert(self.engine.db, model, self.batch_size)
+        size = min(self.batch_size, IDS_PER_STATEMENT)  # the look-ups' IN lists, not the INSERT: see BATCH_SIZE
         statement = BulkInsert(self.engine.db, model, fields, self._on_conflict(model, fields))
         with Progress(f"Importing {data.table}", data.count, file=self.progress_file, enabled=enabled) as bar:
             for batch in _batches(data.rows, size):
