@@ -104,6 +104,16 @@ def test_the_credentials_in_telegram_api_url_are_secrets_no_log_line_shows():
     assert line == "GET https://bot:[REDACTED]@botapi.example/bot123:T/getMe"
 
 
+def test_the_credentials_in_telegram_webhook_url_are_secrets_no_log_line_shows():
+    """A webhook behind a proxy with a password or a ?key=: Telegram posts to it, and a log line
+    quoting the URL (a proxy's error, waitress's) must not show them."""
+    from habitreward.server.secrets import secrets_of
+
+    url = "https://hook:h00k-pass-1@bot.example/webhook/telegram?key=wh-key-12345"
+    line = RedactSecrets(secrets_of(settings(TELEGRAM_WEBHOOK_URL=url))).redact(f"POST {url}")
+    assert line == "POST https://hook:[REDACTED]@bot.example/webhook/telegram?key=[REDACTED]"
+
+
 def test_redaction_filter_merges_when_installed_twice():
     logger = logging.getLogger("test_serve_secrets.twice")
     handler = logging.StreamHandler(io.StringIO())

@@ -63,7 +63,8 @@ def _what_is_wrong(secret: str) -> str | None:
 def secrets_of(settings: Settings) -> list[str]:
     """What no log line or message may show: the bot token, the webhook secrets (the
     configured one and the one derived from the token), LLM_API_KEY and the credentials in
-    LLM_API_BASE and TELEGRAM_API_URL (``https://user:password@host/...``, ``?api_key=...``).
+    LLM_API_BASE, TELEGRAM_API_URL and TELEGRAM_WEBHOOK_URL (``https://user:password@host/...``,
+    ``?api_key=...``).
 
     A configured secret shorter than MIN_SECRET_LENGTH is left out: refused, it is never
     sent or compared, and replacing a word such as "secret" wherever it occurs garbled
@@ -72,7 +73,8 @@ def secrets_of(settings: Settings) -> list[str]:
     configured = settings.telegram_webhook_secret
     found = [token, configured if configured and len(configured) >= MIN_SECRET_LENGTH else None,
              derive_webhook_secret(token) if token else None, settings.llm_api_key,
-             *url_secrets(settings.llm_api_base), *url_secrets(settings.telegram_api_url)]
+             *url_secrets(settings.llm_api_base), *url_secrets(settings.telegram_api_url),
+             *url_secrets(settings.telegram_webhook_url)]
     if token and ":" in token:  # its secret half alone: an HTTP client may quote just that part of a URL
         found.append(token.split(":", 1)[1])
     return [secret for secret in found if secret]
