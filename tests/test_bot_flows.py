@@ -134,6 +134,90 @@ def test_log_by_button_then_undo(tg, lang):
     assert bot.engine.history(ann) == [] and bot.engine.progress(ann)[0].pieces_earned == 0
 
 
+def _message(bot, message_id: int) -> tuple[str, list[str]]:
+    """What the chat shows now of one of the bot's messages: its text and button labels."""
+    message = bot.api.message(ANN, message_id)
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+    return message["text"], [button["text"] for row in rows for button in row]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_completion_message_stays_when_the_user_goes_on(tg, lang):
+    """Log another, Claim it and Menu on a completion open their screen in a new message: the
+    completion keeps what was logged and won, and its Undo, so each of several completions in a
+    row can still be read and undone. Other screens still edit the message they are on."""
+    bot = tg()
+    ann = user(bot, lang=lang)
+    coffee_setup(bot, ann, pieces=2)
+    bot.engine.add_habit("Reading", owner=ann)
+    t = Translator(lang)
+    bot.send(ANN, "/habit_done")
+    running = bot.press(ANN, "Running")
+    running_id, running_text = running[-1]["message_id"], running.text
+    assert t._("🎁 You won a piece: <b>{reward}</b> {earned}/{required}", reward="Coffee", earned=1, required=2) \
+        in running_text
+
+    another = bot.press(ANN, t._("✅ Log another"))
+    keyboard_id = another[-1]["message_id"]
+    assert keyboard_id > running_id and another[-1]["method"] == "sendMessage"
+    assert t._("Which habit did you do today?") in another.text
+    assert {"✔️ Running", "Reading"} <= set(buttons(another))
+    assert _message(bot, running_id) == (running_text, [t._("↩️ Undo")])
+
+    reading = bot.press(ANN, "Reading")  # the keyboard becomes the completion, as before
+    assert reading[-1]["message_id"] == keyboard_id
+    reading_text = reading.text
+    assert t._("🎉 <b>{reward}</b> {earned}/{required}: achieved! Claim it with /claim_reward.",
+               reward="Coffee", earned=2, required=2) in reading_text
+    claim = bot.press(ANN, t._("🎁 Claim it"))
+    assert claim[-1]["method"] == "sendMessage" and claim.text == t._("Claim <b>{reward}</b> now?", reward="Coffee")
+    assert _message(bot, keyboard_id) == (reading_text, [t._("↩️ Undo")])
+    back = bot.press(ANN, t._("⬅️ Back"))  # any other screen edits the message it is on
+    assert back[-1]["method"] == "editMessageText" and back[-1]["message_id"] == claim[-1]["message_id"]
+
+    # The first completion's Undo, after a later one: Running's last completion, undone alone.
+    undone = bot.press(ANN, t._("↩️ Undo"), message_id=running_id)
+    assert t._("↩️ Undone: <b>{habit}</b> on {date}.", habit="Running", date=t.date(bot.engine.today(ann))) \
+        in undone.text
+    assert undone[-1]["message_id"] == running_id
+    assert [entry.habit_name for entry in bot.engine.history(ann)] == ["Reading"]
+    assert bot.engine.progress(ann)[0].pieces_earned == 1
+    assert _message(bot, keyboard_id) == (reading_text, [t._("↩️ Undo")])  # still there, and it works
+    bot.press(ANN, t._("↩️ Undo"), message_id=keyboard_id)
+    assert bot.engine.history(ann) == []
+
+    bot.send(ANN, "/habit_done")
+    again = bot.press(ANN, "Running")
+    menu = bot.press(ANN, t._("🏠 Menu"), message_id=again[-1]["message_id"])
+    assert menu[-1]["method"] == "sendMessage" and menu.text == t._("What would you like to do?")
+    assert _message(bot, again[-1]["message_id"]) == (again.text, [t._("↩️ Undo")])
+
+
+def test_undo_on_an_older_completion_of_the_same_habit(tg, clock):
+    """Yesterday's completion message, pressed after today's completion of the same habit:
+    it undoes yesterday's (that message's, as docs/rules.md says), says which day, and today's
+    stays with its Undo."""
+    bot = tg()
+    ann = user(bot)
+    coffee_setup(bot, ann)
+    t = Translator("en")
+    bot.send(ANN, "/habit_done")
+    yesterday = bot.press(ANN, "Running")
+    yesterday_day = bot.engine.today(ann)
+    clock.advance(days=1)
+    bot.press(ANN, t._("✅ Log another"), message_id=yesterday[-1]["message_id"])
+    today = bot.press(ANN, "Running")
+    assert t.ngettext("🔥 Streak: {n} day", "🔥 Streak: {n} days", 2) in today.text
+
+    undone = bot.press(ANN, t._("↩️ Undo"), message_id=yesterday[-1]["message_id"])
+    assert t._("↩️ Undone: <b>{habit}</b> on {date}.", habit="Running", date=t.date(yesterday_day)) in undone.text
+    assert [entry.log.completed_on for entry in bot.engine.history(ann)] == [bot.engine.today(ann)]
+    assert _message(bot, today[-1]["message_id"]) == (today.text, [t._("↩️ Undo"), t._("✅ Log another"),
+                                                                    t._("🏠 Menu")])
+    bot.press(ANN, t._("↩️ Undo"), message_id=today[-1]["message_id"])
+    assert bot.engine.history(ann) == []
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_streak_grows_over_days_and_achieved_reward_is_claimed(tg, clock, lang):
     bot = tg()
@@ -1799,10 +1883,12 @@ def test_crawl_every_button(tg, clock, lang):
     no handler fails, every screen has a way back, and everything stays inside Telegram's limits."""
     bot = tg()
     crawl_setup(bot, clock, lang)
-    back = {"m", "set", "hm", "rm", "he", "re", "hr", "rr", "cl", "done", "ed", "od"}
+    back = {"m", "set", "hm", "rm", "he", "re", "hr", "rr", "cl", "done", "ed", "od", "k:m", "k:done"}
 
     def check(data: str, message: dict) -> None:
         assert len(message["text"]) <= 4096 and not message["text"].endswith("\n…")
+        if message["method"] == "editMessageReplyMarkup":
+            return  # a completion that keeps only its Undo: the way on is the new message below it
         flat = [d for row in message["buttons"] for _, d in row]
         assert flat, f"{data!r} shows a screen without buttons: {message['text']!r}"
         assert set(flat) & back or any(d.startswith(("he:", "re:")) for d in flat), \
@@ -1811,7 +1897,7 @@ def test_crawl_every_button(tg, clock, lang):
     seen = crawl(bot, ADMIN, lang, check)
     # Every kind of screen was reached.
     prefixes = {data.split(":")[0] for data in seen}
-    assert prefixes >= {"done", "d", "u", "ed", "st", "hi", "my", "cl", "clx", "od", "o", "rw", "hm", "ha", "he",
+    assert prefixes >= {"done", "d", "u", "k", "ed", "st", "hi", "my", "cl", "clx", "od", "o", "rw", "hm", "ha", "he",
                         "hf", "hal", "haa", "hax", "hr", "hrx",
                         "rm", "ra", "re", "rf", "rr", "rrx", "set", "lang", "tz", "help", "m"}
 

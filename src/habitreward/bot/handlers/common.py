@@ -3,7 +3,8 @@
 A handler gets a :class:`Screen`: the engine, the current (active) user, a
 :class:`~habitreward.bot.i18n.Translator` for them, and ``show``/``send``
 methods. ``show`` edits the message whose button was pressed and sends a new
-message for a command, so a screen looks the same either way. Database work
+message for a command, so a screen looks the same either way (a completion
+message's buttons send a new one too: the completion stays). Database work
 goes through ``await s.run(...)``: on PostgreSQL it runs on a worker thread, so
 the event loop never waits for a round trip while other users' updates queue.
 
@@ -286,6 +287,9 @@ class Screen:
         self.user = user
         self.t = translator_for(user, update, self.settings)
         self._answered = False
+        #: The pressed message stays as it is: ``show`` sends a new message instead of editing it
+        #: (a completion message's buttons, see ``completion.KEEP``).
+        self.keep_pressed = False
 
     def draft(self) -> dict[str, Any]:
         """A copy of this chat's dialog answers so far (see :data:`DRAFTS`)."""
@@ -330,8 +334,9 @@ class Screen:
         return sent
 
     async def show(self, text: str, rows: Rows | None = None) -> Any:
-        """Show a screen: edit the pressed message, or send a new one for a command."""
-        if self.query is None or self.query.message is None:
+        """Show a screen: edit the pressed message, or send a new one for a command (or when the
+        pressed message is to stay: :attr:`keep_pressed`)."""
+        if self.query is None or self.query.message is None or self.keep_pressed:
             return await self.send(text, rows)
         await self.answer()
         try:

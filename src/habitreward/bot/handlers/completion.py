@@ -4,7 +4,8 @@ Callback data: ``done[:page[:day]]`` habit keyboard, ``ed`` earlier-day
 picker, ``d:habit[:day]`` log, ``d:habit:day:+`` log one of several habits a
 message was asked about (the others stay), ``d:habit:day:~`` the same for a time that
 reads as a date too (that habit's other day goes), ``u:habit:log:stamp`` undo (see
-:func:`undo_data`), ``fn`` "no" to a guessed habit. Every id is checked against
+:func:`undo_data`), ``fn`` "no" to a guessed habit, ``k:<data>`` a completion message's
+way on (``k:done``, ``k:m``, ``k:cl:reward``: see :data:`KEEP`). Every id is checked against
 the user by the engine. ``day`` is the date shown (``YYYYMMDD``), so a button
 pressed after midnight logs the day its message named; buttons sent before it
 was a date carry a number of days back (0..7), still read as such.
@@ -26,7 +27,7 @@ from telegram.error import BadRequest
 
 from habitreward.bot.context import update_received_at
 from habitreward.bot.handlers.common import Screen, int_args, screen, telegram_call
-from habitreward.bot.handlers.router import on_callback, on_command
+from habitreward.bot.handlers.router import CALLBACKS, on_callback, on_command
 from habitreward.bot.keyboards import Rows, markup, menu_row, picker
 from habitreward.db import is_postgres
 from habitreward.engine.results import CompletionResult, UndoResult
@@ -45,6 +46,11 @@ ONE_OF_SEVERAL = "+"
 #: As ONE_OF_SEVERAL, on a question about a time that reads as a date too ("ran and read at
 #: 10.11"): the habit's button for the other reading goes as well, as one report is one day.
 ONE_READING = "~"
+#: Prefix of a completion message's buttons that lead on (Log another, Claim it, Menu:
+#: ``k:done``): their screen comes as a new message and the completion stays, its text (what was
+#: logged, what was won) and its Undo, so someone logging several habits in a row can read and
+#: undo each. Only the pressed message's ``k:`` buttons go: its next screen is below.
+KEEP = "k"
 
 
 def day_data(day: dt.date) -> str:
@@ -253,8 +259,8 @@ def completion_rows(s: Screen, result: CompletionResult) -> Rows:
     if not result.already_done:
         rows.append([(t._("↩️ Undo"), undo_data(result.habit.id, result.log))])
     if result.status is ProgressStatus.ACHIEVED and result.reward is not None:
-        rows.append([(t._("🎁 Claim it"), f"cl:{result.reward.id}")])
-    rows.append([(t._("✅ Log another"), "done"), (t._("🏠 Menu"), "m")])
+        rows.append([(t._("🎁 Claim it"), f"{KEEP}:cl:{result.reward.id}")])
+    rows.append([(t._("✅ Log another"), f"{KEEP}:done"), (t._("🏠 Menu"), f"{KEEP}:m")])
     return rows
 
 
@@ -327,6 +333,35 @@ async def _keep_the_other_choices(s: Screen, one_day_of: int | None = None) -> N
             chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
     except BadRequest as exc:  # too old to edit, deleted: the completion is what matters
         log.debug("could not update the question's buttons (%s)", exc.message)
+
+
+@on_callback(KEEP)
+async def keep_and_go_on(s: Screen, args: list[str]) -> None:
+    """A completion message's Log another, Claim it or Menu: the screen it names as a new message;
+    the completion keeps its text and Undo (see :data:`KEEP`)."""
+    entry = CALLBACKS.get(args[0]) if args else None
+    if entry is None or args[0] == KEEP:
+        await s.refuse()
+        return
+    await _drop_keep_buttons(s)
+    s.keep_pressed = True
+    await entry[0](s, args[1:])
+
+
+async def _drop_keep_buttons(s: Screen) -> None:
+    """The pressed message loses its ``k:`` buttons (the next screen comes below it), keeps the rest."""
+    query = s.query
+    message = query.message if query is not None else None
+    keyboard = getattr(message, "reply_markup", None)
+    if message is None or keyboard is None:
+        return
+    rows = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard]
+    rows = [kept for kept in ([b for b in row if not (b[1] or "").startswith(f"{KEEP}:")] for row in rows) if kept]
+    try:
+        await telegram_call(lambda: s.context.bot.edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
+    except BadRequest as exc:  # too old to edit, deleted: the next screen is what matters
+        log.debug("could not drop the completion's buttons (%s)", exc.message)
 
 
 def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
