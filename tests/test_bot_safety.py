@@ -70,6 +70,9 @@ def test_forged_callback_data_is_refused_and_changes_nothing(tg):
         "dc:9": "Only an admin can do that.",
         "d:abc": REFUSAL, "d:1:99": REFUSAL, "d:": REFUSAL, "u:1": REFUSAL, "u:x:y": REFUSAL, "u:1:1:!": REFUSAL,
         "u:1:1:zzzzzzzzzzzzzz": REFUSAL,
+        # a completion message's way on names a screen of the bot, checked as that screen checks it
+        "k": REFUSAL, "k:": REFUSAL, "k:zzz": REFUSAL, "k:k:m": REFUSAL,
+        f"k:d:{bobs.id}": "That habit no longer exists.", f"k:cl:{coffee.id}": "That reward is not ready to claim.",
         "zzz": REFUSAL, "": REFUSAL, "lang:xx": REFUSAL, "done:0:-3": REFUSAL, "hw:500": REFUSAL,
     }
     for data, expected in forged.items():

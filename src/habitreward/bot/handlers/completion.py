@@ -355,8 +355,10 @@ async def _drop_keep_buttons(s: Screen) -> None:
     keyboard = getattr(message, "reply_markup", None)
     if message is None or keyboard is None:
         return
-    rows = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard]
-    rows = [kept for kept in ([b for b in row if not (b[1] or "").startswith(f"{KEEP}:")] for row in rows) if kept]
+    shown = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard]
+    rows = [kept for kept in ([b for b in row if not (b[1] or "").startswith(f"{KEEP}:")] for row in shown) if kept]
+    if rows == shown:  # a forged press on another message: nothing of it to drop
+        return
     try:
         await telegram_call(lambda: s.context.bot.edit_message_reply_markup(
             chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
