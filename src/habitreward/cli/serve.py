@@ -13,6 +13,7 @@ import click
 
 from habitreward.cli.app import AppContext, cli, pass_app
 from habitreward.cli.output import emit, emit_json, json_option
+from habitreward.redaction import hide_url_credentials
 
 
 @contextmanager
@@ -33,7 +34,6 @@ def _set_webhook_errors(app: AppContext) -> Iterator[None]:
     from telegram.error import BadRequest, NetworkError, TelegramError
 
     from habitreward.bot.request import surely_not_sent
-    from habitreward.redaction import hide_url_credentials
 
     try:
         yield
@@ -249,8 +249,6 @@ def _set_webhook(app: AppContext, *, max_connections: int, drop_pending: bool, a
     _protect_logs(app)
     with errors(app):
         result = set_webhook(app.settings, max_connections=max_connections, drop_pending=drop_pending)
-    from habitreward.redaction import hide_url_credentials
-
     result = {**result, "url": hide_url_credentials(result["url"])}  # as the start error and `info` show it
     emit(as_json, result, lambda: click.echo(
         f"Webhook set: {result['url']} (max {result['max_connections']} connections,"
@@ -278,8 +276,6 @@ def webhook_info(app: AppContext, as_json: bool) -> None:
     from habitreward.server.webhook_admin import webhook_info as get_info
 
     _protect_logs(app)
-    from habitreward.redaction import hide_url_credentials
-
     with _telegram_errors(app):
         info = get_info(app.settings)
     if info.get("url"):  # what was registered, without the credentials an operator may have put in it

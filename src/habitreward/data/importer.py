@@ -606,7 +606,6 @@ class Importer:
             result.replaced += len(taken)
             result.inserted += len(rows) - len(taken)
 
-
     def _on_conflict(self, model: type[peewee.Model],
                      fields: list[peewee.Field]) -> Callable[[peewee.ModelInsert], peewee.ModelInsert]:
         """The conflict policy as a change of the INSERT."""
