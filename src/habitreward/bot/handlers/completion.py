@@ -20,6 +20,7 @@ import datetime as dt
 import functools
 import html
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
@@ -318,21 +319,34 @@ async def _keep_the_other_choices(s: Screen, one_day_of: int | None = None) -> N
     done); the other habits stay to be pressed. With none left it loses its keyboard.
     ``one_day_of``: the habit whose other buttons go too (a time or a date: one of its readings)."""
     query = s.query
+    same_habit = f"d:{one_day_of}:" if one_day_of is not None else None
+
+    def without_the_pressed(shown: Rows) -> Rows:
+        rows = [row for row in shown
+                if not any(data in (query.data, "fn") or (same_habit and (data or "").startswith(same_habit))
+                           for _, data in row)]
+        return rows if any((data or "").startswith("d:") for row in rows for _, data in row) else []
+
+    await _edit_pressed_buttons(s, without_the_pressed)
+
+
+async def _edit_pressed_buttons(s: Screen, change: Callable[[Rows], Rows]) -> None:
+    """The pressed message's buttons as ``change`` makes them of those shown ((text, data) rows);
+    nothing is sent when it changes nothing (a forged press on a message without them)."""
+    query = s.query
     message = query.message if query is not None else None
     keyboard = getattr(message, "reply_markup", None)
     if message is None or keyboard is None:
         return
-    same_habit = f"d:{one_day_of}:" if one_day_of is not None else None
-    rows = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard
-            if not any(button.callback_data in (query.data, "fn")
-                       or (same_habit and (button.callback_data or "").startswith(same_habit)) for button in row)]
-    if not any((data or "").startswith("d:") for row in rows for _, data in row):
-        rows = []
+    shown = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard]
+    rows = change(shown)
+    if rows == shown:
+        return
     try:
         await telegram_call(lambda: s.context.bot.edit_message_reply_markup(
             chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
-    except BadRequest as exc:  # too old to edit, deleted: the completion is what matters
-        log.debug("could not update the question's buttons (%s)", exc.message)
+    except BadRequest as exc:  # too old to edit, deleted: what the press does next is what matters
+        log.debug("could not update the pressed message's buttons (%s)", exc.message)
 
 
 @on_callback(KEEP)
@@ -350,20 +364,8 @@ async def keep_and_go_on(s: Screen, args: list[str]) -> None:
 
 async def _drop_keep_buttons(s: Screen) -> None:
     """The pressed message loses its ``k:`` buttons (the next screen comes below it), keeps the rest."""
-    query = s.query
-    message = query.message if query is not None else None
-    keyboard = getattr(message, "reply_markup", None)
-    if message is None or keyboard is None:
-        return
-    shown = [[(button.text, button.callback_data) for button in row] for row in keyboard.inline_keyboard]
-    rows = [kept for kept in ([b for b in row if not (b[1] or "").startswith(f"{KEEP}:")] for row in shown) if kept]
-    if rows == shown:  # a forged press on another message: nothing of it to drop
-        return
-    try:
-        await telegram_call(lambda: s.context.bot.edit_message_reply_markup(
-            chat_id=message.chat.id, message_id=message.message_id, reply_markup=markup(rows)))
-    except BadRequest as exc:  # too old to edit, deleted: the next screen is what matters
-        log.debug("could not drop the completion's buttons (%s)", exc.message)
+    await _edit_pressed_buttons(s, lambda shown: [
+        kept for kept in ([b for b in row if not (b[1] or "").startswith(f"{KEEP}:")] for row in shown) if kept])
 
 
 def _undo(engine: Any, user: User, habit_id: int, log_id: int, recorded_at: dt.datetime) -> tuple[Habit, UndoResult]:
