@@ -183,7 +183,9 @@ class Settings:
     )
     default_language: str = _setting("DEFAULT_LANGUAGE", _language, "en", "Language when nothing else is known.")
     default_timezone: str = _setting(
-        "DEFAULT_TIMEZONE", _timezone, "UTC", "Time zone of new users: an IANA name (Asia/Almaty) or an offset (UTC+5)."
+        "DEFAULT_TIMEZONE", _timezone, "UTC",
+        "Time zone of new users: an IANA name (Asia/Almaty; in any case, or the city alone: Almaty) or an offset"
+        " (UTC+5).",
     )
     registration: str = _setting(
         "REGISTRATION", _registration, "approval", "approval, open or closed: what happens when someone new writes."

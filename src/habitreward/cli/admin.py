@@ -87,7 +87,8 @@ def _list_waiting(app: AppContext, as_json: bool) -> None:
 @click.option("--name", required=True, help="Display name.")
 @click.option("--active", is_flag=True, help="Approve at once (default: waits for approval).")
 @click.option("--admin", is_flag=True, help="Make an admin (implies --active).")
-@click.option("--timezone", "timezone", metavar="TZ", help="IANA name (Asia/Almaty) or offset (UTC+5).")
+@click.option("--timezone", "timezone", metavar="TZ",
+              help="IANA name (Asia/Almaty; any case, or the city alone: almaty) or offset (UTC+5).")
 @click.option("--language", metavar="xx", help="en, ru or kk.")
 @pass_app
 def users_add(app: AppContext, telegram_id: int, name: str, active: bool, admin: bool,
@@ -101,7 +102,8 @@ def users_add(app: AppContext, telegram_id: int, name: str, active: bool, admin:
 @users.command("edit")
 @click.argument("telegram_id", type=TELEGRAM_ID)
 @click.option("--name", help="New display name.")
-@click.option("--timezone", "timezone", metavar="TZ", help="IANA name (Asia/Almaty) or offset (UTC+5).")
+@click.option("--timezone", "timezone", metavar="TZ",
+              help="IANA name (Asia/Almaty; any case, or the city alone: almaty) or offset (UTC+5).")
 @click.option("--language", metavar="xx", help="en, ru or kk (as if chosen in /settings).")
 @pass_app
 def users_edit(app: AppContext, telegram_id: int, name: str | None, timezone: str | None,
